@@ -1,0 +1,1 @@
+"""The shared event and data language of Sluice."""

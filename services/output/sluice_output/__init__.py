@@ -1,0 +1,1 @@
+"""The output service: one deploy unit."""

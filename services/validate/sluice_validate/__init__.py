@@ -1,0 +1,1 @@
+"""The validate service: one deploy unit."""

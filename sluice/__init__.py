@@ -1,0 +1,1 @@
+"""Sluice: the operator CLI and the local runtime."""
