@@ -1,0 +1,62 @@
+"""Finding and loading data contracts from the `contracts/datasets` folder (or any folder)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from contracts.datasets.model import DatasetContract
+
+DATASETS_DIR = Path(__file__).resolve().parent
+_VERSION_FILE = re.compile(r"^v(\d+)\.ya?ml$")
+
+
+class DatasetCatalog:
+    """The data contracts under one folder: `<root>/<dataset>/v<N>.yaml` (+ `lookups/*.csv`)."""
+
+    def __init__(self, root: Path = DATASETS_DIR) -> None:
+        self.root = root
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and any(self._versions(p.name))
+        )
+
+    def _versions(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = (_VERSION_FILE.match(p.name) for p in folder.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def load(self, name: str, version: int | None = None) -> DatasetContract:
+        """The contract for `name` at `version` (the newest when None).
+
+        Raises KeyError when the dataset or version does not exist; pydantic's ValidationError
+        (listing every problem) when the YAML is not a valid contract.
+        """
+        versions = self._versions(name)
+        if not versions:
+            raise KeyError(f"no data contract for dataset {name!r}")
+        chosen = versions[-1] if version is None else version
+        if chosen not in versions:
+            raise KeyError(f"dataset {name!r} has no contract v{chosen}")
+        path = self.root / name / f"v{chosen}.yaml"
+        if not path.exists():
+            path = self.root / name / f"v{chosen}.yml"
+        contract = DatasetContract.model_validate(yaml.safe_load(path.read_text("utf-8")))
+        if contract.name != name or contract.version != chosen:
+            raise ValueError(f"{path}: declares {contract.ref}, expected {name}/v{chosen}")
+        return contract
+
+    def lookup_path(self, name: str, table: str) -> Path:
+        return self.root / name / "lookups" / f"{table}.csv"
+
+
+@cache
+def load_contract(name: str, version: int | None = None) -> DatasetContract:
+    """The shipped contract for `name` (cached: contracts are immutable per process)."""
+    return DatasetCatalog().load(name, version)
