@@ -173,7 +173,9 @@ class DatasetContract(_Strict):
             known.add(derived.name)
         for lookup in self.transform.lookups:
             if lookup.column not in known:
-                problems.append(f"lookup {lookup.table!r} joins on unknown column {lookup.column!r}")
+                problems.append(
+                    f"lookup {lookup.table!r} joins on unknown column {lookup.column!r}"
+                )
             known.update(f"{lookup.prefix}{c}" for c in lookup.columns)
         for cast in self.transform.casts:
             if cast not in known:

@@ -1,0 +1,91 @@
+"""Quarantined rows: one JSON object per bad row, appended to a local JSONL file.
+
+Record fields (a public format: operators and `sluice why` read it):
+`row_number` (1-based within the partition; the header is not a row), `partition`, `byte_offset`
+(of the record in the decompressed source object), `reason_code` (stable snake_case),
+`reason` (for people), `column` (or null), `raw_record` (the record's text; for rows rejected
+after parsing, the row's values as JSON).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import orjson
+
+MAX_RAW_RECORD_CHARS = 64 * 1024  # a quarantined record is kept whole up to this size
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    row_number: int
+    byte_offset: int
+    reason_code: str
+    reason: str
+    column: str | None = None
+    raw_record: str = ""
+    partition: int = 0
+
+    def to_json(self) -> bytes:
+        raw = self.raw_record
+        truncated = len(raw) > MAX_RAW_RECORD_CHARS
+        return orjson.dumps(
+            {
+                "row_number": self.row_number,
+                "partition": self.partition,
+                "byte_offset": self.byte_offset,
+                "reason_code": self.reason_code,
+                "reason": self.reason,
+                "column": self.column,
+                "raw_record": raw[:MAX_RAW_RECORD_CHARS] if truncated else raw,
+                "raw_truncated": truncated,
+            }
+        )
+
+
+class QuarantineWriter:
+    """Appends records to `path` (created on the first record only) and counts reasons.
+
+    `keep_raw=False` implements the contract's `skip` policy: rows are counted with their reason
+    but not written.
+    """
+
+    def __init__(self, path: Path, *, keep_raw: bool = True) -> None:
+        self.path = path
+        self.keep_raw = keep_raw
+        self.count = 0
+        self.reasons: Counter[str] = Counter()
+        self._fh: IO[bytes] | None = None
+
+    def write(self, record: QuarantineRecord) -> None:
+        self.count += 1
+        self.reasons[record.reason_code] += 1
+        if not self.keep_raw:
+            return
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("wb")
+        self._fh.write(record.to_json() + b"\n")
+
+    @property
+    def written(self) -> bool:
+        return self._fh is not None
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+    def __enter__(self) -> QuarantineWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,47 @@
+"""Arrow types for data contracts, and the bookkeeping columns of staged data."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from contracts.datasets import ColumnType, DatasetContract
+
+# Staged rows carry where they came from, so later stages can quarantine a row with its origin
+# and pick the first occurrence of a duplicate key deterministically, however the file was split.
+ROW_COLUMN = "__row"  # (partition << 40) | row number within the partition (1-based)
+OFFSET_COLUMN = "__offset"  # byte offset of the record in the (decompressed) source object
+PARTITION_SHIFT = 40
+
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.INT64: pa.int64(),
+    ColumnType.FLOAT64: pa.float64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_type(column_type: ColumnType) -> pa.DataType:
+    return ARROW_TYPES[column_type]
+
+
+def contract_schema(contract: DatasetContract) -> pa.Schema:
+    """The typed schema of a dataset's columns as they arrive (before transform)."""
+    return pa.schema(
+        [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in contract.columns]
+    )
+
+
+def staged_schema(contract: DatasetContract) -> pa.Schema:
+    """Schema of validated rows staged between validate and transform."""
+    return (
+        contract_schema(contract)
+        .append(pa.field(ROW_COLUMN, pa.int64(), nullable=False))
+        .append(pa.field(OFFSET_COLUMN, pa.int64(), nullable=False))
+    )
+
+
+def global_row(partition: int, row_number: int) -> int:
+    """Row id ordering rows by (partition, row number): earlier in the file sorts first."""
+    return (partition << PARTITION_SHIFT) | row_number
