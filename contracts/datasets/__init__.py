@@ -1,5 +1,6 @@
 """Data contracts: one versioned YAML per dataset (`<name>/v<N>.yaml`), parsed by `model`."""
 
+from contracts.datasets.loader import DatasetCatalog, load_contract
 from contracts.datasets.model import (
     ColumnSpec,
     ColumnType,
@@ -12,7 +13,6 @@ from contracts.datasets.model import (
     QuarantinePolicy,
     TransformSpec,
 )
-from contracts.datasets.loader import DatasetCatalog, load_contract
 
 __all__ = [
     "ColumnSpec",

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 MAX_RAW_RECORD_CHARS = 64 * 1024  # a quarantined record is kept whole up to this size
 
