@@ -1,0 +1,400 @@
+"""Transform one hash bucket of validated rows: dedupe, derived columns, lookup joins, casts, drop.
+
+Input: the validated Arrow IPC stream files of ONE bucket from every partition, in partition order
+(schema `staged_schema(contract)`). Because validate hashes the primary key into buckets, every copy
+of a key is in this bucket, so deduping one bucket at a time dedupes the whole file.
+
+Memory stays bounded by the bucket's key columns, never the whole bucket:
+- pass 1 reads only the primary-key columns and `__row`, and finds the rows that lose to an earlier
+  copy of their key (the first occurrence by `__row`, i.e. by position in the file, wins);
+- pass 2 streams record batches, quarantines the losers and transforms the rest, writing an Arrow
+  IPC stream (the output stage orders by `__row`, so it is kept; `__offset` is not).
+
+Rows whose value cannot be cast (a contract cast or a derived column's `type`) are quarantined with
+`cast_failed`, so `rows_in == rows_out + rows_quarantined` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from contracts.datasets import DatasetCatalog, DatasetContract
+from sluice_shared.datapath.derive import compute_derived, derived_type
+from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
+from sluice_shared.datapath.schema import (
+    OFFSET_COLUMN,
+    PARTITION_SHIFT,
+    ROW_COLUMN,
+    arrow_type,
+    contract_schema,
+)
+from sluice_shared.errors import PoisonInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from contracts.datasets import LookupJoin
+
+DUPLICATE_PRIMARY_KEY = "duplicate_primary_key"
+CAST_FAILED = "cast_failed"
+_ROW_MASK = (1 << PARTITION_SHIFT) - 1
+# Small validated batches (one per bucket per read block) are merged up to this many rows before
+# transforming: per-batch overhead in Python dominates below a few thousand rows.
+CHUNK_ROWS = 65_536
+
+
+class LookupTableError(PoisonInputError):
+    """A contract's lookup table is unusable: missing, lacking columns, or with duplicate keys."""
+
+    code = "invalid_lookup_table"
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """What `transform_bucket` did. `rows_in == rows_out + rows_quarantined`."""
+
+    rows_in: int
+    rows_out: int
+    rows_quarantined: int
+    staged: Path | None  # None when no row survived (nothing written)
+    quarantine_path: Path | None  # None when nothing was quarantined (or policy `skip`)
+    reasons: dict[str, int]
+
+
+def transformed_schema(contract: DatasetContract) -> pa.Schema:
+    """Schema of transformed staged rows: contract columns with derived and lookup columns added,
+    casts applied and dropped columns removed, then `__row`.
+
+    Raises DerivationError (a ValueError) when a derived column's arguments do not fit its op.
+    """
+    fields: dict[str, pa.Field] = {f.name: f for f in contract_schema(contract)}
+    spec = contract.transform
+    for derived in spec.derived:
+        types = {name: f.type for name, f in fields.items()}
+        fields[derived.name] = pa.field(derived.name, derived_type(derived, types))
+    for lookup in spec.lookups:
+        for column in lookup.columns:
+            name = f"{lookup.prefix}{column}"
+            fields[name] = pa.field(name, pa.string())
+    for name, column_type in spec.casts.items():
+        fields[name] = fields[name].with_type(arrow_type(column_type))
+    for name in spec.drop:
+        fields.pop(name, None)
+    return pa.schema([*fields.values(), pa.field(ROW_COLUMN, pa.int64(), nullable=False)])
+
+
+def load_lookups(
+    contract: DatasetContract, catalog: DatasetCatalog | None = None
+) -> dict[str, pa.Table]:
+    """Read every lookup table the contract joins with, all columns as strings.
+
+    Returns table name → table. Raises LookupTableError when a table is missing, lacks the key or
+    a requested column, or has a duplicate or empty key (a left join with it would multiply rows).
+    """
+    catalog = catalog or DatasetCatalog()
+    tables: dict[str, pa.Table] = {}
+    needed: dict[str, set[str]] = {}
+    keys: dict[str, str] = {}
+    for lookup in contract.transform.lookups:
+        needed.setdefault(lookup.table, set()).update(lookup.columns)
+        if keys.setdefault(lookup.table, lookup.key) != lookup.key:
+            raise LookupTableError(f"lookup table {lookup.table!r} is joined on two different keys")
+    for table_name, columns in needed.items():
+        path = catalog.lookup_path(contract.name, table_name)
+        if not path.is_file():
+            raise LookupTableError(f"lookup table {table_name!r} not found at {path}")
+        table = _read_lookup_csv(path)
+        key = keys[table_name]
+        missing = sorted(({key} | columns) - set(table.column_names))
+        if missing:
+            raise LookupTableError(f"lookup table {table_name!r} has no column(s) {missing}")
+        key_values = table.column(key)
+        if key_values.null_count or pc.any(pc.equal(key_values, "")).as_py():
+            raise LookupTableError(f"lookup table {table_name!r} has an empty {key!r}")
+        distinct = pc.count_distinct(key_values).as_py()
+        if distinct != table.num_rows:
+            counts = pc.value_counts(key_values)
+            dupes = counts.filter(pc.greater(counts.field("counts"), 1))
+            sample = [d["values"] for d in dupes.to_pylist()[:5]]
+            raise LookupTableError(
+                f"lookup table {table_name!r} has duplicate {key!r} values {sample}: "
+                "a left join would multiply rows"
+            )
+        tables[table_name] = table
+    return tables
+
+
+def _read_lookup_csv(path: Path) -> pa.Table:
+    header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows_after_names=1 << 30))
+    return pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header.column_names},
+            strings_can_be_null=False,
+        ),
+    )
+
+
+def _open_stream(path: Path) -> pa.ipc.RecordBatchStreamReader:
+    return pa.ipc.open_stream(pa.memory_map(str(path), "r"))
+
+
+def _find_losers(
+    inputs: Sequence[Path], key_columns: list[str]
+) -> tuple[pa.Array | None, dict[int, int]]:
+    """`__row` of every row that repeats an earlier row's primary key, and loser → winner.
+
+    Rows with a null key part are never duplicates (as with SQL UNIQUE).
+    """
+    parts: list[pa.RecordBatch] = []
+    for path in inputs:
+        with _open_stream(path) as reader:
+            for batch in reader:
+                parts.append(batch.select([*key_columns, ROW_COLUMN]))
+    if not parts:
+        return None, {}
+    keys = pa.Table.from_batches(parts)
+    for name in key_columns:
+        if keys.column(name).null_count:
+            keys = keys.filter(pc.is_valid(keys.column(name)))
+    grouped = keys.group_by(key_columns, use_threads=False).aggregate(
+        [(ROW_COLUMN, "min"), (ROW_COLUMN, "count")]
+    )
+    repeated = grouped.filter(pc.greater(grouped.column(f"{ROW_COLUMN}_count"), 1))
+    if repeated.num_rows == 0:
+        return None, {}
+    winners = repeated.select([*key_columns, f"{ROW_COLUMN}_min"])
+    joined = keys.join(winners, keys=key_columns, join_type="inner", use_threads=False)
+    losers = joined.filter(
+        pc.not_equal(joined.column(ROW_COLUMN), joined.column(f"{ROW_COLUMN}_min"))
+    )
+    loser_rows = losers.column(ROW_COLUMN).to_pylist()
+    winner_rows = losers.column(f"{ROW_COLUMN}_min").to_pylist()
+    return pa.array(loser_rows, pa.int64()), dict(zip(loser_rows, winner_rows, strict=True))
+
+
+def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
+    """The inputs' rows in order, as single-chunk tables of about CHUNK_ROWS rows."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for path in inputs:
+        with _open_stream(path) as reader:
+            missing = sorted(set(columns) - set(reader.schema.names))
+            if missing:
+                raise ValueError(f"{path}: staged file lacks column(s) {missing}")
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                pending.append(batch.select(columns))
+                pending_rows += batch.num_rows
+                if pending_rows >= CHUNK_ROWS:
+                    yield pa.Table.from_batches(pending).combine_chunks()
+                    pending, pending_rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).combine_chunks()
+
+
+def _raw_record(row: dict[str, Any]) -> str:
+    values = {k: v for k, v in row.items() if k not in (ROW_COLUMN, OFFSET_COLUMN)}
+    return orjson.dumps(values, default=str).decode()
+
+
+class _Quarantine:
+    def __init__(self, writer: QuarantineWriter) -> None:
+        self.writer = writer
+
+    def rows(
+        self,
+        table: pa.Table,
+        mask: pa.Array,
+        reason_code: str,
+        column: str | None,
+        reason: Any,
+    ) -> pa.Table:
+        """Quarantine the rows of `table` where `mask` is true; return the other rows.
+
+        `reason` is a message or a function of the row's `__row` giving one.
+        """
+        bad = table.filter(mask)
+        for row in bad.to_pylist():
+            global_row = row[ROW_COLUMN]
+            self.writer.write(
+                QuarantineRecord(
+                    row_number=global_row & _ROW_MASK,
+                    partition=global_row >> PARTITION_SHIFT,
+                    byte_offset=row[OFFSET_COLUMN],
+                    reason_code=reason_code,
+                    reason=reason(global_row) if callable(reason) else reason,
+                    column=column,
+                    raw_record=_raw_record(row),
+                )
+            )
+        return table.filter(pc.invert(mask))
+
+
+def _try_cast(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
+    """`values` cast to `target`, and a mask of the rows that could not be cast (None if all did).
+
+    Arrow casts a whole array or nothing; only when that fails is each value tried alone.
+    """
+    if values.type == target:
+        return values, None
+    try:
+        return pc.cast(values, target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    cast: list[Any] = []
+    failed: list[bool] = []
+    for value in values:
+        try:
+            cast.append(pc.cast(pa.array([value.as_py()], values.type), target)[0].as_py())
+            failed.append(False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            cast.append(None)
+            failed.append(True)
+    return pa.array(cast, target), pa.array(failed, pa.bool_())
+
+
+def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    if index < 0:
+        return table.append_column(name, values)
+    return table.set_column(index, name, values)
+
+
+def _cast_column(
+    table: pa.Table, name: str, values: pa.Array, target: pa.DataType, quarantine: _Quarantine
+) -> pa.Table:
+    cast, failed = _try_cast(values, target)
+    table = _set_column(table, name, cast)
+    if failed is not None:
+        reason = f"{name}: value cannot be cast to {target}"
+        table = quarantine.rows(table, failed, CAST_FAILED, name, reason)
+    return table
+
+
+class _LookupIndex:
+    """One lookup join, prepared once: the key set and the columns to bring in."""
+
+    def __init__(self, lookup: LookupJoin, table: pa.Table) -> None:
+        self.lookup = lookup
+        self.keys = table.column(lookup.key).combine_chunks()
+        self.columns = [
+            (f"{lookup.prefix}{c}", table.column(c).combine_chunks()) for c in lookup.columns
+        ]
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        on = table.column(self.lookup.column)
+        if on.type != pa.string():
+            on = pc.cast(on, pa.string())
+        # index_in keeps the data's row order and count: null (no match, null key) → null values
+        positions = pc.index_in(on, value_set=self.keys)
+        for name, values in self.columns:
+            table = _set_column(table, name, values.take(positions))
+        return table
+
+
+def _transform_chunk(
+    table: pa.Table,
+    contract: DatasetContract,
+    lookups: list[_LookupIndex],
+    quarantine: _Quarantine,
+) -> pa.Table:
+    spec = contract.transform
+    for derived in spec.derived:
+        values = compute_derived(derived, table, table.num_rows)
+        if derived.type is not None:
+            table = _cast_column(table, derived.name, values, arrow_type(derived.type), quarantine)
+        else:
+            table = _set_column(table, derived.name, values)
+    for index in lookups:
+        table = index.apply(table)
+    for name, column_type in spec.casts.items():
+        column = table.column(name).combine_chunks()
+        table = _cast_column(table, name, column, arrow_type(column_type), quarantine)
+    return table
+
+
+def transform_bucket(
+    inputs: Sequence[Path],
+    contract: DatasetContract,
+    out_path: Path,
+    *,
+    lookups: Mapping[str, pa.Table],
+    quarantine_path: Path,
+) -> TransformResult:
+    """Dedupe and transform one bucket's validated rows into one Arrow IPC stream at `out_path`.
+
+    `inputs`: the bucket's validated IPC stream files, in partition order. `lookups`: from
+    `load_lookups`. Duplicates of the primary key (when `transform.dedupe`) and rows that fail a
+    cast are written to `quarantine_path` (JSONL, unless the contract's policy is `skip`).
+    Returns the counts; `staged` is None when no row survived. Raises ValueError when an input
+    lacks a staged column or a derived column does not fit the contract.
+    """
+    schema = transformed_schema(contract)
+    source_columns = [*contract_schema(contract).names, ROW_COLUMN, OFFSET_COLUMN]
+    key_columns = list(contract.primary_key)
+    losers: pa.Array | None = None
+    winner_of: dict[int, int] = {}
+    if contract.transform.dedupe and key_columns:
+        losers, winner_of = _find_losers(inputs, key_columns)
+    indexes = [_LookupIndex(lk, lookups[lk.table]) for lk in contract.transform.lookups]
+    key_label = ",".join(key_columns)
+
+    def duplicate_reason(global_row: int) -> str:
+        first = winner_of[global_row]
+        return (
+            f"{key_label} repeats row {first & _ROW_MASK} of partition {first >> PARTITION_SHIFT}"
+        )
+
+    rows_in = rows_out = 0
+    writer: pa.ipc.RecordBatchStreamWriter | None = None
+    sink: pa.NativeFile | None = None
+    keep_raw = contract.quarantine.policy != "skip"
+    with QuarantineWriter(quarantine_path, keep_raw=keep_raw) as qwriter:
+        quarantine = _Quarantine(qwriter)
+        try:
+            for chunk in _chunks(inputs, source_columns):
+                rows_in += chunk.num_rows
+                table = chunk
+                if losers is not None:
+                    mask = pc.is_in(table.column(ROW_COLUMN), value_set=losers)
+                    if pc.any(mask).as_py():
+                        table = quarantine.rows(
+                            table, mask, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason
+                        )
+                table = _transform_chunk(table, contract, indexes, quarantine)
+                if table.num_rows == 0:
+                    continue
+                table = table.select(schema.names).cast(schema)
+                if writer is None:
+                    out_path.parent.mkdir(parents=True, exist_ok=True)
+                    sink = pa.OSFile(str(out_path), "wb")
+                    writer = pa.ipc.new_stream(sink, schema)
+                writer.write_table(table)
+                rows_out += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+            if sink is not None:
+                sink.close()
+        rows_quarantined = qwriter.count
+        reasons = dict(qwriter.reasons)
+        written = qwriter.written
+    if writer is None:
+        out_path.unlink(missing_ok=True)
+    return TransformResult(
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rows_quarantined=rows_quarantined,
+        staged=out_path if writer is not None else None,
+        quarantine_path=quarantine_path if written else None,
+        reasons=reasons,
+    )
