@@ -1,0 +1,1 @@
+"""Majors of `sluice.batch.completed`: one subpackage per major (`v1`, ...)."""

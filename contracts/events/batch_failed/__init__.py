@@ -1,0 +1,1 @@
+"""Majors of `sluice.batch.failed`: one subpackage per major (`v1`, ...)."""

@@ -1,0 +1,1 @@
+"""Majors of `sluice.file.ingested`: one subpackage per major (`v1`, ...)."""

@@ -1,0 +1,1 @@
+"""Majors of `sluice.file.processed`: one subpackage per major (`v1`, ...)."""

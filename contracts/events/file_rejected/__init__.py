@@ -1,0 +1,1 @@
+"""Majors of `sluice.file.rejected`: one subpackage per major (`v1`, ...)."""

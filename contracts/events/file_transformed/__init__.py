@@ -1,0 +1,1 @@
+"""Majors of `sluice.file.transformed`: one subpackage per major (`v1`, ...)."""

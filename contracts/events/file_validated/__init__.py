@@ -1,0 +1,1 @@
+"""Majors of `sluice.file.validated`: one subpackage per major (`v1`, ...)."""

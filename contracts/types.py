@@ -1,0 +1,87 @@
+"""Annotated types shared by every event contract.
+
+Each type carries its constraint into the generated JSON schema, so the schema other languages
+read says the same thing the pydantic model enforces.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+
+FILE_ID_PATTERN = r"^[0-9a-f]{32}$"
+BUCKET_PATTERN = r"^[a-z0-9.-]{3,63}$"
+S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
+DATASET_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# Run ids double as Step Functions execution names: at most 80 of [A-Za-z0-9_-].
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
+REASON_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,127}$"
+STATES_EXECUTION_ARN_PATTERN = r"^arn:[a-z0-9-]+:states:\S+$"
+# `<producer namespace>.<fact words>.v<major>`: e.g. sluice.file.validated.v1, acme.order.placed.v2
+CONTRACT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\.v[1-9][0-9]*$"
+
+_CONTRACT_TYPE = re.compile(CONTRACT_TYPE_PATTERN)
+
+FileId = Annotated[str, StringConstraints(pattern=FILE_ID_PATTERN)]
+"""32 lowercase hex chars: the first half of sha256(bucket \\n key \\n version_id-or-etag)."""
+
+BucketName = Annotated[str, StringConstraints(pattern=BUCKET_PATTERN)]
+ObjectKey = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+S3Uri = Annotated[str, StringConstraints(pattern=S3_URI_PATTERN)]
+"""`s3://<bucket>/<key or prefix>`; the bucket is 3-63 chars of [a-z0-9.-]."""
+
+RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+ReasonCode = Annotated[str, StringConstraints(pattern=REASON_CODE_PATTERN)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+ExecutionArn = Annotated[str, StringConstraints(pattern=STATES_EXECUTION_ARN_PATTERN)]
+ContractType = Annotated[str, StringConstraints(pattern=CONTRACT_TYPE_PATTERN)]
+
+# Strict: a count sent as "12" or true is a producer bug, not something to coerce silently.
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC; naive datetimes are rejected."""
+
+
+class DatasetRef(BaseModel):
+    """Which data contract (name and major version) a file was read with."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: Annotated[str, StringConstraints(pattern=DATASET_NAME_PATTERN)]
+    version: PositiveInt
+
+    @property
+    def ref(self) -> str:
+        """`<name>/v<version>`, the same form as `DatasetContract.ref`."""
+        return f"{self.name}/v{self.version}"
+
+
+def split_contract_type(contract_type: str) -> tuple[str, int]:
+    """Split `sluice.file.validated.v1` into its fact (`sluice.file.validated`) and major (1).
+
+    Raises ValueError when the string is not a contract type.
+    """
+    if not _CONTRACT_TYPE.match(contract_type):
+        raise ValueError(
+            f"{contract_type!r} is not a contract type (expected e.g. 'sluice.file.validated.v1')"
+        )
+    fact, _, major = contract_type.rpartition(".v")
+    return fact, int(major)
