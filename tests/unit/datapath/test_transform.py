@@ -1,0 +1,414 @@
+"""transform_bucket: dedupe across partitions, derived columns, lookup joins, casts, drop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from contracts.datasets import DatasetCatalog, DatasetContract
+from sluice_shared.datapath.schema import OFFSET_COLUMN, ROW_COLUMN, global_row, staged_schema
+from sluice_shared.datapath.transform import (
+    LookupTableError,
+    TransformResult,
+    load_lookups,
+    transform_bucket,
+    transformed_schema,
+)
+
+UTC = dt.UTC
+
+
+def make_contract(**overrides: Any) -> DatasetContract:
+    spec: dict[str, Any] = {
+        "name": "shop",
+        "version": 1,
+        "format": {"kind": "csv"},
+        "columns": [
+            {"name": "id", "type": "string", "nullable": False},
+            {"name": "qty", "type": "int64"},
+            {"name": "price", "type": "float64"},
+            {"name": "code", "type": "string"},
+            {"name": "ts", "type": "timestamp"},
+        ],
+        "primary_key": ["id"],
+        "transform": {"dedupe": True},
+    }
+    spec.update(overrides)
+    return DatasetContract.model_validate(spec)
+
+
+def write_staged(
+    path: Path, contract: DatasetContract, partition: int, rows: list[dict[str, Any]]
+) -> Path:
+    """A validated staged file: rows numbered 1.. within `partition`, offsets 100 * number."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema = staged_schema(contract)
+    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for number, row in enumerate(rows, start=1):
+        for name in schema.names:
+            if name == ROW_COLUMN:
+                columns[name].append(global_row(partition, number))
+            elif name == OFFSET_COLUMN:
+                columns[name].append(100 * number)
+            else:
+                columns[name].append(row.get(name))
+    table = pa.table(columns, schema=schema)
+    with pa.ipc.new_stream(str(path), schema) as writer:
+        # several small batches, as validate writes them
+        for batch in table.to_batches(max_chunksize=2):
+            writer.write_batch(batch)
+    return path
+
+
+def read_staged(path: Path) -> pa.Table:
+    with pa.ipc.open_stream(str(path)) as reader:
+        return reader.read_all()
+
+
+def run(
+    tmp_path: Path,
+    contract: DatasetContract,
+    partitions: list[list[dict[str, Any]]],
+    lookups: dict[str, pa.Table] | None = None,
+) -> tuple[TransformResult, pa.Table | None, list[dict[str, Any]]]:
+    inputs = [
+        write_staged(tmp_path / f"p{i:05d}.arrow", contract, i, rows)
+        for i, rows in enumerate(partitions)
+    ]
+    result = transform_bucket(
+        inputs,
+        contract,
+        tmp_path / "out" / "b0000.arrow",
+        lookups=lookups or {},
+        quarantine_path=tmp_path / "q" / "b0000.jsonl",
+    )
+    table = read_staged(result.staged) if result.staged else None
+    quarantined = (
+        [json.loads(line) for line in result.quarantine_path.read_text().splitlines()]
+        if result.quarantine_path
+        else []
+    )
+    return result, table, quarantined
+
+
+def test_transform_bucket_duplicate_keys_across_partitions_keep_first_and_quarantine_rest(
+    tmp_path: Path,
+) -> None:
+    # GIVEN key A in partition 0 (row 1) and again in partition 1 (row 2) and partition 2 (row 1)
+    contract = make_contract()
+    partitions = [
+        [{"id": "A", "qty": 1}, {"id": "B", "qty": 2}],
+        [{"id": "C", "qty": 3}, {"id": "A", "qty": 4}],
+        [{"id": "A", "qty": 5}],
+    ]
+    # WHEN the bucket is transformed
+    result, table, quarantined = run(tmp_path, contract, partitions)
+    # THEN the first A survives, the two later copies are quarantined with their origin
+    assert table is not None
+    assert table.column("id").to_pylist() == ["A", "B", "C"]
+    assert table.column("qty").to_pylist() == [1, 2, 3]
+    assert [(q["partition"], q["row_number"], q["byte_offset"]) for q in quarantined] == [
+        (1, 2, 200),
+        (2, 1, 100),
+    ]
+    assert {q["reason_code"] for q in quarantined} == {"duplicate_primary_key"}
+    assert "row 1 of partition 0" in quarantined[0]["reason"]
+    assert json.loads(quarantined[0]["raw_record"])["qty"] == 4
+    assert (result.rows_in, result.rows_out, result.rows_quarantined) == (5, 3, 2)
+    assert result.rows_in == result.rows_out + result.rows_quarantined
+    assert result.reasons == {"duplicate_primary_key": 2}
+
+
+def test_transform_bucket_composite_key_dedupes_on_all_parts(tmp_path: Path) -> None:
+    contract = make_contract(primary_key=["id", "code"])
+    rows: list[dict[str, Any]] = [
+        {"id": "A", "code": "x"},
+        {"id": "A", "code": "y"},
+        {"id": "A", "code": "x"},
+        {"id": "A", "code": None},
+        {"id": "A", "code": None},
+    ]
+    result, table, quarantined = run(tmp_path, contract, [rows])
+    assert table is not None
+    # rows with a null key part are never duplicates (SQL UNIQUE semantics)
+    assert table.column("code").to_pylist() == ["x", "y", None, None]
+    assert [q["row_number"] for q in quarantined] == [3]
+    assert quarantined[0]["column"] == "id,code"
+    assert result.rows_in == result.rows_out + result.rows_quarantined
+
+
+def test_transform_bucket_dedupe_disabled_keeps_every_copy(tmp_path: Path) -> None:
+    contract = make_contract(transform={"dedupe": False})
+    result, table, _ = run(tmp_path, contract, [[{"id": "A"}, {"id": "A"}]])
+    assert table is not None
+    assert table.num_rows == 2
+    assert result.rows_quarantined == 0
+    assert result.quarantine_path is None
+
+
+def test_transform_bucket_skip_policy_counts_duplicates_without_writing_them(
+    tmp_path: Path,
+) -> None:
+    contract = make_contract(quarantine={"policy": "skip"})
+    result, _, quarantined = run(tmp_path, contract, [[{"id": "A"}, {"id": "A"}]])
+    assert result.rows_quarantined == 1
+    assert result.reasons == {"duplicate_primary_key": 1}
+    assert result.quarantine_path is None
+    assert quarantined == []
+
+
+def test_transform_bucket_no_rows_stages_nothing(tmp_path: Path) -> None:
+    contract = make_contract()
+    result, table, _ = run(tmp_path, contract, [[], []])
+    assert result == TransformResult(0, 0, 0, None, None, {})
+    assert table is None
+    assert not (tmp_path / "out" / "b0000.arrow").exists()
+
+
+def test_transform_bucket_output_keeps_row_and_drops_offset_and_dropped_columns(
+    tmp_path: Path,
+) -> None:
+    contract = make_contract(transform={"drop": ["code"]})
+    _, table, _ = run(tmp_path, contract, [[{"id": "A", "code": "x"}]])
+    assert table is not None
+    assert table.schema == transformed_schema(contract)
+    assert "code" not in table.column_names
+    assert OFFSET_COLUMN not in table.column_names
+    assert table.column(ROW_COLUMN).to_pylist() == [global_row(0, 1)]
+
+
+def test_transform_bucket_many_rows_keep_input_order(tmp_path: Path) -> None:
+    contract = make_contract()
+    partitions = [[{"id": f"p{p}-{i}", "qty": i} for i in range(700)] for p in range(3)]
+    result, table, _ = run(tmp_path, contract, partitions)
+    assert table is not None
+    assert table.column("id").to_pylist() == [r["id"] for rows in partitions for r in rows]
+    assert table.column(ROW_COLUMN).to_pylist() == sorted(table.column(ROW_COLUMN).to_pylist())
+    assert result.rows_out == 2100
+
+
+def derived_values(
+    tmp_path: Path, derived: dict[str, Any], rows: list[dict[str, Any]]
+) -> list[Any]:
+    contract = make_contract(transform={"derived": [derived], "dedupe": False})
+    _, table, _ = run(tmp_path, contract, [rows])
+    assert table is not None
+    return list(table.column(derived["name"]).to_pylist())
+
+
+TS = dt.datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("derived", "rows", "expected"),
+    [
+        (
+            {"name": "total", "op": "multiply", "args": ["qty", "price"]},
+            [{"qty": 3, "price": 2.5}, {"qty": None, "price": 1.0}],
+            [7.5, None],
+        ),
+        (
+            {"name": "plus", "op": "add", "args": ["qty", {"literal": 10}]},
+            [{"qty": 3}, {"qty": -3}],
+            [13, 7],
+        ),
+        (
+            {"name": "minus", "op": "subtract", "args": ["qty", "qty", {"literal": 1}]},
+            [{"qty": 3}],
+            [-1],
+        ),
+        (
+            {"name": "ratio", "op": "divide", "args": ["qty", {"literal": 2}]},
+            [{"qty": 3}, {"qty": 0}],
+            [1.5, 0.0],
+        ),
+        (
+            {"name": "ratio", "op": "divide", "args": [{"literal": 1}, "qty"]},
+            [{"qty": 4}, {"qty": 0}, {"qty": None}],
+            [0.25, None, None],
+        ),
+        (
+            {"name": "up", "op": "upper", "args": ["code"]},
+            [{"code": "éa-b"}, {"code": None}],
+            ["ÉA-B", None],
+        ),
+        ({"name": "low", "op": "lower", "args": ["code"]}, [{"code": "AbC"}], ["abc"]),
+        ({"name": "t", "op": "trim", "args": ["code"]}, [{"code": "  a b \t"}], ["a b"]),
+        (
+            {
+                "name": "c",
+                "op": "concat",
+                "args": ["id", "code", {"literal": "z"}],
+                "separator": "-",
+            },
+            [{"id": "A", "code": "x"}, {"id": "B", "code": None}],
+            ["A-x-z", "B-z"],
+        ),
+        (
+            {"name": "d", "op": "date_of", "args": ["ts"]},
+            [{"ts": TS}, {"ts": None}],
+            [dt.date(2024, 2, 29), None],
+        ),
+        (
+            {"name": "r", "op": "round", "args": ["price"], "digits": 1},
+            [{"price": 2.26}, {"price": 2.25}, {"price": None}],
+            [2.3, 2.2, None],
+        ),
+        ({"name": "r", "op": "round", "args": ["qty"]}, [{"qty": 7}], [7]),
+        (
+            {"name": "c", "op": "coalesce", "args": ["code", "id", {"literal": "none"}]},
+            [{"id": "A", "code": "x"}, {"id": "B", "code": None}],
+            ["x", "B"],
+        ),
+        (
+            {"name": "q", "op": "multiply", "args": ["qty", "price"], "type": "int64"},
+            [{"qty": 2, "price": 3.0}],
+            [6],
+        ),
+        (
+            {"name": "s", "op": "add", "args": ["qty", {"literal": 1}], "type": "string"},
+            [{"qty": 2}],
+            ["3"],
+        ),
+    ],
+)
+def test_derived_op_computes_expected_values(
+    tmp_path: Path, derived: dict[str, Any], rows: list[dict[str, Any]], expected: list[Any]
+) -> None:
+    base = [{"id": f"r{i}", **row} for i, row in enumerate(rows)]
+    for i, row in enumerate(base):
+        row.setdefault("id", f"r{i}")
+    assert derived_values(tmp_path, derived, base) == expected
+
+
+def test_derived_integer_overflow_gives_null_not_wrapped(tmp_path: Path) -> None:
+    derived = {"name": "big", "op": "multiply", "args": ["qty", {"literal": 2**40}]}
+    rows = [{"id": "a", "qty": 2**30}, {"id": "b", "qty": 3}]
+    assert derived_values(tmp_path, derived, rows) == [None, 3 * 2**40]
+
+
+def test_derived_result_cast_failure_quarantines_row(tmp_path: Path) -> None:
+    # GIVEN a derived column cast to int64 where one product has a fraction
+    derived = {"name": "q", "op": "multiply", "args": ["qty", "price"], "type": "int64"}
+    contract = make_contract(transform={"derived": [derived]})
+    rows = [{"id": "a", "qty": 2, "price": 3.0}, {"id": "b", "qty": 1, "price": 0.5}]
+    # WHEN transformed
+    result, table, quarantined = run(tmp_path, contract, [rows])
+    # THEN the row that cannot be cast is quarantined, the other goes on
+    assert table is not None
+    assert table.column("q").to_pylist() == [6]
+    assert [(q["row_number"], q["reason_code"], q["column"]) for q in quarantined] == [
+        (2, "cast_failed", "q")
+    ]
+    assert result.rows_in == result.rows_out + result.rows_quarantined
+
+
+def test_derived_on_wrong_argument_type_rejected_before_reading(tmp_path: Path) -> None:
+    contract = make_contract(
+        transform={"derived": [{"name": "x", "op": "multiply", "args": ["code", "qty"]}]}
+    )
+    with pytest.raises(ValueError, match="needs numbers"):
+        run(tmp_path, contract, [[{"id": "a"}]])
+
+
+def test_transform_cast_converts_and_quarantines_unconvertible_values(tmp_path: Path) -> None:
+    contract = make_contract(transform={"casts": {"code": "int64", "price": "string"}})
+    rows: list[dict[str, Any]] = [
+        {"id": "a", "code": "12", "price": 1.5},
+        {"id": "b", "code": "twelve", "price": 2.0},
+        {"id": "c", "code": None, "price": None},
+    ]
+    result, table, quarantined = run(tmp_path, contract, [rows])
+    assert table is not None
+    assert table.schema.field("code").type == pa.int64()
+    assert table.column("code").to_pylist() == [12, None]
+    assert table.column("price").to_pylist() == ["1.5", None]
+    assert [(q["row_number"], q["reason_code"], q["column"]) for q in quarantined] == [
+        (2, "cast_failed", "code")
+    ]
+    assert result.rows_in == result.rows_out + result.rows_quarantined
+
+
+def make_catalog(root: Path, csv_text: str) -> DatasetCatalog:
+    lookups = root / "shop" / "lookups"
+    lookups.mkdir(parents=True)
+    (lookups / "codes.csv").write_text(csv_text, "utf-8")
+    return DatasetCatalog(root)
+
+
+LOOKUP = {
+    "table": "codes",
+    "column": "code",
+    "key": "code",
+    "columns": ["label", "n"],
+    "prefix": "c_",
+}
+
+
+def test_lookup_join_matches_misses_and_null_keys_keep_rows(tmp_path: Path) -> None:
+    # GIVEN a lookup table and rows that match, miss, and have a null key
+    catalog = make_catalog(tmp_path / "catalog", "code,label,n\nx,Ex,1\ny,Why,002\nz,,3\n")
+    contract = make_contract(transform={"lookups": [LOOKUP], "dedupe": False})
+    lookups = load_lookups(contract, catalog)
+    rows: list[dict[str, Any]] = [
+        {"id": "1", "code": "y"},
+        {"id": "2", "code": "nope"},
+        {"id": "3", "code": None},
+        {"id": "4", "code": "x"},
+        {"id": "5", "code": "y"},
+        {"id": "6", "code": "z"},
+    ]
+    # WHEN transformed
+    result, table, _ = run(tmp_path / "run", contract, [rows], lookups)
+    # THEN row order and count are kept; misses and null keys get nulls; values stay strings
+    assert table is not None
+    assert table.column("id").to_pylist() == ["1", "2", "3", "4", "5", "6"]
+    assert table.column("c_label").to_pylist() == ["Why", None, None, "Ex", "Why", ""]
+    assert table.column("c_n").to_pylist() == ["002", None, None, "1", "002", "3"]
+    assert result.rows_out == 6
+
+
+def test_lookup_join_on_non_string_column_matches_text(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path / "catalog", "code,label,n\n7,seven,1\n")
+    lookup = {**LOOKUP, "column": "qty"}
+    contract = make_contract(transform={"lookups": [lookup]})
+    lookups = load_lookups(contract, catalog)
+    _, table, _ = run(
+        tmp_path / "run", contract, [[{"id": "a", "qty": 7}, {"id": "b", "qty": 8}]], lookups
+    )
+    assert table is not None
+    assert table.column("c_label").to_pylist() == ["seven", None]
+
+
+def test_load_lookups_duplicate_keys_rejected(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, "code,label,n\nx,Ex,1\nx,Other,2\n")
+    contract = make_contract(transform={"lookups": [LOOKUP]})
+    with pytest.raises(LookupTableError, match=r"duplicate 'code' values \['x'\]"):
+        load_lookups(contract, catalog)
+
+
+def test_load_lookups_missing_column_rejected(tmp_path: Path) -> None:
+    catalog = make_catalog(tmp_path, "code,label\nx,Ex\n")
+    contract = make_contract(transform={"lookups": [LOOKUP]})
+    with pytest.raises(LookupTableError, match=r"no column\(s\) \['n'\]"):
+        load_lookups(contract, catalog)
+
+
+def test_load_lookups_missing_table_rejected(tmp_path: Path) -> None:
+    contract = make_contract(transform={"lookups": [LOOKUP]})
+    with pytest.raises(LookupTableError, match="not found"):
+        load_lookups(contract, DatasetCatalog(tmp_path))
+
+
+def test_load_lookups_shipped_orders_contract_reads_countries() -> None:
+    from contracts.datasets.loader import load_contract
+
+    tables = load_lookups(load_contract("orders"))
+    countries = tables["countries"]
+    assert {"code", "name", "region"} <= set(countries.column_names)
+    assert all(t == pa.string() for t in countries.schema.types)
