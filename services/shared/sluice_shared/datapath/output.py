@@ -379,7 +379,7 @@ def _read_tables(inputs: Sequence[Path], row_group_rows: int) -> Iterator[pa.Tab
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for path in inputs:
-        with pa.ipc.open_stream(pa.memory_map(str(path), "r")) as reader:
+        with pa.ipc.open_stream(pa.OSFile(str(path), "rb")) as reader:
             for batch in reader:
                 pending.append(batch)
                 pending_rows += batch.num_rows

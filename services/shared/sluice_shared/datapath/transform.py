@@ -40,7 +40,7 @@ from sluice_shared.errors import PoisonInputError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    from contracts.datasets import LookupJoin
+    from contracts.datasets import DerivedColumn, LookupJoin
 
 DUPLICATE_PRIMARY_KEY = "duplicate_primary_key"
 CAST_FAILED = "cast_failed"
@@ -143,7 +143,9 @@ def _read_lookup_csv(path: Path) -> pa.Table:
 
 
 def _open_stream(path: Path) -> pa.ipc.RecordBatchStreamReader:
-    return pa.ipc.open_stream(pa.memory_map(str(path), "r"))
+    # Plain reads, not a memory map: mapped pages stay resident (and count as RSS) until the
+    # mapping closes, so a large bucket would look, and sometimes be, as big as the file.
+    return pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
 
 
 def _find_losers(
@@ -301,6 +303,22 @@ class _LookupIndex:
         return table
 
 
+def _needed_derived(contract: DatasetContract) -> list[DerivedColumn]:
+    """The derived columns whose value reaches the output, directly or through a later step.
+
+    A derived column that is dropped and never used (orders' `currency_code`) is not computed.
+    Casts of such a column still run, so a failing cast quarantines the row either way.
+    """
+    spec = contract.transform
+    used = {lk.column for lk in spec.lookups} | set(spec.casts)
+    needed: list[DerivedColumn] = []
+    for derived in reversed(spec.derived):
+        if derived.name not in spec.drop or derived.name in used or derived.type is not None:
+            needed.append(derived)
+            used.update(a for a in derived.args if isinstance(a, str))
+    return list(reversed(needed))
+
+
 def _transform_chunk(
     table: pa.Table,
     contract: DatasetContract,
@@ -308,7 +326,7 @@ def _transform_chunk(
     quarantine: _Quarantine,
 ) -> pa.Table:
     spec = contract.transform
-    for derived in spec.derived:
+    for derived in _needed_derived(contract):
         values = compute_derived(derived, table, table.num_rows)
         if derived.type is not None:
             table = _cast_column(table, derived.name, values, arrow_type(derived.type), quarantine)
