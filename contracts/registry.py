@@ -162,7 +162,7 @@ def parse_envelope(
         )
     envelope_cls = cast("type[Envelope[Any]]", Envelope.__class_getitem__(model_cls))
     try:
-        return envelope_cls.model_validate(envelope)
+        return envelope_cls.model_validate(dict(envelope))
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         raise InvalidContract(
