@@ -1,0 +1,148 @@
+"""boto3 implementations of the engine's ports, used against the local endpoint.
+
+boto3 is synchronous, so each call runs in a worker thread (`asyncio.to_thread`); clients are
+created once per service and shared (boto3 clients are thread-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import threading
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sluice.local.workflow.ports import InvokeResult, ServiceError
+
+# Step Functions service names in `aws-sdk:<service>` that differ from boto3's.
+_BOTO_NAMES = {"eventbridge": "events", "sfn": "stepfunctions"}
+# How Step Functions prefixes SDK errors (e.g. `S3.NoSuchKeyException`).
+_ERROR_PREFIX = {
+    "s3": "S3",
+    "dynamodb": "DynamoDb",
+    "events": "EventBridge",
+    "eventbridge": "EventBridge",
+    "sqs": "Sqs",
+    "lambda": "Lambda",
+    "sfn": "Sfn",
+    "ssm": "Ssm",
+    "sns": "Sns",
+}
+
+
+def _snake(action: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", action).lower()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+class _Clients:
+    def __init__(self, endpoint_url: str | None, region: str):
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._session = boto3.session.Session(region_name=region)
+
+    def get(self, service: str) -> Any:
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                client = self._session.client(
+                    service,  # type: ignore[call-overload]
+                    endpoint_url=self._endpoint_url,
+                    config=Config(
+                        retries={"max_attempts": 2, "mode": "standard"}, read_timeout=900
+                    ),
+                )
+                self._clients[service] = client
+            return client
+
+
+class Boto3SdkCaller:
+    """`SdkCaller` over boto3: `call("s3", "putObject", {...})` -> `s3.put_object(**...)`."""
+
+    def __init__(self, endpoint_url: str | None = None, region: str = "us-east-1"):
+        self._clients = _Clients(endpoint_url, region)
+
+    async def call(self, service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Call the action in a thread; see `SdkCaller.call`."""
+        return await asyncio.to_thread(self._call, service, action, params)
+
+    def _call(self, service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        boto_name = _BOTO_NAMES.get(service, service)
+        prefix = _ERROR_PREFIX.get(service, service.capitalize())
+        client = self._clients.get(boto_name)
+        method = getattr(client, _snake(action), None)
+        if method is None:
+            raise ServiceError(f"{prefix}.InvalidActionException", f"unknown action {action}")
+        try:
+            response = dict(method(**params))
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            name = code if code.endswith("Exception") else f"{code}Exception"
+            raise ServiceError(
+                f"{prefix}.{name}", str(exc.response.get("Error", {}).get("Message", exc))
+            ) from exc
+        except BotoCoreError as exc:
+            raise ServiceError(f"{prefix}.SdkClientException", str(exc)) from exc
+        response.pop("ResponseMetadata", None)
+        body = response.get("Body")
+        if body is not None and hasattr(body, "read"):
+            raw: bytes = body.read()
+            # Step Functions returns S3 bodies as text; binary stays bytes for the readers.
+            try:
+                response["Body"] = raw.decode()
+            except UnicodeDecodeError:
+                response["Body"] = raw
+            return {k: (v if k == "Body" else _jsonable(v)) for k, v in response.items()}
+        return dict(_jsonable(response))
+
+
+class Boto3FunctionInvoker:
+    """`FunctionInvoker` over the Lambda `Invoke` API (the local function runner answers it)."""
+
+    def __init__(self, endpoint_url: str | None = None, region: str = "us-east-1"):
+        self._clients = _Clients(endpoint_url, region)
+
+    async def invoke(self, function_name_or_arn: str, payload: Any) -> InvokeResult:
+        """Invoke synchronously in a thread; see `FunctionInvoker.invoke`."""
+        return await asyncio.to_thread(self._invoke, function_name_or_arn, payload)
+
+    def _invoke(self, function: str, payload: Any) -> InvokeResult:
+        client = self._clients.get("lambda")
+        try:
+            response = client.invoke(FunctionName=function, Payload=json.dumps(payload).encode())
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "ServiceException"))
+            raise ServiceError(f"Lambda.{code}", str(exc)) from exc
+        except BotoCoreError as exc:
+            raise ServiceError("Lambda.SdkClientException", str(exc)) from exc
+        raw = response["Payload"].read()
+        document = json.loads(raw) if raw else None
+        version = str(response.get("ExecutedVersion", "$LATEST"))
+        if response.get("FunctionError"):
+            doc = document if isinstance(document, dict) else {}
+            return InvokeResult(
+                error_type=str(doc.get("errorType", "Lambda.Unknown")),
+                error_message=str(doc.get("errorMessage", "")),
+                stack_trace=tuple(str(s) for s in doc.get("stackTrace", [])),
+                executed_version=version,
+            )
+        return InvokeResult(payload=document, executed_version=version)

@@ -1,0 +1,550 @@
+"""The Distributed Map: ItemReader, ItemSelector, ItemBatcher, child executions bounded by
+MaxConcurrency, tolerated failures, ResultWriter, Map Run records and redrive.
+
+AWS references (shapes reproduced here):
+- ItemReader: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html
+  (an S3 listing item is {"Etag","Key","LastModified" (epoch seconds),"Size","StorageClass"}).
+- ItemBatcher: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html
+  (child input {"BatchInput": ..., "Items": [...]}).
+- ResultWriter: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html
+  (`<Prefix>/<map run id>/manifest.json` with DestinationBucket, MapRunArn and
+  ResultFiles {FAILED, PENDING, SUCCEEDED: [{Key, Size}]}, result files SUCCEEDED_0.json /
+  FAILED_0.json holding child execution records; the state's output becomes
+  {"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}}).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sluice.local.workflow import jsonpath
+from sluice.local.workflow.errors import StatesError, runtime_error
+from sluice.local.workflow.interpreter import (
+    Interpreter,
+    Run,
+    iso,
+    item_context,
+    map_items,
+    max_concurrency,
+    select_item,
+)
+from sluice.local.workflow.intrinsics import render
+from sluice.local.workflow.models import ChildResult, dumps
+from sluice.local.workflow.ports import ServiceError
+
+if TYPE_CHECKING:
+    from sluice.local.workflow.interpreter import Deps
+    from sluice.local.workflow.models import ExecutionRecord, MapRunRecord
+
+THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
+_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
+
+
+class MapRunHost(Protocol):
+    """The engine side of a Distributed Map: it owns Map Run and child execution records."""
+
+    def create_map_run(
+        self,
+        parent: ExecutionRecord,
+        state_name: str,
+        label: str,
+        max_concurrency: int,
+        tolerated_percentage: float,
+        tolerated_count: int,
+    ) -> MapRunRecord:
+        """Register and return a new Map Run of `parent`'s state `state_name`."""
+        ...
+
+    def create_child(
+        self,
+        map_run: MapRunRecord,
+        parent: ExecutionRecord,
+        label: str,
+        execution_type: str,
+        child_input: Any,
+    ) -> ExecutionRecord:
+        """Register and return a new RUNNING child execution of `map_run`."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Tolerance:
+    percentage: float
+    count: int | None
+
+    def exceeded(self, failed_items: int, total_items: int) -> bool:
+        if self.count is not None and failed_items > self.count:
+            return True
+        if total_items == 0:
+            return False
+        return failed_items * 100.0 / total_items > self.percentage
+
+
+class DistributedMap:
+    """Runs Map states whose ItemProcessor has `ProcessorConfig.Mode: DISTRIBUTED`."""
+
+    def __init__(self, deps: Deps, host: MapRunHost, interpreter: Interpreter):
+        self.deps = deps
+        self.host = host
+        self.interpreter = interpreter
+
+    async def __call__(
+        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
+    ) -> Any:
+        """Run one Distributed Map state; returns the state's result (before ResultSelector).
+
+        Raises:
+            StatesError: `States.ExceedToleratedFailureThreshold` above the tolerance,
+            `States.ItemReaderFailed` / `States.ResultWriterFailed` for S3 failures,
+            `States.Runtime` for bad paths or item shapes.
+        """
+        processor = state.get("ItemProcessor", state.get("Iterator", {}))
+        config = processor.get("ProcessorConfig", {})
+        label = state.get("Label", name)
+        parent = run.execution
+        previous = parent.map_runs.get(name) if run.redrive and run.top_level else None
+
+        if previous is not None:
+            map_run = previous
+            inputs = map_run.inputs
+            map_run.redrive_count += 1
+            map_run.redrive_date = self.deps.clock.now()
+            map_run.status = "RUNNING"
+            map_run.stop = None
+        else:
+            items = await self._read_items(state, effective, ctx)
+            selected = [
+                select_item(state, effective, ctx, item_context(i, key, value))
+                for i, (key, value) in enumerate(items)
+            ]
+            inputs = self._batch(state, effective, ctx, selected)
+            pct, count = self._tolerance(state, effective)
+            map_run = self.host.create_map_run(
+                parent,
+                name,
+                label,
+                max_concurrency(state, effective),
+                pct,
+                -1 if count is None else count,
+            )
+            map_run.total_items = len(selected)
+            map_run.total_children = len(inputs)
+            map_run.inputs = inputs
+            if run.top_level:
+                parent.map_runs[name] = map_run
+        tolerance = _Tolerance(
+            map_run.tolerated_failure_percentage,
+            None if map_run.tolerated_failure_count < 0 else map_run.tolerated_failure_count,
+        )
+        parent.record(
+            self.deps.clock.now(),
+            "MapRunStarted",
+            "mapRunStartedEventDetails",
+            {"mapRunArn": map_run.arn},
+        )
+        try:
+            exceeded = await self._run_children(
+                processor,
+                config.get("ExecutionType", "STANDARD"),
+                label,
+                map_run,
+                parent,
+                inputs,
+                tolerance,
+            )
+        except asyncio.CancelledError:
+            map_run.status, map_run.stop = "ABORTED", self.deps.clock.now()
+            raise
+        map_run.status = "FAILED" if exceeded else "SUCCEEDED"
+        map_run.stop = self.deps.clock.now()
+        writer_output = None
+        if "ResultWriter" in state:
+            writer_output = await self._write_results(
+                state["ResultWriter"], effective, ctx, map_run
+            )
+        if exceeded:
+            cause = "The specified tolerated failure threshold was exceeded"
+            parent.record(
+                self.deps.clock.now(),
+                "MapRunFailed",
+                "mapRunFailedEventDetails",
+                {"error": THRESHOLD_ERROR, "cause": cause},
+            )
+            raise StatesError(THRESHOLD_ERROR, cause)
+        parent.record(self.deps.clock.now(), "MapRunSucceeded")
+        if writer_output is not None:
+            return writer_output
+        return [self._compact(map_run.children[i].execution) for i in sorted(map_run.children)]
+
+    # -- items ----------------------------------------------------------------------------
+
+    async def _read_items(
+        self, state: dict[str, Any], effective: Any, ctx: dict[str, Any]
+    ) -> list[tuple[str | None, Any]]:
+        reader = state.get("ItemReader")
+        if reader is None:
+            return map_items(state, effective)
+        params = render(reader.get("Parameters", {}), effective, ctx)
+        config = reader.get("ReaderConfig", {})
+        limit = config.get("MaxItems")
+        if "MaxItemsPath" in config:
+            limit = jsonpath.get(effective, config["MaxItemsPath"])
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+                raise runtime_error("MaxItemsPath must resolve to a non-negative integer")
+        try:
+            if reader["Resource"].endswith("listObjectsV2"):
+                items = await self._list_objects(params)
+            else:
+                items = await self._read_object(params, config)
+        except ServiceError as exc:
+            raise StatesError("States.ItemReaderFailed", f"{exc.error}: {exc.cause}") from exc
+        if limit:  # 0 means no limit, as on AWS
+            items = items[:limit]
+        return [(None, item) for item in items]
+
+    async def _s3(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.deps.sdk is None:
+            raise ServiceError("States.TaskFailed", "no SDK caller is configured")
+        return await self.deps.sdk.call("s3", action, params)
+
+    async def _list_objects(self, params: dict[str, Any]) -> list[Any]:
+        items: list[Any] = []
+        request = dict(params)
+        while True:
+            page = await self._s3("listObjectsV2", request)
+            for entry in page.get("Contents", []):
+                items.append(
+                    {
+                        "Etag": entry.get("ETag"),
+                        "Key": entry["Key"],
+                        "LastModified": _epoch(entry.get("LastModified")),
+                        "Size": entry.get("Size"),
+                        "StorageClass": entry.get("StorageClass", "STANDARD"),
+                    }
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return items
+            request["ContinuationToken"] = token
+
+    async def _read_object(self, params: dict[str, Any], config: dict[str, Any]) -> list[Any]:
+        body = _text((await self._s3("getObject", params)).get("Body", ""))
+        input_type = config["InputType"]
+        try:
+            if input_type == "JSON":
+                parsed = json.loads(body)
+                if not isinstance(parsed, list):
+                    raise StatesError("States.ItemReaderFailed", "the JSON object is not an array")
+                return parsed
+            if input_type == "JSONL":
+                return [json.loads(line) for line in body.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise StatesError("States.ItemReaderFailed", f"invalid {input_type}: {exc}") from exc
+        if input_type == "CSV":
+            return _csv_items(body, config)
+        return await self._manifest_items(params, body)
+
+    async def _manifest_items(self, params: dict[str, Any], body: str) -> list[Any]:
+        # An S3 Inventory manifest: gzip CSV data files whose columns are `fileSchema`.
+        manifest = json.loads(body)
+        columns = [c.strip() for c in manifest.get("fileSchema", "Bucket, Key").split(",")]
+        bucket = manifest.get("destinationBucket", params["Bucket"]).split(":::")[-1]
+        items: list[Any] = []
+        for entry in manifest.get("files", []):
+            raw = (await self._s3("getObject", {"Bucket": bucket, "Key": entry["key"]}))["Body"]
+            data = raw if isinstance(raw, bytes) else raw.encode("latin-1")
+            text = gzip.decompress(data).decode() if data[:2] == b"\x1f\x8b" else data.decode()
+            for row in csv.reader(io.StringIO(text)):
+                items.append(dict(zip(columns, row, strict=False)))
+        return items
+
+    def _batch(
+        self, state: dict[str, Any], effective: Any, ctx: dict[str, Any], items: list[Any]
+    ) -> list[tuple[Any, int]]:
+        """Child inputs with their item counts; one per item without an ItemBatcher."""
+        batcher = state.get("ItemBatcher")
+        if batcher is None:
+            return [(item, 1) for item in items]
+        max_items = self._limit(batcher, "MaxItemsPerBatch", effective)
+        max_bytes = self._limit(batcher, "MaxInputBytesPerBatch", effective)
+        # AWS caps a child's input at 256 KiB whatever the batcher says.
+        max_bytes = min(max_bytes or 262_144, 262_144)
+        envelope: dict[str, Any] = {}
+        if "BatchInput" in batcher:
+            envelope["BatchInput"] = render(batcher["BatchInput"], effective, ctx)
+        base = len(dumps({**envelope, "Items": []}).encode())
+        batches: list[tuple[Any, int]] = []
+        current: list[Any] = []
+        size = base
+        for item in items:
+            item_size = len(dumps(item).encode()) + (1 if current else 0)
+            full = (max_items and len(current) >= max_items) or size + item_size > max_bytes
+            if current and full:
+                batches.append(({**envelope, "Items": current}, len(current)))
+                current, size = [], base
+                item_size -= 1
+            current.append(item)
+            size += item_size
+        if current:
+            batches.append(({**envelope, "Items": current}, len(current)))
+        return batches
+
+    def _limit(self, block: dict[str, Any], field: str, effective: Any) -> int:
+        if f"{field}Path" in block:
+            value = jsonpath.get(effective, block[f"{field}Path"])
+        else:
+            value = block.get(field, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise runtime_error(f"{field} must be a non-negative integer")
+        return value
+
+    def _tolerance(self, state: dict[str, Any], effective: Any) -> tuple[float, int | None]:
+        pct: Any = state.get("ToleratedFailurePercentage", 0)
+        if "ToleratedFailurePercentagePath" in state:
+            pct = jsonpath.get(effective, state["ToleratedFailurePercentagePath"])
+        count: Any = state.get("ToleratedFailureCount")
+        if "ToleratedFailureCountPath" in state:
+            count = jsonpath.get(effective, state["ToleratedFailureCountPath"])
+        if not isinstance(pct, int | float) or isinstance(pct, bool) or not 0 <= pct <= 100:
+            raise runtime_error("ToleratedFailurePercentage must be a number in [0, 100]")
+        if count is not None and (not isinstance(count, int) or count < 0):
+            raise runtime_error("ToleratedFailureCount must be a non-negative integer")
+        return float(pct), count
+
+    # -- children -------------------------------------------------------------------------
+
+    async def _run_children(
+        self,
+        processor: dict[str, Any],
+        execution_type: str,
+        label: str,
+        map_run: MapRunRecord,
+        parent: ExecutionRecord,
+        inputs: list[tuple[Any, int]],
+        tolerance: _Tolerance,
+    ) -> bool:
+        """Run every child not already SUCCEEDED; True when the tolerance was exceeded."""
+        limit = map_run.max_concurrency
+        gate = asyncio.Semaphore(limit) if limit > 0 else None
+        exceeded = asyncio.Event()
+
+        def failed_items() -> int:
+            return sum(
+                c.items
+                for c in map_run.children.values()
+                if c.execution.status in ("FAILED", "TIMED_OUT", "ABORTED")
+            )
+
+        async def one(index: int, child_input: Any, items: int) -> None:
+            if gate is not None:
+                await gate.acquire()
+            try:
+                if exceeded.is_set():
+                    return
+                child = self.host.create_child(map_run, parent, label, execution_type, child_input)
+                map_run.children[index] = ChildResult(index, child, items)
+                await self._run_child(processor, child)
+                if tolerance.exceeded(failed_items(), map_run.total_items):
+                    exceeded.set()
+            finally:
+                if gate is not None:
+                    gate.release()
+
+        todo = [
+            (i, child_input, items)
+            for i, (child_input, items) in enumerate(inputs)
+            if i not in map_run.children or map_run.children[i].execution.status != "SUCCEEDED"
+        ]
+        tasks = [asyncio.ensure_future(one(*job)) for job in todo]
+        waiter = asyncio.ensure_future(exceeded.wait())
+        try:
+            if tasks:
+                await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+                while not exceeded.is_set() and not all(t.done() for t in tasks):
+                    await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, waiter]:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return exceeded.is_set() or tolerance.exceeded(failed_items(), map_run.total_items)
+
+    async def _run_child(self, processor: dict[str, Any], child: ExecutionRecord) -> None:
+        clock = self.deps.clock
+        child.record(
+            clock.now(),
+            "ExecutionStarted",
+            "executionStartedEventDetails",
+            {"input": child.input_text, "roleArn": child.role_arn},
+        )
+        context = {
+            "Execution": {
+                "Id": child.arn,
+                "Name": child.name,
+                "Input": child.input,
+                "StartTime": iso(child.start),
+                "RoleArn": child.role_arn,
+                "RedriveCount": 0,
+            },
+            "StateMachine": {"Id": child.state_machine_arn, "Name": child.state_machine_name},
+        }
+        try:
+            output = await self.interpreter.run_machine(
+                processor, child.input, Run(child, context, top_level=False)
+            )
+        except StatesError as err:
+            child.status, child.error, child.cause = "FAILED", err.error, err.cause
+            child.record(
+                clock.now(),
+                "ExecutionFailed",
+                "executionFailedEventDetails",
+                {"error": err.error, "cause": err.cause},
+            )
+        except asyncio.CancelledError:
+            child.status = "ABORTED"
+            child.record(clock.now(), "ExecutionAborted", "executionAbortedEventDetails", {})
+            raise
+        else:
+            child.status, child.output = "SUCCEEDED", output
+            child.record(
+                clock.now(),
+                "ExecutionSucceeded",
+                "executionSucceededEventDetails",
+                {"output": dumps(output)},
+            )
+        finally:
+            child.stop = clock.now()
+            child.done.set()
+
+    # -- results --------------------------------------------------------------------------
+
+    @staticmethod
+    def _compact(child: ExecutionRecord) -> Any:
+        if child.status == "SUCCEEDED":
+            return child.output
+        return {"Error": child.error or "States.Aborted", "Cause": child.cause or ""}
+
+    @staticmethod
+    def child_document(child: ExecutionRecord) -> dict[str, Any]:
+        """One entry of SUCCEEDED_n.json / FAILED_n.json, shaped like AWS's."""
+        doc: dict[str, Any] = {
+            "ExecutionArn": child.arn,
+            "Input": child.input_text,
+            "InputDetails": {"Included": True},
+            "Name": child.name,
+        }
+        if child.status == "SUCCEEDED":
+            doc["Output"] = dumps(child.output)
+            doc["OutputDetails"] = {"Included": True}
+        else:
+            doc["Error"] = child.error or "States.Aborted"
+            doc["Cause"] = child.cause or ""
+        doc.update(
+            {
+                "RedriveCount": child.redrive_count,
+                "RedriveStatus": "NOT_REDRIVABLE",
+                "RedriveStatusReason": f"Execution is {child.status} and cannot be redriven",
+                "StartDate": iso(child.start),
+                "StateMachineArn": child.state_machine_arn,
+                "Status": child.status,
+                "StopDate": iso(child.stop or child.start),
+            }
+        )
+        return doc
+
+    async def _write_results(
+        self, writer: dict[str, Any], effective: Any, ctx: dict[str, Any], map_run: MapRunRecord
+    ) -> dict[str, Any]:
+        params = render(writer.get("Parameters", {}), effective, ctx)
+        bucket: str = params["Bucket"]
+        prefix: str = params.get("Prefix", "")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        config = writer.get("WriterConfig", {})
+        transformation = config.get("Transformation", "NONE")
+        jsonl = config.get("OutputType", "JSON") == "JSONL"
+        base = f"{prefix}{map_run.id}/"
+        groups: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+        children = [map_run.children[i] for i in sorted(map_run.children)]
+        for child in children:
+            status = child.execution.status
+            group = (
+                "SUCCEEDED"
+                if status == "SUCCEEDED"
+                else ("PENDING" if status == "RUNNING" else "FAILED")
+            )
+            if group == "SUCCEEDED" and transformation in ("COMPACT", "FLATTEN"):
+                output = child.execution.output
+                if transformation == "FLATTEN" and isinstance(output, list):
+                    groups[group].extend(output)
+                else:
+                    groups[group].append(output)
+            else:
+                groups[group].append(self.child_document(child.execution))
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        try:
+            for group, entries in groups.items():
+                if not entries:
+                    continue
+                key = f"{base}{group}_0.{'jsonl' if jsonl else 'json'}"
+                body = "\n".join(dumps(e) for e in entries) + "\n" if jsonl else dumps(entries)
+                await self._s3("putObject", {"Bucket": bucket, "Key": key, "Body": body})
+                files[group].append({"Key": key, "Size": len(body.encode())})
+            manifest = {"DestinationBucket": bucket, "MapRunArn": map_run.arn, "ResultFiles": files}
+            await self._s3(
+                "putObject",
+                {
+                    "Bucket": bucket,
+                    "Key": f"{base}manifest.json",
+                    "Body": json.dumps(manifest, indent=2),
+                },
+            )
+        except ServiceError as exc:
+            raise StatesError("States.ResultWriterFailed", f"{exc.error}: {exc.cause}") from exc
+        map_run.results_written = len(children)
+        map_run.results_written_items = sum(c.items for c in children)
+        return {
+            "MapRunArn": map_run.arn,
+            "ResultWriterDetails": {"Bucket": bucket, "Key": f"{base}manifest.json"},
+        }
+
+
+def _text(body: Any) -> str:
+    if isinstance(body, bytes):
+        return body.decode()
+    return str(body)
+
+
+def _epoch(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return value
+    return value
+
+
+def _csv_items(body: str, config: dict[str, Any]) -> list[Any]:
+    delimiter = _DELIMITERS.get(config.get("CSVDelimiter", "COMMA"), ",")
+    rows = list(csv.reader(io.StringIO(body), delimiter=delimiter))
+    if config.get("CSVHeaderLocation", "FIRST_ROW") == "GIVEN":
+        headers = config.get("CSVHeaders")
+        if not isinstance(headers, list) or not headers:
+            raise StatesError("States.ItemReaderFailed", "CSVHeaders must be a non-empty list")
+    else:
+        if not rows:
+            return []
+        headers, rows = rows[0], rows[1:]
+    return [dict(zip(headers, row, strict=False)) for row in rows if row]

@@ -1,0 +1,593 @@
+"""Runs ASL states: input/output processing, every state type, Retry and Catch.
+
+The Distributed Map lives in `distributed.py`; this module calls into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sluice.local.workflow import choice, jsonpath
+from sluice.local.workflow.errors import StatesError, runtime_error
+from sluice.local.workflow.intrinsics import evaluate as evaluate_intrinsic
+from sluice.local.workflow.intrinsics import render, resolve_path
+from sluice.local.workflow.models import ExecutionRecord, dumps
+from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller, ServiceError
+
+_LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_OPTIMISED = {
+    "arn:aws:states:::events:putEvents": ("events", "putEvents"),
+    "arn:aws:states:::dynamodb:putItem": ("dynamodb", "putItem"),
+    "arn:aws:states:::dynamodb:updateItem": ("dynamodb", "updateItem"),
+    "arn:aws:states:::dynamodb:getItem": ("dynamodb", "getItem"),
+    "arn:aws:states:::dynamodb:deleteItem": ("dynamodb", "deleteItem"),
+    "arn:aws:states:::s3:putObject": ("s3", "putObject"),
+    "arn:aws:states:::s3:getObject": ("s3", "getObject"),
+}
+_SDK_PREFIX = "arn:aws:states:::aws-sdk:"
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What states call out to. Missing invokers fail the Task with a clear cause."""
+
+    clock: Clock
+    invoker: FunctionInvoker | None = None
+    sdk: SdkCaller | None = None
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+
+@dataclass
+class Run:
+    """One path of execution: the execution record plus Map-item context for iterations."""
+
+    execution: ExecutionRecord
+    context: dict[str, Any]
+    top_level: bool = True
+    map_item: dict[str, Any] | None = None
+    redrive: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def context_for(self, state_name: str, entered: datetime, retry_count: int) -> dict[str, Any]:
+        """The `$$` object for a state (Execution, StateMachine, State, Map.Item)."""
+        ctx = dict(self.context)
+        ctx["State"] = {
+            "Name": state_name,
+            "EnteredTime": iso(entered),
+            "RetryCount": retry_count,
+        }
+        if self.map_item is not None:
+            ctx["Map"] = {"Item": self.map_item}
+        return ctx
+
+    def child(self, map_item: dict[str, Any] | None) -> Run:
+        """A nested path (Parallel branch, inline Map iteration) of the same execution."""
+        return Run(
+            self.execution,
+            self.context,
+            top_level=False,
+            map_item=map_item if map_item is not None else self.map_item,
+        )
+
+
+def iso(when: datetime) -> str:
+    """ISO 8601 with milliseconds and `Z`, as the context object shows times."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    next: str | None
+    output: Any
+
+
+_NO_RETRY = frozenset({"States.Runtime", "States.DataLimitExceeded"})
+
+
+def error_matches(names: list[str], error: str) -> bool:
+    """ASL matching: exact names, `States.ALL`, `States.TaskFailed` (all but States.Timeout).
+
+    States.Runtime never reaches this: AWS neither retries nor catches it (see `_NO_RETRY`).
+    """
+    if error in names or "States.ALL" in names:
+        return True
+    return "States.TaskFailed" in names and error != "States.Timeout"
+
+
+async def fail_fast(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Run coroutines concurrently; the first exception cancels the rest and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        if tasks:
+            _done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+DistributedRunner = Callable[[str, dict[str, Any], Any, Run, dict[str, Any]], Awaitable[Any]]
+
+
+class Interpreter:
+    """Executes a (sub-)state machine for one `Run`."""
+
+    def __init__(self, deps: Deps, distributed: DistributedRunner | None = None):
+        self.deps = deps
+        self.distributed = distributed
+
+    # -- machine ---------------------------------------------------------------------------
+
+    async def run_machine(
+        self, machine: dict[str, Any], data: Any, run: Run, start_at: str | None = None
+    ) -> Any:
+        """Run states from `start_at` (default StartAt) until one ends; returns its output.
+
+        Raises:
+            StatesError: an unhandled error; for a top-level run, the failed state and its
+            input are recorded on the execution for redrive.
+        """
+        name: str = start_at or machine["StartAt"]
+        states: dict[str, Any] = machine["States"]
+        while True:
+            state = states[name]
+            kind = state["Type"]
+            entered = self.deps.clock.now()
+            run.execution.record(
+                entered,
+                f"{kind}StateEntered",
+                "stateEnteredEventDetails",
+                {"name": name, "input": dumps(data)},
+            )
+            try:
+                outcome = await self._run_state(name, state, data, run, entered)
+            except StatesError:
+                if run.top_level:
+                    run.execution.failed_state = name
+                    run.execution.failed_input = data
+                raise
+            run.execution.record(
+                self.deps.clock.now(),
+                f"{kind}StateExited",
+                "stateExitedEventDetails",
+                {"name": name, "output": dumps(outcome.output)},
+            )
+            if outcome.next is None:
+                return outcome.output
+            name, data = outcome.next, outcome.output
+            run.redrive = False
+
+    # -- one state -------------------------------------------------------------------------
+
+    async def _run_state(
+        self, name: str, state: dict[str, Any], raw: Any, run: Run, entered: datetime
+    ) -> _Outcome:
+        kind = state["Type"]
+        if kind not in ("Task", "Parallel", "Map"):
+            ctx = run.context_for(name, entered, 0)
+            return await self._run_simple(name, state, raw, run, ctx)
+        retriers: list[dict[str, Any]] = state.get("Retry", [])
+        attempts = [0] * len(retriers)
+        retry_count = 0
+        while True:
+            ctx = run.context_for(name, entered, retry_count)
+            try:
+                output = await self._run_body(name, state, raw, run, ctx)
+                return _Outcome(state.get("Next"), output)
+            except StatesError as err:
+                if err.error in _NO_RETRY:
+                    raise
+                delay = self._retry_delay(retriers, attempts, err)
+                if delay is not None:
+                    retry_count += 1
+                    await self.deps.clock.sleep(delay)
+                    continue
+                for catcher in state.get("Catch", []):
+                    if error_matches(catcher["ErrorEquals"], err.error):
+                        result_path = catcher.get("ResultPath", "$")
+                        payload = {"Error": err.error, "Cause": err.cause}
+                        output = (
+                            raw if result_path is None else jsonpath.put(raw, result_path, payload)
+                        )
+                        return _Outcome(catcher["Next"], output)
+                raise
+
+    def _retry_delay(
+        self, retriers: list[dict[str, Any]], attempts: list[int], err: StatesError
+    ) -> float | None:
+        for index, retrier in enumerate(retriers):
+            if not error_matches(retrier["ErrorEquals"], err.error):
+                continue
+            # The first matching retrier decides; once exhausted, Catch takes over.
+            if attempts[index] >= retrier.get("MaxAttempts", 3):
+                return None
+            delay = (
+                retrier.get("IntervalSeconds", 1)
+                * retrier.get("BackoffRate", 2.0) ** (attempts[index])
+            )
+            if "MaxDelaySeconds" in retrier:
+                delay = min(delay, retrier["MaxDelaySeconds"])
+            if retrier.get("JitterStrategy", "NONE") == "FULL":
+                delay = random.uniform(0, delay)
+            attempts[index] += 1
+            return float(delay)
+        return None
+
+    def _effective_input(self, state: dict[str, Any], raw: Any) -> Any:
+        if "InputPath" not in state:
+            return raw
+        path = state["InputPath"]
+        return {} if path is None else resolve_path(path, raw, {})
+
+    def _finish(self, state: dict[str, Any], raw: Any, result: Any, ctx: dict[str, Any]) -> Any:
+        if "ResultSelector" in state:
+            result = render(state["ResultSelector"], result, ctx)
+        result_path = state.get("ResultPath", "$")
+        output = raw if result_path is None else jsonpath.put(raw, result_path, result)
+        return self._output_path(state, output)
+
+    def _output_path(self, state: dict[str, Any], output: Any) -> Any:
+        if "OutputPath" not in state:
+            return output
+        path = state["OutputPath"]
+        return {} if path is None else jsonpath.get(output, path)
+
+    async def _run_body(
+        self, name: str, state: dict[str, Any], raw: Any, run: Run, ctx: dict[str, Any]
+    ) -> Any:
+        kind = state["Type"]
+        effective = self._effective_input(state, raw)
+        if kind == "Map":
+            result = await self._map(name, state, effective, run, ctx)
+        else:
+            if "Parameters" in state:
+                effective = render(state["Parameters"], effective, ctx)
+            if kind == "Task":
+                result = await self._task(name, state, effective, run, ctx)
+            else:
+                result = await self._parallel(name, state, effective, run)
+        return self._finish(state, raw, result, ctx)
+
+    async def _run_simple(
+        self, name: str, state: dict[str, Any], raw: Any, run: Run, ctx: dict[str, Any]
+    ) -> _Outcome:
+        kind = state["Type"]
+        if kind == "Fail":
+            raise StatesError(*self._fail_fields(state, raw, ctx))
+        effective = self._effective_input(state, raw)
+        if kind == "Pass":
+            if "Parameters" in state:
+                effective = render(state["Parameters"], effective, ctx)
+            result = state.get("Result", effective)
+            return _Outcome(state.get("Next"), self._finish(state, raw, result, ctx))
+        if kind == "Succeed":
+            return _Outcome(None, self._output_path(state, effective))
+        if kind == "Wait":
+            await self._wait(state, effective)
+            return _Outcome(state.get("Next"), self._output_path(state, effective))
+        for rule in state["Choices"]:
+            if choice.evaluate(rule, effective, ctx):
+                return _Outcome(rule["Next"], self._output_path(state, effective))
+        if "Default" in state:
+            return _Outcome(state["Default"], self._output_path(state, effective))
+        raise StatesError("States.NoChoiceMatched", f"No Matches! Input: {dumps(effective)}")
+
+    def _fail_fields(self, state: dict[str, Any], raw: Any, ctx: dict[str, Any]) -> tuple[str, str]:
+        values: list[str] = []
+        for field_name in ("Error", "Cause"):
+            value: Any = state.get(field_name, "")
+            path = state.get(f"{field_name}Path")
+            if isinstance(path, str):
+                value = (
+                    evaluate_intrinsic(path, raw, ctx)
+                    if path.startswith("States.")
+                    else resolve_path(path, raw, ctx)
+                )
+                if not isinstance(value, str):
+                    raise runtime_error(f"{field_name}Path must resolve to a string")
+            values.append(value)
+        return values[0] or "States.Fail", values[1]
+
+    async def _wait(self, state: dict[str, Any], effective: Any) -> None:
+        now = self.deps.clock.now()
+        if "Seconds" in state:
+            seconds = float(state["Seconds"])
+        elif "SecondsPath" in state:
+            value = jsonpath.get(effective, state["SecondsPath"])
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise runtime_error("SecondsPath must resolve to a non-negative number")
+            seconds = float(value)
+        else:
+            text = state.get("Timestamp")
+            if "TimestampPath" in state:
+                text = jsonpath.get(effective, state["TimestampPath"])
+            when = choice.parse_timestamp(text)
+            if when is None:
+                raise runtime_error(f"not an RFC 3339 timestamp: {text!r}")
+            seconds = max(0.0, (when - now) / timedelta(seconds=1))
+        await self.deps.clock.sleep(seconds)
+
+    # -- Task -----------------------------------------------------------------------------
+
+    async def _task(
+        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
+    ) -> Any:
+        resource: str = state["Resource"]
+        timeouts = [
+            self._seconds(state, "TimeoutSeconds", effective),
+            self._seconds(state, "HeartbeatSeconds", effective),
+        ]
+        limits = [t for t in timeouts if t is not None]
+        # A Lambda task never sends heartbeats, so HeartbeatSeconds bounds it like a timeout.
+        limit = min(limits) if limits else None
+        record = run.execution.record
+        clock = self.deps.clock
+        service, _, action = resource.removeprefix("arn:aws:states:::").partition(":")
+        record(
+            clock.now(),
+            "TaskScheduled",
+            "taskScheduledEventDetails",
+            {
+                "resourceType": service,
+                "resource": action or resource,
+                "region": self.deps.region,
+                "parameters": dumps(effective),
+                **({"timeoutInSeconds": int(limit)} if limit is not None else {}),
+            },
+        )
+        record(
+            clock.now(),
+            "TaskStarted",
+            "taskStartedEventDetails",
+            {"resourceType": service, "resource": action or resource},
+        )
+        try:
+            result = await self._with_timeout(self._call(resource, effective), limit)
+        except StatesError as err:
+            kind = "TaskTimedOut" if err.error == "States.Timeout" else "TaskFailed"
+            key = "taskTimedOutEventDetails" if kind == "TaskTimedOut" else "taskFailedEventDetails"
+            record(
+                clock.now(),
+                kind,
+                key,
+                {
+                    "resourceType": service,
+                    "resource": action or resource,
+                    "error": err.error,
+                    "cause": err.cause,
+                },
+            )
+            raise
+        record(
+            clock.now(),
+            "TaskSucceeded",
+            "taskSucceededEventDetails",
+            {"resourceType": service, "resource": action or resource, "output": dumps(result)},
+        )
+        return result
+
+    def _seconds(self, state: dict[str, Any], field_name: str, effective: Any) -> float | None:
+        if field_name in state:
+            return float(state[field_name])
+        if f"{field_name}Path" in state:
+            value = jsonpath.get(effective, state[f"{field_name}Path"])
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise runtime_error(f"{field_name}Path must resolve to a positive number")
+            return float(value)
+        return None
+
+    async def _with_timeout(self, coro: Coroutine[Any, Any, Any], limit: float | None) -> Any:
+        if limit is None:
+            return await coro
+        work = asyncio.ensure_future(coro)
+        timer = asyncio.ensure_future(self.deps.clock.sleep(limit))
+        try:
+            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            raise StatesError("States.Timeout", f"Task did not finish within {limit:g} seconds")
+        finally:
+            for task in (work, timer):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(work, timer, return_exceptions=True)
+
+    async def _call(self, resource: str, effective: Any) -> Any:
+        if resource == _LAMBDA_INVOKE or resource.startswith(_LAMBDA_INVOKE + ":"):
+            if not isinstance(effective, dict) or "FunctionName" not in effective:
+                raise runtime_error("lambda:invoke needs Parameters.FunctionName")
+            payload = effective.get("Payload")
+            result = await self._invoke(effective["FunctionName"], payload)
+            request_id = str(uuid.uuid4())
+            # The shape of the optimised integration's result, as AWS returns it:
+            # https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html
+            return {
+                "ExecutedVersion": result[1],
+                "Payload": result[0],
+                "SdkHttpMetadata": {
+                    "AllHttpHeaders": {
+                        "X-Amz-Executed-Version": [result[1]],
+                        "x-amzn-RequestId": [request_id],
+                    },
+                    "HttpHeaders": {
+                        "X-Amz-Executed-Version": result[1],
+                        "x-amzn-RequestId": request_id,
+                    },
+                    "HttpStatusCode": 200,
+                },
+                "SdkResponseMetadata": {"RequestId": request_id},
+                "StatusCode": 200,
+            }
+        if resource.startswith("arn:aws:lambda:"):
+            return (await self._invoke(resource, effective))[0]
+        if resource in _OPTIMISED:
+            service, action = _OPTIMISED[resource]
+            response = await self._sdk(service, action, effective)
+            if resource.endswith("events:putEvents") and response.get("FailedEntryCount", 0):
+                raise StatesError("EventBridge.FailedEntry", dumps(response))
+            return response
+        if resource.startswith(_SDK_PREFIX):
+            service, _, action = resource[len(_SDK_PREFIX) :].partition(":")
+            return await self._sdk(service, action, effective)
+        raise StatesError("States.Runtime", f"unsupported Task resource {resource}")
+
+    async def _invoke(self, function: str, payload: Any) -> tuple[Any, str]:
+        if self.deps.invoker is None:
+            raise StatesError("Lambda.ServiceException", "no function invoker is configured")
+        try:
+            result = await self.deps.invoker.invoke(function, payload)
+        except ServiceError as exc:
+            raise StatesError(exc.error, exc.cause) from exc
+        if result.error_type is not None:
+            # Lambda's own error document; Step Functions puts it in Cause verbatim.
+            cause = json.dumps(
+                {
+                    "errorMessage": result.error_message,
+                    "errorType": result.error_type,
+                    "stackTrace": list(result.stack_trace),
+                }
+            )
+            raise StatesError(result.error_type, cause)
+        return result.payload, result.executed_version
+
+    async def _sdk(self, service: str, action: str, params: Any) -> dict[str, Any]:
+        if self.deps.sdk is None:
+            raise StatesError("States.TaskFailed", "no SDK caller is configured")
+        if not isinstance(params, dict):
+            raise runtime_error(f"{service}:{action} parameters must be an object")
+        try:
+            return await self.deps.sdk.call(service, action, params)
+        except ServiceError as exc:
+            raise StatesError(exc.error, exc.cause) from exc
+
+    # -- Parallel and Map -----------------------------------------------------------------
+
+    async def _parallel(self, name: str, state: dict[str, Any], effective: Any, run: Run) -> Any:
+        record = run.execution.record
+        record(self.deps.clock.now(), "ParallelStateStarted")
+        try:
+            results = await fail_fast(
+                [
+                    self.run_machine(branch, effective, run.child(None))
+                    for branch in state["Branches"]
+                ]
+            )
+        except StatesError:
+            record(self.deps.clock.now(), "ParallelStateFailed")
+            raise
+        record(self.deps.clock.now(), "ParallelStateSucceeded")
+        return results
+
+    async def _map(
+        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
+    ) -> Any:
+        processor = state.get("ItemProcessor", state.get("Iterator", {}))
+        mode = processor.get("ProcessorConfig", {}).get("Mode", "INLINE")
+        if mode == "DISTRIBUTED":
+            if self.distributed is None:
+                raise runtime_error("Distributed Map is not available here")
+            return await self.distributed(name, state, effective, run, ctx)
+        items = map_items(state, effective)
+        limit = max_concurrency(state, effective)
+        gate = asyncio.Semaphore(limit) if limit > 0 else None
+        record = run.execution.record
+        record(
+            self.deps.clock.now(),
+            "MapStateStarted",
+            "mapStateStartedEventDetails",
+            {"length": len(items)},
+        )
+
+        async def iterate(index: int, key: str | None, value: Any) -> Any:
+            item = item_context(index, key, value)
+            item_input = select_item(state, effective, ctx, item)
+            if gate is not None:
+                await gate.acquire()
+            try:
+                details = {"name": name, "index": index}
+                record(
+                    self.deps.clock.now(),
+                    "MapIterationStarted",
+                    "mapIterationStartedEventDetails",
+                    details,
+                )
+                try:
+                    output = await self.run_machine(processor, item_input, run.child(item))
+                except StatesError:
+                    record(
+                        self.deps.clock.now(),
+                        "MapIterationFailed",
+                        "mapIterationFailedEventDetails",
+                        details,
+                    )
+                    raise
+                record(
+                    self.deps.clock.now(),
+                    "MapIterationSucceeded",
+                    "mapIterationSucceededEventDetails",
+                    details,
+                )
+                return output
+            finally:
+                if gate is not None:
+                    gate.release()
+
+        try:
+            results = await fail_fast([iterate(i, k, v) for i, (k, v) in enumerate(items)])
+        except StatesError:
+            record(self.deps.clock.now(), "MapStateFailed")
+            raise
+        record(self.deps.clock.now(), "MapStateSucceeded")
+        return results
+
+
+def map_items(state: dict[str, Any], effective: Any) -> list[tuple[str | None, Any]]:
+    """The (key, value) items a Map iterates: ItemsPath's array, or an object's entries."""
+    items = resolve_path(state.get("ItemsPath", "$"), effective, {})
+    if isinstance(items, list):
+        return [(None, item) for item in items]
+    if isinstance(items, dict):
+        return list(items.items())
+    raise runtime_error(f"Map ItemsPath must point to an array, got {dumps(items)[:200]}")
+
+
+def item_context(index: int, key: str | None, value: Any) -> dict[str, Any]:
+    """`$$.Map.Item` for one item."""
+    item: dict[str, Any] = {"Index": index, "Value": value}
+    if key is not None:
+        item["Key"] = key
+    return item
+
+
+def select_item(
+    state: dict[str, Any], effective: Any, ctx: dict[str, Any], item: dict[str, Any]
+) -> Any:
+    """Apply ItemSelector (or the legacy Parameters) to one item; else the item itself."""
+    selector = state.get("ItemSelector", state.get("Parameters"))
+    if selector is None:
+        return item["Value"]
+    return render(selector, effective, {**ctx, "Map": {"Item": item}})
+
+
+def max_concurrency(state: dict[str, Any], effective: Any) -> int:
+    """MaxConcurrency or MaxConcurrencyPath; 0 means unbounded."""
+    if "MaxConcurrencyPath" in state:
+        value = jsonpath.get(effective, state["MaxConcurrencyPath"])
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise runtime_error("MaxConcurrencyPath must resolve to a non-negative integer")
+        return value
+    return int(state.get("MaxConcurrency", 0))
