@@ -1,0 +1,163 @@
+"""Register a newly created raw object in the ledger and send it down the right path.
+
+Duplicate S3 notifications are normal (at-least-once): the ledger's conditional write on the
+file identity (bucket, key, version or etag) makes the second one a no-op. A file that was
+registered but never announced (a crash between the two) is announced on redelivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import unquote_plus
+
+from contracts.events import FileIngestedV1, FileRejectedV1
+from contracts.types import DatasetRef
+from sluice_shared.errors import InputLimitExceeded, UnknownDatasetError
+from sluice_shared.keys import dataset_of_key, file_id_for
+from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, ObjectNotFoundError
+
+if TYPE_CHECKING:
+    from sluice_ingest.config import IngestSettings
+    from sluice_ingest.ports import IngestDeps
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectCreated:
+    """The facts of an S3 "Object Created" notification that ingest relies on."""
+
+    bucket: str
+    key: str  # as the notification carries it (possibly URL-encoded)
+    size: int
+    etag: str
+    version_id: str | None
+    sequencer: str | None
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What ingest decided for one notification. `event` is the fact to publish (None for a
+    duplicate); `execution_arn` is set when the file went to the batch path."""
+
+    file_id: str
+    outcome: Literal["realtime", "batch", "rejected", "duplicate", "missing"]
+    event: FileIngestedV1 | FileRejectedV1 | None = None
+    execution_arn: str | None = None
+
+
+async def ingest_object(
+    created: ObjectCreated, deps: IngestDeps, settings: IngestSettings
+) -> IngestReport:
+    """Register the object and announce it (`file.ingested`), start the batch workflow for a
+    large file, or reject it (`file.rejected`: unknown dataset, limits).
+
+    Raises TransientError for AWS failures worth a retry.
+    """
+    info, key = await _resolve(created, deps)
+    file_id = file_id_for(created.bucket, key, created.version_id, created.etag)
+    if info is None:
+        return IngestReport(file_id=file_id, outcome="missing")
+
+    # For a versioned bucket HEAD answers for the newest version; the notification's own figures
+    # describe the version it is about.
+    same_version = info.version_id == created.version_id
+    size = info.size if same_version else created.size
+    etag = info.etag if same_version else created.etag.strip('"')
+    dataset_version: int | None = None
+    rejection: tuple[str, str] | None = None
+    dataset = "unknown"
+    try:
+        dataset = dataset_of_key(key, max_key_length=settings.limits.max_key_length)
+        dataset_version = deps.contracts.load(dataset).version
+    except (UnknownDatasetError, InputLimitExceeded) as bad:
+        rejection = (bad.code, bad.message)
+    except KeyError:
+        rejection = ("unknown_dataset", f"no data contract for dataset {dataset!r}")
+    if rejection is None and size > settings.limits.max_file_bytes:
+        rejection = (
+            "file_too_large",
+            f"object is {size} bytes, above the {settings.limits.max_file_bytes} limit",
+        )
+
+    record = FileRecord(
+        file_id=file_id,
+        dataset=dataset,
+        dataset_version=dataset_version,
+        bucket=created.bucket,
+        key=key,
+        version_id=created.version_id,
+        etag=etag,
+        size_bytes=size,
+        correlation_id=file_id,
+    )
+    created_now, existing = await deps.ledger.register_file(record)
+    if not created_now and existing.status is not FileStatus.PENDING:
+        return IngestReport(file_id=file_id, outcome="duplicate")
+
+    if rejection is not None:
+        code, reason = rejection
+        await deps.ledger.transition(
+            file_id,
+            FileStatus.QUARANTINED,
+            expected=(FileStatus.PENDING,),
+            rows_in=0,
+            rows_out=0,
+            rows_quarantined=0,
+            error_code=code,
+            error=reason,
+        )
+        dataset_ref = DatasetRef(name=dataset, version=dataset_version) if dataset_version else None
+        rejected = FileRejectedV1(
+            file_id=file_id,
+            dataset=dataset_ref,
+            bucket=created.bucket,
+            key=key,
+            reason_code=code,
+            reason=reason,
+            object_created_at=created.time,
+        )
+        return IngestReport(file_id=file_id, outcome="rejected", event=rejected)
+
+    assert dataset_version is not None  # set whenever there is no rejection
+    batch = (
+        size >= settings.batch_threshold_bytes
+        and deps.workflow is not None
+        and settings.batch_state_machine_arn is not None
+    )
+    ingested = FileIngestedV1(
+        file_id=file_id,
+        dataset=DatasetRef(name=dataset, version=dataset_version),
+        bucket=created.bucket,
+        key=key,
+        version_id=created.version_id,
+        etag=etag,
+        size_bytes=size,
+        object_created_at=created.time,
+        path="batch" if batch else "realtime",
+    )
+    if batch and deps.workflow is not None:
+        arn = await deps.workflow.start(
+            f"file-{file_id}", {"file": ingested.model_dump(mode="json")}
+        )
+        return IngestReport(file_id=file_id, outcome="batch", execution_arn=arn)
+    return IngestReport(file_id=file_id, outcome="realtime", event=ingested)
+
+
+async def _resolve(created: ObjectCreated, deps: IngestDeps) -> tuple[ObjectInfo | None, str]:
+    """Find the object the notification names.
+
+    S3 notifications URL-encode keys (`red flower.csv` → `red+flower.csv`); decoding first and
+    falling back to the literal key also handles producers that do not encode. The key is only
+    ever used as an S3 key, never as a local path.
+    """
+    candidates = [unquote_plus(created.key)]
+    if created.key not in candidates:
+        candidates.append(created.key)
+    for key in candidates:
+        try:
+            return await deps.objects.head(created.bucket, key), key
+        except ObjectNotFoundError:
+            continue
+    return None, candidates[0]

@@ -1,0 +1,178 @@
+"""Write one transformed file as Hive-partitioned Parquet, manifest last, and complete it.
+
+Object names are deterministic per (file, bucket, partition value, sequence), so a retried write
+overwrites its own objects. The manifest is written only after every Parquet object: a reader
+that trusts manifests never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from contracts.events import FileProcessedV1
+from sluice_shared.datapath.output import write_partitioned
+from sluice_shared.errors import PoisonInputError
+from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
+from sluice_shared.ports import FileStatus
+from sluice_shared.scratch import scratch_dir
+from sluice_shared.stages import StageDeps, StageSettings, claim
+
+if TYPE_CHECKING:
+    from contracts.events import FileTransformedV1
+
+CLAIMABLE = (FileStatus.TRANSFORMING, FileStatus.WRITING)
+MAX_MANIFEST_BYTES = 64 * 2**20
+
+
+class ReconciliationError(PoisonInputError):
+    """rows_in != rows_out + rows_quarantined: never mark such a file COMPLETED."""
+
+    code = "reconciliation_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputReport:
+    event: FileProcessedV1 | None
+    objects: int = 0
+    bytes_out: int = 0
+    rows_out: int = 0
+
+    def metric_values(self) -> dict[str, int]:
+        return {
+            "RowsOut": self.rows_out,
+            "ObjectsWritten": self.objects,
+            "BytesOut": self.bytes_out,
+        }
+
+
+async def write_transformed_file(
+    transformed: FileTransformedV1, deps: StageDeps, settings: StageSettings
+) -> OutputReport:
+    """Write the file's Parquet objects and manifest, then mark it COMPLETED.
+
+    Returns the `file.processed` fact. A redelivery after completion returns the same fact again
+    (rebuilt from the manifest) so a publish lost to a crash is not lost for good.
+    Raises ReconciliationError when the counts do not add up (the file is marked FAILED), and
+    TransientError for AWS failures worth a retry.
+    """
+    keys = StageKeys(transformed.file_id, transformed.dataset.name)
+    claimed = await claim(deps.ledger, transformed.file_id, FileStatus.WRITING, CLAIMABLE)
+    if claimed is None:
+        return await _replay_completed(transformed, deps, settings, keys)
+    contract = deps.contracts.load(transformed.dataset.name, transformed.dataset.version)
+    staged_bucket, staged_prefix = split_s3_uri(transformed.transformed_prefix)
+    # Transform stages nothing for a bucket without rows: list once, not a request per bucket.
+    staged = {info.key async for info in deps.objects.list_keys(staged_bucket, staged_prefix)}
+
+    objects: list[dict[str, Any]] = []
+    rows_out = bytes_out = 0
+    for bucket in range(transformed.bucket_count):
+        with scratch_dir(settings.scratch_dir, f"output-{transformed.file_id}-{bucket}") as work:
+            local = work / "in.arrow"
+            staged_key = keys.transformed(bucket)
+            if staged_key not in staged:
+                continue
+            await deps.objects.download_to(staged_bucket, staged_key, local)
+            result = await asyncio.to_thread(
+                write_partitioned,
+                [local],
+                contract,
+                work / "parquet",
+                file_id=transformed.file_id,
+                bucket=bucket,
+            )
+            for obj in result.objects:
+                await deps.objects.upload_file(
+                    obj.local_path,
+                    settings.processed_bucket,
+                    obj.key,
+                    content_type="application/vnd.apache.parquet",
+                )
+                objects.append({"key": obj.key, "rows": obj.rows, "bytes": obj.bytes})
+                bytes_out += obj.bytes
+            rows_out += result.rows
+
+    rows_in = transformed.rows_file_in
+    if rows_out != transformed.rows_out or rows_in != rows_out + transformed.rows_quarantined:
+        reason = (
+            f"rows_in {rows_in} != rows_out {rows_out} + rows_quarantined "
+            f"{transformed.rows_quarantined} (transform reported rows_out {transformed.rows_out})"
+        )
+        await deps.ledger.transition(
+            transformed.file_id,
+            FileStatus.FAILED,
+            expected=(FileStatus.WRITING,),
+            error_code=ReconciliationError.code,
+            error=reason,
+        )
+        raise ReconciliationError(reason)
+
+    completed_at = datetime.now(UTC)
+    manifest = {
+        "file_id": transformed.file_id,
+        "dataset": transformed.dataset.model_dump(),
+        "source": s3_uri(transformed.bucket, transformed.key),
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "rows_quarantined": transformed.rows_quarantined,
+        "bytes_out": bytes_out,
+        "objects": objects,
+        "object_created_at": transformed.object_created_at.isoformat(),
+        "completed_at": completed_at.isoformat(),
+    }
+    await deps.objects.put_bytes(
+        settings.processed_bucket,
+        keys.manifest,
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
+        content_type="application/json",
+    )
+    await deps.ledger.transition(
+        transformed.file_id,
+        FileStatus.COMPLETED,
+        expected=(FileStatus.WRITING,),
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rows_quarantined=transformed.rows_quarantined,
+    )
+    event = _processed_event(transformed, settings, keys, manifest)
+    return OutputReport(event=event, objects=len(objects), bytes_out=bytes_out, rows_out=rows_out)
+
+
+async def _replay_completed(
+    transformed: FileTransformedV1, deps: StageDeps, settings: StageSettings, keys: StageKeys
+) -> OutputReport:
+    record = await deps.ledger.get(transformed.file_id)
+    if record is None or record.status is not FileStatus.COMPLETED:
+        return OutputReport(event=None)
+    raw = await deps.objects.get_bytes(
+        settings.processed_bucket, keys.manifest, max_bytes=MAX_MANIFEST_BYTES
+    )
+    manifest = orjson.loads(raw)
+    return OutputReport(event=_processed_event(transformed, settings, keys, manifest))
+
+
+def _processed_event(
+    transformed: FileTransformedV1,
+    settings: StageSettings,
+    keys: StageKeys,
+    manifest: dict[str, Any],
+) -> FileProcessedV1:
+    return FileProcessedV1(
+        file_id=transformed.file_id,
+        dataset=transformed.dataset,
+        bucket=transformed.bucket,
+        key=transformed.key,
+        manifest_uri=s3_uri(settings.processed_bucket, keys.manifest),
+        objects=len(manifest["objects"]),
+        rows_in=manifest["rows_in"],
+        rows_out=manifest["rows_out"],
+        rows_quarantined=manifest["rows_quarantined"],
+        bytes_out=manifest["bytes_out"],
+        object_created_at=transformed.object_created_at,
+        completed_at=datetime.fromisoformat(manifest["completed_at"]),
+    )

@@ -1,0 +1,101 @@
+"""Identities and object keys shared by every stage (docs/architecture.md, "Identities and keys").
+
+Keys are deterministic per (file, stage, partition, bucket), so a retried step overwrites its own
+objects instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from sluice_shared.errors import InputLimitExceeded, UnknownDatasetError
+
+_DATASET_SEGMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def file_id_for(bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
+    """The file's identity: the same object version notified twice gets the same id."""
+    identity = version_id or (etag or "").strip('"')
+    digest = hashlib.sha256(f"{bucket}\n{key}\n{identity}".encode()).hexdigest()
+    return digest[:32]
+
+
+def dataset_of_key(key: str, *, max_key_length: int) -> str:
+    """The dataset an object belongs to: its key's first segment (`orders/2024/x.csv` → orders).
+
+    The key is data, never a path: `..`, empty segments or odd characters cannot escape
+    anything because keys are only used as S3 keys and hashed into ids.
+    Raises InputLimitExceeded for an over-long key, UnknownDatasetError when the first segment
+    is not a dataset name.
+    """
+    if len(key.encode("utf-8")) > max_key_length:
+        raise InputLimitExceeded(
+            f"object key is {len(key.encode('utf-8'))} bytes, above the {max_key_length} limit",
+            code="key_too_long",
+        )
+    first, sep, rest = key.partition("/")
+    if not sep or not rest or not _DATASET_SEGMENT.match(first):
+        raise UnknownDatasetError(
+            f"object key {key!r} does not start with a dataset prefix (<dataset>/...)"
+        )
+    return first
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` → (bucket, key). Raises ValueError for anything else."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    return bucket, key
+
+
+@dataclass(frozen=True, slots=True)
+class StageKeys:
+    """Where one file's intermediate and final objects live."""
+
+    file_id: str
+    dataset: str
+
+    @property
+    def validated_prefix(self) -> str:
+        return f"stage/{self.file_id}/validated/"
+
+    def validated(self, partition: int, bucket: int) -> str:
+        return f"{self.validated_prefix}p{partition:05d}-b{bucket:04d}.arrow"
+
+    @property
+    def transformed_prefix(self) -> str:
+        return f"stage/{self.file_id}/transformed/"
+
+    def transformed(self, bucket: int) -> str:
+        return f"{self.transformed_prefix}b{bucket:04d}.arrow"
+
+    @property
+    def quarantine_prefix(self) -> str:
+        return f"quarantine/dataset={self.dataset}/file_id={self.file_id}/"
+
+    def quarantine_validate(self, partition: int) -> str:
+        return f"{self.quarantine_prefix}p{partition:05d}.jsonl"
+
+    def quarantine_dedupe(self, bucket: int) -> str:
+        return f"{self.quarantine_prefix}dedupe-b{bucket:04d}.jsonl"
+
+    @property
+    def manifest(self) -> str:
+        return f"_manifests/dataset={self.dataset}/{self.file_id}.json"
+
+
+def bucket_of_staged_key(key: str) -> int:
+    """The hash bucket of a validated staged object key (`...p00001-b0003.arrow` → 3)."""
+    match = re.search(r"-b(\d{4})\.arrow$", key)
+    if match is None:
+        raise ValueError(f"not a staged object key: {key!r}")
+    return int(match.group(1))

@@ -1,0 +1,183 @@
+"""What the data-stage services (validate, transform, output) share: their settings, their deps,
+claiming a step in the ledger, and deterministic event ids.
+
+Every stage follows the same at-least-once discipline:
+1. claim the step with a conditional ledger transition (a redelivered message may claim the same
+   step again; a message for a step the file has already left is a duplicate and does nothing),
+2. do the work into deterministic keys (a retry overwrites, never adds),
+3. record counts in the ledger, then return the next event for the handler to publish.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import Field
+
+from contracts.envelope import Envelope
+from sluice_shared.limits import Limits
+from sluice_shared.observability import telemetry
+from sluice_shared.ports import (
+    AwsDeps,
+    FileRecord,
+    FileStatus,
+    Ledger,
+    ObjectStore,
+    QueueParker,
+    StaleStateError,
+)
+from sluice_shared.runtime import Runtime
+from sluice_shared.settings import SluiceSettings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Collection, Mapping
+
+    from contracts.datasets import DatasetContract
+    from contracts.envelope import ContractModel
+
+_EVENT_NAMESPACE = uuid.UUID("6c1d3f0e-4a8b-5c2d-9e7f-0a1b2c3d4e5f")
+
+
+class StageSettings(SluiceSettings):
+    """Settings of a data stage: the shared names plus scratch space and input limits."""
+
+    scratch_dir: Path | None = None  # SLUICE_SCRATCH_DIR; default: the system temp dir (/tmp)
+    limits: Limits = Field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StageSettings:
+        import os
+
+        source = os.environ if env is None else env
+        base = SluiceSettings.from_env(source)
+        return cls(
+            **base.model_dump(),
+            scratch_dir=Path(source["SLUICE_SCRATCH_DIR"])
+            if source.get("SLUICE_SCRATCH_DIR")
+            else None,
+            limits=Limits.from_env(source),
+        )
+
+
+class ContractSource(Protocol):
+    """Where data contracts come from (the shipped catalog; a fake in tests)."""
+
+    def load(self, name: str, version: int | None = None) -> DatasetContract:
+        """The contract, or KeyError when the dataset/version does not exist."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageDeps:
+    """The ports a data stage uses."""
+
+    objects: ObjectStore
+    ledger: Ledger
+    contracts: ContractSource
+
+
+def event_id(file_id: str, contract_type: str) -> str:
+    """A deterministic envelope id: a redelivered step republishes the *same* event, so
+    consumers (and `sluice verify`) can recognise the duplicate."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{file_id}:{contract_type}"))
+
+
+async def claim(
+    ledger: Ledger, file_id: str, step: FileStatus, expected: Collection[FileStatus], **fields: Any
+) -> FileRecord | None:
+    """Move the file into `step`; None when the file has already left the states `expected`
+    (a duplicate or late delivery — the step is done or the file is terminal)."""
+    try:
+        return await ledger.transition(file_id, step, expected=expected, **fields)
+    except StaleStateError as stale:
+        if stale.current is None:
+            raise
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDeps:
+    """A service's dependencies: the AWS adapters and the stage's view of them."""
+
+    aws: AwsDeps
+    stage: StageDeps
+
+    @property
+    def parker(self) -> QueueParker:
+        return self.aws.parker
+
+
+@asynccontextmanager
+async def open_stage_deps(settings: SluiceSettings) -> AsyncIterator[ServiceDeps]:
+    """Open the AWS clients once and build the stage's deps over them (see `Runtime`)."""
+    from contracts.datasets import DatasetCatalog
+    from sluice_shared.aws.clients import open_aws_deps
+
+    async with open_aws_deps(settings) as aws:
+        yield ServiceDeps(
+            aws=aws,
+            stage=StageDeps(objects=aws.objects, ledger=aws.ledger, contracts=DatasetCatalog()),
+        )
+
+
+async def publish_next(
+    deps: ServiceDeps, event: ContractModel, cause: Envelope[Any], *, file_id: str
+) -> Envelope[Any]:
+    """Publish the next fact of a file's run in its own envelope, carrying the correlation id
+    of the event that caused it and a deterministic id (see `event_id`)."""
+    envelope = Envelope.wrap(
+        event, correlationid=cause.correlationid, id=event_id(file_id, event.TYPE)
+    )
+    await deps.aws.publisher.publish([envelope])
+    return envelope
+
+
+class StageReport(Protocol):
+    """What a stage's domain function returns: the next fact (None for a duplicate delivery)
+    and the counts to emit as metrics."""
+
+    @property
+    def event(self) -> ContractModel | None: ...
+
+    def metric_values(self) -> Mapping[str, int]: ...
+
+
+StageStep = Callable[[Any, StageDeps, StageSettings], Awaitable[StageReport]]
+
+
+class StageService:
+    """The whole Lambda handler of a data stage: SQS batch → contract → domain step → publish
+    the next fact → metrics. Each service's `handler.py` builds one at cold start."""
+
+    def __init__(self, settings: StageSettings, *, consumes: type[ContractModel], step: StageStep):
+        self.settings = settings
+        self.consumes = consumes
+        self.step = step
+        tele = telemetry(settings.service_name)
+        self.logger, self.metrics = tele.logger, tele.metrics
+        self.runtime: Runtime[ServiceDeps] = Runtime(
+            lambda: open_stage_deps(settings), dlq_url=settings.dlq_url, logger=self.logger
+        )
+        handler = self.metrics.log_metrics(capture_cold_start_metric=True)(self._handle)
+        self.lambda_handler = self.logger.inject_lambda_context(handler)
+
+    def _handle(self, event: dict[str, Any], context: object) -> dict[str, Any]:
+        return self.runtime.process_sqs_batch(event, self.handle_one, accepted={self.consumes.TYPE})
+
+    async def handle_one(self, envelope: Envelope[Any], deps: ServiceDeps) -> None:
+        """Run the step for one envelope and publish what it produced."""
+        file_id = str(envelope.data.file_id)
+        report = await self.step(envelope.data, deps.stage, self.settings)
+        if report.event is None:
+            self.logger.info("duplicate delivery ignored", extra={"file_id": file_id})
+            return
+        for name, value in report.metric_values().items():
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        await publish_next(deps, report.event, envelope, file_id=file_id)
+        self.logger.info("step done", extra={"file_id": file_id, "emitted": report.event.TYPE})

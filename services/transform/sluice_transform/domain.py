@@ -1,0 +1,127 @@
+"""Transform one validated file: dedupe on the primary key, derived columns, lookup joins, casts.
+
+Works one hash bucket at a time (every copy of a key lives in the same bucket), so memory is
+bounded by a bucket, not by the file. Duplicates are quarantined, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from contracts.events import FileTransformedV1
+from sluice_shared.datapath.transform import load_lookups, transform_bucket
+from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
+from sluice_shared.ports import FileStatus
+from sluice_shared.scratch import scratch_dir
+from sluice_shared.stages import StageDeps, StageSettings, claim
+
+if TYPE_CHECKING:
+    from contracts.events import FileValidatedV1
+
+CLAIMABLE = (FileStatus.VALIDATING, FileStatus.TRANSFORMING)
+
+
+@dataclass(frozen=True, slots=True)
+class TransformReport:
+    event: FileTransformedV1 | None
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_duplicate: int = 0
+
+    def metric_values(self) -> dict[str, int]:
+        return {"RowsTransformed": self.rows_out, "RowsDuplicate": self.rows_duplicate}
+
+
+async def transform_validated_file(
+    validated: FileValidatedV1, deps: StageDeps, settings: StageSettings
+) -> TransformReport:
+    """Transform every staged bucket of the file and stage the result for output.
+
+    Returns the `file.transformed` fact, or an empty report for a duplicate delivery.
+    Raises TransientError for AWS failures worth a retry.
+    """
+    claimed = await claim(deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE)
+    if claimed is None:
+        return TransformReport(event=None)
+    contract = deps.contracts.load(validated.dataset.name, validated.dataset.version)
+    lookups = await asyncio.to_thread(load_lookups, contract)
+    keys = StageKeys(validated.file_id, validated.dataset.name)
+    staged_bucket, staged_prefix = split_s3_uri(validated.staged_prefix)
+
+    by_bucket: dict[int, list[str]] = defaultdict(list)
+    async for info in deps.objects.list_keys(staged_bucket, staged_prefix):
+        by_bucket[bucket_of_staged_key(info.key)].append(info.key)
+
+    await deps.objects.delete_prefix(settings.work_bucket, keys.transformed_prefix)
+    rows_in = rows_out = rows_dup = 0
+    for bucket in range(validated.bucket_count):
+        inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
+        if not inputs:
+            continue
+        with scratch_dir(settings.scratch_dir, f"transform-{validated.file_id}-{bucket}") as work:
+            local = []
+            for index, key in enumerate(inputs):
+                path = work / f"in-{index:05d}.arrow"
+                await deps.objects.download_to(staged_bucket, key, path)
+                local.append(path)
+            result = await asyncio.to_thread(
+                transform_bucket,
+                local,
+                contract,
+                work / "out.arrow",
+                lookups=lookups,
+                quarantine_path=work / "dedupe.jsonl",
+            )
+            if result.quarantine_path is not None:
+                await deps.objects.upload_file(
+                    result.quarantine_path,
+                    settings.error_bucket,
+                    keys.quarantine_dedupe(bucket),
+                    content_type="application/x-ndjson",
+                )
+            if result.staged is not None:
+                await deps.objects.upload_file(
+                    result.staged, settings.work_bucket, keys.transformed(bucket)
+                )
+        rows_in += result.rows_in
+        rows_out += result.rows_out
+        rows_dup += result.rows_quarantined
+
+    if rows_in != validated.rows_valid:
+        # The staged objects do not hold what validate reported: never write a partial file.
+        raise _staging_mismatch(validated, rows_in)
+    quarantined = validated.rows_quarantined + rows_dup
+    await deps.ledger.transition(
+        validated.file_id,
+        FileStatus.TRANSFORMING,
+        expected=(FileStatus.TRANSFORMING,),
+        rows_quarantined=quarantined,
+    )
+    event = FileTransformedV1(
+        file_id=validated.file_id,
+        dataset=validated.dataset,
+        bucket=validated.bucket,
+        key=validated.key,
+        transformed_prefix=s3_uri(settings.work_bucket, keys.transformed_prefix),
+        bucket_count=validated.bucket_count,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rows_quarantined=quarantined,
+        rows_file_in=validated.rows_in,
+        object_created_at=validated.object_created_at,
+    )
+    return TransformReport(event=event, rows_in=rows_in, rows_out=rows_out, rows_duplicate=rows_dup)
+
+
+def _staging_mismatch(validated: FileValidatedV1, found: int) -> Exception:
+    from sluice_shared.errors import TransientError
+
+    # Staged objects are written before the validated event is published, so a shortfall means
+    # S3 listing lag or a concurrent re-validation: retrying later is the right move.
+    return TransientError(
+        f"staged rows for {validated.file_id}: expected {validated.rows_valid}, found {found}",
+        code="staging_incomplete",
+    )

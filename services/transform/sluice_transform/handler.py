@@ -1,0 +1,12 @@
+"""Lambda entry point of the transform service: an SQS batch of `file.validated` events."""
+
+from __future__ import annotations
+
+from contracts.events import FileValidatedV1
+from sluice_shared.stages import StageService, StageSettings
+from sluice_transform.domain import transform_validated_file
+
+service = StageService(
+    StageSettings.from_env(), consumes=FileValidatedV1, step=transform_validated_file
+)
+lambda_handler = service.lambda_handler

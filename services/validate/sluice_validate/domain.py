@@ -1,0 +1,169 @@
+"""Validate one ingested file against its data contract.
+
+Streams the raw object through the data path in bounded batches: valid rows are staged in the
+work bucket as Arrow (hash-bucketed on the primary key), bad rows go to the quarantine prefix of
+the error bucket with a reason. A file whose bad rows exceed the contract's tolerance is rejected
+atomically: nothing of it is staged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from contracts.events import FileRejectedV1, FileValidatedV1
+from sluice_shared.datapath.buckets import bucket_count_for
+from sluice_shared.datapath.validate import validate_file
+from sluice_shared.keys import StageKeys, s3_uri
+from sluice_shared.ports import FileStatus
+from sluice_shared.scratch import scratch_dir
+from sluice_shared.stages import StageDeps, StageSettings, claim
+
+if TYPE_CHECKING:
+    from contracts.events import FileIngestedV1
+    from sluice_shared.datapath.validate import ValidateResult
+
+CLAIMABLE = (FileStatus.PENDING, FileStatus.VALIDATING)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """What validating one file produced; `event` is None for a duplicate delivery."""
+
+    event: FileValidatedV1 | FileRejectedV1 | None
+    rows_in: int = 0
+    rows_quarantined: int = 0
+    bytes_in: int = 0
+
+    def metric_values(self) -> dict[str, int]:
+        return {
+            "RowsIn": self.rows_in,
+            "RowsQuarantined": self.rows_quarantined,
+            "BytesIn": self.bytes_in,
+        }
+
+
+async def validate_ingested_file(
+    ingested: FileIngestedV1, deps: StageDeps, settings: StageSettings
+) -> ValidationReport:
+    """Validate the raw object named by `ingested`.
+
+    Returns the `file.validated` or `file.rejected` fact to publish, or an empty report when the
+    file already moved past validation (a duplicate delivery). Raises TransientError for AWS
+    failures worth a retry; everything about the data itself ends in a quarantine or a rejection.
+    """
+    claimed = await claim(deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE)
+    if claimed is None:
+        return ValidationReport(event=None)
+    keys = StageKeys(ingested.file_id, ingested.dataset.name)
+    try:
+        contract = deps.contracts.load(ingested.dataset.name, ingested.dataset.version)
+    except KeyError as missing:
+        return await _reject(ingested, deps, "unknown_dataset", str(missing), rows_in=0)
+
+    # Any earlier, interrupted attempt may have left staged objects: start clean so the staged
+    # set is exactly this attempt's.
+    await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
+    with scratch_dir(settings.scratch_dir, f"validate-{ingested.file_id}") as work:
+        src = work / "source"
+        await deps.objects.download_to(
+            ingested.bucket, ingested.key, src, version_id=ingested.version_id
+        )
+        bucket_count = bucket_count_for(ingested.size_bytes)
+        result: ValidateResult = await asyncio.to_thread(
+            validate_file,
+            src,
+            contract,
+            work / "out",
+            limits=settings.limits,
+            key=ingested.key,
+            bucket_count=bucket_count,
+            partition=0,
+        )
+        quarantine_uri = None
+        if result.quarantine_path is not None:
+            await deps.objects.upload_file(
+                result.quarantine_path,
+                settings.error_bucket,
+                keys.quarantine_validate(0),
+                content_type="application/x-ndjson",
+            )
+            quarantine_uri = s3_uri(settings.error_bucket, keys.quarantine_prefix)
+        if result.rejection is not None:
+            return await _reject(
+                ingested,
+                deps,
+                result.rejection.reason_code,
+                result.rejection.reason,
+                rows_in=result.rows_in,
+                quarantine_uri=quarantine_uri,
+            )
+        for bucket, path in sorted(result.staged.items()):
+            await deps.objects.upload_file(path, settings.work_bucket, keys.validated(0, bucket))
+
+    await deps.ledger.transition(
+        ingested.file_id,
+        FileStatus.VALIDATING,
+        expected=(FileStatus.VALIDATING,),
+        rows_in=result.rows_in,
+        rows_quarantined=result.rows_quarantined,
+        dataset_version=contract.version,
+    )
+    event = FileValidatedV1(
+        file_id=ingested.file_id,
+        dataset=ingested.dataset,
+        bucket=ingested.bucket,
+        key=ingested.key,
+        staged_prefix=s3_uri(settings.work_bucket, keys.validated_prefix),
+        bucket_count=bucket_count,
+        partition_count=1,
+        rows_in=result.rows_in,
+        rows_valid=result.rows_valid,
+        rows_quarantined=result.rows_quarantined,
+        bytes_in=result.bytes_in,
+        quarantine_uri=quarantine_uri,
+        object_created_at=ingested.object_created_at,
+    )
+    return ValidationReport(
+        event=event,
+        rows_in=result.rows_in,
+        rows_quarantined=result.rows_quarantined,
+        bytes_in=result.bytes_in,
+    )
+
+
+async def _reject(
+    ingested: FileIngestedV1,
+    deps: StageDeps,
+    reason_code: str,
+    reason: str,
+    *,
+    rows_in: int,
+    quarantine_uri: str | None = None,
+) -> ValidationReport:
+    # Rejected files keep every row out of the output: all of them count as quarantined, so
+    # rows_in == rows_out + rows_quarantined holds for rejected files too.
+    await deps.ledger.transition(
+        ingested.file_id,
+        FileStatus.QUARANTINED,
+        expected=(FileStatus.VALIDATING,),
+        rows_in=rows_in,
+        rows_out=0,
+        rows_quarantined=rows_in,
+        error_code=reason_code,
+        error=reason,
+    )
+    event = FileRejectedV1(
+        file_id=ingested.file_id,
+        dataset=ingested.dataset,
+        bucket=ingested.bucket,
+        key=ingested.key,
+        reason_code=reason_code,
+        reason=reason,
+        rows_in=rows_in,
+        rows_quarantined=rows_in,
+        quarantine_uri=quarantine_uri,
+        object_created_at=ingested.object_created_at,
+    )
+    return ValidationReport(event=event, rows_in=rows_in, rows_quarantined=rows_in)
