@@ -1,0 +1,63 @@
+"""Opening the aioboto3 clients once and wiring them into `AwsDeps`."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
+
+import aioboto3
+from botocore.config import Config
+
+from sluice_shared.aws.dynamodb import DynamoDbLedger
+from sluice_shared.aws.events import EventBridgePublisher
+from sluice_shared.aws.s3 import S3ObjectStore
+from sluice_shared.aws.sqs import SqsParker
+from sluice_shared.ports import AwsDeps
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sluice_shared.settings import SluiceSettings
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+MAX_POOL_CONNECTIONS = 16
+
+
+def client_config(*, max_attempts: int = 2) -> Config:
+    """botocore settings for every Sluice client.
+
+    `max_attempts` stays small (total tries, standard mode): `sluice_shared.retry` owns the
+    retry policy, and two layers of full retries would multiply into minutes of waiting.
+    """
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+    )
+
+
+@asynccontextmanager
+async def open_aws_deps(
+    settings: SluiceSettings, *, config: Config | None = None
+) -> AsyncIterator[AwsDeps]:
+    """Open one S3, EventBridge, DynamoDB and SQS client and yield the adapters over them.
+
+    The clients stay open until the block exits and belong to the running event loop: open this
+    once per execution environment (`sluice_shared.runtime.Runtime` does), never per invocation.
+    The endpoint is botocore's own choice (`AWS_ENDPOINT_URL` locally).
+    """
+    session = aioboto3.Session(region_name=settings.region)
+    chosen = config or client_config()
+    async with AsyncExitStack() as stack:
+        s3 = await stack.enter_async_context(session.client("s3", config=chosen))
+        events = await stack.enter_async_context(session.client("events", config=chosen))
+        dynamodb = await stack.enter_async_context(session.client("dynamodb", config=chosen))
+        sqs = await stack.enter_async_context(session.client("sqs", config=chosen))
+        yield AwsDeps(
+            objects=S3ObjectStore(s3),
+            publisher=EventBridgePublisher(events, settings.event_bus),
+            ledger=DynamoDbLedger(dynamodb, settings.ledger_table),
+            parker=SqsParker(sqs),
+        )

@@ -1,0 +1,404 @@
+"""`Ledger` over one DynamoDB table (schema: docs/architecture.md, "Ledger").
+
+Every write that changes a file's state is a transaction of two items: the conditional write of
+the `META` item (optimistic lock on `version`) and the `STEP#<ts>#<status>` history item, so the
+history can never disagree with the state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from sluice_shared.aws.errors import ConditionalCheckFailed, translating
+from sluice_shared.ports import (
+    FileRecord,
+    FileStatus,
+    RunRecord,
+    StaleStateError,
+    check_fields,
+    check_transition,
+    utc_now,
+)
+from sluice_shared.retry import aws_retry, with_retry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
+
+    from tenacity import AsyncRetrying
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+
+PK: Final = "PK"
+SK: Final = "SK"
+META: Final = "META"
+GSI1: Final = "gsi1"
+TTL_ATTRIBUTE: Final = "ttl"
+DEFAULT_HISTORY_TTL = timedelta(days=90)
+# Losing the optimistic lock to a writer that left the status acceptable is retried this often.
+MAX_LOCK_RETRIES = 3
+
+LEDGER_TABLE_SPEC: Final[Mapping[str, Any]] = {
+    "KeySchema": [
+        {"AttributeName": PK, "KeyType": "HASH"},
+        {"AttributeName": SK, "KeyType": "RANGE"},
+    ],
+    "AttributeDefinitions": [
+        {"AttributeName": PK, "AttributeType": "S"},
+        {"AttributeName": SK, "AttributeType": "S"},
+        {"AttributeName": "gsi1pk", "AttributeType": "S"},
+        {"AttributeName": "gsi1sk", "AttributeType": "S"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": GSI1,
+            "KeySchema": [
+                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+"""`CreateTable` arguments (without `TableName`) of the ledger; templates are checked against it."""
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO 8601 (`2024-01-02T03:04:05.000006Z`): sorts lexicographically."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def file_pk(file_id: str) -> str:
+    """The partition key of a file's items."""
+    return f"FILE#{file_id}"
+
+
+def status_day_key(status: FileStatus, day: date) -> str:
+    """The `gsi1pk` of a file in `status` last updated on `day` (UTC)."""
+    return f"{status.value}#{day.isoformat()}"
+
+
+def _to_attrs(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: _SERIALIZER.serialize(value) for name, value in values.items() if value is not None
+    }
+
+
+def _from_attrs(item: Mapping[str, Any]) -> dict[str, Any]:
+    plain: dict[str, Any] = {}
+    for name, value in item.items():
+        decoded = _DESERIALIZER.deserialize(value)
+        if isinstance(decoded, Decimal):
+            decoded = int(decoded) if decoded == decoded.to_integral_value() else float(decoded)
+        plain[name] = decoded
+    return plain
+
+
+def _record_values(record: FileRecord) -> dict[str, Any]:
+    values = record.model_dump(mode="python")
+    values["status"] = record.status.value
+    values["created_at"] = iso(record.created_at)
+    values["updated_at"] = iso(record.updated_at)
+    return values
+
+
+def _meta_item(record: FileRecord) -> dict[str, Any]:
+    values = _record_values(record)
+    values[PK] = file_pk(record.file_id)
+    values[SK] = META
+    values["gsi1pk"] = status_day_key(record.status, record.updated_at.astimezone(UTC).date())
+    values["gsi1sk"] = values["updated_at"]
+    return _to_attrs(values)
+
+
+def _record_from(item: Mapping[str, Any]) -> FileRecord:
+    return FileRecord.model_validate(_from_attrs(item))
+
+
+class DynamoDbLedger:
+    """The DynamoDB implementation of `sluice_shared.ports.Ledger`.
+
+    Args:
+        client: an open aioboto3 DynamoDB client.
+        table: the ledger table (created with `LEDGER_TABLE_SPEC`).
+        clock: the time source (timezone-aware); tests pass a fixed clock.
+        history_ttl: how long history items live (the table's TTL attribute is `ttl`).
+        retry: builds the retry policy per request (default `aws_retry`).
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        history_ttl: timedelta = DEFAULT_HISTORY_TTL,
+        retry: Callable[[], AsyncRetrying] = aws_retry,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._clock = clock
+        self._ttl = history_ttl
+        self._retry = retry
+
+    # ------------------------------------------------------------------------------------- files
+
+    async def register_file(self, record: FileRecord) -> tuple[bool, FileRecord]:
+        """See `Ledger.register_file`. The history gets a step `from_status=None`."""
+        step = self._step_item(record, from_status=None, fields={})
+
+        async def call() -> None:
+            with translating():
+                await self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": _meta_item(record),
+                                "ConditionExpression": "attribute_not_exists(#pk)",
+                                "ExpressionAttributeNames": {"#pk": PK},
+                            }
+                        },
+                        {"Put": {"TableName": self._table, "Item": step}},
+                    ]
+                )
+
+        try:
+            await with_retry(call, self._retry)
+        except ConditionalCheckFailed:
+            existing = await self.get(record.file_id)
+            if existing is None:  # deleted between the two calls: nothing sane to return
+                raise StaleStateError(
+                    f"file {record.file_id} existed and then vanished",
+                    file_id=record.file_id,
+                    current=None,
+                ) from None
+            return False, existing
+        return True, record
+
+    async def transition(
+        self,
+        file_id: str,
+        to: FileStatus,
+        *,
+        expected: Collection[FileStatus],
+        **fields: Any,
+    ) -> FileRecord:
+        """See `Ledger.transition`."""
+        check_transition(to, expected)
+        check_fields(fields)
+        wanted = {FileStatus(s) for s in expected}
+        for _ in range(MAX_LOCK_RETRIES):
+            current = await self.get(file_id)
+            if current is None:
+                raise StaleStateError(
+                    f"file {file_id} is not in the ledger", file_id=file_id, current=None
+                )
+            if current.status not in wanted:
+                raise StaleStateError(
+                    f"file {file_id} is {current.status}, expected one of "
+                    f"{', '.join(sorted(wanted))}",
+                    file_id=file_id,
+                    current=current,
+                )
+            updated = FileRecord.model_validate(
+                {
+                    **current.model_dump(),
+                    **fields,
+                    "status": to,
+                    "version": current.version + 1,
+                    "updated_at": self._clock(),
+                }
+            )
+            try:
+                await self._write_transition(current, updated, wanted, fields)
+            except ConditionalCheckFailed:
+                continue  # someone else wrote between our read and write: look again
+            return updated
+        latest = await self.get(file_id)
+        raise StaleStateError(
+            f"file {file_id} kept changing under transition to {to}",
+            file_id=file_id,
+            current=latest,
+        )
+
+    async def _write_transition(
+        self,
+        current: FileRecord,
+        updated: FileRecord,
+        wanted: set[FileStatus],
+        fields: Mapping[str, Any],
+    ) -> None:
+        names = {"#status": "status", "#version": "version"}
+        values: dict[str, Any] = {":v": {"N": str(current.version)}}
+        placeholders = []
+        for index, status in enumerate(sorted(wanted)):
+            values[f":s{index}"] = {"S": status.value}
+            placeholders.append(f":s{index}")
+        step = self._step_item(updated, from_status=current.status, fields=fields)
+
+        async def call() -> None:
+            with translating():
+                await self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            # A whole-item Put under the version lock equals an update of the
+                            # changed attributes, and clears attributes set back to None.
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": _meta_item(updated),
+                                "ConditionExpression": (
+                                    f"#status IN ({', '.join(placeholders)}) AND #version = :v"
+                                ),
+                                "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": values,
+                            }
+                        },
+                        {"Put": {"TableName": self._table, "Item": step}},
+                    ]
+                )
+
+        await with_retry(call, self._retry)
+
+    def _step_item(
+        self, record: FileRecord, *, from_status: FileStatus | None, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        at = iso(record.updated_at)
+        expires = int((record.updated_at + self._ttl).timestamp())
+        values: dict[str, Any] = {
+            **{name: value for name, value in fields.items()},
+            PK: file_pk(record.file_id),
+            SK: f"STEP#{at}#{record.status.value}",
+            "at": at,
+            "from_status": from_status.value if from_status else None,
+            "to_status": record.status.value,
+            "version": record.version,
+            TTL_ATTRIBUTE: expires,
+        }
+        return _to_attrs(values)
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        """See `Ledger.get`."""
+
+        async def call() -> dict[str, Any] | None:
+            with translating():
+                response = await self._client.get_item(
+                    TableName=self._table,
+                    Key={PK: {"S": file_pk(file_id)}, SK: {"S": META}},
+                    ConsistentRead=True,
+                )
+            item = response.get("Item")
+            return dict(item) if item else None
+
+        item = await with_retry(call, self._retry)
+        return _record_from(item) if item else None
+
+    async def history(self, file_id: str) -> list[dict[str, Any]]:
+        """See `Ledger.history`."""
+        items = await self._query(
+            {
+                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :step)",
+                "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": file_pk(file_id)},
+                    ":step": {"S": "STEP#"},
+                },
+                "ConsistentRead": True,
+            }
+        )
+        steps = []
+        for item in items:
+            step = _from_attrs(item)
+            for key in (PK, SK):
+                step.pop(key, None)
+            steps.append(step)
+        return steps
+
+    async def list_by_status(self, status: FileStatus, day: date) -> list[FileRecord]:
+        """See `Ledger.list_by_status`."""
+        items = await self._query(
+            {
+                "IndexName": GSI1,
+                "KeyConditionExpression": "gsi1pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": status_day_key(status, day)}},
+            }
+        )
+        return [_record_from(item) for item in items]
+
+    async def _query(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            page_request = {"TableName": self._table, **request}
+            if start is not None:
+                page_request["ExclusiveStartKey"] = start
+
+            async def call(page_request: dict[str, Any] = page_request) -> dict[str, Any]:
+                with translating():
+                    return dict(await self._client.query(**page_request))
+
+            page = await with_retry(call, self._retry)
+            items.extend(dict(item) for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+    # -------------------------------------------------------------------------------------- runs
+
+    async def put_run(self, run: RunRecord) -> None:
+        """See `Ledger.put_run`. `details` is stored as a JSON string (DynamoDB has no floats)."""
+        values = run.model_dump(mode="python")
+        values["created_at"] = iso(run.created_at)
+        values["updated_at"] = iso(run.updated_at)
+        values["details"] = orjson.dumps(run.details).decode()
+        values[PK] = f"RUN#{run.run_id}"
+        values[SK] = META
+        item = _to_attrs(values)
+
+        async def call() -> None:
+            with translating():
+                await self._client.put_item(TableName=self._table, Item=item)
+
+        await with_retry(call, self._retry)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """See `Ledger.get_run`."""
+
+        async def call() -> dict[str, Any] | None:
+            with translating():
+                response = await self._client.get_item(
+                    TableName=self._table,
+                    Key={PK: {"S": f"RUN#{run_id}"}, SK: {"S": META}},
+                    ConsistentRead=True,
+                )
+            item = response.get("Item")
+            return dict(item) if item else None
+
+        item = await with_retry(call, self._retry)
+        if item is None:
+            return None
+        values = _from_attrs(item)
+        values["details"] = orjson.loads(values.get("details", "{}"))
+        return RunRecord.model_validate(values)
+
+
+async def create_ledger_table(client: DynamoDBClient, table: str) -> None:
+    """Create the ledger table from `LEDGER_TABLE_SPEC`, wait for it, and switch on TTL.
+
+    Used by tests and the local runtime; on AWS the platform template creates the same table.
+    """
+    with translating():
+        await client.create_table(TableName=table, **LEDGER_TABLE_SPEC)
+        waiter = client.get_waiter("table_exists")
+        await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        await client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )

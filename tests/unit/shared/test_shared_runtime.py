@@ -1,0 +1,387 @@
+"""Runtime and SQS partial-batch semantics, with in-memory fakes (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from contracts.envelope import Envelope
+from contracts.events import FileIngestedV1, FileValidatedV1
+from contracts.types import DatasetRef
+from sluice_shared.errors import PoisonInputError, ThrottledError, TransientError
+from sluice_shared.runtime import Runtime
+from sluice_shared.sqs import MalformedBatchError
+from tests.fakes import FakeDeps, fake_deps
+
+DLQ = "http://127.0.0.1:1/000000000000/ingest-dlq"
+ACCEPTED = {FileIngestedV1.TYPE}
+FILE_ID = "936b51a89792fd773da08d5a96cafb0d"
+
+
+def ingested(file_id: str = FILE_ID) -> Envelope[FileIngestedV1]:
+    return Envelope.wrap(
+        FileIngestedV1(
+            file_id=file_id,
+            dataset=DatasetRef(name="orders", version=1),
+            bucket="sluice-raw",
+            key="orders/2024/01/15/a.csv",
+            etag="abc",
+            size_bytes=10,
+            object_created_at=datetime(2024, 1, 15, tzinfo=UTC),
+        ),
+        correlationid=file_id,
+    )
+
+
+def eventbridge_event(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The body an EventBridge -> SQS target delivers."""
+    return {
+        "version": "0",
+        "id": "8f5c1b2e-0000-0000-0000-000000000001",
+        "detail-type": envelope.type,
+        "source": envelope.source,
+        "account": "000000000000",
+        "time": "2024-01-15T10:30:05Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": envelope.model_dump(mode="json"),
+    }
+
+
+def record(message_id: str, body: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"rh-{message_id}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:ingest-queue",
+        "awsRegion": "us-east-1",
+        **extra,
+    }
+
+
+def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def body_of(envelope: Envelope[Any]) -> str:
+    return json.dumps(eventbridge_event(envelope))
+
+
+class Opener:
+    """An open_deps factory that counts how often deps are opened/closed and on which loop."""
+
+    def __init__(self, deps: FakeDeps, fail_times: int = 0) -> None:
+        self.deps = deps
+        self.opened = 0
+        self.closed = 0
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.fail_times = fail_times
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeDeps]:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise TransientError("cannot reach the endpoint")
+        self.opened += 1
+        self.loops.append(asyncio.get_running_loop())
+        try:
+            yield self.deps
+        finally:
+            self.closed += 1
+
+
+@pytest.fixture
+def deps() -> FakeDeps:
+    return fake_deps()
+
+
+@pytest.fixture
+def log_stream() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+def runtime(deps: FakeDeps, log_stream: io.StringIO) -> Iterator[Runtime[FakeDeps]]:
+    # Powertools keeps one handler per service name: a fresh name gets this test's stream.
+    logger = Logger(service=f"test-runtime-{uuid.uuid4().hex}", stream=log_stream)
+    rt: Runtime[FakeDeps] = Runtime(Opener(deps), dlq_url=DLQ, logger=logger)
+    yield rt
+    rt.close()
+
+
+class Handler:
+    """A handle_one that records envelopes and raises the next queued error, if any."""
+
+    def __init__(self, *errors: BaseException | None) -> None:
+        self.errors = list(errors)
+        self.seen: list[str] = []
+
+    async def __call__(self, envelope: Envelope[Any], deps: FakeDeps) -> None:
+        self.seen.append(envelope.id)
+        error = self.errors.pop(0) if self.errors else None
+        if error is not None:
+            raise error
+
+
+def failures(response: dict[str, list[dict[str, str]]]) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def test_process_sqs_batch_all_succeed_reports_no_failures(runtime: Runtime[FakeDeps]) -> None:
+    handler = Handler()
+    first, second = ingested(), ingested("0" * 32)
+    event = sqs_event(record("m1", body_of(first)), record("m2", body_of(second)))
+
+    response = runtime.process_sqs_batch(event, handler, accepted=ACCEPTED)
+
+    assert response == {"batchItemFailures": []}
+    assert handler.seen == [first.id, second.id]
+
+
+def test_process_sqs_batch_transient_error_reports_only_that_record(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    handler = Handler(None, ThrottledError("slow down"), None)
+    bodies = [body_of(ingested(str(i) * 32)) for i in range(3)]
+    event = sqs_event(*(record(f"m{i}", b) for i, b in enumerate(bodies)))
+
+    response = runtime.process_sqs_batch(event, handler, accepted=ACCEPTED)
+
+    assert failures(response) == ["m1"]
+    assert len(handler.seen) == 3  # a failure does not stop a standard queue's batch
+    assert deps.parker.parked == []
+
+
+def test_process_sqs_batch_unexpected_exception_is_redelivered_not_parked(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    event = sqs_event(record("m1", body_of(ingested())))
+
+    response = runtime.process_sqs_batch(event, Handler(KeyError("bug")), accepted=ACCEPTED)
+
+    assert failures(response) == ["m1"]
+    assert deps.parker.parked == []
+
+
+def test_process_sqs_batch_poison_from_handler_is_parked_with_reason(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    body = body_of(ingested())
+    poison = PoisonInputError("header does not match the contract", code="header_mismatch")
+    event = sqs_event(record("m1", body))
+
+    response = runtime.process_sqs_batch(event, Handler(poison), accepted=ACCEPTED)
+
+    assert failures(response) == []
+    [parked] = deps.parker.parked
+    assert (parked.queue_url, parked.body, parked.reason_code) == (DLQ, body, "header_mismatch")
+    assert "header does not match" in parked.reason
+
+
+def test_process_sqs_batch_unknown_major_is_parked_without_calling_handler(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    # GIVEN an event of a major this build has never heard of
+    raw = eventbridge_event(ingested())
+    raw["detail-type"] = raw["detail"]["type"] = "sluice.file.ingested.v9"
+    handler = Handler()
+
+    # WHEN the batch is processed
+    response = runtime.process_sqs_batch(
+        sqs_event(record("m1", json.dumps(raw))), handler, accepted=ACCEPTED
+    )
+
+    # THEN it is parked with the contract's reason code, never retried, never handled
+    assert failures(response) == []
+    assert handler.seen == []
+    assert [p.reason_code for p in deps.parker.parked] == ["unknown_contract_type"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason_code"),
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_json"),
+        (json.dumps({"detail-type": FileIngestedV1.TYPE, "detail": {}}), "invalid_contract"),
+    ],
+    ids=["broken-json", "json-array", "empty-envelope"],
+)
+def test_process_sqs_batch_unreadable_body_is_parked(
+    runtime: Runtime[FakeDeps], deps: FakeDeps, body: str, reason_code: str
+) -> None:
+    response = runtime.process_sqs_batch(
+        sqs_event(record("m1", body)), Handler(), accepted=ACCEPTED
+    )
+
+    assert failures(response) == []
+    assert [(p.body, p.reason_code) for p in deps.parker.parked] == [(body, reason_code)]
+
+
+def test_process_sqs_batch_invalid_data_is_parked_as_invalid_contract(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    raw = eventbridge_event(ingested())
+    raw["detail"]["data"]["size_bytes"] = -5
+
+    response = runtime.process_sqs_batch(
+        sqs_event(record("m1", json.dumps(raw))), Handler(), accepted=ACCEPTED
+    )
+
+    assert failures(response) == []
+    assert [p.reason_code for p in deps.parker.parked] == ["invalid_contract"]
+
+
+def test_process_sqs_batch_type_not_accepted_is_parked(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    response = runtime.process_sqs_batch(
+        sqs_event(record("m1", body_of(ingested()))),
+        Handler(),
+        accepted={FileValidatedV1.TYPE},
+    )
+
+    assert failures(response) == []
+    assert [p.reason_code for p in deps.parker.parked] == ["type_not_accepted"]
+
+
+def test_process_sqs_batch_parking_fails_reports_failure(
+    runtime: Runtime[FakeDeps], deps: FakeDeps
+) -> None:
+    deps.parker.faults.append(TransientError("DLQ unreachable"))
+
+    response = runtime.process_sqs_batch(
+        sqs_event(record("m1", "{not json"), record("m2", body_of(ingested()))),
+        Handler(),
+        accepted=ACCEPTED,
+    )
+
+    assert failures(response) == ["m1"]
+    assert deps.parker.parked == []
+
+
+def test_process_sqs_batch_without_dlq_fails_poison_for_the_redrive_policy(
+    deps: FakeDeps,
+) -> None:
+    rt: Runtime[FakeDeps] = Runtime(Opener(deps), dlq_url=None)
+    try:
+        response = rt.process_sqs_batch(
+            sqs_event(record("m1", "{not json")), Handler(), accepted=ACCEPTED
+        )
+    finally:
+        rt.close()
+
+    assert failures(response) == ["m1"]
+    assert deps.parker.parked == []
+
+
+def test_runtime_warm_invocations_reuse_loop_and_deps(deps: FakeDeps) -> None:
+    # GIVEN one runtime serving several invocations, like a warm Lambda environment
+    opener = Opener(deps)
+    rt: Runtime[FakeDeps] = Runtime(opener, dlq_url=DLQ)
+    seen: list[tuple[asyncio.AbstractEventLoop, FakeDeps]] = []
+
+    async def handle(envelope: Envelope[Any], got: FakeDeps) -> None:
+        seen.append((asyncio.get_running_loop(), got))
+
+    # WHEN three batches are processed
+    for n in range(3):
+        rt.process_sqs_batch(
+            sqs_event(record(f"m{n}", body_of(ingested()))), handle, accepted=ACCEPTED
+        )
+    rt.close()
+
+    # THEN deps were opened once, on the loop every handler ran on, and closed once at the end
+    assert opener.opened == 1
+    assert opener.closed == 1
+    assert len(seen) == 3
+    assert {id(loop) for loop, _ in seen} == {id(opener.loops[0])}
+    assert all(got is deps for _, got in seen)
+
+
+def test_runtime_deps_fail_to_open_fails_whole_batch_then_recovers(deps: FakeDeps) -> None:
+    opener = Opener(deps, fail_times=1)
+    rt: Runtime[FakeDeps] = Runtime(opener, dlq_url=DLQ)
+    handler = Handler()
+    event = sqs_event(record("m1", body_of(ingested())))
+    try:
+        with pytest.raises(TransientError, match="cannot reach"):
+            rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+        assert handler.seen == []
+
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == []
+    assert opener.opened == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"Records": [{"body": "{}"}]},
+        {"Records": [{"messageId": "", "body": "{}"}]},
+        {"Records": [{"messageId": "m1", "body": "{}"}, {"messageId": "m1", "body": "{}"}]},
+    ],
+    ids=["no-records", "no-message-id", "empty-message-id", "duplicate-message-id"],
+)
+def test_process_sqs_batch_malformed_event_raises_instead_of_bad_identifiers(
+    runtime: Runtime[FakeDeps], event: dict[str, Any]
+) -> None:
+    with pytest.raises(MalformedBatchError):
+        runtime.process_sqs_batch(event, Handler(), accepted=ACCEPTED)
+
+
+def test_process_sqs_batch_fifo_failure_fails_the_rest_unprocessed(
+    runtime: Runtime[FakeDeps],
+) -> None:
+    fifo = {"attributes": {"MessageGroupId": "g1", "ApproximateReceiveCount": "1"}}
+    handler = Handler(None, TransientError("blip"))
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(str(i) * 32)), **fifo) for i in range(4)))
+
+    response = runtime.process_sqs_batch(event, handler, accepted=ACCEPTED)
+
+    assert failures(response) == ["m1", "m2", "m3"]
+    assert len(handler.seen) == 2  # m2 and m3 were never handed to the handler
+
+
+def test_process_sqs_batch_logs_carry_each_records_correlation_id(
+    runtime: Runtime[FakeDeps], log_stream: io.StringIO
+) -> None:
+    first, second = ingested("a" * 32), ingested("b" * 32)
+    event = sqs_event(record("m1", body_of(first)), record("m2", body_of(second)))
+
+    runtime.process_sqs_batch(event, Handler(None, TransientError("blip")), accepted=ACCEPTED)
+
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    by_message = {line["message_id"]: line for line in lines if "message_id" in line}
+    assert by_message["m1"]["correlation_id"] == "a" * 32
+    assert by_message["m1"]["message"] == "record processed"
+    assert by_message["m2"]["correlation_id"] == "b" * 32
+    assert by_message["m2"]["level"] == "WARNING"
+
+
+def test_runtime_run_with_deps_returns_the_result(deps: FakeDeps) -> None:
+    rt: Runtime[FakeDeps] = Runtime(Opener(deps))
+
+    async def count_objects(got: FakeDeps) -> int:
+        return len(got.objects.objects)
+
+    deps.objects.put("b", "k", b"x")
+    try:
+        assert rt.run_with_deps(count_objects) == 1
+    finally:
+        rt.close()
