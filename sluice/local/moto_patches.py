@@ -1,0 +1,162 @@
+"""Targeted corrections of moto 5.2.5, applied to the moto embedded in the local runtime.
+
+Each patch replaces one moto function and is undone by the callable `apply()` returns (tests use
+that to keep the process clean). What and why:
+
+1. **SQS receive cost grows with queue depth** (measured: ≈21 receives/s at depth 100, 1/s at
+   1,000, 0.3/s at 3,000). Two moto functions cause it: `Queue.messages` reads the clock (a
+   `datetime` subtraction) twice per message, and every *returned* message runs a retention check
+   through `get_queue_attributes`, which rebuilds all attributes — three more full scans of the
+   queue with two clock reads per message each. The patch reads the clock once per scan and checks
+   retention from the queue's own attribute. Semantics are unchanged (same visibility, delay,
+   retention and redrive rules); `bench/local_sqs.py` has the figures.
+2. **S3 → EventBridge** (`moto.s3.notifications._send_event_bridge_message`): moto delivers to
+   rules on *every* bus, with a constant `sequencer`, `eTag` instead of `etag`, and `reason`
+   `ObjectCreated`. AWS delivers to the account's default bus only, with a per-key increasing
+   `sequencer`, `version-id` when the bucket is versioned, and `reason` `PutObject`/`CopyObject`/
+   `CompleteMultipartUpload`.
+3. **EventBridge rule targets** (`moto.events.models.Rule.send_to_targets`): moto fires disabled
+   rules, ignores `Input`/`InputPath`, and fails `PutEvents` for Lambda and Step Functions targets.
+   The patch hands every matched event to `sluice.local.targets.TargetDispatcher`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sluice.local.targets import TargetDispatcher
+
+_dispatcher: TargetDispatcher | None = None
+_sequencer = itertools.count(1)
+_sequencer_lock = threading.Lock()
+_REASONS = {
+    "Put": "PutObject",
+    "Post": "PostObject",
+    "Copy": "CopyObject",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+}
+
+
+def set_dispatcher(dispatcher: TargetDispatcher | None) -> None:
+    """Route EventBridge deliveries of the embedded moto to `dispatcher` (None: moto's own)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def apply() -> Callable[[], None]:
+    """Apply all patches to the moto in this process.
+
+    Returns:
+        A callable that restores moto's original functions.
+    """
+    from moto.events.models import Rule
+    from moto.s3 import notifications
+    from moto.sqs.models import Queue, SQSBackend
+
+    saved: list[tuple[Any, str, Any]] = [
+        (Queue, "messages", Queue.__dict__["messages"]),
+        (
+            SQSBackend,
+            "is_message_valid_based_on_retention_period",
+            SQSBackend.is_message_valid_based_on_retention_period,
+        ),
+        (notifications, "_send_event_bridge_message", notifications._send_event_bridge_message),
+        (Rule, "send_to_targets", Rule.send_to_targets),
+    ]
+    # setattr: moto's own annotations do not admit replacements, which is the point here.
+    setattr(Queue, "messages", property(_visible_messages))  # noqa: B010
+    setattr(SQSBackend, "is_message_valid_based_on_retention_period", _within_retention)  # noqa: B010
+    setattr(notifications, "_send_event_bridge_message", _send_s3_event_to_default_bus)  # noqa: B010
+    original_send = Rule.send_to_targets
+
+    def send_to_targets(self: Any, event: dict[str, Any], transform_input: bool = True) -> None:
+        if _dispatcher is None:
+            original_send(self, event, transform_input)  # type: ignore[arg-type]
+            return
+        _dispatcher.deliver_matched(self, event)
+
+    setattr(Rule, "send_to_targets", send_to_targets)  # noqa: B010
+
+    def undo() -> None:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+    return undo
+
+
+def _visible_messages(queue: Any) -> list[Any]:
+    from moto.core.utils import unix_time_millis
+
+    # One clock read per scan: moto's own property reads it twice per message.
+    now = unix_time_millis()
+    return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
+
+
+def _within_retention(backend: Any, queue_name: str, message: Any) -> bool:
+    from moto.core.utils import unix_time
+
+    queue = backend.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return bool(retain_until > unix_time())
+
+
+def _next_sequencer() -> str:
+    with _sequencer_lock:
+        count = next(_sequencer)
+    return f"{time.time_ns() // 1000:014X}{count:06X}"
+
+
+def _send_s3_event_to_default_bus(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+    from moto.events.models import events_backends
+    from moto.s3.notifications import _detail_type
+
+    obj: dict[str, Any] = {
+        "key": key.name,
+        "size": key.size,
+        "etag": key.etag.replace('"', ""),
+    }
+    version_id = getattr(key, "version_id", None)
+    if version_id and version_id != "null" and getattr(bucket, "is_versioned", False):
+        obj["version-id"] = version_id
+    obj["sequencer"] = _next_sequencer()
+    event = {
+        "version": "0",
+        "id": _uuid(),
+        "detail-type": _detail_type(event_name),
+        "source": "aws.s3",
+        "account": account_id,
+        "time": _iso_now(),
+        "region": bucket.region_name,
+        "resources": [bucket.arn],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": obj,
+            "request-id": _uuid()[:16].upper(),
+            "requester": account_id,
+            "source-ip-address": "127.0.0.1",
+            "reason": _REASONS.get(event_name.split(":")[-1], event_name.split(":")[-1]),
+        },
+    }
+    backend = events_backends[account_id][bucket.region_name]
+    default_bus = backend.event_buses.get("default")
+    if default_bus is None:
+        return
+    for rule in list(default_bus.rules.values()):
+        rule.send_to_targets(event, transform_input=True)  # type: ignore[arg-type]
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,562 @@
+"""The local function runner: Lambda execution environments as worker processes.
+
+Each function gets a pool of workers (`sluice.local.worker`, a fresh interpreter each), reused
+while warm. The runner enforces `Timeout` (the worker is killed and replaced: `Sandbox.Timedout`)
+and `MemorySize` (RSS watched with psutil; over the limit the worker is killed:
+`Runtime.OutOfMemory`), and writes Lambda-shaped `START`/`END`/`REPORT` lines to
+`<state-dir>/logs/<function>.log`, which the cost report reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import os
+import struct
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from sluice.local.template import ACCOUNT_ID, REGION
+from sluice.local.worker import SPEC_ENV
+
+log = logging.getLogger("sluice.local.runner")
+
+_MIB = 1024 * 1024
+INIT_TIMEOUT_S = 10.0
+"""Lambda's limit on the init phase."""
+MEMORY_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One function as the templates define it."""
+
+    name: str
+    handler: str
+    code_dir: Path
+    layers: tuple[Path, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 3.0
+    memory_mb: int = 128
+    runtime: str = "python3.12"
+    architecture: str = "x86_64"
+    max_workers: int = 4
+
+    @property
+    def arn(self) -> str:
+        """The function ARN as AWS would form it."""
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
+
+    @property
+    def log_group(self) -> str:
+        """The CloudWatch log group Lambda would write to."""
+        return f"/aws/lambda/{self.name}"
+
+
+@dataclass
+class InvokeResult:
+    """The outcome of one invocation, shaped like the Lambda Invoke response.
+
+    `function_error` is `"Unhandled"` when the function failed (the payload then holds
+    `errorType`/`errorMessage`); `log_tail` is the invocation's log text (≤ 4 KiB).
+    """
+
+    payload: bytes
+    function_error: str | None = None
+    log_tail: str = ""
+    request_id: str = ""
+    duration_ms: float = 0.0
+    billed_ms: int = 0
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+    status_code: int = 200
+    executed_version: str = "$LATEST"
+
+    @property
+    def log_tail_b64(self) -> str:
+        """`X-Amz-Log-Result`: the last 4 KiB of the log, base64."""
+        return base64.b64encode(self.log_tail.encode()[-4096:]).decode()
+
+    def json(self) -> Any:
+        """The payload decoded as JSON (None for an empty payload)."""
+        return json.loads(self.payload) if self.payload else None
+
+
+class FunctionNotFound(LookupError):
+    """No function of that name or ARN is registered."""
+
+
+class _WorkerDied(Exception):
+    def __init__(self, kind: str, message: str, max_rss_mb: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.max_rss_mb = max_rss_mb
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+    header = await reader.readexactly(4)
+    (size,) = struct.unpack(">I", header)
+    result: dict[str, Any] = json.loads(await reader.readexactly(size))
+    return result
+
+
+class Worker:
+    """One execution environment (a worker process) of one function."""
+
+    def __init__(self, config: FunctionConfig, log_path: Path, base_env: dict[str, str]) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.base_env = base_env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.init_ms: float = 0.0
+        self.init_error: dict[str, Any] | None = None
+        self.invocations = 0
+        self.last_used = time.monotonic()
+        self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+
+    async def start(self) -> None:
+        """Spawn the process and wait for its init phase (handler import) to finish.
+
+        Raises:
+            _WorkerDied: the process exited or exceeded the init timeout.
+        """
+        spec = {
+            "handler": self.config.handler,
+            "paths": [str(self.config.code_dir), *(str(p) for p in self.config.layers)],
+            "function_name": self.config.name,
+            "function_arn": self.config.arn,
+            "memory_mb": self.config.memory_mb,
+            "log_group": self.config.log_group,
+            "log_stream": self.stream,
+            "log_file": str(self.log_path),
+        }
+        env = dict(self.base_env)
+        env.update(dict(self.config.env))
+        env.update(
+            {
+                SPEC_ENV: json.dumps(spec),
+                "AWS_LAMBDA_FUNCTION_NAME": self.config.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.config.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": self.config.log_group,
+                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.config.runtime}",
+                "LAMBDA_TASK_ROOT": str(self.config.code_dir),
+                "_HANDLER": self.config.handler,
+            }
+        )
+        with self.log_path.open("ab") as errors:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sluice.local.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                cwd=str(self.config.code_dir),
+            )
+        began = time.perf_counter()
+        assert self.proc.stdout is not None
+        try:
+            ready = await asyncio.wait_for(_read_frame(self.proc.stdout), INIT_TIMEOUT_S)
+        except (TimeoutError, asyncio.IncompleteReadError) as exc:
+            await self.kill()
+            raise _WorkerDied(
+                "Runtime.ExitError", f"worker for {self.config.name} failed to initialise"
+            ) from exc
+        # Init Duration covers interpreter start + handler import, as Lambda's INIT phase does.
+        self.init_ms = (time.perf_counter() - began) * 1000
+        self.init_error = ready.get("init_error")
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (None before start)."""
+        return self.proc.pid if self.proc else None
+
+    async def invoke(self, request_id: str, payload: bytes) -> dict[str, Any]:
+        """Run one invocation; enforce Timeout and MemorySize.
+
+        Returns:
+            The worker's result frame (`ok`, `payload`, `duration_ms`, `max_rss_mb`, `logs`).
+
+        Raises:
+            _WorkerDied: timeout, out of memory, or the process exited; the worker is dead.
+        """
+        assert self.proc is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.invocations += 1
+        deadline_ms = time.time() * 1000 + self.config.timeout_s * 1000
+        self.proc.stdin.write(
+            _frame(
+                {
+                    "request_id": request_id,
+                    "payload": payload.decode() or "null",
+                    "deadline_ms": deadline_ms,
+                }
+            )
+        )
+        await self.proc.stdin.drain()
+        reply = asyncio.ensure_future(_read_frame(self.proc.stdout))
+        watch = asyncio.ensure_future(self._watch_memory())
+        try:
+            done, _ = await asyncio.wait(
+                {reply, watch},
+                timeout=self.config.timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            watch.cancel()
+        if reply in done:
+            try:
+                result = reply.result()
+            except asyncio.IncompleteReadError:
+                code = await self._exit_code()
+                raise _WorkerDied(
+                    "Runtime.ExitError",
+                    f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
+                ) from None
+            self.last_used = time.monotonic()
+            return result
+        reply.cancel()
+        if watch in done and not watch.cancelled() and watch.exception() is None:
+            peak = watch.result()
+            await self.kill()
+            raise _WorkerDied(
+                "Runtime.OutOfMemory",
+                f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+                peak,
+            )
+        await self.kill()
+        raise _WorkerDied(
+            "Sandbox.Timedout",
+            f"RequestId: {request_id} Error: Task timed out after {self.config.timeout_s:.2f} "
+            "seconds",
+        )
+
+    async def _watch_memory(self) -> int:
+        """Returns (in MB) once RSS exceeds MemorySize; runs until cancelled otherwise."""
+        assert self.proc is not None
+        limit = self.config.memory_mb * _MIB
+        process = psutil.Process(self.proc.pid)
+        while True:
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                await asyncio.sleep(3600)
+                continue
+            if rss > limit:
+                return int(rss / _MIB)
+            await asyncio.sleep(MEMORY_POLL_S)
+
+    async def _exit_code(self) -> int | None:
+        assert self.proc is not None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self.proc.wait(), 2)
+        return None
+
+    async def kill(self) -> None:
+        """Stop the process now (idempotent)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+
+    async def close(self) -> None:
+        """Stop the process gracefully (stdin closed), killing it if it lingers."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2)
+        except TimeoutError:
+            await self.kill()
+
+
+@dataclass
+class _Pool:
+    config: FunctionConfig
+    idle: deque[Worker] = field(default_factory=deque)
+    busy: set[Worker] = field(default_factory=set)
+    slots: asyncio.Semaphore | None = None
+    cold_starts: int = 0
+    invocations: int = 0
+    errors: int = 0
+
+
+class FunctionRunner:
+    """Invokes registered functions in warm-reused worker processes.
+
+    Args:
+        state_dir: where `logs/<function>.log` files are written.
+        endpoint_url: the local AWS endpoint the functions' clients use (`AWS_ENDPOINT_URL`).
+        idle_timeout_s: a worker idle for this long is stopped (Lambda recycles idle
+            environments too).
+    """
+
+    def __init__(self, state_dir: Path, endpoint_url: str, idle_timeout_s: float = 600.0) -> None:
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint_url = endpoint_url
+        self.idle_timeout_s = idle_timeout_s
+        self._pools: dict[str, _Pool] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def base_env(self) -> dict[str, str]:
+        """The environment every worker starts from (never the caller's own credentials)."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    @property
+    def functions(self) -> dict[str, FunctionConfig]:
+        """Registered functions by name."""
+        return {name: pool.config for name, pool in self._pools.items()}
+
+    async def register(self, config: FunctionConfig) -> None:
+        """Add or replace a function. An unchanged config keeps its warm workers."""
+        current = self._pools.get(config.name)
+        if current is not None and current.config == config:
+            return
+        self._pools[config.name] = _Pool(config, slots=asyncio.Semaphore(config.max_workers))
+        if current is not None:
+            for worker in list(current.idle):
+                await worker.close()
+
+    def resolve(self, name_or_arn: str) -> str:
+        """Function name from a name, a full or partial ARN, or `name:qualifier`.
+
+        Raises:
+            FunctionNotFound: no such function.
+        """
+        name = name_or_arn
+        if name.startswith("arn:"):
+            parts = name.split(":")
+            name = parts[6] if len(parts) > 6 else parts[-1]
+        elif ":function:" in name:
+            name = name.split(":function:", 1)[1]
+        name = name.split(":", 1)[0]
+        if name not in self._pools:
+            raise FunctionNotFound(
+                f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+            )
+        return name
+
+    async def invoke(self, name_or_arn: str, payload: bytes) -> InvokeResult:
+        """Invoke synchronously (RequestResponse).
+
+        Raises:
+            FunctionNotFound: no such function.
+        """
+        pool = self._pools[self.resolve(name_or_arn)]
+        assert pool.slots is not None
+        async with pool.slots:
+            return await self._invoke_in_pool(pool, payload)
+
+    def invoke_async(
+        self, name_or_arn: str, payload: bytes, retries: int = 2, retry_delay_s: float = 1.0
+    ) -> None:
+        """Invoke asynchronously (InvocationType=Event): queued, retried twice on error.
+
+        Raises:
+            FunctionNotFound: no such function (checked before queueing, as Lambda does).
+        """
+        self.resolve(name_or_arn)
+
+        async def run() -> None:
+            for attempt in range(retries + 1):
+                result = await self.invoke(name_or_arn, payload)
+                if result.function_error is None:
+                    return
+                if attempt < retries:
+                    await asyncio.sleep(retry_delay_s * (attempt + 1))
+            log.warning("async invoke of %s failed after %d attempts", name_or_arn, retries + 1)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _acquire(self, pool: _Pool) -> Worker:
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.proc is not None and worker.proc.returncode is None:
+                return worker
+        worker = Worker(pool.config, self.log_dir / f"{pool.config.name}.log", self.base_env())
+        await worker.start()
+        pool.cold_starts += 1
+        return worker
+
+    async def _invoke_in_pool(self, pool: _Pool, payload: bytes) -> InvokeResult:
+        config = pool.config
+        request_id = str(uuid.uuid4())
+        log_path = self.log_dir / f"{config.name}.log"
+        pool.invocations += 1
+        try:
+            worker = await self._acquire(pool)
+        except _WorkerDied as exc:
+            pool.errors += 1
+            return self._failure(request_id, exc.kind, str(exc), config, log_path, 0.0, 0, None)
+        cold = worker.invocations == 0
+        init_ms = worker.init_ms if cold else None
+        self._log(log_path, f"START RequestId: {request_id} Version: $LATEST\n")
+        began = time.perf_counter()
+        pool.busy.add(worker)
+        try:
+            reply = await worker.invoke(request_id, payload)
+        except _WorkerDied as exc:
+            pool.busy.discard(worker)
+            pool.errors += 1
+            duration = (time.perf_counter() - began) * 1000
+            if exc.kind == "Sandbox.Timedout":
+                duration = config.timeout_s * 1000
+            return self._failure(
+                request_id, exc.kind, str(exc), config, log_path, duration, exc.max_rss_mb, init_ms
+            )
+        pool.busy.discard(worker)
+        pool.idle.append(worker)
+        duration = float(reply["duration_ms"])
+        result = InvokeResult(
+            payload=str(reply["payload"]).encode(),
+            function_error=None if reply["ok"] else "Unhandled",
+            request_id=request_id,
+            duration_ms=duration,
+            billed_ms=_billed(duration, init_ms),
+            max_memory_mb=int(reply["max_rss_mb"]),
+            init_ms=init_ms,
+        )
+        if not reply["ok"]:
+            pool.errors += 1
+        result.log_tail = self._report(log_path, result, config, str(reply.get("logs", "")))
+        return result
+
+    def _failure(
+        self,
+        request_id: str,
+        kind: str,
+        message: str,
+        config: FunctionConfig,
+        log_path: Path,
+        duration: float,
+        max_rss_mb: int,
+        init_ms: float | None,
+    ) -> InvokeResult:
+        body = {"errorType": kind, "errorMessage": message, "requestId": request_id}
+        result = InvokeResult(
+            payload=json.dumps(body).encode(),
+            function_error="Unhandled",
+            request_id=request_id,
+            duration_ms=duration,
+            billed_ms=_billed(duration, init_ms),
+            max_memory_mb=max_rss_mb or config.memory_mb,
+            init_ms=init_ms,
+        )
+        status = {
+            "Sandbox.Timedout": "timeout",
+            "Runtime.OutOfMemory": "error\tError Type: Runtime.OutOfMemory",
+        }.get(kind, f"error\tError Type: {kind}")
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}\n"
+        self._log(log_path, line)
+        result.log_tail = line + self._report(log_path, result, config, "", status)
+        return result
+
+    def _report(
+        self,
+        log_path: Path,
+        result: InvokeResult,
+        config: FunctionConfig,
+        handler_logs: str,
+        status: str | None = None,
+    ) -> str:
+        start = f"START RequestId: {result.request_id} Version: $LATEST\n"
+        end = f"END RequestId: {result.request_id}\n"
+        report = (
+            f"REPORT RequestId: {result.request_id}\tDuration: {result.duration_ms:.2f} ms\t"
+            f"Billed Duration: {result.billed_ms} ms\tMemory Size: {config.memory_mb} MB\t"
+            f"Max Memory Used: {result.max_memory_mb} MB"
+        )
+        if result.init_ms is not None:
+            report += f"\tInit Duration: {result.init_ms:.2f} ms"
+        if status is not None:
+            report += f"\tStatus: {status}"
+        report += "\n"
+        self._log(log_path, end + report)
+        return start + handler_logs + end + report
+
+    @staticmethod
+    def _log(path: Path, text: str) -> None:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(text)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per function: warm workers, busy workers, cold starts, invocations, errors."""
+        return {
+            name: {
+                "warm": len(pool.idle),
+                "busy": len(pool.busy),
+                "cold_starts": pool.cold_starts,
+                "invocations": pool.invocations,
+                "errors": pool.errors,
+            }
+            for name, pool in self._pools.items()
+        }
+
+    async def reap_idle(self) -> int:
+        """Stop workers idle longer than `idle_timeout_s`. Returns how many were stopped."""
+        now = time.monotonic()
+        stopped = 0
+        for pool in self._pools.values():
+            for worker in list(pool.idle):
+                if now - worker.last_used > self.idle_timeout_s:
+                    pool.idle.remove(worker)
+                    await worker.close()
+                    stopped += 1
+        return stopped
+
+    async def close(self) -> None:
+        """Stop every worker and pending asynchronous invocation."""
+        for task in list(self._background):
+            task.cancel()
+        for pool in self._pools.values():
+            while pool.idle:
+                await pool.idle.pop().close()
+            for worker in list(pool.busy):
+                await worker.kill()
+
+
+def _billed(duration_ms: float, init_ms: float | None) -> int:
+    # Since August 2025 Lambda bills the INIT phase of on-demand functions too; 1 ms granularity.
+    return max(1, math.ceil(duration_ms + (init_ms or 0.0)))

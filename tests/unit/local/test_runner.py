@@ -1,0 +1,159 @@
+"""The function runner against real worker processes running tiny fixture handlers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _config(handler: str, **overrides: object) -> FunctionConfig:
+    values: dict[str, object] = {
+        "name": f"fx-{handler.replace('_', '-')}",
+        "handler": f"handlers.{handler}",
+        "code_dir": FIXTURES,
+        "timeout_s": 5.0,
+        "memory_mb": 256,
+        "env": (("FIXTURE_VAR", "from-template"),),
+    }
+    values.update(overrides)
+    return FunctionConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[FunctionRunner]:
+    runner = FunctionRunner(tmp_path, "http://127.0.0.1:1")
+    yield runner
+    await runner.close()
+
+
+async def test_invoke_warm_worker_is_reused_and_reports_init_once(runner: FunctionRunner) -> None:
+    # GIVEN a registered function
+    await runner.register(_config("echo"))
+    # WHEN it is invoked twice
+    first = await runner.invoke("fx-echo", b'{"n": 1}')
+    second = await runner.invoke("arn:aws:lambda:us-east-1:123456789012:function:fx-echo", b"{}")
+    # THEN the same process served both, only the first was a cold start
+    one, two = first.json(), second.json()
+    assert first.function_error is None
+    assert one["event"] == {"n": 1}
+    assert one["pid"] == two["pid"]
+    assert one["loaded_at"] == two["loaded_at"]
+    assert first.init_ms is not None
+    assert first.init_ms > 0
+    assert second.init_ms is None
+    assert runner.stats()["fx-echo"]["cold_starts"] == 1
+
+
+async def test_invoke_context_and_environment_match_lambda(runner: FunctionRunner) -> None:
+    await runner.register(_config("echo", timeout_s=5.0, memory_mb=300))
+    body = (await runner.invoke("fx-echo", b"{}")).json()
+    assert body["function_name"] == "fx-echo"
+    assert body["memory"] == 300
+    assert 0 < body["remaining_ms"] <= 5000
+    assert body["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:fx-echo"
+    assert body["log_group"] == "/aws/lambda/fx-echo"
+    assert body["endpoint"] == "http://127.0.0.1:1"
+    assert body["custom"] == "from-template"
+
+
+async def test_invoke_writes_start_end_report_lines(runner: FunctionRunner, tmp_path: Path) -> None:
+    await runner.register(_config("echo"))
+    result = await runner.invoke("fx-echo", b"{}")
+    text = (tmp_path / "logs" / "fx-echo.log").read_text()
+    assert f"START RequestId: {result.request_id} Version: $LATEST" in text
+    assert f"END RequestId: {result.request_id}" in text
+    report = next(line for line in text.splitlines() if line.startswith("REPORT"))
+    assert "Billed Duration:" in report
+    assert "Memory Size: 256 MB" in report
+    assert "Max Memory Used:" in report
+    assert "Init Duration:" in report
+    assert "echo called for fx-echo" in text
+    assert "echo called for fx-echo" in result.log_tail
+    assert result.billed_ms >= int(result.duration_ms)
+
+
+async def test_invoke_handler_raises_returns_unhandled_error(runner: FunctionRunner) -> None:
+    await runner.register(_config("boom"))
+    result = await runner.invoke("fx-boom", b"{}")
+    assert result.function_error == "Unhandled"
+    body = result.json()
+    assert body["errorType"] == "ValueError"
+    assert body["errorMessage"] == "handler exploded"
+    assert "Traceback" in result.log_tail
+
+
+async def test_invoke_past_timeout_kills_worker_and_reports_timedout(
+    runner: FunctionRunner,
+) -> None:
+    # GIVEN a 1 s timeout and a handler that sleeps 5 s
+    await runner.register(_config("sleepy", timeout_s=1.0))
+    result = await runner.invoke("fx-sleepy", b'{"seconds": 5}')
+    # THEN the invocation fails like Lambda's and the next one gets a fresh worker
+    assert result.function_error == "Unhandled"
+    assert result.json()["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in result.json()["errorMessage"]
+    quick = await runner.invoke("fx-sleepy", b'{"seconds": 0}')
+    assert quick.json() == "slept"
+    assert quick.init_ms is not None
+
+
+async def test_invoke_over_memory_size_reports_out_of_memory(runner: FunctionRunner) -> None:
+    await runner.register(_config("hog", memory_mb=128))
+    result = await runner.invoke("fx-hog", b'{"mb": 300}')
+    assert result.function_error == "Unhandled"
+    assert result.json()["errorType"] == "Runtime.OutOfMemory"
+    assert result.max_memory_mb > 128
+
+
+async def test_invoke_under_memory_size_succeeds(runner: FunctionRunner) -> None:
+    await runner.register(_config("hog", memory_mb=512))
+    result = await runner.invoke("fx-hog", b'{"mb": 50}')
+    assert result.function_error is None
+    assert result.json() == 50
+
+
+async def test_invoke_worker_exits_reports_exit_error(runner: FunctionRunner) -> None:
+    await runner.register(_config("exits"))
+    result = await runner.invoke("fx-exits", b"{}")
+    assert result.json()["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in result.json()["errorMessage"]
+
+
+async def test_invoke_unserializable_result_reports_marshal_error(runner: FunctionRunner) -> None:
+    await runner.register(_config("unserializable"))
+    result = await runner.invoke("fx-unserializable", b"{}")
+    assert result.json()["errorType"] == "Runtime.MarshalError"
+
+
+async def test_invoke_missing_module_reports_import_error(runner: FunctionRunner) -> None:
+    await runner.register(FunctionConfig("fx-missing", "nowhere.handler", FIXTURES))
+    result = await runner.invoke("fx-missing", b"{}")
+    assert result.json()["errorType"] == "Runtime.ImportModuleError"
+
+
+async def test_invoke_missing_handler_attribute_reports_handler_not_found(
+    runner: FunctionRunner,
+) -> None:
+    await runner.register(_config("not_there"))
+    result = await runner.invoke("fx-not-there", b"{}")
+    assert result.json()["errorType"] == "Runtime.HandlerNotFound"
+
+
+async def test_invoke_unknown_function_raises_not_found(runner: FunctionRunner) -> None:
+    with pytest.raises(FunctionNotFound, match="Function not found"):
+        await runner.invoke("nope", b"{}")
+
+
+async def test_log_tail_is_base64_of_at_most_4k(runner: FunctionRunner) -> None:
+    await runner.register(_config("echo"))
+    result = await runner.invoke("fx-echo", json.dumps({"x": "y" * 10000}).encode())
+    import base64
+
+    assert len(base64.b64decode(result.log_tail_b64)) <= 4096
