@@ -95,7 +95,7 @@ def _map_run(record: MapRunRecord) -> dict[str, Any]:
             "startDate": _ts(record.start),
             "stopDate": _ts(record.stop),
             "maxConcurrency": record.max_concurrency,
-            "toleratedFailurePercentage": record.tolerated_failure_percentage,
+            "toleratedFailurePercentage": max(0.0, record.tolerated_failure_percentage),
             "toleratedFailureCount": max(0, record.tolerated_failure_count),
             "itemCounts": record.counts(items=True),
             "executionCounts": record.counts(items=False),

@@ -76,13 +76,17 @@ class MapRunHost(Protocol):
 
 @dataclass(frozen=True)
 class _Tolerance:
-    percentage: float
+    """ToleratedFailurePercentage/Count; with neither set nothing is tolerated (AWS default)."""
+
+    percentage: float | None
     count: int | None
 
     def exceeded(self, failed_items: int, total_items: int) -> bool:
+        if self.percentage is None and self.count is None:
+            return failed_items > 0
         if self.count is not None and failed_items > self.count:
             return True
-        if total_items == 0:
+        if self.percentage is None or total_items == 0:
             return False
         return failed_items * 100.0 / total_items > self.percentage
 
@@ -131,7 +135,7 @@ class DistributedMap:
                 name,
                 label,
                 max_concurrency(state, effective),
-                pct,
+                -1.0 if pct is None else pct,
                 -1 if count is None else count,
             )
             map_run.total_items = len(selected)
@@ -140,7 +144,9 @@ class DistributedMap:
             if run.top_level:
                 parent.map_runs[name] = map_run
         tolerance = _Tolerance(
-            map_run.tolerated_failure_percentage,
+            None
+            if map_run.tolerated_failure_percentage < 0
+            else map_run.tolerated_failure_percentage,
             None if map_run.tolerated_failure_count < 0 else map_run.tolerated_failure_count,
         )
         parent.record(
@@ -305,18 +311,20 @@ class DistributedMap:
             raise runtime_error(f"{field} must be a non-negative integer")
         return value
 
-    def _tolerance(self, state: dict[str, Any], effective: Any) -> tuple[float, int | None]:
-        pct: Any = state.get("ToleratedFailurePercentage", 0)
+    def _tolerance(self, state: dict[str, Any], effective: Any) -> tuple[float | None, int | None]:
+        pct: Any = state.get("ToleratedFailurePercentage")
         if "ToleratedFailurePercentagePath" in state:
             pct = jsonpath.get(effective, state["ToleratedFailurePercentagePath"])
         count: Any = state.get("ToleratedFailureCount")
         if "ToleratedFailureCountPath" in state:
             count = jsonpath.get(effective, state["ToleratedFailureCountPath"])
-        if not isinstance(pct, int | float) or isinstance(pct, bool) or not 0 <= pct <= 100:
+        if pct is not None and (
+            not isinstance(pct, int | float) or isinstance(pct, bool) or not 0 <= pct <= 100
+        ):
             raise runtime_error("ToleratedFailurePercentage must be a number in [0, 100]")
         if count is not None and (not isinstance(count, int) or count < 0):
             raise runtime_error("ToleratedFailureCount must be a non-negative integer")
-        return float(pct), count
+        return (None if pct is None else float(pct)), count
 
     # -- children -------------------------------------------------------------------------
 

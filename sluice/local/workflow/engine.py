@@ -236,6 +236,16 @@ class WorkflowEngine:
                 "executionFailedEventDetails",
                 {"error": err.error, "cause": err.cause},
             )
+        except Exception as exc:
+            # An engine defect fails this execution instead of leaving it RUNNING forever.
+            execution.status, execution.error = "FAILED", "States.Runtime"
+            execution.cause = f"internal error: {exc!r}"
+            execution.record(
+                self._now(),
+                "ExecutionFailed",
+                "executionFailedEventDetails",
+                {"error": execution.error, "cause": execution.cause},
+            )
         except asyncio.CancelledError:
             # Only StopExecution cancels an execution's task; it already set the status.
             if execution.status == "RUNNING":

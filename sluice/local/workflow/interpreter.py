@@ -452,6 +452,9 @@ class Interpreter:
             result = await self.deps.invoker.invoke(function, payload)
         except ServiceError as exc:
             raise StatesError(exc.error, exc.cause) from exc
+        except Exception as exc:
+            # A broken invoker must fail the task, not the engine.
+            raise StatesError("Lambda.ServiceException", repr(exc)) from exc
         if result.error_type is not None:
             # Lambda's own error document; Step Functions puts it in Cause verbatim.
             cause = json.dumps(
@@ -473,6 +476,8 @@ class Interpreter:
             return await self.deps.sdk.call(service, action, params)
         except ServiceError as exc:
             raise StatesError(exc.error, exc.cause) from exc
+        except Exception as exc:
+            raise StatesError("States.TaskFailed", f"{service}:{action}: {exc!r}") from exc
 
     # -- Parallel and Map -----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from workflow_fakes import make_engine, run_definition
+
+from tests.unit.workflow.workflow_fakes import make_engine, run_definition
 
 
 def _one(state: dict[str, Any], **more: dict[str, Any]) -> dict[str, Any]:
@@ -276,10 +277,15 @@ async def test_succeed_applies_output_path() -> None:
 
 async def test_parallel_runs_branches_and_collects_outputs_in_order() -> None:
     engine, *_ = make_engine()
-    branch = lambda value: {  # noqa: E731 - tiny builder
-        "StartAt": "B",
-        "States": {"B": {"Type": "Pass", "Parameters": {"v": value, "in.$": "$.x"}, "End": True}},
-    }
+
+    def branch(value: int) -> dict[str, Any]:
+        return {
+            "StartAt": "B",
+            "States": {
+                "B": {"Type": "Pass", "Parameters": {"v": value, "in.$": "$.x"}, "End": True}
+            },
+        }
+
     definition = _one(
         {"Type": "Parallel", "Branches": [branch(1), branch(2)], "ResultPath": "$.r", "End": True}
     )
@@ -320,7 +326,7 @@ async def test_parallel_branch_failure_fails_state_and_cancels_others() -> None:
 
 
 # The inline Map example of https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html
-DOC_MAP_INPUT = {
+DOC_MAP_INPUT: dict[str, Any] = {
     "ship-date": "2016-03-14T01:59:00Z",
     "detail": {
         "delivery-partner": "UQS",

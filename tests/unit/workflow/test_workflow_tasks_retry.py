@@ -7,14 +7,22 @@ import json
 from typing import Any
 
 import pytest
-from workflow_fakes import FunctionRaised, InMemoryS3, make_engine, run_definition
+
+from tests.unit.workflow.workflow_fakes import (
+    FunctionRaised,
+    InMemoryS3,
+    make_engine,
+    run_definition,
+)
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 
 
 def _task(resource: str, **extra: Any) -> dict[str, Any]:
-    return {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, **extra,
-                                             "End": True}}}  # fmt: skip
+    return {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": resource, **extra, "End": True}},
+    }
 
 
 def _flaky(failures: int, error_type: str = "TransientError") -> Any:
@@ -79,8 +87,15 @@ async def test_unknown_function_fails_with_lambda_service_error() -> None:
 
 async def test_retry_backoff_delays_follow_interval_rate_and_cap() -> None:
     engine, clock, invoker, _ = make_engine({"flaky": _flaky(4)})
-    retry = [{"ErrorEquals": ["TransientError"], "IntervalSeconds": 2, "BackoffRate": 3,
-              "MaxAttempts": 5, "MaxDelaySeconds": 10}]  # fmt: skip
+    retry = [
+        {
+            "ErrorEquals": ["TransientError"],
+            "IntervalSeconds": 2,
+            "BackoffRate": 3,
+            "MaxAttempts": 5,
+            "MaxDelaySeconds": 10,
+        }
+    ]
     execution = await run_definition(engine, _task(FN + "flaky", Retry=retry), {})
     assert execution.output == {"ok": 5}
     assert clock.sleeps == [2, 6, 10, 10]
@@ -106,15 +121,22 @@ async def test_retry_max_attempts_zero_never_retries() -> None:
 
 async def test_retry_full_jitter_draws_within_backoff_delay() -> None:
     engine, clock, _, _ = make_engine({"flaky": _flaky(3)})
-    retry = [{"ErrorEquals": ["TransientError"], "IntervalSeconds": 4, "BackoffRate": 2,
-              "MaxAttempts": 3, "JitterStrategy": "FULL"}]  # fmt: skip
+    retry = [
+        {
+            "ErrorEquals": ["TransientError"],
+            "IntervalSeconds": 4,
+            "BackoffRate": 2,
+            "MaxAttempts": 3,
+            "JitterStrategy": "FULL",
+        }
+    ]
     execution = await run_definition(engine, _task(FN + "flaky", Retry=retry), {})
     assert execution.status == "SUCCEEDED"
     assert [0 <= s <= cap for s, cap in zip(clock.sleeps, [4, 8, 16], strict=True)] == [True] * 3
 
 
 async def test_retry_first_matching_retrier_decides() -> None:
-    engine, clock, invoker, _ = make_engine({"flaky": _flaky(99)})
+    engine, _clock, invoker, _ = make_engine({"flaky": _flaky(99)})
     retry = [
         {"ErrorEquals": ["TransientError"], "MaxAttempts": 1, "IntervalSeconds": 1},
         {"ErrorEquals": ["States.ALL"], "MaxAttempts": 5, "IntervalSeconds": 1},
@@ -124,7 +146,7 @@ async def test_retry_first_matching_retrier_decides() -> None:
 
 
 async def test_retry_count_is_visible_in_context_object() -> None:
-    seen: list[int] = []
+    seen: list[Any] = []
 
     async def record(payload: Any) -> Any:
         seen.append(payload)
@@ -152,15 +174,18 @@ async def test_catch_routes_error_with_result_path_and_keeps_input() -> None:
                 "Resource": FN + "bad",
                 "Catch": [
                     {"ErrorEquals": ["TransientError"], "Next": "Wrong"},
-                    {"ErrorEquals": ["PoisonInputError"], "ResultPath": "$.error",
-                     "Next": "Quarantine"},
+                    {
+                        "ErrorEquals": ["PoisonInputError"],
+                        "ResultPath": "$.error",
+                        "Next": "Quarantine",
+                    },
                 ],
                 "End": True,
             },
             "Wrong": {"Type": "Fail", "Error": "Wrong"},
             "Quarantine": {"Type": "Pass", "End": True},
         },
-    }  # fmt: skip
+    }
     execution = await run_definition(engine, definition, {"file": "f1"})
     assert execution.status == "SUCCEEDED"
     assert execution.output["file"] == "f1"
@@ -183,9 +208,19 @@ async def test_task_failed_wildcard_catches_all_but_timeout() -> None:
         },
     }
     assert (await run_definition(engine, definition, {})).output == "caught"
-    definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": FN + "hang", "TimeoutSeconds": 5, "Catch": catch,
-              "End": True}, **caught}}  # fmt: skip
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": FN + "hang",
+                "TimeoutSeconds": 5,
+                "Catch": catch,
+                "End": True,
+            },
+            **caught,
+        },
+    }
     execution = await run_definition(engine, definition, {}, name="hang")
     assert (execution.status, execution.error) == ("FAILED", "States.Timeout")
 
@@ -244,9 +279,12 @@ async def test_sdk_integrations_delegate_to_sdk_caller(
         "putItem": {"TableName": "t", "Item": {"pk": {"S.$": "$.id"}}},
         "updateItem": {"TableName": "t", "Key": {"pk": {"S": "x"}}},
         "putObject": {"Bucket": "b", "Key": "k", "Body.$": "$.id"},
-        "putEvents": {"Entries": [{"Detail.$": "States.JsonToString($)", "DetailType": "t",
-                                   "Source": "sluice.batch"}]},
-    }[action]  # fmt: skip
+        "putEvents": {
+            "Entries": [
+                {"Detail.$": "States.JsonToString($)", "DetailType": "t", "Source": "sluice.batch"}
+            ]
+        },
+    }[action]
     execution = await run_definition(engine, _task(resource, Parameters=params), {"id": "x"})
     assert execution.status == "SUCCEEDED", execution.cause
     assert [(s, a) for s, a, _ in s3.calls] == [(service, action)]
