@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.envelope import Envelope, to_eventbridge_entry
+from sluice_shared.aws.dynamodb import iso
 from sluice_shared.errors import InputLimitExceeded
 from sluice_shared.ports import (
     AwsDeps,
@@ -193,7 +194,7 @@ class InMemoryLedger(_Faults):
         self.records[record.file_id] = record
         self.steps[record.file_id] = [
             {
-                "at": record.updated_at,
+                "at": iso(record.updated_at),
                 "from_status": None,
                 "to_status": record.status.value,
                 "version": record.version,
@@ -234,7 +235,7 @@ class InMemoryLedger(_Faults):
         self.steps[file_id].append(
             {
                 **fields,
-                "at": updated.updated_at,
+                "at": iso(updated.updated_at),
                 "from_status": current.status.value,
                 "to_status": to.value,
                 "version": updated.version,

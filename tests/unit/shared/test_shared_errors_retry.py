@@ -128,6 +128,14 @@ def test_translating_reraises_from_original_and_leaves_bugs_alone() -> None:
         raise KeyError("a bug stays a bug")
 
 
+def test_translating_leaves_local_disk_errors_untranslated() -> None:
+    disk_full = OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space") as caught, translating():
+        raise disk_full
+    assert caught.value is disk_full
+
+
 class Flaky:
     """Fails with the queued errors, then returns `value`."""
 

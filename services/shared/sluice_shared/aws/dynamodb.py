@@ -318,6 +318,7 @@ class DynamoDbLedger:
             step = _from_attrs(item)
             for key in (PK, SK):
                 step.pop(key, None)
+            step.setdefault("from_status", None)  # the registration step has no predecessor
             steps.append(step)
         return steps
 

@@ -1,7 +1,7 @@
 """The one place where botocore, aiohttp and socket errors become Sluice errors.
 
 ```
-botocore / aiohttp / OSError / asyncio.TimeoutError
+botocore / aiohttp / socket (ConnectionError, TimeoutError)
    │ translate()
    ├── ThrottledError          throttling codes, HTTP 429
    ├── TransientError          5xx, RequestTimeout, connection and read errors, timeouts
@@ -213,7 +213,7 @@ def translate(exc: BaseException) -> SluiceError:
         aiohttp.ClientError,
         asyncio.TimeoutError,
         TimeoutError,
-        OSError,
+        ConnectionError,  # the builtin: resets, refusals, broken pipes
     )
     if isinstance(exc, transient_types):
         return TransientError(f"{type(exc).__name__}: {exc}")
@@ -227,8 +227,11 @@ TRANSLATED = (
     BotoCoreError,
     aiohttp.ClientError,
     asyncio.TimeoutError,
-    OSError,
+    TimeoutError,
+    ConnectionError,
 )
+# Other OSErrors (disk full, permissions on /tmp) are deliberately not translated: they are not
+# AWS's doing, and retrying them in a loop would not help.
 
 
 @contextmanager
