@@ -77,7 +77,7 @@ def load_template(path: Path) -> dict[str, Any]:
     Raises:
         yaml.YAMLError: the file is not valid YAML.
     """
-    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: not a template (top level is not a mapping)")
     return loaded

@@ -1,0 +1,407 @@
+"""The deploy templates and the batch ASL comply with the policy checks, and every check reports
+its property when a copy of the template is broken on purpose."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sluice_shared.errors as sluice_errors
+from tests.policy import checks
+from tools.templates import SERVICES, load_template, render_asl, template_paths
+
+REPO = Path(__file__).resolve().parents[2]
+GEN_SCHEMAS = REPO / "deploy" / "gen_schemas.py"
+ALL = list(template_paths())
+ACCT = "123456789012-us-east-1"
+
+# What each function may do in S3: (action, resource). The spec of "only its buckets/prefixes".
+EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
+    ("ingest", "FunctionRole"): {
+        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
+        ("s3:GetObjectVersion", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
+    },
+    ("validate", "FunctionRole"): {
+        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
+        ("s3:GetObjectVersion", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
+        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
+    },
+    ("transform", "FunctionRole"): {
+        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
+    },
+    ("output", "FunctionRole"): {
+        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
+        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-processed-{ACCT}/*"),
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-processed-{ACCT}/*"),
+    },
+}
+
+
+def _statements(cfn: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = cfn["Resources"][role_id]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
+    return statements
+
+
+# ---------------------------------------------------------------- the real templates comply
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_least_privilege_holds(name: str, translated: dict[str, Any]) -> None:
+    assert checks.check_least_privilege(translated[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_queues_encrypted_with_dlq(name: str, translated: dict[str, Any]) -> None:
+    assert checks.check_queues(translated[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_event_targets_have_dlq_retry_and_scoped_queue_policy(
+    name: str, translated: dict[str, Any]
+) -> None:
+    assert checks.check_event_targets(translated[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_sqs_triggers_report_batch_item_failures(
+    name: str, translated: dict[str, Any]
+) -> None:
+    assert checks.check_sqs_triggers(translated[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_visibility_timeout_at_least_six_times_timeout(
+    name: str, translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    assert checks.check_visibility_timeouts(translated[name], params[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_buckets_encrypted_versioned_private_tls_only(
+    name: str, translated: dict[str, Any]
+) -> None:
+    assert checks.check_buckets(translated[name]) == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_templates_functions_arm64_python312_traced(name: str, translated: dict[str, Any]) -> None:
+    assert checks.check_functions(translated[name]) == []
+
+
+def test_templates_cover_every_resource_kind_checked(translated: dict[str, Any]) -> None:
+    # Guards the checks above against passing vacuously on an empty or renamed template.
+    kinds = {
+        resource["Type"] for cfn in translated.values() for resource in cfn["Resources"].values()
+    }
+    assert {
+        "AWS::IAM::Role",
+        "AWS::SQS::Queue",
+        "AWS::Events::Rule",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::S3::Bucket",
+        "AWS::Lambda::Function",
+        "AWS::Scheduler::Schedule",
+        "AWS::StepFunctions::StateMachine",
+    } <= kinds
+    assert sum(1 for _ in checks.resources_of(translated["platform"], "AWS::S3::Bucket")) == 5
+
+
+@pytest.mark.parametrize(("name", "role_id"), sorted(EXPECTED_S3))
+def test_service_role_s3_only_its_buckets_and_prefixes(
+    name: str, role_id: str, translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    grants = checks.role_s3_grants(translated[name], role_id, params[name])
+    assert grants == EXPECTED_S3[(name, role_id)]
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_service_rule_matches_orchestration_rules_file(svc: str, rules_dir: Path) -> None:
+    template = load_template(template_paths()[svc])
+    pattern = json.loads((rules_dir / f"{svc}.json").read_text("utf-8"))
+    assert checks.check_rule_drift(template, pattern) == []
+
+
+def test_ingest_rule_on_default_bus_others_on_custom_bus() -> None:
+    for svc in SERVICES:
+        template = load_template(template_paths()[svc])
+        ((_, rule),) = checks.resources_of(template, "AWS::Events::Rule")
+        expected = "default" if svc == "ingest" else {"Ref": "EventBusName"}
+        assert rule["EventBusName"] == expected, svc
+
+
+def test_batch_asl_distributed_maps_explicit_tolerance(batch_definition: dict[str, Any]) -> None:
+    names = [n for n, s in checks.iter_states(batch_definition) if s.get("Type") == "Map"]
+    assert "Validate Partitions" in names
+    assert "Transform And Write Buckets" in names
+    assert checks.check_distributed_maps(batch_definition) == []
+
+
+def test_batch_asl_every_placeholder_substituted(batch_asl: tuple[str, dict[str, Any]]) -> None:
+    text, substitutions = batch_asl
+    assert checks.check_placeholders(text, substitutions) == []
+    rendered = render_asl(text, {k: f"value-{k}" for k in substitutions})
+    assert "${" not in rendered
+
+
+def test_batch_asl_errors_are_public_sluice_or_aws_errors(batch_definition: dict[str, Any]) -> None:
+    known = {
+        name
+        for name, value in vars(sluice_errors).items()
+        if isinstance(value, type) and issubclass(value, sluice_errors.SluiceError)
+    }
+    assert checks.check_error_names(batch_definition, known) == []
+
+
+def test_batch_asl_every_state_has_comment(batch_definition: dict[str, Any]) -> None:
+    missing = [n for n, s in checks.iter_states(batch_definition) if not s.get("Comment")]
+    assert missing == []
+
+
+def test_platform_schema_section_matches_contracts() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "gen_schemas.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- each check catches its breach
+
+
+def test_least_privilege_wildcard_action_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["validate"]
+    _statements(cfn, "FunctionRole").append(
+        {"Sid": "Oops", "Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::x/*"}
+    )
+    assert any("wildcard action s3:*" in p for p in checks.check_least_privilege(cfn))
+
+
+def test_least_privilege_star_resource_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["output"]
+    _statements(cfn, "FunctionRole").append(
+        {"Sid": "Oops", "Effect": "Allow", "Action": "dynamodb:Query", "Resource": "*"}
+    )
+    assert any("Resource '*' for dynamodb:Query" in p for p in checks.check_least_privilege(cfn))
+
+
+def test_least_privilege_managed_policy_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["ingest"]
+    cfn["Resources"]["FunctionRole"]["Properties"]["ManagedPolicyArns"] = [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+    ]
+    assert any("managed policy" in p for p in checks.check_least_privilege(cfn))
+
+
+def test_s3_grants_extra_prefix_detected(
+    translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    cfn = translated["ingest"]
+    _statements(cfn, "FunctionRole").append(
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}/*"},
+        }
+    )
+    grants = checks.role_s3_grants(cfn, "FunctionRole", params["ingest"])
+    assert grants != EXPECTED_S3[("ingest", "FunctionRole")]
+
+
+def test_queues_missing_dlq_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["transform"]
+    del cfn["Resources"]["Queue"]["Properties"]["RedrivePolicy"]
+    assert "Queue: no DLQ (RedrivePolicy)" in checks.check_queues(cfn)
+
+
+def test_queues_low_max_receive_count_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["validate"]
+    cfn["Resources"]["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 1
+    assert "Queue: maxReceiveCount < 5" in checks.check_queues(cfn)
+
+
+def test_queues_unencrypted_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["output"]
+    del cfn["Resources"]["DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"]
+    assert any(p.startswith("DeadLetterQueue: not encrypted") for p in checks.check_queues(cfn))
+
+
+def test_event_targets_missing_dlq_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["ingest"]
+    del cfn["Resources"]["Rule"]["Properties"]["Targets"][0]["DeadLetterConfig"]
+    assert any("without DeadLetterConfig" in p for p in checks.check_event_targets(cfn))
+
+
+def test_event_targets_open_queue_policy_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["validate"]
+    statement = cfn["Resources"]["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    del statement["Condition"]
+    assert any("does not accept only this rule" in p for p in checks.check_event_targets(cfn))
+
+
+def test_event_targets_schedule_without_dlq_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["orchestration"]
+    schedule = next(iter(checks.resources_of(cfn, "AWS::Scheduler::Schedule")))[1]
+    del schedule["Target"]["DeadLetterConfig"]
+    assert any(
+        "schedule target without DeadLetterConfig" in p for p in checks.check_event_targets(cfn)
+    )
+
+
+def test_sqs_triggers_without_report_batch_item_failures_reported(
+    translated: dict[str, Any],
+) -> None:
+    cfn = translated["transform"]
+    (esm_id, props), *_ = checks.resources_of(cfn, "AWS::Lambda::EventSourceMapping")
+    props["FunctionResponseTypes"] = []
+    assert f"{esm_id}: no ReportBatchItemFailures" in checks.check_sqs_triggers(cfn)
+
+
+def test_sqs_triggers_without_maximum_concurrency_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["ingest"]
+    (esm_id, props), *_ = checks.resources_of(cfn, "AWS::Lambda::EventSourceMapping")
+    del props["ScalingConfig"]
+    assert f"{esm_id}: no ScalingConfig.MaximumConcurrency" in checks.check_sqs_triggers(cfn)
+
+
+def test_visibility_timeout_too_short_reported(
+    translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    cfn = translated["validate"]
+    cfn["Resources"]["Queue"]["Properties"]["VisibilityTimeout"] = 300
+    problems = checks.check_visibility_timeouts(cfn, params["validate"])
+    assert problems == ["Queue: visibility timeout 300s < 6 x Function timeout 120s"]
+
+
+@pytest.mark.parametrize("timeout", [30, 60, 120, 180, 300, 600, 900])
+def test_visibility_timeout_every_allowed_timeout_holds(
+    timeout: int, translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    for svc in SERVICES:
+        allowed = translated[svc]["Parameters"]["FunctionTimeout"]["AllowedValues"]
+        assert timeout in allowed
+        values = {**params[svc], "FunctionTimeout": timeout}
+        assert checks.check_visibility_timeouts(translated[svc], values) == []
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        ("encryption", "RawBucket: no default encryption"),
+        ("public", "RawBucket: public access block BlockPublicPolicy not true"),
+        ("versioning", "RawBucket: versioning not enabled"),
+        ("tls", "RawBucket: no TLS-only policy (Deny aws:SecureTransport false)"),
+    ],
+)
+def test_buckets_broken_property_reported(
+    mutation: str, expected: str, translated: dict[str, Any]
+) -> None:
+    cfn = translated["platform"]
+    bucket = cfn["Resources"]["RawBucket"]["Properties"]
+    if mutation == "encryption":
+        del bucket["BucketEncryption"]
+    elif mutation == "public":
+        bucket["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] = False
+    elif mutation == "versioning":
+        bucket["VersioningConfiguration"]["Status"] = "Suspended"
+    else:
+        del cfn["Resources"]["RawBucketPolicy"]
+    assert expected in checks.check_buckets(cfn)
+
+
+def test_functions_x86_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["output"]
+    cfn["Resources"]["Function"]["Properties"]["Architectures"] = ["x86_64"]
+    assert "Function: not arm64" in checks.check_functions(cfn)
+
+
+def test_distributed_map_without_tolerance_reported(batch_definition: dict[str, Any]) -> None:
+    del batch_definition["States"]["Validate Partitions"]["ToleratedFailurePercentage"]
+    assert checks.check_distributed_maps(batch_definition) == [
+        "Validate Partitions: no explicit ToleratedFailurePercentage/Count"
+    ]
+
+
+def test_distributed_map_unsupported_input_type_reported(batch_definition: dict[str, Any]) -> None:
+    reader = batch_definition["States"]["Transform And Write Buckets"]["ItemReader"]
+    reader["ReaderConfig"]["InputType"] = "PARQUETISH"
+    assert any(
+        "InputType 'PARQUETISH'" in p for p in checks.check_distributed_maps(batch_definition)
+    )
+
+
+def test_placeholders_unsubstituted_reported(batch_asl: tuple[str, dict[str, Any]]) -> None:
+    text, substitutions = batch_asl
+    broken = dict(substitutions)
+    del broken["RunBucketFunctionArn"]
+    assert checks.check_placeholders(text, broken) == [
+        "placeholder ${RunBucketFunctionArn} has no DefinitionSubstitutions entry"
+    ]
+
+
+def test_placeholders_hard_coded_arn_reported(batch_asl: tuple[str, dict[str, Any]]) -> None:
+    text, substitutions = batch_asl
+    text = text.replace(
+        "${PlanFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:plan", 1
+    )
+    problems = checks.check_placeholders(text, substitutions)
+    assert any(p.startswith("hard-coded ARN") for p in problems)
+    assert "substitution PlanFunctionArn is not used by the ASL file" in problems
+
+
+def test_error_names_unknown_error_reported(batch_definition: dict[str, Any]) -> None:
+    retry = batch_definition["States"]["Plan Partitions"]["Retry"][0]
+    retry["ErrorEquals"].append("TransientErrror")
+    problems = checks.check_error_names(batch_definition, {"TransientError", "ThrottledError"})
+    assert "Plan Partitions: matches unknown error TransientErrror" in problems
+
+
+def test_error_names_retry_without_jitter_reported(batch_definition: dict[str, Any]) -> None:
+    del batch_definition["States"]["Reconcile Run"]["Retry"][0]["JitterStrategy"]
+    problems = checks.check_error_names(batch_definition, {"TransientError", "ThrottledError"})
+    assert "Reconcile Run: Retry without full jitter and a delay cap" in problems
+
+
+def test_rule_drift_changed_detail_type_reported(rules_dir: Path) -> None:
+    template = load_template(template_paths()["transform"])
+    ((_, rule),) = checks.resources_of(template, "AWS::Events::Rule")
+    rule["EventPattern"]["detail-type"] = ["sluice.file.validated.v2"]
+    pattern = json.loads((rules_dir / "transform.json").read_text("utf-8"))
+    assert checks.check_rule_drift(template, pattern) == [
+        "Rule: EventPattern differs from orchestration/rules"
+    ]
+
+
+def test_schema_drift_stale_template_reported(tmp_path: Path) -> None:
+    stale = tmp_path / "platform.yaml"
+    text = (REPO / "deploy" / "platform.yaml").read_text("utf-8")
+    stale.write_text(text.replace("Type: JSONSchemaDraft4", "Type: OpenApi3", 1), "utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "deploy" / "gen_schemas.py"),
+            "--check",
+            "--template",
+            str(stale),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "out of date" in result.stderr
