@@ -412,3 +412,37 @@ def test_load_lookups_shipped_orders_contract_reads_countries() -> None:
     countries = tables["countries"]
     assert {"code", "name", "region"} <= set(countries.column_names)
     assert all(t == pa.string() for t in countries.schema.types)
+
+
+def test_transform_bucket_hash_collisions_never_drop_distinct_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a hash space of 3 values, so nearly every pair of different keys collides,
+    # and pass 1 sorting in slices of 4 hashes
+    from sluice_shared.datapath import transform
+
+    monkeypatch.setattr(transform, "_HASH_SPACE", 3)
+    monkeypatch.setattr(transform, "_SORT_SLICE", 4)
+    contract = make_contract()
+    keys = [f"k{i % 40}" for i in range(100)]
+    # WHEN transformed
+    result, table, quarantined = run(tmp_path, contract, [[{"id": k} for k in keys]])
+    # THEN exactly the first occurrence of each distinct key survives
+    assert table is not None
+    assert table.column("id").to_pylist() == [f"k{i}" for i in range(40)]
+    assert len(quarantined) == 60
+    assert all(q["reason_code"] == "duplicate_primary_key" for q in quarantined)
+
+
+def test_transform_bucket_inputs_out_of_row_order_rejected(tmp_path: Path) -> None:
+    contract = make_contract()
+    first = write_staged(tmp_path / "p1.arrow", contract, 1, [{"id": "a"}])
+    second = write_staged(tmp_path / "p0.arrow", contract, 0, [{"id": "b"}])
+    with pytest.raises(ValueError, match="partition order"):
+        transform_bucket(
+            [first, second],
+            contract,
+            tmp_path / "t.arrow",
+            lookups={},
+            quarantine_path=tmp_path / "q.jsonl",
+        )

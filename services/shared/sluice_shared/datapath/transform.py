@@ -4,11 +4,13 @@ Input: the validated Arrow IPC stream files of ONE bucket from every partition, 
 (schema `staged_schema(contract)`). Because validate hashes the primary key into buckets, every copy
 of a key is in this bucket, so deduping one bucket at a time dedupes the whole file.
 
-Memory stays bounded by the bucket's key columns, never the whole bucket:
-- pass 1 reads only the primary-key columns and `__row`, and finds the rows that lose to an earlier
-  copy of their key (the first occurrence by `__row`, i.e. by position in the file, wins);
-- pass 2 streams record batches, quarantines the losers and transforms the rest, writing an Arrow
-  IPC stream (the output stage orders by `__row`, so it is kept; `__offset` is not).
+Memory stays bounded by 8 bytes per row of the bucket, never the rows themselves:
+- pass 1 hashes only the primary-key columns (8 bytes per row) and keeps the hashes that repeat;
+- pass 2 looks at the real keys of just the rows with a repeating hash: a row whose key was seen
+  before loses to that earlier copy (the first occurrence by `__row`, i.e. by position in the
+  file, wins), and a hash collision between different keys drops nothing;
+- the same pass streams record batches, quarantines the losers and transforms the rest, writing an
+  Arrow IPC stream (the output stage orders by `__row`, so it is kept; `__offset` is not).
 
 Rows whose value cannot be cast (a contract cast or a derived column's `type`) are quarantined with
 `cast_failed`, so `rows_in == rows_out + rows_quarantined` always holds.
@@ -26,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from contracts.datasets import DatasetCatalog, DatasetContract
+from sluice_shared.datapath.buckets import assign_buckets
 from sluice_shared.datapath.derive import compute_derived, derived_type
 from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
 from sluice_shared.datapath.schema import (
@@ -148,38 +151,96 @@ def _open_stream(path: Path) -> pa.ipc.RecordBatchStreamReader:
     return pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
 
 
-def _find_losers(
-    inputs: Sequence[Path], key_columns: list[str]
-) -> tuple[pa.Array | None, dict[int, int]]:
-    """`__row` of every row that repeats an earlier row's primary key, and loser → winner.
+# Hashes of the primary key live in [0, 2**64 - 1): collisions are resolved by comparing the
+# real key values of the (few) rows whose hash repeats, so they never drop a row.
+_HASH_SPACE = 2**64 - 1
+# Pass 1 sorts its hashes in slices of about this many values, to bound the sort's memory.
+_SORT_SLICE = 1 << 20
 
-    Rows with a null key part are never duplicates (as with SQL UNIQUE).
+
+def _key_hashes(rows: pa.RecordBatch | pa.Table, key_columns: list[str]) -> pa.Array:
+    """A 64-bit hash of each row's key: the same one validate buckets by (any process)."""
+    if isinstance(rows, pa.Table):
+        rows = pa.RecordBatch.from_struct_array(rows.to_struct_array().combine_chunks())
+    return assign_buckets(rows, key_columns, _HASH_SPACE)
+
+
+def _repeated_hashes(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array | None:
+    """Pass 1: the key hashes that occur more than once in the bucket (None if none do).
+
+    Holds 8 bytes per row (the hash), never the rows: the inputs are memory-mapped and only the
+    key columns' pages are touched. The hashes are sorted slice by slice of the hash space, so the
+    sort needs a fraction of that again.
     """
-    parts: list[pa.RecordBatch] = []
+    parts: list[pa.Array] = []
     for path in inputs:
-        with _open_stream(path) as reader:
+        with pa.memory_map(str(path), "r") as source, pa.ipc.open_stream(source) as reader:
             for batch in reader:
-                parts.append(batch.select([*key_columns, ROW_COLUMN]))
+                if batch.num_rows:
+                    parts.append(_key_hashes(batch.select(key_columns), key_columns))
     if not parts:
-        return None, {}
-    keys = pa.Table.from_batches(parts)
-    for name in key_columns:
-        if keys.column(name).null_count:
-            keys = keys.filter(pc.is_valid(keys.column(name)))
-    grouped = keys.group_by(key_columns, use_threads=False).aggregate(
-        [(ROW_COLUMN, "min"), (ROW_COLUMN, "count")]
-    )
-    repeated = grouped.filter(pc.greater(grouped.column(f"{ROW_COLUMN}_count"), 1))
-    if repeated.num_rows == 0:
-        return None, {}
-    winners = repeated.select([*key_columns, f"{ROW_COLUMN}_min"])
-    joined = keys.join(winners, keys=key_columns, join_type="inner", use_threads=False)
-    losers = joined.filter(
-        pc.not_equal(joined.column(ROW_COLUMN), joined.column(f"{ROW_COLUMN}_min"))
-    )
-    loser_rows = losers.column(ROW_COLUMN).to_pylist()
-    winner_rows = losers.column(f"{ROW_COLUMN}_min").to_pylist()
-    return pa.array(loser_rows, pa.int64()), dict(zip(loser_rows, winner_rows, strict=True))
+        return None
+    hashes = pa.concat_arrays(parts)
+    del parts
+    slices = max(1, len(hashes) // _SORT_SLICE)
+    repeated: list[pa.Array] = []
+    width = _HASH_SPACE // slices + 1
+    for index in range(slices):
+        if slices == 1:
+            part = hashes
+        else:
+            low = pa.scalar(index * width, pa.uint64())
+            high = pa.scalar(min((index + 1) * width, _HASH_SPACE), pa.uint64())
+            part = hashes.filter(pc.and_(pc.greater_equal(hashes, low), pc.less(hashes, high)))
+        if len(part) < 2:
+            continue
+        ordered = part.sort()
+        same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        repeats = ordered.slice(1).filter(same)
+        if len(repeats):
+            repeated.append(pc.unique(repeats))
+    return pa.concat_arrays(repeated) if repeated else None
+
+
+class _Deduper:
+    """Pass 2: marks rows whose key was seen before, given the hashes that repeat (pass 1).
+
+    Only rows whose hash repeats are looked at in Python, with their real key values, so a hash
+    collision between different keys keeps both rows. Relies on rows arriving in `__row` order
+    (checked), so the first one seen is the first occurrence in the file.
+    """
+
+    def __init__(self, key_columns: list[str], repeated: pa.Array) -> None:
+        self.key_columns = key_columns
+        self.repeated = repeated
+        self.first_row: dict[tuple[Any, ...], int] = {}
+        self.winner_of: dict[int, int] = {}
+
+    def losers(self, table: pa.Table) -> pa.Array | None:
+        """Mask of the rows of `table` that repeat an earlier key (None when there are none)."""
+        candidate = pc.is_in(
+            _key_hashes(table.select(self.key_columns), self.key_columns), value_set=self.repeated
+        )
+        positions = pc.indices_nonzero(candidate).to_pylist()
+        if not positions:
+            return None
+        picked = table.select([*self.key_columns, ROW_COLUMN]).take(positions)
+        keys = zip(*(picked.column(k).to_pylist() for k in self.key_columns), strict=True)
+        rows = picked.column(ROW_COLUMN).to_pylist()
+        lost: list[int] = []
+        for position, key, row in zip(positions, keys, rows, strict=True):
+            if None in key:
+                continue  # a null key part is never a duplicate (as with SQL UNIQUE)
+            first = self.first_row.setdefault(key, row)
+            if first != row:
+                self.winner_of[row] = first
+                lost.append(position)
+        if not lost:
+            return None
+        mask = [False] * table.num_rows
+        for position in lost:
+            mask[position] = True
+        return pa.array(mask, pa.bool_())
 
 
 def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
@@ -201,6 +262,17 @@ def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
                     pending, pending_rows = [], 0
     if pending:
         yield pa.Table.from_batches(pending).combine_chunks()
+
+
+def _check_order(table: pa.Table, last_row: int) -> int:
+    """The chunk's last `__row`, after checking rows ascend (first occurrence = first seen)."""
+    rows = table.column(ROW_COLUMN)
+    n = len(rows)
+    ascending = n < 2 or pc.all(pc.less(rows.slice(0, n - 1), rows.slice(1))).as_py()
+    first = rows[0].as_py()
+    if not ascending or first <= last_row:
+        raise ValueError("staged inputs must be given in partition order, rows in row order")
+    return int(rows[n - 1].as_py())
 
 
 def _raw_record(row: dict[str, Any]) -> str:
@@ -359,20 +431,23 @@ def transform_bucket(
     schema = transformed_schema(contract)
     source_columns = [*contract_schema(contract).names, ROW_COLUMN, OFFSET_COLUMN]
     key_columns = list(contract.primary_key)
-    losers: pa.Array | None = None
-    winner_of: dict[int, int] = {}
+    deduper: _Deduper | None = None
     if contract.transform.dedupe and key_columns:
-        losers, winner_of = _find_losers(inputs, key_columns)
+        repeated = _repeated_hashes(inputs, key_columns)
+        if repeated is not None:
+            deduper = _Deduper(key_columns, repeated)
     indexes = [_LookupIndex(lk, lookups[lk.table]) for lk in contract.transform.lookups]
     key_label = ",".join(key_columns)
 
     def duplicate_reason(global_row: int) -> str:
-        first = winner_of[global_row]
+        assert deduper is not None
+        first = deduper.winner_of[global_row]
         return (
             f"{key_label} repeats row {first & _ROW_MASK} of partition {first >> PARTITION_SHIFT}"
         )
 
     rows_in = rows_out = 0
+    last_row = -1
     writer: pa.ipc.RecordBatchStreamWriter | None = None
     sink: pa.NativeFile | None = None
     keep_raw = contract.quarantine.policy != "skip"
@@ -382,9 +457,10 @@ def transform_bucket(
             for chunk in _chunks(inputs, source_columns):
                 rows_in += chunk.num_rows
                 table = chunk
-                if losers is not None:
-                    mask = pc.is_in(table.column(ROW_COLUMN), value_set=losers)
-                    if pc.any(mask).as_py():
+                last_row = _check_order(table, last_row)
+                if deduper is not None:
+                    mask = deduper.losers(table)
+                    if mask is not None:
                         table = quarantine.rows(
                             table, mask, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason
                         )
