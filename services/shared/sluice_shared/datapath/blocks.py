@@ -1,0 +1,269 @@
+"""Bounded reading of a raw object: decompression with limits, and blocks cut on record ends.
+
+A *record* is one CSV record (RFC 4180: a newline inside a quoted field does not end it; a quote
+inside a field is written doubled, so quote parity tells whether a newline is inside quotes) or
+one JSON line. The byte-range splitter (`split.py`) uses the same rule, so a split never moves a
+record boundary. Memory is bounded by the block size plus `max_record_bytes`, for any file size.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+READ_BYTES = 1 << 20  # compressed bytes read per step from a gzip object
+OVERSIZE_HEAD_BYTES = 64 * 1024  # how much of a skipped oversized record is kept for quarantine
+
+
+class SourceError(Exception):
+    """The object's bytes cannot be read as a whole (corrupt or over a file-level limit)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole records: `data` starts at absolute offset `offset` of the decompressed stream."""
+
+    data: bytes
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OversizeRecord:
+    """A record longer than `max_record_bytes`, skipped without holding it in memory."""
+
+    offset: int
+    size: int
+    head: bytes
+
+
+def is_gzip(src: Path, key: str, compression: str) -> bool:
+    """Whether to gunzip `src`: the contract says so, or "auto" and the key/bytes look gzipped."""
+    if compression == "gzip":
+        return True
+    if compression == "none":
+        return False
+    if key.endswith(".gz") or src.name.endswith(".gz"):
+        return True
+    with src.open("rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def read_plain(fh: BinaryIO, start: int, end: int | None, block_bytes: int) -> Iterator[bytes]:
+    """Bytes [start, end) of an uncompressed file, `block_bytes` at a time."""
+    fh.seek(start)
+    remaining = None if end is None else end - start
+    while remaining is None or remaining > 0:
+        want = block_bytes if remaining is None else min(block_bytes, remaining)
+        chunk = fh.read(want)
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+
+
+def read_gzip(
+    fh: BinaryIO, compressed_size: int, max_ratio: float, max_bytes: int, block_bytes: int
+) -> Iterator[bytes]:
+    """Decompressed bytes of a gzip file (all members), at most `block_bytes` per chunk.
+
+    Raises SourceError `corrupt_gzip` for bad or truncated data and
+    `decompression_ratio_exceeded` / `file_too_large` as soon as the output passes the limit,
+    before decompressing further (a zip bomb never expands in memory or on disk).
+    """
+    limit = min(max_bytes, int(max_ratio * max(compressed_size, 1)))
+    produced = 0
+    decomp = zlib.decompressobj(wbits=31)
+    in_member = False
+    pending = b""
+    try:
+        while True:
+            if not pending:
+                pending = fh.read(READ_BYTES)
+                if not pending:
+                    break
+            out = decomp.decompress(pending, block_bytes)
+            pending = decomp.unconsumed_tail
+            in_member = not decomp.eof
+            if decomp.eof:
+                rest = decomp.unused_data + pending
+                decomp = zlib.decompressobj(wbits=31)
+                # Zero padding after the last member is common; anything else starts a member.
+                pending = rest if rest.strip(b"\x00") else b""
+            if out:
+                produced += len(out)
+                if produced > limit:
+                    if produced > max_bytes:
+                        raise SourceError(
+                            "file_too_large",
+                            f"decompressed size exceeds the limit of {max_bytes} bytes",
+                        )
+                    raise SourceError(
+                        "decompression_ratio_exceeded",
+                        f"gzip expands beyond {max_ratio:g}x its {compressed_size} bytes; "
+                        f"stopped after {produced} bytes",
+                    )
+                yield out
+        if in_member:
+            out = decomp.flush()
+            in_member = not decomp.eof
+            if out:
+                produced += len(out)
+                yield out
+    except zlib.error as exc:
+        raise SourceError("corrupt_gzip", f"gzip data is corrupt: {exc}") from None
+    if in_member:
+        # The stream ended inside a member: an interrupted upload or a cut-off copy.
+        raise SourceError("corrupt_gzip", "gzip data is truncated (no end-of-stream marker)")
+
+
+def last_record_end(buf: bytes, quote: bytes | None) -> int:
+    """Length of the longest prefix of `buf` made of whole records (0 when none ends in it).
+
+    `buf` must start at a record start. With a quote character, a newline ends a record only when
+    the quotes before it (since the start of `buf`) are balanced.
+    """
+    p = buf.rfind(b"\n")
+    if p < 0 or quote is None:
+        return p + 1
+    odd = buf.count(quote, 0, p) & 1
+    while odd:
+        q = buf.rfind(b"\n", 0, p)
+        if q < 0:
+            return 0
+        odd ^= buf.count(quote, q, p) & 1
+        p = q
+    return p + 1
+
+
+def first_record_end(buf: bytes, quote: bytes | None, odd: int) -> tuple[int, int]:
+    """(end, parity): the first record end in `buf` given the quote parity `odd` at its start.
+
+    end is the index after the terminating newline, or -1 when no record ends in `buf`; parity
+    is the quote parity at the end of `buf` in that case (to carry into the next chunk).
+    """
+    pos = 0
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if quote is not None:
+                odd ^= buf.count(quote, pos) & 1
+            return -1, odd
+        if quote is not None:
+            odd ^= buf.count(quote, pos, nl) & 1
+        if not odd:
+            return nl + 1, 0
+        pos = nl + 1
+
+
+def iter_blocks(
+    chunks: Iterator[bytes],
+    *,
+    offset: int,
+    quote: bytes | None,
+    block_bytes: int,
+    max_record_bytes: int,
+) -> Iterator[Block | OversizeRecord]:
+    """Re-cut a byte stream (starting at a record start, absolute `offset`) into whole records.
+
+    Yields Blocks of roughly `block_bytes`, and an OversizeRecord (never held whole in memory)
+    for each record longer than `max_record_bytes` that does not end inside the current buffer.
+    A last record without a trailing newline is a record.
+    """
+    buf = b""
+    for chunk in chunks:
+        buf = buf + chunk if buf else chunk
+        if len(buf) < block_bytes:
+            continue
+        cut = last_record_end(buf, quote)
+        if cut > 0:
+            yield Block(buf[:cut], offset)
+            offset += cut
+            buf = buf[cut:]
+        elif len(buf) > max_record_bytes:
+            # No record ends in a buffer already over the limit: skip to the record's end
+            # chunk by chunk, keeping only its head for the quarantine record.
+            head = buf[:OVERSIZE_HEAD_BYTES]
+            size = len(buf)
+            _, odd = first_record_end(buf, quote, 0)
+            buf = b""
+            for more in chunks:
+                end, odd = first_record_end(more, quote, odd)
+                if end >= 0:
+                    size += end
+                    buf = more[end:]
+                    break
+                size += len(more)
+            yield OversizeRecord(offset, size, head)
+            offset += size
+    if buf:
+        cut = last_record_end(buf, quote)
+        if len(buf) - cut > max_record_bytes:
+            if cut:
+                yield Block(buf[:cut], offset)
+            yield OversizeRecord(offset + cut, len(buf) - cut, buf[cut : cut + OVERSIZE_HEAD_BYTES])
+        else:
+            yield Block(buf, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBounds:
+    """Where each record of a block starts and ends (relative to the block), blanks left out."""
+
+    starts: pa.Int64Array
+    ends: pa.Int64Array
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def as_binary_array(data: bytes) -> pa.Array:
+    """A one-value large_binary array over `data`, without copying it."""
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+
+
+def record_bounds(data: bytes, quote: bytes | None) -> RecordBounds:
+    """Record start/end offsets of a block of whole records, computed with Arrow kernels.
+
+    Lines are split on "\\n". With `quote` a line starts a record only when the quotes of all
+    lines before it are balanced (so quoted newlines stay inside their record); with None every
+    line is a record. Empty records (blank lines, "\\r" alone) are left out: the CSV and JSON
+    readers skip them too.
+    """
+    lines = pc.split_pattern(as_binary_array(data), b"\n").flatten()
+    if data.endswith(b"\n"):
+        lines = lines.slice(0, len(lines) - 1)
+    lengths = pc.cast(pc.binary_length(lines), pa.int64())
+    line_ends = pc.cumulative_sum(pc.add(lengths, 1))
+    line_starts = pc.subtract(pc.subtract(line_ends, lengths), 1)
+    if quote is not None and quote in data:
+        quotes = pc.cast(pc.count_substring(lines, quote), pa.int64())
+        before = pc.subtract(pc.cumulative_sum(quotes), quotes)
+        opens = pc.equal(pc.bit_wise_and(before, 1), 0)
+        line_starts = pc.filter(line_starts, opens)
+        lines = pc.filter(lines, opens)
+        lengths = pc.filter(lengths, opens)
+    # A record ends where the next one (blank or not) starts.
+    ends = pa.concat_arrays([line_starts.slice(1), pa.array([len(data)], pa.int64())])
+    blank = pc.less_equal(lengths, 1)
+    if pc.any(blank).as_py():
+        blank = pc.or_(pc.equal(lengths, 0), pc.and_(blank, pc.equal(lines, b"\r")))
+        keep = pc.invert(blank)
+        return RecordBounds(pc.filter(line_starts, keep), pc.filter(ends, keep))
+    return RecordBounds(line_starts, ends)

@@ -1,0 +1,274 @@
+"""Vectorised data-contract checks: raw column values in, typed columns and failure masks out.
+
+Every check is an Arrow compute kernel over a whole block; Python touches only the rows that
+fail (to pick the first failing check and write a reason people can read). Checks run per
+column in contract order and, within a column, in this order (the first failure wins):
+`field_too_large`, `null_not_allowed`, `type_mismatch`, `below_min`, `above_max`, `not_in_enum`,
+`regex_mismatch`, `too_long`.
+
+Accepted text forms (values are never trimmed; surrounding spaces are a type mismatch):
+- int64: optional sign and 1-19 digits, within the int64 range.
+- float64: decimal or exponent notation (`1`, `-2.5`, `.5`, `1e-3`); NaN and infinities are not.
+- bool: true/false, True/False, TRUE/FALSE, 1/0.
+- date: `YYYY-MM-DD`, a real calendar day.
+- timestamp: `YYYY-MM-DD` + `T` or space + `hh:mm:ss`, optional fraction (truncated to
+  microseconds), then `Z`, `±hh:mm`, or nothing (naive: read as UTC); stored as UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contracts.datasets import ColumnSpec, ColumnType, DatasetContract
+from sluice_shared.datapath.schema import arrow_type
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_INT_RE = r"^[+-]?[0-9]{1,19}$"
+_FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_DATE_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_TS_RE = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+_TS_ZONE_RE = r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+_TRUE = pa.array(["true", "True", "TRUE", "1"])
+_FALSE = pa.array(["false", "False", "FALSE", "0"])
+_BOOL_WORDS = pa.concat_arrays([_TRUE, _FALSE])
+_NULL_STRING = pa.scalar(None, pa.string())
+
+FIELD_TOO_LARGE = "field_too_large"
+NULL_NOT_ALLOWED = "null_not_allowed"
+TYPE_MISMATCH = "type_mismatch"
+BELOW_MIN = "below_min"
+ABOVE_MAX = "above_max"
+NOT_IN_ENUM = "not_in_enum"
+REGEX_MISMATCH = "regex_mismatch"
+TOO_LONG = "too_long"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Rows of a block failing one check of one column (`mask` is True where a row fails)."""
+
+    code: str
+    column: ColumnSpec
+    mask: pa.BooleanArray
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBlock:
+    """Typed columns of a block (garbage where a row failed) and its failures, first wins."""
+
+    typed: dict[str, pa.Array]
+    failures: list[Failure]
+
+    def bad_mask(self, n: int) -> pa.BooleanArray | None:
+        """True for every row with at least one failure; None when every row passed."""
+        if not self.failures:
+            return None
+        mask = self.failures[0].mask
+        for f in self.failures[1:]:
+            mask = pc.or_(mask, f.mask)
+        return mask
+
+
+def _is_text(arr: pa.Array) -> bool:
+    return bool(pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type))
+
+
+def _clean(mask: pa.Array) -> pa.BooleanArray:
+    return pc.fill_null(mask, False) if mask.null_count else mask
+
+
+def _matches(arr: pa.Array, pattern: str) -> pa.BooleanArray:
+    try:
+        return _clean(pc.match_substring_regex(arr, pattern))
+    except pa.ArrowInvalid:
+        # A contract regex that RE2 cannot compile (e.g. a backreference): Python's `re`, which
+        # validated the contract, decides row by row.
+        compiled = re.compile(pattern)
+        return pa.array(
+            [v is not None and compiled.search(v) is not None for v in arr.to_pylist()],
+            pa.bool_(),
+        )
+
+
+def _day_checked(text: pa.Array, ok: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    """Dates of `text` (its first 10 chars, already shape-checked where `ok`), impossible days
+    (2024-02-30) rejected: strptime rolls them over into the next month, so compare the day."""
+    date_part = pc.if_else(ok, pc.utf8_slice_codeunits(text, 0, 10), _NULL_STRING)
+    parsed = pc.strptime(date_part, format="%Y-%m-%d", unit="s", error_is_null=True)
+    day_text = pc.utf8_slice_codeunits(date_part, 8, 10)
+    same_day = pc.equal(pc.day(parsed), pc.cast(day_text, pa.int64()))
+    return parsed, pc.and_(ok, _clean(same_day))
+
+
+def _parse_int(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    ok = pc.and_(present, _matches(text, _INT_RE))
+    try:
+        return pc.cast(pc.if_else(ok, text, _NULL_STRING), pa.int64()), ok
+    except pa.ArrowInvalid:
+        # Nineteen digits may overflow int64: decide those rows one by one.
+        values: list[int | None] = []
+        oks: list[bool] = []
+        for v, good in zip(text.to_pylist(), ok.to_pylist(), strict=True):
+            n = int(v) if good else None
+            fits = n is not None and -(2**63) <= n < 2**63
+            values.append(n if fits else None)
+            oks.append(fits)
+        return pa.array(values, pa.int64()), pa.array(oks, pa.bool_())
+
+
+def _parse_float(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    ok = pc.and_(present, _matches(text, _FLOAT_RE))
+    typed = pc.cast(pc.if_else(ok, text, _NULL_STRING), pa.float64())
+    return typed, pc.and_(ok, _clean(pc.is_finite(typed)))
+
+
+def _parse_bool(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    ok = pc.and_(present, _clean(pc.is_in(text, value_set=_BOOL_WORDS)))
+    typed = pc.if_else(ok, pc.is_in(text, value_set=_TRUE), pa.scalar(None, pa.bool_()))
+    return typed, ok
+
+
+def _parse_date(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    ok = pc.and_(present, _matches(text, _DATE_RE))
+    parsed, ok = _day_checked(text, ok)
+    return pc.cast(pc.if_else(ok, parsed, pa.scalar(None, parsed.type)), pa.date32()), ok
+
+
+def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
+    ok = pc.and_(present, _matches(text, _TS_RE))
+    _, ok = _day_checked(text, ok)
+    norm = pc.if_else(ok, text, _NULL_STRING)
+    # Arrow parses at most microseconds here: drop digits beyond six.
+    norm = pc.replace_substring_regex(norm, r"(\.[0-9]{6})[0-9]+", r"\1")
+    naive = pc.invert(_matches(norm, _TS_ZONE_RE))
+    norm = pc.if_else(naive, pc.binary_join_element_wise(norm, "Z", ""), norm)
+    typed = pc.cast(norm, pa.timestamp("us", tz="UTC"))
+    return typed, ok
+
+
+_PARSERS = {
+    ColumnType.INT64: _parse_int,
+    ColumnType.FLOAT64: _parse_float,
+    ColumnType.BOOL: _parse_bool,
+    ColumnType.DATE: _parse_date,
+    ColumnType.TIMESTAMP: _parse_timestamp,
+}
+
+
+def _null_mask(raw: pa.Array, markers: list[str]) -> pa.BooleanArray:
+    if not _is_text(raw) or not markers:
+        return pc.is_null(raw)
+    if markers == [""]:
+        mask = pc.equal(pc.binary_length(raw), 0)
+    else:
+        mask = pc.is_in(raw, value_set=pa.array(markers, pa.string()))
+    return pc.fill_null(mask, True) if raw.null_count else mask
+
+
+def check_block(
+    contract: DatasetContract,
+    raw: Mapping[str, pa.Array],
+    *,
+    max_field_bytes: int,
+    check_field_size: bool = True,
+) -> CheckedBlock:
+    """Check one block of raw values against `contract`.
+
+    `raw` maps each contract column name to its values for the block's rows: strings as they
+    appeared in the file (CSV, and JSON strings), or values already typed by the JSON reader
+    (int64/float64/bool; JSON types are checked before this point). `check_field_size=False`
+    skips the field-size kernel when no record of the block could hold a field that large.
+    """
+    typed: dict[str, pa.Array] = {}
+    failures: list[Failure] = []
+
+    def fail(code: str, spec: ColumnSpec, mask: pa.Array) -> None:
+        if pc.any(mask).as_py():
+            failures.append(Failure(code, spec, mask))
+
+    if check_field_size:
+        for spec in contract.columns:
+            values = raw[spec.name]
+            if _is_text(values):
+                fail(
+                    FIELD_TOO_LARGE,
+                    spec,
+                    _clean(pc.greater(pc.binary_length(values), max_field_bytes)),
+                )
+    for spec in contract.columns:
+        values = raw[spec.name]
+        target = arrow_type(spec.type)
+        markers = spec.null_values if spec.null_values is not None else contract.format.null_values
+        null = _null_mask(values, markers)
+        present = pc.invert(null)
+        if not spec.nullable:
+            fail(NULL_NOT_ALLOWED, spec, null)
+        parser = _PARSERS.get(spec.type)
+        if parser is not None and _is_text(values):
+            column, ok = parser(values, present)
+            fail(TYPE_MISMATCH, spec, pc.and_(present, pc.invert(ok)))
+        else:
+            column, ok = values, present
+            if not column.type.equals(target):
+                column = pc.cast(column, target)
+            if _is_text(column) and null.true_count:
+                # Null markers become real nulls in the typed column.
+                column = pc.if_else(null, _NULL_STRING, column)
+        typed[spec.name] = column
+        rules = spec.constraints
+        numeric = spec.type in (ColumnType.INT64, ColumnType.FLOAT64)
+        if numeric and rules.min is not None:
+            fail(BELOW_MIN, spec, pc.and_(ok, _clean(pc.less(column, rules.min))))
+        if numeric and rules.max is not None:
+            fail(ABOVE_MAX, spec, pc.and_(ok, _clean(pc.greater(column, rules.max))))
+        text = values if _is_text(values) else pc.cast(values, pa.string())
+        if rules.enum is not None:
+            allowed = pa.array(rules.enum, pa.string())
+            fail(NOT_IN_ENUM, spec, pc.and_(ok, pc.invert(_clean(pc.is_in(text, allowed)))))
+        if rules.regex is not None:
+            fail(REGEX_MISMATCH, spec, pc.and_(ok, pc.invert(_matches(text, rules.regex))))
+        if rules.max_length is not None:
+            too_long = _clean(pc.greater(pc.utf8_length(text), rules.max_length))
+            fail(TOO_LONG, spec, pc.and_(ok, too_long))
+    return CheckedBlock(typed, failures)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def reason_text(code: str, spec: ColumnSpec, value: Any, *, max_field_bytes: int) -> str:
+    """A sentence for people saying why `value` of column `spec` failed check `code`."""
+    name = spec.name
+    rules = spec.constraints
+    if code == FIELD_TOO_LARGE:
+        size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else 0
+        return f"{name}: field of {size} bytes exceeds the limit of {max_field_bytes} bytes"
+    if code == NULL_NOT_ALLOWED:
+        return f"{name}: a value is required (got {_show(value)})"
+    if code == TYPE_MISMATCH:
+        return f"{name}: {_show(value)} is not a valid {spec.type.value}"
+    if code == BELOW_MIN:
+        return f"{name}: {_show(value)} is below the minimum {rules.min:g}"
+    if code == ABOVE_MAX:
+        return f"{name}: {_show(value)} is above the maximum {rules.max:g}"
+    if code == NOT_IN_ENUM:
+        return f"{name}: {_show(value)} is not one of {', '.join(rules.enum or [])}"
+    if code == REGEX_MISMATCH:
+        return f"{name}: {_show(value)} does not match {rules.regex}"
+    if code == TOO_LONG:
+        length = len(value) if isinstance(value, str) else 0
+        return f"{name}: {length} characters, more than the maximum {rules.max_length}"
+    return f"{name}: {code}"

@@ -1,0 +1,533 @@
+"""Validate a raw CSV/JSONL object (optionally gzip) against its data contract, streaming.
+
+The object is read in bounded blocks cut on record ends; each block is parsed by pyarrow, checked
+with vectorised kernels (`checks.py`), its bad rows appended to the partition's quarantine file
+and its valid rows appended, typed, to Arrow IPC stream files, one per hash bucket of the primary
+key. Memory stays flat for any file size.
+
+File-level rejections (reason codes): `key_too_long`, `file_too_large`, `corrupt_gzip`,
+`decompression_ratio_exceeded`, `empty_file`, `no_data_rows`, `header_mismatch`,
+`bad_rows_not_allowed` (policy "fail"), `bad_row_ratio_exceeded`. A rejected file stages
+nothing (any staged file is removed) and counts every row as quarantined; its quarantine file,
+if any bad row was seen, is kept as evidence.
+
+The bad-row ratio is judged per call: for a file split into byte ranges, each range is judged
+on its own rows, and the caller reconciling the ranges judges the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice_shared.datapath import checks
+from sluice_shared.datapath.blocks import (
+    UTF8_BOM,
+    Block,
+    OversizeRecord,
+    SourceError,
+    first_record_end,
+    is_gzip,
+    iter_blocks,
+    read_gzip,
+    read_plain,
+)
+from sluice_shared.datapath.buckets import assign_buckets
+from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
+from sluice_shared.datapath.readers import (
+    RECORD_TOO_LARGE,
+    ParsedBlock,
+    parse_csv_block,
+    parse_jsonl_block,
+)
+from sluice_shared.datapath.schema import PARTITION_SHIFT, staged_schema
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from contracts.datasets import DatasetContract
+    from sluice_shared.limits import Limits
+
+# Block size: measured on this box with 1M orders rows (see datapath/README.md).
+BLOCK_BYTES = 4 << 20
+# IPC body compression of staged files (None, "lz4" or "zstd"); see datapath/README.md.
+STAGED_COMPRESSION: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRejection:
+    """Why a whole file was rejected: a stable `reason_code` and a sentence for people."""
+
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """What validating one file (or one byte range of it) produced.
+
+    rows_in = rows_valid + rows_quarantined. `bytes_in` counts decompressed bytes read.
+    `staged` maps each non-empty bucket to its Arrow IPC stream file; `quarantine_path` is the
+    partition's quarantine JSONL, or None when nothing was written there.
+    """
+
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    bytes_in: int
+    reasons: dict[str, int]
+    staged: dict[int, Path]
+    quarantine_path: Path | None
+    rejection: FileRejection | None
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.rejection = FileRejection(code, reason)
+
+
+class _Stager:
+    """One Arrow IPC stream writer per non-empty bucket, opened on its first row."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        partition: int,
+        schema: pa.Schema,
+        bucket_count: int,
+        key_columns: list[str],
+    ) -> None:
+        self.out_dir = out_dir
+        self.partition = partition
+        self.schema = schema
+        self.bucket_count = bucket_count
+        self.key_columns = key_columns
+        self.paths: dict[int, Path] = {}
+        self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        self._options = pa.ipc.IpcWriteOptions(compression=STAGED_COMPRESSION)
+
+    def _writer(self, bucket: int) -> pa.ipc.RecordBatchStreamWriter:
+        writer = self._writers.get(bucket)
+        if writer is None:
+            path = self.out_dir / f"p{self.partition:05d}-b{bucket:04d}.arrow"
+            writer = pa.ipc.new_stream(str(path), self.schema, options=self._options)
+            self._writers[bucket] = writer
+            self.paths[bucket] = path
+        return writer
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self.bucket_count == 1:
+            self._writer(0).write_batch(batch)
+            return
+        buckets = assign_buckets(batch, self.key_columns, self.bucket_count)
+        for bucket in pc.unique(buckets).to_pylist():
+            part = batch.filter(pc.equal(buckets, pa.scalar(bucket, buckets.type)))
+            self._writer(int(bucket)).write_batch(part)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def discard(self) -> None:
+        self.close()
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+        self.paths.clear()
+
+
+@dataclass
+class _Counts:
+    rows_in: int = 0
+    rows_valid: int = 0
+    bytes_in: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _raw_text(data: bytes) -> str:
+    return data.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+
+
+class _FileValidator:
+    def __init__(
+        self,
+        src: Path,
+        contract: DatasetContract,
+        out_dir: Path,
+        limits: Limits,
+        key: str,
+        bucket_count: int,
+        partition: int,
+        byte_range: tuple[int, int] | None,
+    ) -> None:
+        self.src = src
+        self.contract = contract
+        self.limits = limits
+        self.key = key
+        self.partition = partition
+        self.byte_range = byte_range
+        self.counts = _Counts()
+        self.is_csv = contract.format.kind == "csv"
+        self.names = [c.name for c in contract.columns]
+        self.schema = staged_schema(contract)
+        self.quarantine = QuarantineWriter(
+            out_dir / f"p{partition:05d}.quarantine.jsonl",
+            keep_raw=contract.quarantine.policy != "skip",
+        )
+        self.stager = _Stager(
+            out_dir, partition, self.schema, bucket_count, list(contract.primary_key)
+        )
+        self.row_base = 0  # rows of this partition before the current block
+        self.fail_fast = contract.quarantine.policy == "fail"
+
+    # ------------------------------------------------------------------ reading
+
+    def _chunks(self) -> Iterator[bytes]:
+        size = self.src.stat().st_size
+        gz = is_gzip(self.src, self.key, self.contract.format.compression)
+        with self.src.open("rb") as fh:
+            if gz:
+                if self.byte_range is not None and self.byte_range != (0, size):
+                    raise ValueError("a gzip object cannot be read by byte range")
+                stream = read_gzip(
+                    fh,
+                    size,
+                    self.limits.max_decompression_ratio,
+                    self.limits.max_file_bytes,
+                    BLOCK_BYTES,
+                )
+            else:
+                start, end = self.byte_range or (0, size)
+                stream = read_plain(fh, start, end, BLOCK_BYTES)
+            for chunk in stream:
+                self.counts.bytes_in += len(chunk)
+                yield chunk
+
+    def _blocks(self) -> Iterator[Block | OversizeRecord]:
+        start = self.byte_range[0] if self.byte_range else 0
+        chunks = self._chunks()
+        if start == 0:
+            first = b""
+            for chunk in chunks:
+                first += chunk
+                if len(first) >= len(UTF8_BOM):
+                    break
+            if first.startswith(UTF8_BOM):
+                first = first[len(UTF8_BOM) :]
+                start = len(UTF8_BOM)
+            chunks = _prepend(first, chunks)
+        quote = self.contract.format.quote_char.encode() if self.is_csv else None
+        return iter_blocks(
+            chunks,
+            offset=start,
+            quote=quote,
+            block_bytes=BLOCK_BYTES,
+            max_record_bytes=self.limits.max_record_bytes,
+        )
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_header(self, blocks: Iterator[Block | OversizeRecord]) -> Block | None:
+        """Consume the header record; return the rest of its block (None when nothing follows)."""
+        first = next(blocks, None)
+        if first is None:
+            raise _Rejected("empty_file", "the file is empty")
+        if isinstance(first, OversizeRecord):
+            raise _Rejected(
+                "header_mismatch",
+                f"the header record is larger than {self.limits.max_record_bytes} bytes",
+            )
+        quote = self.contract.format.quote_char.encode()
+        end, _ = first_record_end(first.data, quote, 0)
+        end = len(first.data) if end < 0 else end
+        raw = first.data[:end]
+        try:
+            text = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise _Rejected("header_mismatch", "the header is not valid UTF-8") from None
+        if not text.strip():
+            raise _Rejected("empty_file", "the file has no header and no rows")
+        fmt = self.contract.format
+        header = next(
+            csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote_char)
+        )
+        if header != self.names:
+            raise _Rejected("header_mismatch", self._header_problem(header))
+        rest = first.data[end:]
+        return Block(rest, first.offset + end) if rest else None
+
+    def _header_problem(self, header: list[str]) -> str:
+        expected = set(self.names)
+        found = set(header)
+        missing = [n for n in self.names if n not in found]
+        unexpected = [n for n in header if n not in expected]
+        parts = []
+        if missing:
+            parts.append("missing columns: " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected columns: " + ", ".join(unexpected))
+        if len(header) == 1 and len(self.names) > 1:
+            for other in (";", "\t", "|", ","):
+                if other != self.contract.format.delimiter and other in header[0]:
+                    parts.append(
+                        f"the header looks {other!r}-delimited, the contract says "
+                        f"{self.contract.format.delimiter!r}"
+                    )
+                    break
+        if not parts:
+            if len(header) != len(set(header)):
+                parts.append("duplicate column names")
+            else:
+                parts.append(
+                    "columns are in a different order than the contract: " + ", ".join(self.names)
+                )
+        return "header does not match the contract: " + "; ".join(parts)
+
+    def _quarantine(
+        self, row_number: int, offset: int, code: str, reason: str, column: str | None, raw: str
+    ) -> None:
+        self.quarantine.write(
+            QuarantineRecord(
+                row_number=row_number,
+                byte_offset=offset,
+                reason_code=code,
+                reason=reason,
+                column=column,
+                raw_record=raw,
+                partition=self.partition,
+            )
+        )
+        if self.fail_fast:
+            raise _Rejected(
+                "bad_rows_not_allowed",
+                f"row {row_number} is invalid ({code}: {reason}) and the contract's policy is fail",
+            )
+
+    def _oversize(self, record: OversizeRecord) -> None:
+        self.counts.rows_in += 1
+        self.row_base += 1
+        self._quarantine(
+            self.row_base,
+            record.offset,
+            RECORD_TOO_LARGE,
+            f"record of {record.size} bytes exceeds the limit of "
+            f"{self.limits.max_record_bytes} bytes",
+            None,
+            _raw_text(record.head),
+        )
+
+    def _parse(self, block: Block) -> ParsedBlock:
+        if self.is_csv:
+            return parse_csv_block(
+                block.data,
+                block.offset,
+                self.contract,
+                max_record_bytes=self.limits.max_record_bytes,
+            )
+        return parse_jsonl_block(
+            block.data,
+            block.offset,
+            self.contract,
+            max_record_bytes=self.limits.max_record_bytes,
+            max_depth=self.limits.max_json_depth,
+        )
+
+    def _block(self, block: Block) -> None:
+        parsed = self._parse(block)
+        n_records = len(parsed.bounds)
+        if n_records == 0:
+            return
+        checked = checks.check_block(
+            self.contract,
+            parsed.columns,
+            max_field_bytes=self.limits.max_field_bytes,
+            check_field_size=parsed.max_record_bytes > self.limits.max_field_bytes,
+        )
+        bad_mask = checked.bad_mask(len(parsed.rows))
+        if parsed.bad or bad_mask is not None:
+            self._quarantine_block(block, parsed, checked, bad_mask)
+        rows = parsed.rows
+        columns = checked.typed
+        if bad_mask is not None:
+            good = pc.invert(bad_mask)
+            rows = pc.filter(rows, good)
+            columns = {name: pc.filter(col, good) for name, col in columns.items()}
+        self.counts.rows_in += n_records
+        if len(rows):
+            numbers = pc.add(rows, (self.partition << PARTITION_SHIFT) + self.row_base + 1)
+            offsets = pc.add(pc.take(parsed.bounds.starts, rows), block.offset)
+            arrays = [columns[name] for name in self.names] + [numbers, offsets]
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+            self.stager.write(batch)
+            self.counts.rows_valid += len(rows)
+        self.row_base += n_records
+
+    def _quarantine_block(
+        self,
+        block: Block,
+        parsed: ParsedBlock,
+        checked: checks.CheckedBlock,
+        bad_mask: pa.BooleanArray | None,
+    ) -> None:
+        entries: list[tuple[int, str, str, str | None]] = [
+            (b.index, b.code, b.reason, b.column) for b in parsed.bad
+        ]
+        if bad_mask is not None:
+            positions = pc.indices_nonzero(bad_mask)
+            indices = pc.take(parsed.rows, positions).to_pylist()
+            hits = [f.mask.take(positions).to_pylist() for f in checked.failures]
+            values: dict[str, list[object]] = {}
+            for j, index in enumerate(indices):
+                k = next(k for k, hit in enumerate(hits) if hit[j])
+                failure = checked.failures[k]
+                name = failure.column.name
+                if name not in values:
+                    values[name] = parsed.columns[name].take(positions).to_pylist()
+                reason = checks.reason_text(
+                    failure.code,
+                    failure.column,
+                    values[name][j],
+                    max_field_bytes=self.limits.max_field_bytes,
+                )
+                entries.append((index, failure.code, reason, name))
+            entries.sort(key=lambda e: e[0])
+        starts = parsed.bounds.starts
+        ends = parsed.bounds.ends
+        for index, code, reason, column in entries:
+            start = starts[index].as_py()
+            raw = _raw_text(block.data[start : ends[index].as_py()])
+            self._quarantine(
+                self.row_base + index + 1, block.offset + start, code, reason, column, raw
+            )
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> None:
+        if len(self.key) > self.limits.max_key_length:
+            raise _Rejected(
+                "key_too_long",
+                f"object key of {len(self.key)} characters exceeds the limit of "
+                f"{self.limits.max_key_length}",
+            )
+        size = self.src.stat().st_size
+        if size > self.limits.max_file_bytes:
+            raise _Rejected(
+                "file_too_large",
+                f"object of {size} bytes exceeds the limit of {self.limits.max_file_bytes} bytes",
+            )
+        try:
+            self._run_blocks()
+        except SourceError as exc:
+            raise _Rejected(exc.code, exc.reason) from None
+        self._judge()
+
+    def _run_blocks(self) -> None:
+        blocks = self._blocks()
+        starts_file = self.byte_range is None or self.byte_range[0] == 0
+        has_header = self.is_csv and self.contract.format.header and starts_file
+        if has_header:
+            rest = self._check_header(blocks)
+            if rest is not None:
+                self._block(rest)
+        for item in blocks:
+            if isinstance(item, OversizeRecord):
+                self._oversize(item)
+            else:
+                self._block(item)
+        if self.counts.rows_in == 0:
+            if has_header:
+                raise _Rejected("no_data_rows", "the file has a header but no data rows")
+            raise _Rejected("empty_file", "the file has no records")
+
+    def _judge(self) -> None:
+        bad = self.quarantine.count
+        rows = self.counts.rows_in
+        limit = self.contract.quarantine.max_bad_ratio
+        if bad and bad / rows > limit:
+            raise _Rejected(
+                "bad_row_ratio_exceeded",
+                f"{bad} of {rows} rows are invalid ({bad / rows:.1%}), above the contract's "
+                f"maximum of {limit:.1%}",
+            )
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def validate_file(
+    src: Path,
+    contract: DatasetContract,
+    out_dir: Path,
+    *,
+    limits: Limits,
+    key: str = "",
+    bucket_count: int = 1,
+    partition: int = 0,
+    byte_range: tuple[int, int] | None = None,
+) -> ValidateResult:
+    """Validate the local file `src` (or bytes [start, end) of it) against `contract`.
+
+    Valid rows are staged at `out_dir/p<partition:05d>-b<bucket:04d>.arrow` (Arrow IPC stream,
+    `staged_schema(contract)`: typed columns, `__row` = global_row(partition, row number),
+    `__offset` = absolute byte offset of the record in the decompressed stream), hashed on the
+    primary key into `bucket_count` buckets. Bad rows go to `out_dir/p<partition:05d>.quarantine
+    .jsonl` (raw records omitted under policy "skip"). Rows are numbered from 1 within the
+    partition; a CSV header is read only by the range starting at byte 0, other ranges take the
+    column names from the contract. `key` (the object key) picks gzip by its suffix when the
+    contract's compression is "auto" and is checked against `limits.max_key_length`.
+
+    Returns a ValidateResult; a file-level problem is a `rejection` in it, not an exception.
+    Raises ValueError for a byte range of a gzip file, OSError when `src` cannot be read.
+    """
+    if bucket_count < 1:
+        raise ValueError("bucket_count must be at least 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job = _FileValidator(src, contract, out_dir, limits, key, bucket_count, partition, byte_range)
+    rejection: FileRejection | None = None
+    try:
+        job.run()
+    except _Rejected as exc:
+        rejection = exc.rejection
+    except BaseException:
+        job.stager.discard()
+        raise
+    finally:
+        job.quarantine.close()
+    counts = job.counts
+    reasons = dict(job.quarantine.reasons)
+    quarantine_path = job.quarantine.path if job.quarantine.written else None
+    if rejection is not None:
+        job.stager.discard()
+        return ValidateResult(
+            rows_in=counts.rows_in,
+            rows_valid=0,
+            rows_quarantined=counts.rows_in,
+            bytes_in=counts.bytes_in,
+            reasons=reasons,
+            staged={},
+            quarantine_path=quarantine_path,
+            rejection=rejection,
+        )
+    job.stager.close()
+    return ValidateResult(
+        rows_in=counts.rows_in,
+        rows_valid=counts.rows_valid,
+        rows_quarantined=job.quarantine.count,
+        bytes_in=counts.bytes_in,
+        reasons=reasons,
+        staged=dict(job.stager.paths),
+        quarantine_path=quarantine_path,
+        rejection=None,
+    )
