@@ -370,6 +370,9 @@ class DistributedMap:
             for i, (child_input, items) in enumerate(inputs)
             if i not in map_run.children or map_run.children[i].execution.status != "SUCCEEDED"
         ]
+        for index, _, _ in todo:
+            # A redrive starts fresh children; the old failures stop counting against tolerance.
+            map_run.children.pop(index, None)
         tasks = [asyncio.ensure_future(one(*job)) for job in todo]
         waiter = asyncio.ensure_future(exceeded.wait())
         try:

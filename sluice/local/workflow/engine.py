@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[A-Za-z0-9_.\-~$@+=,]{1,80}$")
 
 
+class _ExecutionTimedOut(Exception):
+    def __init__(self, limit: Any):
+        super().__init__(limit)
+        self.limit = limit
+
+
 class WorkflowEngine:
     """Manages state machines and runs their executions on the current event loop."""
 
@@ -226,8 +232,26 @@ class WorkflowEngine:
             },
         }
         run = Run(execution, context, redrive=redrive)
+        limit = machine.get("TimeoutSeconds")
         try:
-            output = await self.interpreter.run_machine(machine, data, run, start_at)
+            output = await self.interpreter.with_timeout(
+                self.interpreter.run_machine(machine, data, run, start_at),
+                None if limit is None else float(limit),
+                on_timeout=lambda: _ExecutionTimedOut(limit),
+            )
+        except _ExecutionTimedOut as timeout:
+            cause = f"The execution did not finish within TimeoutSeconds ({timeout.limit})"
+            execution.status, execution.error, execution.cause = (
+                "TIMED_OUT",
+                "States.Timeout",
+                cause,
+            )
+            execution.record(
+                self._now(),
+                "ExecutionTimedOut",
+                "executionTimedOutEventDetails",
+                {"error": "States.Timeout", "cause": cause},
+            )
         except StatesError as err:
             execution.status, execution.error, execution.cause = "FAILED", err.error, err.cause
             execution.record(

@@ -92,6 +92,48 @@ class _Outcome:
 _NO_RETRY = frozenset({"States.Runtime", "States.DataLimitExceeded"})
 
 
+class _TaskEvents:
+    """History events of one Task attempt, named as AWS names them: `LambdaFunction*` for a
+    plain function ARN, `Task*` for service integrations."""
+
+    def __init__(self, execution: ExecutionRecord, clock: Clock, resource: str, region: str):
+        self.execution = execution
+        self.clock = clock
+        self.lambda_arn = resource.startswith("arn:aws:lambda:")
+        service, _, action = resource.removeprefix("arn:aws:states:::").partition(":")
+        self.ids = {"resourceType": service, "resource": action or resource}
+        self.resource = resource
+        self.region = region
+
+    def _record(self, kind: str, details: dict[str, Any]) -> None:
+        prefix = "LambdaFunction" if self.lambda_arn else "Task"
+        key = ("lambdaFunction" if self.lambda_arn else "task") + kind + "EventDetails"
+        self.execution.record(self.clock.now(), prefix + kind, key, details)
+
+    def scheduled(self, effective: Any, limit: float | None) -> None:
+        timeout = {"timeoutInSeconds": int(limit)} if limit is not None else {}
+        if self.lambda_arn:
+            self._record(
+                "Scheduled", {"resource": self.resource, "input": dumps(effective), **timeout}
+            )
+            self.execution.record(self.clock.now(), "LambdaFunctionStarted")
+            return
+        self._record(
+            "Scheduled",
+            {**self.ids, "region": self.region, "parameters": dumps(effective), **timeout},
+        )
+        self._record("Started", dict(self.ids))
+
+    def failed(self, err: StatesError) -> None:
+        kind = "TimedOut" if err.error == "States.Timeout" else "Failed"
+        ids = {} if self.lambda_arn else self.ids
+        self._record(kind, {**ids, "error": err.error, "cause": err.cause})
+
+    def succeeded(self, result: Any) -> None:
+        ids = {} if self.lambda_arn else self.ids
+        self._record("Succeeded", {**ids, "output": dumps(result)})
+
+
 def error_matches(names: list[str], error: str) -> bool:
     """ASL matching: exact names, `States.ALL`, `States.TaskFailed` (all but States.Timeout).
 
@@ -153,13 +195,10 @@ class Interpreter:
                 "stateEnteredEventDetails",
                 {"name": name, "input": dumps(data)},
             )
-            try:
-                outcome = await self._run_state(name, state, data, run, entered)
-            except StatesError:
-                if run.top_level:
-                    run.execution.failed_state = name
-                    run.execution.failed_input = data
-                raise
+            if run.top_level:
+                # Where a redrive restarts if the execution fails, times out or is stopped here.
+                run.execution.failed_state, run.execution.failed_input = name, data
+            outcome = await self._run_state(name, state, data, run, entered)
             run.execution.record(
                 self.deps.clock.now(),
                 f"{kind}StateExited",
@@ -334,50 +373,14 @@ class Interpreter:
         limits = [t for t in timeouts if t is not None]
         # A Lambda task never sends heartbeats, so HeartbeatSeconds bounds it like a timeout.
         limit = min(limits) if limits else None
-        record = run.execution.record
-        clock = self.deps.clock
-        service, _, action = resource.removeprefix("arn:aws:states:::").partition(":")
-        record(
-            clock.now(),
-            "TaskScheduled",
-            "taskScheduledEventDetails",
-            {
-                "resourceType": service,
-                "resource": action or resource,
-                "region": self.deps.region,
-                "parameters": dumps(effective),
-                **({"timeoutInSeconds": int(limit)} if limit is not None else {}),
-            },
-        )
-        record(
-            clock.now(),
-            "TaskStarted",
-            "taskStartedEventDetails",
-            {"resourceType": service, "resource": action or resource},
-        )
+        events = _TaskEvents(run.execution, self.deps.clock, resource, self.deps.region)
+        events.scheduled(effective, limit)
         try:
-            result = await self._with_timeout(self._call(resource, effective), limit)
+            result = await self.with_timeout(self._call(resource, effective), limit)
         except StatesError as err:
-            kind = "TaskTimedOut" if err.error == "States.Timeout" else "TaskFailed"
-            key = "taskTimedOutEventDetails" if kind == "TaskTimedOut" else "taskFailedEventDetails"
-            record(
-                clock.now(),
-                kind,
-                key,
-                {
-                    "resourceType": service,
-                    "resource": action or resource,
-                    "error": err.error,
-                    "cause": err.cause,
-                },
-            )
+            events.failed(err)
             raise
-        record(
-            clock.now(),
-            "TaskSucceeded",
-            "taskSucceededEventDetails",
-            {"resourceType": service, "resource": action or resource, "output": dumps(result)},
-        )
+        events.succeeded(result)
         return result
 
     def _seconds(self, state: dict[str, Any], field_name: str, effective: Any) -> float | None:
@@ -390,7 +393,13 @@ class Interpreter:
             return float(value)
         return None
 
-    async def _with_timeout(self, coro: Coroutine[Any, Any, Any], limit: float | None) -> Any:
+    async def with_timeout(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        limit: float | None,
+        on_timeout: Callable[[], Exception] | None = None,
+    ) -> Any:
+        """Await `coro`, failing with `States.Timeout` after `limit` seconds of the clock."""
         if limit is None:
             return await coro
         work = asyncio.ensure_future(coro)
@@ -399,6 +408,8 @@ class Interpreter:
             await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
             if work.done():
                 return work.result()
+            if on_timeout is not None:
+                raise on_timeout()
             raise StatesError("States.Timeout", f"Task did not finish within {limit:g} seconds")
         finally:
             for task in (work, timer):

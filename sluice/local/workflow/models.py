@@ -55,7 +55,7 @@ class ExecutionRecord:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     redrive_count: int = 0
     redrive_date: datetime | None = None
-    # Where a failed top-level execution stopped: the state and its raw input (for redrive).
+    # The top-level state last entered and its raw input: where a redrive restarts.
     failed_state: str | None = None
     failed_input: Any = None
     # The last Map Run of each top-level Distributed Map state (redrive reuses its successes).

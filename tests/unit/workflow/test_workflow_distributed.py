@@ -442,3 +442,33 @@ async def test_child_context_object_has_child_execution_and_map_item() -> None:
     (out,) = execution.output
     assert out["input"] == "a"
     assert ":express:sm/Fan:" in out["id"]
+
+
+async def test_stop_aborts_running_children_and_redrive_finishes_them() -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def gated(payload: Any) -> Any:
+        started.set()
+        await release.wait()
+        return payload
+
+    engine, *_ = make_engine({"work": gated})
+    engine.create_state_machine("sm", json.dumps(_dmap(ItemsPath="$")), "arn:aws:iam::1:role/r")
+    execution = engine.start_execution(
+        "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "[1, 2]"
+    )
+    await asyncio.wait_for(started.wait(), timeout=5)
+    # WHEN the execution is stopped while children run
+    engine.stop_execution(execution.arn, "Operator", "stopped by hand")
+    await engine.wait(execution.arn)
+    (map_run,) = engine.list_map_runs(execution.arn)
+    assert execution.status == "ABORTED"
+    assert map_run.status == "ABORTED"
+    assert {c.execution.status for c in map_run.children.values()} == {"ABORTED"}
+    # THEN a redrive re-runs the aborted children in the same Map Run
+    release.set()
+    await engine.redrive_execution(execution.arn)
+    finished = await engine.wait(execution.arn)
+    assert (finished.status, finished.output) == ("SUCCEEDED", [1, 2])
+    assert engine.list_map_runs(execution.arn) == [map_run]

@@ -73,8 +73,8 @@ async def test_function_error_surfaces_error_type_and_lambda_cause() -> None:
     assert cause["errorMessage"] == "attempt 1 failed"
     assert isinstance(cause["stackTrace"], list)
     assert [e["type"] for e in execution.history][-3:] == [
-        "TaskStarted",
-        "TaskFailed",
+        "LambdaFunctionStarted",
+        "LambdaFunctionFailed",
         "ExecutionFailed",
     ]
 
@@ -233,7 +233,7 @@ async def test_task_exceeding_timeout_fails_states_timeout(field: str) -> None:
     engine, clock, *_ = make_engine({"hang": hang})
     execution = await run_definition(engine, _task(FN + "hang", **{field: 30}), {})
     assert (execution.error, clock.sleeps) == ("States.Timeout", [30])
-    assert "TaskTimedOut" in [e["type"] for e in execution.history]
+    assert "LambdaFunctionTimedOut" in [e["type"] for e in execution.history]
 
 
 async def test_states_runtime_error_is_neither_retried_nor_caught() -> None:
@@ -307,3 +307,56 @@ async def test_sdk_service_error_surfaces_service_error_name() -> None:
     )
     execution = await run_definition(engine, definition, {})
     assert execution.error == "S3.NoSuchKeyException"
+
+
+async def test_service_integration_history_uses_task_events() -> None:
+    async def echo(payload: Any) -> Any:
+        return payload
+
+    engine, *_ = make_engine({"echo": echo})
+    definition = _task(
+        "arn:aws:states:::lambda:invoke", Parameters={"FunctionName": "echo", "Payload": 1}
+    )
+    execution = await run_definition(engine, definition, {})
+    types = [e["type"] for e in execution.history]
+    assert types[2:5] == ["TaskScheduled", "TaskStarted", "TaskSucceeded"]
+    scheduled = execution.history[2]["taskScheduledEventDetails"]
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("lambda", "invoke")
+
+
+async def test_state_machine_timeout_seconds_times_out_execution() -> None:
+    async def hang(payload: Any) -> Any:
+        await asyncio.Event().wait()
+
+    engine, clock, *_ = make_engine({"hang": hang})
+    definition = {**_task(FN + "hang"), "TimeoutSeconds": 60}
+    execution = await run_definition(engine, definition, {})
+    assert (execution.status, execution.error) == ("TIMED_OUT", "States.Timeout")
+    assert clock.sleeps == [60]
+    assert execution.history[-1]["type"] == "ExecutionTimedOut"
+
+
+async def test_map_iteration_failure_is_caught_on_the_map_state() -> None:
+    engine, *_ = make_engine({"bad": _flaky(99, "PoisonInputError")})
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": FN + "bad", "End": True}},
+                },
+                "Catch": [
+                    {"ErrorEquals": ["PoisonInputError"], "ResultPath": "$.err", "Next": "Done"}
+                ],
+                "InputPath": "$.items",
+                "End": True,
+            },
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    execution = await run_definition(engine, definition, {"items": [1, 2]})
+    assert execution.status == "SUCCEEDED"
+    assert execution.output["err"]["Error"] == "PoisonInputError"
+    assert execution.output["items"] == [1, 2]
