@@ -33,6 +33,7 @@ def _machine(**states: object) -> dict[str, object]:
         (_machine(A={"Type": "Wait", "End": True}), "A", "Seconds"),
         (_machine(A={**PASS_END, "ResultPath": "$.a[*]"}), "A", "ResultPath"),
         (_machine(A={**PASS_END, "InputPath": "a.b"}), "A", "InputPath"),
+        (_machine(A={**PASS_END, "Assign": {"x": 1}}), "A", "Assign"),
         (_machine(A={**PASS_END, "Parameters": {"x.$": "nope"}}), "A", "Parameters"),
         (
             _machine(
