@@ -118,11 +118,13 @@ def _validate_state(name: str, state: dict[str, Any], states: dict[str, Any]) ->
     kind = state.get("Type")
     if kind not in STATE_TYPES:
         raise DefinitionError(f"unknown state type {kind!r}", state=name, field="Type")
-    for field in ("Assign", "Arguments", "Output", "QueryLanguage"):
+    for field in ("Assign", "Arguments", "Output"):
         if field in state:
             raise DefinitionError(
                 "JSONata and variables are not supported", state=name, field=field
             )
+    if state.get("QueryLanguage", "JSONPath") != "JSONPath":
+        raise DefinitionError("only JSONPath is supported", state=name, field="QueryLanguage")
     terminal = kind in ("Succeed", "Fail", "Choice")
     if not terminal:
         has_next, has_end = "Next" in state, state.get("End") is True
