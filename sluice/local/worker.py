@@ -98,7 +98,16 @@ def _error(kind: str, exc: BaseException, request_id: str = "") -> dict[str, Any
 
 
 def _max_rss_mb() -> int:
-    # ru_maxrss is KiB on Linux: the peak of this environment, as Lambda reports it.
+    """Peak RSS of this environment in MB, as Lambda's "Max Memory Used" reports it."""
+    # VmHWM is the high-water mark of this process image. ru_maxrss is not usable here: Linux
+    # carries it across exec, so it would report the parent's size from before the fork.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(int(line.split()[1]) / 1024) + 1
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) + 1
 
 

@@ -1,0 +1,284 @@
+"""The one local AWS endpoint (default `http://127.0.0.1:4566`): an aiohttp front that routes.
+
+- Lambda `Invoke` (`POST /2015-03-31/functions/<name>/invocations`) → the function runner.
+- Step Functions (`X-Amz-Target: AWSStepFunctions.*`) → the workflow engine's API facade.
+- Schema Registry (`schemas`) → a clear "not emulated" error (moto has no such service).
+- `/_sluice/*` → the runtime's control API (health, state, provision, trigger, shutdown).
+- Everything else → moto's WSGI application, called in-process on a thread pool.
+
+Calling moto's WSGI app in-process (rather than forwarding to a moto server on a second port)
+removes a loopback hop and the Nagle/delayed-ACK stalls that capped forwarded calls at ≈40–50/s;
+`bench/local_sqs.py` measures both. aiohttp sets TCP_NODELAY on the sockets it accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sluice.local.runner import FunctionRunner
+
+_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$")
+_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[^/]+)/aws4_request")
+_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "server", "date"}
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 256 * 1024
+
+
+def _latin1(text: str) -> str:
+    # PEP 3333: WSGI strings carry bytes as latin-1 code points.
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _error(status: int, code: str, message: str, *, json_10: bool = False) -> web.Response:
+    body = {"__type": code, "message": message, "Message": message, "Type": "User"}
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={
+            "x-amzn-ErrorType": code,
+            "Content-Type": "application/x-amz-json-1.0" if json_10 else "application/json",
+        },
+    )
+
+
+class Endpoint:
+    """The routing front. Build it, then `start()`; `stop()` closes the listener.
+
+    Args:
+        moto_app: moto's WSGI application (`DomainDispatcherApplication`).
+        runner: the function runner (Lambda Invoke).
+        sfn: the Step Functions facade, `async (target, body) -> (status, body)`.
+        control: handlers of `/_sluice/<name>`, `async (request) -> response`.
+        host: listen address (loopback only).
+        port: listen port.
+        threads: threads for moto calls (long polls hold one each).
+    """
+
+    def __init__(
+        self,
+        moto_app: Any,
+        runner: FunctionRunner,
+        sfn: Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]],
+        control: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+        host: str,
+        port: int,
+        threads: int = 64,
+    ) -> None:
+        self.moto_app = moto_app
+        self.runner = runner
+        self.sfn = sfn
+        self.control = control
+        self.host = host
+        self.port = port
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="moto")
+        self._runner: web.AppRunner | None = None
+        self.requests = 0
+
+    async def start(self) -> None:
+        """Bind and serve. Raises OSError if the port is taken."""
+        app = web.Application(client_max_size=5 * 1024**3)
+        app.router.add_route("*", "/{tail:.*}", self.route)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=512)
+        await site.start()
+
+    async def stop(self) -> None:
+        """Close the listener and the moto thread pool."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def route(self, request: web.Request) -> web.StreamResponse:
+        """Dispatch one request (see the module docstring)."""
+        self.requests += 1
+        path = request.path
+        if path.startswith("/_sluice/"):
+            handler = self.control.get(path.removeprefix("/_sluice/").strip("/"))
+            if handler is None:
+                return _error(404, "NotFound", f"no control action {path}")
+            return await handler(request)
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith("AWSStepFunctions."):
+            return await self._step_functions(request, target)
+        service = ""
+        scope = _SCOPE.search(request.headers.get("Authorization", ""))
+        if scope:
+            service = scope.group("service")
+        if service == "lambda" or path.startswith("/2015-03-31/functions"):
+            return await self._lambda(request)
+        if service == "schemas":
+            return _error(
+                501,
+                "NotImplemented",
+                "sluice local: the EventBridge Schema Registry (schemas) is not emulated "
+                "(moto has no schemas service); `sluice local up` lists the registry as skipped",
+            )
+        return await self._moto(request)
+
+    async def _step_functions(self, request: web.Request, target: str) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _error(400, "SerializationException", "request body is not JSON", json_10=True)
+        status, doc = await self.sfn(target, body if isinstance(body, dict) else {})
+        return web.Response(
+            status=status,
+            body=json.dumps(doc).encode(),
+            headers={"Content-Type": "application/x-amz-json-1.0"},
+        )
+
+    async def _lambda(self, request: web.Request) -> web.Response:
+        from sluice.local.runner import FunctionNotFound
+
+        raw_path = request.raw_path.split("?", 1)[0]
+        invoke = _INVOKE.match(raw_path)
+        if invoke is None or request.method != "POST":
+            return self._lambda_read(request, raw_path)
+        name = unquote(invoke.group("name"))
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        payload = await request.read()
+        try:
+            self.runner.resolve(name)
+        except FunctionNotFound as exc:
+            return _error(404, "ResourceNotFoundException", str(exc))
+        if kind == "DryRun":
+            return web.Response(status=204)
+        if kind == "Event":
+            if len(payload) > MAX_ASYNC_PAYLOAD:
+                return _error(413, "RequestEntityTooLargeException", "payload over 256 KB")
+            self.runner.invoke_async(name, payload)
+            return web.Response(status=202)
+        if len(payload) > MAX_SYNC_PAYLOAD:
+            return _error(413, "RequestEntityTooLargeException", "payload over 6 MB")
+        result = await self.runner.invoke(name, payload)
+        headers = {"X-Amz-Executed-Version": result.executed_version}
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        if request.headers.get("X-Amz-Log-Type") == "Tail":
+            headers["X-Amz-Log-Result"] = result.log_tail_b64
+        headers["Content-Type"] = "application/json"
+        return web.Response(status=200, body=result.payload, headers=headers)
+
+    def _lambda_read(self, request: web.Request, raw_path: str) -> web.Response:
+        from sluice.local.runner import FunctionNotFound
+
+        functions = self.runner.functions
+        if request.method == "GET" and raw_path.rstrip("/") == "/2015-03-31/functions":
+            doc = {"Functions": [_describe(cfg) for cfg in functions.values()]}
+            return web.json_response(doc)
+        single = _FUNCTION.match(raw_path)
+        if request.method == "GET" and single:
+            try:
+                name = self.runner.resolve(unquote(single.group("name")))
+            except FunctionNotFound as exc:
+                return _error(404, "ResourceNotFoundException", str(exc))
+            return web.json_response({"Configuration": _describe(functions[name])})
+        return _error(
+            501,
+            "NotImplemented",
+            f"sluice local: Lambda {request.method} {raw_path} is not emulated "
+            "(functions come from the templates; Invoke, GetFunction and ListFunctions work)",
+        )
+
+    async def _moto(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        raw = request.raw_path
+        path, _, query = raw.partition("?")
+        environ: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": _latin1(unquote(path)),
+            "QUERY_STRING": _latin1(query),
+            "REQUEST_URI": _latin1(raw),
+            "RAW_URI": _latin1(raw),
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": 0,
+            "SERVER_NAME": self.host,
+            "SERVER_PORT": str(self.port),
+            "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        for key, value in request.headers.items():
+            if "_" in key:
+                continue
+            name = key.upper().replace("-", "_")
+            if name == "CONTENT_LENGTH" or name == "TRANSFER_ENCODING":
+                continue
+            if name != "CONTENT_TYPE":
+                name = f"HTTP_{name}"
+                if name in environ:
+                    value = f"{environ[name]},{value}"
+            environ[name] = _latin1(value)
+        loop = asyncio.get_running_loop()
+        status, headers, payload = await loop.run_in_executor(self.pool, self._call_moto, environ)
+        out = CIMultiDict[str]()
+        length = None
+        for key, value in headers:
+            if key.lower() == "content-length":
+                length = value
+            if key.lower() in _HOP_HEADERS:
+                continue
+            out.add(key, value)
+        response = web.Response(status=status, body=payload, headers=out)
+        if request.method == "HEAD" and length is not None:
+            # HeadObject's Content-Length is the object's size, not this (empty) body's.
+            response.headers["Content-Length"] = length
+        return response
+
+    def _call_moto(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        captured: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda data: None
+
+        chunks = self.moto_app(environ, start_response)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return int(str(captured["status"]).split(" ", 1)[0]), captured["headers"], payload
+
+
+def _describe(config: Any) -> dict[str, Any]:
+    return {
+        "FunctionName": config.name,
+        "FunctionArn": config.arn,
+        "Runtime": config.runtime,
+        "Handler": config.handler,
+        "Timeout": int(config.timeout_s),
+        "MemorySize": config.memory_mb,
+        "Architectures": [config.architecture],
+        "Environment": {"Variables": dict(config.env)},
+        "Version": "$LATEST",
+        "State": "Active",
+        "PackageType": "Zip",
+    }

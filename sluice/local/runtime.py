@@ -1,0 +1,525 @@
+"""`LocalRuntime`: the whole suite in one process — endpoint, moto, runner, pollers, engine,
+scheduler — provisioned from the templates.
+
+All state is in memory: stopping the runtime loses every bucket, queue, table and execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from sluice.local import moto_patches
+from sluice.local.endpoint import Endpoint
+from sluice.local.errors import LocalRuntimeError, PortInUseError
+from sluice.local.poller import AioSqsQueue, MappingConfig, SqsPoller
+from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
+from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
+from sluice.local.schedules import parse_schedule, scheduled_event
+from sluice.local.targets import TargetDispatcher
+from sluice.local.template import ACCOUNT_ID, REGION, load_template
+
+if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
+    from sluice.local.workflow.engine import WorkflowEngine
+
+log = logging.getLogger("sluice.local")
+
+STATE_FILE = "runtime.json"
+
+
+def default_templates(repo_root: Path) -> list[Path]:
+    """The deploy order: platform, every service, orchestration (those that exist)."""
+    deploy = repo_root / "deploy"
+    ordered = [deploy / "platform.yaml", *sorted((deploy / "services").glob("*.yaml"))]
+    ordered.append(deploy / "orchestration.yaml")
+    return [p for p in ordered if p.is_file()]
+
+
+def port_holder(port: int) -> str | None:
+    """Describe the process listening on 127.0.0.1:`port`, if it can be found."""
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, PermissionError):
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            if conn.pid is None:
+                return None
+            try:
+                proc = psutil.Process(conn.pid)
+                return f"pid {conn.pid} ({' '.join(proc.cmdline())[:120]})"
+            except psutil.Error:
+                return f"pid {conn.pid}"
+    return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortInUseError (naming the holder) if `host:port` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(port, port_holder(port)) from exc
+
+
+@dataclass
+class RuntimeOptions:
+    """How to run: where, which templates, which stage, local caps."""
+
+    repo_root: Path
+    state_dir: Path
+    port: int = 4566
+    host: str = "127.0.0.1"
+    stage: str = "dev"
+    templates: list[Path] = field(default_factory=list)
+    parameters: dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    schedules_enabled: bool = True
+
+
+class _RunnerInvoker:
+    """The workflow engine's `FunctionInvoker` over the function runner (no HTTP hop)."""
+
+    def __init__(self, runner: FunctionRunner) -> None:
+        self.runner = runner
+
+    async def invoke(self, function_name_or_arn: str, payload: Any) -> Any:
+        from sluice.local.workflow.ports import InvokeResult, ServiceError
+
+        try:
+            result = await self.runner.invoke(function_name_or_arn, json.dumps(payload).encode())
+        except FunctionNotFound as exc:
+            raise ServiceError("Lambda.ResourceNotFoundException", str(exc)) from exc
+        body = result.json()
+        if result.function_error is None:
+            return InvokeResult(payload=body)
+        body = body if isinstance(body, dict) else {}
+        return InvokeResult(
+            error_type=str(body.get("errorType", "Lambda.Unknown")),
+            error_message=str(body.get("errorMessage", "")),
+            stack_trace=tuple(str(line) for line in body.get("stackTrace") or []),
+        )
+
+
+class LocalRuntime:
+    """The local suite. `await start()`, then `await wait_stopped()`; `await stop()` ends it."""
+
+    def __init__(self, options: RuntimeOptions) -> None:
+        self.options = options
+        self.endpoint_url = f"http://{options.host}:{options.port}"
+        self.state_dir = options.state_dir
+        self.runner = FunctionRunner(options.state_dir, self.endpoint_url)
+        self.pollers: dict[tuple[str, str], SqsPoller] = {}
+        self.schedules: dict[str, tuple[ScheduleSpec, datetime]] = {}
+        self.reports: list[ResourceReport] = []
+        self.started_at = datetime.now(UTC)
+        self._stopped = asyncio.Event()
+        self._undo_patches: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._clients: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.engine: WorkflowEngine | None = None
+        self.endpoint: Endpoint | None = None
+        self.provisioner: Provisioner | None = None
+        self._provision_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> list[ResourceReport]:
+        """Start everything and provision the templates.
+
+        Returns:
+            The provisioning report.
+
+        Raises:
+            PortInUseError: the port is taken.
+            ProvisioningError: a template the runtime cannot honour (the runtime is stopped).
+        """
+        from contextlib import AsyncExitStack
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        from sluice.local.workflow.adapters import Boto3SdkCaller
+        from sluice.local.workflow.engine import WorkflowEngine
+
+        check_port_free(self.options.host, self.options.port)
+        self._loop = asyncio.get_running_loop()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._undo_patches = moto_patches.apply()
+        moto_patches.set_dispatcher(
+            TargetDispatcher(self._invoke_from_thread, self._start_from_thread, ACCOUNT_ID, REGION)
+        )
+        self.engine = WorkflowEngine(
+            invoker=_RunnerInvoker(self.runner),
+            sdk=Boto3SdkCaller(endpoint_url=self.endpoint_url, region=REGION),
+            region=REGION,
+            account=ACCOUNT_ID,
+        )
+        self.endpoint = Endpoint(
+            DomainDispatcherApplication(create_backend_app),
+            self.runner,
+            self._sfn,
+            {
+                "health": self._health,
+                "state": self._state,
+                "provision": self._provision_route,
+                "trigger": self._trigger_route,
+                "shutdown": self._shutdown_route,
+            },
+            self.options.host,
+            self.options.port,
+        )
+        try:
+            await self.endpoint.start()
+        except OSError as exc:
+            await self._teardown()
+            raise PortInUseError(self.options.port, port_holder(self.options.port)) from exc
+        import aioboto3
+
+        self._stack = AsyncExitStack()
+        session = aioboto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
+        for service in ("s3", "sqs", "events", "dynamodb", "ssm", "kms", "logs", "sns"):
+            self._clients[service] = await self._stack.enter_async_context(
+                session.client(service, endpoint_url=self.endpoint_url)
+            )
+        self.provisioner = Provisioner(
+            self._clients.__getitem__, self, self.options.repo_root, self.options.limits
+        )
+        self._tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
+        self._tasks.append(asyncio.create_task(self._reaper(), name="reaper"))
+        try:
+            reports = await self.provision()
+        except BaseException:
+            await self.stop()
+            raise
+        self._write_state()
+        return reports
+
+    async def provision(self) -> list[ResourceReport]:
+        """Provision (or re-provision, idempotently) every template in order."""
+        assert self.provisioner is not None
+        async with self._provision_lock:
+            overrides = {"Stage": self.options.stage, **self.options.parameters}
+            reports: list[ResourceReport] = []
+            templates = self.options.templates or default_templates(self.options.repo_root)
+            if not templates:
+                raise LocalRuntimeError("no templates found (deploy/platform.yaml missing?)")
+            for path in templates:
+                stack = load_template(path, _stack_name(path, self.options.repo_root))
+                params = stack.template.get("Parameters") or {}
+                wanted = {k: v for k, v in overrides.items() if k in params}
+                for name, spec in params.items():
+                    default = spec.get("Default")
+                    if str(spec.get("Type", "")).startswith("AWS::SSM") and default:
+                        # Service stacks default to /sluice/dev/...: follow the chosen stage.
+                        wanted.setdefault(
+                            name,
+                            str(default).replace("/sluice/dev/", f"/sluice/{self.options.stage}/"),
+                        )
+                reports += await self.provisioner.provision(stack, wanted)
+            self.reports = reports
+            return reports
+
+    async def wait_stopped(self) -> None:
+        """Block until `stop()` ran (Ctrl-C, `sluice local down`, or a control call)."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop pollers, workers, engine, endpoint; restore moto. Idempotent."""
+        if self._stopped.is_set():
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for poller in self.pollers.values():
+            await poller.stop()
+        await self.runner.close()
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                await self.engine.close()
+        if self._stack is not None:
+            await self._stack.aclose()
+        await self._teardown()
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / STATE_FILE).unlink()
+        self._stopped.set()
+
+    async def _teardown(self) -> None:
+        if self.endpoint is not None:
+            await self.endpoint.stop()
+        moto_patches.set_dispatcher(None)
+        if self._undo_patches is not None:
+            self._undo_patches()
+            self._undo_patches = None
+
+    def _write_state(self) -> None:
+        doc = {
+            "pid": os.getpid(),
+            "port": self.options.port,
+            "endpoint": self.endpoint_url,
+            "stage": self.options.stage,
+            "started_at": self.started_at.isoformat(),
+            "state_dir": str(self.state_dir),
+        }
+        (self.state_dir / STATE_FILE).write_text(json.dumps(doc, indent=2))
+
+    # ------------------------------------------------------------------ RuntimeSink
+
+    async def register_function(self, config: FunctionConfig) -> None:
+        """Provisioner hook: add or update a function."""
+        await self.runner.register(config)
+
+    async def register_mapping(self, config: MappingConfig, queue_url: str) -> None:
+        """Provisioner hook: (re)start the poller of an SQS event source mapping."""
+        key = (config.function_name, config.queue_arn)
+        current = self.pollers.get(key)
+        if current is not None:
+            if current.config == config:
+                return
+            await current.stop()
+        poller = SqsPoller(config, AioSqsQueue(self._clients["sqs"], queue_url), self.runner)
+        self.pollers[key] = poller
+        poller.start()
+
+    async def register_state_machine(
+        self, name: str, definition: str, role_arn: str, type_: str
+    ) -> str:
+        """Provisioner hook: create or update a state machine on the engine."""
+        from sluice.local.workflow.errors import ApiError
+
+        assert self.engine is not None
+        try:
+            record = self.engine.create_state_machine(name, definition, role_arn, type_)
+        except ApiError as exc:
+            if exc.type_name != "StateMachineAlreadyExists":
+                raise LocalRuntimeError(f"state machine {name}: {exc.message}") from exc
+            arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+            record = self.engine.update_state_machine(arn, definition, role_arn)
+        return str(record.arn)
+
+    async def register_schedule(self, spec: ScheduleSpec) -> None:
+        """Provisioner hook: add or update a locally fired schedule."""
+        current = self.schedules.get(spec.name)
+        if current is not None and current[0] == spec:
+            self.schedules[spec.name] = (spec, current[1])
+            return
+        first = parse_schedule(spec.expression).next_after(datetime.now(UTC))
+        self.schedules[spec.name] = (spec, first)
+
+    # ------------------------------------------------------------------ schedules
+
+    async def _scheduler(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.options.schedules_enabled:
+                continue
+            now = datetime.now(UTC)
+            for name, (spec, due) in list(self.schedules.items()):
+                if not spec.enabled or due > now:
+                    continue
+                self.schedules[name] = (spec, parse_schedule(spec.expression).next_after(now))
+                try:
+                    await self.fire(name, due)
+                except Exception as exc:
+                    log.warning("schedule %s failed to fire: %s", name, exc)
+
+    async def fire(self, name: str, when: datetime | None = None) -> dict[str, Any]:
+        """Fire a schedule (or any rule's targets) once, now.
+
+        Raises:
+            LocalRuntimeError: no schedule or rule of that name.
+        """
+        when = when or datetime.now(UTC)
+        spec = self.schedules.get(name, (None, when))[0]
+        if spec is not None and spec.kind == "scheduler":
+            payload = _scheduler_input(spec, when)
+            await self._deliver_scheduler_target(spec.target, payload)
+            return {"fired": name, "kind": "scheduler", "target": spec.target.get("Arn")}
+        bus = spec.bus if spec is not None else None
+        return await asyncio.get_running_loop().run_in_executor(
+            self.endpoint.pool if self.endpoint else None, self._fire_rule, name, bus, when
+        )
+
+    def _fire_rule(self, name: str, bus: str | None, when: datetime) -> dict[str, Any]:
+        from moto.events.models import events_backends
+
+        backend = events_backends[ACCOUNT_ID][REGION]
+        buses = [backend.event_buses[bus]] if bus else list(backend.event_buses.values())
+        for event_bus in buses:
+            rule = event_bus.rules.get(name)
+            if rule is None:
+                continue
+            event = scheduled_event(rule.arn, ACCOUNT_ID, REGION, when, str(uuid.uuid4()))
+            assert moto_patches._dispatcher is not None
+            moto_patches._dispatcher.deliver(rule, event)
+            return {"fired": name, "kind": "rule", "targets": len(rule.targets)}
+        raise LocalRuntimeError(f"no schedule or rule named {name}")
+
+    async def _deliver_scheduler_target(self, target: dict[str, Any], payload: str) -> None:
+        arn = str(target["Arn"])
+        service = arn.split(":")[2]
+        if service == "states":
+            self._start_execution(arn, payload)
+        elif service == "lambda":
+            self.runner.invoke_async(arn, payload.encode())
+        elif service == "sqs":
+            url = (await self._clients["sqs"].get_queue_url(QueueName=arn.split(":")[5]))[
+                "QueueUrl"
+            ]
+            await self._clients["sqs"].send_message(QueueUrl=url, MessageBody=payload)
+
+    # ------------------------------------------------------------------ cross-thread hooks
+
+    def _invoke_from_thread(self, arn: str, payload: bytes) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.runner.invoke_async, arn, payload)
+
+    def _start_from_thread(self, arn: str, payload: str) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_execution, arn, payload)
+
+    def _start_execution(self, arn: str, payload: str) -> None:
+        assert self.engine is not None
+        try:
+            self.engine.start_execution(arn, input_text=payload)
+        except Exception as exc:
+            log.warning("StartExecution %s failed: %s", arn, exc)
+
+    async def _sfn(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        from sluice.local.workflow import api
+
+        assert self.engine is not None
+        return await api.handle(self.engine, target, body)
+
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            await self.runner.reap_idle()
+
+    # ------------------------------------------------------------------ control API
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "service": "sluice-local",
+                "pid": os.getpid(),
+                "port": self.options.port,
+                "stage": self.options.stage,
+                "started_at": self.started_at.isoformat(),
+            }
+        )
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.describe())
+
+    def describe(self) -> dict[str, Any]:
+        """Everything `status-lite` shows: resources, functions, pollers, schedules."""
+        return {
+            "endpoint": self.endpoint_url,
+            "stage": self.options.stage,
+            "pid": os.getpid(),
+            "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
+            "requests": self.endpoint.requests if self.endpoint else 0,
+            "resources": [asdict(r) for r in self.reports],
+            "functions": {
+                name: {
+                    **stats,
+                    "memory_mb": self.runner.functions[name].memory_mb,
+                    "timeout_s": self.runner.functions[name].timeout_s,
+                    "env": dict(self.runner.functions[name].env),
+                }
+                for name, stats in self.runner.stats().items()
+            },
+            "pollers": [
+                {
+                    "function": p.config.function_name,
+                    "queue_arn": p.config.queue_arn,
+                    "batch_size": p.config.batch_size,
+                    "concurrency": p.config.max_concurrency,
+                    "batches": p.batches,
+                    "deleted": p.messages_deleted,
+                }
+                for p in self.pollers.values()
+            ],
+            "schedules": [
+                {
+                    "name": spec.name,
+                    "expression": spec.expression,
+                    "enabled": spec.enabled,
+                    "kind": spec.kind,
+                    "next": due.isoformat(),
+                }
+                for spec, due in self.schedules.values()
+            ],
+        }
+
+    async def _provision_route(self, request: web.Request) -> web.Response:
+        try:
+            reports = await self.provision()
+        except LocalRuntimeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"resources": [asdict(r) for r in reports]})
+
+    async def _trigger_route(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            result = await self.fire(str(body["name"]))
+        except LocalRuntimeError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response(result)
+
+    async def _shutdown_route(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        # Answer first; stopping closes this very listener.
+        loop.call_later(0.1, lambda: loop.create_task(self.stop()))
+        return web.json_response({"stopping": True, "pid": os.getpid()})
+
+
+def _stack_name(path: Path, repo_root: Path) -> str:
+    try:
+        rel = path.resolve().relative_to(repo_root.resolve())
+    except ValueError:
+        return path.stem
+    parts = [p for p in rel.with_suffix("").parts if p not in ("deploy",)]
+    return "-".join(parts) or path.stem
+
+
+def _scheduler_input(spec: ScheduleSpec, when: datetime) -> str:
+    template = spec.target.get("Input")
+    if template is None:
+        return "{}"
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    values = {
+        "aws.scheduler.scheduled-time": stamp,
+        "aws.scheduler.execution-id": str(uuid.uuid4()),
+        "aws.scheduler.attempt-number": "1",
+        "aws.scheduler.schedule-arn": (
+            f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{spec.name}"
+        ),
+    }
+    text = str(template)
+    for key, value in values.items():
+        text = text.replace(f"<{key}>", value)
+    return text
