@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # Characters Hive escapes in partition values (FileUtils.escapePathName), as %XX.
 _HIVE_ESCAPED = frozenset("\"#%'*/:=?\\{[]^")
-ROW_GROUP_ROWS = 131_072  # a partition's buffer is written (one row group) at this many rows
-MAX_BUFFERED_ROWS = 524_288  # all partitions' buffers together; the biggest is flushed beyond
+ROW_GROUP_ROWS = 65_536  # a partition's buffer is written (one row group) at this many rows
+MAX_BUFFERED_ROWS = 131_072  # all partitions' buffers together; the biggest is flushed beyond
 MAX_OPEN_WRITERS = 32
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
 _WRITE_QUEUE_DEPTH = 2  # row groups waiting for the writer thread (bounds memory, keeps overlap)
@@ -170,10 +170,11 @@ def _split_by_partition(
         return
     order = pc.sort_indices(combined)  # stable: rows keep their input order within a partition
     runs = pc.run_end_encode(combined.take(order))
-    ordered = table.take(order)
     start = 0
     for end, code in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        yield path_of(code), ordered.slice(start, end - start)
+        # One take per partition, not slices of one sorted copy: a buffered slice would keep the
+        # whole chunk alive until that partition flushes (with many partitions: every chunk).
+        yield path_of(code), table.take(order.slice(start, end - start))
         start = end
 
 

@@ -158,15 +158,9 @@ _HASH_SPACE = 2**64 - 1
 _SORT_SLICE = 1 << 20
 
 
-def _key_hashes(rows: pa.RecordBatch | pa.Table, key_columns: list[str]) -> pa.Array:
-    """A 64-bit hash of each row's key: the same one validate buckets by (any process)."""
-    if isinstance(rows, pa.Table):
-        rows = pa.RecordBatch.from_struct_array(rows.to_struct_array().combine_chunks())
-    return assign_buckets(rows, key_columns, _HASH_SPACE)
-
-
-def _repeated_hashes(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array | None:
-    """Pass 1: the key hashes that occur more than once in the bucket (None if none do).
+def _candidate_rows(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array | None:
+    """Pass 1: a mask (1 bit per row, in input order) of rows whose key hash occurs more than
+    once in the bucket; None when no hash repeats.
 
     Holds 8 bytes per row (the hash), never the rows: the inputs are memory-mapped and only the
     key columns' pages are touched. The hashes are sorted slice by slice of the hash space, so the
@@ -177,7 +171,9 @@ def _repeated_hashes(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array
         with pa.memory_map(str(path), "r") as source, pa.ipc.open_stream(source) as reader:
             for batch in reader:
                 if batch.num_rows:
-                    parts.append(_key_hashes(batch.select(key_columns), key_columns))
+                    parts.append(
+                        assign_buckets(batch.select(key_columns), key_columns, _HASH_SPACE)
+                    )
     if not parts:
         return None
     hashes = pa.concat_arrays(parts)
@@ -199,29 +195,33 @@ def _repeated_hashes(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array
         repeats = ordered.slice(1).filter(same)
         if len(repeats):
             repeated.append(pc.unique(repeats))
-    return pa.concat_arrays(repeated) if repeated else None
+    if not repeated:
+        return None
+    return pc.is_in(hashes, value_set=pa.concat_arrays(repeated))
 
 
 class _Deduper:
-    """Pass 2: marks rows whose key was seen before, given the hashes that repeat (pass 1).
+    """Pass 2: marks rows whose key was seen before, given the candidate rows of pass 1.
 
-    Only rows whose hash repeats are looked at in Python, with their real key values, so a hash
-    collision between different keys keeps both rows. Relies on rows arriving in `__row` order
-    (checked), so the first one seen is the first occurrence in the file.
+    Only candidates (rows whose hash repeats) are looked at in Python, with their real key values,
+    so a hash collision between different keys keeps both rows. Relies on rows arriving in
+    `__row` order (checked), so the first one seen is the first occurrence in the file. Memory:
+    one entry per distinct key among the candidates.
     """
 
-    def __init__(self, key_columns: list[str], repeated: pa.Array) -> None:
+    def __init__(self, key_columns: list[str], candidates: pa.Array) -> None:
         self.key_columns = key_columns
-        self.repeated = repeated
+        self.candidates = candidates
+        self.offset = 0
         self.first_row: dict[tuple[Any, ...], int] = {}
         self.winner_of: dict[int, int] = {}
 
     def losers(self, table: pa.Table) -> pa.Array | None:
-        """Mask of the rows of `table` that repeat an earlier key (None when there are none)."""
-        candidate = pc.is_in(
-            _key_hashes(table.select(self.key_columns), self.key_columns), value_set=self.repeated
-        )
-        positions = pc.indices_nonzero(candidate).to_pylist()
+        """Mask of the rows of `table` (the next rows of the input) that repeat an earlier key,
+        or None when there are none."""
+        window = self.candidates.slice(self.offset, table.num_rows)
+        self.offset += table.num_rows
+        positions = pc.indices_nonzero(window).to_pylist()
         if not positions:
             return None
         picked = table.select([*self.key_columns, ROW_COLUMN]).take(positions)
@@ -244,7 +244,7 @@ class _Deduper:
 
 
 def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
-    """The inputs' rows in order, as single-chunk tables of about CHUNK_ROWS rows."""
+    """The inputs' rows in order, as tables of about CHUNK_ROWS rows (not copied together)."""
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for path in inputs:
@@ -258,10 +258,10 @@ def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
                 pending.append(batch.select(columns))
                 pending_rows += batch.num_rows
                 if pending_rows >= CHUNK_ROWS:
-                    yield pa.Table.from_batches(pending).combine_chunks()
+                    yield pa.Table.from_batches(pending)
                     pending, pending_rows = [], 0
     if pending:
-        yield pa.Table.from_batches(pending).combine_chunks()
+        yield pa.Table.from_batches(pending)
 
 
 def _check_order(table: pa.Table, last_row: int) -> int:
@@ -275,9 +275,20 @@ def _check_order(table: pa.Table, last_row: int) -> int:
     return int(rows[n - 1].as_py())
 
 
-def _raw_record(row: dict[str, Any]) -> str:
-    values = {k: v for k, v in row.items() if k not in (ROW_COLUMN, OFFSET_COLUMN)}
-    return orjson.dumps(values, default=str).decode()
+def _raw_records(bad: pa.Table) -> list[str]:
+    """Each row's values as a JSON object (bookkeeping columns left out)."""
+    names = [n for n in bad.column_names if n not in (ROW_COLUMN, OFFSET_COLUMN)]
+    columns = []
+    for name in names:
+        values = bad.column(name)
+        if pa.types.is_temporal(values.type):
+            # one vectorised cast instead of a datetime object per value
+            values = pc.cast(values, pa.string())
+        columns.append(values.to_pylist())
+    return [
+        orjson.dumps(dict(zip(names, row, strict=True))).decode()
+        for row in zip(*columns, strict=True)
+    ]
 
 
 class _Quarantine:
@@ -297,17 +308,19 @@ class _Quarantine:
         `reason` is a message or a function of the row's `__row` giving one.
         """
         bad = table.filter(mask)
-        for row in bad.to_pylist():
-            global_row = row[ROW_COLUMN]
+        rows = bad.column(ROW_COLUMN).to_pylist()
+        offsets = bad.column(OFFSET_COLUMN).to_pylist()
+        raws = _raw_records(bad) if self.writer.keep_raw else [""] * len(rows)
+        for global_row, offset, raw in zip(rows, offsets, raws, strict=True):
             self.writer.write(
                 QuarantineRecord(
                     row_number=global_row & _ROW_MASK,
                     partition=global_row >> PARTITION_SHIFT,
-                    byte_offset=row[OFFSET_COLUMN],
+                    byte_offset=offset,
                     reason_code=reason_code,
                     reason=reason(global_row) if callable(reason) else reason,
                     column=column,
-                    raw_record=_raw_record(row),
+                    raw_record=raw,
                 )
             )
         return table.filter(pc.invert(mask))
@@ -433,9 +446,9 @@ def transform_bucket(
     key_columns = list(contract.primary_key)
     deduper: _Deduper | None = None
     if contract.transform.dedupe and key_columns:
-        repeated = _repeated_hashes(inputs, key_columns)
-        if repeated is not None:
-            deduper = _Deduper(key_columns, repeated)
+        candidates = _candidate_rows(inputs, key_columns)
+        if candidates is not None:
+            deduper = _Deduper(key_columns, candidates)
     indexes = [_LookupIndex(lk, lookups[lk.table]) for lk in contract.transform.lookups]
     key_label = ",".join(key_columns)
 

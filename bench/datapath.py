@@ -1,0 +1,468 @@
+"""Data-path benchmark: Sluice's validate → transform → output against baselines, same job.
+
+    python -m bench.datapath                 # 5M orders rows, every engine, writes bench/RESULTS.md
+    python -m bench.datapath --rows 200000   # a quick run
+    python -m bench.datapath --memory        # Sluice alone on a ~2 GB CSV: peak RSS
+
+Each engine runs in its own subprocess; the parent reads that child's peak RSS and CPU time from
+`os.wait4`. See bench/README.md for what is measured and how to read the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import importlib.abc
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data"
+OUT_DIR = BENCH_DIR / "out"
+RESULTS = BENCH_DIR / "RESULTS.md"
+SEED = 20240601
+BAD_RATIO = 0.01
+DUPLICATE_RATIO = 0.01
+MEMORY_TARGET_BYTES = 2 * 10**9
+CHILD_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    engine: str
+    cores: int
+    pin: str = "affinity"  # affinity: the process may use `cores` CPUs; pools: Arrow pools = 1
+    limit: int | None = None  # rows read (the Python csv baseline runs on a prefix)
+
+
+@dataclass
+class Outcome:
+    run: Run
+    seconds: float | None
+    rows_in: int
+    rows_out: int | None
+    rows_bad: int | None
+    peak_rss_mb: float | None
+    cpu_s: float | None
+    detail: dict[str, Any]
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# child side: one engine, one process
+# ----------------------------------------------------------------------------------------------
+
+
+# Modules each engine needs, imported before the clock starts (import time is not the job's).
+ENGINE_MODULES = {
+    "sluice": [
+        "sluice_shared.datapath.validate",
+        "sluice_shared.datapath.transform",
+        "sluice_shared.datapath.output",
+    ],
+    "floor": ["pyarrow.csv", "pyarrow.parquet"],
+    "pycsv": ["pyarrow.parquet"],
+    "pandas": ["pandas", "numpy", "pyarrow.parquet"],
+    "polars": ["polars"],
+    "duckdb": ["duckdb"],
+}
+# Sluice's Lambda package ships pyarrow without numpy or pandas (DESIGN 5a). Here they are
+# installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
+# (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
+LAMBDA_LIKE = {"sluice", "floor"}
+
+
+class _Absent(importlib.abc.MetaPathFinder):
+    """Makes top-level packages look uninstalled (a `None` in sys.modules confuses pyarrow)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def _pin(cores: int, pin: str) -> None:
+    # Before pyarrow/polars/duckdb are imported: their pools size themselves at import.
+    available = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, set(available[:cores]))
+    os.environ["POLARS_MAX_THREADS"] = str(cores)
+    if pin == "pools":
+        import pyarrow as pa
+
+        pa.set_cpu_count(1)
+        pa.set_io_thread_count(1)
+
+
+def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
+    """Sluice's data path on local files, as one file on the real-time path would run it."""
+    from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.buckets import bucket_count_for
+    from sluice_shared.datapath.output import write_partitioned
+    from sluice_shared.datapath.transform import load_lookups, transform_bucket
+    from sluice_shared.datapath.validate import validate_file
+    from sluice_shared.limits import Limits
+
+    contract = load_contract("orders")
+    work = out_dir / "_work"
+    buckets = bucket_count_for(csv_path.stat().st_size)
+    times: dict[str, float] = {"validate_s": 0.0, "transform_s": 0.0, "output_s": 0.0}
+    started = time.perf_counter()
+    validated = validate_file(
+        csv_path,
+        contract,
+        work / "validated",
+        limits=Limits(),
+        key=csv_path.name,
+        bucket_count=buckets,
+        partition=0,
+    )
+    times["validate_s"] = time.perf_counter() - started
+    if validated.rejection is not None:
+        raise RuntimeError(f"file rejected: {validated.rejection}")
+    lookups = load_lookups(contract)
+    rows_out = 0
+    bad = validated.rows_quarantined
+    files = 0
+    for bucket, staged in sorted(validated.staged.items()):
+        started = time.perf_counter()
+        result = transform_bucket(
+            [staged],
+            contract,
+            work / "transformed" / f"b{bucket:04d}.arrow",
+            lookups=lookups,
+            quarantine_path=work / "quarantine" / f"b{bucket:04d}.jsonl",
+        )
+        staged.unlink()
+        times["transform_s"] += time.perf_counter() - started
+        bad += result.rows_quarantined
+        if result.staged is None:
+            continue
+        started = time.perf_counter()
+        output = write_partitioned(
+            [result.staged], contract, out_dir, file_id="bench", bucket=bucket
+        )
+        result.staged.unlink()
+        times["output_s"] += time.perf_counter() - started
+        rows_out += output.rows
+        files += len(output.objects)
+    return {"rows_out": rows_out, "rows_bad": bad, "buckets": buckets, "files": files, **times}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    engine = args.child
+    if engine in LAMBDA_LIKE:
+        sys.meta_path.insert(0, _Absent({"pandas", "numpy"}))
+    _pin(args.cores, args.pin)
+    for module in ENGINE_MODULES.get(engine, []):
+        importlib.import_module(module)
+    from bench import baselines
+    from bench.job import orders_job
+
+    csv_path = Path(args.csv)
+    out_dir = Path(args.out)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    job = orders_job()
+    started = time.perf_counter()
+    if engine == "sluice":
+        result = run_sluice(csv_path, out_dir)
+    elif engine == "pycsv":
+        result = baselines.run_pycsv(job, csv_path, out_dir, limit=args.limit)
+    elif engine == "pandas":
+        result = baselines.run_pandas(job, csv_path, out_dir)
+    elif engine == "polars":
+        result = baselines.run_polars(job, csv_path, out_dir)
+    elif engine == "duckdb":
+        result = baselines.run_duckdb(job, csv_path, out_dir, threads=args.cores)
+    elif engine == "floor":
+        result = baselines.run_floor(job, csv_path, out_dir)
+    else:
+        raise SystemExit(f"unknown engine {engine!r}")
+    seconds = time.perf_counter() - started
+    shutil.rmtree(out_dir, ignore_errors=True)
+    print(json.dumps({"seconds": seconds, **result}), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# parent side
+# ----------------------------------------------------------------------------------------------
+
+
+def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT_S) -> Outcome:
+    out = OUT_DIR / run.label.replace(" ", "_")
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.datapath",
+        "--child",
+        run.engine,
+        "--csv",
+        str(csv_path),
+        "--out",
+        str(out),
+        "--cores",
+        str(run.cores),
+        "--pin",
+        run.pin,
+    ]
+    if run.limit is not None:
+        cmd += ["--limit", str(run.limit)]
+    env = {**os.environ, "POLARS_MAX_THREADS": str(run.cores)}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=BENCH_DIR.parent
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return Outcome(run, None, rows_in, None, None, None, None, {}, note="timed out")
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
+    cpu_s = usage.ru_utime + usage.ru_stime
+    if proc.returncode != 0:
+        tail = stderr.strip().splitlines()[-1:] or ["no output"]
+        return Outcome(
+            run, None, rows_in, None, None, peak_mb, cpu_s, {}, note=f"failed: {tail[0]}"
+        )
+    result = json.loads(stdout.strip().splitlines()[-1])
+    seconds = float(result.pop("seconds"))
+    rows_out = int(result.pop("rows_out"))
+    rows_bad = int(result.pop("rows_bad"))
+    return Outcome(run, seconds, rows_in, rows_out, rows_bad, peak_mb, cpu_s, result)
+
+
+def ensure_csv(rows: int, *, clean: bool = False) -> Path:
+    """The cached generated orders CSV for `rows` (bench/data/, git-ignored)."""
+    from sluice.generate import generate
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = "clean" if clean else f"bad{BAD_RATIO}-dup{DUPLICATE_RATIO}"
+    path = DATA_DIR / f"orders-{rows}-{suffix}-seed{SEED}.csv"
+    if not path.exists():
+        print(f"generating {path.name} ...", flush=True)
+        partial = path.with_suffix(".partial")
+        truth = generate(
+            "orders",
+            partial,
+            rows=rows,
+            bad_ratio=0.0 if clean else BAD_RATIO,
+            duplicate_ratio=0.0 if clean else DUPLICATE_RATIO,
+            seed=SEED,
+        )
+        path.with_suffix(".truth.json").write_bytes(truth.to_json())
+        partial.rename(path)
+    return path
+
+
+def machine_facts() -> dict[str, str]:
+    import duckdb
+    import pandas
+    import polars
+    import pyarrow
+
+    model = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="utf-8") as fh:
+        mem_kb = int(fh.readline().split()[1])
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{model}, {os.cpu_count()} logical CPUs",
+        "memory": f"{mem_kb / 2**20:.1f} GiB",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": (
+            f"pyarrow {pyarrow.__version__}, polars {polars.__version__}, "
+            f"pandas {pandas.__version__}, duckdb {duckdb.__version__}"
+        ),
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def render(
+    outcomes: list[Outcome], csv_path: Path, reference: Outcome | None, facts: dict[str, str]
+) -> str:
+    size = csv_path.stat().st_size
+    ref_s = reference.seconds if reference else None
+    lines = [
+        "| engine | cores | seconds | rows/s | MB/s | peak RSS MB | CPU s | rows out | bad rows "
+        "| × Sluice (1 core) | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for o in outcomes:
+        seconds = o.seconds
+        share = 1.0
+        note = o.note
+        if seconds is not None and o.run.limit is not None and o.run.limit < o.rows_in:
+            share = o.run.limit / o.rows_in
+            seconds = seconds / share
+            note = (note + "; " if note else "") + (
+                f"ran {o.run.limit:,} rows, time extrapolated ×{1 / share:.1f}"
+            )
+        rows_s = None if seconds is None else o.rows_in / seconds
+        mb_s = None if seconds is None else size / 1e6 / seconds
+        ratio = None if seconds is None or ref_s is None else seconds / ref_s
+        extra = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in o.detail.items()
+        )
+        if extra:
+            note = (note + "; " if note else "") + extra
+        lines.append(
+            f"| {o.run.label} | {o.run.cores} | {_fmt(seconds, '.2f')} | {_fmt(rows_s, ',.0f')} "
+            f"| {_fmt(mb_s, '.1f')} | {_fmt(o.peak_rss_mb, '.0f')} | {_fmt(o.cpu_s, '.1f')} "
+            f"| {_fmt(o.rows_out, ',')} | {_fmt(o.rows_bad, ',')} | {_fmt(ratio, '.2f')} | {note} |"
+        )
+    head = [
+        f"- date: {facts['date']}",
+        f"- machine: {facts['cpu']}, {facts['memory']} RAM; {facts['os']}",
+        f"- software: Python {facts['python']}; {facts['versions']}",
+        f"- input: `{csv_path.name}`, {size / 1e6:,.0f} MB, {outcomes[0].rows_in:,} data rows",
+        "",
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
+def count_rows(csv_path: Path) -> int:
+    """Data rows of `csv_path`: from the generator's ground truth when cached, else counted
+    (CSV records, not lines: quoted fields may hold newlines)."""
+    truth = csv_path.with_suffix(".truth.json")
+    if truth.exists():
+        return int(json.loads(truth.read_text("utf-8"))["rows_total"])
+    import csv
+
+    with csv_path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        return sum(1 for _ in csv.reader(fh)) - 1
+
+
+def main_compare(args: argparse.Namespace) -> None:
+    csv_path = Path(args.csv) if args.csv else ensure_csv(args.rows)
+    clean_path = Path(args.csv) if args.csv else ensure_csv(args.rows, clean=True)
+    rows_in = count_rows(csv_path)
+    pycsv_limit = min(rows_in, args.pycsv_rows)
+    runs = [
+        Run("sluice", "sluice", 1),
+        Run("sluice", "sluice", 2),
+        Run("floor: pyarrow read+write", "floor", 1),
+        Run("floor: pyarrow read+write", "floor", 2),
+        Run("polars", "polars", 1),
+        Run("polars", "polars", 2),
+        Run("duckdb", "duckdb", 1),
+        Run("duckdb", "duckdb", 2),
+        Run("pandas", "pandas", 1),
+        Run("python csv", "pycsv", 1, limit=pycsv_limit),
+    ]
+    if args.engines:
+        wanted = set(args.engines.split(","))
+        runs = [r for r in runs if r.engine in wanted or r.engine == "sluice"]
+    outcomes: list[Outcome] = []
+    for run in runs:
+        source = clean_path if run.engine == "floor" else csv_path
+        label = f"{run.label} ({run.cores} core{'s' if run.cores > 1 else ''})"
+        print(f"running {label} ...", flush=True)
+        attempts = [
+            spawn(run, source, rows_in if run.engine != "floor" else count_rows(source))
+            for _ in range(args.repeat)
+        ]
+        # the box is shared: the fastest of N runs is the least disturbed one
+        finished = [a for a in attempts if a.seconds is not None]
+        outcome = min(finished, key=lambda a: a.seconds or 0.0) if finished else attempts[0]
+        if args.repeat > 1:
+            outcome.note = (outcome.note + "; " if outcome.note else "") + (
+                f"best of {args.repeat}"
+            )
+        outcomes.append(outcome)
+        print(f"  {outcome.seconds} s, {outcome.peak_rss_mb} MB, {outcome.note}", flush=True)
+    reference = next((o for o in outcomes if o.run.engine == "sluice" and o.run.cores == 1), None)
+    table = render(outcomes, csv_path, reference, machine_facts())
+    print(table)
+    # a quick run (--rows N < 5M, or --csv) does not replace the published results
+    if args.write_results and rows_in >= 5_000_000:
+        RESULTS.write_text(
+            "# Data-path benchmark results\n\n"
+            "Written by `python -m bench.datapath`; see bench/README.md for how to read it.\n\n"
+            + table,
+            "utf-8",
+        )
+        print(f"wrote {RESULTS}")
+
+
+def main_memory(args: argparse.Namespace) -> None:
+    csv_path = Path(args.csv) if args.csv else ensure_csv(args.memory_rows)
+    size = csv_path.stat().st_size
+    print(f"memory run on {csv_path.name}: {size / 1e9:.2f} GB", flush=True)
+    outcome = spawn(Run("sluice", "sluice", 1), csv_path, count_rows(csv_path))
+    facts = machine_facts()
+    table = render([outcome], csv_path, outcome, facts)
+    print(table)
+    verdict = "met" if (outcome.peak_rss_mb or 1e9) < 300 else "NOT met"
+    print(f"peak RSS {outcome.peak_rss_mb:.0f} MB (target < 300 MB: {verdict})")
+
+
+def probe_pools(args: argparse.Namespace) -> None:
+    """Run Sluice with Arrow's pools set to 1 thread `args.probe_pools` times, with a timeout:
+    DESIGN 5a saw 2 of 8 such runs deadlock."""
+    csv_path = Path(args.csv) if args.csv else ensure_csv(args.rows)
+    rows_in = count_rows(csv_path)
+    for attempt in range(args.probe_pools):
+        outcome = spawn(Run("sluice pools=1", "sluice", 2, pin="pools"), csv_path, rows_in, 120)
+        print(f"attempt {attempt + 1}: {outcome.seconds} s {outcome.note}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.datapath", description=__doc__)
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows of the generated CSV")
+    parser.add_argument("--csv", help="use this orders CSV instead of generating one")
+    parser.add_argument("--engines", help="comma list: floor,polars,duckdb,pandas,pycsv")
+    parser.add_argument(
+        "--pycsv-rows", type=int, default=500_000, help="python csv runs on a prefix"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per engine; the best counts")
+    parser.add_argument("--memory", action="store_true", help="Sluice alone on a ~2 GB CSV")
+    parser.add_argument("--memory-rows", type=int, default=20_000_000)
+    parser.add_argument("--probe-pools", type=int, default=0, metavar="N")
+    parser.add_argument("--no-write", dest="write_results", action="store_false")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--cores", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--pin", default="affinity", help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args)
+    elif args.memory:
+        main_memory(args)
+    elif args.probe_pools:
+        probe_pools(args)
+    else:
+        main_compare(args)
+
+
+if __name__ == "__main__":
+    main()
