@@ -43,6 +43,7 @@ _TRUE = pa.array(["true", "True", "TRUE", "1"])
 _FALSE = pa.array(["false", "False", "FALSE", "0"])
 _BOOL_WORDS = pa.concat_arrays([_TRUE, _FALSE])
 _NULL_STRING = pa.scalar(None, pa.string())
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 FIELD_TOO_LARGE = "field_too_large"
 NULL_NOT_ALLOWED = "null_not_allowed"
@@ -141,20 +142,30 @@ def _parse_bool(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.
 
 def _parse_date(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
     ok = pc.and_(present, _matches(text, _DATE_RE))
+    try:
+        # Arrow's own parser rejects impossible days, but fails the whole array for one.
+        return pc.cast(pc.if_else(ok, text, _NULL_STRING), pa.date32()), ok
+    except pa.ArrowInvalid:
+        pass
     parsed, ok = _day_checked(text, ok)
     return pc.cast(pc.if_else(ok, parsed, pa.scalar(None, parsed.type)), pa.date32()), ok
 
 
 def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
     ok = pc.and_(present, _matches(text, _TS_RE))
+    try:
+        # The common block (zoned, at most microseconds, real days) in one cast; Arrow fails the
+        # whole array on any other value, and the exact path below takes over.
+        return pc.cast(pc.if_else(ok, text, _NULL_STRING), _TIMESTAMP), ok
+    except pa.ArrowInvalid:
+        pass
     _, ok = _day_checked(text, ok)
     norm = pc.if_else(ok, text, _NULL_STRING)
     # Arrow parses at most microseconds here: drop digits beyond six.
     norm = pc.replace_substring_regex(norm, r"(\.[0-9]{6})[0-9]+", r"\1")
     naive = pc.invert(_matches(norm, _TS_ZONE_RE))
     norm = pc.if_else(naive, pc.binary_join_element_wise(norm, "Z", ""), norm)
-    typed = pc.cast(norm, pa.timestamp("us", tz="UTC"))
-    return typed, ok
+    return pc.cast(norm, _TIMESTAMP), ok
 
 
 _PARSERS = {
