@@ -1,0 +1,154 @@
+"""Cutting one large CSV/JSONL object into byte ranges that each hold whole records.
+
+A batch run validates the ranges in parallel (`validate_file(..., byte_range=...)`), so a cut
+must fall exactly on a record end, or a record would be lost or read twice. JSON Lines cannot
+hold a raw newline inside a record, so any newline is a record end. A CSV quoted field can, so
+the CSV planner scans the whole object tracking quote parity (RFC 4180: a quote inside a quoted
+field is doubled, so parity tells whether a newline is inside quotes) — the same rule the
+reader uses to cut its blocks. Where no safe cut exists (gzip, unbalanced quotes) the plan is
+one range and the returned note says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from sluice_shared.datapath.blocks import first_record_end, is_gzip
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from contracts.datasets import DatasetContract
+
+SCAN_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes [start, end) of the object, validated as partition `partition`."""
+
+    partition: int
+    start: int
+    end: int
+
+
+def _ranges(cuts: list[int], size: int) -> list[ByteRange]:
+    bounds = [0, *cuts, size]
+    return [ByteRange(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def _header_end(fh: BinaryIO, quote: bytes) -> int:
+    """Offset just after the CSV header record (the file size when it has no newline)."""
+    fh.seek(0)
+    odd = 0
+    pos = 0
+    while True:
+        chunk = fh.read(1 << 20)
+        if not chunk:
+            return pos
+        end, odd = first_record_end(chunk, quote, odd)
+        if end >= 0:
+            return pos + end
+        pos += len(chunk)
+
+
+def _csv_cuts(fh: BinaryIO, quote: bytes, first_target: int, target: int) -> tuple[list[int], bool]:
+    """Record ends at or after each target, found by one sequential quote-parity scan.
+
+    Returns the cuts and whether the quotes of the whole object are balanced.
+    """
+    fh.seek(0)
+    cuts: list[int] = []
+    next_target = first_target
+    pos = 0
+    odd = 0  # quote parity at `pos`
+    while True:
+        chunk = fh.read(SCAN_BYTES)
+        if not chunk:
+            break
+        size = len(chunk)
+        known = 0  # parity `odd_here` is known at chunk[known]
+        odd_here = odd
+        while next_target < pos + size:
+            j = max(next_target - pos, known)
+            odd_here ^= chunk.count(quote, known, j) & 1
+            known = j
+            cut = -1
+            while True:
+                nl = chunk.find(b"\n", known)
+                if nl < 0:
+                    break
+                odd_here ^= chunk.count(quote, known, nl) & 1
+                known = nl + 1
+                if not odd_here:
+                    cut = pos + known
+                    break
+            if cut < 0:
+                next_target = pos + size  # keep looking from the next chunk's start
+                break
+            cuts.append(cut)
+            next_target = cut + target
+        odd = odd_here ^ (chunk.count(quote, known) & 1)
+        pos += size
+    return cuts, odd == 0
+
+
+def _line_cuts(fh: BinaryIO, size: int, target: int) -> list[int]:
+    """The first newline end at or after each target (JSON Lines: every newline ends a record)."""
+    cuts: list[int] = []
+    next_target = target
+    while next_target < size:
+        fh.seek(next_target)
+        pos = next_target
+        cut = -1
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                break
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                cut = pos + nl + 1
+                break
+            pos += len(chunk)
+        if cut < 0:
+            break
+        cuts.append(cut)
+        next_target = cut + target
+    return cuts
+
+
+def plan_byte_ranges(
+    src: Path, contract: DatasetContract, *, target_bytes: int
+) -> tuple[list[ByteRange], str]:
+    """Byte ranges of about `target_bytes` covering `src`, each cut on a record end.
+
+    Ranges are contiguous, in order, numbered from 0, and cover every byte exactly once. For a
+    CSV with a header, range 0 holds the header and at least one record after it. Returns the
+    ranges and a note saying how they were cut (or why there is only one). Raises ValueError
+    when target_bytes < 1.
+    """
+    if target_bytes < 1:
+        raise ValueError("target_bytes must be positive")
+    size = src.stat().st_size
+    whole = [ByteRange(0, 0, size)]
+    if is_gzip(src, "", contract.format.compression):
+        return whole, "gzip object: one range (a compressed stream has no record boundaries)"
+    if size <= target_bytes:
+        return whole, f"{size} bytes fit one range of {target_bytes} bytes"
+    with src.open("rb") as fh:
+        if contract.format.kind == "jsonl":
+            cuts = [c for c in _line_cuts(fh, size, target_bytes) if c < size]
+            note = f"{len(cuts) + 1} ranges cut after newlines (JSON Lines)"
+            return _ranges(cuts, size), note
+        quote = contract.format.quote_char.encode()
+        first_target = target_bytes
+        if contract.format.header:
+            # Range 0 must hold a data record besides the header, or it would be header-only.
+            first_target = max(first_target, _header_end(fh, quote) + 1)
+        cuts, balanced = _csv_cuts(fh, quote, first_target, target_bytes)
+    if not balanced:
+        return whole, "unbalanced CSV quotes: one range (no cut is provably between records)"
+    cuts = [c for c in cuts if c < size]
+    note = f"{len(cuts) + 1} ranges cut on record ends (quote-aware scan of {size} bytes)"
+    return _ranges(cuts, size), note
