@@ -1,0 +1,183 @@
+"""`sluice local run`: upload files to the raw bucket, follow each in the ledger to a terminal
+state, and summarise (rows in/out/quarantined, end-to-end latency, p50/p95).
+
+A sample may sit next to a `<name>.truth.json` with the expected outcome (`status`, `rows_in`,
+`rows_out`, `rows_quarantined`, any subset); when present the file is checked against it,
+otherwise it must reach `COMPLETED`. Every file must reconcile: `rows_in = rows_out +
+rows_quarantined`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "QUARANTINED"})
+
+
+@dataclass
+class FileRun:
+    """One uploaded file and what the ledger says about it."""
+
+    path: Path
+    dataset: str
+    key: str
+    file_id: str = ""
+    uploaded_at: float = 0.0
+    status: str = "UPLOADING"
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_quarantined: int | None = None
+    error: str = ""
+    latency_s: float | None = None
+    expected: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        """Reached COMPLETED, FAILED or QUARANTINED."""
+        return self.status in TERMINAL
+
+    def problems(self) -> list[str]:
+        """Why this file does not pass (empty when it does)."""
+        found = []
+        want_status = str(self.expected.get("status", "COMPLETED"))
+        if self.status != want_status:
+            found.append(f"status {self.status}, expected {want_status}")
+        for name in ("rows_in", "rows_out", "rows_quarantined"):
+            if name in self.expected and getattr(self, name) != self.expected[name]:
+                found.append(f"{name} {getattr(self, name)}, expected {self.expected[name]}")
+        if self.status == "COMPLETED" and not reconciles(
+            self.rows_in, self.rows_out, self.rows_quarantined
+        ):
+            found.append(
+                f"rows do not reconcile: {self.rows_in} != {self.rows_out} + "
+                f"{self.rows_quarantined}"
+            )
+        return found
+
+
+def reconciles(rows_in: int | None, rows_out: int | None, rows_quarantined: int | None) -> bool:
+    """`rows_in == rows_out + rows_quarantined`, all three known."""
+    if rows_in is None or rows_out is None or rows_quarantined is None:
+        return False
+    return rows_in == rows_out + rows_quarantined
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def sample_files(samples_dir: Path) -> list[tuple[Path, str, str]]:
+    """Every sample under `samples/<dataset>/` except `*.truth.json`: (path, dataset, key)."""
+    found = []
+    for dataset_dir in sorted(p for p in samples_dir.iterdir() if p.is_dir()):
+        for path in sorted(dataset_dir.rglob("*")):
+            if path.is_file() and not path.name.endswith(".truth.json"):
+                rel = path.relative_to(dataset_dir).as_posix()
+                found.append((path, dataset_dir.name, f"{dataset_dir.name}/{rel}"))
+    return found
+
+
+def expected_outcome(path: Path) -> dict[str, Any]:
+    """The `<file>.truth.json` (or `<stem>.truth.json`) next to a sample, if any."""
+    for candidate in (
+        path.with_name(path.name + ".truth.json"),
+        path.with_name(path.stem + ".truth.json"),
+    ):
+        if candidate.is_file():
+            doc = json.loads(candidate.read_text(encoding="utf-8"))
+            return doc if isinstance(doc, dict) else {}
+    return {}
+
+
+def update_from_item(run: FileRun, item: dict[str, Any], now: float) -> None:
+    """Copy a ledger META item (DynamoDB attribute-value form) into `run`."""
+
+    def value(name: str) -> Any:
+        attr = item.get(name)
+        if not attr:
+            return None
+        if "N" in attr:
+            return int(float(attr["N"]))
+        if "S" in attr:
+            return attr["S"]
+        return None
+
+    run.status = str(value("status") or run.status)
+    run.rows_in = value("rows_in")
+    run.rows_out = value("rows_out")
+    run.rows_quarantined = value("rows_quarantined")
+    run.error = str(value("error") or value("error_code") or "")
+    if run.terminal and run.latency_s is None:
+        finished = now
+        updated = value("updated_at")
+        if isinstance(updated, str):
+            try:
+                finished = datetime.fromisoformat(updated.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                finished = now
+        run.latency_s = max(0.0, finished - run.uploaded_at)
+
+
+def summary_table(runs: list[FileRun]) -> str:
+    """The human summary: one row per file, then totals with p50/p95 latency."""
+    header = ("file", "dataset", "status", "rows in", "out", "quarantined", "latency s")
+    rows = [
+        (
+            r.key,
+            r.dataset,
+            r.status,
+            _n(r.rows_in),
+            _n(r.rows_out),
+            _n(r.rows_quarantined),
+            "-" if r.latency_s is None else f"{r.latency_s:.2f}",
+        )
+        for r in runs
+    ]
+    latencies = [r.latency_s for r in runs if r.latency_s is not None]
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    totals = (
+        f"{len(runs)} files",
+        "",
+        f"{sum(r.status == 'COMPLETED' for r in runs)} completed",
+        str(sum(r.rows_in or 0 for r in runs)),
+        str(sum(r.rows_out or 0 for r in runs)),
+        str(sum(r.rows_quarantined or 0 for r in runs)),
+        "",
+    )
+    widths = [max(len(str(x[i])) for x in [header, *rows, totals]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
+    out.append(line(tuple("-" * w for w in widths)))
+    out.append(line(totals))
+    out.append(
+        "end-to-end latency: "
+        + (f"p50 {p50:.2f} s, p95 {p95:.2f} s" if p50 is not None and p95 is not None else "n/a")
+    )
+    return "\n".join(out)
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def progress_line(runs: list[FileRun], started: float) -> str:
+    """One line: how many files are in which status."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    parts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
+    return f"[{time.monotonic() - started:6.1f}s] {parts}"
