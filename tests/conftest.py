@@ -3,6 +3,7 @@ talk HTTP (integration, e2e). Unit tests never touch the network."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ def moto_server() -> Iterator[str]:
     """One moto server for the session, on a free loopback port; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    # One access-log line per request drowns every failure report in noise.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -92,26 +92,29 @@ def build_stack(endpoint: str) -> Stack:
     events.create_event_bus(Name=stack.bus)
     for service in SERVICES:
         dlq = sqs.create_queue(QueueName=f"{stack.prefix}-{service}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         queue = sqs.create_queue(
             QueueName=f"{stack.prefix}-{service}-queue",
             Attributes={
-                "VisibilityTimeout": "30",
+                "VisibilityTimeout": "3",
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
             },
         )["QueueUrl"]
         stack.queues[service], stack.dlqs[service] = queue, dlq
-        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         if service == "ingest":
-            bus, pattern = "default", {
-                "source": ["aws.s3"],
-                "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [stack.raw]}},
-            }
+            bus, pattern = (
+                "default",
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {"bucket": {"name": [stack.raw]}},
+                },
+            )
         else:
             bus, pattern = stack.bus, {"detail-type": [CONSUMES[service]]}
         rule = f"{stack.prefix}-{service}"
@@ -194,9 +197,9 @@ def pump(
                 continue
             moved = True
             deliveries += len(got)
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             response = handlers[service](sqs_event(got, arn), FakeContext(service))
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             for message in got:

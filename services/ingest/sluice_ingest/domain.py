@@ -56,15 +56,16 @@ async def ingest_object(
     Raises TransientError for AWS failures worth a retry.
     """
     info, key = await _resolve(created, deps)
-    file_id = file_id_for(created.bucket, key, created.version_id, created.etag)
     if info is None:
-        return IngestReport(file_id=file_id, outcome="missing")
-
+        missing_id = file_id_for(created.bucket, key, created.version_id, created.etag)
+        return IngestReport(file_id=missing_id, outcome="missing")
     # For a versioned bucket HEAD answers for the newest version; the notification's own figures
-    # describe the version it is about.
-    same_version = info.version_id == created.version_id
-    size = info.size if same_version else created.size
-    etag = info.etag if same_version else created.etag.strip('"')
+    # describe the version it is about. Emulators (and some producers) leave etag/size out of
+    # the notification: then HEAD's figures are the only ones there are.
+    same_version = info.version_id == created.version_id or created.version_id is None
+    size = info.size if same_version or not created.size else created.size
+    etag = info.etag if same_version or not created.etag else created.etag.strip('"')
+    file_id = file_id_for(created.bucket, key, created.version_id, etag)
     dataset_version: int | None = None
     rejection: tuple[str, str] | None = None
     dataset = "unknown"

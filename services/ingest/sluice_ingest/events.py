@@ -38,7 +38,7 @@ class _Object(_Tolerant):
 class S3ObjectCreated(ContractModel):
     """`detail` of an EventBridge "Object Created" event from S3 (fields ingest uses)."""
 
-    TYPE: ClassVar[str] = "aws.s3.object.created"
+    TYPE: ClassVar[str] = "aws.s3.object_created.v1"  # shaped like a contract type, owned by AWS
     SOURCE: ClassVar[str] = S3_SOURCE
 
     bucket: _Bucket
