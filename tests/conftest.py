@@ -57,10 +57,10 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto state for one test; AWS_ENDPOINT_URL points every client at it."""
     request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=10):
         pass
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    yield moto_server
+    return moto_server
