@@ -1,0 +1,128 @@
+"""Reading raw bytes: gzip with limits, blocks cut on record ends, record bounds."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+from sluice_shared.datapath.blocks import (
+    Block,
+    OversizeRecord,
+    SourceError,
+    first_record_end,
+    iter_blocks,
+    last_record_end,
+    read_gzip,
+    record_bounds,
+)
+
+
+def _records(data: bytes, quote: bytes | None) -> list[bytes]:
+    bounds = record_bounds(data, quote)
+    return [
+        data[s:e] for s, e in zip(bounds.starts.to_pylist(), bounds.ends.to_pylist(), strict=True)
+    ]
+
+
+def test_record_bounds_quoted_newline_stays_in_record() -> None:
+    data = b'a,b\n"x\ny",2\n3,"4\r\n\r\n5"\n6,7'
+    assert _records(data, b'"') == [b"a,b\n", b'"x\ny",2\n', b'3,"4\r\n\r\n5"\n', b"6,7"]
+
+
+def test_record_bounds_blank_lines_are_not_records() -> None:
+    data = b"\na\n\r\n\nb\r\n\n"
+    assert _records(data, None) == [b"a\n", b"b\r\n"]
+
+
+def test_last_record_end_skips_newline_inside_open_quote() -> None:
+    buf = b'1,2\n3,"open\nstill open'
+    assert last_record_end(buf, b'"') == 4
+    assert last_record_end(buf, None) == len(b'1,2\n3,"open\n')
+    assert last_record_end(b"no newline", b'"') == 0
+
+
+def test_first_record_end_carries_parity_across_chunks() -> None:
+    end, odd = first_record_end(b'a,"b\nc', b'"', 0)
+    assert (end, odd) == (-1, 1)
+    end, odd = first_record_end(b'd"\ne\n', b'"', odd)
+    assert (end, odd) == (3, 0)
+
+
+def test_iter_blocks_cuts_only_on_record_ends_and_keeps_offsets() -> None:
+    data = b'h\n"a\nb",1\n' + b"x,2\n" * 50 + b"last"
+    chunks = [data[i : i + 7] for i in range(0, len(data), 7)]
+    items = list(
+        iter_blocks(iter(chunks), offset=100, quote=b'"', block_bytes=16, max_record_bytes=1000)
+    )
+    assert all(isinstance(i, Block) for i in items)
+    blocks = [i for i in items if isinstance(i, Block)]
+    assert b"".join(b.data for b in blocks) == data
+    position = 100
+    for block in blocks:
+        assert block.offset == position
+        position += len(block.data)
+        assert block.data.endswith(b"\n") or block is blocks[-1]
+
+
+def test_iter_blocks_oversized_record_is_skipped_without_buffering_it() -> None:
+    big = b'"' + b"y" * 5000 + b'\n"' + b",1\n"
+    data = b"a,1\n" + big + b"b,2\n"
+    chunks = [data[i : i + 256] for i in range(0, len(data), 256)]
+    items = list(
+        iter_blocks(iter(chunks), offset=0, quote=b'"', block_bytes=64, max_record_bytes=1000)
+    )
+    oversize = [i for i in items if isinstance(i, OversizeRecord)]
+    assert len(oversize) == 1
+    assert oversize[0].offset == 4
+    assert oversize[0].size == len(big)
+    rest = b"".join(i.data for i in items if isinstance(i, Block))
+    assert rest == b"a,1\nb,2\n"
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def test_read_gzip_multi_member_stream_is_read_whole() -> None:
+    payload = _gz(b"one\n") + _gz(b"two\n")
+    out = b"".join(read_gzip(io.BytesIO(payload), len(payload), 100.0, 10**9, 1 << 20))
+    assert out == b"one\ntwo\n"
+
+
+def test_read_gzip_corrupt_data_raises_corrupt_gzip() -> None:
+    payload = bytearray(_gz(b"hello world\n" * 100))
+    payload[20:30] = b"\x00" * 10
+    with pytest.raises(SourceError) as caught:
+        b"".join(read_gzip(io.BytesIO(bytes(payload)), len(payload), 100.0, 10**9, 1 << 20))
+    assert caught.value.code == "corrupt_gzip"
+
+
+def test_read_gzip_truncated_stream_raises_corrupt_gzip() -> None:
+    payload = _gz(b"hello world\n" * 100)[:-12]
+    with pytest.raises(SourceError) as caught:
+        b"".join(read_gzip(io.BytesIO(payload), len(payload), 100.0, 10**9, 1 << 20))
+    assert caught.value.code == "corrupt_gzip"
+
+
+def test_read_gzip_bomb_stops_at_ratio_before_expanding() -> None:
+    payload = _gz(b"\x00" * 50_000_000)
+    produced: list[int] = []
+
+    def drain() -> None:
+        for chunk in read_gzip(io.BytesIO(payload), len(payload), 10.0, 10**12, 64 * 1024):
+            produced.append(len(chunk))
+
+    with pytest.raises(SourceError) as caught:
+        drain()
+    assert caught.value.code == "decompression_ratio_exceeded"
+    # Stopped within one output chunk of the limit, not after 50 MB.
+    assert sum(produced) <= 10 * len(payload) + 64 * 1024
+
+
+def test_read_gzip_output_over_file_limit_raises_file_too_large() -> None:
+    payload = _gz(b"abc\n" * 10_000)
+    with pytest.raises(SourceError) as caught:
+        b"".join(read_gzip(io.BytesIO(payload), len(payload), 10_000.0, 1000, 512))
+    assert caught.value.code == "file_too_large"
