@@ -1,0 +1,108 @@
+"""`sluice status [FILE_ID] [--since 1h] [--status S] [--dataset D]`: where files are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from sluice.context import CliContext, table
+from sluice.ops.calls import Failed, Missing, aws_errors
+from sluice.ops.ledger import LedgerReader, now
+from sluice.ops.window import parse_duration
+from sluice_shared.ports import FileRecord, FileStatus
+
+_BAD_END = {FileStatus.FAILED, FileStatus.QUARANTINED}
+
+
+def _since(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def record_row(record: FileRecord) -> list[Any]:
+    """One table row of a file record."""
+    rows = "/".join("-" if v is None else str(v) for v in _counts(record))
+    return [
+        record.file_id,
+        record.status.value,
+        record.dataset,
+        record.key,
+        record.size_bytes,
+        rows,
+        record.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        record.error_code or "",
+    ]
+
+
+def _counts(record: FileRecord) -> tuple[int | None, int | None, int | None]:
+    return record.rows_in, record.rows_out, record.rows_quarantined
+
+
+HEADERS = ["FILE_ID", "STATUS", "DATASET", "KEY", "BYTES", "ROWS IN/OUT/Q", "UPDATED", "ERROR"]
+
+
+@click.command("status")
+@click.argument("file_id", required=False)
+@click.option(
+    "--since", default="1h", show_default=True, callback=_since, help="Window: 30m, 1h, 2d, 1w."
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in FileStatus], case_sensitive=False),
+    help="Only files in this status (repeatable); default: every status.",
+)
+@click.option("--dataset", default=None, help="Only files of this dataset.")
+@click.pass_obj
+def command(
+    ctx: CliContext, file_id: str | None, since: Any, statuses: tuple[str, ...], dataset: str | None
+) -> None:
+    """Where files are: one file's record, or the files updated within --since.
+
+    Exit codes: 0 shown, 1 the file given ended FAILED or QUARANTINED, 2 bad arguments,
+    3 endpoint unreachable, stage not provisioned, or file unknown.
+    """
+    names = ctx.names()
+    reader = LedgerReader(ctx.client("dynamodb"), names["ledger_table"])
+    if file_id is not None:
+        with aws_errors(ctx, f"reading file {file_id}"):
+            detail = reader.file(file_id)
+        if detail is None:
+            raise Missing(f"file {file_id} is not in the ledger of stage {ctx.stage}")
+        record = detail.record
+        ctx.emit(record.model_dump(mode="json"), _one(record))
+        if record.status in _BAD_END:
+            raise Failed(f"file {file_id} is {record.status.value}: {record.error or ''}".strip())
+        return
+    until = now()
+    chosen = [FileStatus(s.upper()) for s in statuses] or None
+    with aws_errors(ctx, "listing files"):
+        records = reader.files(since=until - since, until=until, statuses=chosen, dataset=dataset)
+    by_status: dict[str, int] = {}
+    for record in records:
+        by_status[record.status.value] = by_status.get(record.status.value, 0) + 1
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+    human = (
+        table(HEADERS, [record_row(r) for r in records])
+        + f"\n{len(records)} file(s) updated since {(until - since):%Y-%m-%d %H:%M:%S} UTC"
+        + (f": {summary}" if summary else "")
+    )
+    ctx.emit(
+        {
+            "since": (until - since).isoformat(),
+            "until": until.isoformat(),
+            "counts": by_status,
+            "files": [r.model_dump(mode="json") for r in records],
+        },
+        human,
+    )
+
+
+def _one(record: FileRecord) -> str:
+    values = record.model_dump(mode="json")
+    width = max(len(k) for k in values)
+    return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in values.items())
