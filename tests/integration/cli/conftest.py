@@ -45,7 +45,8 @@ async def platform(moto_endpoint: str) -> AsyncIterator[Platform]:
     }
     ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_endpoint)
     for key, value in names.items():
-        ssm.put_parameter(Name=f"/sluice/{STAGE}/{NAME_PARAMETERS[key]}", Value=value, Type="String")
+        name = f"/sluice/{STAGE}/{NAME_PARAMETERS[key]}"
+        ssm.put_parameter(Name=name, Value=value, Type="String")
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
     for key in ("raw_bucket", "work_bucket", "processed_bucket", "error_bucket"):
         s3.create_bucket(Bucket=names[key])
@@ -76,4 +77,3 @@ def sluice(moto_endpoint: str) -> Invoke:
         )
 
     return run
-

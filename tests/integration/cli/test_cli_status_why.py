@@ -70,7 +70,9 @@ async def test_status_outside_window_finds_nothing(platform, sluice) -> None:
     # GIVEN a file last updated three days ago
     old = _record(SENSOR_ID, "sensor_readings")
     past = datetime.now(UTC) - timedelta(days=3)
-    await platform.ledger.register_file(old.model_copy(update={"created_at": past, "updated_at": past}))
+    await platform.ledger.register_file(
+        old.model_copy(update={"created_at": past, "updated_at": past})
+    )
 
     recent = sluice("--json", "status", "--since", "1d")
     wide = sluice("--json", "status", "--since", "4d")

@@ -1,0 +1,168 @@
+"""`sluice runs` against the ledger on moto and Map Runs on the local workflow engine."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+from botocore.config import Config
+
+from sluice.context import CliContext
+from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
+from sluice.local.workflow.adapters import Boto3SdkCaller
+from sluice.local.workflow.server import make_server
+from sluice_shared.ports import RunRecord
+
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+FAN_OUT = {
+    "StartAt": "Process Partitions",
+    "States": {
+        "Process Partitions": {
+            "Type": "Map",
+            "ItemReader": {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSONL"},
+                "Parameters": {"Bucket": "it-work", "Key": "plan.jsonl"},
+            },
+            "MaxConcurrency": 2,
+            "ToleratedFailurePercentage": 50,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "Process",
+                "States": {
+                    "Process": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:lambda:us-east-1:123456789012:function:part",
+                        "End": True,
+                    }
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+class OddPartitionsFail:
+    async def invoke(self, function_name_or_arn: str, payload: Any) -> InvokeResult:
+        if payload["n"] % 2:
+            return InvokeResult(error_type="PoisonInputError", error_message="odd")
+        return InvokeResult(payload={"rows": payload["n"]})
+
+
+@pytest.fixture
+def workflow(platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local workflow engine; the CLI's Step Functions calls go to it, as they do behind
+    `sluice local up`'s single endpoint."""
+    service = ThreadedWorkflowService(
+        invoker=OddPartitionsFail(), sdk=Boto3SdkCaller(platform.endpoint)
+    ).start()
+    server = make_server(service, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    original = CliContext.client
+
+    def route(self: CliContext, service_name: str) -> Any:
+        if service_name == "stepfunctions":
+            return boto3.client(
+                "stepfunctions",
+                endpoint_url=url,
+                region_name="us-east-1",
+                config=Config(inject_host_prefix=False),
+            )
+        return original(self, service_name)
+
+    monkeypatch.setattr(CliContext, "client", route)
+    try:
+        yield boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        service.close()
+
+
+def _finished(sfn: Any, arn: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        doc = sfn.describe_execution(executionArn=arn)
+        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
+            return dict(doc)
+        time.sleep(0.05)
+
+
+async def test_runs_lists_recent_runs_newest_first(platform, sluice) -> None:
+    now = datetime.now(UTC)
+    for n, age in ((1, timedelta(hours=3)), (2, timedelta(minutes=5)), (3, timedelta(days=3))):
+        when = now - age
+        await platform.ledger.put_run(
+            RunRecord(
+                run_id=f"run-{n}", status="SUCCEEDED", files=n, created_at=when, updated_at=when
+            )
+        )
+
+    result = sluice("--json", "runs", "--since", "1d")
+
+    assert result.exit_code == 0, result.output
+    assert [r["run_id"] for r in orjson.loads(result.stdout)] == ["run-2", "run-1"]
+
+
+async def test_runs_show_reports_map_run_counts(platform, sluice, workflow) -> None:
+    # GIVEN a finished distributed map over 4 partitions of which 2 fail (tolerated: 50 %)
+    s3 = platform.client("s3")
+    s3.put_object(
+        Bucket="it-work", Key="plan.jsonl", Body="\n".join(json.dumps({"n": n}) for n in range(4))
+    )
+    machine = workflow.create_state_machine(
+        name="batch", definition=json.dumps(FAN_OUT), roleArn=ROLE
+    )["stateMachineArn"]
+    arn = workflow.start_execution(stateMachineArn=machine, name="run-7", input="{}")[
+        "executionArn"
+    ]
+    assert _finished(workflow, arn)["status"] == "SUCCEEDED"
+    await platform.ledger.put_run(
+        RunRecord(
+            run_id="run-7",
+            status="SUCCEEDED",
+            execution_arn=arn,
+            files=1,
+            details={"partitions": 4},
+        )
+    )
+
+    result = sluice("--json", "runs", "show", "run-7")
+    human = sluice("runs", "show", "run-7")
+
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["execution"]["status"] == "SUCCEEDED"
+    (map_run,) = report["map_runs"]
+    assert map_run["items"]["total"] == 4
+    assert map_run["items"]["failed"] == 2
+    assert map_run["items"]["succeeded"] == 2
+    assert map_run["tolerated_failure_percentage"] == 50
+    assert "map run: SUCCEEDED" in human.stdout
+    assert "partitions: 4" in human.stdout
+
+
+async def test_runs_show_of_failed_run_exits_1(platform, sluice) -> None:
+    await platform.ledger.put_run(RunRecord(run_id="run-9", status="FAILED"))
+
+    result = sluice("--json", "runs", "show", "run-9")
+
+    assert result.exit_code == 1
+    assert orjson.loads(result.stdout)["run"]["status"] == "FAILED"
+
+
+async def test_runs_show_of_unknown_run_exits_3(platform, sluice) -> None:
+    result = sluice("runs", "show", "nope")
+
+    assert result.exit_code == 3
+    assert "run nope is not in the ledger" in result.stderr
