@@ -305,7 +305,7 @@ class Resolver:
         if name not in self._conditions:
             spec = (self.template.get("Conditions") or {}).get(name)
             if spec is None:
-                raise ProvisioningError(f"condition {name} is not defined", stack=self.stack)
+                raise self._fail(f"condition {name} is not defined")
             self._conditions[name] = bool(self._condition_value(spec))
         return self._conditions[name]
 

@@ -1,0 +1,224 @@
+"""The moto corrections, against moto in-process (`mock_aws`: no server, no network)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from sluice.local import moto_patches
+from sluice.local.targets import TargetDispatcher
+
+
+class RecordingHooks:
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, bytes]] = []
+        self.started: list[tuple[str, str]] = []
+
+    def invoke(self, arn: str, payload: bytes) -> None:
+        self.invoked.append((arn, payload))
+
+    def start(self, arn: str, payload: str) -> None:
+        self.started.append((arn, payload))
+
+
+@pytest.fixture
+def hooks() -> Iterator[RecordingHooks]:
+    recorded = RecordingHooks()
+    with mock_aws():
+        undo = moto_patches.apply()
+        moto_patches.set_dispatcher(
+            TargetDispatcher(recorded.invoke, recorded.start, "123456789012", "us-east-1")
+        )
+        try:
+            yield recorded
+        finally:
+            moto_patches.set_dispatcher(None)
+            undo()
+
+
+def _queue(sqs: Any, name: str, **attributes: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _bodies(sqs: Any, url: str) -> list[Any]:
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+# ---------------------------------------------------------------- SQS receive cost
+
+
+def test_receive_at_depth_3000_stays_fast(hooks: RecordingHooks) -> None:
+    # GIVEN 3,000 visible messages (moto unpatched: ≈ 3 s per receive at this depth)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url, _ = _queue(sqs, "deep", VisibilityTimeout="300")
+    filling = time.perf_counter()
+    for start in range(0, 3000, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
+        )
+    # (unpatched, sending slows down the same way: ≈ 70 s to fill)
+    assert time.perf_counter() - filling < 20
+    # WHEN 10 batches of 10 are received
+    began = time.perf_counter()
+    received = 0
+    for _ in range(10):
+        received += len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"])
+    elapsed = time.perf_counter() - began
+    # THEN all 100 came back and the receives took well under a second in total
+    assert received == 100
+    assert elapsed < 1.5
+
+
+def test_receive_keeps_visibility_and_redrive_semantics(hooks: RecordingHooks) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    dlq_url, dlq_arn = _queue(sqs, "dlq")
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    url, _ = _queue(sqs, "work", VisibilityTimeout="1", RedrivePolicy=policy)
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
+    # in flight: invisible until the visibility timeout passes
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    time.sleep(1.1)
+    assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
+    time.sleep(1.1)
+    # received maxReceiveCount times: the next receive moves it to the DLQ
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=dlq_url)["Messages"]] == ["poison"]
+
+
+def test_receive_skips_delayed_and_expired_messages(hooks: RecordingHooks) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url, _ = _queue(sqs, "delays", MessageRetentionPeriod="60")
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    time.sleep(1.1)
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["later"]
+
+
+# ---------------------------------------------------------------- S3 -> EventBridge
+
+
+def test_s3_event_reaches_default_bus_only_with_aws_fields(hooks: RecordingHooks) -> None:
+    # GIVEN a versioned bucket with EventBridge notifications and S3 rules on two buses
+    s3 = boto3.client("s3", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    events = boto3.client("events", region_name="us-east-1")
+    default_url, default_arn = _queue(sqs, "default-target")
+    custom_url, custom_arn = _queue(sqs, "custom-target")
+    events.create_event_bus(Name="custom")
+    pattern = json.dumps({"source": ["aws.s3"]})
+    for bus, arn in (("default", default_arn), ("custom", custom_arn)):
+        events.put_rule(Name=f"s3-{bus}", EventBusName=bus, EventPattern=pattern)
+        events.put_targets(Rule=f"s3-{bus}", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    s3.create_bucket(Bucket="raw")
+    s3.put_bucket_versioning(Bucket="raw", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket="raw", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    # WHEN two objects are put
+    first = s3.put_object(Bucket="raw", Key="orders/a.csv", Body=b"abc")
+    s3.put_object(Bucket="raw", Key="orders/b.csv", Body=b"def")
+    # THEN only the default bus's rule saw them, shaped as AWS sends them
+    got = _bodies(sqs, default_url)
+    assert _bodies(sqs, custom_url) == []
+    assert len(got) == 2
+    event = next(e for e in got if e["detail"]["object"]["key"] == "orders/a.csv")
+    assert event["detail-type"] == "Object Created"
+    assert event["account"] == "123456789012"
+    assert event["detail"]["reason"] == "PutObject"
+    obj = event["detail"]["object"]
+    assert obj["etag"] == first["ETag"].strip('"')
+    assert obj["version-id"] == first["VersionId"]
+    assert obj["size"] == 3
+    sequencers = sorted(e["detail"]["object"]["sequencer"] for e in got)
+    assert sequencers[0] != sequencers[1]
+
+
+# ---------------------------------------------------------------- rule targets
+
+
+def test_put_events_honours_state_input_and_non_sqs_targets(hooks: RecordingHooks) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    events = boto3.client("events", region_name="us-east-1")
+    path_url, path_arn = _queue(sqs, "path")
+    const_url, const_arn = _queue(sqs, "const")
+    tx_url, tx_arn = _queue(sqs, "tx")
+    off_url, off_arn = _queue(sqs, "off")
+    tick_url, tick_arn = _queue(sqs, "tick")
+    pattern = json.dumps({"source": ["app"]})
+    events.put_rule(Name="on", EventPattern=pattern)
+    events.put_targets(
+        Rule="on",
+        Targets=[
+            {"Id": "path", "Arn": path_arn, "InputPath": "$.detail.order"},
+            {"Id": "const", "Arn": const_arn, "Input": '{"fixed": true}'},
+            {
+                "Id": "tx",
+                "Arn": tx_arn,
+                "InputTransformer": {
+                    "InputPathsMap": {"id": "$.detail.order.id", "src": "$.source"},
+                    "InputTemplate": '{"order": "<id>", "from": "<src>"}',
+                },
+            },
+            {"Id": "fn", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:f"},
+            {"Id": "sm", "Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:s"},
+        ],
+    )
+    events.put_rule(Name="off", EventPattern=pattern, State="DISABLED")
+    events.put_targets(Rule="off", Targets=[{"Id": "q", "Arn": off_arn}])
+    events.put_rule(Name="tick", ScheduleExpression="rate(1 hour)")
+    events.put_targets(Rule="tick", Targets=[{"Id": "q", "Arn": tick_arn}])
+
+    response = events.put_events(
+        Entries=[{"Source": "app", "DetailType": "t", "Detail": '{"order": {"id": "o1"}}'}]
+    )
+
+    assert response["FailedEntryCount"] == 0
+    assert _bodies(sqs, path_url) == [{"id": "o1"}]
+    assert _bodies(sqs, const_url) == [{"fixed": True}]
+    assert _bodies(sqs, tx_url) == [{"order": "o1", "from": "app"}]
+    assert _bodies(sqs, off_url) == []
+    assert _bodies(sqs, tick_url) == []
+    ((fn_arn, fn_payload),) = hooks.invoked
+    assert fn_arn.endswith(":function:f")
+    assert json.loads(fn_payload)["detail"] == {"order": {"id": "o1"}}
+    ((sm_arn, sm_input),) = hooks.started
+    assert json.loads(sm_input)["account"] == "123456789012"
+
+
+def test_failed_target_goes_to_its_dead_letter_queue(hooks: RecordingHooks) -> None:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    events = boto3.client("events", region_name="us-east-1")
+    dlq_url, dlq_arn = _queue(sqs, "rule-dlq")
+    events.put_rule(Name="r", EventPattern=json.dumps({"source": ["app"]}))
+    missing = "arn:aws:sqs:us-east-1:123456789012:does-not-exist"
+    events.put_targets(
+        Rule="r", Targets=[{"Id": "q", "Arn": missing, "DeadLetterConfig": {"Arn": dlq_arn}}]
+    )
+    events.put_events(Entries=[{"Source": "app", "DetailType": "t", "Detail": "{}"}])
+    messages = sqs.receive_message(QueueUrl=dlq_url, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(messages[0]["Body"])["source"] == "app"
+    assert messages[0]["MessageAttributes"]["TARGET_ARN"]["StringValue"] == missing
+
+
+def test_apply_undo_restores_moto() -> None:
+    from moto.events.models import Rule
+    from moto.sqs.models import Queue
+
+    before = (Queue.__dict__["messages"], Rule.send_to_targets)
+    undo = moto_patches.apply()
+    assert Queue.__dict__["messages"] is not before[0]
+    undo()
+    assert (Queue.__dict__["messages"], Rule.send_to_targets) == before
