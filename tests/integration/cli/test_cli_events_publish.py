@@ -1,0 +1,70 @@
+"""`sluice events publish` puts a validated envelope on the stage's bus (moto server)."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+
+from contracts.events import FileProcessedV1
+from contracts.registry import parse_eventbridge_event
+from contracts.tools import ContractFolder
+
+PROCESSED = FileProcessedV1.TYPE
+
+
+def _queue_on_bus(platform) -> str:
+    sqs = platform.client("sqs")
+    url = sqs.create_queue(QueueName="it-consumer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = platform.client("events")
+    bus = platform.names["event_bus"]
+    events.put_rule(
+        Name="it-processed", EventBusName=bus, EventPattern=json.dumps({"detail-type": [PROCESSED]})
+    )
+    events.put_targets(Rule="it-processed", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def _golden_data() -> dict:
+    example = ContractFolder.of(FileProcessedV1).example_files()[0]
+    return orjson.loads(example.read_bytes())["data"]
+
+
+async def test_events_publish_delivers_a_parseable_envelope(platform, sluice) -> None:
+    url = _queue_on_bus(platform)
+    data = _golden_data()
+
+    result = sluice(
+        "--json",
+        "events",
+        "publish",
+        "--type",
+        PROCESSED,
+        "--data",
+        orjson.dumps(data).decode(),
+        "--correlation-id",
+        "corr-1",
+    )
+
+    assert result.exit_code == 0, result.output
+    sent = orjson.loads(result.stdout)
+    messages = platform.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    envelope = parse_eventbridge_event(messages[0]["Body"])
+    assert envelope.id == sent["id"]
+    assert envelope.correlationid == "corr-1"
+    assert envelope.data.file_id == data["file_id"]
+
+
+async def test_events_publish_invalid_event_sends_nothing(platform, sluice) -> None:
+    url = _queue_on_bus(platform)
+    data = {**_golden_data(), "rows_out": "many"}
+
+    result = sluice("events", "publish", "--type", PROCESSED, "--data", orjson.dumps(data).decode())
+
+    assert result.exit_code == 1
+    assert "data.rows_out" in result.stdout
+    received = platform.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert received.get("Messages", []) == []

@@ -1,0 +1,136 @@
+"""`sluice contracts check` as a CI gate: built-ins, and a team's contract in its own git repo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+
+MODEL_V1 = """
+from typing import ClassVar
+from contracts.envelope import ContractModel
+
+class ShipmentSentV1(ContractModel):
+    TYPE: ClassVar[str] = "acme.shipment.sent.v1"
+    SOURCE: ClassVar[str] = "acme.shipping"
+    shipment_id: str
+    carrier: str
+"""
+EXAMPLE = {
+    "specversion": "1.0",
+    "id": "s-1",
+    "source": "acme.shipping",
+    "type": "acme.shipment.sent.v1",
+    "time": "2024-01-15T10:00:00Z",
+    "correlationid": "s-1",
+    "data": {"shipment_id": "s-1", "carrier": "ups"},
+}
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def team_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """GIVEN a team's repository with one committed contract (model, schema, golden example)."""
+    from contracts.tools import ContractFolder, generate
+
+    folder = tmp_path / "acme_cli_contracts" / "shipment_sent" / "v1"
+    (folder / "examples").mkdir(parents=True)
+    for package in (
+        tmp_path / "acme_cli_contracts",
+        tmp_path / "acme_cli_contracts" / "shipment_sent",
+    ):
+        (package / "__init__.py").write_text("")
+    (folder / "__init__.py").write_text("from .model import ShipmentSentV1\n")
+    (folder / "model.py").write_text(textwrap.dedent(MODEL_V1))
+    (folder / "examples" / "sent.json").write_bytes(orjson.dumps(EXAMPLE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in list(sys.modules):
+        if name.startswith("acme_cli_contracts"):
+            monkeypatch.delitem(sys.modules, name)
+    from acme_cli_contracts.shipment_sent.v1 import ShipmentSentV1
+
+    generate([ContractFolder.of(ShipmentSentV1)])
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "v1")
+    return folder
+
+
+MODEL = "acme_cli_contracts.shipment_sent.v1.model:ShipmentSentV1"
+
+
+def test_contracts_check_builtins_pass(sluice) -> None:
+    result = sluice("--json", "contracts", "check")
+
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["ok"] is True
+    assert "sluice.file.processed.v1" in report["contracts"]
+
+
+def test_contracts_check_team_contract_unchanged_passes(sluice, team_repo) -> None:
+    result = sluice("contracts", "check", "--model", MODEL)
+
+    assert result.exit_code == 0, result.output
+    assert "1 contracts OK" in result.stdout
+
+
+def test_contracts_check_removed_field_needs_new_major(sluice, team_repo) -> None:
+    # WHEN the team drops `carrier` within v1 and regenerates the schema
+    model = team_repo / "model.py"
+    model.write_text(model.read_text().replace("    carrier: str\n", ""))
+    _regenerate(team_repo)
+
+    result = sluice("--json", "contracts", "check", "--model", MODEL, "--against", "HEAD")
+
+    assert result.exit_code == 1
+    problems = orjson.loads(result.stdout)["problems"]
+    assert any("carrier: field removed" in p and "new major" in p for p in problems), problems
+
+
+def test_contracts_check_changed_golden_example_fails(sluice, team_repo) -> None:
+    example = team_repo / "examples" / "sent.json"
+    example.write_bytes(orjson.dumps({**EXAMPLE, "id": "s-2"}))
+
+    result = sluice("--json", "contracts", "check", "--model", MODEL)
+
+    assert result.exit_code == 1
+    assert any(
+        "changed after it was recorded" in p for p in orjson.loads(result.stdout)["problems"]
+    )
+
+
+def test_contracts_check_unknown_ref_exits_2(sluice, team_repo) -> None:
+    result = sluice("contracts", "check", "--model", MODEL, "--against", "no-such-ref")
+
+    assert result.exit_code == 2
+    assert "not a git commit" in result.stderr
+
+
+def test_contracts_check_bad_model_path_exits_2(sluice) -> None:
+    result = sluice("contracts", "check", "--model", "no_such_module_xyz:Model")
+
+    assert result.exit_code == 2
+    assert "cannot import" in result.stderr
+
+
+def _regenerate(folder: Path) -> None:
+    import importlib
+
+    from contracts.tools import ContractFolder, generate
+
+    module = importlib.import_module("acme_cli_contracts.shipment_sent.v1.model")
+    module = importlib.reload(module)
+    generate([ContractFolder.of(module.ShipmentSentV1)])
