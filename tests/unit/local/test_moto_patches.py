@@ -195,6 +195,7 @@ def test_put_events_honours_state_input_and_non_sqs_targets(hooks: RecordingHook
     assert fn_arn.endswith(":function:f")
     assert json.loads(fn_payload)["detail"] == {"order": {"id": "o1"}}
     ((sm_arn, sm_input),) = hooks.started
+    assert sm_arn.endswith(":stateMachine:s")
     assert json.loads(sm_input)["account"] == "123456789012"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_resolver_rejects_unsupported_or_unknown_names_resource(
 
 
 def test_dependency_order_puts_references_first_and_keeps_template_order() -> None:
-    resources = {
+    resources: dict[str, dict[str, Any]] = {
         "Rule": {"Properties": {"Targets": [{"Arn": {"Fn::GetAtt": ["Queue", "Arn"]}}]}},
         "Queue": {"Properties": {"RedrivePolicy": {"deadLetterTargetArn": {"Ref": "Dlq"}}}},
         "Dlq": {"Properties": {}},
@@ -101,6 +102,10 @@ def test_dependency_order_cycle_raises_naming_resources() -> None:
     resources = {"A": {"Properties": {"x": {"Ref": "B"}}}, "B": {"Properties": {"y": {"Ref": "A"}}}}
     with pytest.raises(ProvisioningError, match="cycle: A -> B -> A"):
         dependency_order(resources)
+
+
+def _no_ssm(name: str) -> str:
+    raise KeyError(name)
 
 
 def _stack(parameters: dict[str, object]) -> Stack:
@@ -122,13 +127,13 @@ def test_resolve_parameters_reads_ssm_typed_and_splits_lists() -> None:
 def test_resolve_parameters_missing_ssm_names_parameter() -> None:
     stack = _stack({"Bucket": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/x"}})
     with pytest.raises(ProvisioningError, match="SSM parameter /x does not exist"):
-        resolve_parameters(stack, {}, {}.__getitem__)
+        resolve_parameters(stack, {}, _no_ssm)
 
 
 def test_resolve_parameters_outside_allowed_values_fails() -> None:
     stack = _stack({"Stage": {"Type": "String", "AllowedValues": ["dev", "prod"]}})
     with pytest.raises(ProvisioningError, match="AllowedValues"):
-        resolve_parameters(stack, {"Stage": "local"}, {}.__getitem__)
+        resolve_parameters(stack, {"Stage": "local"}, _no_ssm)
 
 
 def test_localize_code_rejects_missing_folder(tmp_path: Path) -> None:
