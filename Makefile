@@ -45,8 +45,35 @@ e2e: setup
 policy: setup
 	$(BIN)/pytest -q tests/policy
 
-check-templates: setup
-	@echo "check-templates: added with the deploy stacks"
+# Tool environments for check-templates, each pinned by its lock file under tools/ and kept in
+# .tools/ (git-ignored) until the lock changes. SAM CLI and checkov pin versions that conflict
+# with the project's (aioboto3, moto), so each gets its own venv.
+TOOLS := .tools
+TOOL_PY ?= python3
+CHECK_TOOLS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed \
+	$(TOOLS)/statelint/.installed $(TOOLS)/asl-validator/.installed
+
+## Offline validation of deploy/ and orchestration/: sam validate --lint, cfn-lint, statelint +
+## asl-validator, checkov on the SAM-translated templates, tests/policy (tools/check_templates.sh).
+check-templates: setup $(CHECK_TOOLS)
+	bash tools/check_templates.sh
+
+## The Lambda runtime layer for arm64 (build/layer/python, build/layer.zip) and its x86_64 twin.
+layer: setup
+	$(BIN)/python -m tools.layer build --zip
+
+$(TOOLS)/%/.installed: tools/locks/%.txt | $(STAMP)
+	rm -rf $(TOOLS)/$*
+	$(UV) venv --quiet --python $(TOOL_PY) $(TOOLS)/$*
+	$(UV) pip install --quiet --python $(TOOLS)/$*/bin/python -r $<
+	touch $@
+
+$(TOOLS)/asl-validator/.installed: tools/asl-validator/package.json tools/asl-validator/package-lock.json
+	rm -rf $(TOOLS)/asl-validator
+	mkdir -p $(TOOLS)/asl-validator
+	cp tools/asl-validator/package.json tools/asl-validator/package-lock.json $(TOOLS)/asl-validator/
+	cd $(TOOLS)/asl-validator && npm ci --no-audit --no-fund --silent
+	touch $@
 
 bench: setup
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock

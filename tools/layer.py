@@ -25,6 +25,7 @@ file, so a rebuild after a code change only re-copies contracts and sluice_share
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -330,18 +331,21 @@ def assemble(deps: Path, target: Path) -> None:
         deps: the cached dependency tree.
         target: the layer directory (its `python/` is replaced).
     """
-    python_dir = target / "python"
     stamp = target / ".inputs"
     inputs = _inputs_digest(deps)
-    if python_dir.is_dir() and stamp.is_file() and stamp.read_text("utf-8") == inputs:
+    if (target / "python").is_dir() and stamp.is_file() and stamp.read_text("utf-8") == inputs:
         return
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(deps, python_dir, symlinks=True)
+    # Build beside the target and swap it in, so a reader never sees a half-copied tree.
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(deps, staging / "python", symlinks=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
     for source, name in PROJECT_PACKAGES:
-        shutil.copytree(source, python_dir / name, ignore=ignore)
+        shutil.copytree(source, staging / "python" / name, ignore=ignore)
     # Outside python/: Lambda only puts /opt/python on sys.path, and the stamp is tiny.
-    stamp.write_text(inputs, "utf-8")
+    (staging / ".inputs").write_text(inputs, "utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
 
 
 def _inputs_digest(deps: Path) -> str:
@@ -387,6 +391,14 @@ def build(make_zip: bool = False, host: bool = True) -> dict[str, object]:
     Raises:
         RuntimeError: the unzipped function + layer exceed Lambda's 250 MB limit.
     """
+    BUILD.mkdir(exist_ok=True)
+    # Several test runs may share this working tree: one builder at a time.
+    with (BUILD / ".layer.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(make_zip, host)
+
+
+def _build_locked(make_zip: bool, host: bool) -> dict[str, object]:
     deps, lambda_report = build_dependencies(LAMBDA_PLATFORM, LAMBDA_PYTHON)
     assemble(deps, LAYER_DIR)
     layer_bytes = dir_size(LAYER_DIR)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Offline validation of everything under deploy/ and orchestration/ (make check-templates).
+# Expects the project venv (.venv) and the tool environments under .tools/ (the Makefile
+# installs them). Prints the time of each step and the total.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=.venv/bin
+TOOLS=.tools
+TEMPLATES=(deploy/platform.yaml deploy/services/ingest.yaml deploy/services/validate.yaml
+           deploy/services/transform.yaml deploy/services/output.yaml deploy/orchestration.yaml)
+export SAM_CLI_TELEMETRY=0
+# The SAM CLI and the translator want a region; no credentials are needed or used.
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
+start_all=$EPOCHREALTIME
+step() {
+  local name=$1; shift
+  local start=$EPOCHREALTIME
+  echo "== check-templates: $name"
+  "$@"
+  echo "== check-templates: $name ok ($(elapsed "$start"))"
+}
+
+sam_validate() {
+  for template in "${TEMPLATES[@]}"; do
+    "$TOOLS/sam/bin/sam" validate --lint --template "$template"
+  done
+}
+
+step "sam validate --lint" sam_validate
+step "cfn-lint" "$BIN/cfn-lint" "${TEMPLATES[@]}"
+step "schema registry section up to date" "$BIN/python" deploy/gen_schemas.py --check
+step "render ASL with DefinitionSubstitutions" "$BIN/python" -m tools.templates render-asl --out build/asl
+step "statelint + asl-validator" "$BIN/python" -m tools.lint_asl \
+  --statelint "$TOOLS/statelint/bin/statelint" \
+  --asl-validator "$TOOLS/asl-validator/node_modules/.bin/asl-validator" build/asl/*.asl.json
+step "translate SAM -> CloudFormation" "$BIN/python" -m tools.templates translate --out build/translated
+step "checkov (skips justified in deploy/checkov.yaml)" \
+  "$TOOLS/checkov/bin/checkov" --directory build/translated --config-file deploy/checkov.yaml
+step "policy tests" "$BIN/pytest" -q tests/policy
+
+echo "== check-templates: all ok ($(elapsed "$start_all"))"
