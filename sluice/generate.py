@@ -15,6 +15,7 @@ depends only on the arguments (same seed, same bytes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip as gzip_module
 import random
 import re
@@ -369,7 +370,18 @@ def generate(
     written = 0
     done = 0
     chunk = 0
-    with _open_output(path, gzip) as out:
+    with contextlib.ExitStack() as stack:
+        out: BinaryIO = stack.enter_context(path.open("wb"))
+        if gzip:
+            # No name and mtime=0 in the header: the same arguments give the same bytes.
+            out = cast(
+                "BinaryIO",
+                stack.enter_context(
+                    gzip_module.GzipFile(
+                        filename="", mode="wb", fileobj=out, compresslevel=6, mtime=0
+                    )
+                ),
+            )
         if header:
             out.write(header)
             written += len(header)
@@ -399,12 +411,6 @@ def generate(
         bytes_written=written,
         seed=seed,
     )
-
-
-def _open_output(path: Path, gz: bool) -> BinaryIO:
-    if gz:
-        return cast("BinaryIO", gzip_module.open(path, "wb", compresslevel=6))
-    return path.open("wb")
 
 
 def _buffer_of(lines: pa.Array) -> memoryview:

@@ -1,0 +1,103 @@
+"""Hash buckets: every copy of a key lands in the same bucket, in every process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from sluice_shared.datapath.buckets import assign_buckets, bucket_count_for
+
+MiB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(0, 1), (1, 1), (512 * MiB, 1), (512 * MiB + 1, 2), (2048 * MiB, 4), (2049 * MiB, 5)],
+)
+def test_bucket_count_for_rounds_up_per_target(size: int, expected: int) -> None:
+    assert bucket_count_for(size) == expected
+
+
+def test_bucket_count_for_custom_target() -> None:
+    assert bucket_count_for(100, target_bytes=30) == 4
+    with pytest.raises(ValueError, match="target_bytes"):
+        bucket_count_for(100, target_bytes=0)
+
+
+def _keys() -> pa.RecordBatch:
+    return pa.record_batch(
+        {
+            "id": pa.array(["ORD-1", "ORD-2", "ORD-1", None, "", "é" * 9, "ORD-2"]),
+            "n": pa.array([1, 2, 1, 3, None, 5, 2], pa.int64()),
+        }
+    )
+
+
+SCRIPT = """
+import pyarrow as pa
+from sluice_shared.datapath.buckets import assign_buckets
+batch = pa.record_batch({
+    "id": pa.array(["ORD-1", "ORD-2", "ORD-1", None, "", "é" * 9, "ORD-2"]),
+    "n": pa.array([1, 2, 1, 3, None, 5, 2], pa.int64()),
+})
+print(assign_buckets(batch, ["id", "n"], 7).to_pylist())
+"""
+
+
+def test_assign_buckets_same_in_another_process() -> None:
+    # GIVEN a fresh interpreter (Python's own hash() would be salted differently there)
+    here = assign_buckets(_keys(), ["id", "n"], 7).to_pylist()
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    )
+    # THEN it computes the same buckets
+    assert out.stdout.strip() == str(here)
+
+
+def test_assign_buckets_equal_keys_share_a_bucket() -> None:
+    buckets = assign_buckets(_keys(), ["id", "n"], 7).to_pylist()
+    assert buckets[0] == buckets[2]
+    assert buckets[1] == buckets[6]
+    assert all(0 <= b < 7 for b in buckets)
+
+
+def test_assign_buckets_compares_typed_values() -> None:
+    # The same instant written two ways is one key once typed.
+    ts = pa.array(
+        [datetime(2024, 3, 1, 12, tzinfo=UTC), datetime(2024, 3, 1, 12, tzinfo=UTC)],
+        pa.timestamp("us", tz="UTC"),
+    )
+    floats = pa.array([0.0, -0.0], pa.float64())
+    batch = pa.record_batch({"ts": ts, "x": floats})
+    buckets = assign_buckets(batch, ["ts", "x"], 16).to_pylist()
+    assert buckets[0] == buckets[1]
+
+
+def test_assign_buckets_spreads_keys_evenly() -> None:
+    ids = pa.array([f"ORD-{i:010d}" for i in range(40_000)])
+    counts = pc.value_counts(assign_buckets(pa.record_batch({"id": ids}), ["id"], 8))
+    sizes = counts.field("counts").to_pylist()
+    assert len(sizes) == 8
+    assert max(sizes) < 1.1 * 5_000
+    assert min(sizes) > 0.9 * 5_000
+
+
+def test_assign_buckets_one_bucket_or_no_key_is_all_zero() -> None:
+    assert set(assign_buckets(_keys(), ["id"], 1).to_pylist()) == {0}
+    assert set(assign_buckets(_keys(), [], 5).to_pylist()) == {0}
+
+
+def test_assign_buckets_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="bucket_count"):
+        assign_buckets(_keys(), ["id"], 0)
+    with pytest.raises(KeyError):
+        assign_buckets(_keys(), ["missing"], 3)
