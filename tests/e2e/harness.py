@@ -124,7 +124,11 @@ def build_stack(endpoint: str) -> Stack:
 
 
 def load_handlers(stack: Stack, monkeypatch: Any) -> dict[str, Callable[..., Any]]:
-    """Import each service's handler with its own environment, as its Lambda would."""
+    """Import each service's handler with its own environment, as its Lambda would.
+
+    Call `close_handlers()` afterwards: each handler module owns an event loop and open clients
+    for the life of its (here: the test's) execution environment.
+    """
     handlers: dict[str, Callable[..., Any]] = {}
     for service in SERVICES:
         for name, value in stack.env(service).items():
@@ -134,6 +138,16 @@ def load_handlers(stack: Stack, monkeypatch: Any) -> dict[str, Callable[..., Any
         module = importlib.import_module(module_name)
         handlers[service] = module.lambda_handler
     return handlers
+
+
+def close_handlers() -> None:
+    """Close the runtimes of the handler modules imported by `load_handlers`."""
+    for service in SERVICES:
+        module = sys.modules.pop(f"sluice_{service}.handler", None)
+        if module is None:
+            continue
+        runtime = getattr(module, "runtime", None) or module.service.runtime
+        runtime.close()
 
 
 class FakeContext:

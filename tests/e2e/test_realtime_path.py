@@ -8,6 +8,7 @@ batches. Inputs come from the generator, whose ground truth says what must come 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice.generate import GroundTruth, generate
-from tests.e2e.harness import TERMINAL, Stack, build_stack, ledger_items, load_handlers, pump
+from tests.e2e.harness import (
+    TERMINAL,
+    Stack,
+    build_stack,
+    close_handlers,
+    ledger_items,
+    load_handlers,
+    pump,
+)
 
 
 @pytest.fixture
-def stack(moto_endpoint: str) -> Stack:
-    return build_stack(moto_endpoint)
+def stack(moto_endpoint: str) -> Iterator[Stack]:
+    yield build_stack(moto_endpoint)
+    close_handlers()
 
 
 def upload(stack: Stack, key: str, data: bytes) -> None:
