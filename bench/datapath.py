@@ -80,6 +80,7 @@ ENGINE_MODULES = {
 # installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
 # (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
 LAMBDA_LIKE = {"sluice", "floor"}
+ARROW_POOL = os.environ.get("SLUICE_BENCH_ARROW_POOL", "jemalloc")  # "" keeps Arrow's default
 
 
 class _Absent(importlib.abc.MetaPathFinder):
@@ -221,6 +222,10 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
     if run.limit is not None:
         cmd += ["--limit", str(run.limit)]
     env = {**os.environ, "POLARS_MAX_THREADS": str(run.cores)}
+    if run.engine in LAMBDA_LIKE and ARROW_POOL:
+        # what the functions should run with (bench/README.md): jemalloc returns freed memory
+        # to the system where mimalloc, Arrow's default, kept 60-80 MB more resident here
+        env["ARROW_DEFAULT_MEMORY_POOL"] = ARROW_POOL
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=BENCH_DIR.parent
     )
@@ -252,20 +257,23 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
     return Outcome(run, seconds, rows_in, rows_out, rows_bad, peak_mb, cpu_s, result)
 
 
-def ensure_csv(rows: int, *, clean: bool = False) -> Path:
-    """The cached generated orders CSV for `rows` (bench/data/, git-ignored)."""
+def ensure_csv(rows: int | None, *, clean: bool = False, size_bytes: int | None = None) -> Path:
+    """The cached generated orders CSV of `rows` rows or about `size_bytes` bytes (bench/data/,
+    git-ignored), with its ground truth next to it."""
     from sluice.generate import generate
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     suffix = "clean" if clean else f"bad{BAD_RATIO}-dup{DUPLICATE_RATIO}"
-    path = DATA_DIR / f"orders-{rows}-{suffix}-seed{SEED}.csv"
+    amount = f"{rows}" if size_bytes is None else f"{size_bytes // 10**6}MB"
+    path = DATA_DIR / f"orders-{amount}-{suffix}-seed{SEED}.csv"
     if not path.exists():
         print(f"generating {path.name} ...", flush=True)
         partial = path.with_suffix(".partial")
         truth = generate(
             "orders",
             partial,
-            rows=rows,
+            rows=rows if size_bytes is None else None,
+            size_bytes=size_bytes,
             bad_ratio=0.0 if clean else BAD_RATIO,
             duplicate_ratio=0.0 if clean else DUPLICATE_RATIO,
             seed=SEED,
@@ -402,27 +410,46 @@ def main_compare(args: argparse.Namespace) -> None:
     reference = next((o for o in outcomes if o.run.engine == "sluice" and o.run.cores == 1), None)
     table = render(outcomes, csv_path, reference, machine_facts())
     print(table)
-    # a quick run (--rows N < 5M, or --csv) does not replace the published results
+    # a quick run (--rows N < 5M) does not replace the published results
     if args.write_results and rows_in >= 5_000_000:
-        RESULTS.write_text(
+        update_results("speed", "## Speed: the same job, every engine\n\n" + table)
+
+
+def update_results(section: str, text: str) -> None:
+    """Replace one section of bench/RESULTS.md (speed or memory), keeping the other."""
+    begin, end = f"<!-- begin:{section} -->", f"<!-- end:{section} -->"
+    current = (
+        RESULTS.read_text("utf-8")
+        if RESULTS.exists()
+        else (
             "# Data-path benchmark results\n\n"
             "Written by `python -m bench.datapath`; see bench/README.md for how to read it.\n\n"
-            + table,
-            "utf-8",
+            "<!-- begin:speed -->\n<!-- end:speed -->\n\n"
+            "<!-- begin:memory -->\n<!-- end:memory -->\n"
         )
-        print(f"wrote {RESULTS}")
+    )
+    head, _, rest = current.partition(begin)
+    _, _, tail = rest.partition(end)
+    RESULTS.write_text(f"{head}{begin}\n{text}{end}{tail}", "utf-8")
+    print(f"wrote the {section} section of {RESULTS}")
 
 
 def main_memory(args: argparse.Namespace) -> None:
-    csv_path = Path(args.csv) if args.csv else ensure_csv(args.memory_rows)
+    csv_path = Path(args.csv) if args.csv else ensure_csv(None, size_bytes=args.memory_bytes)
     size = csv_path.stat().st_size
     print(f"memory run on {csv_path.name}: {size / 1e9:.2f} GB", flush=True)
     outcome = spawn(Run("sluice", "sluice", 1), csv_path, count_rows(csv_path))
     facts = machine_facts()
     table = render([outcome], csv_path, outcome, facts)
     print(table)
-    verdict = "met" if (outcome.peak_rss_mb or 1e9) < 300 else "NOT met"
-    print(f"peak RSS {outcome.peak_rss_mb:.0f} MB (target < 300 MB: {verdict})")
+    peak = outcome.peak_rss_mb
+    verdict = "met" if peak is not None and peak < 300 else "NOT met"
+    line = f"Peak RSS {_fmt(peak, '.0f')} MB for {size / 1e9:.2f} GB (target < 300 MB: {verdict})."
+    print(line)
+    if args.write_results and args.csv is None:
+        update_results(
+            "memory", f"## Memory: Sluice on a {size / 1e9:.1f} GB CSV\n\n{line}\n\n{table}"
+        )
 
 
 def probe_pools(args: argparse.Namespace) -> None:
@@ -445,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine; the best counts")
     parser.add_argument("--memory", action="store_true", help="Sluice alone on a ~2 GB CSV")
-    parser.add_argument("--memory-rows", type=int, default=20_000_000)
+    parser.add_argument("--memory-bytes", type=int, default=MEMORY_TARGET_BYTES)
     parser.add_argument("--probe-pools", type=int, default=0, metavar="N")
     parser.add_argument("--no-write", dest="write_results", action="store_false")
     parser.add_argument("--child", help=argparse.SUPPRESS)

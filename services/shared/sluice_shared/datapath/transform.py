@@ -162,13 +162,13 @@ def _candidate_rows(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array 
     """Pass 1: a mask (1 bit per row, in input order) of rows whose key hash occurs more than
     once in the bucket; None when no hash repeats.
 
-    Holds 8 bytes per row (the hash), never the rows: the inputs are memory-mapped and only the
-    key columns' pages are touched. The hashes are sorted slice by slice of the hash space, so the
-    sort needs a fraction of that again.
+    Holds 8 bytes per row (the hash), never the rows: batches are read one at a time (a memory
+    map would keep every page it touched resident, and counted as RSS, until closed). The hashes
+    are sorted slice by slice of the hash space, so the sort needs a fraction of that again.
     """
     parts: list[pa.Array] = []
     for path in inputs:
-        with pa.memory_map(str(path), "r") as source, pa.ipc.open_stream(source) as reader:
+        with _open_stream(path) as reader:
             for batch in reader:
                 if batch.num_rows:
                     parts.append(
