@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit integration e2e policy bench check-templates layer clean
+.PHONY: setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,15 @@ run: setup
 	$(BIN)/sluice local run --sample
 
 ## The whole test suite (what CI runs).
-test: setup lint typecheck check-templates
-	$(BIN)/pytest -q
+test: setup lint typecheck contracts-check check-templates
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## Event contracts: schemas fresh, golden examples parse and unchanged, additive within a major.
+contracts-check: setup
+	$(BIN)/python -m contracts.tools check
+
+contracts-generate: setup
+	$(BIN)/python -m contracts.tools generate
 
 lint: setup
 	$(BIN)/ruff check .
