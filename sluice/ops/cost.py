@@ -317,6 +317,11 @@ def money(value: float) -> str:
     return f"${value:.6f}".rstrip("0").rstrip(".") if abs(value) >= 1e-6 else f"${value:.2e}"
 
 
+def _decimal(value: float) -> str:
+    """A price as a plain decimal (`0.0000133334`, never `1.33334e-05`)."""
+    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
+
+
 def _qty(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}"
 
@@ -327,7 +332,7 @@ def _line(
     price = prices[price_key]
     cost = quantity * price.unit_price
     per = "" if price.per == 1 else f"/{price.per:,}"
-    arithmetic = f"{_qty(quantity)} {price.unit} × ${price.price:g}{per} = {money(cost)}"
+    arithmetic = f"{_qty(quantity)} {price.unit} × ${_decimal(price.price)}{per} = {money(cost)}"
     return CostLine(item, quantity, price.unit, price.unit_price, cost, arithmetic, measured)
 
 
@@ -422,7 +427,7 @@ def glue_equivalent(
         cost = chosen * billed / 3600 * price
         arithmetic = (
             f"{chosen:g} DPU × max({math.ceil(duration_s)} s, {minimum} s)/3600 h "
-            f"× ${price:g}/DPU-h = {money(cost)}"
+            f"× ${_decimal(price)}/DPU-h = {money(cost)}"
         )
         estimates.append(GlueEstimate(job, chosen, duration_s, minimum, billed, cost, arithmetic))
     return estimates
