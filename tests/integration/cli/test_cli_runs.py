@@ -166,3 +166,120 @@ async def test_runs_show_of_unknown_run_exits_3(platform, sluice) -> None:
 
     assert result.exit_code == 3
     assert "run nope is not in the ledger" in result.stderr
+
+
+def _report_log(path, function: str, billed: list[int], memory: int = 1024) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{function}.log").write_text(
+        "".join(
+            f"REPORT RequestId: {function}-{n}\tDuration: {ms - 0.3:.2f} ms\t"
+            f"Billed Duration: {ms} ms\tMemory Size: {memory} MB\tMax Memory Used: 99 MB\n"
+            for n, ms in enumerate(billed)
+        )
+    )
+
+
+async def test_cost_of_run_counts_transitions_and_express_children(
+    platform, sluice, workflow, tmp_path
+) -> None:
+    # GIVEN a finished batch run (4 Express children) and the REPORT lines of its functions
+    s3 = platform.client("s3")
+    s3.put_object(
+        Bucket="it-work", Key="plan.jsonl", Body="\n".join(json.dumps({"n": n}) for n in range(4))
+    )
+    machine = workflow.create_state_machine(
+        name="batch", definition=json.dumps(FAN_OUT), roleArn=ROLE
+    )["stateMachineArn"]
+    arn = workflow.start_execution(stateMachineArn=machine, name="run-c", input="{}")[
+        "executionArn"
+    ]
+    assert _finished(workflow, arn)["status"] == "SUCCEEDED"
+    await platform.ledger.put_run(
+        RunRecord(run_id="run-c", status="SUCCEEDED", execution_arn=arn, files=1)
+    )
+    _report_log(tmp_path / "logs", "sluice-it-batch-run-partition", [1000, 1000, 2000, 4000])
+
+    result = sluice("--json", "cost", "run-c", "--logs", str(tmp_path), "--gb", "2")
+
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    lines = {line["item"]: line for line in report["lines"]}
+    assert lines["Step Functions standard"]["measured"] is True
+    assert lines["Step Functions standard"]["quantity"] >= 1
+    assert lines["Step Functions express requests"]["quantity"] == 4
+    # 8 s of child Lambda time × 64 MB
+    assert lines["Step Functions express duration"]["quantity"] == pytest.approx(8 * 64 / 1024)
+    assert lines["Lambda compute (arm64)"]["quantity"] == 8
+    assert report["files"] == 1
+    assert report["gigabytes"] == pytest.approx(2)
+    assert report["run_id"] == "run-c"
+
+
+async def test_cost_since_reads_file_volume_from_ledger(platform, sluice, tmp_path) -> None:
+    from sluice_shared.ports import FileRecord
+
+    for n, size in enumerate((2**30, 2**29)):
+        await platform.ledger.register_file(
+            FileRecord(
+                file_id=f"{n:032x}",
+                dataset="orders",
+                bucket="it-raw",
+                key=f"orders/{n}.csv",
+                size_bytes=size,
+            )
+        )
+    _report_log(tmp_path, "sluice-it-validate", [1000])
+
+    result = sluice("--json", "cost", "--since", "1h", "--logs", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["files"] == 2
+    assert report["gigabytes"] == pytest.approx(1.5)
+    lines = {line["item"]: line for line in report["lines"]}
+    # 1 GiB → 16 buckets, 0.5 GiB → 8: PUT = (3·16+5) + (3·8+5) = 82
+    assert lines["S3 PUT/LIST requests"]["quantity"] == 82
+
+
+async def test_cost_of_unknown_run_exits_3(platform, sluice, tmp_path) -> None:
+    _report_log(tmp_path, "f", [100])
+
+    result = sluice("cost", "nope", "--logs", str(tmp_path))
+
+    assert result.exit_code == 3
+
+
+async def test_cloudwatch_reports_are_read_per_log_group(platform) -> None:
+    from sluice.ops.cost import read_cloudwatch_reports
+
+    # GIVEN two function log groups of the stage and one of another stage
+    logs = platform.client("logs")
+    now_ms = int(time.time() * 1000)
+    for group, billed in (
+        ("/aws/lambda/sluice-it-validate", 1200),
+        ("/aws/lambda/sluice-it-output", 800),
+        ("/aws/lambda/sluice-prod-output", 999),
+    ):
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="s")
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName="s",
+            logEvents=[
+                {"timestamp": now_ms, "message": "START RequestId: a Version: $LATEST"},
+                {
+                    "timestamp": now_ms,
+                    "message": f"REPORT RequestId: a\tDuration: 1.00 ms\tBilled Duration: "
+                    f"{billed} ms\tMemory Size: 512 MB\tMax Memory Used: 80 MB\t",
+                },
+            ],
+        )
+
+    found = read_cloudwatch_reports(
+        logs, prefix="/aws/lambda/sluice-it-", start_ms=now_ms - 60_000, end_ms=now_ms + 60_000
+    )
+
+    assert sorted((i.function, i.billed_ms) for i in found) == [
+        ("sluice-it-output", 800),
+        ("sluice-it-validate", 1200),
+    ]
