@@ -68,8 +68,10 @@ def wait_for() -> Waiter:
     return _wait_for
 
 
-async def _wait_for(  # noqa: ASYNC109 - a polling deadline, not a cancellation timeout
-    probe: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.2
+async def _wait_for(
+    probe: Callable[[], Awaitable[Any]],
+    timeout: float = 20.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    interval: float = 0.2,
 ) -> Any:
     import asyncio
     import time

@@ -215,9 +215,10 @@ async def test_invoke_timeout_reports_function_error_and_log_tail(
         event = {
             "Records": [{"messageId": "m", "body": json.dumps({"action": "sleep", "seconds": 5})}]
         }
-        result: dict[str, Any] = client.invoke(
+        response = client.invoke(
             FunctionName="sluice-test-worker", Payload=json.dumps(event).encode(), LogType="Tail"
         )
+        result: dict[str, Any] = {**response}
         result["body"] = json.loads(result["Payload"].read())
         return result
 
