@@ -1,0 +1,149 @@
+"""The fault injector itself, on real clients against a moto server: each kind of fault does what
+it claims (not applied / applied-then-failed / throttled / delayed) and is counted."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aioboto3
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sluice_shared.aws.errors import translate
+from sluice_shared.errors import ThrottledError, TransientError
+from sluice_shared.faults import FaultInjector, FaultRule, active, install_from_env, reset_active
+
+
+def s3_client(endpoint: str) -> Any:
+    factory: Any = boto3.client
+    return factory("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def keys(client: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_faults_error_before_call_is_not_applied(moto_endpoint: str) -> None:
+    # GIVEN an S3 client whose first PutObject fails before it is sent
+    client = s3_client(moto_endpoint)
+    client.create_bucket(Bucket="bkt")
+    injector = FaultInjector([FaultRule("s3", "PutObject", "error", times=1)])
+    injector.attach(client)
+    # WHEN two puts are made
+    with pytest.raises(ClientError) as failed:
+        client.put_object(Bucket="bkt", Key="first", Body=b"x")
+    client.put_object(Bucket="bkt", Key="second", Body=b"x")
+    # THEN the first was never applied, the error is a transient 503, and the fault is counted
+    assert keys(client, "bkt") == ["second"]
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert isinstance(translate(failed.value), TransientError)
+    assert injector.fired("s3", "PutObject") == 1
+
+
+def test_faults_phantom_write_is_applied_then_reported_failed(moto_endpoint: str) -> None:
+    client = s3_client(moto_endpoint)
+    client.create_bucket(Bucket="bkt")
+    injector = FaultInjector([FaultRule("s3", "PutObject", "phantom")]).attach(client)
+    assert injector is client
+    with pytest.raises(ClientError) as failed:
+        client.put_object(Bucket="bkt", Key="k", Body=b"x")
+    # the caller saw a 5xx, but the object exists: a retry would write it a second time
+    assert isinstance(translate(failed.value), TransientError)
+    assert keys(s3_client(moto_endpoint), "bkt") == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "call", "code"),
+    [
+        ("s3", "ListBuckets", lambda c: c.list_buckets(), "SlowDown"),
+        (
+            "dynamodb",
+            "ListTables",
+            lambda c: c.list_tables(),
+            "ProvisionedThroughputExceededException",
+        ),
+        ("sqs", "ListQueues", lambda c: c.list_queues(), "ThrottlingException"),
+    ],
+)
+def test_faults_throttle_answers_the_services_own_code(
+    moto_endpoint: str, service: str, operation: str, call: Any, code: str
+) -> None:
+    factory: Any = boto3.client
+    client = factory(service, endpoint_url=moto_endpoint, region_name="us-east-1")
+    injector = FaultInjector([FaultRule(service, operation, "throttle", times=1)])
+    injector.attach(client)
+    with pytest.raises(ClientError) as throttled:
+        call(client)
+    assert throttled.value.response["Error"]["Code"] == code
+    assert isinstance(translate(throttled.value), ThrottledError)
+    call(client)  # `times=1`: the next call goes through
+    assert injector.fired(service) == 1
+
+
+def test_faults_fraction_is_deterministic_for_a_seed() -> None:
+    def run(seed: int) -> list[bool]:
+        injector = FaultInjector([FaultRule("s3", "*", "error", fraction=0.3)], seed=seed)
+        return [injector._pick("s3", "PutObject", {"error"}) is not None for _ in range(200)]
+
+    first, again, other = run(1), run(1), run(2)
+    assert first == again
+    assert first != other
+    assert 30 <= sum(first) <= 90  # about 30% of 200
+
+
+def test_faults_skip_and_times_bound_the_fired_calls() -> None:
+    injector = FaultInjector([FaultRule("sqs", "SendMessage", "error", skip=2, times=3)])
+    fired = [injector._pick("sqs", "SendMessage", {"error"}) is not None for _ in range(8)]
+    assert fired == [False, False, True, True, True, False, False, False]
+    assert injector.counters()[0] == {
+        "service": "sqs",
+        "operation": "SendMessage",
+        "kind": "error",
+        "seen": 8,
+        "fired": 3,
+    }
+
+
+def test_faults_rule_with_bad_fraction_is_rejected() -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        FaultRule("s3", fraction=1.5)
+    with pytest.raises(ValueError, match="kind"):
+        FaultInjector.from_spec({"rules": [{"service": "s3", "kind": "explode"}]})
+
+
+async def test_faults_attach_to_aiobotocore_client_phantom_and_delay(moto_endpoint: str) -> None:
+    # GIVEN an aiobotocore client with a delay on ListBuckets and a phantom on PutObject
+    injector = FaultInjector(
+        [
+            FaultRule("s3", "ListBuckets", "delay", delay_s=0.2),
+            FaultRule("s3", "PutObject", "phantom"),
+        ]
+    )
+    session = aioboto3.Session(region_name="us-east-1")
+    async with session.client("s3") as client:
+        injector.attach(client)
+        await client.create_bucket(Bucket="bkt")
+        started = time.monotonic()
+        await client.list_buckets()
+        assert time.monotonic() - started >= 0.2
+        with pytest.raises(ClientError):
+            await client.put_object(Bucket="bkt", Key="k", Body=b"x")
+    # THEN the write was applied although the caller saw it fail
+    assert keys(s3_client(moto_endpoint), "bkt") == ["k"]
+    assert injector.fired("s3", "ListBuckets") == 1
+    assert injector.fired("s3", "PutObject") == 1
+
+
+def test_faults_env_var_builds_one_shared_injector(moto_endpoint: str) -> None:
+    reset_active()
+    env = {"SLUICE_FAULTS": '{"seed": 3, "rules": [{"service": "s3", "kind": "error"}]}'}
+    client = install_from_env(s3_client(moto_endpoint), env)
+    with pytest.raises(ClientError):
+        client.list_buckets()
+    injector = active(env)
+    assert injector is not None
+    assert injector.fired("s3") == 1
+    assert active({}) is None
+    reset_active()
