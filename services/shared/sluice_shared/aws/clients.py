@@ -12,6 +12,7 @@ from sluice_shared.aws.dynamodb import DynamoDbLedger
 from sluice_shared.aws.events import EventBridgePublisher
 from sluice_shared.aws.s3 import S3ObjectStore
 from sluice_shared.aws.sqs import SqsParker
+from sluice_shared.faults import install_from_env
 from sluice_shared.ports import AwsDeps
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ async def open_aws_deps(
         events = await stack.enter_async_context(session.client("events", config=chosen))
         dynamodb = await stack.enter_async_context(session.client("dynamodb", config=chosen))
         sqs = await stack.enter_async_context(session.client("sqs", config=chosen))
+        for client in (s3, events, dynamodb, sqs):
+            install_from_env(client)  # fault injection for tests; a no-op unless SLUICE_FAULTS
         yield AwsDeps(
             objects=S3ObjectStore(s3),
             publisher=EventBridgePublisher(events, settings.event_bus),
