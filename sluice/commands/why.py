@@ -172,7 +172,11 @@ def _human(
 
 def _extra(step: dict[str, Any]) -> str:
     skip = {"at", "from_status", "to_status", "version"}
-    return " ".join(f"{k}={v}" for k, v in sorted(step.items()) if k not in skip and v is not None)
+    # The error text is printed in full above the table; here it would only widen every row.
+    skip = {*skip, "error"}
+    return " ".join(
+        f"{k}={_short(str(v))}" for k, v in sorted(step.items()) if k not in skip and v is not None
+    )
 
 
 def _short(text: str) -> str:
