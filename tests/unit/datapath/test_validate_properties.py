@@ -55,20 +55,19 @@ def _staged_rows(result: validate_module.ValidateResult) -> list[dict[str, Any]]
     tables = [pa.ipc.open_stream(p).read_all() for p in result.staged.values()]
     if not tables:
         return []
-    return pa.concat_tables(tables).sort_by("__row").to_pylist()
+    rows: list[dict[str, Any]] = pa.concat_tables(tables).sort_by("__row").to_pylist()
+    return rows
 
 
 def _validate(
     data: bytes, contract: DatasetContract, block_bytes: int
-) -> validate_module.ValidateResult:
+) -> tuple[validate_module.ValidateResult, list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
         mp.setattr(validate_module, "BLOCK_BYTES", block_bytes)
         src = Path(tmp) / "in"
         src.write_bytes(data)
         result = validate_file(src, contract, Path(tmp) / "out", limits=Limits())
-        rows = _staged_rows(result)
-    result.__dict__["rows"] = rows  # frozen dataclass: stash for the caller
-    return result
+        return result, _staged_rows(result)
 
 
 @SETTINGS
@@ -91,9 +90,8 @@ def test_csv_round_trip_any_text_comes_back_unchanged(
         offsets.append(len(buffer.getvalue().encode()))
         writer.writerow(row)
     data = buffer.getvalue().encode()
-    result = _validate(data, CSV_CONTRACT, block_bytes)
+    result, staged = _validate(data, CSV_CONTRACT, block_bytes)
     assert result.rejection is None, result.rejection
-    staged = result.__dict__["rows"]
     assert [(r["a"], r["n"], r["b"]) for r in staged] == rows
     assert [r["__offset"] for r in staged] == offsets
     assert [r["__row"] for r in staged] == list(range(1, len(rows) + 1))
@@ -110,7 +108,9 @@ JSON_VALUE = st.fixed_dictionaries(
         "k e y": TEXT,
     },
     optional={
-        "unknown": st.recursive(st.integers(-100, 100), lambda c: st.lists(c, max_size=3), max_leaves=5)
+        "unknown": st.recursive(
+            st.integers(-100, 100), lambda c: st.lists(c, max_size=3), max_leaves=5
+        )
     },
 )
 
@@ -125,9 +125,8 @@ def test_jsonl_round_trip_any_values_come_back_unchanged(
 ) -> None:
     lines = [orjson.dumps(o) + b"\n" for o in objects]
     data = b"".join(lines)
-    result = _validate(data, JSON_CONTRACT, block_bytes)
+    result, staged = _validate(data, JSON_CONTRACT, block_bytes)
     assert result.rejection is None, result.rejection
-    staged = result.__dict__["rows"]
     expected = [
         {
             "s": o["s"],

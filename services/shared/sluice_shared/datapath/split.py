@@ -33,6 +33,27 @@ class ByteRange:
     end: int
 
 
+def _skip_blank_lines(fh: BinaryIO, cuts: list[int], size: int) -> list[int]:
+    """Move each cut past blank lines, so no range holds only blank lines (which are no
+    records); cuts that reach the end of the object are dropped."""
+    moved: list[int] = []
+    for cut in cuts:
+        pos = cut
+        while pos < size:
+            fh.seek(pos)
+            window = fh.read(1 << 16)
+            rest = window.lstrip(b"\r\n")
+            # Stop at the last newline before the first non-blank byte: that line is a record.
+            if rest:
+                blank = window[: len(window) - len(rest)]
+                pos += blank.rfind(b"\n") + 1
+                break
+            pos += len(window)
+        if pos < size and (not moved or pos > moved[-1]):
+            moved.append(pos)
+    return moved
+
+
 def _ranges(cuts: list[int], size: int) -> list[ByteRange]:
     bounds = [0, *cuts, size]
     return [ByteRange(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
@@ -138,7 +159,7 @@ def plan_byte_ranges(
         return whole, f"{size} bytes fit one range of {target_bytes} bytes"
     with src.open("rb") as fh:
         if contract.format.kind == "jsonl":
-            cuts = [c for c in _line_cuts(fh, size, target_bytes) if c < size]
+            cuts = _skip_blank_lines(fh, _line_cuts(fh, size, target_bytes), size)
             note = f"{len(cuts) + 1} ranges cut after newlines (JSON Lines)"
             return _ranges(cuts, size), note
         quote = contract.format.quote_char.encode()
@@ -147,8 +168,8 @@ def plan_byte_ranges(
             # Range 0 must hold a data record besides the header, or it would be header-only.
             first_target = max(first_target, _header_end(fh, quote) + 1)
         cuts, balanced = _csv_cuts(fh, quote, first_target, target_bytes)
-    if not balanced:
-        return whole, "unbalanced CSV quotes: one range (no cut is provably between records)"
-    cuts = [c for c in cuts if c < size]
+        if not balanced:
+            return whole, "unbalanced CSV quotes: one range (no cut is provably between records)"
+        cuts = _skip_blank_lines(fh, cuts, size)
     note = f"{len(cuts) + 1} ranges cut on record ends (quote-aware scan of {size} bytes)"
     return _ranges(cuts, size), note
