@@ -1,0 +1,249 @@
+"""The scenario rig: the e2e stack on moto, the real handlers, a fault-aware delivery pump and the
+reconciliation checker.
+
+The pump is the e2e harness's Lambda-like loop plus the faults a real event source mapping
+produces: every batch delivered twice, batches reordered, a worker that dies mid-batch (its
+batch is redelivered to a fresh execution environment). Messages a handler reports as failed
+are made visible again at once instead of after the visibility timeout: only the wait is
+shortened, the receive count still rises as on AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sluice.generate import GroundTruth, generate
+from sluice.verify import Names, Reconciliation, reconcile
+from sluice_shared import faults, retry
+from sluice_shared.faults import DeliveryFaults, FaultInjector
+from tests.e2e.harness import (
+    SERVICES,
+    TERMINAL,
+    FakeContext,
+    Stack,
+    build_stack,
+    close_handlers,
+    ledger_items,
+    sqs_event,
+)
+
+
+class WorkerCrash(BaseException):
+    """The execution environment died (killed, timed out): nothing after it runs, no response.
+
+    A BaseException so no `except Exception` in the code under test can swallow it, as a real
+    SIGKILL cannot be caught."""
+
+
+class TimeoutContext(FakeContext):
+    """A Lambda context at the edge of its time: 0 ms remaining."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 0
+
+
+@dataclass
+class Rig:
+    """One scenario's stack, handlers and pump. Build with the `rig` fixture."""
+
+    stack: Stack
+    monkeypatch: pytest.MonkeyPatch
+    handlers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    delivery: DeliveryFaults = field(default_factory=DeliveryFaults)
+    injector: FaultInjector | None = None
+    crashes: int = 0
+    invocations: int = 0
+    context: Callable[[str], FakeContext] = FakeContext
+
+    # ------------------------------------------------------------------------------ set-up
+
+    def start(self, fault_spec: dict[str, Any] | None = None) -> Rig:
+        """Load every handler, with `SLUICE_FAULTS` set to `fault_spec` when given."""
+        faults.reset_active()
+        if fault_spec is not None:
+            text = orjson.dumps(fault_spec).decode()
+            self.monkeypatch.setenv(faults.ENV_VAR, text)
+            self.injector = faults.active({faults.ENV_VAR: text})
+        for service in SERVICES:
+            self._load(service)
+        return self
+
+    def _load(self, service: str) -> None:
+        for name, value in self.stack.env(service).items():
+            self.monkeypatch.setenv(name, value)
+        module_name = f"sluice_{service}.handler"
+        sys.modules.pop(module_name, None)
+        self.handlers[service] = importlib.import_module(module_name).lambda_handler
+
+    def restart(self, service: str) -> None:
+        """A fresh execution environment for `service` (the old one died)."""
+        module = sys.modules.pop(f"sluice_{service}.handler", None)
+        if module is not None:
+            runtime = getattr(module, "runtime", None) or module.service.runtime
+            with contextlib.suppress(Exception):
+                runtime.close()
+        self._load(service)
+
+    # ---------------------------------------------------------------------------- actions
+
+    def upload(self, key: str, data: bytes) -> dict[str, Any]:
+        return dict(self.stack.client("s3").put_object(Bucket=self.stack.raw, Key=key, Body=data))
+
+    def upload_generated(
+        self, tmp: Path, key: str, *, rows: int = 300, seed: int = 1, **kwargs: Any
+    ) -> GroundTruth:
+        """Generate a file for the dataset of `key` and upload it; returns its ground truth."""
+        dataset = key.split("/", 1)[0]
+        path = tmp / key.replace("/", "_")
+        truth = generate(
+            dataset, path, rows=rows, bad_ratio=0.05, duplicate_ratio=0.02, seed=seed, **kwargs
+        )
+        self.upload(key, path.read_bytes())
+        return truth
+
+    def settle(self, files: int, *, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+        """Pump until `files` files are in the ledger, all terminal, and every queue is empty."""
+
+        def done() -> bool:
+            items = list(ledger_items(self.stack))
+            return (
+                len(items) >= files
+                and all(i["status"] in TERMINAL for i in items)
+                and self.queues_empty()
+            )
+
+        self.pump(until=done, timeout=timeout)
+        return {item["file_id"]: item for item in ledger_items(self.stack)}
+
+    def queues_empty(self) -> bool:
+        sqs = self.stack.client("sqs")
+        for url in self.stack.queues.values():
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if any(int(v) for v in attrs.values()):
+                return False
+        return True
+
+    def pump(self, *, until: Callable[[], bool], timeout: float = 60.0) -> None:
+        """Deliver batches to the handlers, with the delivery faults, until `until()`."""
+        sqs = self.stack.client("sqs")
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pipeline did not settle in time")
+            moved = False
+            for service in SERVICES:
+                url = self.stack.queues[service]
+                got = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                if not got:
+                    continue
+                moved = True
+                self._deliver(service, url, got)
+            if not moved:
+                time.sleep(0.05)
+
+    def _deliver(self, service: str, url: str, got: list[dict[str, Any]]) -> None:
+        sqs = self.stack.client("sqs")
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        batch = self.delivery.arrange(got)
+        failed: set[str] = set()
+        for attempt in [batch, *([self.delivery.copies(batch)] if self.delivery.duplicate else [])]:
+            self.invocations += 1
+            try:
+                response = self.handlers[service](sqs_event(attempt, arn), self.context(service))
+            except WorkerCrash:
+                # No response: Lambda retries the whole batch after the visibility timeout.
+                self.crashes += 1
+                self.restart(service)
+                self._release(url, batch)
+                return
+            failed |= {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for message in done:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        self._release(url, [m for m in batch if m["MessageId"] in failed])
+
+    def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
+        sqs = self.stack.client("sqs")
+        for message in messages:
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+
+    # ---------------------------------------------------------------------------- checking
+
+    def reconcile(self, truths: dict[str, GroundTruth] | None = None) -> Reconciliation:
+        return reconcile(
+            s3=self.stack.client("s3"),
+            dynamodb=self.stack.client("dynamodb"),
+            sqs=self.stack.client("sqs"),
+            names=Names(
+                ledger_table=self.stack.table,
+                processed_bucket=self.stack.processed,
+                error_bucket=self.stack.errors,
+                dlq_urls=self.stack.dlqs,
+            ),
+            truths=truths,
+        )
+
+    def output_snapshot(self) -> dict[str, bytes]:
+        """Every object of the processed bucket except manifests (whose times differ per run)."""
+        s3 = self.stack.client("s3")
+        out: dict[str, bytes] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack.processed):
+            for obj in page.get("Contents", []):
+                if obj["Key"].startswith("_manifests/"):
+                    continue
+                out[obj["Key"]] = s3.get_object(Bucket=self.stack.processed, Key=obj["Key"])[
+                    "Body"
+                ].read()
+        return out
+
+
+def assert_reconciled(result: Reconciliation) -> None:
+    """Fail with every problem the checker found."""
+    assert result.ok, "\n".join(result.all_problems())
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries still happen, without sleeping; the waits are recorded."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(retry, "SLEEP", record)
+    return waits
+
+
+@pytest.fixture
+def rig(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, fast_retries: list[float]
+) -> Iterator[Rig]:
+    rig = Rig(build_stack(moto_endpoint), monkeypatch)
+    yield rig
+    close_handlers()
+    faults.reset_active()
