@@ -17,9 +17,11 @@ import importlib.abc
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,12 @@ ENGINE_MODULES = {
         "sluice_shared.datapath.transform",
         "sluice_shared.datapath.output",
     ],
+    "sluice-batch": [
+        "sluice_shared.datapath.validate",
+        "sluice_shared.datapath.transform",
+        "sluice_shared.datapath.output",
+        "sluice_shared.datapath.split",
+    ],
     "floor": ["pyarrow.csv", "pyarrow.parquet"],
     "pycsv": ["pyarrow.parquet"],
     "pandas": ["pandas", "numpy", "pyarrow.parquet"],
@@ -79,7 +87,7 @@ ENGINE_MODULES = {
 # Sluice's Lambda package ships pyarrow without numpy or pandas (DESIGN 5a). Here they are
 # installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
 # (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
-LAMBDA_LIKE = {"sluice", "floor"}
+LAMBDA_LIKE = {"sluice", "sluice-batch", "floor"}
 ARROW_POOL = os.environ.get("SLUICE_BENCH_ARROW_POOL", "jemalloc")  # "" keeps Arrow's default
 
 
@@ -162,6 +170,101 @@ def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
     return {"rows_out": rows_out, "rows_bad": bad, "buckets": buckets, "files": files, **times}
 
 
+def _validate_range(job: tuple[str, str, int, int, int, int]) -> tuple[int, dict[int, str]]:
+    from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.validate import validate_file
+    from sluice_shared.limits import Limits
+
+    src, work, partition, start, end, buckets = job
+    result = validate_file(
+        Path(src),
+        load_contract("orders"),
+        Path(work),
+        limits=Limits(),
+        key=Path(src).name,
+        bucket_count=buckets,
+        partition=partition,
+        byte_range=(start, end),
+    )
+    if result.rejection is not None:
+        raise RuntimeError(f"range {partition} rejected: {result.rejection}")
+    return result.rows_quarantined, {b: str(p) for b, p in result.staged.items()}
+
+
+def _transform_and_write(job: tuple[int, list[str], str]) -> tuple[int, int, int]:
+    from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.output import write_partitioned
+    from sluice_shared.datapath.transform import load_lookups, transform_bucket
+
+    bucket, inputs, out = job
+    contract = load_contract("orders")
+    work = Path(out) / "_work"
+    result = transform_bucket(
+        [Path(p) for p in inputs],
+        contract,
+        work / "transformed" / f"b{bucket:04d}.arrow",
+        lookups=load_lookups(contract),
+        quarantine_path=work / "quarantine" / f"b{bucket:04d}.jsonl",
+    )
+    for path in inputs:
+        Path(path).unlink()
+    if result.staged is None:
+        return result.rows_quarantined, 0, 0
+    output = write_partitioned([result.staged], contract, Path(out), file_id="bench", bucket=bucket)
+    result.staged.unlink()
+    return result.rows_quarantined, output.rows, len(output.objects)
+
+
+def run_sluice_batch(csv_path: Path, out_dir: Path, workers: int) -> dict[str, Any]:
+    """Sluice's batch path on local files: byte ranges validated by parallel workers, then
+    buckets transformed and written by parallel workers (Lambda invocations in AWS; here
+    processes of one pool)."""
+    import multiprocessing
+
+    from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.buckets import bucket_count_for
+    from sluice_shared.datapath.split import plan_byte_ranges
+
+    contract = load_contract("orders")
+    size = csv_path.stat().st_size
+    work = out_dir / "_work" / "validated"
+    buckets = max(workers, bucket_count_for(size))
+    started = time.perf_counter()
+    ranges, _ = plan_byte_ranges(csv_path, contract, target_bytes=-(-size // workers))
+    times = {"plan_s": time.perf_counter() - started}
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        started = time.perf_counter()
+        jobs = [(str(csv_path), str(work), r.partition, r.start, r.end, buckets) for r in ranges]
+        validated = pool.map(_validate_range, jobs)
+        times["validate_s"] = time.perf_counter() - started
+        bad = sum(v[0] for v in validated)
+        per_bucket: dict[int, list[str]] = {}
+        for _, staged in validated:  # in partition order, as transform requires
+            for bucket, path in staged.items():
+                per_bucket.setdefault(bucket, []).append(path)
+        started = time.perf_counter()
+        done = pool.map(
+            _transform_and_write,
+            [(b, paths, str(out_dir)) for b, paths in sorted(per_bucket.items())],
+        )
+        times["transform_output_s"] = time.perf_counter() - started
+    return {
+        "rows_out": sum(d[1] for d in done),
+        "rows_bad": bad + sum(d[0] for d in done),
+        "ranges": len(ranges),
+        "buckets": buckets,
+        "files": sum(d[2] for d in done),
+        **times,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def child_main(args: argparse.Namespace) -> None:
     engine = args.child
     if engine in LAMBDA_LIKE:
@@ -178,8 +281,11 @@ def child_main(args: argparse.Namespace) -> None:
     out_dir.mkdir(parents=True)
     job = orders_job()
     started = time.perf_counter()
+    cpu_started = _cpu_seconds()
     if engine == "sluice":
         result = run_sluice(csv_path, out_dir)
+    elif engine == "sluice-batch":
+        result = run_sluice_batch(csv_path, out_dir, workers=args.cores)
     elif engine == "pycsv":
         result = baselines.run_pycsv(job, csv_path, out_dir, limit=args.limit)
     elif engine == "pandas":
@@ -193,8 +299,9 @@ def child_main(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown engine {engine!r}")
     seconds = time.perf_counter() - started
+    cpu_s = _cpu_seconds() - cpu_started
     shutil.rmtree(out_dir, ignore_errors=True)
-    print(json.dumps({"seconds": seconds, **result}), flush=True)
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, **result}), flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,23 +333,28 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
         # what the functions should run with (bench/README.md): jemalloc returns freed memory
         # to the system where mimalloc, Arrow's default, kept 60-80 MB more resident here
         env["ARROW_DEFAULT_MEMORY_POOL"] = ARROW_POOL
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=BENCH_DIR.parent
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            return Outcome(run, None, rows_in, None, None, None, None, {}, note="timed out")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stdout = proc.stdout.read().decode() if proc.stdout else ""
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    # files, not pipes: the child is reaped with wait4 (for its rusage) before its output is
+    # read, and a full pipe would block it forever
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen(
+            cmd, stdout=out_file, stderr=err_file, env=env, cwd=BENCH_DIR.parent
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                return Outcome(run, None, rows_in, None, None, None, None, {}, note="timed out")
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout = out_file.read().decode(errors="replace")
+        stderr = err_file.read().decode(errors="replace")
     peak_mb = usage.ru_maxrss / 1024  # Linux reports KiB
     cpu_s = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
@@ -252,6 +364,7 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
         )
     result = json.loads(stdout.strip().splitlines()[-1])
     seconds = float(result.pop("seconds"))
+    cpu_s = float(result.pop("cpu_s"))  # the job's own, imports excluded
     rows_out = int(result.pop("rows_out"))
     rows_bad = int(result.pop("rows_bad"))
     return Outcome(run, seconds, rows_in, rows_out, rows_bad, peak_mb, cpu_s, result)
@@ -319,10 +432,11 @@ def render(
 ) -> str:
     size = csv_path.stat().st_size
     ref_s = reference.seconds if reference else None
+    ref_cpu = reference.cpu_s if reference else None
     lines = [
         "| engine | cores | seconds | rows/s | MB/s | peak RSS MB | CPU s | rows out | bad rows "
-        "| × Sluice (1 core) | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| × Sluice (1 core) | CPU × Sluice (1 core) | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for o in outcomes:
         seconds = o.seconds
@@ -337,6 +451,8 @@ def render(
         rows_s = None if seconds is None else o.rows_in / seconds
         mb_s = None if seconds is None else size / 1e6 / seconds
         ratio = None if seconds is None or ref_s is None else seconds / ref_s
+        cpu = None if o.cpu_s is None else o.cpu_s / share
+        cpu_ratio = None if cpu is None or not ref_cpu else cpu / ref_cpu
         extra = ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in o.detail.items()
         )
@@ -344,8 +460,9 @@ def render(
             note = (note + "; " if note else "") + extra
         lines.append(
             f"| {o.run.label} | {o.run.cores} | {_fmt(seconds, '.2f')} | {_fmt(rows_s, ',.0f')} "
-            f"| {_fmt(mb_s, '.1f')} | {_fmt(o.peak_rss_mb, '.0f')} | {_fmt(o.cpu_s, '.1f')} "
-            f"| {_fmt(o.rows_out, ',')} | {_fmt(o.rows_bad, ',')} | {_fmt(ratio, '.2f')} | {note} |"
+            f"| {_fmt(mb_s, '.1f')} | {_fmt(o.peak_rss_mb, '.0f')} | {_fmt(cpu, '.1f')} "
+            f"| {_fmt(o.rows_out, ',')} | {_fmt(o.rows_bad, ',')} | {_fmt(ratio, '.2f')} "
+            f"| {_fmt(cpu_ratio, '.2f')} | {note} |"
         )
     head = [
         f"- date: {facts['date']}",
@@ -377,6 +494,7 @@ def main_compare(args: argparse.Namespace) -> None:
     runs = [
         Run("sluice", "sluice", 1),
         Run("sluice", "sluice", 2),
+        Run("sluice batch path, 2 workers", "sluice-batch", 2),
         Run("floor: pyarrow read+write", "floor", 1),
         Run("floor: pyarrow read+write", "floor", 2),
         Run("polars", "polars", 1),
@@ -388,7 +506,7 @@ def main_compare(args: argparse.Namespace) -> None:
     ]
     if args.engines:
         wanted = set(args.engines.split(","))
-        runs = [r for r in runs if r.engine in wanted or r.engine == "sluice"]
+        runs = [r for r in runs if r.engine in wanted or r.engine.startswith("sluice")]
     outcomes: list[Outcome] = []
     for run in runs:
         source = clean_path if run.engine == "floor" else csv_path
