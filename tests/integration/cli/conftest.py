@@ -3,9 +3,7 @@ for the `sluice` CLI pointed at it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aioboto3
 import boto3
@@ -15,21 +13,9 @@ from click.testing import CliRunner, Result
 from sluice.cli import cli
 from sluice.context import NAME_PARAMETERS
 from sluice_shared.aws.dynamodb import DynamoDbLedger, create_ledger_table
+from tests.integration.cli.support import REGION, STAGE, Invoke, Platform
 
-STAGE = "it"
-REGION = "us-east-1"
 SERVICES = ("ingest", "validate", "transform", "output")
-
-
-@dataclass
-class Platform:
-    endpoint: str
-    names: dict[str, str]
-    ledger: DynamoDbLedger
-    dlq_urls: dict[str, str]
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
 
 
 @pytest.fixture
@@ -61,9 +47,6 @@ async def platform(moto_endpoint: str) -> AsyncIterator[Platform]:
     async with session.client("dynamodb", endpoint_url=moto_endpoint) as dynamodb:
         await create_ledger_table(dynamodb, names["ledger_table"])
         yield Platform(moto_endpoint, names, DynamoDbLedger(dynamodb, names["ledger_table"]), dlqs)
-
-
-Invoke = Callable[..., Result]
 
 
 @pytest.fixture

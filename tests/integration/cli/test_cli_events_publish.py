@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 
 from contracts.events import FileProcessedV1
 from contracts.registry import parse_eventbridge_event
 from contracts.tools import ContractFolder
+from tests.integration.cli.support import Invoke, Platform
 
 PROCESSED = FileProcessedV1.TYPE
 
 
-def _queue_on_bus(platform) -> str:
+def _queue_on_bus(platform: Platform) -> str:
     sqs = platform.client("sqs")
     url = sqs.create_queue(QueueName="it-consumer")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -25,15 +27,18 @@ def _queue_on_bus(platform) -> str:
         Name="it-processed", EventBusName=bus, EventPattern=json.dumps({"detail-type": [PROCESSED]})
     )
     events.put_targets(Rule="it-processed", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
-    return url
+    return str(url)
 
 
-def _golden_data() -> dict:
+def _golden_data() -> dict[str, Any]:
     example = ContractFolder.of(FileProcessedV1).example_files()[0]
-    return orjson.loads(example.read_bytes())["data"]
+    data: dict[str, Any] = orjson.loads(example.read_bytes())["data"]
+    return data
 
 
-async def test_events_publish_delivers_a_parseable_envelope(platform, sluice) -> None:
+async def test_events_publish_delivers_a_parseable_envelope(
+    platform: Platform, sluice: Invoke
+) -> None:
     url = _queue_on_bus(platform)
     data = _golden_data()
 
@@ -58,7 +63,9 @@ async def test_events_publish_delivers_a_parseable_envelope(platform, sluice) ->
     assert envelope.data.file_id == data["file_id"]
 
 
-async def test_events_publish_invalid_event_sends_nothing(platform, sluice) -> None:
+async def test_events_publish_invalid_event_sends_nothing(
+    platform: Platform, sluice: Invoke
+) -> None:
     url = _queue_on_bus(platform)
     data = {**_golden_data(), "rows_out": "many"}
 

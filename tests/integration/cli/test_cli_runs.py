@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
 from sluice.local.workflow.adapters import Boto3SdkCaller
 from sluice.local.workflow.server import make_server
 from sluice_shared.ports import RunRecord
+from tests.integration.cli.support import Invoke, Platform
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 FAN_OUT = {
@@ -58,7 +60,7 @@ class OddPartitionsFail:
 
 
 @pytest.fixture
-def workflow(platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def workflow(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The local workflow engine; the CLI's Step Functions calls go to it, as they do behind
     `sluice local up`'s single endpoint."""
     service = ThreadedWorkflowService(
@@ -98,7 +100,7 @@ def _finished(sfn: Any, arn: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-async def test_runs_lists_recent_runs_newest_first(platform, sluice) -> None:
+async def test_runs_lists_recent_runs_newest_first(platform: Platform, sluice: Invoke) -> None:
     now = datetime.now(UTC)
     for n, age in ((1, timedelta(hours=3)), (2, timedelta(minutes=5)), (3, timedelta(days=3))):
         when = now - age
@@ -114,7 +116,9 @@ async def test_runs_lists_recent_runs_newest_first(platform, sluice) -> None:
     assert [r["run_id"] for r in orjson.loads(result.stdout)] == ["run-2", "run-1"]
 
 
-async def test_runs_show_reports_map_run_counts(platform, sluice, workflow) -> None:
+async def test_runs_show_reports_map_run_counts(
+    platform: Platform, sluice: Invoke, workflow: Any
+) -> None:
     # GIVEN a finished distributed map over 4 partitions of which 2 fail (tolerated: 50 %)
     s3 = platform.client("s3")
     s3.put_object(
@@ -152,7 +156,7 @@ async def test_runs_show_reports_map_run_counts(platform, sluice, workflow) -> N
     assert "partitions: 4" in human.stdout
 
 
-async def test_runs_show_of_failed_run_exits_1(platform, sluice) -> None:
+async def test_runs_show_of_failed_run_exits_1(platform: Platform, sluice: Invoke) -> None:
     await platform.ledger.put_run(RunRecord(run_id="run-9", status="FAILED"))
 
     result = sluice("--json", "runs", "show", "run-9")
@@ -161,14 +165,14 @@ async def test_runs_show_of_failed_run_exits_1(platform, sluice) -> None:
     assert orjson.loads(result.stdout)["run"]["status"] == "FAILED"
 
 
-async def test_runs_show_of_unknown_run_exits_3(platform, sluice) -> None:
+async def test_runs_show_of_unknown_run_exits_3(platform: Platform, sluice: Invoke) -> None:
     result = sluice("runs", "show", "nope")
 
     assert result.exit_code == 3
     assert "run nope is not in the ledger" in result.stderr
 
 
-def _report_log(path, function: str, billed: list[int], memory: int = 1024) -> None:
+def _report_log(path: Path, function: str, billed: list[int], memory: int = 1024) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / f"{function}.log").write_text(
         "".join(
@@ -180,7 +184,7 @@ def _report_log(path, function: str, billed: list[int], memory: int = 1024) -> N
 
 
 async def test_cost_of_run_counts_transitions_and_express_children(
-    platform, sluice, workflow, tmp_path
+    platform: Platform, sluice: Invoke, workflow: Any, tmp_path: Path
 ) -> None:
     # GIVEN a finished batch run (4 Express children) and the REPORT lines of its functions
     s3 = platform.client("s3")
@@ -215,7 +219,9 @@ async def test_cost_of_run_counts_transitions_and_express_children(
     assert report["run_id"] == "run-c"
 
 
-async def test_cost_since_reads_file_volume_from_ledger(platform, sluice, tmp_path) -> None:
+async def test_cost_since_reads_file_volume_from_ledger(
+    platform: Platform, sluice: Invoke, tmp_path: Path
+) -> None:
     from sluice_shared.ports import FileRecord
 
     for n, size in enumerate((2**30, 2**29)):
@@ -241,7 +247,9 @@ async def test_cost_since_reads_file_volume_from_ledger(platform, sluice, tmp_pa
     assert lines["S3 PUT/LIST requests"]["quantity"] == 82
 
 
-async def test_cost_of_unknown_run_exits_3(platform, sluice, tmp_path) -> None:
+async def test_cost_of_unknown_run_exits_3(
+    platform: Platform, sluice: Invoke, tmp_path: Path
+) -> None:
     _report_log(tmp_path, "f", [100])
 
     result = sluice("cost", "nope", "--logs", str(tmp_path))
@@ -249,7 +257,7 @@ async def test_cost_of_unknown_run_exits_3(platform, sluice, tmp_path) -> None:
     assert result.exit_code == 3
 
 
-async def test_cloudwatch_reports_are_read_per_log_group(platform) -> None:
+async def test_cloudwatch_reports_are_read_per_log_group(platform: Platform) -> None:
     from sluice.ops.cost import read_cloudwatch_reports
 
     # GIVEN two function log groups of the stage and one of another stage

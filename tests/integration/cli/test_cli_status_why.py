@@ -8,6 +8,7 @@ import orjson
 
 from sluice_shared.keys import StageKeys
 from sluice_shared.ports import FileRecord, FileStatus
+from tests.integration.cli.support import Invoke, Platform
 
 ORDERS_ID = "a" * 32
 SENSOR_ID = "b" * 32
@@ -22,11 +23,11 @@ def _record(file_id: str, dataset: str, **fields: object) -> FileRecord:
         key=f"{dataset}/2024/01/{file_id[:4]}.csv",
         size_bytes=1234,
         correlation_id=file_id,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
-async def _three_files(platform) -> None:
+async def _three_files(platform: Platform) -> None:
     ledger = platform.ledger
     await ledger.register_file(_record(ORDERS_ID, "orders"))
     await ledger.register_file(_record(SENSOR_ID, "sensor_readings"))
@@ -44,7 +45,9 @@ async def _three_files(platform) -> None:
     )
 
 
-async def test_status_without_filters_lists_every_status_in_window(platform, sluice) -> None:
+async def test_status_without_filters_lists_every_status_in_window(
+    platform: Platform, sluice: Invoke
+) -> None:
     await _three_files(platform)
 
     result = sluice("--json", "status", "--since", "1h")
@@ -56,7 +59,9 @@ async def test_status_without_filters_lists_every_status_in_window(platform, slu
     assert report["counts"] == {"VALIDATING": 1, "PENDING": 1, "FAILED": 1}
 
 
-async def test_status_with_status_and_dataset_filters_narrows_the_list(platform, sluice) -> None:
+async def test_status_with_status_and_dataset_filters_narrows_the_list(
+    platform: Platform, sluice: Invoke
+) -> None:
     await _three_files(platform)
 
     failed = sluice("--json", "status", "--status", "failed")
@@ -66,7 +71,7 @@ async def test_status_with_status_and_dataset_filters_narrows_the_list(platform,
     assert {f["file_id"] for f in orjson.loads(orders.stdout)["files"]} == {ORDERS_ID, FAILED_ID}
 
 
-async def test_status_outside_window_finds_nothing(platform, sluice) -> None:
+async def test_status_outside_window_finds_nothing(platform: Platform, sluice: Invoke) -> None:
     # GIVEN a file last updated three days ago
     old = _record(SENSOR_ID, "sensor_readings")
     past = datetime.now(UTC) - timedelta(days=3)
@@ -81,7 +86,9 @@ async def test_status_outside_window_finds_nothing(platform, sluice) -> None:
     assert [f["file_id"] for f in orjson.loads(wide.stdout)["files"]] == [SENSOR_ID]
 
 
-async def test_status_of_one_failed_file_prints_it_and_exits_1(platform, sluice) -> None:
+async def test_status_of_one_failed_file_prints_it_and_exits_1(
+    platform: Platform, sluice: Invoke
+) -> None:
     await _three_files(platform)
 
     result = sluice("--json", "status", FAILED_ID)
@@ -93,7 +100,9 @@ async def test_status_of_one_failed_file_prints_it_and_exits_1(platform, sluice)
     assert "FAILED" in result.stderr
 
 
-async def test_status_of_healthy_file_exits_0_and_prints_table(platform, sluice) -> None:
+async def test_status_of_healthy_file_exits_0_and_prints_table(
+    platform: Platform, sluice: Invoke
+) -> None:
     await _three_files(platform)
 
     one = sluice("status", ORDERS_ID)
@@ -106,21 +115,21 @@ async def test_status_of_healthy_file_exits_0_and_prints_table(platform, sluice)
     assert "3 file(s)" in listing.stdout
 
 
-async def test_status_of_unknown_file_exits_3(platform, sluice) -> None:
+async def test_status_of_unknown_file_exits_3(platform: Platform, sluice: Invoke) -> None:
     result = sluice("status", "f" * 32)
 
     assert result.exit_code == 3
     assert "not in the ledger" in result.stderr
 
 
-async def test_status_with_bad_since_exits_2(platform, sluice) -> None:
+async def test_status_with_bad_since_exits_2(platform: Platform, sluice: Invoke) -> None:
     result = sluice("status", "--since", "yesterday")
 
     assert result.exit_code == 2
     assert "not a duration" in result.stderr
 
 
-async def test_status_of_unprovisioned_stage_exits_3(moto_endpoint, sluice) -> None:
+async def test_status_of_unprovisioned_stage_exits_3(moto_endpoint: str, sluice: Invoke) -> None:
     result = sluice("status")
 
     assert result.exit_code == 3
@@ -139,7 +148,9 @@ def test_status_with_unreachable_endpoint_exits_3() -> None:
     assert "cannot reach http://127.0.0.1:9" in result.stderr
 
 
-async def test_why_shows_history_quarantine_and_dlq_entries(platform, sluice) -> None:
+async def test_why_shows_history_quarantine_and_dlq_entries(
+    platform: Platform, sluice: Invoke
+) -> None:
     # GIVEN a failed file with quarantined rows in two objects and a parked message
     await _three_files(platform)
     keys = StageKeys(file_id=FAILED_ID, dataset="orders")
@@ -193,7 +204,7 @@ async def test_why_shows_history_quarantine_and_dlq_entries(platform, sluice) ->
     assert report["execution"] is None
 
 
-async def test_why_peek_leaves_dlq_messages_receivable(platform, sluice) -> None:
+async def test_why_peek_leaves_dlq_messages_receivable(platform: Platform, sluice: Invoke) -> None:
     await _three_files(platform)
     sqs = platform.client("sqs")
     sqs.send_message(QueueUrl=platform.dlq_urls["ingest"], MessageBody=f"parked {FAILED_ID}")
@@ -204,7 +215,7 @@ async def test_why_peek_leaves_dlq_messages_receivable(platform, sluice) -> None
     assert [m["Body"] for m in again.get("Messages", [])] == [f"parked {FAILED_ID}"]
 
 
-async def test_why_human_output_names_reason_and_rows(platform, sluice) -> None:
+async def test_why_human_output_names_reason_and_rows(platform: Platform, sluice: Invoke) -> None:
     await _three_files(platform)
 
     result = sluice("why", FAILED_ID, "--no-dlq")
@@ -215,7 +226,7 @@ async def test_why_human_output_names_reason_and_rows(platform, sluice) -> None:
     assert "dlq: not checked" in result.stdout
 
 
-async def test_why_of_unknown_file_exits_3(platform, sluice) -> None:
+async def test_why_of_unknown_file_exits_3(platform: Platform, sluice: Invoke) -> None:
     result = sluice("why", "0" * 32)
 
     assert result.exit_code == 3

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from click.testing import CliRunner, Result
 
 from sluice.cli import cli
+from tests.unit.cli.support import Invoke
 
 
 @pytest.fixture
-def sluice() -> Callable[..., Result]:
+def sluice() -> Invoke:
     """`sluice ARGS…` against an endpoint nobody listens on: a command that tried the network
     would fail with exit 3, so offline commands prove they are offline."""
 

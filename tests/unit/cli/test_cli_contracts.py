@@ -10,6 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.unit.cli.support import Invoke
+
 MODEL_V1 = """
 from typing import ClassVar
 from contracts.envelope import ContractModel
@@ -59,9 +61,11 @@ def team_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(sys.modules):
         if name.startswith("acme_cli_contracts"):
             monkeypatch.delitem(sys.modules, name)
-    from acme_cli_contracts.shipment_sent.v1 import ShipmentSentV1
+    import importlib
 
-    generate([ContractFolder.of(ShipmentSentV1)])
+    model = importlib.import_module("acme_cli_contracts.shipment_sent.v1").ShipmentSentV1
+
+    generate([ContractFolder.of(model)])
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-q", "-m", "v1")
@@ -71,7 +75,7 @@ def team_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 MODEL = "acme_cli_contracts.shipment_sent.v1.model:ShipmentSentV1"
 
 
-def test_contracts_check_builtins_pass(sluice) -> None:
+def test_contracts_check_builtins_pass(sluice: Invoke) -> None:
     result = sluice("--json", "contracts", "check")
 
     assert result.exit_code == 0, result.output
@@ -80,14 +84,14 @@ def test_contracts_check_builtins_pass(sluice) -> None:
     assert "sluice.file.processed.v1" in report["contracts"]
 
 
-def test_contracts_check_team_contract_unchanged_passes(sluice, team_repo) -> None:
+def test_contracts_check_team_contract_unchanged_passes(sluice: Invoke, team_repo: Path) -> None:
     result = sluice("contracts", "check", "--model", MODEL)
 
     assert result.exit_code == 0, result.output
     assert "1 contracts OK" in result.stdout
 
 
-def test_contracts_check_removed_field_needs_new_major(sluice, team_repo) -> None:
+def test_contracts_check_removed_field_needs_new_major(sluice: Invoke, team_repo: Path) -> None:
     # WHEN the team drops `carrier` within v1 and regenerates the schema
     model = team_repo / "model.py"
     model.write_text(model.read_text().replace("    carrier: str\n", ""))
@@ -100,7 +104,7 @@ def test_contracts_check_removed_field_needs_new_major(sluice, team_repo) -> Non
     assert any("carrier: field removed" in p and "new major" in p for p in problems), problems
 
 
-def test_contracts_check_changed_golden_example_fails(sluice, team_repo) -> None:
+def test_contracts_check_changed_golden_example_fails(sluice: Invoke, team_repo: Path) -> None:
     example = team_repo / "examples" / "sent.json"
     example.write_bytes(orjson.dumps({**EXAMPLE, "id": "s-2"}))
 
@@ -112,14 +116,14 @@ def test_contracts_check_changed_golden_example_fails(sluice, team_repo) -> None
     )
 
 
-def test_contracts_check_unknown_ref_exits_2(sluice, team_repo) -> None:
+def test_contracts_check_unknown_ref_exits_2(sluice: Invoke, team_repo: Path) -> None:
     result = sluice("contracts", "check", "--model", MODEL, "--against", "no-such-ref")
 
     assert result.exit_code == 2
     assert "not a git commit" in result.stderr
 
 
-def test_contracts_check_bad_model_path_exits_2(sluice) -> None:
+def test_contracts_check_bad_model_path_exits_2(sluice: Invoke) -> None:
     result = sluice("contracts", "check", "--model", "no_such_module_xyz:Model")
 
     assert result.exit_code == 2

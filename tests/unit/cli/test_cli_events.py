@@ -5,23 +5,29 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from contracts.envelope import ContractModel
 from contracts.events import BUILTIN_MODELS
+from tests.unit.cli.support import Invoke
 
 PROCESSED = "sluice.file.processed.v1"
 
 
-def _example(sluice, contract_type: str) -> dict:
+def _example(sluice: Invoke, contract_type: str) -> dict[str, Any]:
     result = sluice("events", "example", contract_type)
     assert result.exit_code == 0, result.output
-    return orjson.loads(result.stdout)
+    loaded: dict[str, Any] = orjson.loads(result.stdout)
+    return loaded
 
 
 @pytest.mark.parametrize("model", BUILTIN_MODELS, ids=lambda m: m.TYPE)
-def test_events_example_of_every_builtin_validates(sluice, model) -> None:
+def test_events_example_of_every_builtin_validates(
+    sluice: Invoke, model: type[ContractModel]
+) -> None:
     example = _example(sluice, model.TYPE)
 
     result = sluice("--json", "events", "validate", "-", input=orjson.dumps(example))
@@ -31,14 +37,14 @@ def test_events_example_of_every_builtin_validates(sluice, model) -> None:
     assert orjson.loads(result.stdout)[0]["ok"] is True
 
 
-def test_events_example_of_unknown_type_exits_2_listing_known(sluice) -> None:
+def test_events_example_of_unknown_type_exits_2_listing_known(sluice: Invoke) -> None:
     result = sluice("events", "example", "sluice.file.exploded.v1")
 
     assert result.exit_code == 2
     assert PROCESSED in result.stderr
 
 
-def test_events_validate_reports_every_problem_and_exits_1(sluice) -> None:
+def test_events_validate_reports_every_problem_and_exits_1(sluice: Invoke) -> None:
     # GIVEN an envelope with two broken data fields and one missing attribute
     event = _example(sluice, PROCESSED)
     del event["correlationid"]
@@ -56,7 +62,9 @@ def test_events_validate_reports_every_problem_and_exits_1(sluice) -> None:
     assert "data.rows_out" in joined
 
 
-def test_events_validate_reads_eventbridge_event_and_checks_detail_type(sluice, tmp_path) -> None:
+def test_events_validate_reads_eventbridge_event_and_checks_detail_type(
+    sluice: Invoke, tmp_path: Path
+) -> None:
     envelope = _example(sluice, PROCESSED)
     good = {"source": envelope["source"], "detail-type": PROCESSED, "detail": envelope}
     bad = {**good, "detail-type": "sluice.file.validated.v1"}
@@ -71,7 +79,7 @@ def test_events_validate_reads_eventbridge_event_and_checks_detail_type(sluice, 
     assert (second["ok"], second["code"]) == (False, "contract_type_mismatch")
 
 
-def test_events_validate_reads_json_lines(sluice) -> None:
+def test_events_validate_reads_json_lines(sluice: Invoke) -> None:
     envelope = _example(sluice, PROCESSED)
     lines = orjson.dumps(envelope) + b"\n{broken\n" + orjson.dumps(envelope) + b"\n"
 
@@ -81,14 +89,14 @@ def test_events_validate_reads_json_lines(sluice) -> None:
     assert result.exit_code == 1
 
 
-def test_events_validate_of_non_json_exits_2(sluice) -> None:
+def test_events_validate_of_non_json_exits_2(sluice: Invoke) -> None:
     result = sluice("events", "validate", "-", input="not json")
 
     assert result.exit_code == 2
     assert "not JSON" in result.stderr
 
 
-def test_events_publish_dry_run_validates_before_sending(sluice) -> None:
+def test_events_publish_dry_run_validates_before_sending(sluice: Invoke) -> None:
     data = _example(sluice, PROCESSED)["data"]
 
     result = sluice(
@@ -109,7 +117,9 @@ def test_events_publish_dry_run_validates_before_sending(sluice) -> None:
     assert entry["Detail"]["correlationid"] == data["file_id"]
 
 
-def test_events_publish_invalid_data_exits_1_before_any_network(sluice, tmp_path) -> None:
+def test_events_publish_invalid_data_exits_1_before_any_network(
+    sluice: Invoke, tmp_path: Path
+) -> None:
     # The endpoint is unreachable: exit 1 (not 3) proves validation ran before any call.
     data = _example(sluice, PROCESSED)["data"]
     data.pop("manifest_uri", None)
@@ -126,14 +136,14 @@ def test_events_publish_invalid_data_exits_1_before_any_network(sluice, tmp_path
     assert "nothing was sent" in result.stderr
 
 
-def test_events_publish_unknown_type_exits_2_with_hint(sluice) -> None:
+def test_events_publish_unknown_type_exits_2_with_hint(sluice: Invoke) -> None:
     result = sluice("events", "publish", "--type", "acme.order.placed.v1", "--data", "{}")
 
     assert result.exit_code == 2
     assert "--model" in result.stderr
 
 
-def test_events_publish_bad_data_json_exits_2(sluice) -> None:
+def test_events_publish_bad_data_json_exits_2(sluice: Invoke) -> None:
     result = sluice("events", "publish", "--type", PROCESSED, "--data", "{oops")
 
     assert result.exit_code == 2
@@ -150,7 +160,9 @@ SCHEMA = {
 }
 
 
-def test_events_publish_custom_type_with_schema_builds_envelope(sluice, tmp_path) -> None:
+def test_events_publish_custom_type_with_schema_builds_envelope(
+    sluice: Invoke, tmp_path: Path
+) -> None:
     schema = tmp_path / "schema.json"
     schema.write_bytes(orjson.dumps(SCHEMA))
     args = [
@@ -188,7 +200,7 @@ def test_events_publish_custom_type_with_schema_builds_envelope(sluice, tmp_path
     assert "--source" in no_source.stderr
 
 
-def test_events_validate_custom_type_with_schema(sluice, tmp_path) -> None:
+def test_events_validate_custom_type_with_schema(sluice: Invoke, tmp_path: Path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_bytes(orjson.dumps(SCHEMA))
     event = {
@@ -209,7 +221,9 @@ def test_events_validate_custom_type_with_schema(sluice, tmp_path) -> None:
     assert orjson.loads(result.stdout)[0]["problems"] == ["data.total: '3' is not of type 'number'"]
 
 
-def test_events_custom_model_is_read_with_model_option(sluice, tmp_path, monkeypatch) -> None:
+def test_events_custom_model_is_read_with_model_option(
+    sluice: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN a team's own contract model, importable as acme_events_cli
     (tmp_path / "acme_events_cli.py").write_text(
         textwrap.dedent(
@@ -248,7 +262,7 @@ def test_events_custom_model_is_read_with_model_option(sluice, tmp_path, monkeyp
     assert "not a contracts ContractModel" in missing.stderr
 
 
-def test_events_validate_missing_file_exits_2(sluice, tmp_path: Path) -> None:
+def test_events_validate_missing_file_exits_2(sluice: Invoke, tmp_path: Path) -> None:
     result = sluice("events", "validate", str(tmp_path / "none.json"))
 
     assert result.exit_code == 2

@@ -17,7 +17,8 @@ from sluice.ops.cost import (
     request_model,
     summarize_functions,
 )
-from sluice.pricing import REQUIRED_ITEMS, PriceBookError, load_prices
+from sluice.pricing import REQUIRED_ITEMS, PriceBook, PriceBookError, load_prices
+from tests.unit.cli.support import Invoke
 
 AWS_REPORT = (
     "REPORT RequestId: 3f5e2a4c-1111-2222-3333-444455556666\tDuration: 1234.56 ms\t"
@@ -35,7 +36,7 @@ def _report(billed_ms: int, memory_mb: int, n: int = 0, init: bool = False) -> s
 
 
 @pytest.fixture
-def prices():
+def prices() -> PriceBook:
     return load_prices()
 
 
@@ -81,7 +82,7 @@ def test_read_report_logs_of_missing_path_raises(tmp_path: Path) -> None:
         read_report_logs(tmp_path)
 
 
-def test_estimate_lambda_lines_match_hand_computed_figures(prices) -> None:
+def test_estimate_lambda_lines_match_hand_computed_figures(prices: PriceBook) -> None:
     # GIVEN 10 invocations of 1 s at 1024 MB = 10 GB-s, over 2 files of 0.5 GiB
     invocations = [parse_report_line(_report(1000, 1024, n), "f") for n in range(10)]
     usage = Usage(
@@ -99,7 +100,7 @@ def test_estimate_lambda_lines_match_hand_computed_figures(prices) -> None:
     assert compute.arithmetic == "10 GB-second × $0.0000133334 = $0.000133"
 
 
-def test_estimate_x86_costs_more_per_gb_second(prices) -> None:
+def test_estimate_x86_costs_more_per_gb_second(prices: PriceBook) -> None:
     invocation = parse_report_line(_report(1000, 1024), "f")
     assert invocation is not None
     arm = estimate(Usage(functions=summarize_functions([invocation])), prices)
@@ -111,7 +112,7 @@ def test_estimate_x86_costs_more_per_gb_second(prices) -> None:
     assert x86.lines[0].cost == pytest.approx(0.0000166667)
 
 
-def test_estimate_prices_every_request_kind(prices) -> None:
+def test_estimate_prices_every_request_kind(prices: PriceBook) -> None:
     usage = Usage(
         sfn_standard_transitions=1000,
         sfn_express_requests=1_000_000,
@@ -171,7 +172,7 @@ def test_usage_apply_counts_rejects_unknown_and_negative_figures() -> None:
         usage.apply_counts({"sqs_requests": -1})
 
 
-def test_glue_equivalent_applies_minimums_and_dpus(prices) -> None:
+def test_glue_equivalent_applies_minimums_and_dpus(prices: PriceBook) -> None:
     jobs = {g.job: g for g in glue_equivalent(30, prices)}
 
     # 2 DPU × 60 s (1-minute minimum) = 1/30 DPU-h × $0.44
@@ -185,7 +186,7 @@ def test_glue_equivalent_applies_minimums_and_dpus(prices) -> None:
     )
 
 
-def test_glue_equivalent_above_minimum_bills_per_second(prices) -> None:
+def test_glue_equivalent_above_minimum_bills_per_second(prices: PriceBook) -> None:
     (spark, *_) = glue_equivalent(900.2, prices, spark_dpus=10)
 
     # 10 DPU × 901 s = 2.50278 DPU-h × $0.44
@@ -216,7 +217,9 @@ def test_load_prices_missing_item_raises(tmp_path: Path) -> None:
         load_prices(path)
 
 
-def test_cost_command_offline_from_logs_prints_per_file_and_glue(sluice, tmp_path: Path) -> None:
+def test_cost_command_offline_from_logs_prints_per_file_and_glue(
+    sluice: Invoke, tmp_path: Path
+) -> None:
     # GIVEN 4 invocations: 3 × 500 ms + 1 × 1500 ms at 2048 MB = 3 s + 3 s = 6 GB-s
     log = tmp_path / "sluice-dev-validate.log"
     log.write_text("".join(_report(500, 2048, n) for n in range(3)) + _report(1500, 2048, 3))
@@ -250,7 +253,7 @@ def test_cost_command_offline_from_logs_prints_per_file_and_glue(sluice, tmp_pat
     assert "Spark, Glue 2.0+" in human.stdout
 
 
-def test_cost_command_measured_usage_overrides_model(sluice, tmp_path: Path) -> None:
+def test_cost_command_measured_usage_overrides_model(sluice: Invoke, tmp_path: Path) -> None:
     log = tmp_path / "f.log"
     log.write_text(_report(100, 128))
     usage = tmp_path / "usage.json"
@@ -265,7 +268,7 @@ def test_cost_command_measured_usage_overrides_model(sluice, tmp_path: Path) -> 
     assert lines["EventBridge custom events"]["quantity"] == 1
 
 
-def test_cost_command_without_volume_or_window_exits_2(sluice, tmp_path: Path) -> None:
+def test_cost_command_without_volume_or_window_exits_2(sluice: Invoke, tmp_path: Path) -> None:
     log = tmp_path / "f.log"
     log.write_text(_report(100, 128))
 
@@ -275,7 +278,7 @@ def test_cost_command_without_volume_or_window_exits_2(sluice, tmp_path: Path) -
     assert "--files N --gb G" in result.stderr
 
 
-def test_cost_command_with_no_report_lines_exits_2(sluice, tmp_path: Path) -> None:
+def test_cost_command_with_no_report_lines_exits_2(sluice: Invoke, tmp_path: Path) -> None:
     log = tmp_path / "f.log"
     log.write_text("START RequestId: r Version: $LATEST\n")
 
@@ -285,7 +288,7 @@ def test_cost_command_with_no_report_lines_exits_2(sluice, tmp_path: Path) -> No
     assert "no REPORT lines" in result.stderr
 
 
-def test_cost_command_bad_usage_file_exits_2(sluice, tmp_path: Path) -> None:
+def test_cost_command_bad_usage_file_exits_2(sluice: Invoke, tmp_path: Path) -> None:
     log = tmp_path / "f.log"
     log.write_text(_report(100, 128))
     usage = tmp_path / "usage.json"
