@@ -20,32 +20,47 @@ GEN_SCHEMAS = REPO / "deploy" / "gen_schemas.py"
 ALL = list(template_paths())
 ACCT = "123456789012-us-east-1"
 
+
 # What each function may do in S3: (action, resource). The spec of "only its buckets/prefixes".
+def _arns(bucket: str, path: str, *actions: str) -> set[tuple[str, str]]:
+    resource = f"arn:aws:s3:::sluice-dev-{bucket}-{ACCT}{path}"
+    return {(action, resource) for action in actions}
+
+
+READ_RAW = _arns("raw", "/*", "s3:GetObject", "s3:GetObjectVersion")
+LIST_WORK = _arns("work", "", "s3:ListBucket")
+WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
+WRITE_STAGE = _arns("work", "/stage/*", *WRITE, "s3:DeleteObject")
+READ_STAGE = _arns("work", "/stage/*", "s3:GetObject")
+QUARANTINE = _arns("error", "/quarantine/*", *WRITE)
+PROCESSED = _arns("processed", "/*", *WRITE)
 EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
-    ("ingest", "FunctionRole"): {
-        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
-        ("s3:GetObjectVersion", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
-    },
-    ("validate", "FunctionRole"): {
-        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
-        ("s3:GetObjectVersion", f"arn:aws:s3:::sluice-dev-raw-{ACCT}/*"),
-        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
-        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
-    },
-    ("transform", "FunctionRole"): {
-        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
-        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-error-{ACCT}/quarantine/*"),
-    },
-    ("output", "FunctionRole"): {
-        ("s3:GetObject", f"arn:aws:s3:::sluice-dev-work-{ACCT}/stage/*"),
-        ("s3:PutObject", f"arn:aws:s3:::sluice-dev-processed-{ACCT}/*"),
-        ("s3:AbortMultipartUpload", f"arn:aws:s3:::sluice-dev-processed-{ACCT}/*"),
-    },
+    ("ingest", "FunctionRole"): READ_RAW,
+    ("validate", "FunctionRole"): READ_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
+    ("transform", "FunctionRole"): LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE,
+    ("output", "FunctionRole"): LIST_WORK | READ_STAGE | PROCESSED,
+    ("orchestration", "PlanRole"): (
+        READ_RAW | _arns("raw", "", "s3:ListBucket") | _arns("work", "/batch/*", "s3:PutObject")
+    ),
+    ("orchestration", "RunPartitionRole"): READ_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
+    ("orchestration", "RunBucketRole"): (
+        LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE | PROCESSED
+    ),
+    ("orchestration", "ReconcileRole"): (
+        _arns("work", "/batch/*", "s3:GetObject")
+        | _arns("processed", "/_manifests/*", "s3:GetObject", "s3:PutObject")
+    ),
+    ("orchestration", "StateMachineRole"): (
+        _arns("work", "/batch/*", "s3:GetObject")
+        | _arns(
+            "work",
+            "/batch/results/*",
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:ListMultipartUploadParts",
+            "s3:AbortMultipartUpload",
+        )
+    ),
 }
 
 
@@ -126,6 +141,10 @@ def test_service_role_s3_only_its_buckets_and_prefixes(
 ) -> None:
     grants = checks.role_s3_grants(translated[name], role_id, params[name])
     assert grants == EXPECTED_S3[(name, role_id)]
+    # Listing the work bucket is limited to the staged prefix.
+    for statement in _statements(translated[name], role_id):
+        if statement.get("Action") == "s3:ListBucket" and "WorkBucketName" in str(statement):
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": "stage/*"}}
 
 
 @pytest.mark.parametrize("svc", SERVICES)
