@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
+from sluice_shared.errors import PoisonInputError
 from sluice_shared.limits import Limits
 from sluice_shared.observability import telemetry
 from sluice_shared.ports import (
@@ -88,16 +89,27 @@ def event_id(file_id: str, contract_type: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{file_id}:{contract_type}"))
 
 
+class UnknownFileError(PoisonInputError):
+    """A fact about a file the ledger never registered (spoofed, or from another deployment).
+
+    Ingest registers every file (a strongly consistent write) before announcing it, so a later
+    delivery cannot make the file appear: retrying would only burn `maxReceiveCount` attempts."""
+
+    code = "unknown_file"
+
+
 async def claim(
     ledger: Ledger, file_id: str, step: FileStatus, expected: Collection[FileStatus], **fields: Any
 ) -> FileRecord | None:
     """Move the file into `step`; None when the file has already left the states `expected`
-    (a duplicate or late delivery — the step is done or the file is terminal)."""
+    (a duplicate or late delivery — the step is done or the file is terminal).
+
+    Raises UnknownFileError (poison: parked at once) when the file is not in the ledger."""
     try:
         return await ledger.transition(file_id, step, expected=expected, **fields)
     except StaleStateError as stale:
         if stale.current is None:
-            raise
+            raise UnknownFileError(f"file {file_id} is not in the ledger") from stale
         return None
 
 
