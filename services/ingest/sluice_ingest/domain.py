@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 
 from contracts.events import FileIngestedV1, FileRejectedV1
 from contracts.types import DatasetRef
-from sluice_shared.errors import InputLimitExceeded, UnknownDatasetError
+from sluice_shared.errors import ContractViolation, InputLimitExceeded, UnknownDatasetError
 from sluice_shared.keys import dataset_of_key, file_id_for
 from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, ObjectNotFoundError
 
@@ -42,7 +42,7 @@ class IngestReport:
     duplicate); `execution_arn` is set when the file went to the batch path."""
 
     file_id: str
-    outcome: Literal["realtime", "batch", "rejected", "duplicate", "missing"]
+    outcome: Literal["realtime", "batch", "rejected", "duplicate", "missing", "superseded"]
     event: FileIngestedV1 | FileRejectedV1 | None = None
     execution_arn: str | None = None
 
@@ -53,12 +53,25 @@ async def ingest_object(
     """Register the object and announce it (`file.ingested`), start the batch workflow for a
     large file, or reject it (`file.rejected`: unknown dataset, limits).
 
-    Raises TransientError for AWS failures worth a retry.
+    An older version notified after a newer one was written is `superseded`: only the newest
+    version of a key is processed, whatever order the notifications arrive in.
+
+    Raises ContractViolation (`unexpected_bucket`) for a notification about any bucket but the
+    raw bucket, before any side effect, and TransientError for AWS failures worth a retry.
     """
+    if created.bucket != settings.raw_bucket:
+        # Only a spoofed or misrouted event names another bucket: never read or register it.
+        raise ContractViolation(
+            f"ingest only reads the raw bucket, not {created.bucket!r}", code="unexpected_bucket"
+        )
     info, key = await _resolve(created, deps)
     if info is None:
         missing_id = file_id_for(created.bucket, key, created.version_id, created.etag)
         return IngestReport(file_id=missing_id, outcome="missing")
+    if created.version_id and info.version_id and info.version_id != created.version_id:
+        # HEAD answers for the newest version: this notification is about an older one.
+        old_id = file_id_for(created.bucket, key, created.version_id, created.etag)
+        return IngestReport(file_id=old_id, outcome="superseded")
     # For a versioned bucket HEAD answers for the newest version; the notification's own figures
     # describe the version it is about. Emulators (and some producers) leave etag/size out of
     # the notification: then HEAD's figures are the only ones there are.
