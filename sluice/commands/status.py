@@ -57,9 +57,22 @@ HEADERS = ["FILE_ID", "STATUS", "DATASET", "KEY", "BYTES", "ROWS IN/OUT/Q", "UPD
     help="Only files in this status (repeatable); default: every status.",
 )
 @click.option("--dataset", default=None, help="Only files of this dataset.")
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve a status page (files by status, runs, DLQ depths, throughput over --since) on "
+    "127.0.0.1 until Ctrl-C.",
+)
+@click.option("--port", default=4567, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_obj
 def command(
-    ctx: CliContext, file_id: str | None, since: Any, statuses: tuple[str, ...], dataset: str | None
+    ctx: CliContext,
+    file_id: str | None,
+    since: Any,
+    statuses: tuple[str, ...],
+    dataset: str | None,
+    serve: bool,
+    port: int,
 ) -> None:
     """Where files are: one file's record, or the files updated within --since.
 
@@ -68,6 +81,9 @@ def command(
     """
     names = ctx.names()
     reader = LedgerReader(ctx.client("dynamodb"), names["ledger_table"])
+    if serve:
+        _serve(ctx, reader, since, port)
+        return
     if file_id is not None:
         with aws_errors(ctx, f"reading file {file_id}"):
             detail = reader.file(file_id)
@@ -106,3 +122,32 @@ def _one(record: FileRecord) -> str:
     values = record.model_dump(mode="json")
     width = max(len(k) for k in values)
     return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in values.items())
+
+
+def _serve(ctx: CliContext, reader: LedgerReader, window: Any, port: int) -> None:
+    from sluice.ops.executions import map_run_counts
+    from sluice.ops.statuspage import Snapshot, StatusPageServer, collect
+
+    sqs = ctx.client("sqs")
+    sfn = ctx.client("stepfunctions")
+
+    def snapshot() -> Snapshot:
+        return collect(
+            stage=ctx.stage,
+            ledger=reader,
+            sqs=sqs,
+            window=window,
+            map_run_counts=lambda arn: map_run_counts(sfn, arn),
+        )
+
+    try:
+        server = StatusPageServer(snapshot, "127.0.0.1", port)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
+    click.echo(f"status page on {server.url} (stage {ctx.stage}); Ctrl-C stops it")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
