@@ -255,71 +255,104 @@ def parse_csv_block(
 
     Records are first taken to be lines (cheap); when pyarrow finds fewer rows than lines, some
     quoted value holds a newline and the records are re-cut by quote parity (the rule the block
-    cutter and the byte-range splitter use).
+    cutter and the byte-range splitter use). When nothing was set aside before parsing, the
+    parsed table is kept and only the cut changes: the block is parsed once either way.
     """
     quote = contract.format.quote_char.encode()
-    parsed = _parse_csv_records(
-        data, record_bounds(data, None), base_offset, contract, max_record_bytes, exact=False
-    )
-    if parsed is None:
-        parsed = _parse_csv_records(
-            data, record_bounds(data, quote), base_offset, contract, max_record_bytes, exact=True
-        )
+    lines = record_bounds(data, None)
+    attempt = _CsvAttempt(data, lines, base_offset, contract, max_record_bytes)
+    parsed = attempt.result()
+    if parsed is not None:
+        return parsed
+    records = record_bounds(data, quote)
+    if attempt.clean is data and attempt.table is not None:
+        lengths = pc.subtract(records.ends, records.starts)
+        longest = pc.max(lengths).as_py() or 0
+        if longest <= max_record_bytes:
+            parsed = attempt.with_bounds(records, longest)
+            if parsed is not None:
+                return parsed
+    parsed = _CsvAttempt(data, records, base_offset, contract, max_record_bytes).result(exact=True)
     if parsed is None:  # cannot happen: the exact pass always decides
         raise AssertionError("CSV block left undecided")
     return parsed
 
 
-def _parse_csv_records(
-    data: bytes,
-    bounds: RecordBounds,
-    base_offset: int,
-    contract: DatasetContract,
-    max_record_bytes: int,
-    *,
-    exact: bool,
-) -> ParsedBlock | None:
-    """Parse with the given record bounds; None (unless `exact`) when pyarrow disagrees."""
-    fmt = contract.format
-    names = [c.name for c in contract.columns]
-    clean, kept, bad, longest = _screen(data, bounds, base_offset, max_record_bytes)
-    n = len(kept)
-    if n == 0:
-        empty = {name: pa.array([], pa.string()) for name in names}
-        return ParsedBlock(bounds, empty, _index_array([]), bad, 0)
-    try:
-        table, invalid = _csv_read(
-            clean, names, fmt.delimiter, fmt.quote_char, newlines=fmt.quote_char.encode() in clean
+class _CsvAttempt:
+    """One parse of a CSV block under one record cut (screened, then read by pyarrow)."""
+
+    def __init__(
+        self,
+        data: bytes,
+        bounds: RecordBounds,
+        base_offset: int,
+        contract: DatasetContract,
+        max_record_bytes: int,
+    ) -> None:
+        fmt = contract.format
+        self.data = data
+        self.bounds = bounds
+        self.fmt = fmt
+        self.names = [c.name for c in contract.columns]
+        self.clean, self.kept, self.bad, self.longest = _screen(
+            data, bounds, base_offset, max_record_bytes
         )
-        aligned = table.num_rows + len(invalid) == n
-    except pa.ArrowInvalid:
-        aligned = False
-    if aligned:
-        columns = {name: table.column(name).combine_chunks() for name in names}
-        if not invalid:
-            return ParsedBlock(bounds, columns, _index_array(kept), bad, longest)
-        skipped = {number - 1 for number, _ in invalid}
-        for number, found in invalid:
-            bad.append(
-                BadRecord(
-                    kept[number - 1],
-                    COLUMN_COUNT,
-                    f"expected {len(names)} fields, found {found}",
+        self.table: pa.Table | None = None
+        self.invalid: list[tuple[int, int]] = []
+        if len(self.kept):
+            try:
+                self.table, self.invalid = _csv_read(
+                    self.clean,
+                    self.names,
+                    fmt.delimiter,
+                    fmt.quote_char,
+                    newlines=fmt.quote_char.encode() in self.clean,
                 )
-            )
-        dropped = pc.is_in(arange(n), value_set=pa.array(sorted(skipped), pa.int64()))
-        rows = pc.filter(_index_array(kept), pc.invert(dropped))
-        bad.sort(key=lambda b: b.index)
-        return ParsedBlock(bounds, columns, rows, bad, longest)
-    if not exact:
-        return None
-    # pyarrow split the records differently (stray quotes): decide record by record.
-    values, rows, more_bad = _csv_columns_one_by_one(
-        data, bounds, kept, names, fmt.delimiter, fmt.quote_char
-    )
-    bad = sorted(bad + more_bad, key=lambda b: b.index)
-    columns = {name: pa.array(values[name], pa.string()) for name in names}
-    return ParsedBlock(bounds, columns, _index_array(rows), bad, longest)
+            except pa.ArrowInvalid:
+                self.table = None
+
+    def with_bounds(self, bounds: RecordBounds, longest: int) -> ParsedBlock | None:
+        """The same parse under another cut of the same bytes (nothing set aside)."""
+        self.bounds = bounds
+        self.kept = range(len(bounds))
+        self.longest = longest
+        return self.result()
+
+    def result(self, *, exact: bool = False) -> ParsedBlock | None:
+        """The parsed block; None (unless `exact`) when pyarrow's rows disagree with the cut."""
+        names = self.names
+        n = len(self.kept)
+        bad = list(self.bad)
+        if n == 0:
+            empty = {name: pa.array([], pa.string()) for name in names}
+            return ParsedBlock(self.bounds, empty, _index_array([]), bad, 0)
+        table = self.table
+        if table is not None and table.num_rows + len(self.invalid) == n:
+            columns = {name: table.column(name).combine_chunks() for name in names}
+            if not self.invalid:
+                return ParsedBlock(self.bounds, columns, _index_array(self.kept), bad, self.longest)
+            skipped = sorted(number - 1 for number, _ in self.invalid)
+            for number, found in self.invalid:
+                bad.append(
+                    BadRecord(
+                        self.kept[number - 1],
+                        COLUMN_COUNT,
+                        f"expected {len(names)} fields, found {found}",
+                    )
+                )
+            dropped = pc.is_in(arange(n), value_set=pa.array(skipped, pa.int64()))
+            rows = pc.filter(_index_array(self.kept), pc.invert(dropped))
+            bad.sort(key=lambda b: b.index)
+            return ParsedBlock(self.bounds, columns, rows, bad, self.longest)
+        if not exact:
+            return None
+        # pyarrow split the records differently (stray quotes): decide record by record.
+        values, rows, more_bad = _csv_columns_one_by_one(
+            self.data, self.bounds, self.kept, names, self.fmt.delimiter, self.fmt.quote_char
+        )
+        bad = sorted(bad + more_bad, key=lambda b: b.index)
+        columns = {name: pa.array(values[name], pa.string()) for name in names}
+        return ParsedBlock(self.bounds, columns, _index_array(rows), bad, self.longest)
 
 
 # ------------------------------------------------------------------------------------- JSONL
