@@ -104,6 +104,9 @@ _SKIPPED = {
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
+    # Not even stored: moto evaluates bucket policies, and the TLS-only Deny would refuse every
+    # call to the plain-HTTP local endpoint.
+    "AWS::S3::BucketPolicy": "not applied locally (TLS-only policies would deny plain HTTP)",
     "AWS::Events::EventBusPolicy": "bus policies are not enforced locally",
     "AWS::CloudWatch::Alarm": "no CloudWatch metrics locally",
     "AWS::CloudWatch::Dashboard": "no CloudWatch metrics locally",
@@ -386,16 +389,6 @@ class Provisioner:
                 "WebsiteURL": f"http://{name}.s3-website-{REGION}.amazonaws.com",
             },
         )
-
-    async def _S3__BucketPolicy(
-        self, stack: str, logical_id: str, props: dict[str, Any], report: ResourceReport
-    ) -> Outputs:
-        _check_props(stack, logical_id, props, {"Bucket", "PolicyDocument"}, {})
-        await self.clients("s3").put_bucket_policy(
-            Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"])
-        )
-        report.note = "stored, not enforced locally"
-        return Outputs(ref=str(props["Bucket"]))
 
     # ------------------------------------------------------------------ SQS
 
@@ -811,17 +804,14 @@ class Provisioner:
                 "LicenseInfo": "n/a locally",
             },
         )
-        content = self._code_dir(stack, logical_id, "Content", props["Content"])
+        self._code_dir(stack, logical_id, "Content", props["Content"])
         name = str(props.get("LayerName") or _generated_name(stack, logical_id))
         arn = _arn("lambda", f"layer:{name}:1")
-        if content.is_dir():
-            python = content / "python"
-            self.layers[arn] = [python if python.is_dir() else content]
-            report.note = f"content from {content}"
-        else:
-            # Not built: the project environment already holds the layer's packages.
-            self.layers[arn] = []
-            report.note = f"{content} not built; content comes from the project environment"
+        # The layer's content (contracts, sluice_shared, pinned dependencies) is already importable
+        # from the project environment (editable install). A built layer (`make layer`) holds
+        # Lambda's arm64/python3.12 wheels, which do not import on this machine.
+        self.layers[arn] = []
+        report.note = "content from the project environment (editable install)"
         report.action = "emulated"
         return Outputs(ref=arn, attrs={"LayerVersionArn": arn})
 

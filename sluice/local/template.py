@@ -156,8 +156,8 @@ def localize_code(stack: Stack) -> None:
                 )
             continue
         if isinstance(value, str):
-            # A layer that was not built (`make layer`) is still a layer: the runtime then takes
-            # its content from the project's own environment, where the same packages live.
+            # A layer need not be built (`make layer`): the runtime takes its content from the
+            # project's own environment, where the same packages live.
             optional = rtype == "AWS::Serverless::LayerVersion"
             props[prop] = _code_placeholder(stack, logical_id, value, base, prop, optional)
 

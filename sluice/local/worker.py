@@ -151,6 +151,9 @@ def main() -> int:
     except Exception as exc:
         init_error = _error(type(exc).__name__, exc)
     init_ms = (time.perf_counter() - started) * 1000
+    if init_error is not None:
+        # Lambda logs INIT failures as an [ERROR] line; so do we, in the function's log file.
+        print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", file=sys.stderr)
     tee.captured.clear()
     _write_frame(channel, {"op": "ready", "init_ms": init_ms, "init_error": init_error})
 
