@@ -179,13 +179,17 @@ def rendered_definition(stack: Stack) -> str:
 def batch_stack(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchStack]:
     """The stack, the batch handlers' environment, and the engine with the batch state machine.
 
-    Partitions are small (64 KiB) so a test file of a few hundred KiB splits into several.
+    Partitions are small (64 KiB) so a test file of a few hundred KiB splits into several, and
+    the record limit is 2 KiB so plan's cut windows (twice the limit) are a few KiB.
     """
     from sluice_batch import handlers
 
     stack = build_stack(moto_endpoint)
     for name, value in batch_env(
-        stack, SLUICE_BATCH_PARTITION_BYTES=str(64 * 1024), SLUICE_BATCH_CUT_WINDOW_BYTES="4096"
+        stack,
+        SLUICE_BATCH_PARTITION_BYTES=str(64 * 1024),
+        SLUICE_BATCH_CUT_WINDOW_BYTES="4096",
+        SLUICE_MAX_RECORD_BYTES="2048",
     ).items():
         monkeypatch.setenv(name, value)
     invoker = InProcessInvoker()

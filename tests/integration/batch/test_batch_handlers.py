@@ -1,0 +1,137 @@
+"""The batch handlers against a moto server: ranged reads, the real ledger table, error names."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from sluice_batch import handlers
+
+from contracts.datasets import load_contract
+from sluice.generate import generate
+from sluice_shared.datapath.split import plan_byte_ranges
+from sluice_shared.errors import PoisonInputError
+from tests.integration.batch.batch_stack import BatchStack, batch_stack
+
+__all__ = ["batch_stack"]
+
+
+def plan_event(name: str, request: dict[str, object]) -> dict[str, object]:
+    return {
+        "request": request,
+        "execution_arn": f"arn:aws:states:us-east-1:123456789012:execution:m:{name}",
+        "execution_name": name,
+    }
+
+
+def test_plan_handler_large_object_cut_by_ranged_gets_like_sequential_scan(
+    batch_stack: BatchStack, tmp_path: Path
+) -> None:
+    # GIVEN a ~400 KB orders CSV in the raw bucket
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=4000, bad_ratio=0.02, seed=1)
+    batch_stack.put_raw("orders/x/o.csv", src.read_bytes())
+    # WHEN the plan function runs for it
+    payload = handlers.plan(plan_event("p1", {"source": "file", "key": "orders/x/o.csv"}), None)
+    # THEN its partitions are the exact record cuts of the whole-object scan
+    key = payload["partitions"]["key"]
+    lines = batch_stack.objects(batch_stack.stack.work, key)[key].splitlines()
+    items = [json.loads(line) for line in lines]
+    expected, _ = plan_byte_ranges(src, load_contract("orders"), target_bytes=64 * 1024)
+    assert [(i["start"], i["end"]) for i in items] == [(r.start, r.end) for r in expected]
+    assert payload["partition_count"] == len(items) > 4
+    # AND plan read only windows around the cuts, not the object
+    plan_key = payload["plan"]["key"]
+    (planned,) = orjson.loads(batch_stack.objects(batch_stack.stack.work, plan_key)[plan_key])[
+        "files"
+    ]
+    read, size = (
+        int(w) for w in re.findall(r"ranged reads of (\d+) of (\d+) bytes", planned["note"])[0]
+    )
+    assert read < size // 3
+    # AND the file is claimed by the run in the DynamoDB ledger
+    record = batch_stack.files()["orders/x/o.csv"]
+    assert (record["status"], record["correlation_id"]) == ("VALIDATING", "p1")
+    assert batch_stack.run_record("p1")["status"] == "RUNNING"
+
+
+def test_run_partition_handler_rejected_range_raises_poison_with_rows(
+    batch_stack: BatchStack,
+) -> None:
+    # GIVEN a planned file whose second partition is all lines that are not orders
+    header = b"order_id,customer_id,order_ts,sku,quantity,unit_price,currency,country,note\n"
+    good = b"".join(b"ORD-%06d,c,2024-03-01T10:00:00Z,S,1,2.5,EUR,DE,n\n" % i for i in range(1500))
+    bad = b"not an order\n" * 6000
+    batch_stack.put_raw("orders/x/bad.csv", header + good + bad)
+    payload = handlers.plan(plan_event("p2", {"source": "file", "key": "orders/x/bad.csv"}), None)
+    key = payload["partitions"]["key"]
+    items = [json.loads(x) for x in batch_stack.objects(batch_stack.stack.work, key)[key].split()]
+    last = items[-1]
+    # WHEN run_partition validates the poisoned range
+    with pytest.raises(PoisonInputError) as raised:
+        handlers.run_partition({"run_id": "p2", "partition": last}, None)
+    # THEN the error is exactly PoisonInputError (what the Catch matches), its message carries
+    # the range, reason and row count, and the range is described in the quarantine prefix
+    assert type(raised.value) is PoisonInputError
+    detail = orjson.loads(str(raised.value))
+    assert (detail["start"], detail["end"]) == (last["start"], last["end"])
+    assert detail["reason_code"] == "bad_row_ratio_exceeded"
+    assert detail["rows_in"] > 0
+    prefix = f"quarantine/dataset=orders/file_id={last['file_id']}/"
+    stored = batch_stack.objects(batch_stack.stack.errors, prefix)
+    assert f"{prefix}p{last['partition']:05d}.rejected.json" in stored
+
+
+def test_run_partition_handler_missing_object_is_poison(batch_stack: BatchStack) -> None:
+    # GIVEN an item naming an object that does not exist
+    item = {
+        "run_id": "r",
+        "file_id": "0" * 32,
+        "dataset": {"name": "orders", "version": 1},
+        "source_bucket": batch_stack.stack.raw,
+        "source_key": "orders/gone.csv",
+        "size_bytes": 10,
+        "bucket_count": 1,
+        "partitions": 1,
+        "partition": 0,
+        "start": 0,
+        "end": 10,
+    }
+    # WHEN/THEN run_partition raises PoisonInputError, not ObjectNotFoundError
+    with pytest.raises(PoisonInputError) as raised:
+        handlers.run_partition({"run_id": "r", "partition": item}, None)
+    assert type(raised.value) is PoisonInputError
+
+
+def test_reconcile_handler_record_item_failure_keeps_file_redrivable(
+    batch_stack: BatchStack, tmp_path: Path
+) -> None:
+    # GIVEN a planned file
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=100, seed=2)
+    batch_stack.put_raw("orders/x/o.csv", src.read_bytes())
+    payload = handlers.plan(plan_event("p3", {"source": "file", "key": "orders/x/o.csv"}), None)
+    key = payload["partitions"]["key"]
+    item = json.loads(batch_stack.objects(batch_stack.stack.work, key)[key])
+    # WHEN one of its partitions is recorded as failed after its retries
+    handlers.reconcile(
+        {
+            "action": "record_item_failure",
+            "run_id": "p3",
+            "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:m:p3",
+            "partition": item,
+            "error": {"Error": "States.Timeout", "Cause": "took too long"},
+        },
+        None,
+    )
+    # THEN the file keeps a non-terminal status with the reason, and the run is FAILED
+    record = batch_stack.files()["orders/x/o.csv"]
+    assert record["status"] == "VALIDATING"
+    assert record["error_code"] == "partition_failed"
+    assert "States.Timeout" in record["error"]
+    run = batch_stack.run_record("p3")
+    assert run["status"] == "FAILED"
+    assert run["details"]["failed_items"] == [f"partition 0 of file {item['file_id']}"]
