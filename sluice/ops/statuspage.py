@@ -171,16 +171,18 @@ function table(id, headers, rows){const t=document.getElementById(id); t.replace
   rows.forEach(r=>{const tr=el('tr'); r.forEach(c=>{const td=el('td');
     if(c instanceof Node) td.appendChild(c); else td.textContent=c===null?'':String(c);
     tr.appendChild(td)}); t.appendChild(tr)});}
+function when(t){return t?String(t).replace('T',' ').slice(0,19):''}
 function render(s){
-  document.getElementById('generated').textContent=s.generated_at;
+  document.getElementById('generated').textContent=when(s.generated_at)+' UTC';
   const tiles=document.getElementById('counts'); tiles.replaceChildren();
   Object.entries(s.counts).forEach(([k,v])=>{const d=el('div',{class:'tile '+k,'data-status':k});
     d.appendChild(el('b',{},v)); d.appendChild(el('span',{},k)); tiles.appendChild(d)});
   table('recent',['file','status','dataset','key','updated','error'],
-    s.recent.map(f=>[f.file_id,f.status,f.dataset,f.key,f.updated_at,f.error_code]));
+    s.recent.map(f=>[f.file_id,f.status,f.dataset,f.key,when(f.updated_at),f.error_code]));
   table('runs',['run','status','files','progress','created'], s.runs.map(r=>{
-    let p='—'; if(r.total){p=el('progress',{max:r.total,value:r.done},r.done+'/'+r.total);}
-    return [r.run_id,r.status,r.files,p,r.created_at]}));
+    let p='—'; if(r.total){p=el('span'); p.appendChild(el('progress',{max:r.total,value:r.done}));
+      p.appendChild(el('span',{},' '+r.done+'/'+r.total));}
+    return [r.run_id,r.status,r.files,p,when(r.created_at)]}));
   table('dlq',['queue','messages'], Object.entries(s.dlq).map(([q,n])=>{
     const c=el('span',{class:n?'deep':'', 'data-queue':q}, n===null?'missing':n); return [q,c]}));
   const max=Math.max(1,...s.throughput.map(b=>b.files)); const svg=document.getElementById('chart');
