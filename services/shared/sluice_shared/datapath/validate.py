@@ -12,7 +12,14 @@ nothing (any staged file is removed) and counts every row as quarantined; its qu
 if any bad row was seen, is kept as evidence.
 
 The bad-row ratio is judged per call: for a file split into byte ranges, each range is judged
-on its own rows, and the caller reconciling the ranges judges the whole file.
+on its own rows, and the caller reconciling the ranges judges the whole file. Under policy
+"fail" reading stops at the first bad row, so `rows_in` then counts the rows read so far.
+
+Rows: numbered from 1 within the partition (a CSV header and blank lines are not rows); CSV
+values are compared and typed exactly as written (no trimming); null markers are exact matches
+from the contract (per column, else per dataset; JSONL: applied to JSON strings, and JSON null
+or a missing key is null). JSON values must already have the column's JSON type (the string
+"12" is a `type_mismatch` for an int64 column; a JSON integer is fine for a float64 column).
 """
 
 from __future__ import annotations
