@@ -25,7 +25,7 @@ import pytest
 from sluice.generate import GroundTruth, generate
 from sluice.verify import Names, Reconciliation, reconcile
 from sluice_shared import faults, retry
-from sluice_shared.faults import DeliveryFaults, FaultInjector
+from sluice_shared.faults import DeliveryFaults, FaultInjector, WorkerCrash
 from tests.e2e.harness import (
     SERVICES,
     TERMINAL,
@@ -36,13 +36,6 @@ from tests.e2e.harness import (
     ledger_items,
     sqs_event,
 )
-
-
-class WorkerCrash(BaseException):
-    """The execution environment died (killed, timed out): nothing after it runs, no response.
-
-    A BaseException so no `except Exception` in the code under test can swallow it, as a real
-    SIGKILL cannot be caught."""
 
 
 class TimeoutContext(FakeContext):
@@ -62,6 +55,8 @@ class Rig:
     delivery: DeliveryFaults = field(default_factory=DeliveryFaults)
     injector: FaultInjector | None = None
     crashes: int = 0
+    invalid_responses: int = 0
+    paused: set[str] = field(default_factory=set)
     invocations: int = 0
     context: Callable[[str], FakeContext] = FakeContext
 
@@ -148,6 +143,8 @@ class Rig:
                 raise TimeoutError("the pipeline did not settle in time")
             moved = False
             for service in SERVICES:
+                if service in self.paused:
+                    continue
                 url = self.stack.queues[service]
                 got = sqs.receive_message(
                     QueueUrl=url,
@@ -179,7 +176,12 @@ class Rig:
                 self.restart(service)
                 self._release(url, batch)
                 return
-            failed |= {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            reported = {f.get("itemIdentifier") for f in response.get("batchItemFailures", [])}
+            if reported - {m["MessageId"] for m in attempt}:
+                # Lambda's rule: an empty or unknown itemIdentifier fails the whole batch.
+                self.invalid_responses += 1
+                reported = {m["MessageId"] for m in attempt}
+            failed |= {str(r) for r in reported}
         done = [m for m in batch if m["MessageId"] not in failed]
         for message in done:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -12,6 +12,9 @@ Client faults hook botocore's event system, so the code under test runs unchange
   applied**; the handler rewrites the answer into a 5xx, so the caller believes it failed and
   retries a write that already happened (the "phantom write").
 - `before-call` (`delay`): sleeps (asyncio for aiobotocore clients) and lets the call proceed.
+- `after-call` (`crash`): the call was applied, then the worker dies (`WorkerCrash`).
+- `after-call` (`partial`) on `PutEvents` / `SendMessageBatch`: every entry was applied, but the
+  answer reports the chosen entries as failed (retryable), so only they should be resent.
 
 Every rule counts the calls it saw and the faults it fired, so a test can assert that a fault
 actually happened (a scenario that passes because its fault never fired proves nothing).
@@ -46,7 +49,16 @@ import orjson
 
 ENV_VAR = "SLUICE_FAULTS"
 
-FaultKind = Literal["error", "phantom", "throttle", "delay"]
+FaultKind = Literal["error", "phantom", "throttle", "delay", "partial", "crash"]
+
+
+class WorkerCrash(BaseException):
+    """The execution environment died right after a call was applied (killed, timed out).
+
+    A BaseException, so no `except Exception` in the code under test can swallow it, as a real
+    SIGKILL cannot be caught. The delivery loop treats it as "no response": the whole batch is
+    redelivered to a fresh environment."""
+
 
 # What a throttled call of each service answers (code, HTTP status), as AWS does.
 THROTTLE_ANSWERS: Mapping[str, tuple[str, int]] = {
@@ -68,10 +80,11 @@ class FaultRule:
     """One fault: which calls it applies to and how often.
 
     Args:
-        service: botocore service id as in event names (`s3`, `dynamodb`, `events`, `sqs`).
+        service: the client's service name (`s3`, `dynamodb`, `events`, `sqs`).
         operation: the API operation (`PutObject`), or `*` for every operation of the service.
-        kind: `error` (not applied), `phantom` (applied, then a 5xx), `throttle`, `delay`.
-        fraction: probability that a matching call is faulted (after `skip`), 0..1.
+        kind: `error` (not applied), `phantom` (applied, then a 5xx), `throttle`, `delay`,
+            `partial` (batch APIs: applied, entries reported failed; decided per entry).
+        fraction: probability that a matching call (entry, for `partial`) is faulted, 0..1.
         skip: let this many matching calls through untouched first.
         times: fire at most this many times (None: no limit).
         delay_s: seconds of sleep for `delay`.
@@ -90,7 +103,7 @@ class FaultRule:
     fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("error", "phantom", "throttle", "delay"):
+        if self.kind not in ("error", "phantom", "throttle", "delay", "partial", "crash"):
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction must be within [0, 1]")
@@ -195,15 +208,18 @@ class FaultInjector:
 
     def attach(self, client: Any) -> Any:
         """Register the hooks on a boto3 or aiobotocore client; returns the client."""
-        service = client.meta.service_model.service_id.hyphenize()
+        # Rules name the client (`events`); botocore's event names use the service id
+        # (`eventbridge`).
+        service = client.meta.service_model.service_name
+        event_id = client.meta.service_model.service_id.hyphenize()
         emitter = client.meta.events
         is_async = type(emitter).__module__.startswith("aiobotocore")
         if not any(rule.service == service for rule in self.rules):
             return client
         before = self._async_before if is_async else self._sync_before
-        emitter.register(f"before-call.{service}", before, unique_id=f"sluice-faults-{id(self)}-b")
+        emitter.register(f"before-call.{event_id}", before, unique_id=f"sluice-faults-{id(self)}-b")
         emitter.register(
-            f"after-call.{service}", self._after, unique_id=f"sluice-faults-{id(self)}-a"
+            f"after-call.{event_id}", self._after, unique_id=f"sluice-faults-{id(self)}-a"
         )
         return client
 
@@ -218,7 +234,7 @@ class FaultInjector:
         return rule, (_FakeHttpResponse(status), _error_body(code, status, message))
 
     def _sync_before(self, model: Any, **_: Any) -> tuple[_FakeHttpResponse, dict[str, Any]] | None:
-        service = model.service_model.service_id.hyphenize()
+        service = model.service_model.service_name
         rule, response = self._short_circuit(service, model)
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.delay_s)
@@ -227,7 +243,7 @@ class FaultInjector:
     async def _async_before(
         self, model: Any, **_: Any
     ) -> tuple[_FakeHttpResponse, dict[str, Any]] | None:
-        service = model.service_model.service_id.hyphenize()
+        service = model.service_model.service_name
         rule, response = self._short_circuit(service, model)
         if rule is not None and rule.kind == "delay":
             await asyncio.sleep(rule.delay_s)
@@ -236,7 +252,11 @@ class FaultInjector:
     def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
         if getattr(http_response, "status_code", 500) >= 300:
             return  # already an error: a phantom needs an applied call
-        service = model.service_model.service_id.hyphenize()
+        service = model.service_model.service_name
+        if model.name in ("PutEvents", "SendMessageBatch"):
+            self._partial(service, model.name, parsed)
+        if self._pick(service, model.name, {"crash"}) is not None:
+            raise WorkerCrash(f"worker killed after {service}.{model.name} was applied")
         rule = self._pick(service, model.name, {"phantom"})
         if rule is None:
             return
@@ -246,6 +266,29 @@ class FaultInjector:
         parsed.update(
             _error_body(code, status, f"injected phantom write on {service}.{model.name}")
         )
+
+    def _partial(self, service: str, operation: str, parsed: dict[str, Any]) -> None:
+        if operation == "PutEvents":
+            entries = parsed.get("Entries", [])
+            for position, entry in enumerate(entries):
+                if "EventId" in entry and self._pick(service, operation, {"partial"}):
+                    entries[position] = {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}
+            parsed["FailedEntryCount"] = sum(1 for e in entries if "ErrorCode" in e)
+            return
+        kept, failed = [], list(parsed.get("Failed", []))
+        for entry in parsed.get("Successful", []):
+            if self._pick(service, operation, {"partial"}):
+                failed.append(
+                    {
+                        "Id": entry["Id"],
+                        "SenderFault": False,
+                        "Code": "InternalError",
+                        "Message": "injected",
+                    }
+                )
+            else:
+                kept.append(entry)
+        parsed["Successful"], parsed["Failed"] = kept, failed
 
 
 # ------------------------------------------------------------------------ activation by env var
