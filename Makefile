@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
+.PHONY: browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,13 @@ run: setup
 	$(BIN)/sluice local run --sample
 
 ## The whole test suite (what CI runs).
-test: setup lint typecheck contracts-check check-templates
+test: setup browser lint typecheck contracts-check check-templates
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## Headless Chromium for the status-page test (Debian package; needs root, as CI and dev machines have).
+browser:
+	@command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell; }
 
 ## Event contracts: schemas fresh, golden examples parse and unchanged, additive within a major.
 contracts-check: setup

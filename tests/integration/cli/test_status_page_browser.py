@@ -16,9 +16,13 @@ from sluice_shared.ports import FileRecord, FileStatus, RunRecord
 from tests.integration.cli.support import STAGE, Invoke, Platform
 
 CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium: apt-get install chromium-headless-shell"
-)
+
+
+@pytest.fixture(autouse=True)
+def _chromium_installed() -> None:
+    # `make test` installs it (`make browser`); a missing browser is a failure, never a skip.
+    if CHROMIUM is None:
+        pytest.fail("needs Chromium: run `make browser` (apt-get install chromium-headless-shell)")
 
 
 def _dom(url: str, budget_ms: int = 0) -> str:
@@ -78,7 +82,6 @@ def page(platform: Platform) -> Iterator[StatusPageServer]:
         server.server_close()
 
 
-@needs_chromium
 async def test_status_page_shows_counts_runs_dlq_and_throughput(
     platform: Platform, page: StatusPageServer
 ) -> None:
@@ -102,7 +105,6 @@ async def test_status_page_shows_counts_runs_dlq_and_throughput(
     assert sum(bars) == 2
 
 
-@needs_chromium
 async def test_status_page_refreshes_from_api(platform: Platform, page: StatusPageServer) -> None:
     # GIVEN the page loaded with an empty stage, THEN traffic arrives before the refresh
     calls = 0
