@@ -1,0 +1,130 @@
+"""`sluice local up --detach | status-lite | trigger | down` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sluice(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    return subprocess.run(
+        [sys.executable, "-c", "from sluice.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def _up_args(port: int, state: Path) -> list[str]:
+    return [
+        "--stage",
+        "test",
+        "local",
+        "up",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+        "--template",
+        str(FIXTURES / "platform.yaml"),
+        "--template",
+        str(FIXTURES / "service.yaml"),
+    ]
+
+
+def _items(port: int) -> list[dict[str, Any]]:
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+    return [dict(item) for item in ddb.scan(TableName="sluice-test-ledger")["Items"]]
+
+
+def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
+    port = _free_port()
+    state = tmp_path / "state"
+    # GIVEN a detached runtime
+    started = sluice(*_up_args(port, state), "--detach")
+    assert started.returncode == 0, started.stderr
+    assert f"up on http://127.0.0.1:{port}" in started.stdout
+    assert "skipped" in started.stdout
+    try:
+        pid = json.loads((state / "runtime.json").read_text())["pid"]
+        # WHEN a schedule is triggered from the CLI
+        fired = sluice("local", "trigger", "sluice-test-tick", "--port", str(port))
+        assert fired.returncode == 0, fired.stderr
+        deadline = time.monotonic() + 30
+        while not any(str(i["PK"]).find("TICK#") >= 0 for i in _items(port)):
+            assert time.monotonic() < deadline, "the triggered schedule never reached the function"
+            time.sleep(0.3)
+        status = sluice("local", "status-lite", "--port", str(port))
+        assert "sluice-test-tick" in status.stdout
+        assert "schedule sluice-test-tick: rate(1 hour)" in status.stdout
+        # AND up runs again against the running runtime
+        again = sluice(*_up_args(port, state))
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stdout
+        assert json.loads((state / "runtime.json").read_text())["pid"] == pid
+        assert any("TICK#" in str(i["PK"]) for i in _items(port))
+    finally:
+        stopped = sluice("local", "down", "--port", str(port))
+    # THEN down stops it and removes its state file
+    assert stopped.returncode == 0, stopped.stderr
+    assert not (state / "runtime.json").exists()
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_sluice/health", timeout=2)
+        raise AssertionError("the runtime still answers after down")
+    except OSError:
+        pass
+
+
+def test_up_on_a_taken_port_names_port_and_holder(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = sluice(*_up_args(port, tmp_path), timeout=60)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use by pid {os.getpid()}" in result.stderr
+
+
+def test_unknown_template_property_fails_up_naming_it(tmp_path: Path) -> None:
+    template = tmp_path / "bad.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  Q:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Properties:\n"
+        "      QueueName: q\n"
+        "      Teleport: true\n"
+    )
+    result = sluice(
+        "local",
+        "up",
+        "--port",
+        str(_free_port()),
+        "--state-dir",
+        str(tmp_path),
+        "--template",
+        str(template),
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "bad/Q property Teleport: property is not supported" in result.stderr
