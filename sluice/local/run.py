@@ -89,15 +89,33 @@ def sample_files(samples_dir: Path) -> list[tuple[Path, str, str]]:
 
 
 def expected_outcome(path: Path) -> dict[str, Any]:
-    """The `<file>.truth.json` (or `<stem>.truth.json`) next to a sample, if any."""
+    """The expected outcome from the `<file>.truth.json` (or `<stem>.truth.json`) next to a sample.
+
+    Understands both the outcome keys themselves (`status`, `rows_in`, `rows_out`,
+    `rows_quarantined`) and the sample generator's ground truth (`rows_total`,
+    `expected_good_keys`, `rows_bad` by reason, `rows_duplicate`). Empty when there is none.
+    """
     for candidate in (
         path.with_name(path.name + ".truth.json"),
         path.with_name(path.stem + ".truth.json"),
     ):
         if candidate.is_file():
             doc = json.loads(candidate.read_text(encoding="utf-8"))
-            return doc if isinstance(doc, dict) else {}
+            return _normalize_truth(doc) if isinstance(doc, dict) else {}
     return {}
+
+
+def _normalize_truth(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: doc[k] for k in ("status", "rows_in", "rows_out", "rows_quarantined") if k in doc}
+    if "rows_total" in doc:
+        out.setdefault("rows_in", int(doc["rows_total"]))
+    if "expected_good_keys" in doc:
+        out.setdefault("rows_out", int(doc["expected_good_keys"]))
+    bad = doc.get("rows_bad")
+    if isinstance(bad, dict) and "rows_duplicate" in doc:
+        quarantined = sum(int(v) for v in bad.values()) + int(doc["rows_duplicate"])
+        out.setdefault("rows_quarantined", quarantined)
+    return out
 
 
 def update_from_item(run: FileRun, item: dict[str, Any], now: float) -> None:
