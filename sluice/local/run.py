@@ -106,7 +106,8 @@ def expected_outcome(path: Path) -> dict[str, Any]:
 
 
 def _normalize_truth(doc: dict[str, Any]) -> dict[str, Any]:
-    out = {k: doc[k] for k in ("status", "rows_in", "rows_out", "rows_quarantined") if k in doc}
+    keys = ("status", "rows_in", "rows_out", "rows_quarantined")
+    out: dict[str, Any] = {k: doc[k] for k in keys if k in doc}
     if "rows_total" in doc:
         out.setdefault("rows_in", int(doc["rows_total"]))
     if "expected_good_keys" in doc:
