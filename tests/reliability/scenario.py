@@ -56,6 +56,8 @@ class Rig:
     injector: FaultInjector | None = None
     crashes: int = 0
     invalid_responses: int = 0
+    handler_errors: int = 0
+    responses: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
     invocations: int = 0
     context: Callable[[str], FakeContext] = FakeContext
@@ -176,12 +178,17 @@ class Rig:
                 self.restart(service)
                 self._release(url, batch)
                 return
+            except Exception:
+                self.handler_errors += 1
+                self._release(url, batch)
+                return
             reported = {f.get("itemIdentifier") for f in response.get("batchItemFailures", [])}
             if reported - {m["MessageId"] for m in attempt}:
                 # Lambda's rule: an empty or unknown itemIdentifier fails the whole batch.
                 self.invalid_responses += 1
                 reported = {m["MessageId"] for m in attempt}
             failed |= {str(r) for r in reported}
+            self.responses.append((service, [m["MessageId"] for m in attempt], sorted(reported)))
         done = [m for m in batch if m["MessageId"] not in failed]
         for message in done:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
