@@ -51,11 +51,12 @@ def test_scenario_two_concurrent_finalisers_exactly_one_wins(rig: Rig, tmp_path:
             open_stage_deps(service.settings) as first,
             open_stage_deps(service.settings) as second,
         ):
-            return await asyncio.gather(
+            results: list[BaseException | None] = await asyncio.gather(
                 service.handle_one(envelope, first),
                 service.handle_one(envelope, second),
                 return_exceptions=True,
             )
+            return results
 
     outcomes = asyncio.run(race())
     sqs.delete_message(QueueUrl=rig.stack.queues["output"], ReceiptHandle=message["ReceiptHandle"])
