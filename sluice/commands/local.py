@@ -255,6 +255,10 @@ def down(port: int, state_dir: str | None, timeout: float) -> None:
 
     health = running(port)
     pid: int | None = health.get("pid") if health else None
+    if pid is not None:
+        _shutdown_and_wait(port, timeout)
+        click.echo(f"sluice local stopped (pid {pid})")
+        return
     if pid is None:
         state_file = _state_dir(state_dir) / "runtime.json"
         if state_file.exists():
@@ -266,11 +270,7 @@ def down(port: int, state_dir: str | None, timeout: float) -> None:
         else:
             click.echo(f"sluice local is not running on 127.0.0.1:{port}")
             return
-    else:
-        try:
-            _call(port, "shutdown", {})
-        except LocalRuntimeError:
-            os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)
     try:
         psutil.Process(pid).wait(timeout)
     except psutil.NoSuchProcess:
@@ -278,6 +278,26 @@ def down(port: int, state_dir: str | None, timeout: float) -> None:
     except psutil.TimeoutExpired:
         os.kill(pid, signal.SIGKILL)
     click.echo(f"sluice local stopped (pid {pid})")
+
+
+def _shutdown_and_wait(port: int, timeout: float) -> None:
+    """Ask the runtime on `port` to stop and wait for its process to exit (SIGKILL after)."""
+    import psutil
+
+    health = running(port)
+    if health is None:
+        return
+    pid = int(health["pid"])
+    try:
+        _call(port, "shutdown", {})
+    except LocalRuntimeError:
+        os.kill(pid, signal.SIGTERM)
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
 
 
 @command.command("trigger")
@@ -369,7 +389,7 @@ def run(
         failed = _upload_and_follow(port, stage, runs, timeout)
     finally:
         if started_here and not keep_up:
-            _call(port, "shutdown", {})
+            _shutdown_and_wait(port, 30.0)
     if failed:
         raise SystemExit(1)
 
