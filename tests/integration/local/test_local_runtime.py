@@ -314,3 +314,27 @@ async def test_unknown_schedule_trigger_is_an_error(runtime: LocalRuntime) -> No
 
     with pytest.raises(LocalRuntimeError, match="no schedule or rule named ghost"):
         await runtime.fire("ghost")
+
+
+async def test_schema_registry_calls_get_a_clear_not_emulated_error(runtime: LocalRuntime) -> None:
+    from botocore.exceptions import ClientError
+
+    client = boto3.client("schemas", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
+    with pytest.raises(ClientError) as info:
+        await asyncio.to_thread(client.list_registries)
+    assert info.value.response["Error"]["Code"] == "NotImplemented"
+    assert "Schema Registry" in str(info.value)
+
+
+async def test_lambda_get_and_list_functions_describe_template_functions(
+    runtime: LocalRuntime,
+) -> None:
+    client = boto3.client("lambda", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
+    listed = await asyncio.to_thread(client.list_functions)
+    names = sorted(f["FunctionName"] for f in listed["Functions"])
+    assert names == ["sluice-test-tick", "sluice-test-worker"]
+    got = await asyncio.to_thread(client.get_function, FunctionName="sluice-test-worker")
+    config = got["Configuration"]
+    assert config["Timeout"] == 3
+    assert config["MemorySize"] == 256
+    assert config["Environment"]["Variables"]["SLUICE_LEDGER_TABLE"] == TABLE
