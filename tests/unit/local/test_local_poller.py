@@ -179,3 +179,34 @@ async def test_start_runs_max_concurrency_loops() -> None:
     assert len(poller._tasks) == 3
     await poller.stop()
     assert poller._tasks == []
+
+
+async def test_max_concurrency_bounds_concurrent_invocations() -> None:
+    import asyncio
+
+    # GIVEN 12 messages, one per batch, and MaximumConcurrency 3
+    queue = InMemoryQueue(["{}"] * 12)
+    in_flight = 0
+    peak = 0
+
+    class SlowFunction:
+        async def invoke(self, name_or_arn: str, payload: bytes) -> Result:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.05)
+            in_flight -= 1
+            return Result()
+
+    config = MappingConfig("fn", QUEUE_ARN, batch_size=1, max_concurrency=3, poll_wait_s=0)
+    poller = SqsPoller(config, queue, SlowFunction())
+    # WHEN the poller runs until the queue is drained
+    poller.start()
+    for _ in range(100):
+        if len(queue.deleted) == 12:
+            break
+        await asyncio.sleep(0.02)
+    await poller.stop()
+    # THEN three batches ran at once, never more
+    assert len(queue.deleted) == 12
+    assert peak == 3
