@@ -15,7 +15,7 @@ and across the whole output:
 - no primary key appears twice in a file's output (no output row twice; keys are unique per
   file, not across files: two files may carry the same order, as producers re-export);
 - every Parquet object belongs to a COMPLETED file's manifest (no unexpected row);
-- every ground-truth file is in the ledger;
+- every ground-truth file is in the ledger, and no object version is registered twice;
 - every DLQ message is explained: parked with a reason (`sluice-reason-code`), or about a file
   that ended FAILED/QUARANTINED.
 
@@ -253,6 +253,13 @@ def reconcile(
         if truth is not None:
             _check_truth(check, truth, by_key.get(check.key, []))
 
+    for key, same in sorted(by_key.items()):
+        etags = [r.get("etag") for r in same]
+        twice = {e for e in etags if etags.count(e) > 1}
+        if twice:
+            result.problems.append(
+                f"{key}: one object version registered as {etags.count(next(iter(twice)))} files"
+            )
     for owner, keys in sorted(parts.items()):
         result.problems.append(
             f"{len(keys)} Parquet object(s) of file {owner}, which is not in the ledger"
