@@ -88,7 +88,9 @@ ENGINE_MODULES = {
 # installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
 # (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
 LAMBDA_LIKE = {"sluice", "sluice-batch", "floor"}
-ARROW_POOL = os.environ.get("SLUICE_BENCH_ARROW_POOL", "system")  # "" keeps Arrow's default
+# Arrow's allocator for the Lambda-like children: "" keeps Arrow's default (mimalloc), which gave
+# the lowest peak for the whole path here (2 GB: 266 MB; the system allocator: 319 MB).
+ARROW_POOL = os.environ.get("SLUICE_BENCH_ARROW_POOL", "")
 
 
 class _Absent(importlib.abc.MetaPathFinder):
@@ -330,9 +332,6 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
         cmd += ["--limit", str(run.limit)]
     env = {**os.environ, "POLARS_MAX_THREADS": str(run.cores)}
     if run.engine in LAMBDA_LIKE and ARROW_POOL:
-        # What the functions should run with (bench/README.md): the system allocator kept
-        # 30-60 MB less resident than mimalloc, Arrow's default, here. (jemalloc did better
-        # still, but the arm64 wheels that Lambda uses are built without it: apache/arrow#44380.)
         env["ARROW_DEFAULT_MEMORY_POOL"] = ARROW_POOL
     # files, not pipes: the child is reaped with wait4 (for its rusage) before its output is
     # read, and a full pipe would block it forever
