@@ -432,6 +432,7 @@ def test_transform_bucket_hash_collisions_never_drop_distinct_keys(
     assert table.column("id").to_pylist() == [f"k{i}" for i in range(40)]
     assert len(quarantined) == 60
     assert all(q["reason_code"] == "duplicate_primary_key" for q in quarantined)
+    assert (result.rows_in, result.rows_out, result.rows_quarantined) == (100, 40, 60)
 
 
 def test_transform_bucket_inputs_out_of_row_order_rejected(tmp_path: Path) -> None:
