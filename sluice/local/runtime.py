@@ -393,7 +393,14 @@ class LocalRuntime:
 
     def _invoke_from_thread(self, arn: str, payload: bytes) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.runner.invoke_async, arn, payload)
+        self._loop.call_soon_threadsafe(self._invoke_async, arn, payload)
+
+    def _invoke_async(self, arn: str, payload: bytes) -> None:
+        try:
+            self.runner.invoke_async(arn, payload)
+        except FunctionNotFound as exc:
+            # EventBridge drops events for a target that does not exist; say so in the log.
+            log.warning("rule target %s: %s", arn, exc)
 
     def _start_from_thread(self, arn: str, payload: str) -> None:
         assert self._loop is not None
