@@ -119,6 +119,8 @@ def _pin(cores: int, pin: str) -> None:
 
 def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
     """Sluice's data path on local files, as one file on the real-time path would run it."""
+    import pyarrow as pa
+
     from contracts.datasets.loader import load_contract
     from sluice_shared.datapath.buckets import bucket_count_for
     from sluice_shared.datapath.output import write_partitioned
@@ -141,6 +143,9 @@ def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
         partition=0,
     )
     times["validate_s"] = time.perf_counter() - started
+    # In AWS each stage is its own function (process); here they share one, so hand the
+    # validate stage's freed pages back as transform_bucket/write_partitioned do themselves.
+    pa.default_memory_pool().release_unused()
     if validated.rejection is not None:
         raise RuntimeError(f"file rejected: {validated.rejection}")
     lookups = load_lookups(contract)

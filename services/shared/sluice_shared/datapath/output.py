@@ -428,3 +428,7 @@ def write_partitioned(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        # A warm Lambda runs the next file in this process: hand freed pages back now (Arrow's
+        # default mimalloc pool keeps them otherwise, and the next stage's peak adds to them).
+        pa.default_memory_pool().release_unused()

@@ -497,6 +497,8 @@ def transform_bucket(
         written = qwriter.written
     if writer is None:
         out_path.unlink(missing_ok=True)
+    # a warm Lambda runs the next bucket in this process: hand freed pages back (see output.py)
+    pa.default_memory_pool().release_unused()
     return TransformResult(
         rows_in=rows_in,
         rows_out=rows_out,
