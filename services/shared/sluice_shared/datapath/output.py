@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # Characters Hive escapes in partition values (FileUtils.escapePathName), as %XX.
 _HIVE_ESCAPED = frozenset("\"#%'*/:=?\\{[]^")
-ROW_GROUP_ROWS = 65_536  # a partition's buffer is written (one row group) at this many rows
-MAX_BUFFERED_ROWS = 131_072  # all partitions' buffers together; the biggest is flushed beyond
+ROW_GROUP_ROWS = 32_768  # a partition's buffer is written (one row group) at this many rows
+MAX_BUFFERED_ROWS = 65_536  # all partitions' buffers together; the biggest is flushed beyond
 MAX_OPEN_WRITERS = 32
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
 _WRITE_QUEUE_DEPTH = 2  # row groups waiting for the writer thread (bounds memory, keeps overlap)
