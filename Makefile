@@ -91,5 +91,9 @@ bench: setup
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/python -m bench.datapath
 
+## moto SQS receive/send cost at depth, with and without the local runtime's patch.
+bench-local: setup
+	$(BIN)/python -m bench.local_sqs
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .aws-sam build
