@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.report import epoch
 from sluice.generate import DATASETS, generate
 from sluice.ops.ledger import plain
+from sluice_shared.keys import file_id_for
 
 __all__ = [
     "DATASETS",
@@ -18,8 +20,12 @@ __all__ = [
     "TERMINAL",
     "Body",
     "body",
+    "file_steps",
     "ledger_by_key",
+    "ledger_items",
     "raw_key",
+    "uploaded_file_id",
+    "wait_files",
     "wait_terminal",
 ]
 
@@ -91,6 +97,51 @@ def ledger_by_key(
     return found
 
 
+def uploaded_file_id(bucket: str, key: str, response: dict[str, Any]) -> str:
+    """The ledger's `file_id` of an object, from the PutObject answer (version id, else ETag)."""
+    return file_id_for(bucket, key, response.get("VersionId"), response.get("ETag"))
+
+
+def ledger_items(dynamodb: Any, table: str, file_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """META items of `file_ids` (BatchGetItem, consistent), as plain values by file id; ids the
+    ledger does not hold (yet) are absent."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(file_ids), 100):
+        keys = [
+            {"PK": {"S": f"FILE#{i}"}, "SK": {"S": "META"}} for i in file_ids[start : start + 100]
+        ]
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = dynamodb.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table, []):
+                record = plain(item)
+                found[str(record["file_id"])] = record
+            request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+def wait_files(
+    dynamodb: Any,
+    table: str,
+    file_ids: list[str],
+    *,
+    timeout_s: float,
+    poll_s: float = 1.0,
+) -> dict[str, dict[str, Any]]:
+    """Poll the ledger until every file in `file_ids` is terminal, or `timeout_s`; returns the
+    last META item of each file found. Only files not yet terminal are read again, so a poll
+    costs what is left, not what the ledger holds."""
+    deadline = time.monotonic() + timeout_s
+    records: dict[str, dict[str, Any]] = {}
+    pending = list(file_ids)
+    while True:
+        records.update(ledger_items(dynamodb, table, pending))
+        pending = [i for i in pending if records.get(i, {}).get("status") not in TERMINAL]
+        if not pending or time.monotonic() >= deadline:
+            return records
+        time.sleep(poll_s)
+
+
 def wait_terminal(
     dynamodb: Any,
     table: str,
@@ -114,3 +165,20 @@ def wait_terminal(
         if done or time.monotonic() >= deadline:
             return records
         time.sleep(poll_s)
+
+
+def file_steps(dynamodb: Any, table: str, file_id: str) -> dict[str, float]:
+    """Epoch of the first history step per status of one file."""
+    found: dict[str, float] = {}
+    response = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :step)",
+        ExpressionAttributeValues={":pk": {"S": f"FILE#{file_id}"}, ":step": {"S": "STEP#"}},
+        ConsistentRead=True,
+    )
+    for item in response.get("Items", []):
+        _, stamp, status = str(item["SK"]["S"]).split("#", 2)
+        at = epoch(stamp)
+        if at is not None and (status not in found or at < found[status]):
+            found[status] = at
+    return found

@@ -17,13 +17,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Upload:
-    """One file PUT to the raw bucket: key, when (epoch s, before the request), its truth."""
+    """One file PUT to the raw bucket: key, when (epoch s, before the request), its truth, and
+    the ledger file id its version gets."""
 
     key: str
     dataset: str
     size: int
     started_at: float
     truth: dict[str, Any]
+    file_id: str = ""
 
 
 @dataclass

@@ -34,7 +34,7 @@ from locust import User, constant_throughput, events, task
 
 from loadtests import shapes
 from loadtests.events import EventFactory, entry_id
-from loadtests.files import DATASETS, body, raw_key
+from loadtests.files import DATASETS, body, raw_key, uploaded_file_id
 from loadtests.journal import JOURNAL, Upload
 from loadtests.target import Target
 
@@ -140,11 +140,14 @@ class SluiceUser(User):
         began_at = time.time()
         started = time.perf_counter()
         try:
-            TARGET.client("s3").put_object(Bucket=self.names["raw_bucket"], Key=key, Body=made.data)
+            response = TARGET.client("s3").put_object(
+                Bucket=self.names["raw_bucket"], Key=key, Body=made.data
+            )
         except Exception as exc:
             self._report("s3", f"PutObject {dataset}", started, len(made.data), exc)
             return
-        JOURNAL.uploaded(Upload(key, dataset, len(made.data), began_at, made.truth))
+        file_id = uploaded_file_id(self.names["raw_bucket"], key, response)
+        JOURNAL.uploaded(Upload(key, dataset, len(made.data), began_at, made.truth, file_id))
         self._report("s3", f"PutObject {dataset}", started, len(made.data), None)
 
 

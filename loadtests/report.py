@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 
 HOPS = (
     ("ingest", "upload", "PENDING"),
-    ("validate", "PENDING", "VALIDATING"),
-    ("transform", "VALIDATING", "TRANSFORMING"),
-    ("output", "TRANSFORMING", "WRITING"),
-    ("complete", "WRITING", "COMPLETED"),
+    ("to-validate", "PENDING", "VALIDATING"),
+    ("validate", "VALIDATING", "TRANSFORMING"),
+    ("transform", "TRANSFORMING", "WRITING"),
+    ("output", "WRITING", "COMPLETED"),
 )
-"""(name, from, to): the hop between two ledger steps (`upload` is the client's PUT)."""
+"""(name, from, to) between two ledger steps (`upload` is the client's PUT). A hop named after a
+function holds that function's work plus the delivery of its output event to the next queue and
+the next poll: `ingest` = S3 notification + ingest; `to-validate` = publish + bus + queue + poll
+(ingest publishes after registering); `validate`, `transform`, `output` = that stage's work and
+what follows until the next stage claims the file (`output`: until COMPLETED)."""
 
 
 def epoch(value: Any) -> float | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 import uuid
@@ -29,7 +28,8 @@ import locust  # noqa: F401  (first: gevent monkey-patching; see the module docs
 
 from loadtests import report as rpt
 from loadtests.events import create_sink, delete_sink, drain_sink, reconcile_events
-from loadtests.files import TERMINAL, wait_terminal
+from loadtests.files import TERMINAL, file_steps, ledger_by_key, wait_files
+from loadtests.local import ensure_local_runtime, machine, stop_local_runtime
 from loadtests.shapes import SHAPES, make_shape
 from loadtests.target import SERVICES, Target
 
@@ -62,66 +62,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="report folder (default loadtests/out/<run>)")
     p.add_argument("--run-id", default=None)
     return p.parse_args(argv)
-
-
-def machine() -> str:
-    """CPU model, core count, OS and Python of this machine (the report's context)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
-# ------------------------------------------------------------------------------- local runtime
-
-
-def ensure_local_runtime(
-    port: int, stage: str, state_dir: Path, max_concurrency: int
-) -> int | None:
-    """Start `sluice local up --detach` on `port` unless a runtime answers there.
-
-    Returns:
-        The pid of the runtime this call started, or None when one was already running.
-
-    Raises:
-        click.ClickException: the runtime did not come up (its log's tail in the message).
-    """
-    from sluice.commands.local import running, start_detached
-
-    if running(port):
-        return None
-    args = ["--stage", stage, "local", "up", "--port", str(port), "--state-dir", str(state_dir)]
-    args += ["--max-concurrency", str(max_concurrency), "--no-schedules"]
-    return start_detached(args, state_dir, port, timeout=180.0)
-
-
-def stop_local_runtime(port: int, pid: int) -> None:
-    """Ask the runtime on `port` to shut down; kill `pid` if it lingers."""
-    import contextlib
-    import signal
-
-    import psutil
-
-    from sluice.commands.local import _call
-    from sluice.local.errors import LocalRuntimeError
-
-    with contextlib.suppress(LocalRuntimeError):
-        _call(port, "shutdown", {})
-    try:
-        psutil.Process(pid).wait(30)
-    except psutil.NoSuchProcess:
-        return
-    except psutil.TimeoutExpired:
-        os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -258,23 +198,6 @@ def request_rows(env: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def file_steps(dynamodb: Any, table: str, file_id: str) -> dict[str, float]:
-    """Epoch of the first history step per status of one file."""
-    found: dict[str, float] = {}
-    response = dynamodb.query(
-        TableName=table,
-        KeyConditionExpression="PK = :pk AND begins_with(SK, :step)",
-        ExpressionAttributeValues={":pk": {"S": f"FILE#{file_id}"}, ":step": {"S": "STEP#"}},
-        ConsistentRead=True,
-    )
-    for item in response.get("Items", []):
-        _, stamp, status = str(item["SK"]["S"]).split("#", 2)
-        at = rpt.epoch(stamp)
-        if at is not None and (status not in found or at < found[status]):
-            found[status] = at
-    return found
-
-
 def wait_queues_empty(sqs: Any, urls: dict[str, str], timeout_s: float) -> dict[str, int]:
     """Wait until every service queue (not the DLQs) is empty; returns the last depths."""
     deadline = time.monotonic() + timeout_s
@@ -308,13 +231,17 @@ def execute(args: argparse.Namespace, target: Target, run_id: str, out_dir: Path
         accepted = dict(JOURNAL.events_accepted)
         keys = {str(u["key"]) for u in uploads}
         print(f"drain: {len(keys)} files, {len(accepted)} events …")
-        records = wait_terminal(
-            dynamodb, names["ledger_table"], run_id, keys, timeout_s=args.drain_timeout
+        wait_files(
+            dynamodb,
+            names["ledger_table"],
+            [str(u["file_id"]) for u in uploads],
+            timeout_s=args.drain_timeout,
         )
         wait_queues_empty(sqs, urls, timeout_s=60.0)
         delivery = drain_sink(sqs, sink.queue_url, expected=len(accepted), timeout_s=120.0)
         sampler.stop()
-        records = wait_terminal(dynamodb, names["ledger_table"], run_id, keys, timeout_s=0)
+        # One scan by key at the end: it also finds a key registered twice.
+        records = ledger_by_key(dynamodb, names["ledger_table"], f"/loadtest/{run_id}/")
         print("reconcile …")
         verdict_events = reconcile_events(set(accepted), delivery)
         truths = {str(u["key"]): GroundTruth(**u["truth"]) for u in uploads}
