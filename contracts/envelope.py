@@ -113,12 +113,28 @@ class Envelope(BaseModel, Generic[DataT]):
         if time is not None:
             attributes["time"] = time
         # Parametrise at runtime so `data` validates and serialises as its own model, not the base.
-        typed = cast("type[Envelope[ModelT]]", Envelope.__class_getitem__(model_cls))
+        typed = cast("type[Envelope[ModelT]]", envelope_class(model_cls))
         return typed(**attributes)
 
     def to_json(self) -> bytes:
         """The envelope as compact JSON (orjson): what EventBridge carries as `Detail`."""
         return orjson.dumps(self.model_dump(mode="json"))
+
+
+_ENVELOPE_CLASSES: dict[type[Any], type[Envelope[Any]]] = {}
+
+
+def envelope_class(model_cls: type[Any]) -> type[Envelope[Any]]:
+    """`Envelope[model_cls]`, built once per model and kept.
+
+    pydantic caches parametrised generics only weakly: with no one holding `Envelope[X]` it was
+    rebuilt (a new model class, ~2-3 ms) for every event wrapped or parsed.
+    """
+    found = _ENVELOPE_CLASSES.get(model_cls)
+    if found is None:
+        found = cast("type[Envelope[Any]]", Envelope.__class_getitem__(model_cls))
+        _ENVELOPE_CLASSES[model_cls] = found
+    return found
 
 
 def entry_size(source: str, detail_type: str, detail: str, *, with_time: bool = True) -> int:

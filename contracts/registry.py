@@ -8,12 +8,12 @@ of a known fact) is an `UnknownContractType`, so the consumer parks it instead o
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
-from contracts.envelope import ContractModel, Envelope
+from contracts.envelope import ContractModel, Envelope, envelope_class
 from contracts.errors import ContractTypeMismatch, InvalidContract, UnknownContractType
 from contracts.events import BUILTIN_MODELS
 from contracts.types import split_contract_type
@@ -160,7 +160,7 @@ def parse_envelope(
             f"{contract_type} is not accepted here (accepted: {', '.join(sorted(accepted))})",
             contract_type=contract_type,
         )
-    envelope_cls = cast("type[Envelope[Any]]", Envelope.__class_getitem__(model_cls))
+    envelope_cls = envelope_class(model_cls)
     try:
         return envelope_cls.model_validate(dict(envelope))
     except ValidationError as exc:
