@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -47,13 +47,21 @@ class DatasetCatalog:
         path = self.root / name / f"v{chosen}.yaml"
         if not path.exists():
             path = self.root / name / f"v{chosen}.yml"
-        contract = DatasetContract.model_validate(yaml.safe_load(path.read_text("utf-8")))
+        stat = path.stat()
+        contract = _parse(str(path), stat.st_mtime_ns, stat.st_size)
         if contract.name != name or contract.version != chosen:
             raise ValueError(f"{path}: declares {contract.ref}, expected {name}/v{chosen}")
         return contract
 
     def lookup_path(self, name: str, table: str) -> Path:
         return self.root / name / "lookups" / f"{table}.csv"
+
+
+@lru_cache(maxsize=256)
+def _parse(path: str, mtime_ns: int, size: int) -> DatasetContract:
+    """A contract file parsed once per content version (path, mtime, size): YAML parsing cost
+    ~8 ms, paid by every stage for every file before. Contracts are frozen, so sharing is safe."""
+    return DatasetContract.model_validate(yaml.safe_load(Path(path).read_text("utf-8")))
 
 
 @cache
