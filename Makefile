@@ -24,7 +24,7 @@ run: setup
 
 ## The whole test suite (what CI runs).
 test: setup browser lint typecheck contracts-check check-templates
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/policy  # policy tests ran in check-templates
 
 ## Headless Chromium for the status-page test (Debian package; needs root, as CI and dev machines have).
 browser:
