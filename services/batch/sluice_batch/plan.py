@@ -334,9 +334,21 @@ async def _plan_file(
     )
     _, existing = await deps.ledger.register_file(record)
     if info.size > settings.limits.max_file_bytes:
-        return (
-            f"file_too_large: {info.size} bytes, above the {settings.limits.max_file_bytes} limit"
-        )
+        reason = f"{info.size} bytes, above the {settings.limits.max_file_bytes}-byte limit"
+        if existing.status is FileStatus.PENDING:
+            # Every file ends in a terminal state: an over-size object is rejected, as ingest
+            # rejects it on the real-time path.
+            await deps.ledger.transition(
+                file_id,
+                FileStatus.QUARANTINED,
+                expected=(FileStatus.PENDING,),
+                rows_in=0,
+                rows_out=0,
+                rows_quarantined=0,
+                error_code="file_too_large",
+                error=reason,
+            )
+        return f"file_too_large: {reason}"
     if not await _claim(deps, existing, run_id):
         return f"already {existing.status} (correlation {existing.correlation_id})"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sluice_batch import handlers
 
 from contracts.datasets import load_contract
 from sluice.generate import generate
+from sluice_batch import handlers
 from sluice_shared.datapath.split import plan_byte_ranges
 from sluice_shared.errors import PoisonInputError
 from tests.integration.batch.batch_stack import BatchStack, batch_stack

@@ -8,10 +8,10 @@ import random
 from pathlib import Path
 
 import pytest
-from sluice_batch.cuts import plan_cuts
 
 from contracts.datasets import load_contract
 from sluice.generate import generate
+from sluice_batch.cuts import plan_cuts
 from sluice_shared.datapath.split import plan_byte_ranges
 
 

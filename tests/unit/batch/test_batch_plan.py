@@ -8,16 +8,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sluice_batch.config import BatchSettings
-from sluice_batch.deps import BatchDeps
-from sluice_batch.items import bucket_items_from_jsonl, partition_items_from_jsonl
-from sluice_batch.plan import PlanRequest, plan_run, run_id_for
 
 from contracts.datasets import DatasetCatalog
 from contracts.events import FileIngestedV1
 from contracts.types import DatasetRef
 from sluice.generate import generate
+from sluice_batch.config import BatchSettings
+from sluice_batch.deps import BatchDeps
+from sluice_batch.items import bucket_items_from_jsonl, partition_items_from_jsonl
+from sluice_batch.plan import PlanRequest, plan_run, run_id_for
 from sluice_shared.errors import PoisonInputError
+from sluice_shared.limits import Limits
 from sluice_shared.ports import FileStatus
 from tests.fakes import FakeDeps, fake_deps
 
@@ -144,3 +145,20 @@ def test_run_id_for_execution_names_is_a_valid_run_id() -> None:
     assert run_id_for("file-0123abcd") == "file-0123abcd"
     assert run_id_for("odd name/with:chars") == "odd-name-with-chars"
     assert len(run_id_for("x" * 200)) == 80
+
+
+async def test_plan_run_object_above_file_limit_is_quarantined_not_planned(
+    fakes: FakeDeps,
+) -> None:
+    # GIVEN a file limit below the big file's size
+    limited = settings().model_copy(update={"limits": Limits(max_file_bytes=100_000)})
+    # WHEN a run is planned over the prefix
+    report = await plan_run(
+        PlanRequest(source="prefix", prefix="orders/"), batch_deps(fakes), limited, run_id="r"
+    )
+    # THEN only the small file is planned; the big one ends QUARANTINED with the reason
+    assert [f["key"] for f in report.files] == ["orders/2024/small.csv"]
+    (skipped,) = report.skipped
+    assert skipped["reason"].startswith("file_too_large")
+    big = [r for r in fakes.ledger.records.values() if r.key == "orders/2024/big.csv"]
+    assert [(r.status, r.error_code) for r in big] == [(FileStatus.QUARANTINED, "file_too_large")]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from contracts.types import DatasetRef
 from sluice_batch.items import PartitionItem, bucket_items_for
 from sluice_batch.reconcile import judge_run
 from sluice_batch.results import ItemResult, read_map_results
-
-from contracts.types import DatasetRef
 from sluice_shared.ports import FileStatus
 from tests.fakes import InMemoryObjectStore
 
