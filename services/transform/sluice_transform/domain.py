@@ -43,6 +43,7 @@ async def transform_validated_file(
     Returns the `file.transformed` fact, or an empty report for a duplicate delivery.
     Raises TransientError for AWS failures worth a retry.
     """
+    before = await deps.ledger.get(validated.file_id)
     claimed = await claim(deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE)
     if claimed is None:
         return TransformReport(event=None)
@@ -55,7 +56,10 @@ async def transform_validated_file(
     async for info in deps.objects.list_keys(staged_bucket, staged_prefix):
         by_bucket[bucket_of_staged_key(info.key)].append(info.key)
 
-    await deps.objects.delete_prefix(settings.work_bucket, keys.transformed_prefix)
+    # Clean only when entering the step afresh: a re-entry (redelivery, late duplicate) must not
+    # delete what a finished attempt announced and output may be reading; it overwrites in place.
+    if before is None or before.status is not FileStatus.TRANSFORMING:
+        await deps.objects.delete_prefix(settings.work_bucket, keys.transformed_prefix)
     rows_in = rows_out = rows_dup = 0
     for bucket in range(validated.bucket_count):
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...

@@ -53,6 +53,7 @@ async def validate_ingested_file(
     file already moved past validation (a duplicate delivery). Raises TransientError for AWS
     failures worth a retry; everything about the data itself ends in a quarantine or a rejection.
     """
+    before = await deps.ledger.get(ingested.file_id)
     claimed = await claim(deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE)
     if claimed is None:
         return ValidationReport(event=None)
@@ -62,9 +63,12 @@ async def validate_ingested_file(
     except KeyError as missing:
         return await _reject(ingested, deps, "unknown_dataset", str(missing), rows_in=0)
 
-    # Any earlier, interrupted attempt may have left staged objects: start clean so the staged
-    # set is exactly this attempt's.
-    await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
+    # Entering the step afresh, start clean: the staged set is exactly this run's. Re-entering
+    # it (a redelivery or a late duplicate), never delete: an earlier attempt may have finished
+    # and announced its staging, which the next stage may be reading, and this attempt may die
+    # before restaging. Keys and contents are deterministic, so restaging overwrites in place.
+    if before is None or before.status is not FileStatus.VALIDATING:
+        await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
     with scratch_dir(settings.scratch_dir, f"validate-{ingested.file_id}") as work:
         src = work / "source"
         await deps.objects.download_to(
