@@ -142,7 +142,10 @@ class Rig:
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:
-                raise TimeoutError("the pipeline did not settle in time")
+                statuses = [
+                    (i["key"], i["status"], i.get("error_code")) for i in ledger_items(self.stack)
+                ]
+                raise TimeoutError(f"the pipeline did not settle in time: {statuses}")
             moved = False
             for service in SERVICES:
                 if service in self.paused:
