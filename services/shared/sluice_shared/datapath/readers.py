@@ -28,7 +28,12 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from contracts.datasets import ColumnType, DatasetContract
-from sluice_shared.datapath.blocks import RecordBounds, as_binary_array, record_bounds
+from sluice_shared.datapath.blocks import (
+    RecordBounds,
+    as_binary_array,
+    record_bounds,
+    split_lines,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,17 +78,26 @@ def _index_array(indices: Sequence[int]) -> pa.Int64Array:
     return pa.array(indices, pa.int64())
 
 
+_arange_cache: list[pa.Int64Array] = [pa.array([], pa.int64())]
+
+
 def arange(n: int) -> pa.Int64Array:
-    """0, 1, ..., n-1 built by a kernel (a Python range costs ~30 ns per value)."""
-    if n == 0:
-        return pa.array([], pa.int64())
-    return pc.subtract(pc.cumulative_sum(pa.nulls(n, pa.int64()).fill_null(1)), 1)
+    """0, 1, ..., n-1: a zero-copy slice of one cached array, grown by kernels when too short
+    (a Python range costs ~30 ns per value; building it per block, ~2 ms per 50k)."""
+    values = _arange_cache[0]
+    if len(values) < n:
+        size = max(n, 2 * len(values))
+        values = pc.subtract(pc.cumulative_sum(pa.nulls(size, pa.int64()).fill_null(1)), 1)
+        _arange_cache[0] = values  # one reference swap: safe to race, both values are right
+    return values.slice(0, n)
 
 
 _UTF8_WINDOW = 1 << 16
 
 
-def _invalid_utf8_records(data: bytes, starts: list[int], ends: list[int]) -> dict[int, int]:
+def _first_invalid_utf8(
+    data: bytes, starts: Sequence[int], ends: _LineEnds | Sequence[int]
+) -> dict[int, int]:
     """Record index -> offset (in `data`) of its first invalid UTF-8 byte.
 
     Decodes forward in bounded windows from one error to the next (skipping the rest of the
@@ -108,26 +122,69 @@ def _invalid_utf8_records(data: bytes, starts: list[int], ends: list[int]) -> di
     return found
 
 
-def _screen(
-    data: bytes, bounds: RecordBounds, base_offset: int, max_record_bytes: int
-) -> tuple[bytes, Sequence[int], list[BadRecord], int]:
-    """Set aside records with invalid UTF-8 or over the size limit.
+class _LineEnds:
+    """Line i ends where line i + 1 starts (the last one at the end of the block)."""
 
-    Returns the bytes of the remaining records, their block indices, the records set aside and
-    the longest remaining record.
-    """
+    def __init__(self, starts: Sequence[int], size: int) -> None:
+        self.starts = starts
+        self.size = size
+
+    def __getitem__(self, i: int) -> int:
+        return self.starts[i + 1] if i + 1 < len(self.starts) else self.size
+
+
+class _BlockBytes:
+    """One block split into lines once, with its UTF-8 faults found once: both record cuts
+    (lines, then quote parity) are screened from these facts."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.split = split_lines(data)
+        try:
+            _as_text(data)
+            self.utf8_ok = True
+        except pa.ArrowInvalid:
+            self.utf8_ok = False
+        self._faults: list[int] | None = None
+
+    def utf8_faults(self) -> list[int]:
+        """Ascending offsets of the first invalid UTF-8 byte of each line holding one.
+
+        Decoding restarts after every "\\n" (an ASCII byte ends any character), so the first
+        fault of a record spanning several lines is the first fault among its lines.
+        """
+        if self._faults is None:
+            if self.utf8_ok:
+                self._faults = []
+            else:
+                starts = _int64_view(self.split.starts)
+                ends = _LineEnds(starts, len(self.data))
+                self._faults = sorted(_first_invalid_utf8(self.data, starts, ends).values())
+        return self._faults
+
+
+@dataclass(slots=True)
+class _Screened:
+    """A block with the records set aside by `_screen` left out."""
+
+    clean: bytes
+    kept: pa.Int64Array  # block record index of each remaining record, ascending
+    bad: list[BadRecord]
+    longest: int  # longest remaining record
+    dropped: list[tuple[int, int]]  # the byte ranges of the block left out, merged
+
+
+def _screen(
+    block: _BlockBytes, bounds: RecordBounds, base_offset: int, max_record_bytes: int
+) -> _Screened:
+    """Set aside records with invalid UTF-8 or over the size limit."""
     lengths = pc.subtract(bounds.ends, bounds.starts)
-    longest = pc.max(lengths).as_py() or 0
-    try:
-        _as_text(data)
-        utf8_ok = True
-    except pa.ArrowInvalid:
-        utf8_ok = False
     n = len(bounds)
-    if utf8_ok and longest <= max_record_bytes:
-        return data, range(n), [], longest
-    starts = bounds.starts.to_pylist()
-    ends = bounds.ends.to_pylist()
+    longest = (pc.max(lengths).as_py() or 0) if n else 0
+    if block.utf8_ok and longest <= max_record_bytes:
+        return _Screened(block.data, arange(n), [], longest, [])
+    starts = _int64_view(bounds.starts)
+    ends = _int64_view(bounds.ends)
     bad: dict[int, BadRecord] = {}
     if longest > max_record_bytes:
         too_large = pc.indices_nonzero(pc.greater(lengths, max_record_bytes)).to_pylist()
@@ -139,15 +196,53 @@ def _screen(
                 f"record of {size} bytes exceeds the limit of {max_record_bytes} bytes",
             )
         longest = pc.max(pc.filter(lengths, pc.less_equal(lengths, max_record_bytes))).as_py()
-    if not utf8_ok:
-        for i, at in _invalid_utf8_records(data, starts, ends).items():
-            if i not in bad:
-                bad[i] = BadRecord(
-                    i, INVALID_UTF8, f"invalid UTF-8 at byte offset {base_offset + at}"
-                )
+    for at in block.utf8_faults():
+        i = bisect.bisect_right(starts, at) - 1
+        if i not in bad:
+            bad[i] = BadRecord(i, INVALID_UTF8, f"invalid UTF-8 at byte offset {base_offset + at}")
     excluded = sorted(bad)
-    clean, kept = _drop_records(data, starts, ends, excluded)
-    return clean, kept, [bad[i] for i in excluded], longest or 0
+    clean, dropped = _drop_ranges(block.data, starts, excluded)
+    keep = pc.invert(pc.is_in(arange(n), value_set=pa.array(excluded, pa.int64())))
+    kept = pc.filter(arange(n), keep)
+    return _Screened(clean, kept, [bad[i] for i in excluded], longest or 0, dropped)
+
+
+def _int64_view(values: pa.Int64Array) -> Sequence[int]:
+    """The values of a null-free int64 array as a read-only sequence, without converting them
+    (`to_pylist` costs ~20 ns per value; a block has ~50k records and a handful of lookups)."""
+    if values.null_count:
+        raise ValueError("an int64 view needs an array without nulls")
+    words = memoryview(values.buffers()[1]).cast("q")
+    return words[values.offset : values.offset + len(values)]
+
+
+def _drop_ranges(
+    data: bytes, starts: Sequence[int], excluded: list[int]
+) -> tuple[bytes, list[tuple[int, int]]]:
+    """`data` without the records at the (sorted) indices `excluded`, and the byte ranges left
+    out (merged). A record runs to the next record's start (blank lines after it go with it);
+    blank lines before the first record go too (as `_drop_records` does)."""
+    n = len(starts)
+    dropped: list[tuple[int, int]] = []
+    if excluded and starts[0] > 0:
+        dropped.append((0, starts[0]))
+    for i in excluded:
+        start = starts[i]
+        end = starts[i + 1] if i + 1 < n else len(data)
+        if dropped and dropped[-1][1] == start:
+            dropped[-1] = (dropped[-1][0], end)
+        else:
+            dropped.append((start, end))
+    if not dropped:
+        return data, dropped
+    view = memoryview(data)  # slices of a view are not copies: the join copies once
+    parts: list[memoryview] = []
+    previous = 0
+    for start, end in dropped:
+        parts.append(view[previous:start])
+        previous = end
+    parts.append(view[previous:])
+    return b"".join(parts), dropped
 
 
 def _drop_records(
@@ -255,74 +350,72 @@ def parse_csv_block(
 
     Records are first taken to be lines (cheap); when pyarrow finds fewer rows than lines, some
     quoted value holds a newline and the records are re-cut by quote parity (the rule the block
-    cutter and the byte-range splitter use). When nothing was set aside before parsing, the
-    parsed table is kept and only the cut changes: the block is parsed once either way.
+    cutter and the byte-range splitter use). The block is split into lines and checked for
+    UTF-8 once; when both cuts set aside the same bytes, the parsed table is kept and only the
+    cut changes: the block is parsed once either way.
     """
     quote = contract.format.quote_char.encode()
-    lines = record_bounds(data, None)
-    attempt = _CsvAttempt(data, lines, base_offset, contract, max_record_bytes)
+    block = _BlockBytes(data)
+    lines = block.split.bounds(None)
+    attempt = _CsvAttempt(block, lines, base_offset, contract, max_record_bytes)
     parsed = attempt.result()
     if parsed is not None:
         return parsed
-    records = record_bounds(data, quote)
-    if attempt.clean is data and attempt.table is not None:
-        lengths = pc.subtract(records.ends, records.starts)
-        longest = pc.max(lengths).as_py() or 0
-        if longest <= max_record_bytes:
-            parsed = attempt.with_bounds(records, longest)
-            if parsed is not None:
-                return parsed
-    parsed = _CsvAttempt(data, records, base_offset, contract, max_record_bytes).result(exact=True)
+    records = block.split.bounds(quote)
+    retry = _CsvAttempt(block, records, base_offset, contract, max_record_bytes, previous=attempt)
+    parsed = retry.result(exact=True)
     if parsed is None:  # cannot happen: the exact pass always decides
         raise AssertionError("CSV block left undecided")
     return parsed
 
 
 class _CsvAttempt:
-    """One parse of a CSV block under one record cut (screened, then read by pyarrow)."""
+    """One parse of a CSV block under one record cut (screened, then read by pyarrow).
+
+    With `previous` (an attempt under another cut) that set aside the same bytes, its pyarrow
+    result is reused: the reader sees identical bytes, so it would return the same table.
+    """
 
     def __init__(
         self,
-        data: bytes,
+        block: _BlockBytes,
         bounds: RecordBounds,
         base_offset: int,
         contract: DatasetContract,
         max_record_bytes: int,
+        previous: _CsvAttempt | None = None,
     ) -> None:
         fmt = contract.format
-        self.data = data
+        self.data = block.data
         self.bounds = bounds
         self.fmt = fmt
         self.names = [c.name for c in contract.columns]
-        self.clean, self.kept, self.bad, self.longest = _screen(
-            data, bounds, base_offset, max_record_bytes
-        )
+        self.screened = _screen(block, bounds, base_offset, max_record_bytes)
+        self.kept = self.screened.kept
         self.table: pa.Table | None = None
         self.invalid: list[tuple[int, int]] = []
-        if len(self.kept):
+        if previous is not None and previous.screened.dropped == self.screened.dropped:
+            self.table, self.invalid = previous.table, previous.invalid
+        elif len(self.kept):
+            clean = self.screened.clean
             try:
                 self.table, self.invalid = _csv_read(
-                    self.clean,
+                    clean,
                     self.names,
                     fmt.delimiter,
                     fmt.quote_char,
-                    newlines=fmt.quote_char.encode() in self.clean,
+                    newlines=fmt.quote_char.encode() in clean,
                 )
             except pa.ArrowInvalid:
                 self.table = None
 
-    def with_bounds(self, bounds: RecordBounds, longest: int) -> ParsedBlock | None:
-        """The same parse under another cut of the same bytes (nothing set aside)."""
-        self.bounds = bounds
-        self.kept = range(len(bounds))
-        self.longest = longest
-        return self.result()
-
     def result(self, *, exact: bool = False) -> ParsedBlock | None:
         """The parsed block; None (unless `exact`) when pyarrow's rows disagree with the cut."""
         names = self.names
-        n = len(self.kept)
-        bad = list(self.bad)
+        kept = self.kept
+        n = len(kept)
+        bad = list(self.screened.bad)
+        longest = self.screened.longest
         if n == 0:
             empty = {name: pa.array([], pa.string()) for name in names}
             return ParsedBlock(self.bounds, empty, _index_array([]), bad, 0)
@@ -330,29 +423,34 @@ class _CsvAttempt:
         if table is not None and table.num_rows + len(self.invalid) == n:
             columns = {name: table.column(name).combine_chunks() for name in names}
             if not self.invalid:
-                return ParsedBlock(self.bounds, columns, _index_array(self.kept), bad, self.longest)
+                return ParsedBlock(self.bounds, columns, kept, bad, longest)
             skipped = sorted(number - 1 for number, _ in self.invalid)
             for number, found in self.invalid:
                 bad.append(
                     BadRecord(
-                        self.kept[number - 1],
+                        kept[number - 1].as_py(),
                         COLUMN_COUNT,
                         f"expected {len(names)} fields, found {found}",
                     )
                 )
             dropped = pc.is_in(arange(n), value_set=pa.array(skipped, pa.int64()))
-            rows = pc.filter(_index_array(self.kept), pc.invert(dropped))
+            rows = pc.filter(kept, pc.invert(dropped))
             bad.sort(key=lambda b: b.index)
-            return ParsedBlock(self.bounds, columns, rows, bad, self.longest)
+            return ParsedBlock(self.bounds, columns, rows, bad, longest)
         if not exact:
             return None
         # pyarrow split the records differently (stray quotes): decide record by record.
         values, rows, more_bad = _csv_columns_one_by_one(
-            self.data, self.bounds, self.kept, names, self.fmt.delimiter, self.fmt.quote_char
+            self.data,
+            self.bounds,
+            kept.to_pylist(),
+            names,
+            self.fmt.delimiter,
+            self.fmt.quote_char,
         )
         bad = sorted(bad + more_bad, key=lambda b: b.index)
         columns = {name: pa.array(values[name], pa.string()) for name in names}
-        return ParsedBlock(self.bounds, columns, _index_array(rows), bad, self.longest)
+        return ParsedBlock(self.bounds, columns, _index_array(rows), bad, longest)
 
 
 # ------------------------------------------------------------------------------------- JSONL
@@ -600,8 +698,10 @@ def parse_jsonl_block(
     for bad content: faulty records come back in `bad`.
     """
     specs = contract.columns
-    bounds = record_bounds(data, None)
-    clean, kept, bad, longest = _screen(data, bounds, base_offset, max_record_bytes)
+    block = _BlockBytes(data)
+    bounds = block.split.bounds(None)
+    screened = _screen(block, bounds, base_offset, max_record_bytes)
+    clean, kept, bad, longest = screened.clean, screened.kept, screened.bad, screened.longest
     n = len(kept)
     schema = pa.schema([(s.source or s.name, _JSON_ARROW.get(s.type, pa.string())) for s in specs])
     if n == 0:
@@ -615,10 +715,11 @@ def parse_jsonl_block(
             table = None
         if table is not None and table.num_rows == n:
             columns = {s.name: table.column(s.source or s.name).combine_chunks() for s in specs}
-            return ParsedBlock(bounds, columns, _index_array(kept), bad, longest)
+            return ParsedBlock(bounds, columns, kept, bad, longest)
     # Slow path. Indices j below number the records of `clean` (record j is kept[j]): set
     # aside suspects, read the rest in one call (in runs around any bad record pyarrow still
     # finds), and read the set-aside records one by one with orjson.
+    kept_list = kept.to_pylist()
     records = _record_array(clean, n)
     aside = sorted(set(deep) | set(_suspects(records, contract)))
     clean_bounds = record_bounds(clean, None)
@@ -631,12 +732,12 @@ def parse_jsonl_block(
         pieces = found
         aside = sorted(aside + [rest_index[k] for k in more])
     slow_columns, slow_rows, more_bad = _json_one_by_one(
-        data, bounds, [kept[j] for j in aside], contract, max_depth
+        data, bounds, [kept_list[j] for j in aside], contract, max_depth
     )
     bad = sorted(bad + more_bad, key=lambda b: b.index)
     row_parts = [pa.array(slow_rows, pa.int64())]
     column_parts: dict[str, list[pa.Array]] = {s.name: [slow_columns[s.name]] for s in specs}
-    rows_of_rest = pa.array([kept[j] for j in rest_index], pa.int64())
+    rows_of_rest = pa.array([kept_list[j] for j in rest_index], pa.int64())
     for first, table in pieces:
         row_parts.append(rows_of_rest.slice(first, table.num_rows))
         for s in specs:
