@@ -9,7 +9,7 @@ record boundary. Memory is bounded by the block size plus `max_record_bytes`, fo
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -247,12 +247,20 @@ class LineSplit:
     lines: pa.Array  # the lines' bytes, without their "\\n"
     starts: pa.Int64Array
     lengths: pa.Int64Array
+    _quotes: dict[bytes, pa.Int64Array] = field(default_factory=dict)
+
+    def quote_counts(self, quote: bytes) -> pa.Int64Array:
+        """How many `quote` bytes each line holds."""
+        counts = self._quotes.get(quote)
+        if counts is None:
+            counts = self._quotes[quote] = _quotes_per_line(self.data, quote)
+        return counts
 
     def bounds(self, quote: bytes | None) -> RecordBounds:
         """The records of the block: see `record_bounds`."""
         lines, starts, lengths = self.lines, self.starts, self.lengths
         if quote is not None and quote in self.data:
-            quotes = _quotes_per_line(self.data, quote)
+            quotes = self.quote_counts(quote)
             before = pc.subtract(pc.cumulative_sum(quotes), quotes)
             opens = pc.equal(pc.bit_wise_and(before, 1), 0)
             starts = pc.filter(starts, opens)

@@ -358,15 +358,86 @@ def parse_csv_block(
     block = _BlockBytes(data)
     lines = block.split.bounds(None)
     attempt = _CsvAttempt(block, lines, base_offset, contract, max_record_bytes)
-    parsed = attempt.result()
-    if parsed is not None:
-        return parsed
+    if not _lines_cannot_be_rows(block, attempt, quote):
+        attempt.read()
+        parsed = attempt.result()
+        if parsed is not None:
+            return parsed
     records = block.split.bounds(quote)
     retry = _CsvAttempt(block, records, base_offset, contract, max_record_bytes, previous=attempt)
+    retry.read()
     parsed = retry.result(exact=True)
     if parsed is None:  # cannot happen: the exact pass always decides
         raise AssertionError("CSV block left undecided")
     return parsed
+
+
+_WITNESSES = 3  # lines tried as proof that the line cut cannot match pyarrow's rows
+
+
+def _lines_cannot_be_rows(block: _BlockBytes, lines: _CsvAttempt, quote: bytes) -> bool:
+    """Whether pyarrow's rows of the line cut's bytes are sure to be fewer than its lines, so
+    reading them (to find that out) can be skipped.
+
+    Without "\\r" in the block, pyarrow ends rows only at "\\n" and skips blank lines, so it
+    finds one row per kept line exactly when no row runs over a non-blank kept line. A kept
+    line that pyarrow, reading it alone, leaves inside a quoted value, with a non-blank kept
+    line after it, proves one does: if every line before it was one row, it starts a row (the
+    same reader on the same bytes from the same state) and swallows the start of the next one.
+    Lines with an odd number of quotes are the candidates; when none proves it, the line cut
+    is read as before.
+    """
+    data = block.data
+    if b"\r" in data or quote not in data:
+        return False
+    counts = block.split.quote_counts(quote)
+    odd = pc.indices_nonzero(pc.bit_wise_and(counts, 1))
+    if not len(odd):
+        return False
+    starts = _int64_view(block.split.starts)
+    lengths = _int64_view(block.split.lengths)
+    dropped = lines.screened.dropped
+    dropped_starts = [start for start, _ in dropped]
+    tried = 0
+    for i in _int64_view(odd):
+        start = starts[i]
+        k = bisect.bisect_right(dropped_starts, start) - 1
+        if k >= 0 and start < dropped[k][1]:
+            continue  # set aside by the screen: not in the bytes pyarrow would read
+        end = start + lengths[i] + 1
+        if not _text_follows(data, end, dropped):
+            # Swallowing only blank lines (or nothing) leaves the row count as it was.
+            return False
+        line = data[start:end]
+        if _ends_inside_quotes(line, lines.names, lines.fmt.delimiter, lines.fmt.quote_char):
+            return True
+        tried += 1
+        if tried == _WITNESSES:
+            return False
+    return False
+
+
+def _text_follows(data: bytes, pos: int, dropped: list[tuple[int, int]]) -> bool:
+    """Whether a byte other than "\\n" follows `pos` in `data` outside the `dropped` ranges."""
+    for start, end in [*dropped, (len(data), len(data))]:
+        if end <= pos:
+            continue
+        if start > pos and data.count(b"\n", pos, start) < start - pos:
+            return True
+        pos = max(pos, end)
+    return False
+
+
+def _ends_inside_quotes(line: bytes, names: list[str], delimiter: str, quote: str) -> bool:
+    """Whether pyarrow, reading `line` (ending in "\\n") from a row start, is still inside a
+    quoted value at its newline: then a record after it is swallowed into the same row."""
+    if not line.endswith(b"\n"):
+        return False
+    try:
+        table, invalid = _csv_read(line + b"x\n", names, delimiter, quote, newlines=True)
+    except pa.ArrowInvalid:
+        return False
+    return bool(table.num_rows + len(invalid) < 2)
 
 
 class _CsvAttempt:
@@ -394,10 +465,22 @@ class _CsvAttempt:
         self.kept = self.screened.kept
         self.table: pa.Table | None = None
         self.invalid: list[tuple[int, int]] = []
-        if previous is not None and previous.screened.dropped == self.screened.dropped:
+        self.was_read = False
+        self.previous = previous
+
+    def read(self) -> None:
+        """Read the screened bytes with pyarrow (or take `previous`'s read of the same bytes)."""
+        previous = self.previous
+        self.was_read = True
+        if (
+            previous is not None
+            and previous.was_read
+            and previous.screened.dropped == self.screened.dropped
+        ):
             self.table, self.invalid = previous.table, previous.invalid
         elif len(self.kept):
             clean = self.screened.clean
+            fmt = self.fmt
             try:
                 self.table, self.invalid = _csv_read(
                     clean,
