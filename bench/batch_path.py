@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to run (1,2)")
     parser.add_argument("--no-identity", action="store_true", help="skip the output comparison")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS-batch.md")
+    parser.add_argument("--keep", action="store_true", help="keep the Parquet under bench/out/")
     args = parser.parse_args(argv)
     size = parse_size(args.size_text)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -309,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         print("  processing the file whole for the identity check ...", flush=True)
         whole, whole_s = whole_file_output(csv_path)
         identity = compare(runs[-1]["output"], whole)
+        if not args.keep:
+            for path in (runs[-1]["output"], whole):
+                shutil.rmtree(path, ignore_errors=True)
     text = render(args, csv_path, runs, identity, whole_s)
     print(text)
     if not args.no_write:
