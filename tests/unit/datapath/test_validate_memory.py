@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 RSS_BUDGET_MB = 300  # the budget for any file size (a 2 GB file measured at ~250 MB)
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across fork+exec, so a child of a
+# large pytest process would report the parent's size; VmHWM belongs to the child's own memory.
 CHILD = """
-import resource, sys
+import sys
 from pathlib import Path
 from contracts.datasets.loader import load_contract
 from sluice_shared.datapath.validate import validate_file
@@ -24,7 +26,8 @@ from sluice_shared.limits import Limits
 result = validate_file(Path(sys.argv[1]), load_contract("orders"), Path(sys.argv[2]),
                        limits=Limits(), bucket_count=2)
 assert result.rejection is None, result.rejection
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+status = Path("/proc/self/status").read_text()
+peak_mb = next(int(l.split()[1]) for l in status.splitlines() if l.startswith("VmHWM:")) / 1024
 print(result.rows_in, result.bytes_in, int(peak_mb))
 """
 
