@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
+.PHONY: soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -94,6 +94,26 @@ bench: setup
 ## moto SQS receive/send cost at depth, with and without the local runtime's patch.
 bench-local: setup
 	$(BIN)/python -m bench.local_sqs
+
+## Fault-injection soak: ten seeds, every fault at once (longer than the PR tier).
+soak: setup
+	$(BIN)/pytest -q -p no:cacheprovider -m soak tests/reliability
+
+## Coverage-guided fuzzing of the CSV/JSONL readers and validator (atheris), bounded in time.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements-fuzz.lock
+	mkdir -p .fuzz/corpus/orders .fuzz/corpus/sensor_readings
+	$(BIN)/python fuzz/fuzz_readers.py .fuzz/corpus/orders fuzz/corpus/orders -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
+	SLUICE_FUZZ_DATASET=sensor_readings $(BIN)/python fuzz/fuzz_readers.py .fuzz/corpus/sensor_readings fuzz/corpus/sensor_readings -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
+
+## The data path on a 2 GB CSV: peak RSS (target < 300 MB).
+bench-memory: setup
+	$(BIN)/python -m bench.datapath --memory
+
+## A large CSV through the batch path on the local runtime: 1 vs 2 workers, identical output.
+bench-batch: setup
+	$(BIN)/python -m bench.batch_path
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .aws-sam build
