@@ -45,7 +45,7 @@ from sluice_shared.ports import (
     RunRecord,
     StaleStateError,
 )
-from sluice_shared.stages import event_id
+from sluice_shared.stages import event_id, processed_fact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -499,19 +499,11 @@ def _processed(
     keys: StageKeys,
     manifest: dict[str, Any],
 ) -> FileProcessedV1:
-    return FileProcessedV1(
-        file_id=verdict.file_id,
-        dataset=verdict.item.dataset,
+    return processed_fact(
+        manifest,
         bucket=record.bucket,
         key=record.key,
         manifest_uri=s3_uri(settings.processed_bucket, keys.manifest),
-        objects=len(manifest["objects"]),
-        rows_in=manifest["rows_in"],
-        rows_out=manifest["rows_out"],
-        rows_quarantined=manifest["rows_quarantined"],
-        bytes_out=manifest["bytes_out"],
-        object_created_at=datetime.fromisoformat(manifest["object_created_at"]),
-        completed_at=datetime.fromisoformat(manifest["completed_at"]),
     )
 
 

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sluice_shared.datapath.output import write_partitioned
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys
 from sluice_shared.ports import ObjectNotFoundError
 from sluice_shared.scratch import scratch_dir
+from sluice_shared.stages import write_bucket_parquet
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -195,22 +195,16 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
                     content_type=NDJSON,
                 )
             if result.staged is not None:
-                written = await asyncio.to_thread(
-                    write_partitioned,
-                    [result.staged],
+                written = await write_bucket_parquet(
+                    deps.objects,
+                    result.staged,
                     contract,
                     work / "parquet",
                     file_id=item.file_id,
                     bucket=bucket,
+                    processed_bucket=settings.processed_bucket,
                 )
-                for obj in written.objects:
-                    await deps.objects.upload_file(
-                        obj.local_path,
-                        settings.processed_bucket,
-                        obj.key,
-                        content_type="application/vnd.apache.parquet",
-                    )
-                    objects.append({"key": obj.key, "rows": obj.rows, "bytes": obj.bytes})
+                objects.extend(written.objects)
                 if written.rows != rows_out:
                     raise PoisonInputError(
                         f"{item.label()}: wrote {written.rows} rows, transform kept {rows_out}",

@@ -7,7 +7,6 @@ that trusts manifests never sees a partial file.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,12 +14,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from contracts.events import FileProcessedV1
-from sluice_shared.datapath.output import write_partitioned
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import scratch_dir
-from sluice_shared.stages import StageDeps, StageSettings, claim
+from sluice_shared.stages import (
+    StageDeps,
+    StageSettings,
+    claim,
+    processed_fact,
+    write_bucket_parquet,
+)
 
 if TYPE_CHECKING:
     from contracts.events import FileTransformedV1
@@ -78,24 +82,18 @@ async def write_transformed_file(
             if staged_key not in staged:
                 continue
             await deps.objects.download_to(staged_bucket, staged_key, local)
-            result = await asyncio.to_thread(
-                write_partitioned,
-                [local],
+            written = await write_bucket_parquet(
+                deps.objects,
+                local,
                 contract,
                 work / "parquet",
                 file_id=transformed.file_id,
                 bucket=bucket,
+                processed_bucket=settings.processed_bucket,
             )
-            for obj in result.objects:
-                await deps.objects.upload_file(
-                    obj.local_path,
-                    settings.processed_bucket,
-                    obj.key,
-                    content_type="application/vnd.apache.parquet",
-                )
-                objects.append({"key": obj.key, "rows": obj.rows, "bytes": obj.bytes})
-                bytes_out += obj.bytes
-            rows_out += result.rows
+            objects.extend(written.objects)
+            bytes_out += written.bytes_out
+            rows_out += written.rows
 
     rows_in = transformed.rows_file_in
     if rows_out != transformed.rows_out or rows_in != rows_out + transformed.rows_quarantined:
@@ -162,17 +160,9 @@ def _processed_event(
     keys: StageKeys,
     manifest: dict[str, Any],
 ) -> FileProcessedV1:
-    return FileProcessedV1(
-        file_id=transformed.file_id,
-        dataset=transformed.dataset,
+    return processed_fact(
+        manifest,
         bucket=transformed.bucket,
         key=transformed.key,
         manifest_uri=s3_uri(settings.processed_bucket, keys.manifest),
-        objects=len(manifest["objects"]),
-        rows_in=manifest["rows_in"],
-        rows_out=manifest["rows_out"],
-        rows_quarantined=manifest["rows_quarantined"],
-        bytes_out=manifest["bytes_out"],
-        object_created_at=transformed.object_created_at,
-        completed_at=datetime.fromisoformat(manifest["completed_at"]),
     )

@@ -10,10 +10,12 @@ Every stage follows the same at-least-once discipline:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
+from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.limits import Limits
 from sluice_shared.observability import telemetry
@@ -193,3 +196,68 @@ class StageService:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         await publish_next(deps, report.event, envelope, file_id=file_id)
         self.logger.info("step done", extra={"file_id": file_id, "emitted": report.event.TYPE})
+
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenBucket:
+    """The Parquet objects one hash bucket of a file became (manifest entries) and their rows."""
+
+    rows: int
+    objects: list[dict[str, Any]]
+
+    @property
+    def bytes_out(self) -> int:
+        return sum(int(o["bytes"]) for o in self.objects)
+
+
+async def write_bucket_parquet(
+    objects: ObjectStore,
+    staged: Path,
+    contract: DatasetContract,
+    work: Path,
+    *,
+    file_id: str,
+    bucket: int,
+    processed_bucket: str,
+) -> WrittenBucket:
+    """Write one bucket's transformed rows as Hive-partitioned Parquet and upload each object.
+
+    The real-time output service and the batch path's bucket step share this, so both produce
+    the same deterministic keys (`part-<file_id>-b<bucket>-<n>.parquet`) for the same rows.
+    """
+    from sluice_shared.datapath.output import write_partitioned
+
+    result = await asyncio.to_thread(
+        write_partitioned, [staged], contract, work, file_id=file_id, bucket=bucket
+    )
+    entries: list[dict[str, Any]] = []
+    for obj in result.objects:
+        await objects.upload_file(
+            obj.local_path, processed_bucket, obj.key, content_type=PARQUET_CONTENT_TYPE
+        )
+        entries.append({"key": obj.key, "rows": obj.rows, "bytes": obj.bytes})
+    return WrittenBucket(rows=result.rows, objects=entries)
+
+
+def processed_fact(
+    manifest: Mapping[str, Any], *, bucket: str, key: str, manifest_uri: str
+) -> FileProcessedV1:
+    """The `file.processed` fact of a completed file, rebuilt from its manifest (so a fact
+    re-published after a crash is the same fact)."""
+    return FileProcessedV1(
+        file_id=manifest["file_id"],
+        dataset=manifest["dataset"],
+        bucket=bucket,
+        key=key,
+        manifest_uri=manifest_uri,
+        objects=len(manifest["objects"]),
+        rows_in=manifest["rows_in"],
+        rows_out=manifest["rows_out"],
+        rows_quarantined=manifest["rows_quarantined"],
+        bytes_out=manifest["bytes_out"],
+        object_created_at=datetime.fromisoformat(manifest["object_created_at"]),
+        completed_at=datetime.fromisoformat(manifest["completed_at"]),
+    )
