@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import threading
 from datetime import datetime
@@ -58,7 +59,17 @@ class _Clients:
         self._region = region
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._session = boto3.session.Session(region_name=region)
+        if endpoint_url is None:
+            self._session = boto3.session.Session(region_name=region)
+        else:
+            # The local endpoint accepts any key; a machine with no AWS credentials at all (a
+            # fresh laptop, CI) must still be able to call it.
+            self._session = boto3.session.Session(
+                region_name=region,
+                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+                aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+            )
 
     def get(self, service: str) -> Any:
         with self._lock:
