@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluice.local")
 
 STATE_FILE = "runtime.json"
+CLIENT_POOL_CONNECTIONS = 256
+"""Connections per runtime client: above the pollers' concurrent long polls, which never
+exceed (functions x max concurrency) + control calls."""
 
 
 def default_templates(repo_root: Path) -> list[Path]:
@@ -197,9 +200,15 @@ class LocalRuntime:
         session = aioboto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )
+        from aiobotocore.config import AioConfig
+
+        # Every poller loop holds an SQS connection for its long poll; with botocore's default
+        # pool of 10, 4 functions x `--max-concurrency` loops starved each other's deletes and
+        # the provisioner (`up --max-concurrency 4` hung before serving).
+        config = AioConfig(max_pool_connections=CLIENT_POOL_CONNECTIONS)
         for service in ("s3", "sqs", "events", "dynamodb", "ssm", "kms", "logs", "sns"):
             self._clients[service] = await self._stack.enter_async_context(
-                session.client(service, endpoint_url=self.endpoint_url)
+                session.client(service, endpoint_url=self.endpoint_url, config=config)
             )
         self.provisioner = Provisioner(
             self._clients.__getitem__, self, self.options.repo_root, self.options.limits
