@@ -157,7 +157,7 @@ class _BlockBytes:
             if self.utf8_ok:
                 self._faults = []
             else:
-                starts = _int64_view(self.split.starts)
+                starts = int64_view(self.split.starts)
                 ends = _LineEnds(starts, len(self.data))
                 self._faults = sorted(_first_invalid_utf8(self.data, starts, ends).values())
         return self._faults
@@ -183,8 +183,8 @@ def _screen(
     longest = (pc.max(lengths).as_py() or 0) if n else 0
     if block.utf8_ok and longest <= max_record_bytes:
         return _Screened(block.data, arange(n), [], longest, [])
-    starts = _int64_view(bounds.starts)
-    ends = _int64_view(bounds.ends)
+    starts = int64_view(bounds.starts)
+    ends = int64_view(bounds.ends)
     bad: dict[int, BadRecord] = {}
     if longest > max_record_bytes:
         too_large = pc.indices_nonzero(pc.greater(lengths, max_record_bytes)).to_pylist()
@@ -207,7 +207,7 @@ def _screen(
     return _Screened(clean, kept, [bad[i] for i in excluded], longest or 0, dropped)
 
 
-def _int64_view(values: pa.Int64Array) -> Sequence[int]:
+def int64_view(values: pa.Int64Array) -> Sequence[int]:
     """The values of a null-free int64 array as a read-only sequence, without converting them
     (`to_pylist` costs ~20 ns per value; a block has ~50k records and a handful of lookups)."""
     if values.null_count:
@@ -394,12 +394,12 @@ def _lines_cannot_be_rows(block: _BlockBytes, lines: _CsvAttempt, quote: bytes) 
     odd = pc.indices_nonzero(pc.bit_wise_and(counts, 1))
     if not len(odd):
         return False
-    starts = _int64_view(block.split.starts)
-    lengths = _int64_view(block.split.lengths)
+    starts = int64_view(block.split.starts)
+    lengths = int64_view(block.split.lengths)
     dropped = lines.screened.dropped
     dropped_starts = [start for start, _ in dropped]
     tried = 0
-    for i in _int64_view(odd):
+    for i in int64_view(odd):
         start = starts[i]
         k = bisect.bisect_right(dropped_starts, start) - 1
         if k >= 0 and start < dropped[k][1]:

@@ -50,6 +50,7 @@ from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
 from sluice_shared.datapath.readers import (
     RECORD_TOO_LARGE,
     ParsedBlock,
+    int64_view,
     parse_csv_block,
     parse_jsonl_block,
 )
@@ -414,11 +415,12 @@ class _FileValidator:
                 )
                 entries.append((index, failure.code, reason, name))
             entries.sort(key=lambda e: e[0])
-        starts = parsed.bounds.starts
-        ends = parsed.bounds.ends
+        # Offsets read through a buffer view: a pyarrow scalar per value costs ~1 us each.
+        starts = int64_view(parsed.bounds.starts)
+        ends = int64_view(parsed.bounds.ends)
         for index, code, reason, column in entries:
-            start = starts[index].as_py()
-            raw = _raw_text(block.data[start : ends[index].as_py()])
+            start = starts[index]
+            raw = _raw_text(block.data[start : ends[index]])
             self._quarantine(
                 self.row_base + index + 1, block.offset + start, code, reason, column, raw
             )
