@@ -22,7 +22,8 @@ The local runtime's overhead is separated from the handlers' own time two ways:
 - CPU seconds per file of the runtime process (endpoint, moto, pollers, runner) versus the worker
   processes (the handlers), from psutil.
 
-Writes `bench/out/event_path-<time>.json` and prints a markdown table.
+Writes `bench/out/event_path-<time>.json` (and `.png`: per-hop latency against handler time)
+and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -306,6 +307,33 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def plot(doc: dict[str, Any], path: Path) -> Path:
+    """Per hop: p50 and p95 wall time against the handler's own time per file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = doc["files"]
+    hops = list(files["hops"])
+    p50 = [files["hops"][h]["p50"] or 0 for h in hops]
+    p95 = [files["hops"][h]["p95"] or 0 for h in hops]
+    handler = [files["functions"].get(h, {}).get("handler_ms_per_file", 0) / 1000 for h in hops]
+    x = range(len(hops))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar([i - 0.27 for i in x], p50, width=0.27, label="hop p50 s")
+    ax.bar(list(x), p95, width=0.27, label="hop p95 s")
+    ax.bar([i + 0.27 for i in x], handler, width=0.27, label="handler s per file")
+    ax.set_xticks(list(x), hops)
+    ax.set_ylabel("seconds")
+    ax.set_title(f"{doc['label']}: {files['files_per_s']} files/s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -344,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"event_path-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    if "files" in doc:
+        plot(doc, path.with_suffix(".png"))
     print(markdown(doc))
     print(f"load average before/after: {doc['load_average']} / {doc['load_average_after']}")
     print(f"written: {path}")

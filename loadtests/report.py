@@ -205,7 +205,13 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     ax1.plot(t, [s["fail_per_s"] for s in samples], label="failures/s")
     done = doc["timeline"]["files_completed_per_s"]
     if done:
-        ax1.step([d[0] for d in done], [d[1] for d in done], where="post", label="files done/s")
+        ax1.step(
+            [d[0] for d in done],
+            [d[1] for d in done],
+            where="post",
+            color="tab:purple",
+            label="files completed/s",
+        )
     ev = doc["timeline"]["events_accepted_per_s"]
     if ev:
         ax1b = ax1.twinx()
@@ -235,10 +241,11 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
         ax2b.legend(loc="upper right")
     ax2.set_ylabel("request ms")
     ax2.legend(loc="upper left")
-    names = sorted({name for s in samples for name in s["depths"]})
+    # The sink only fills until the drain: it would flatten every service queue's line.
+    names = sorted({name for s in samples for name in s["depths"] if name != "sink"})
     for name in names:
         ax3.plot(t, [s["depths"].get(name, 0) for s in samples], label=name)
-    ax3.set_ylabel("messages")
+    ax3.set_ylabel("messages (service queues, DLQs)")
     ax3.set_xlabel("seconds since start")
     if names:
         ax3.legend(loc="upper right", fontsize="small")

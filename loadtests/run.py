@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=4)
     p.add_argument("--spawn-rate", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load")
-    p.add_argument("--event-rate", type=float, default=5.0, help="PutEvents/s per user")
+    p.add_argument("--event-rate", type=float, default=2.0, help="PutEvents/s per user")
     p.add_argument("--batch", type=int, default=10, help="entries per PutEvents (1..10)")
     p.add_argument("--file-rate", type=float, default=1.0, help="uploads/s per file user")
     p.add_argument("--dataset", choices=("orders", "sensor_readings", "mixed"), default="mixed")
