@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
+.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -114,6 +114,14 @@ bench-memory: setup
 ## A large CSV through the batch path on the local runtime: 1 vs 2 workers, identical output.
 bench-batch: setup
 	$(BIN)/python -m bench.batch_path
+
+## Locust against `sluice local up` (headless, bounded), then drain, reconcile and report.
+loadtest: setup
+	$(BIN)/python -m loadtests.run
+
+## Small files/s and custom events/s through the local suite, per hop.
+bench-events: setup
+	$(BIN)/python -m bench.event_path
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .aws-sam build
