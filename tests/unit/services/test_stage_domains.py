@@ -158,3 +158,13 @@ async def test_validate_too_many_bad_rows_rejects_file_atomically(
     assert staged == []
     quarantined = [info.key async for info in deps.objects.list_keys("errors", "quarantine/")]
     assert len(quarantined) == 1
+
+
+async def test_validate_header_with_bare_carriage_returns_is_rejected_not_crashed(
+    deps: StageDeps, settings: StageSettings
+) -> None:
+    # Found by the atheris fuzzer: csv.Error from the header parser used to escape validate.
+    ingested = await ingested_file(deps, "\r\r,\r\r\n" + GOOD[0])
+    report = await validate_ingested_file(ingested, deps, settings)
+    assert isinstance(report.event, FileRejectedV1)
+    assert report.event.reason_code == "header_mismatch"

@@ -272,9 +272,13 @@ class _FileValidator:
         if not text.strip():
             raise _Rejected("empty_file", "the file has no header and no rows")
         fmt = self.contract.format
-        header = next(
-            csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote_char)
-        )
+        try:
+            header = next(
+                csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote_char)
+            )
+        except csv.Error as bad:
+            # e.g. a bare CR inside the header record (found by fuzzing): reject, never crash.
+            raise _Rejected("header_mismatch", f"the header is not a CSV record: {bad}") from None
         if header != self.names:
             raise _Rejected("header_mismatch", self._header_problem(header))
         rest = first.data[end:]
