@@ -16,6 +16,7 @@ import orjson
 from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
+from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import scratch_dir
 from sluice_shared.stages import (
@@ -45,6 +46,8 @@ class OutputReport:
     objects: int = 0
     bytes_out: int = 0
     rows_out: int = 0
+    # Set only when this delivery completed the file: a replayed fact is not a second completion.
+    end_to_end_ms: float | None = None
 
     def metric_values(self) -> dict[str, int]:
         return {
@@ -52,6 +55,13 @@ class OutputReport:
             "ObjectsWritten": self.objects,
             "BytesOut": self.bytes_out,
         }
+
+    def latency_values(self) -> dict[str, float]:
+        """`EndToEndLatency` (ms from the raw object's creation) when this delivery completed
+        the file; empty otherwise."""
+        if self.end_to_end_ms is None:
+            return {}
+        return {END_TO_END_LATENCY: self.end_to_end_ms}
 
 
 async def write_transformed_file(
@@ -138,7 +148,13 @@ async def write_transformed_file(
         rows_quarantined=transformed.rows_quarantined,
     )
     event = _processed_event(transformed, settings, keys, manifest)
-    return OutputReport(event=event, objects=len(objects), bytes_out=bytes_out, rows_out=rows_out)
+    return OutputReport(
+        event=event,
+        objects=len(objects),
+        bytes_out=bytes_out,
+        rows_out=rows_out,
+        end_to_end_ms=end_to_end_ms(transformed.object_created_at, completed_at),
+    )
 
 
 async def _replay_completed(

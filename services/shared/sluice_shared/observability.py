@@ -1,25 +1,49 @@
-"""Powertools telemetry, created once per process.
+"""Powertools telemetry, created once per process, and the metric names every service shares.
 
 Logger: JSON lines, the envelope's `correlationid` on every line of a record's processing (as
-`correlation_id`). Metrics: EMF in namespace `Sluice` (`POWERTOOLS_METRICS_NAMESPACE`), flushed by
-the handler's `@metrics.log_metrics`. Tracer: X-Ray, switched off locally with
-`POWERTOOLS_TRACE_DISABLED=true`.
+`correlation_id`, see `correlation_scope`), and Powertools' own `xray_trace_id` (from
+`_X_AMZN_TRACE_ID`) next to it, so a log line leads to its trace and its file.
+
+Metrics: EMF in namespace `Sluice` (`POWERTOOLS_METRICS_NAMESPACE`), dimension `service`, flushed
+by the handler's `@metrics.log_metrics(capture_cold_start_metric=True)` (`ColdStart`). Shared
+names: `StageLatency` (ms in one stage's step), `EndToEndLatency` (ms from the raw object's
+creation to the file's completion, emitted by output), `Files<Outcome>` (one per file and stage:
+`FilesRegistered`, `FilesValidated`, `FilesRejected`, `FilesProcessed`, `FilesDuplicate`,
+`FilesParked`, `FilesRetried`, ...), rows (`RowsIn`, `RowsQuarantined`, `RowsDuplicate`,
+`RowsOut`) and bytes (`BytesIn`, `BytesOut`).
+
+Tracer: X-Ray, switched off locally with `POWERTOOLS_TRACE_DISABLED=true` (the local runner and
+the tests set it; every decorator then calls straight through). The trace crosses hops without
+help from the envelope: Lambda hands the SQS record's `AWSTraceHeader` system attribute to X-Ray,
+and EventBridge forwards the trace header of a traced `PutEvents` to its targets. The contract
+envelope ignores unknown attributes (its models drop them on parse), so the trace id is not put
+into it; the log lines carry both ids instead.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
 
 METRICS_NAMESPACE = "Sluice"
+STAGE_LATENCY = "StageLatency"
+END_TO_END_LATENCY = "EndToEndLatency"
+LATENCY_METRICS = frozenset({STAGE_LATENCY, END_TO_END_LATENCY})
+
+# `sluice.file.processed.v1` -> `processed`; custom types keep their last word before the version.
+_TYPE_OUTCOME = re.compile(r"(?:^|\.)([a-z0-9_]+)\.v\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +82,44 @@ def correlation_scope(logger: Logger, correlation_id: str | None) -> Iterator[No
         yield
     finally:
         logger.set_correlation_id(previous)
+
+
+def files_metric(outcome: str) -> str:
+    """The metric name counting files with `outcome` (`"processed"` -> `FilesProcessed`,
+    `"poison_parked"` -> `FilesPoisonParked`)."""
+    words = re.split(r"[^A-Za-z0-9]+", outcome)
+    return "Files" + "".join(w[:1].upper() + w[1:] for w in words if w)
+
+
+def outcome_of(contract_type: str) -> str:
+    """The outcome a stage's emitted event stands for: `sluice.file.rejected.v1` -> `rejected`.
+
+    Returns the whole type, lower-cased, when it has no `.v<N>` suffix."""
+    found = _TYPE_OUTCOME.search(contract_type)
+    return found.group(1) if found else contract_type.lower()
+
+
+def count_file(metrics: Metrics, outcome: str) -> None:
+    """Add one to the `Files<Outcome>` metric of the current invocation."""
+    metrics.add_metric(name=files_metric(outcome), unit=MetricUnit.Count, value=1)
+
+
+def add_latency(metrics: Metrics, name: str, milliseconds: float) -> None:
+    """Add a latency value in milliseconds (negative clock skew is clamped to 0)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=max(0.0, milliseconds))
+
+
+@contextmanager
+def stage_timer(metrics: Metrics, name: str = STAGE_LATENCY) -> Iterator[None]:
+    """Emit the wall time spent inside the block as the latency metric `name`, also when the
+    block raises (a failing step's time is part of what the stage costs)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        add_latency(metrics, name, (time.perf_counter() - started) * 1000)
+
+
+def end_to_end_ms(object_created_at: datetime, completed_at: datetime) -> float:
+    """Milliseconds from the raw object's creation to the file's completion (0 for skew)."""
+    return max(0.0, (completed_at - object_created_at).total_seconds() * 1000)

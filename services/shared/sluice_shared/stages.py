@@ -17,16 +17,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
+from contracts.errors import ContractError
 from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.limits import Limits
-from sluice_shared.observability import telemetry
+from sluice_shared.observability import (
+    add_latency,
+    count_file,
+    outcome_of,
+    stage_timer,
+    telemetry,
+)
 from sluice_shared.ports import (
     AwsDeps,
     FileRecord,
@@ -41,6 +48,8 @@ from sluice_shared.settings import SluiceSettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Collection, Mapping
+
+    from aws_lambda_powertools import Tracer
 
     from contracts.datasets import DatasetContract
     from contracts.envelope import ContractModel
@@ -163,7 +172,31 @@ class StageReport(Protocol):
     def metric_values(self) -> Mapping[str, int]: ...
 
 
+@runtime_checkable
+class TimedReport(Protocol):
+    """A stage report that also measured latencies (ms by metric name), e.g. output's
+    end-to-end latency of a completed file."""
+
+    def latency_values(self) -> Mapping[str, float]: ...
+
+
 StageStep = Callable[[Any, StageDeps, StageSettings], Awaitable[StageReport]]
+
+
+def _traced_step(tracer: Tracer, step: StageStep) -> StageStep:
+    """`step` in an X-Ray subsegment named after it; a pass-through with tracing disabled
+    (locally, in tests). Wrapped first because the tracer names subsegments by `__qualname__`,
+    which a callable object lacks."""
+
+    async def run_step(data: Any, deps: StageDeps, settings: StageSettings) -> StageReport:
+        return await step(data, deps, settings)
+
+    owner = step if hasattr(step, "__qualname__") else type(step)
+    run_step.__qualname__ = owner.__qualname__
+    run_step.__name__ = owner.__qualname__.rsplit(".", 1)[-1]
+    run_step.__module__ = owner.__module__
+    traced: StageStep = tracer.capture_method(run_step)
+    return traced
 
 
 class StageService:
@@ -173,27 +206,45 @@ class StageService:
     def __init__(self, settings: StageSettings, *, consumes: type[ContractModel], step: StageStep):
         self.settings = settings
         self.consumes = consumes
-        self.step = step
         tele = telemetry(settings.service_name)
-        self.logger, self.metrics = tele.logger, tele.metrics
+        self.logger, self.metrics, self.tracer = tele.logger, tele.metrics, tele.tracer
+        self.step = _traced_step(self.tracer, step)
         self.runtime: Runtime[ServiceDeps] = Runtime(
             lambda: open_stage_deps(settings), dlq_url=settings.dlq_url, logger=self.logger
         )
         handler = self.metrics.log_metrics(capture_cold_start_metric=True)(self._handle)
-        self.lambda_handler = self.logger.inject_lambda_context(handler)
+        traced = self.tracer.capture_lambda_handler(handler)
+        self.lambda_handler = self.logger.inject_lambda_context(traced)
 
     def _handle(self, event: dict[str, Any], context: object) -> dict[str, Any]:
         return self.runtime.process_sqs_batch(event, self.handle_one, accepted={self.consumes.TYPE})
 
     async def handle_one(self, envelope: Envelope[Any], deps: ServiceDeps) -> None:
-        """Run the step for one envelope and publish what it produced."""
+        """Run the step for one envelope and publish what it produced.
+
+        Emits `StageLatency` (the step's time), `Files<Outcome>` (the emitted event's outcome,
+        `duplicate`, or `poison`/`retried` when the step raises), the report's counts and any
+        latencies it measured."""
         file_id = str(envelope.data.file_id)
-        report = await self.step(envelope.data, deps.stage, self.settings)
+        with stage_timer(self.metrics):
+            try:
+                report = await self.step(envelope.data, deps.stage, self.settings)
+            except (PoisonInputError, ContractError):
+                count_file(self.metrics, "poison")
+                raise
+            except Exception:
+                count_file(self.metrics, "retried")
+                raise
         if report.event is None:
+            count_file(self.metrics, "duplicate")
             self.logger.info("duplicate delivery ignored", extra={"file_id": file_id})
             return
+        count_file(self.metrics, outcome_of(report.event.TYPE))
         for name, value in report.metric_values().items():
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if isinstance(report, TimedReport):
+            for name, milliseconds in report.latency_values().items():
+                add_latency(self.metrics, name, milliseconds)
         await publish_next(deps, report.event, envelope, file_id=file_id)
         self.logger.info("step done", extra={"file_id": file_id, "emitted": report.event.TYPE})
 
