@@ -385,13 +385,23 @@ def run(
         )
         started_here = True
     runs = [FileRun(p, ds, key, expected=expected_outcome(p)) for p, ds, key in planned]
+    since_ms = int(time.time() * 1000)
     try:
         failed = _upload_and_follow(port, stage, runs, timeout)
+        _print_metrics(_state_dir(state_dir), since_ms, runs)
     finally:
         if started_here and not keep_up:
             _shutdown_and_wait(port, 30.0)
     if failed:
         raise SystemExit(1)
+
+
+def _print_metrics(state_dir: Path, since_ms: int, runs: list[Any]) -> None:
+    from sluice.local.run import collect_run_metrics
+    from sluice.ops.metrics import summary_text
+
+    completed = sum(r.status == "COMPLETED" for r in runs)
+    click.echo(summary_text(collect_run_metrics(state_dir, since_ms, completed)))
 
 
 def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -> bool:

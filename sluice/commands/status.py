@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +12,9 @@ from sluice.ops.calls import Failed, Missing, aws_errors
 from sluice.ops.ledger import LedgerReader, now
 from sluice.ops.window import parse_duration
 from sluice_shared.ports import FileRecord, FileStatus
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 _BAD_END = {FileStatus.FAILED, FileStatus.QUARANTINED}
 
@@ -64,6 +68,19 @@ HEADERS = ["FILE_ID", "STATUS", "DATASET", "KEY", "BYTES", "ROWS IN/OUT/Q", "UPD
     "127.0.0.1 until Ctrl-C.",
 )
 @click.option("--port", default=4567, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--metrics",
+    is_flag=True,
+    help="Summarise the EMF metrics in the function logs over --since instead (rows, files by "
+    "outcome, p50/p95 stage and end-to-end latency).",
+)
+@click.option(
+    "--logs",
+    type=click.Path(path_type=Path),
+    default=Path(".sluice"),
+    show_default=True,
+    help="With --metrics: a local state dir, a folder of <function>.log files, or one log file.",
+)
 @click.pass_obj
 def command(
     ctx: CliContext,
@@ -73,12 +90,17 @@ def command(
     dataset: str | None,
     serve: bool,
     port: int,
+    metrics: bool,
+    logs: Path,
 ) -> None:
     """Where files are: one file's record, or the files updated within --since.
 
     Exit codes: 0 shown, 1 the file given ended FAILED or QUARANTINED, 2 bad arguments,
     3 endpoint unreachable, stage not provisioned, or file unknown.
     """
+    if metrics:
+        _metrics(ctx, logs, since)
+        return
     names = ctx.names()
     reader = LedgerReader(ctx.client("dynamodb"), names["ledger_table"])
     if serve:
@@ -116,6 +138,17 @@ def command(
         },
         human,
     )
+
+
+def _metrics(ctx: CliContext, logs: Path, window: timedelta) -> None:
+    from sluice.ops.metrics import read_emf_logs, summarize, summary_text
+
+    since_ms = int((now() - window).timestamp() * 1000)
+    try:
+        summary = summarize(read_emf_logs(logs, since_ms=since_ms))
+    except FileNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="--logs") from None
+    ctx.emit(summary.as_dict(), summary_text(summary))
 
 
 def _one(record: FileRecord) -> str:

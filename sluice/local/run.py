@@ -15,7 +15,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sluice.ops.metrics import MetricsSummary
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "QUARANTINED"})
 
@@ -200,3 +203,28 @@ def progress_line(runs: list[FileRun], started: float) -> str:
         counts[r.status] = counts.get(r.status, 0) + 1
     parts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items()))
     return f"[{time.monotonic() - started:6.1f}s] {parts}"
+
+
+def collect_run_metrics(
+    state_dir: Path,
+    since_ms: int,
+    completed: int,
+    *,
+    wait_s: float = 3.0,
+    poll_s: float = 0.25,
+) -> MetricsSummary:
+    """The EMF metrics the functions wrote to `<state_dir>/logs/` since `since_ms`.
+
+    A function flushes its metrics when its invocation returns, just after the ledger says the
+    file is done, so this waits up to `wait_s` for an end-to-end latency per `completed` file.
+    Returns an empty summary when there are no logs.
+    """
+    from sluice.ops.metrics import read_emf_logs, summarize
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        points = read_emf_logs(state_dir, since_ms=since_ms) if state_dir.exists() else []
+        summary = summarize(points)
+        if summary.end_to_end.count >= completed or time.monotonic() >= deadline:
+            return summary
+        time.sleep(poll_s)
