@@ -31,6 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
 OUT_DIR = BENCH_DIR / "out"
 RESULTS = BENCH_DIR / "RESULTS.md"
+PLOT = BENCH_DIR / "results.png"
 SEED = 20240601
 BAD_RATIO = 0.01
 DUPLICATE_RATIO = 0.01
@@ -535,7 +536,51 @@ def main_compare(args: argparse.Namespace) -> None:
     print(table)
     # a quick run (--rows N < 5M) does not replace the published results
     if args.write_results and rows_in >= 5_000_000:
-        update_results("speed", "## Speed: the same job, every engine\n\n" + table)
+        plot(outcomes, csv_path, PLOT)
+        figure = f"![CPU seconds and peak RSS per engine]({PLOT.name})\n\n"
+        update_results("speed", "## Speed: the same job, every engine\n\n" + figure + table)
+
+
+def plot(outcomes: list[Outcome], csv_path: Path, path: Path) -> None:
+    """Bar charts of CPU seconds and peak RSS per engine run, written to `path` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render straight to the file
+    import matplotlib.pyplot as plt
+
+    shown = [o for o in outcomes if o.cpu_s is not None and o.peak_rss_mb is not None]
+    labels = []
+    cpu = []
+    for o in shown:
+        share = 1.0
+        if o.run.limit is not None and o.run.limit < o.rows_in:
+            share = o.run.limit / o.rows_in  # python csv ran on a prefix: extrapolated
+        labels.append(f"{o.run.label}\n{o.run.cores} core{'s' if o.run.cores > 1 else ''}")
+        cpu.append((o.cpu_s or 0.0) / share)
+    rss = [o.peak_rss_mb or 0.0 for o in shown]
+    colours = ["tab:blue" if o.run.engine.startswith("sluice") else "tab:gray" for o in shown]
+    fig, (ax_cpu, ax_rss) = plt.subplots(2, 1, figsize=(12, 8), sharex=True)
+    ax_cpu.bar(range(len(shown)), cpu, color=colours)
+    ax_cpu.set_ylabel("CPU seconds (lower is better)")
+    ax_rss.bar(range(len(shown)), rss, color=colours)
+    ax_rss.set_ylabel("peak RSS MB (lower is better)")
+    ax_rss.axhline(
+        300, color="tab:red", linestyle="--", linewidth=1, label="300 MB budget (Sluice)"
+    )
+    ax_rss.legend(loc="upper left")
+    for ax, values, spec in ((ax_cpu, cpu, "{:.1f}"), (ax_rss, rss, "{:.0f}")):
+        for x, value in enumerate(values):
+            ax.annotate(spec.format(value), (x, value), ha="center", va="bottom", fontsize=8)
+    ax_rss.set_xticks(range(len(shown)), labels, rotation=35, ha="right", fontsize=8)
+    rows = shown[0].rows_in if shown else 0
+    fig.suptitle(
+        f"Same job on {csv_path.name} ({csv_path.stat().st_size / 1e6:,.0f} MB, {rows:,} rows); "
+        "python csv extrapolated from its prefix"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def update_results(section: str, text: str) -> None:
