@@ -151,6 +151,18 @@ def _replace(column: pa.Array, mask: pa.Array, value: bytes) -> pa.Array:
     return pc.if_else(mask, pa.scalar(value, pa.binary()), column)
 
 
+def _spoil(
+    columns: list[pa.Array], masks: dict[str, pa.Array], defects: dict[str, tuple[int, bytes]]
+) -> list[pa.Array]:
+    """`columns` with each defect's bad value written into its column on the rows its reason's
+    mask marks (defects whose reason has no mask in this chunk are skipped)."""
+    spoiled = list(columns)
+    for reason, (index, value) in defects.items():
+        if reason in masks:
+            spoiled[index] = _replace(spoiled[index], masks[reason], value)
+    return spoiled
+
+
 @dataclass
 class _Layout:
     """Which rows of a chunk are bad (and why) and which are duplicates (and of what)."""
@@ -226,6 +238,17 @@ _NOTES = [
 ]
 _COUNTRIES = [b"DE", b"FR", b"ES", b"IT", b"NL", b"GB", b"US", b"CA", b"JP", b"AU", b"", b"BR"]
 _CURRENCIES = [b"EUR", b"USD", b"GBP"]
+# Bad rows per reason code: (index of the column spoiled, the value that breaks the contract).
+_ORDERS_DEFECTS = {
+    "null_not_allowed": (1, b""),
+    "invalid_utf8": (1, b"CUST-\xff\xfe"),
+    "type_mismatch": (2, b"2024-02-30T10:00:00Z"),
+    "too_long": (3, b"SKU-" + b"X" * 30),
+    "below_min": (4, b"0"),
+    "above_max": (5, b"250000.5"),
+    "not_in_enum": (6, b"JPY"),
+    "regex_mismatch": (7, b"Germany"),
+}
 
 
 def _orders_chunk(n: int, first_row: int, layout: _Layout, seed: int, chunk: int) -> pa.Array:
@@ -241,23 +264,11 @@ def _orders_chunk(n: int, first_row: int, layout: _Layout, seed: int, chunk: int
     country = _pick(_COUNTRIES, _ints(n, s, 7, len(_COUNTRIES)))
     note = _pick(_NOTES, _ints(n, s, 8, len(_NOTES)))
     m = layout.masks
-    if "null_not_allowed" in m:
-        customer_id = _replace(customer_id, m["null_not_allowed"], b"")
-    if "invalid_utf8" in m:
-        customer_id = _replace(customer_id, m["invalid_utf8"], b"CUST-\xff\xfe")
-    if "type_mismatch" in m:
-        order_ts = _replace(order_ts, m["type_mismatch"], b"2024-02-30T10:00:00Z")
-    if "too_long" in m:
-        sku = _replace(sku, m["too_long"], b"SKU-" + b"X" * 30)
-    if "below_min" in m:
-        quantity = _replace(quantity, m["below_min"], b"0")
-    if "above_max" in m:
-        price = _replace(price, m["above_max"], b"250000.5")
-    if "not_in_enum" in m:
-        currency = _replace(currency, m["not_in_enum"], b"JPY")
-    if "regex_mismatch" in m:
-        country = _replace(country, m["regex_mismatch"], b"Germany")
-    cols = [order_id, customer_id, order_ts, sku, quantity, price, currency, country, note]
+    cols = _spoil(
+        [order_id, customer_id, order_ts, sku, quantity, price, currency, country, note],
+        m,
+        _ORDERS_DEFECTS,
+    )
     lines = pc.binary_join_element_wise(*cols, b",")
     if "column_count" in m:
         lines = pc.if_else(m["column_count"], pc.binary_join_element_wise(*cols[:5], b","), lines)
@@ -274,6 +285,14 @@ _METRICS = [b"temperature", b"humidity", b"pressure"]
 _SITES = [b'"berlin-1"', b'"paris-2"', b'"austin-1"', b'"tokyo-3"', b'"lisbon-9"', b"null"]
 _OKS = [b"true", b"false", b"null"]
 _DEEP = b'{"meta":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b","
+_SENSOR_DEFECTS = {
+    "null_not_allowed": (0, b"null"),
+    "regex_mismatch": (0, b'"DEV-XYZ"'),
+    "not_in_enum": (2, b'"wind"'),
+    "type_mismatch": (3, b'"12.5"'),
+    "above_max": (4, b"1.5"),
+    "invalid_utf8": (5, b'"caf\xe9"'),
+}
 
 
 def _sensor_chunk(n: int, first_row: int, layout: _Layout, seed: int, chunk: int) -> pa.Array:
@@ -291,35 +310,10 @@ def _sensor_chunk(n: int, first_row: int, layout: _Layout, seed: int, chunk: int
     site = _pick(_SITES, _ints(n, s, 6, len(_SITES)))
     ok = _pick(_OKS, _ints(n, s, 7, len(_OKS)))
     m = layout.masks
-    if "null_not_allowed" in m:
-        device = _replace(device, m["null_not_allowed"], b"null")
-    if "regex_mismatch" in m:
-        device = _replace(device, m["regex_mismatch"], b'"DEV-XYZ"')
-    if "not_in_enum" in m:
-        metric = _replace(metric, m["not_in_enum"], b'"wind"')
-    if "type_mismatch" in m:
-        value = _replace(value, m["type_mismatch"], b'"12.5"')
-    if "above_max" in m:
-        battery = _replace(battery, m["above_max"], b"1.5")
-    if "invalid_utf8" in m:
-        site = _replace(site, m["invalid_utf8"], b'"caf\xe9"')
-    lines = _join(
-        b'{"device_id":',
-        device,
-        b',"ts":',
-        ts,
-        b',"metric":',
-        metric,
-        b',"value":',
-        value,
-        b',"battery":',
-        battery,
-        b',"site":',
-        site,
-        b',"ok":',
-        ok,
-        b"}",
-    )
+    cols = _spoil([device, ts, metric, value, battery, site, ok], m, _SENSOR_DEFECTS)
+    fields = [b'{"device_id":', b',"ts":', b',"metric":', b',"value":', b',"battery":']
+    fields += [b',"site":', b',"ok":']
+    lines = _join(*(part for pair in zip(fields, cols, strict=True) for part in pair), b"}")
     if "too_deep" in m:
         lines = pc.if_else(m["too_deep"], _join(_DEEP, pc.binary_slice(lines, 1, 1 << 20)), lines)
     if "invalid_json" in m:
