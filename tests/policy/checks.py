@@ -512,3 +512,57 @@ def check_rule_drift(template: Template, pattern_file: dict[str, Any]) -> list[s
     if props.get("EventPattern") != placeholders_to_refs(pattern_file):
         return [f"{rule_id}: EventPattern differs from orchestration/rules"]
     return []
+
+
+def _function_metric_identity(cfn: Template) -> tuple[str, str] | None:
+    """(namespace, service) the stack's one SQS-fed function emits EMF under, from its env."""
+    for _, props in resources_of(cfn, "AWS::Lambda::Function"):
+        env = props.get("Environment", {}).get("Variables", {})
+        if "POWERTOOLS_SERVICE_NAME" in env:
+            return (
+                str(env.get("POWERTOOLS_METRICS_NAMESPACE", "Sluice")),
+                str(env["POWERTOOLS_SERVICE_NAME"]),
+            )
+    return None
+
+
+def check_poison_alarm(cfn: Template) -> list[str]:
+    """A service stack alarms on any `FilesPoison` its function emits.
+
+    The alarm must read the namespace and `service` dimension the function's Powertools
+    environment writes (else it watches a metric that never exists), sum over the period,
+    fire above 0, treat missing data as fine and notify the alarm topic.
+
+    Args:
+        cfn: a translated service template.
+
+    Returns:
+        Violations.
+    """
+    identity = _function_metric_identity(cfn)
+    if identity is None:
+        return ["no function with POWERTOOLS_SERVICE_NAME"]
+    namespace, service = identity
+    want_dimensions = [{"Name": "service", "Value": service}]
+    candidates = [
+        (alarm_id, props)
+        for alarm_id, props in resources_of(cfn, "AWS::CloudWatch::Alarm")
+        if props.get("MetricName") == "FilesPoison"
+    ]
+    if not candidates:
+        return ["no FilesPoison alarm"]
+    problems: list[str] = []
+    for alarm_id, props in candidates:
+        if props.get("Namespace") != namespace:
+            problems.append(f"{alarm_id}: namespace {props.get('Namespace')} != {namespace}")
+        if props.get("Dimensions") != want_dimensions:
+            problems.append(f"{alarm_id}: dimensions are not service={service}")
+        if props.get("Statistic") != "Sum":
+            problems.append(f"{alarm_id}: statistic is not Sum")
+        if props.get("Threshold") != 0 or props.get("ComparisonOperator") != "GreaterThanThreshold":
+            problems.append(f"{alarm_id}: does not fire on FilesPoison > 0")
+        if props.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{alarm_id}: missing data not notBreaching")
+        if "AlarmActions" not in props:
+            problems.append(f"{alarm_id}: no AlarmActions")
+    return problems

@@ -148,6 +148,11 @@ def test_service_role_s3_only_its_buckets_and_prefixes(
 
 
 @pytest.mark.parametrize("svc", SERVICES)
+def test_service_stack_alarms_on_poison_files(svc: str, translated: dict[str, Any]) -> None:
+    assert checks.check_poison_alarm(translated[svc]) == []
+
+
+@pytest.mark.parametrize("svc", SERVICES)
 def test_service_rule_matches_orchestration_rules_file(svc: str, rules_dir: Path) -> None:
     template = load_template(template_paths()[svc])
     pattern = json.loads((rules_dir / f"{svc}.json").read_text("utf-8"))
@@ -347,6 +352,27 @@ def test_functions_x86_reported(translated: dict[str, Any]) -> None:
     cfn = translated["output"]
     cfn["Resources"]["Function"]["Properties"]["Architectures"] = ["x86_64"]
     assert "Function: not arm64" in checks.check_functions(cfn)
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_poison_alarm_missing_reported(svc: str, translated: dict[str, Any]) -> None:
+    cfn = translated[svc]
+    del cfn["Resources"]["PoisonFilesAlarm"]
+    assert checks.check_poison_alarm(cfn) == ["no FilesPoison alarm"]
+
+
+def test_poison_alarm_wrong_service_dimension_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["transform"]
+    cfn["Resources"]["PoisonFilesAlarm"]["Properties"]["Dimensions"][0]["Value"] = "validate"
+    assert checks.check_poison_alarm(cfn) == [
+        "PoisonFilesAlarm: dimensions are not service=transform"
+    ]
+
+
+def test_poison_alarm_average_statistic_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["output"]
+    cfn["Resources"]["PoisonFilesAlarm"]["Properties"]["Statistic"] = "Average"
+    assert checks.check_poison_alarm(cfn) == ["PoisonFilesAlarm: statistic is not Sum"]
 
 
 def test_distributed_map_without_tolerance_reported(batch_definition: dict[str, Any]) -> None:
