@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,12 @@ from sluice_shared.datapath.output import write_partitioned
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.limits import Limits
+from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SLUICE = [str(Path(sys.executable).parent / "sluice")]
 THRESHOLD = 2_000_000
 PARTITION = 1_048_576
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Local:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,32 +15,19 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.processes import free_port, run_sluice
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _sluice(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    return subprocess.run(
-        [sys.executable, "-c", "from sluice.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    return run_sluice(*args, timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The suite up from deploy/*.yaml on a free port; yields the port."""
-    port = _free_port()
+    port = free_port()
     state = tmp_path_factory.mktemp("local-suite")
     up = _sluice("local", "up", "--detach", "--port", str(port), "--state-dir", str(state))
     assert up.returncode == 0, up.stdout + up.stderr

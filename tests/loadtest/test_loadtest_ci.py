@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.processes import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_loadtest_mixed_profile_few_users_reconciles_every_file_and_event(tmp_path: Path) -> None:
@@ -31,7 +26,7 @@ def test_loadtest_mixed_profile_few_users_reconciles_every_file_and_event(tmp_pa
         "-m",
         "loadtests.run",
         "--port",
-        str(_free_port()),
+        str(free_port()),
         "--state-dir",
         str(tmp_path / "state"),
         "--profile",

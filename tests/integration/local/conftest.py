@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,10 @@ import pytest
 
 from sluice.local.provisioner import Limits
 from sluice.local.runtime import LocalRuntime, RuntimeOptions
+from tests.processes import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fixture_options(state_dir: Path, port: int) -> RuntimeOptions:

@@ -6,31 +6,18 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.processes import free_port, run_sluice
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def sluice(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    return subprocess.run(
-        [sys.executable, "-c", "from sluice.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    return run_sluice(*args, timeout=timeout)
 
 
 def _up_args(port: int, state: Path) -> list[str]:
@@ -58,7 +45,7 @@ def _items(port: int) -> list[dict[str, Any]]:
 
 
 def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     state = tmp_path / "state"
     # GIVEN a detached runtime
     started = sluice(*_up_args(port, state), "--detach")
@@ -119,7 +106,7 @@ def test_unknown_template_property_fails_up_naming_it(tmp_path: Path) -> None:
         "local",
         "up",
         "--port",
-        str(_free_port()),
+        str(free_port()),
         "--state-dir",
         str(tmp_path),
         "--template",

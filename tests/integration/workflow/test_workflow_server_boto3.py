@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from botocore.exceptions import ClientError
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
 from sluice.local.workflow.adapters import Boto3SdkCaller
 from sluice.local.workflow.server import make_server
+from tests.processes import free_port
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
@@ -215,14 +215,8 @@ def test_boto3_errors_sync_execution_and_unnamed_start(endpoint: tuple[str, Any]
     assert {m["name"] for m in listed} == {"quick", "std"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_server_module_serves_boto3_from_the_command_line() -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sluice.local.workflow.server", "--port", str(port)],
         stdout=subprocess.PIPE,
