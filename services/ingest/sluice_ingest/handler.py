@@ -29,6 +29,7 @@ runtime: Runtime[IngestServiceDeps] = Runtime(
     dlq_url=settings.dlq_url,
     logger=logger,
     parse=parse_s3_event,
+    metrics=metrics,
 )
 # Outcomes that registered a new file (its bytes enter the pipeline).
 _ACCEPTED_OUTCOMES = frozenset({"realtime", "batch", "rejected"})

@@ -20,13 +20,13 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from contracts.registry import parse_eventbridge_event
-from sluice_shared.observability import telemetry
-from sluice_shared.sqs import BatchProcessor, EventParser, RecordHandler
+from sluice_shared.observability import count_file, telemetry
+from sluice_shared.sqs import BatchProcessor, EventParser, Outcome, RecordHandler, RecordResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 
-    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools import Logger, Metrics
 
     from contracts.envelope import Envelope
     from sluice_shared.ports import QueueParker
@@ -70,8 +70,10 @@ class Runtime(Generic[DepsT]):
         dlq_url: str | None = None,
         logger: Logger | None = None,
         parse: EventParser = parse_with_registry,
+        metrics: Metrics | None = None,
     ) -> None:
         self._open_deps = open_deps
+        self._metrics = metrics
         self._dlq_url = dlq_url
         self._logger = logger if logger is not None else telemetry("sluice").logger
         self._parse = parse
@@ -145,11 +147,25 @@ class Runtime(Generic[DepsT]):
         async def batch() -> dict[str, list[dict[str, str]]]:
             deps = await self.deps()
             processor = BatchProcessor(
-                parse=self._parse, parker=deps.parker, dlq_url=self._dlq_url, logger=self._logger
+                parse=self._parse,
+                parker=deps.parker,
+                dlq_url=self._dlq_url,
+                logger=self._logger,
+                on_result=self._count,
             )
             return await processor.process(event, handle_one, deps, accepted=accepted)
 
         return self.run(batch())
+
+    def _count(self, result: RecordResult) -> None:
+        # Poison and retried records are counted here, once, wherever they failed: parsing the
+        # contract, claiming the step or inside the domain.
+        if self._metrics is None:
+            return
+        if result.outcome is Outcome.PARKED:
+            count_file(self._metrics, "poison")
+        elif result.outcome is Outcome.FAILED:
+            count_file(self._metrics, "retried")
 
     def close(self) -> None:
         """Close the dependencies and the loop (tests and the local runner; Lambda never does)."""

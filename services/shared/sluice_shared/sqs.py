@@ -125,12 +125,15 @@ class BatchProcessor:
         parker: where poison records go.
         dlq_url: the DLQ to park in; None means poison records are reported as failures.
         logger: a Powertools logger; each record's lines carry its correlation id.
+        on_result: called with each record's result (the runtime counts parked and failed
+            records as metrics there, whatever stage of the record they happened in).
     """
 
     parse: EventParser
     parker: QueueParker
     dlq_url: str | None
     logger: Logger
+    on_result: Callable[[RecordResult], None] | None = None
 
     async def process(
         self,
@@ -154,6 +157,8 @@ class BatchProcessor:
                 continue
             result = await self._one(record, message_id, handle_one, deps, accepted)
             results.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
             if result.outcome is Outcome.FAILED and _is_fifo(record):
                 blocked = True
         return batch_response(results)

@@ -23,7 +23,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
-from contracts.errors import ContractError
 from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.limits import Limits
@@ -210,7 +209,10 @@ class StageService:
         self.logger, self.metrics, self.tracer = tele.logger, tele.metrics, tele.tracer
         self.step = _traced_step(self.tracer, step)
         self.runtime: Runtime[ServiceDeps] = Runtime(
-            lambda: open_stage_deps(settings), dlq_url=settings.dlq_url, logger=self.logger
+            lambda: open_stage_deps(settings),
+            dlq_url=settings.dlq_url,
+            logger=self.logger,
+            metrics=self.metrics,
         )
         handler = self.metrics.log_metrics(capture_cold_start_metric=True)(self._handle)
         traced = self.tracer.capture_lambda_handler(handler)
@@ -223,18 +225,11 @@ class StageService:
         """Run the step for one envelope and publish what it produced.
 
         Emits `StageLatency` (the step's time), `Files<Outcome>` (the emitted event's outcome,
-        `duplicate`, or `poison`/`retried` when the step raises), the report's counts and any
+        or `duplicate`; the runtime counts `poison`/`retried` records), the report's counts and any
         latencies it measured."""
         file_id = str(envelope.data.file_id)
         with stage_timer(self.metrics):
-            try:
-                report = await self.step(envelope.data, deps.stage, self.settings)
-            except (PoisonInputError, ContractError):
-                count_file(self.metrics, "poison")
-                raise
-            except Exception:
-                count_file(self.metrics, "retried")
-                raise
+            report = await self.step(envelope.data, deps.stage, self.settings)
         if report.event is None:
             count_file(self.metrics, "duplicate")
             self.logger.info("duplicate delivery ignored", extra={"file_id": file_id})

@@ -116,7 +116,9 @@ def build_service(step: ScriptedStep, fakes: FakeDeps) -> StageService:
         stage = StageDeps(objects=fakes.objects, ledger=fakes.ledger, contracts=DatasetCatalog())
         yield ServiceDeps(aws=fakes.as_aws_deps(), stage=stage)
 
-    service.runtime = Runtime(open_fakes, dlq_url="https://dlq", logger=service.logger)
+    service.runtime = Runtime(
+        open_fakes, dlq_url="https://dlq", logger=service.logger, metrics=service.metrics
+    )
     return service
 
 
@@ -271,3 +273,32 @@ async def test_traced_step_with_tracing_disabled_passes_results_and_errors_throu
     assert await step(21) == 42
     with pytest.raises(ValueError, match="negative"):
         await step(-1)
+
+
+def test_stage_handler_record_that_is_not_a_contract_counts_as_poison(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A record refused while parsing never reaches the step: the runtime still counts it.
+    service = build_service(ScriptedStep(RuntimeError("never reached")), fake_deps())
+    event = {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r",
+                "body": "not json",
+                "attributes": {},
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            }
+        ]
+    }
+    try:
+        response = service.lambda_handler(event, FakeContext())
+    finally:
+        service.runtime.close()
+    assert response == {"batchItemFailures": []}
+    emf = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "_aws" in line
+    ]
+    assert metric_values(emf)["FilesPoison"] == [1.0]
