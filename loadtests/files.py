@@ -11,7 +11,7 @@ from typing import Any
 
 from loadtests.report import epoch
 from sluice.generate import DATASETS, generate
-from sluice.ops.ledger import plain
+from sluice_shared.aws.dynamodb import plain
 from sluice_shared.keys import file_id_for
 
 __all__ = [

@@ -5,33 +5,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from boto3.dynamodb.types import TypeDeserializer
 
 from sluice.ops.window import days_between
-from sluice_shared.aws.dynamodb import GSI1, META, PK, SK, file_pk, iso, status_day_key
+from sluice_shared.aws.dynamodb import (
+    GSI1,
+    META,
+    PK,
+    SK,
+    file_pk,
+    iso,
+    plain,
+    status_day_key,
+)
 from sluice_shared.ports import FileRecord, FileStatus, RunRecord
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-_DESERIALIZER = TypeDeserializer()
-
-
-def plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item (attribute-value form) as plain Python values (Decimal → int/float)."""
-    values: dict[str, Any] = {}
-    for name, value in item.items():
-        decoded = _DESERIALIZER.deserialize(value)
-        if isinstance(decoded, Decimal):
-            decoded = int(decoded) if decoded == decoded.to_integral_value() else float(decoded)
-        values[name] = decoded
-    return values
 
 
 @dataclass(frozen=True, slots=True)

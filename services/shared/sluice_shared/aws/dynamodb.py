@@ -91,14 +91,15 @@ def _to_attrs(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _from_attrs(item: Mapping[str, Any]) -> dict[str, Any]:
-    plain: dict[str, Any] = {}
+def plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (attribute-value form) as plain Python values (Decimal → int/float)."""
+    values: dict[str, Any] = {}
     for name, value in item.items():
         decoded = _DESERIALIZER.deserialize(value)
         if isinstance(decoded, Decimal):
             decoded = int(decoded) if decoded == decoded.to_integral_value() else float(decoded)
-        plain[name] = decoded
-    return plain
+        values[name] = decoded
+    return values
 
 
 def _record_values(record: FileRecord) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def _meta_item(record: FileRecord) -> dict[str, Any]:
 
 
 def _record_from(item: Mapping[str, Any]) -> FileRecord:
-    return FileRecord.model_validate(_from_attrs(item))
+    return FileRecord.model_validate(plain(item))
 
 
 class DynamoDbLedger:
@@ -315,7 +316,7 @@ class DynamoDbLedger:
         )
         steps = []
         for item in items:
-            step = _from_attrs(item)
+            step = plain(item)
             for key in (PK, SK):
                 step.pop(key, None)
             step.setdefault("from_status", None)  # the registration step has no predecessor
@@ -385,7 +386,7 @@ class DynamoDbLedger:
         item = await with_retry(call, self._retry)
         if item is None:
             return None
-        values = _from_attrs(item)
+        values = plain(item)
         values["details"] = orjson.loads(values.get("details", "{}"))
         return RunRecord.model_validate(values)
 
