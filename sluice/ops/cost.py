@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sluice.ops.logs import function_log_files
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from pathlib import Path
@@ -92,15 +94,9 @@ def read_report_logs(path: Path) -> list[Invocation]:
 
     Raises FileNotFoundError when `path` does not exist, ValueError when it holds no log file.
     """
-    if not path.exists():
-        raise FileNotFoundError(f"no such log file or directory: {path}")
-    if path.is_file():
-        files = [path]
-    else:
-        folder = path / "logs" if (path / "logs").is_dir() else path
-        files = sorted(folder.glob("*.log"))
-        if not files:
-            raise ValueError(f"{path} holds no *.log files (expected <function>.log)")
+    files = function_log_files(path)
+    if not files:
+        raise ValueError(f"{path} holds no *.log files (expected <function>.log)")
     invocations: list[Invocation] = []
     for file in files:
         with file.open(encoding="utf-8", errors="replace") as handle:

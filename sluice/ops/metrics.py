@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sluice.ops.logs import function_log_files
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -82,15 +84,8 @@ def read_emf_logs(path: Path, *, since_ms: int | None = None) -> list[MetricPoin
     The function name is the file name without `.log`. Returns an empty list for a folder
     without logs. Raises FileNotFoundError when `path` does not exist.
     """
-    if not path.exists():
-        raise FileNotFoundError(f"no such log file or directory: {path}")
-    if path.is_file():
-        files = [path]
-    else:
-        folder = path / "logs" if (path / "logs").is_dir() else path
-        files = sorted(folder.glob("*.log"))
     points: list[MetricPoint] = []
-    for file in files:
+    for file in function_log_files(path):
         with file.open(encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 points.extend(
