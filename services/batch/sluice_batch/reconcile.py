@@ -45,7 +45,7 @@ from sluice_shared.ports import (
     RunRecord,
     StaleStateError,
 )
-from sluice_shared.stages import event_id, processed_fact
+from sluice_shared.stages import MAX_MANIFEST_BYTES, event_id, processed_fact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -426,10 +426,10 @@ async def _apply_file(
     if record.status is FileStatus.COMPLETED:
         manifest = orjson.loads(
             await deps.objects.get_bytes(
-                settings.processed_bucket, keys.manifest, max_bytes=64 << 20
+                settings.processed_bucket, keys.manifest, max_bytes=MAX_MANIFEST_BYTES
             )
         )
-        return _processed(verdict, record, settings, keys, manifest)
+        return _processed(record, settings, keys, manifest)
     if record.status in TERMINAL_STATUSES:
         return None
     if verdict.status is not FileStatus.COMPLETED:
@@ -477,7 +477,7 @@ async def _apply_file(
         rows_out=verdict.rows_out,
         rows_quarantined=verdict.rows_quarantined,
     )
-    return _processed(verdict, record, settings, keys, manifest)
+    return _processed(record, settings, keys, manifest)
 
 
 async def _walk_to(deps: BatchDeps, record: FileRecord, target: FileStatus) -> FileRecord:
@@ -493,7 +493,6 @@ async def _walk_to(deps: BatchDeps, record: FileRecord, target: FileStatus) -> F
 
 
 def _processed(
-    verdict: FileVerdict,
     record: FileRecord,
     settings: BatchSettings,
     keys: StageKeys,

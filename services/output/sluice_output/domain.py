@@ -20,6 +20,7 @@ from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import scratch_dir
 from sluice_shared.stages import (
+    MAX_MANIFEST_BYTES,
     StageDeps,
     StageSettings,
     claim,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from contracts.events import FileTransformedV1
 
 CLAIMABLE = (FileStatus.TRANSFORMING, FileStatus.WRITING)
-MAX_MANIFEST_BYTES = 64 * 2**20
 
 
 class ReconciliationError(PoisonInputError):

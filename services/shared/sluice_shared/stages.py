@@ -245,6 +245,8 @@ class StageService:
 
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+# A file's processed manifest lists one entry per Parquet object: far below this.
+MAX_MANIFEST_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
