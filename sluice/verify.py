@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sluice.generate import GroundTruth
-from sluice.ops.ledger import plain
+from sluice_shared.aws.dynamodb import plain
 from sluice_shared.keys import StageKeys
 from sluice_shared.ports import REASON_CODE_ATTRIBUTE
 

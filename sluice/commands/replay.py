@@ -25,8 +25,7 @@ import orjson
 
 from sluice.context import CliContext, table
 from sluice.ops.calls import Failed, Missing, aws_errors
-from sluice.ops.ledger import plain
-from sluice_shared.aws.dynamodb import file_pk
+from sluice_shared.aws.dynamodb import file_pk, plain
 from sluice_shared.keys import StageKeys, file_id_for
 
 TERMINAL = ("COMPLETED", "FAILED", "QUARANTINED")
