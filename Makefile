@@ -100,12 +100,23 @@ soak: setup
 	$(BIN)/pytest -q -p no:cacheprovider -m soak tests/reliability
 
 ## Coverage-guided fuzzing of the CSV/JSONL readers and validator (atheris), bounded in time.
+## Runs in its own Python 3.12 environment (see the `fuzz` extra in pyproject.toml for why).
 FUZZ_SECONDS ?= 60
-fuzz: setup
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements-fuzz.lock
+FUZZ_PY ?= $(shell for p in $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3.12; do "$$p" -c "" >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+FUZZ_VENV := .venv-fuzz
+
+$(FUZZ_VENV)/.installed: requirements-fuzz.lock pyproject.toml
+	@test -n "$(FUZZ_PY)" || { echo "make fuzz needs Python 3.12 (set FUZZ_PY=/path/to/python3.12)"; exit 2; }
+	$(FUZZ_PY) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(FUZZ_VENV)/bin/uv pip install --quiet --python $(FUZZ_VENV)/bin/python -r requirements-fuzz.lock
+	$(FUZZ_VENV)/bin/uv pip install --quiet --python $(FUZZ_VENV)/bin/python --no-deps -e .
+	touch $@
+
+fuzz: $(FUZZ_VENV)/.installed
 	mkdir -p .fuzz/corpus/orders .fuzz/corpus/sensor_readings
-	$(BIN)/python fuzz/fuzz_readers.py .fuzz/corpus/orders fuzz/corpus/orders -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
-	SLUICE_FUZZ_DATASET=sensor_readings $(BIN)/python fuzz/fuzz_readers.py .fuzz/corpus/sensor_readings fuzz/corpus/sensor_readings -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
+	$(FUZZ_VENV)/bin/python fuzz/fuzz_readers.py .fuzz/corpus/orders fuzz/corpus/orders -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
+	SLUICE_FUZZ_DATASET=sensor_readings $(FUZZ_VENV)/bin/python fuzz/fuzz_readers.py .fuzz/corpus/sensor_readings fuzz/corpus/sensor_readings -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 -artifact_prefix=.fuzz/
 
 ## The data path on a 2 GB CSV: peak RSS (target < 300 MB).
 bench-memory: setup
@@ -124,4 +135,4 @@ bench-events: setup
 	$(BIN)/python -m bench.event_path
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .aws-sam build
+	rm -rf $(VENV) $(FUZZ_VENV) .fuzz .mypy_cache .ruff_cache .pytest_cache .aws-sam build
