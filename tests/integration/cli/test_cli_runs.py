@@ -100,6 +100,21 @@ def _finished(sfn: Any, arn: str) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+def _finished_fan_out(platform: Platform, workflow: Any, name: str) -> str:
+    """Run the 4-partition fan-out (2 children fail, 50 % tolerated) to success; its ARN."""
+    platform.client("s3").put_object(
+        Bucket="it-work", Key="plan.jsonl", Body="\n".join(json.dumps({"n": n}) for n in range(4))
+    )
+    machine = workflow.create_state_machine(
+        name="batch", definition=json.dumps(FAN_OUT), roleArn=ROLE
+    )["stateMachineArn"]
+    arn = str(
+        workflow.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+    )
+    assert _finished(workflow, arn)["status"] == "SUCCEEDED"
+    return arn
+
+
 async def test_runs_lists_recent_runs_newest_first(platform: Platform, sluice: Invoke) -> None:
     now = datetime.now(UTC)
     for n, age in ((1, timedelta(hours=3)), (2, timedelta(minutes=5)), (3, timedelta(days=3))):
@@ -120,17 +135,7 @@ async def test_runs_show_reports_map_run_counts(
     platform: Platform, sluice: Invoke, workflow: Any
 ) -> None:
     # GIVEN a finished distributed map over 4 partitions of which 2 fail (tolerated: 50 %)
-    s3 = platform.client("s3")
-    s3.put_object(
-        Bucket="it-work", Key="plan.jsonl", Body="\n".join(json.dumps({"n": n}) for n in range(4))
-    )
-    machine = workflow.create_state_machine(
-        name="batch", definition=json.dumps(FAN_OUT), roleArn=ROLE
-    )["stateMachineArn"]
-    arn = workflow.start_execution(stateMachineArn=machine, name="run-7", input="{}")[
-        "executionArn"
-    ]
-    assert _finished(workflow, arn)["status"] == "SUCCEEDED"
+    arn = _finished_fan_out(platform, workflow, "run-7")
     await platform.ledger.put_run(
         RunRecord(
             run_id="run-7",
@@ -187,17 +192,7 @@ async def test_cost_of_run_counts_transitions_and_express_children(
     platform: Platform, sluice: Invoke, workflow: Any, tmp_path: Path
 ) -> None:
     # GIVEN a finished batch run (4 Express children) and the REPORT lines of its functions
-    s3 = platform.client("s3")
-    s3.put_object(
-        Bucket="it-work", Key="plan.jsonl", Body="\n".join(json.dumps({"n": n}) for n in range(4))
-    )
-    machine = workflow.create_state_machine(
-        name="batch", definition=json.dumps(FAN_OUT), roleArn=ROLE
-    )["stateMachineArn"]
-    arn = workflow.start_execution(stateMachineArn=machine, name="run-c", input="{}")[
-        "executionArn"
-    ]
-    assert _finished(workflow, arn)["status"] == "SUCCEEDED"
+    arn = _finished_fan_out(platform, workflow, "run-c")
     await platform.ledger.put_run(
         RunRecord(run_id="run-c", status="SUCCEEDED", execution_arn=arn, files=1)
     )
