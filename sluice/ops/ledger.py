@@ -16,6 +16,8 @@ from sluice_shared.aws.dynamodb import (
     PK,
     SK,
     file_pk,
+    history_query,
+    history_step,
     iso,
     plain,
     status_day_key,
@@ -67,23 +69,11 @@ class LedgerReader:
         if not item:
             return None
         raw = plain(item)
-        steps = []
-        for step in self._pages(
-            "query",
-            {
-                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :step)",
-                "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": file_pk(file_id)},
-                    ":step": {"S": "STEP#"},
-                },
-                "ConsistentRead": True,
-            },
-        ):
-            for key in (PK, SK, "ttl"):
-                step.pop(key, None)
-            step.setdefault("from_status", None)
-            steps.append(step)
+        # Operators see what happened, not the table's housekeeping (`ttl`).
+        steps = [
+            history_step(step, drop=(PK, SK, "ttl"))
+            for step in self._pages("query", history_query(file_id))
+        ]
         return FileDetail(record=FileRecord.model_validate(raw), history=steps, raw=raw)
 
     def files(

@@ -123,6 +123,25 @@ def _record_from(item: Mapping[str, Any]) -> FileRecord:
     return FileRecord.model_validate(plain(item))
 
 
+def history_query(file_id: str) -> dict[str, Any]:
+    """`Query` arguments (without the table) for a file's `STEP#` history, oldest first."""
+    return {
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :step)",
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+        "ExpressionAttributeValues": {":pk": {"S": file_pk(file_id)}, ":step": {"S": "STEP#"}},
+        "ConsistentRead": True,
+    }
+
+
+def history_step(step: dict[str, Any], *, drop: tuple[str, ...] = (PK, SK)) -> dict[str, Any]:
+    """A history item (already `plain`) without its keys; the registration step, which has no
+    predecessor, gets `from_status: None`."""
+    for key in drop:
+        step.pop(key, None)
+    step.setdefault("from_status", None)
+    return step
+
+
 class DynamoDbLedger:
     """The DynamoDB implementation of `sluice_shared.ports.Ledger`.
 
@@ -303,25 +322,8 @@ class DynamoDbLedger:
 
     async def history(self, file_id: str) -> list[dict[str, Any]]:
         """See `Ledger.history`."""
-        items = await self._query(
-            {
-                "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :step)",
-                "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": file_pk(file_id)},
-                    ":step": {"S": "STEP#"},
-                },
-                "ConsistentRead": True,
-            }
-        )
-        steps = []
-        for item in items:
-            step = plain(item)
-            for key in (PK, SK):
-                step.pop(key, None)
-            step.setdefault("from_status", None)  # the registration step has no predecessor
-            steps.append(step)
-        return steps
+        items = await self._query(history_query(file_id))
+        return [history_step(plain(item)) for item in items]
 
     async def list_by_status(self, status: FileStatus, day: date) -> list[FileRecord]:
         """See `Ledger.list_by_status`."""
