@@ -29,6 +29,7 @@ from sluice_shared.ports import (
     ObjectInfo,
     ObjectNotFoundError,
     RunRecord,
+    StaleRunError,
     StaleStateError,
     check_fields,
     check_transition,
@@ -260,8 +261,11 @@ class InMemoryLedger(_Faults):
         ]
         return sorted(found, key=lambda r: r.updated_at)
 
-    async def put_run(self, run: RunRecord) -> None:
+    async def put_run(self, run: RunRecord, *, replaces: RunRecord | None = None) -> None:
         self._maybe_fail()
+        stored = self.runs.get(run.run_id)
+        if replaces is not None and (stored is None or stored.updated_at != replaces.updated_at):
+            raise StaleRunError(f"run {run.run_id} changed since it was read")
         self.runs[run.run_id] = run
 
     async def get_run(self, run_id: str) -> RunRecord | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,13 +36,14 @@ from sluice_batch.items import (
 )
 from sluice_batch.plan import run_keys
 from sluice_batch.results import ItemResult, read_map_results
-from sluice_shared.errors import PoisonInputError
+from sluice_shared.errors import PoisonInputError, TransientError
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.ports import (
     TERMINAL_STATUSES,
     FileRecord,
     FileStatus,
     RunRecord,
+    StaleRunError,
     StaleStateError,
 )
 from sluice_shared.stages import MAX_MANIFEST_BYTES, event_id, processed_fact
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from sluice_batch.deps import BatchDeps
 
 MAX_ITEM_MANIFEST_BYTES = 256 * 2**20
+RUN_WRITE_ATTEMPTS = 20
 _FORWARD = (
     FileStatus.VALIDATING,
     FileStatus.TRANSFORMING,
@@ -579,8 +581,12 @@ async def record_item_failure(
             break
         except StaleStateError:
             continue
-    run = await deps.ledger.get_run(run_id)
-    if run is not None:
+    # Children fail concurrently: a conditional read-modify-write, retried, so no failed item
+    # is lost to a concurrent writer.
+    for _ in range(RUN_WRITE_ATTEMPTS):
+        run = await deps.ledger.get_run(run_id)
+        if run is None:
+            break
         failed = [*run.details.get("failed_items", []), label][-200:]
         details = {
             **run.details,
@@ -588,11 +594,19 @@ async def record_item_failure(
             "reason_code": f"{kind}_failed",
             "reason": f"{reason} (the run fails if failures exceed the Map's tolerance)",
         }
-        await deps.ledger.put_run(
-            run.model_copy(
-                update={"status": "FAILED", "details": details, "updated_at": datetime.now(UTC)}
+        updated_at = max(datetime.now(UTC), run.updated_at + timedelta(microseconds=1))
+        try:
+            await deps.ledger.put_run(
+                run.model_copy(
+                    update={"status": "FAILED", "details": details, "updated_at": updated_at}
+                ),
+                replaces=run,
             )
-        )
+            break
+        except StaleRunError:
+            continue
+    else:
+        raise TransientError(f"run {run_id} kept changing while recording {label}")
     return {"recorded": label}
 
 

@@ -59,6 +59,13 @@ class StaleStateError(SluiceError):
         self.current = current
 
 
+class StaleRunError(SluiceError):
+    """A conditional write of a batch run record found it changed since it was read (another
+    writer won): read it again and re-apply the change."""
+
+    code = "stale_run"
+
+
 class IllegalTransitionError(SluiceError):
     """The requested transition is never allowed by the state machine (a programming error)."""
 
@@ -322,8 +329,13 @@ class Ledger(Protocol):
         update first (eventually consistent: reads the status/day index)."""
         ...
 
-    async def put_run(self, run: RunRecord) -> None:
-        """Create or replace a batch run record."""
+    async def put_run(self, run: RunRecord, *, replaces: RunRecord | None = None) -> None:
+        """Create or replace a batch run record.
+
+        With `replaces` (the record as read), the write happens only if the stored record is still
+        that one (same `updated_at`); raises StaleRunError otherwise, so concurrent
+        read-modify-write updates never lose each other's changes.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None:

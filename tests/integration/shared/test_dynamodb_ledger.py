@@ -22,6 +22,7 @@ from sluice_shared.ports import (
     FileStatus,
     IllegalTransitionError,
     RunRecord,
+    StaleRunError,
     StaleStateError,
 )
 
@@ -298,3 +299,28 @@ def test_iso_is_fixed_width_and_sortable() -> None:
     assert early == "2024-01-01T00:00:00.000000Z"
     assert len(early) == len(late)
     assert early < late
+
+
+async def test_ledger_put_run_replacing_a_stale_read_raises_and_keeps_the_winner(
+    ledger: DynamoDbLedger,
+) -> None:
+    # GIVEN a run that two writers read at the same time
+    read = RunRecord(run_id="run-race", created_at=DAY, updated_at=DAY)
+    await ledger.put_run(read)
+    first = read.model_copy(update={"details": {"n": 1}, "updated_at": DAY + timedelta(seconds=1)})
+    second = read.model_copy(update={"details": {"n": 2}, "updated_at": DAY + timedelta(seconds=2)})
+    # WHEN both write conditionally on what they read
+    await ledger.put_run(first, replaces=read)
+    with pytest.raises(StaleRunError):
+        await ledger.put_run(second, replaces=read)
+    # THEN the first write stands; a write replacing it succeeds
+    assert await ledger.get_run("run-race") == first
+    await ledger.put_run(second, replaces=first)
+    assert await ledger.get_run("run-race") == second
+
+
+async def test_ledger_put_run_replacing_a_missing_run_raises(ledger: DynamoDbLedger) -> None:
+    ghost = RunRecord(run_id="run-ghost", created_at=DAY, updated_at=DAY)
+    with pytest.raises(StaleRunError):
+        await ledger.put_run(ghost, replaces=ghost)
+    assert await ledger.get_run("run-ghost") is None

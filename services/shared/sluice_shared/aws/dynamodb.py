@@ -19,6 +19,7 @@ from sluice_shared.ports import (
     FileRecord,
     FileStatus,
     RunRecord,
+    StaleRunError,
     StaleStateError,
     check_fields,
     check_transition,
@@ -356,7 +357,7 @@ class DynamoDbLedger:
 
     # -------------------------------------------------------------------------------------- runs
 
-    async def put_run(self, run: RunRecord) -> None:
+    async def put_run(self, run: RunRecord, *, replaces: RunRecord | None = None) -> None:
         """See `Ledger.put_run`. `details` is stored as a JSON string (DynamoDB has no floats)."""
         values = run.model_dump(mode="python")
         values["created_at"] = iso(run.created_at)
@@ -366,11 +367,22 @@ class DynamoDbLedger:
         values[SK] = META
         item = _to_attrs(values)
 
+        condition: dict[str, Any] = {}
+        if replaces is not None:
+            condition = {
+                "ConditionExpression": "#updated = :read",
+                "ExpressionAttributeNames": {"#updated": "updated_at"},
+                "ExpressionAttributeValues": {":read": {"S": iso(replaces.updated_at)}},
+            }
+
         async def call() -> None:
             with translating():
-                await self._client.put_item(TableName=self._table, Item=item)
+                await self._client.put_item(TableName=self._table, Item=item, **condition)
 
-        await with_retry(call, self._retry)
+        try:
+            await with_retry(call, self._retry)
+        except ConditionalCheckFailed:
+            raise StaleRunError(f"run {run.run_id} changed since it was read") from None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """See `Ledger.get_run`."""
