@@ -37,6 +37,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from sluice.local import s3_patches
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -123,8 +125,10 @@ def apply() -> Callable[[], None]:
     setattr(dynamodb_models, "copy", _TableCopySkipper(getattr(dynamodb_models, "copy")))  # noqa: B009, B010
     modules = tuple(backends.list_of_moto_modules())
     setattr(backends, "list_of_moto_modules", lambda: modules)  # noqa: B010
+    undo_s3 = s3_patches.apply()  # S3 byte copies: see sluice.local.s3_patches
 
     def undo() -> None:
+        undo_s3()
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
 
