@@ -107,8 +107,12 @@ def run_once(
             "Value"
         ]
         s3.create_bucket(Bucket=ARCHIVE)
+        runtime = RuntimeCpu(state)
         print(f"  [w={workers}] uploading {csv_path.stat().st_size / 1e9:.2f} GB ...", flush=True)
+        upload_started = time.monotonic()
         s3.upload_file(str(csv_path), ARCHIVE, KEY)
+        upload_s = time.monotonic() - upload_started
+        upload_cpu = runtime.lap()
         request = f'{{"source": "file", "bucket": "{ARCHIVE}", "key": "{KEY}"}}'
         started = time.monotonic()
         arn = sfn.start_execution(stateMachineArn=machine, name=f"bench-w{workers}", input=request)[
@@ -120,7 +124,14 @@ def run_once(
                 break
             time.sleep(0.25)
         wall = time.monotonic() - started
-        print(f"  [w={workers}] {described['status']} in {wall:.1f} s", flush=True)
+        run_cpu = runtime.lap()
+        workers_cpu = runtime.children_cpu()
+        print(
+            f"  [w={workers}] {described['status']} in {wall:.1f} s; runtime process CPU "
+            f"{run_cpu:.1f} s (upload {upload_cpu:.1f} s in {upload_s:.1f} s), "
+            f"workers CPU {workers_cpu:.1f} s",
+            flush=True,
+        )
         maps = {}
         for run in sfn.list_map_runs(executionArn=arn)["mapRuns"]:
             info = sfn.describe_map_run(mapRunArn=run["mapRunArn"])
@@ -142,6 +153,10 @@ def run_once(
             "workers": workers,
             "status": described["status"],
             "wall_s": wall,
+            "runtime_cpu_s": run_cpu,
+            "workers_cpu_s": workers_cpu,
+            "upload_s": upload_s,
+            "upload_cpu_s": upload_cpu,
             "maps": maps,
             "workers_rss": worker_rss(state / "logs"),
             "output": out_dir,
@@ -151,6 +166,44 @@ def run_once(
             [SLUICE, "local", "down", "--port", str(port), "--state-dir", str(state)],
             cwd=REPO, capture_output=True, env=env, timeout=120,
         )  # fmt: skip
+
+
+class RuntimeCpu:
+    """CPU seconds of the detached runtime process (in-process moto S3, workflow engine,
+    runner) and of its worker processes, read with psutil from the pid in `runtime.json`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        import json
+
+        import psutil
+
+        pid = int(json.loads((state_dir / "runtime.json").read_text())["pid"])
+        self.process = psutil.Process(pid)
+        self.last = self._own()
+
+    def _own(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def lap(self) -> float:
+        """CPU seconds of the runtime process itself since the previous lap."""
+        now = self._own()
+        spent, self.last = now - self.last, now
+        return spent
+
+    def children_cpu(self) -> float:
+        """CPU seconds of the live worker processes (and of the exited ones they waited for)."""
+        import psutil
+
+        total = 0.0
+        for child in self.process.children(recursive=True):
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        times = self.process.cpu_times()
+        return total + float(times.children_user + times.children_system)
 
 
 def worker_rss(log_dir: Path) -> dict[str, dict[str, float]]:
@@ -239,14 +292,16 @@ def render(args: argparse.Namespace, csv_path: Path, runs: list[dict[str, Any]],
         f"`python -m bench.batch_path --size {args.size_text} --partition-bytes "
         f"{args.partition_bytes}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"Python {platform.python_version()}.",
+        f"Python {platform.python_version()}; load average at the start "
+        f"{args.load_at_start}.",
         "",
         f"Input: `{csv_path.name}` ({size_gb:.2f} GB, generated orders with 1% bad rows and 1% "
         "duplicates), uploaded to an archive bucket of the local runtime and processed by the "
         "batch state machine (`sluice local up`, real templates, functions in worker processes).",
         "",
-        "| workers | status | wall time | validate map | buckets map | peak RSS per worker (MB) |",
-        "|---|---|---|---|---|---|",
+        "| workers | status | wall time | validate map | buckets map | runtime CPU | workers CPU "
+        "| upload (runtime CPU) | peak RSS per worker (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         rss = ", ".join(
@@ -259,7 +314,9 @@ def render(args: argparse.Namespace, csv_path: Path, runs: list[dict[str, Any]],
         lines.append(
             f"| {run['workers']} | {run['status']} | {run['wall_s']:.1f} s | "
             f"{validate.get('items', '?')} partitions, {validate.get('seconds', 0):.1f} s | "
-            f"{buckets.get('items', '?')} buckets, {buckets.get('seconds', 0):.1f} s | {rss} |"
+            f"{buckets.get('items', '?')} buckets, {buckets.get('seconds', 0):.1f} s | "
+            f"{run['runtime_cpu_s']:.1f} s | {run['workers_cpu_s']:.1f} s | "
+            f"{run['upload_s']:.1f} s ({run['upload_cpu_s']:.1f} s) | {rss} |"
         )
     by_workers = {r["workers"]: r for r in runs}
     if 1 in by_workers and 2 in by_workers:
@@ -296,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS-batch.md")
     parser.add_argument("--keep", action="store_true", help="keep the Parquet under bench/out/")
     args = parser.parse_args(argv)
+    args.load_at_start = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     size = parse_size(args.size_text)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
