@@ -299,6 +299,7 @@ class _Pool:
     busy: set[Worker] = field(default_factory=set)
     slots: asyncio.Semaphore | None = None
     cold_starts: int = 0
+    prewarmed: int = 0
     invocations: int = 0
     errors: int = 0
 
@@ -410,12 +411,49 @@ class FunctionRunner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def prewarm(self, name_or_arn: str, count: int) -> int:
+        """Start workers ahead of the first invocation, up to `count` warm ones (capped by the
+        function's worker limit), so a burst does not pay the cold starts.
+
+        A pre-warmed worker is an ordinary cold environment whose init phase ran early: its first
+        invocation still reports `Init Duration` (and bills it), as it would have without
+        pre-warming. A worker that fails to initialise is dropped; its function then starts
+        workers on demand as before.
+
+        Returns:
+            How many workers were started.
+
+        Raises:
+            FunctionNotFound: no such function.
+        """
+        pool = self._pools[self.resolve(name_or_arn)]
+        wanted = min(count, pool.config.max_workers) - len(pool.idle) - len(pool.busy)
+        started = 0
+        for _ in range(max(0, wanted)):
+            worker = self._new_worker(pool)
+            try:
+                await worker.start()
+            except _WorkerDied as exc:
+                log.warning("pre-warm of %s failed: %s", pool.config.name, exc)
+                break
+            if self._pools.get(pool.config.name) is not pool:
+                await worker.close()  # re-registered meanwhile: this config is gone
+                break
+            pool.cold_starts += 1
+            pool.prewarmed += 1
+            pool.idle.appendleft(worker)
+            started += 1
+        return started
+
+    def _new_worker(self, pool: _Pool) -> Worker:
+        return Worker(pool.config, self.log_dir / f"{pool.config.name}.log", self.base_env())
+
     async def _acquire(self, pool: _Pool) -> Worker:
         while pool.idle:
             worker = pool.idle.pop()
             if worker.proc is not None and worker.proc.returncode is None:
                 return worker
-        worker = Worker(pool.config, self.log_dir / f"{pool.config.name}.log", self.base_env())
+        worker = self._new_worker(pool)
         await worker.start()
         pool.cold_starts += 1
         return worker
@@ -528,6 +566,7 @@ class FunctionRunner:
                 "warm": len(pool.idle),
                 "busy": len(pool.busy),
                 "cold_starts": pool.cold_starts,
+                "prewarmed": pool.prewarmed,
                 "invocations": pool.invocations,
                 "errors": pool.errors,
             }

@@ -41,6 +41,8 @@ STATE_FILE = "runtime.json"
 CLIENT_POOL_CONNECTIONS = 256
 """Connections per runtime client: above the pollers' concurrent long polls, which never
 exceed (functions x max concurrency) + control calls."""
+PREWARM_PARALLEL = max(1, os.cpu_count() or 1)
+"""Workers initialised at once by `prewarm` (an init phase is CPU-bound: one per core)."""
 
 
 def default_templates(repo_root: Path) -> list[Path]:
@@ -94,6 +96,9 @@ class RuntimeOptions:
     parameters: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     schedules_enabled: bool = True
+    prewarm: bool = True
+    """Start each polled function's workers (one per concurrent batch of its mappings) before
+    `start()` returns, so the first burst does not queue behind cold starts."""
 
 
 class _RunnerInvoker:
@@ -246,7 +251,37 @@ class LocalRuntime:
                         )
                 reports += await self.provisioner.provision(stack, wanted)
             self.reports = reports
+            if self.options.prewarm:
+                await self.prewarm()
             return reports
+
+    async def prewarm(self) -> dict[str, int]:
+        """Start the workers the enabled event source mappings will use (their concurrent
+        batches per function, capped by the function's worker limit), `PREWARM_PARALLEL` at a
+        time so that no init phase runs into the runner's init limit on a busy machine.
+
+        Returns:
+            Workers started, by function name.
+        """
+        wanted: dict[str, int] = {}
+        for poller in self.pollers.values():
+            if poller.config.enabled:
+                name = poller.config.function_name
+                wanted[name] = wanted.get(name, 0) + poller.config.max_concurrency
+        started: dict[str, int] = dict.fromkeys(wanted, 0)
+        # Round-robin, one worker per function per round: every function gets its first warm
+        # worker early, and at most PREWARM_PARALLEL init phases share the CPU at a time.
+        for round_ in range(max(wanted.values(), default=0)):
+            names = [n for n, count in wanted.items() if count > round_]
+            for start in range(0, len(names), PREWARM_PARALLEL):
+                chunk = names[start : start + PREWARM_PARALLEL]
+                counts = await asyncio.gather(
+                    *(self.runner.prewarm(n, round_ + 1) for n in chunk), return_exceptions=True
+                )
+                for name, count in zip(chunk, counts, strict=True):
+                    if isinstance(count, int):
+                        started[name] += count
+        return started
 
     async def wait_stopped(self) -> None:
         """Block until `stop()` ran (Ctrl-C, `sluice local down`, or a control call)."""

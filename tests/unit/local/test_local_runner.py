@@ -51,6 +51,37 @@ async def test_invoke_warm_worker_is_reused_and_reports_init_once(runner: Functi
     assert runner.stats()["fx-echo"]["cold_starts"] == 1
 
 
+async def test_prewarm_starts_workers_up_to_the_limit_and_invoke_uses_them(
+    runner: FunctionRunner,
+) -> None:
+    # GIVEN a function limited to 2 workers, pre-warmed for 3
+    await runner.register(_config("echo", max_workers=2))
+    started = await runner.prewarm("fx-echo", 3)
+    stats = runner.stats()["fx-echo"]
+    # THEN 2 workers are warm and nothing was invoked yet
+    assert started == 2
+    assert (stats["warm"], stats["prewarmed"], stats["invocations"]) == (2, 2, 0)
+    # WHEN it is invoked
+    result = await runner.invoke("fx-echo", b"{}")
+    # THEN a pre-warmed worker served it (no new process) and its init is reported once
+    assert result.function_error is None
+    assert result.init_ms is not None
+    assert runner.stats()["fx-echo"]["cold_starts"] == 2
+    # AND pre-warming again starts nothing: the function already has its workers
+    assert await runner.prewarm("fx-echo", 2) == 0
+
+
+async def test_prewarm_worker_with_init_error_is_kept_and_fails_invocations(
+    runner: FunctionRunner,
+) -> None:
+    await runner.register(_config("missing_handler_attribute_does_not_exist"))
+    # An import error is an init *result* (reported at invoke), not a dead process: Lambda
+    # keeps such an environment too and fails each invocation with the init error.
+    assert await runner.prewarm("fx-missing-handler-attribute-does-not-exist", 1) == 1
+    result = await runner.invoke("fx-missing-handler-attribute-does-not-exist", b"{}")
+    assert result.function_error == "Unhandled"
+
+
 async def test_invoke_context_and_environment_match_lambda(runner: FunctionRunner) -> None:
     await runner.register(_config("echo", timeout_s=5.0, memory_mb=300))
     body = (await runner.invoke("fx-echo", b"{}")).json()
