@@ -214,6 +214,84 @@ def test_failed_target_goes_to_its_dead_letter_queue(hooks: RecordingHooks) -> N
     assert messages[0]["MessageAttributes"]["TARGET_ARN"]["StringValue"] == missing
 
 
+# ---------------------------------------------------------------- DynamoDB serializer
+
+_RICH_ITEM: dict[str, Any] = {
+    "PK": {"S": "FILE#x"},
+    "SK": {"S": "META"},
+    "empty_s": {"S": ""},
+    "n": {"N": "12.5"},
+    "b": {"B": b"\x00\xffbin"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2"]},
+    "bs": {"BS": [b"x", b"\x00"]},
+    "m": {
+        "M": {
+            "k": {"S": "v"},
+            "deep": {"M": {"l": {"L": [{"N": "1"}, {"NULL": True}, {"BOOL": False}, {"M": {}}]}}},
+        }
+    },
+    "l": {"L": []},
+    "t": {"BOOL": True},
+    "f": {"BOOL": False},
+    "z": {"NULL": True},
+    "em": {"M": {}},
+}
+
+
+def _dynamodb_reads(ddb: Any) -> list[Any]:
+    key = {"PK": {"S": "FILE#x"}, "SK": {"S": "META"}}
+    answers: list[Any] = [
+        ddb.get_item(TableName="t", Key=key),
+        ddb.query(
+            TableName="t",
+            KeyConditionExpression="PK = :p",
+            ExpressionAttributeValues={":p": {"S": "FILE#x"}},
+        ),
+        ddb.scan(TableName="t"),
+        ddb.batch_get_item(RequestItems={"t": {"Keys": [key]}}),
+        ddb.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": key}}]),
+        ddb.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "12.5"}},
+            ReturnValues="ALL_NEW",
+        ),
+        ddb.describe_table(TableName="t")["Table"]["KeySchema"],
+    ]
+    for answer in answers:
+        if isinstance(answer, dict):
+            answer.pop("ResponseMetadata", None)
+    return answers
+
+
+def test_dynamodb_items_of_every_type_read_the_same_as_unpatched_moto() -> None:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="t", Item=_RICH_ITEM)
+        undo = moto_patches.apply()
+        try:
+            patched = _dynamodb_reads(ddb)
+        finally:
+            undo()
+        unpatched = _dynamodb_reads(ddb)
+    assert patched == unpatched
+    assert patched[0]["Item"] == _RICH_ITEM
+
+
 def test_apply_undo_restores_moto() -> None:
     from moto.events.models import Rule
     from moto.sqs.models import Queue
