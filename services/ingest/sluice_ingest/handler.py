@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,6 +14,7 @@ from sluice_ingest.domain import ObjectCreated, ingest_object
 from sluice_ingest.events import S3ObjectCreated, parse_s3_event
 from sluice_shared.observability import correlation_scope, count_file, stage_timer, telemetry
 from sluice_shared.runtime import Runtime
+from sluice_shared.sqs import Concurrency
 from sluice_shared.stages import event_id
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ runtime: Runtime[IngestServiceDeps] = Runtime(
     logger=logger,
     parse=parse_s3_event,
     metrics=metrics,
+    # Ingest reads an object's metadata, never its bytes: a large file costs no more memory here.
+    concurrency=replace(Concurrency.from_env(), metadata_only=True),
 )
 # Outcomes that registered a new file (its bytes enter the pipeline).
 _ACCEPTED_OUTCOMES = frozenset({"realtime", "batch", "rejected"})

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import THREAD_LOCAL_KEYS
 from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
@@ -75,13 +76,19 @@ def telemetry(service: str) -> Telemetry:
 @contextmanager
 def correlation_scope(logger: Logger, correlation_id: str | None) -> Iterator[None]:
     """Put `correlation_id` on every log line written inside the block, then restore the
-    previous one (records of one SQS batch belong to different files)."""
-    previous = logger.get_correlation_id()
-    logger.set_correlation_id(correlation_id)
+    previous one (records of one SQS batch belong to different files).
+
+    The id lives in Powertools' context-local keys (a `ContextVar`), not in the logger's shared
+    state: records of one batch run concurrently as asyncio tasks, each in its own copy of the
+    context, so every line carries its own record's id. The keys are shared by all Powertools
+    loggers of the context; `logger` is kept in the signature for the call sites' clarity.
+    """
+    del logger  # the context-local keys are not per logger
+    token = THREAD_LOCAL_KEYS.set({**THREAD_LOCAL_KEYS.get(), "correlation_id": correlation_id})
     try:
         yield
     finally:
-        logger.set_correlation_id(previous)
+        THREAD_LOCAL_KEYS.reset(token)
 
 
 def files_metric(outcome: str) -> str:

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from contracts.registry import parse_eventbridge_event
 from sluice_shared.observability import count_file, telemetry
-from sluice_shared.sqs import BatchProcessor, EventParser, Outcome, RecordHandler, RecordResult
+from sluice_shared.sqs import (
+    BatchProcessor,
+    Concurrency,
+    EventParser,
+    Outcome,
+    RecordHandler,
+    RecordResult,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
@@ -71,8 +78,10 @@ class Runtime(Generic[DepsT]):
         logger: Logger | None = None,
         parse: EventParser = parse_with_registry,
         metrics: Metrics | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self._open_deps = open_deps
+        self._concurrency = concurrency if concurrency is not None else Concurrency.from_env()
         self._metrics = metrics
         self._dlq_url = dlq_url
         self._logger = logger if logger is not None else telemetry("sluice").logger
@@ -152,6 +161,7 @@ class Runtime(Generic[DepsT]):
                 dlq_url=self._dlq_url,
                 logger=self._logger,
                 on_result=self._count,
+                concurrency=self._concurrency,
             )
             return await processor.process(event, handle_one, deps, accepted=accepted)
 

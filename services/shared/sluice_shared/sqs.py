@@ -13,16 +13,30 @@ Each SQS record's body is an EventBridge event as an EventBridge -> SQS target d
 - poison, but parking failed or no DLQ is configured: listed in `batchItemFailures` (the queue's
   redrive policy parks it later).
 
-Records run one after another, in order: the data path is CPU-bound, so concurrency would only
-add memory. On a FIFO queue the first failure also fails every later record of the batch, which
-keeps the order of message groups (Lambda requires it).
+Concurrency. A handler spends most of a small file's time waiting for S3, DynamoDB and
+EventBridge, so the records of a standard-queue batch run concurrently, at most
+`SLUICE_RECORD_CONCURRENCY` at once (default 4; 1 runs them one after another). Memory is what
+concurrency costs, so only **small** records share the handler: a record whose fact declares an
+input of at most `SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (`size_bytes` or `bytes_in`, default
+16 MiB) or, for facts that carry only row counts, at most `SLUICE_CONCURRENT_RECORD_MAX_ROWS`
+rows (`rows_file_in`/`rows_in`, default 200,000). Any other record (large, or of unknown size)
+runs alone: it waits for the running records to finish and holds
+every slot, so a large file never has company. A record that does not parse is only parked, and
+counts as small. Each record still gets its own result, reported in the batch's order.
+
+On a FIFO queue records run one after another, in order, and the first failure also fails every
+later record of the batch, which keeps the order of message groups (Lambda requires it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +58,13 @@ RecordHandler = Callable[["Envelope[Any]", DepsT], Awaitable[None]]
 
 MAX_REASON_CHARS = 1024
 
+RECORD_CONCURRENCY_ENV = "SLUICE_RECORD_CONCURRENCY"
+CONCURRENT_MAX_BYTES_ENV = "SLUICE_CONCURRENT_RECORD_MAX_BYTES"
+CONCURRENT_MAX_ROWS_ENV = "SLUICE_CONCURRENT_RECORD_MAX_ROWS"
+DEFAULT_RECORD_CONCURRENCY = 4
+DEFAULT_CONCURRENT_MAX_BYTES = 16 * 2**20
+DEFAULT_CONCURRENT_MAX_ROWS = 200_000
+
 
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
@@ -58,6 +79,110 @@ class RecordResult:
     message_id: str
     outcome: Outcome
     reason_code: str | None = None
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """How many records of a standard-queue batch run at once, and which may share the handler.
+
+    Args:
+        limit: records at once (1: one after another).
+        max_bytes: a record whose fact declares at most this many input bytes is small.
+        max_rows: for facts that declare only row counts, at most this many rows is small.
+        metadata_only: the consumer never loads a record's data (ingest reads object metadata
+            only), so every record is small whatever size it declares.
+    """
+
+    limit: int = 1
+    max_bytes: int = DEFAULT_CONCURRENT_MAX_BYTES
+    max_rows: int = DEFAULT_CONCURRENT_MAX_ROWS
+    metadata_only: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Concurrency:
+        """Read `SLUICE_RECORD_CONCURRENCY` (default 4), `SLUICE_CONCURRENT_RECORD_MAX_BYTES`
+        and `SLUICE_CONCURRENT_RECORD_MAX_ROWS` (see the module docstring).
+
+        Raises ValueError for a value that is not a positive integer: a typo should fail the
+        cold start, not silently change how much memory a handler may use.
+        """
+        source = os.environ if env is None else env
+        return cls(
+            limit=_positive_int(source, RECORD_CONCURRENCY_ENV, DEFAULT_RECORD_CONCURRENCY),
+            max_bytes=_positive_int(source, CONCURRENT_MAX_BYTES_ENV, DEFAULT_CONCURRENT_MAX_BYTES),
+            max_rows=_positive_int(source, CONCURRENT_MAX_ROWS_ENV, DEFAULT_CONCURRENT_MAX_ROWS),
+        )
+
+    def is_small(self, envelope: Envelope[Any]) -> bool:
+        """Whether the record's fact declares an input small enough to share the handler
+        (`size_bytes`/`bytes_in` against `max_bytes`, else `rows_file_in`/`rows_in` against
+        `max_rows`). A fact that declares neither is not small; with `metadata_only` every
+        record is."""
+        if self.metadata_only:
+            return True
+        data = envelope.data
+        for name in ("size_bytes", "bytes_in"):
+            size = getattr(data, name, None)
+            if isinstance(size, int):
+                return size <= self.max_bytes
+        for name in ("rows_file_in", "rows_in"):
+            rows = getattr(data, name, None)
+            if isinstance(rows, int):
+                return rows <= self.max_rows
+        return False
+
+
+@dataclass(slots=True)
+class _Slots:
+    """A weighted limiter that admits holders strictly in arrival order: a holder asking for
+    every slot (a large record) waits for the running ones and keeps later ones out meanwhile."""
+
+    free: int
+    _queue: deque[object] = field(default_factory=deque)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @asynccontextmanager
+    async def hold(self, slots: int) -> AsyncIterator[None]:
+        ticket = object()
+        async with self._changed:
+            self._queue.append(ticket)
+            try:
+                await self._changed.wait_for(
+                    lambda: self._queue[0] is ticket and self.free >= slots
+                )
+            finally:
+                # Admitted or cancelled while waiting: either way this ticket leaves the line.
+                self._queue.remove(ticket)
+                self._changed.notify_all()
+            self.free -= slots
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.free += slots
+                self._changed.notify_all()
+
+
+@dataclass(frozen=True, slots=True)
+class _Poison:
+    """A record that did not decode or parse: the error that parks it, and the raw event when
+    it decoded (it may still name the file)."""
+
+    error: PoisonInputError | ContractError
+    raw: dict[str, Any] | None
 
 
 class MalformedBatchError(ValueError):
@@ -125,8 +250,9 @@ class BatchProcessor:
         parker: where poison records go.
         dlq_url: the DLQ to park in; None means poison records are reported as failures.
         logger: a Powertools logger; each record's lines carry its correlation id.
-        on_result: called with each record's result (the runtime counts parked and failed
-            records as metrics there, whatever stage of the record they happened in).
+        on_result: called with each record's result as it is known (the runtime counts parked
+            and failed records as metrics there, whatever stage of the record they happened in).
+        concurrency: how many standard-queue records run at once (default: one at a time).
     """
 
     parse: EventParser
@@ -134,6 +260,7 @@ class BatchProcessor:
     dlq_url: str | None
     logger: Logger
     on_result: Callable[[RecordResult], None] | None = None
+    concurrency: Concurrency = field(default_factory=Concurrency)
 
     async def process(
         self,
@@ -145,9 +272,41 @@ class BatchProcessor:
     ) -> dict[str, list[dict[str, str]]]:
         """Run `handle_one` on every record and return the partial batch response.
 
-        Raises MalformedBatchError when the event is not an SQS batch.
+        Standard-queue records run concurrently within `concurrency` (see the module
+        docstring); FIFO records one after another. Raises MalformedBatchError when the event
+        is not an SQS batch.
         """
         records = sqs_records(event)
+        if self.concurrency.limit <= 1 or any(_is_fifo(r) for r in records):
+            return batch_response(await self._in_order(records, handle_one, deps, accepted))
+        slots = _Slots(free=self.concurrency.limit)
+
+        async def run(record: Mapping[str, Any]) -> RecordResult:
+            parsed = self._parse(record, accepted)
+            small = isinstance(parsed, _Poison) or self.concurrency.is_small(parsed)
+            async with slots.hold(1 if small else self.concurrency.limit):
+                result = await self._finish(record, parsed, handle_one, deps)
+            if self.on_result is not None:
+                self.on_result(result)
+            return result
+
+        # A TaskGroup, not gather: should anything escape a record (the worker dying, a
+        # timeout), the other records are cancelled and the whole batch fails with that very
+        # exception, unwrapped, as it would have run in order.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(run(record)) for record in records]
+        except BaseExceptionGroup as escaped:
+            raise _first_cause(escaped) from None
+        return batch_response([task.result() for task in tasks])
+
+    async def _in_order(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        handle_one: RecordHandler[DepsT],
+        deps: DepsT,
+        accepted: Collection[str],
+    ) -> list[RecordResult]:
         results: list[RecordResult] = []
         blocked = False
         for record in records:
@@ -155,27 +314,20 @@ class BatchProcessor:
             if blocked:
                 results.append(RecordResult(message_id, Outcome.FAILED, "fifo_blocked"))
                 continue
-            result = await self._one(record, message_id, handle_one, deps, accepted)
+            result = await self._finish(record, self._parse(record, accepted), handle_one, deps)
             results.append(result)
             if self.on_result is not None:
                 self.on_result(result)
             if result.outcome is Outcome.FAILED and _is_fifo(record):
                 blocked = True
-        return batch_response(results)
+        return results
 
-    async def _one(
-        self,
-        record: Mapping[str, Any],
-        message_id: str,
-        handle_one: RecordHandler[DepsT],
-        deps: DepsT,
-        accepted: Collection[str],
-    ) -> RecordResult:
-        started = time.perf_counter()
-        body = record.get("body")
+    def _parse(
+        self, record: Mapping[str, Any], accepted: Collection[str]
+    ) -> Envelope[Any] | _Poison:
         raw: dict[str, Any] | None = None
         try:
-            raw = _decode(body)
+            raw = _decode(record.get("body"))
             envelope = self.parse(raw)
             if envelope.type not in accepted:
                 raise ContractViolation(
@@ -184,8 +336,22 @@ class BatchProcessor:
                     code="type_not_accepted",
                 )
         except (PoisonInputError, ContractError) as exc:
-            with correlation_scope(self.logger, _correlation_hint(raw)):
-                return await self._park(message_id, body, exc)
+            return _Poison(exc, raw)
+        return envelope
+
+    async def _finish(
+        self,
+        record: Mapping[str, Any],
+        parsed: Envelope[Any] | _Poison,
+        handle_one: RecordHandler[DepsT],
+        deps: DepsT,
+    ) -> RecordResult:
+        started = time.perf_counter()
+        message_id, body = str(record["messageId"]), record.get("body")
+        if isinstance(parsed, _Poison):
+            with correlation_scope(self.logger, _correlation_hint(parsed.raw)):
+                return await self._park(message_id, body, parsed.error)
+        envelope = parsed
         with correlation_scope(self.logger, envelope.correlationid):
             try:
                 await handle_one(envelope, deps)
@@ -231,6 +397,20 @@ class BatchProcessor:
             return RecordResult(message_id, Outcome.FAILED, code)
         self.logger.warning("poison record parked", extra=context)
         return RecordResult(message_id, Outcome.PARKED, code)
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    # The record's own exception, not the cancellations the TaskGroup caused in its siblings.
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending[:0] = list(current.exceptions)
+        else:
+            leaves.append(current)
+    real = [e for e in leaves if not isinstance(e, asyncio.CancelledError)]
+    return (real or leaves)[0]
 
 
 def batch_response(results: Sequence[RecordResult]) -> dict[str, list[dict[str, str]]]:

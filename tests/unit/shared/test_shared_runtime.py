@@ -9,7 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aws_lambda_powertools import Logger
@@ -19,7 +20,7 @@ from contracts.events import FileIngestedV1, FileValidatedV1
 from contracts.types import DatasetRef
 from sluice_shared.errors import PoisonInputError, ThrottledError, TransientError
 from sluice_shared.runtime import Runtime
-from sluice_shared.sqs import MalformedBatchError
+from sluice_shared.sqs import Concurrency, MalformedBatchError
 from tests.fakes import FakeDeps, fake_deps
 
 DLQ = "http://127.0.0.1:1/000000000000/ingest-dlq"
@@ -383,5 +384,222 @@ def test_runtime_run_with_deps_returns_the_result(deps: FakeDeps) -> None:
     deps.objects.put("b", "k", b"x")
     try:
         assert rt.run_with_deps(count_objects) == 1
+    finally:
+        rt.close()
+
+
+# ------------------------------------------------------------------- concurrency within a batch
+
+
+def sized(file_id: str, size_bytes: int) -> Envelope[FileIngestedV1]:
+    envelope = ingested(file_id)
+    return Envelope.wrap(
+        envelope.data.model_copy(update={"size_bytes": size_bytes}), correlationid=file_id
+    )
+
+
+class InFlight:
+    """A handle_one that yields to the loop while 'waiting for I/O' and records which records
+    were running at the same time."""
+
+    def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
+        self.running: set[str] = set()
+        self.peak = 0
+        self.company: dict[str, set[str]] = {}
+        self.fail = fail or {}
+
+    async def __call__(self, envelope: Envelope[Any], deps: FakeDeps) -> None:
+        me = envelope.data.file_id
+        self.running.add(me)
+        self.peak = max(self.peak, len(self.running))
+        try:
+            for _ in range(3):
+                self.company.setdefault(me, set()).update(self.running - {me})
+                await asyncio.sleep(0.001)
+            if me in self.fail:
+                raise self.fail[me]
+        finally:
+            self.running.discard(me)
+
+
+def concurrent_runtime(
+    deps: FakeDeps, log_stream: io.StringIO, concurrency: Concurrency
+) -> Runtime[FakeDeps]:
+    logger = Logger(service=f"test-runtime-{uuid.uuid4().hex}", stream=log_stream)
+    return Runtime(Opener(deps), dlq_url=DLQ, logger=logger, concurrency=concurrency)
+
+
+def test_process_sqs_batch_small_records_run_concurrently_up_to_the_limit(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=3))
+    handler = InFlight()
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(10)))
+    try:
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == []
+    assert handler.peak == 3
+    assert len(handler.company) == 10
+
+
+def test_process_sqs_batch_large_record_runs_alone(deps: FakeDeps, log_stream: io.StringIO) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4, max_bytes=1000))
+    handler = InFlight()
+    sizes = [10, 10, 5000, 10, 10]
+    ids = [f"{i:032x}" for i in range(len(sizes))]
+    event = sqs_event(
+        *(record(f"m{i}", body_of(sized(ids[i], size))) for i, size in enumerate(sizes))
+    )
+    try:
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == []
+    large = ids[2]
+    assert handler.company[large] == set()
+    assert all(large not in others for others in handler.company.values())
+    assert handler.company[ids[0]] == {ids[1]}  # the small ones before it did share
+    assert handler.company[ids[3]] == {ids[4]}
+
+
+def test_process_sqs_batch_concurrent_outcomes_reported_per_record_in_order(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4))
+    ids = [f"{i:032x}" for i in range(6)]
+    handler = InFlight(
+        fail={ids[1]: TransientError("blip"), ids[3]: PoisonInputError("bad"), ids[4]: KeyError()}
+    )
+    records = [record(f"m{i}", body_of(ingested(file_id))) for i, file_id in enumerate(ids)]
+    records.insert(2, record("garbage", "{not json"))
+    try:
+        response = rt.process_sqs_batch(sqs_event(*records), handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == ["m1", "m4"]
+    parked = [message.body for message in deps.parker.parked]
+    assert sorted(parked) == sorted(["{not json", records[4]["body"]])
+    assert handler.peak > 1
+
+
+def test_process_sqs_batch_fifo_runs_in_order_whatever_the_concurrency(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4))
+    handler = InFlight(fail={"1" * 32: TransientError("blip")})
+    fifo = {"attributes": {"MessageGroupId": "g1", "ApproximateReceiveCount": "1"}}
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(str(i) * 32)), **fifo) for i in range(4)))
+    try:
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == ["m1", "m2", "m3"]
+    assert handler.peak == 1
+    assert set(handler.company) == {"0" * 32, "1" * 32}
+
+
+def test_process_sqs_batch_concurrent_logs_carry_each_records_correlation_id(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4))
+    ids = [f"{i:032x}" for i in range(4)]
+    logger = rt._logger
+
+    async def chatty(envelope: Envelope[Any], got: FakeDeps) -> None:
+        for step in range(3):
+            logger.info("step", extra={"file": envelope.data.file_id, "step": step})
+            await asyncio.sleep(0.001)
+
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f))) for i, f in enumerate(ids)))
+    try:
+        rt.process_sqs_batch(event, chatty, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    steps = [line for line in lines if line["message"] == "step"]
+    assert len(steps) == 12
+    assert [s["file"] for s in steps[:4]] == ids  # they did interleave
+    assert all(s["correlation_id"] == s["file"] for s in steps)
+    assert "correlation_id" not in json.loads(_after_batch_line(logger, log_stream))
+
+
+def _after_batch_line(logger: Logger, stream: io.StringIO) -> str:
+    logger.info("after the batch")
+    return stream.getvalue().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, Concurrency(limit=4, max_bytes=16 * 2**20, max_rows=200_000)),
+        (
+            {
+                "SLUICE_RECORD_CONCURRENCY": "1",
+                "SLUICE_CONCURRENT_RECORD_MAX_BYTES": "1024",
+                "SLUICE_CONCURRENT_RECORD_MAX_ROWS": "10",
+            },
+            Concurrency(limit=1, max_bytes=1024, max_rows=10),
+        ),
+    ],
+)
+def test_concurrency_from_env_reads_defaults_and_overrides(
+    env: dict[str, str], expected: Concurrency
+) -> None:
+    assert Concurrency.from_env(env) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "four"])
+def test_concurrency_from_env_not_a_positive_integer_raises(value: str) -> None:
+    with pytest.raises(ValueError, match="SLUICE_RECORD_CONCURRENCY"):
+        Concurrency.from_env({"SLUICE_RECORD_CONCURRENCY": value})
+
+
+def test_concurrency_is_small_by_bytes_then_rows_unknown_is_large() -> None:
+    limits = Concurrency(limit=4, max_bytes=100, max_rows=5)
+    validated = FileValidatedV1(
+        file_id=FILE_ID,
+        dataset=DatasetRef(name="orders", version=1),
+        bucket="sluice-raw",
+        key="orders/a.csv",
+        staged_prefix="s3://sluice-work/stage/x/validated/",
+        bucket_count=1,
+        rows_in=1_000_000,
+        rows_valid=1_000_000,
+        rows_quarantined=0,
+        bytes_in=50,
+        object_created_at=datetime(2024, 1, 15, tzinfo=UTC),
+    )
+
+    assert limits.is_small(sized(FILE_ID, 100))
+    assert not limits.is_small(sized(FILE_ID, 101))
+    assert limits.is_small(Envelope.wrap(validated, correlationid=FILE_ID))  # bytes win
+    no_size = cast("Envelope[Any]", SimpleNamespace(data=SimpleNamespace(file_id=FILE_ID)))
+    assert not limits.is_small(no_size)
+    metadata_only = Concurrency(limit=4, max_bytes=100, metadata_only=True)
+    assert metadata_only.is_small(sized(FILE_ID, 10**9))
+    assert metadata_only.is_small(no_size)
+
+
+class WorkerDied(BaseException):
+    """Like a killed worker: nothing after it runs, no response is returned."""
+
+
+def test_process_sqs_batch_concurrent_escaping_exception_fails_whole_batch_unwrapped(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4))
+    ids = [f"{i:032x}" for i in range(4)]
+    handler = InFlight(fail={ids[2]: WorkerDied("killed")})
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f))) for i, f in enumerate(ids)))
+    try:
+        with pytest.raises(WorkerDied, match="killed"):
+            rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
     finally:
         rt.close()
