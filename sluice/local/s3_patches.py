@@ -84,9 +84,7 @@ def apply() -> Callable[[], None]:
         if isinstance(new_value, PreparedValue):
             new_value.adopt_into(key)
             return
-        if isinstance(new_value, (bytes, bytearray)) and len(new_value) > getattr(
-            key._value_buffer, "_max_size", 0
-        ):
+        if isinstance(new_value, (bytes, bytearray)) and _spills(key._value_buffer, len(new_value)):
             _write_to_disk(key, new_value)
             return
         assert original_value.fset is not None
@@ -267,7 +265,7 @@ def _complete_streamed(
     # Not a context manager: the buffer outlives this call, as the new key's value.
     buffer: Any = tempfile.SpooledTemporaryFile(get_s3_default_key_buffer_size())  # noqa: SIM115
     size = sum(int(part.contentsize) for part in parts)
-    if size > buffer._max_size:
+    if _spills(buffer, size):
         buffer.rollover()
     try:
         for part in parts:
@@ -305,6 +303,13 @@ def _chunks_of(key: Any) -> Iterator[bytes]:
 
 
 # ---------------------------------------------------------------- 3. large writes
+
+
+def _spills(buffer: Any, size: int) -> bool:
+    """Whether `size` bytes would roll the spooled `buffer` over to disk (a max of 0 never
+    rolls, as in `tempfile`)."""
+    limit = int(getattr(buffer, "_max_size", 0))
+    return 0 < limit < size
 
 
 def _write_to_disk(key: Any, value: bytes | bytearray) -> None:
