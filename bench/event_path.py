@@ -159,7 +159,9 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
     bodies = [body(d, args.rows, bad_ratio=0.05, seed=1) for d in DATASETS]
     offsets = {f: (p.stat().st_size if p.exists() else 0) for f, p in runtime.logs().items()}
     cpu_before = runtime.cpu()
-    requests_before = int(_state(runtime.port).get("requests", 0))
+    state_before = _state(runtime.port)
+    requests_before = int(state_before.get("requests", 0))
+    actions_before: dict[str, int] = dict(state_before.get("requests_by_action") or {})
     uploads: list[dict[str, Any]] = []
 
     def put(n: int) -> dict[str, Any]:
@@ -179,7 +181,13 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
     )
     records = {str(r["key"]): [r] for r in by_id.values()}
     cpu_after = runtime.cpu()
-    requests = int(_state(runtime.port).get("requests", 0)) - requests_before
+    state_after = _state(runtime.port)
+    requests = int(state_after.get("requests", 0)) - requests_before
+    actions = {
+        action: count - actions_before.get(action, 0)
+        for action, count in (state_after.get("requests_by_action") or {}).items()
+        if count > actions_before.get(action, 0)
+    }
     latencies = rpt.file_latencies(uploads, records)
     completed = len(latencies)
     first = min(u["started_at"] for u in uploads)
@@ -218,6 +226,10 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
         "hops": {name: rpt.summary(values) for name, values in hops.items()},
         "functions": functions,
         "endpoint_requests_per_file": round(requests / max(completed, 1), 1),
+        "endpoint_requests_per_file_by_action": {
+            action: round(count / max(completed, 1), 2)
+            for action, count in sorted(actions.items(), key=lambda kv: -kv[1])
+        },
         "cpu_s_per_file": {
             k: round((cpu_after[k] - cpu_before[k]) / max(completed, 1), 4) for k in cpu_after
         },
@@ -282,6 +294,12 @@ def markdown(doc: dict[str, Any]) -> str:
             f"**p95 {lat['p95']:.2f} s**, statuses {files['statuses']}; CPU s per file: runtime "
             f"{files['cpu_s_per_file']['runtime']}, workers {files['cpu_s_per_file']['workers']}; "
             f"endpoint requests per file {files['endpoint_requests_per_file']} (incl. polls)",
+            "",
+            "Endpoint requests per file by action: "
+            + ", ".join(
+                f"{action} {count}"
+                for action, count in files.get("endpoint_requests_per_file_by_action", {}).items()
+            ),
             "",
             "| hop | p50 s | p95 s | function | invocations | cold | handler ms/file |",
             "|---|---:|---:|---|---:|---:|---:|",

@@ -87,6 +87,9 @@ class Endpoint:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="moto")
         self._runner: web.AppRunner | None = None
         self.requests = 0
+        self.requests_by_action: dict[str, int] = {}
+        """Requests by `<service>.<action>` (JSON protocols: `X-Amz-Target`; S3: `s3.<METHOD>`;
+        Lambda invokes: `lambda.Invoke`); what a load test's request mix is made of."""
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the port is taken."""
@@ -113,6 +116,8 @@ class Endpoint:
                 return _error(404, "NotFound", f"no control action {path}")
             return await handler(request)
         target = request.headers.get("X-Amz-Target", "")
+        action = target or f"{_service_of(request)}.{request.method}"
+        self.requests_by_action[action] = self.requests_by_action.get(action, 0) + 1
         if target.startswith("AWSStepFunctions."):
             return await self._step_functions(request, target)
         service = ""
@@ -266,6 +271,11 @@ class Endpoint:
             if close is not None:
                 close()
         return int(str(captured["status"]).split(" ", 1)[0]), captured["headers"], payload
+
+
+def _service_of(request: web.Request) -> str:
+    scope = _SCOPE.search(request.headers.get("Authorization", ""))
+    return scope.group("service") if scope else "unsigned"
 
 
 def _describe(config: Any) -> dict[str, Any]:

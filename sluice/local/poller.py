@@ -6,17 +6,26 @@ for up to `MaximumBatchingWindowInSeconds`), invokes the function with a Lambda-
 and deletes what succeeded. It never changes visibility: a failed or lost batch reappears after the
 queue's visibility timeout, and SQS's redrive policy moves a message to the DLQ after
 `maxReceiveCount` receives — exactly Lambda's contract.
+
+The pollers are part of the emulated Lambda service, not clients of it: in the runtime they call
+the embedded moto's SQS backend directly (`MotoSqsQueue`) — the same `receive_message` and
+`delete_message_batch` that serve the HTTP API, so visibility, receive counts, redrive, FIFO
+groups and long polls behave identically — without a signed HTTP round trip per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 log = logging.getLogger("sluice.local.poller")
 
@@ -110,9 +119,9 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
         message_attributes = {
             name: {
                 "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
+                "binaryValue": _base64(value.get("BinaryValue")),
                 "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
+                "binaryListValues": [_base64(v) for v in value.get("BinaryListValues", [])],
                 "dataType": value.get("DataType"),
             }
             for name, value in (msg.get("MessageAttributes") or {}).items()
@@ -131,6 +140,13 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
             }
         )
     return {"Records": records}
+
+
+def _base64(value: Any) -> Any:
+    # Lambda's event carries binary attribute values base64-encoded (clients hand over bytes).
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return value
 
 
 def failed_item_ids(payload: bytes, batch_ids: set[str]) -> list[str] | None:
@@ -281,32 +297,79 @@ class SqsPoller:
         self._tasks = []
 
 
-class AioSqsQueue:
-    """`QueueClient` over an aiobotocore SQS client."""
+class MotoSqsQueue:
+    """`QueueClient` on the embedded moto's SQS backend, in process.
 
-    def __init__(self, client: Any, queue_url: str) -> None:
-        self.client = client
-        self.queue_url = queue_url
+    Receives run moto's own `SQSBackend.receive_message` (long polls block, so on `executor`),
+    with the queue's visibility timeout as a ReceiveMessage without `VisibilityTimeout` gets;
+    messages come back shaped as the ReceiveMessage API returns them. Deletes run moto's
+    `delete_message_batch`; unknown receipt handles are skipped, as the batch API reports them
+    failed without raising.
+
+    Args:
+        queue_arn: the mapping's queue (its account and region select moto's backend).
+        executor: threads for the blocking receives (one per concurrent polling loop).
+    """
+
+    def __init__(self, queue_arn: str, executor: Executor) -> None:
+        parts = queue_arn.split(":")
+        self.region, self.account, self.queue_name = parts[3], parts[4], parts[5]
+        self.executor = executor
+
+    def _backend(self) -> Any:
+        from moto.sqs.models import sqs_backends
+
+        return sqs_backends[self.account][self.region]
 
     async def receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
         """ReceiveMessage with every system and message attribute."""
-        response = await self.client.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max_messages,
-            WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._receive, max_messages, wait_seconds)
+
+    def _receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
+        backend = self._backend()
+        queue = backend.get_queue(self.queue_name)
+        received = backend.receive_message(
+            self.queue_name, max_messages, wait_seconds, queue.visibility_timeout, ["All"]
         )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
-        return messages
+        return [api_message(m) for m in received]
 
     async def delete(self, entries: list[tuple[str, str]]) -> None:
         """DeleteMessageBatch in chunks of ten."""
+        backend = self._backend()
         for start in range(0, len(entries), 10):
             chunk = entries[start : start + 10]
-            await self.client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": handle} for i, (_, handle) in enumerate(chunk)
-                ],
+            backend.delete_message_batch(
+                self.queue_name,
+                [{"Id": str(i), "ReceiptHandle": handle} for i, (_, handle) in enumerate(chunk)],
             )
+
+
+def api_message(message: Any) -> dict[str, Any]:
+    """A moto `Message` as the ReceiveMessage API returns it (every system attribute)."""
+    out: dict[str, Any] = {
+        "MessageId": message.id,
+        "ReceiptHandle": message.receipt_handle,
+        "MD5OfBody": message.body_md5,
+        "Body": message.body,
+    }
+    if message.message_attributes:
+        out["MessageAttributes"] = message.message_attributes
+        out["MD5OfMessageAttributes"] = message.attribute_md5
+    attributes: dict[str, str] = {
+        "SenderId": message.sender_id,
+        "SentTimestamp": str(message.sent_timestamp),
+        "ApproximateReceiveCount": str(message.approximate_receive_count),
+        "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
+    }
+    if message.deduplication_id is not None:
+        attributes["MessageDeduplicationId"] = message.deduplication_id
+    if message.group_id is not None:
+        attributes["MessageGroupId"] = message.group_id
+    trace = (message.system_attributes or {}).get("AWSTraceHeader")
+    if trace:
+        attributes["AWSTraceHeader"] = trace.get("StringValue")
+    if message.sequence_number is not None:
+        attributes["SequenceNumber"] = message.sequence_number
+    out["Attributes"] = attributes
+    return out

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from aiohttp import web
 from sluice.local import moto_patches
 from sluice.local.endpoint import Endpoint
 from sluice.local.errors import LocalRuntimeError, PortInUseError
-from sluice.local.poller import AioSqsQueue, MappingConfig, SqsPoller
+from sluice.local.poller import MappingConfig, MotoSqsQueue, SqsPoller
 from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
 from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
 from sluice.local.schedules import parse_schedule, scheduled_event
@@ -39,8 +40,11 @@ log = logging.getLogger("sluice.local")
 
 STATE_FILE = "runtime.json"
 CLIENT_POOL_CONNECTIONS = 256
-"""Connections per runtime client: above the pollers' concurrent long polls, which never
-exceed (functions x max concurrency) + control calls."""
+"""Connections per runtime client (provisioning, schedules, targets): botocore's default of 10
+starved concurrent callers when the pollers still long-polled over HTTP."""
+POLL_THREADS = 64
+"""Threads for the pollers' long polls: one per concurrent polling loop, which never exceed
+(functions x max concurrency)."""
 PREWARM_PARALLEL = max(1, os.cpu_count() or 1)
 """Workers initialised at once by `prewarm` (an init phase is CPU-bound: one per core)."""
 
@@ -147,6 +151,9 @@ class LocalRuntime:
         self.endpoint: Endpoint | None = None
         self.provisioner: Provisioner | None = None
         self._provision_lock = asyncio.Lock()
+        self._poll_pool = ThreadPoolExecutor(
+            max_workers=POLL_THREADS, thread_name_prefix="sqs-poll"
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,6 +305,8 @@ class LocalRuntime:
                 await task
         for poller in self.pollers.values():
             await poller.stop()
+        # A long poll in flight ends within its wait (≤ 1 s); nobody waits for its answer.
+        self._poll_pool.shutdown(wait=False, cancel_futures=True)
         await self.runner.close()
         if self.engine is not None:
             with contextlib.suppress(Exception):
@@ -342,7 +351,8 @@ class LocalRuntime:
             if current.config == config:
                 return
             await current.stop()
-        poller = SqsPoller(config, AioSqsQueue(self._clients["sqs"], queue_url), self.runner)
+        # The pollers are Lambda's side of the mapping: moto's SQS backend, in process.
+        poller = SqsPoller(config, MotoSqsQueue(config.queue_arn, self._poll_pool), self.runner)
         self.pollers[key] = poller
         poller.start()
 
@@ -493,6 +503,7 @@ class LocalRuntime:
             "pid": os.getpid(),
             "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
             "requests": self.endpoint.requests if self.endpoint else 0,
+            "requests_by_action": dict(self.endpoint.requests_by_action) if self.endpoint else {},
             "resources": [asdict(r) for r in self.reports],
             "functions": {
                 name: {
