@@ -12,12 +12,14 @@ creation to the file's completion, emitted by output), `Files<Outcome>` (one per
 `FilesParked`, `FilesRetried`, ...), rows (`RowsIn`, `RowsQuarantined`, `RowsDuplicate`,
 `RowsOut`) and bytes (`BytesIn`, `BytesOut`).
 
-Tracer: X-Ray, switched off locally with `POWERTOOLS_TRACE_DISABLED=true` (the local runner and
-the tests set it; every decorator then calls straight through). The trace crosses hops without
-help from the envelope: Lambda hands the SQS record's `AWSTraceHeader` system attribute to X-Ray,
-and EventBridge forwards the trace header of a traced `PutEvents` to its targets. The contract
-envelope ignores unknown attributes (its models drop them on parse), so the trace id is not put
-into it; the log lines carry both ids instead.
+Tracer: X-Ray, switched off locally with `POWERTOOLS_TRACE_DISABLED=true` (the local runner and the
+tests set it; every decorator then calls straight through). Switched off, the Tracer gets a no-op
+provider: Powertools would otherwise import the X-Ray SDK, whose recorder builds two botocore X-Ray
+clients at import (a third of a CPU second per cold start, for nothing). The trace crosses hops
+without help from the envelope: Lambda hands the SQS record's `AWSTraceHeader` system attribute to
+X-Ray, and EventBridge forwards the trace header of a traced `PutEvents` to its targets. The
+contract envelope ignores unknown attributes (its models drop them on parse), so the trace id is not
+put into it; the log lines carry both ids instead.
 """
 
 from __future__ import annotations
@@ -26,16 +28,20 @@ import functools
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import THREAD_LOCAL_KEYS
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import numbers
+    import traceback
+    from collections.abc import AsyncIterator, Iterator, Sequence
     from datetime import datetime
 
 METRICS_NAMESPACE = "Sluice"
@@ -56,6 +62,66 @@ class Telemetry:
     tracer: Tracer
 
 
+class _NoSegment(BaseSegment):
+    """The subsegment of disabled tracing: records nothing."""
+
+    def close(self, end_time: int | None = None) -> None:
+        """Nothing to close."""
+
+    def add_subsegment(self, subsegment: Any) -> None:
+        """Nothing is traced."""
+
+    def remove_subsegment(self, subsegment: Any) -> None:
+        """Nothing is traced."""
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        """Dropped."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        """Dropped."""
+
+    def add_exception(
+        self, exception: BaseException, stack: list[traceback.StackSummary], remote: bool = False
+    ) -> None:
+        """Dropped."""
+
+
+class NoTracing(BaseProvider):
+    """A Powertools tracing provider for disabled tracing: every call is a no-op, and building
+    it imports nothing (unlike the X-Ray SDK's recorder)."""
+
+    @contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        """A subsegment that records nothing."""
+        yield _NoSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(
+        self, name: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[BaseSegment]:
+        """A subsegment that records nothing."""
+        yield _NoSegment()
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        """Dropped."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        """Dropped."""
+
+    def patch(self, modules: Sequence[str]) -> None:
+        """Nothing to instrument."""
+
+    def patch_all(self) -> None:
+        """Nothing to instrument."""
+
+
+def tracing_disabled() -> bool:
+    """Whether `POWERTOOLS_TRACE_DISABLED` switches tracing off (Powertools' truthy values)."""
+    return bool(
+        resolve_truthy_env_var_choice(env=os.environ.get("POWERTOOLS_TRACE_DISABLED", "false"))
+    )
+
+
 @functools.cache
 def telemetry(service: str) -> Telemetry:
     """Return the process-wide Logger, Metrics and Tracer for `service` (built on first call).
@@ -66,10 +132,15 @@ def telemetry(service: str) -> Telemetry:
     """
     level = os.environ.get("LOG_LEVEL", "INFO")
     namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
+    tracer = (
+        Tracer(service=service, disabled=True, provider=NoTracing())
+        if tracing_disabled()
+        else Tracer(service=service)
+    )
     return Telemetry(
         logger=Logger(service=service, level=level),
         metrics=Metrics(namespace=namespace, service=service),
-        tracer=Tracer(service=service),
+        tracer=tracer,
     )
 
 

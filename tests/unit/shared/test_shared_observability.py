@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
 
+import pytest
 from aws_lambda_powertools import Logger
 
-from sluice_shared.observability import correlation_scope, telemetry
+from sluice_shared.observability import (
+    NoTracing,
+    correlation_scope,
+    telemetry,
+    tracing_disabled,
+)
 
 
 def test_telemetry_same_service_returns_the_same_objects() -> None:
@@ -33,3 +40,31 @@ def test_correlation_scope_tags_lines_inside_and_restores_after() -> None:
     inside, after = (json.loads(line) for line in stream.getvalue().splitlines())
     assert inside["correlation_id"] == "file-1"
     assert after["correlation_id"] == "outer"
+
+
+def test_telemetry_tracing_disabled_uses_no_op_provider_and_decorators_call_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    tracer = telemetry(f"svc-{uuid.uuid4().hex}").tracer
+
+    @tracer.capture_method
+    async def step(value: int) -> int:
+        return value + 1
+
+    @tracer.capture_lambda_handler
+    def handler(event: dict[str, int], context: object) -> int:
+        return asyncio.run(step(event["n"]))
+
+    assert isinstance(tracer.provider, NoTracing)
+    assert tracer.disabled
+    assert handler({"n": 41}, None) == 42
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("false", False)])
+def test_tracing_disabled_reads_powertools_truthy_values(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", value)
+
+    assert tracing_disabled() is expected
