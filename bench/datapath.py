@@ -89,8 +89,10 @@ ENGINE_MODULES = {
 # installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
 # (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
 LAMBDA_LIKE = {"sluice", "sluice-batch", "floor"}
-# Arrow's allocator for the Lambda-like children: "" keeps Arrow's default (mimalloc), which gave
-# the lowest peak for the whole path here (2 GB: 266 MB; the system allocator: 319 MB).
+SLUICE_ENGINES = {"sluice", "sluice-batch"}
+# Arrow's allocator for the Lambda-like children: "" keeps what a function process uses (the
+# Sluice children call `prepare_process`: jemalloc purging at once, see datapath/memory.py; set
+# SLUICE_BENCH_PROCESS_DEFAULTS=1 to measure pyarrow's defaults instead).
 ARROW_POOL = os.environ.get("SLUICE_BENCH_ARROW_POOL", "")
 
 
@@ -278,6 +280,11 @@ def child_main(args: argparse.Namespace) -> None:
     if engine in LAMBDA_LIKE:
         sys.meta_path.insert(0, _Absent({"pandas", "numpy"}))
     _pin(args.cores, args.pin)
+    if engine in SLUICE_ENGINES and not os.environ.get("SLUICE_BENCH_PROCESS_DEFAULTS"):
+        # what a function process runs: the worker allocator settings (datapath/memory.py)
+        from sluice_shared.datapath.memory import prepare_process
+
+        prepare_process(force=True)
     for module in ENGINE_MODULES.get(engine, []):
         importlib.import_module(module)
     from bench import baselines

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sluice_shared.datapath.memory import release_memory
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.errors import PoisonInputError
@@ -130,6 +131,7 @@ async def run_partition(
             await deps.objects.upload_file(
                 path, settings.work_bucket, keys.validated(item.partition, bucket)
             )
+    release_memory()
     return {
         "kind": "partition",
         "file_id": item.file_id,
@@ -210,6 +212,7 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
                         f"{item.label()}: wrote {written.rows} rows, transform kept {rows_out}",
                         code="reconciliation_mismatch",
                     )
+    release_memory()
     return {
         "kind": "bucket",
         "file_id": item.file_id,

@@ -145,15 +145,29 @@ def _read_lookup_csv(path: Path) -> pa.Table:
     )
 
 
-def _open_stream(path: Path) -> pa.ipc.RecordBatchStreamReader:
+def _open_stream(
+    path: Path, columns: Sequence[str] | None = None
+) -> pa.ipc.RecordBatchStreamReader:
+    """A reader of the IPC stream at `path`; with `columns`, only those are read (and
+    decompressed): the others' buffers are skipped."""
     # Plain reads, not a memory map: mapped pages stay resident (and count as RSS) until the
     # mapping closes, so a large bucket would look, and sometimes be, as big as the file.
-    return pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
+    source = pa.OSFile(str(path), "rb")
+    if columns is None:
+        return pa.ipc.open_stream(source)
+    with pa.ipc.open_stream(pa.OSFile(str(path), "rb")) as head:
+        names = head.schema.names
+    missing = sorted(set(columns) - set(names))
+    if missing:
+        raise ValueError(f"{path}: staged file lacks column(s) {missing}")
+    fields = [names.index(name) for name in columns]
+    return pa.ipc.open_stream(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
 
 
-# Hashes of the primary key live in [0, 2**64 - 1): collisions are resolved by comparing the
-# real key values of the (few) rows whose hash repeats, so they never drop a row.
-_HASH_SPACE = 2**64 - 1
+# Pass 1 keeps 32 bits of each row's key hash: 4 bytes per row of the bucket. Collisions are
+# resolved by comparing the real key values of the rows whose hash repeats (pass 2), so they
+# never drop a row; at 6M rows they add a few thousand rows to the ~1% that really repeat.
+_HASH_SPACE = 2**32 - 1
 # Pass 1 sorts its hashes in slices of about this many values, to bound the sort's memory.
 _SORT_SLICE = 1 << 20
 
@@ -162,32 +176,35 @@ def _candidate_rows(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array 
     """Pass 1: a mask (1 bit per row, in input order) of rows whose key hash occurs more than
     once in the bucket; None when no hash repeats.
 
-    Holds 8 bytes per row (the hash), never the rows: batches are read one at a time (a memory
-    map would keep every page it touched resident, and counted as RSS, until closed). The hashes
-    are sorted slice by slice of the hash space, so the sort needs a fraction of that again.
+    Holds 4 bytes per row (the hash), never the rows: only the key columns are read, one batch
+    at a time (a memory map would keep every page it touched resident, and counted as RSS,
+    until closed). The hashes stay in their per-batch arrays (concatenating them would double
+    the peak) and are sorted slice by slice of the hash space, so the sort needs a fraction of
+    that again.
     """
     parts: list[pa.Array] = []
+    total = 0
     for path in inputs:
-        with _open_stream(path) as reader:
+        with _open_stream(path, key_columns) as reader:
             for batch in reader:
                 if batch.num_rows:
-                    parts.append(
-                        assign_buckets(batch.select(key_columns), key_columns, _HASH_SPACE)
-                    )
+                    hashes = assign_buckets(batch, key_columns, _HASH_SPACE)
+                    parts.append(hashes.cast(pa.uint32()))
+                    total += batch.num_rows
     if not parts:
         return None
-    hashes = pa.concat_arrays(parts)
-    del parts
-    slices = max(1, len(hashes) // _SORT_SLICE)
-    repeated: list[pa.Array] = []
+    slices = max(1, total // _SORT_SLICE)
     width = _HASH_SPACE // slices + 1
+    repeated: list[pa.Array] = []
     for index in range(slices):
         if slices == 1:
-            part = hashes
+            part = pa.concat_arrays(parts)
         else:
-            low = pa.scalar(index * width, pa.uint64())
-            high = pa.scalar(min((index + 1) * width, _HASH_SPACE), pa.uint64())
-            part = hashes.filter(pc.and_(pc.greater_equal(hashes, low), pc.less(hashes, high)))
+            low = pa.scalar(index * width, pa.uint32())
+            high = pa.scalar(min((index + 1) * width, _HASH_SPACE), pa.uint32())
+            part = pa.concat_arrays(
+                [p.filter(pc.and_(pc.greater_equal(p, low), pc.less(p, high))) for p in parts]
+            )
         if len(part) < 2:
             continue
         ordered = part.sort()
@@ -197,7 +214,8 @@ def _candidate_rows(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array 
             repeated.append(pc.unique(repeats))
     if not repeated:
         return None
-    return pc.is_in(hashes, value_set=pa.concat_arrays(repeated))
+    value_set = pa.concat_arrays(repeated)
+    return pa.concat_arrays([pc.is_in(p, value_set=value_set) for p in parts])
 
 
 class _Deduper:

@@ -1,0 +1,154 @@
+"""Process-wide memory settings for a function process that runs the data path.
+
+A Lambda execution environment runs one step at a time and is billed, and capped, by its peak
+RSS (Lambda's "Max Memory Used"). Measured on the batch steps (2026-11-26, 300 MB orders CSV,
+one step in a fresh process, VmHWM over the imports): validating a 128 MiB range raised RSS by
+140 MB and deduping a 300 MB bucket by 185 MB while the Arrow pool's live bytes peaked at 22 MB
+and 65 MB, and Python objects (tracemalloc) at under 30 MB. The rest was memory the allocators
+kept after it was freed: mimalloc (Arrow's default pool) keeps freed pages for reuse, and
+glibc's malloc (Python's large buffers) keeps a heap per thread. On top of that, pyarrow
+imported pandas (+45 MB) in every worker of the development environment.
+
+`prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
+purging at once, the Arrow pool; `release_memory` hands back what is left after a step.
+Outside a function process (tests, the CLI, notebooks) nothing is changed unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import importlib.abc
+import os
+import sys
+from functools import cache
+from typing import Any
+
+import pyarrow as pa
+
+# Per step over the imports (validate a 128 MiB range / dedupe a 300 MB bucket, fresh process):
+# mimalloc +140/+185 MB, system +83/+135 MB, jemalloc +85/+135 MB, jemalloc purging at once
+# +80/+110 MB. In the batch workers (bench.batch_path, 300 MB): jemalloc with its default decay
+# peaked at 272/310 MB, purging at once 233/243 MB.
+WORKER_POOL = "jemalloc"
+_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+_IN_FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
+_prepared: list[bool] = []
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+@cache
+def _glibc() -> Any:
+    """The C library when it is glibc (it has `malloc_trim`), else None (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim  # noqa: B018 - only glibc has it
+        libc.mallopt  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def limit_malloc_arenas(count: int = 1) -> bool:
+    """Let glibc's malloc use at most `count` arenas; return whether it took effect.
+
+    Python's own buffers (the raw blocks, parts of uploads) come from malloc, not from the Arrow
+    pool. glibc gives every thread that allocates at the same time as another its own arena, and
+    an arena keeps freed memory for reuse: the batch steps run in `asyncio.to_thread` workers
+    and Arrow's threads, and a second arena kept ~30 MB more after a validate step. Only
+    threads that have not allocated yet are affected, so call it early.
+    """
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, count) == 1)
+
+
+class _Absent(importlib.abc.MetaPathFinder):
+    """Makes one top-level package look uninstalled while pyarrow looks for it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.split(".")[0] == self.name:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+def in_function_process() -> bool:
+    """Whether this process is a Lambda execution environment (or the local runner's twin)."""
+    return bool(os.environ.get(_IN_FUNCTION_ENV))
+
+
+def skip_pandas_probe() -> bool:
+    """Stop pyarrow from importing pandas in this process; return whether it took effect.
+
+    pyarrow imports pandas on its first conversion of Python values (any `pa.scalar` or
+    `pa.array` of a list) when pandas is installed: +45 MB RSS in a process that never uses it.
+    The deployed layer has no pandas (deploy/README.md); a development environment has it for
+    the benchmarks. pyarrow looks once per process and remembers the answer, so the package is
+    hidden for that one look only: `import pandas` still works afterwards, and pyarrow's own
+    pandas conversions (`to_pandas`, `Table.from_pandas`) look again and find it. A no-op when
+    pandas is already imported.
+    """
+    if "pandas" in sys.modules:
+        return False
+    finder = _Absent("pandas")
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([None])
+    finally:
+        sys.meta_path.remove(finder)
+    return "pandas" not in sys.modules
+
+
+def use_worker_pool(backend: str = WORKER_POOL) -> str:
+    """Make `backend` ("jemalloc", "system" or "mimalloc") Arrow's default pool; return the
+    backend in use.
+
+    An explicit `ARROW_DEFAULT_MEMORY_POOL` wins (it is how an operator overrides this). A
+    backend this pyarrow build lacks leaves the default pool. jemalloc is set to purge freed
+    pages at once instead of after its default delay.
+    """
+    chosen = os.environ.get(_POOL_ENV) or backend
+    factories = {
+        "jemalloc": pa.jemalloc_memory_pool,
+        "mimalloc": pa.mimalloc_memory_pool,
+        "system": pa.system_memory_pool,
+    }
+    factory = factories.get(chosen)
+    if factory is not None:
+        # a backend not compiled into this pyarrow raises: keep the default then
+        with contextlib.suppress(NotImplementedError):
+            pa.set_memory_pool(factory())
+    if pa.default_memory_pool().backend_name == "jemalloc":
+        pa.jemalloc_set_decay_ms(0)
+    return str(pa.default_memory_pool().backend_name)
+
+
+def prepare_process(*, force: bool = False) -> None:
+    """Apply the function-process settings once: no pandas probe, the worker pool.
+
+    Acts only inside a function process (`AWS_LAMBDA_FUNCTION_NAME` set) unless `force` (the
+    benchmarks, to measure what a function runs). Idempotent.
+    """
+    if _prepared or not (force or in_function_process()):
+        return
+    _prepared.append(True)
+    skip_pandas_probe()
+    limit_malloc_arenas()
+    use_worker_pool()
+
+
+def release_memory() -> None:
+    """Hand the pages the Arrow pool and malloc hold but no longer use back to the OS (after a
+    step: a warm function runs the next step in the same process, and its peak adds to what
+    the last one left)."""
+    pa.default_memory_pool().release_unused()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

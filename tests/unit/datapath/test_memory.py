@@ -1,0 +1,90 @@
+"""Process-wide memory settings of a function process (sluice_shared.datapath.memory).
+
+Each case runs in a fresh interpreter: the settings are per process and pyarrow remembers its
+pandas probe for the life of the process, so the test process itself proves nothing. pandas is
+installed in the development environment (the bench extra) and the box runs glibc, as Lambda does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
+
+
+def _run(code: str, **env: str) -> list[str]:
+    base = {
+        k: v for k, v in os.environ.items() if k not in (FUNCTION_ENV, "ARROW_DEFAULT_MEMORY_POOL")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+_REPORT = (
+    "import sys, pyarrow as pa\n"
+    "import sluice_shared.datapath.validate\n"
+    "pa.scalar(1)\n"
+    "print(pa.default_memory_pool().backend_name, 'pandas' in sys.modules)\n"
+)
+
+
+def _default_backend() -> str:
+    return _run("import pyarrow as pa; print(pa.default_memory_pool().backend_name)")[0]
+
+
+def test_prepare_process_in_function_process_uses_jemalloc_without_pandas() -> None:
+    backend, pandas_loaded = _run(_REPORT, **{FUNCTION_ENV: "sluice-dev-batch-run-partition"})
+    assert backend == "jemalloc"
+    assert pandas_loaded == "False"
+
+
+def test_prepare_process_outside_function_process_changes_nothing() -> None:
+    backend, pandas_loaded = _run(_REPORT)
+    assert backend == _default_backend()
+    assert pandas_loaded == "True"
+
+
+def test_use_worker_pool_explicit_env_pool_wins() -> None:
+    backend, _ = _run(
+        _REPORT, **{FUNCTION_ENV: "sluice-dev-transform", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    )
+    assert backend == "system"
+
+
+def test_skip_pandas_probe_later_import_of_pandas_still_works() -> None:
+    out = _run(
+        "import sys, pyarrow as pa\n"
+        "from sluice_shared.datapath.memory import skip_pandas_probe\n"
+        "took = skip_pandas_probe()\n"
+        "pa.array([1, 2])\n"
+        "print(took, 'pandas' in sys.modules)\n"
+        "import pandas as pd\n"
+        "print(pa.Table.from_pandas(pd.DataFrame({'a': [1, 2]})).num_rows)\n"
+    )
+    assert out == ["True", "False", "2"]
+
+
+def test_skip_pandas_probe_pandas_already_imported_is_noop() -> None:
+    out = _run(
+        "import pandas\n"
+        "from sluice_shared.datapath.memory import skip_pandas_probe\n"
+        "print(skip_pandas_probe())\n"
+    )
+    assert out == ["False"]
+
+
+def test_limit_malloc_arenas_on_glibc_takes_effect() -> None:
+    out = _run(
+        "from sluice_shared.datapath.memory import limit_malloc_arenas, release_memory\n"
+        "print(limit_malloc_arenas(1)); release_memory()\n"
+    )
+    assert out == ["True"]
