@@ -10,7 +10,7 @@ glibc's malloc (Python's large buffers) keeps a heap per thread. On top of that,
 imported pandas (+45 MB) in every worker of the development environment.
 
 `prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
-purging at once, the Arrow pool; `release_memory` hands back what is left after a step.
+purging after 100 ms, the Arrow pool; `release_memory` hands back what is left after a step.
 Outside a function process (tests, the CLI, notebooks) nothing is changed unless asked.
 """
 
@@ -27,11 +27,16 @@ from typing import Any
 
 import pyarrow as pa
 
-# Per step over the imports (validate a 128 MiB range / dedupe a 300 MB bucket, fresh process):
-# mimalloc +140/+185 MB, system +83/+135 MB, jemalloc +85/+135 MB, jemalloc purging at once
-# +80/+110 MB. In the batch workers (bench.batch_path, 300 MB): jemalloc with its default decay
-# peaked at 272/310 MB, purging at once 233/243 MB.
+# Per step over the imports (validate a 128 MiB range / dedupe a 300 MB bucket, fresh process,
+# before the dedupe change in transform.py): mimalloc +140/+185 MB, system +83/+135 MB, jemalloc
+# +85/+135 MB, jemalloc purging at once +80/+110 MB. In the batch workers (bench.batch_path,
+# 300 MB): jemalloc with pyarrow's default decay peaked at 272/310 MB, purging at once 233/243.
 WORKER_POOL = "jemalloc"
+# jemalloc's purge delay. 0 (purge on every free) gave the lowest peaks but cost CPU: +20% on
+# dedupe + Parquet write of a 300 MB bucket, +75% on validating 128 MiB into 4 buckets (probe,
+# CPU seconds). 30-100 ms kept nearly all of the saving (bucket: 217-223 MB vs 210 MB at 0,
+# 242-246 MB with pyarrow's default) at the CPU of pyarrow's default.
+JEMALLOC_DECAY_MS = 100
 _POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 _IN_FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
 _prepared: list[bool] = []
@@ -112,7 +117,7 @@ def use_worker_pool(backend: str = WORKER_POOL) -> str:
 
     An explicit `ARROW_DEFAULT_MEMORY_POOL` wins (it is how an operator overrides this). A
     backend this pyarrow build lacks leaves the default pool. jemalloc is set to purge freed
-    pages at once instead of after its default delay.
+    pages after `JEMALLOC_DECAY_MS` instead of its default delay.
     """
     chosen = os.environ.get(_POOL_ENV) or backend
     factories = {
@@ -126,7 +131,7 @@ def use_worker_pool(backend: str = WORKER_POOL) -> str:
         with contextlib.suppress(NotImplementedError):
             pa.set_memory_pool(factory())
     if pa.default_memory_pool().backend_name == "jemalloc":
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     return str(pa.default_memory_pool().backend_name)
 
 
