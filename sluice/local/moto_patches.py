@@ -35,6 +35,9 @@ that to keep the process clean). What and why:
    `AttributeValue` (the `{type: value}` dicts moto's DynamoDB results already are) directly,
    with the serializer's own rules (strings as `str`, binaries base64, `NULL`/`BOOL` as is);
    anything else takes moto's path. Same JSON out (tests compare both serializers).
+7. **Per-request method listing** (`moto.core.responses.method_names_from_class`): every request
+   lists its response class's methods with `inspect.getmembers` (~200 attributes) to check that
+   the action exists. Classes do not change while the process runs: the patch lists each once.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def apply() -> Callable[[], None]:
         A callable that restores moto's original functions.
     """
     from moto import backends
+    from moto.core import responses as core_responses
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb import models as dynamodb_models
     from moto.events.models import Rule
@@ -112,6 +116,11 @@ def apply() -> Callable[[], None]:
             BaseJSONSerializer,
             "_serialize_type_structure",
             BaseJSONSerializer.__dict__["_serialize_type_structure"],
+        ),
+        (
+            core_responses,
+            "method_names_from_class",
+            getattr(core_responses, "method_names_from_class"),  # noqa: B009
         ),
     ]
     # setattr: moto's own annotations do not admit replacements, which is the point here.
@@ -151,6 +160,16 @@ def apply() -> Callable[[], None]:
         original_structure(self, serialized, value, shape, key)
 
     setattr(BaseJSONSerializer, "_serialize_type_structure", serialize_structure)  # noqa: B010
+    list_methods = getattr(core_responses, "method_names_from_class")  # noqa: B009
+    methods: dict[Any, frozenset[str]] = {}
+
+    def method_names_from_class(clazz: Any) -> frozenset[str]:
+        names = methods.get(clazz)
+        if names is None:
+            names = methods[clazz] = frozenset(list_methods(clazz))
+        return names
+
+    setattr(core_responses, "method_names_from_class", method_names_from_class)  # noqa: B010
     undo_s3 = s3_patches.apply()  # S3 byte copies: see sluice.local.s3_patches
 
     def undo() -> None:

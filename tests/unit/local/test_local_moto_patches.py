@@ -293,11 +293,20 @@ def test_dynamodb_items_of_every_type_read_the_same_as_unpatched_moto() -> None:
 
 
 def test_apply_undo_restores_moto() -> None:
+    from moto.core import responses
     from moto.events.models import Rule
     from moto.sqs.models import Queue
 
+    listing = responses.method_names_from_class  # type: ignore[attr-defined]
     before = (Queue.__dict__["messages"], Rule.send_to_targets)
     undo = moto_patches.apply()
     assert Queue.__dict__["messages"] is not before[0]
+    # The cached method listing answers what moto's own listing answers.
+    from moto.dynamodb.responses import DynamoHandler
+
+    cached = responses.method_names_from_class(DynamoHandler)  # type: ignore[attr-defined]
+    assert set(cached) == set(listing(DynamoHandler))
+    assert responses.method_names_from_class(DynamoHandler) is cached  # type: ignore[attr-defined]
     undo()
     assert (Queue.__dict__["messages"], Rule.send_to_targets) == before
+    assert responses.method_names_from_class is listing  # type: ignore[attr-defined]
