@@ -209,11 +209,14 @@ class InMemoryLedger(_Faults):
         to: FileStatus,
         *,
         expected: Collection[FileStatus],
+        current: FileRecord | None = None,
         **fields: Any,
     ) -> FileRecord:
         check_transition(to, expected)
         check_fields(fields)
         self._maybe_fail()
+        # `current` only saves a read in the real ledger; the fake always decides on its own
+        # record, which is what the real one ends up doing too.
         current = self.records.get(file_id)
         if current is None:
             raise StaleStateError(

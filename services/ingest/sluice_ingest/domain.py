@@ -116,6 +116,7 @@ async def ingest_object(
             file_id,
             FileStatus.QUARANTINED,
             expected=(FileStatus.PENDING,),
+            current=existing,
             rows_in=0,
             rows_out=0,
             rows_quarantined=0,

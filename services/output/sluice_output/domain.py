@@ -115,6 +115,7 @@ async def write_transformed_file(
             transformed.file_id,
             FileStatus.FAILED,
             expected=(FileStatus.WRITING,),
+            current=claimed,
             error_code=ReconciliationError.code,
             error=reason,
         )
@@ -143,6 +144,7 @@ async def write_transformed_file(
         transformed.file_id,
         FileStatus.COMPLETED,
         expected=(FileStatus.WRITING,),
+        current=claimed,
         rows_in=rows_in,
         rows_out=rows_out,
         rows_quarantined=transformed.rows_quarantined,

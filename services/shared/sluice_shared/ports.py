@@ -303,15 +303,20 @@ class Ledger(Protocol):
         to: FileStatus,
         *,
         expected: Collection[FileStatus],
+        current: FileRecord | None = None,
         **fields: Any,
     ) -> FileRecord:
         """Move the file to `to` if its status is in `expected`, setting `fields`.
 
         Conditional on the status and the version read (optimistic lock); bumps `version`,
         `updated_at` and the status/day index, and appends a history step. Returns the new
-        record. Raises IllegalTransitionError (before any I/O) when `to` is not reachable from
-        an expected status, ValueError for a field that may not change, and StaleStateError
-        when the record is missing, in another status, or a concurrent writer won.
+        record. `current` is the record as the caller last read or wrote it (a `get`, or the
+        previous transition's return): when its status is expected, the write is tried on it
+        without reading the record first, and a lost lock falls back to reading; the outcome is
+        the same as without it. Raises IllegalTransitionError (before any I/O) when `to` is not
+        reachable from an expected status, ValueError for a field that may not change, and
+        StaleStateError when the record is missing, in another status, or a concurrent writer
+        won.
         """
         ...
 

@@ -110,14 +110,21 @@ class UnknownFileError(PoisonInputError):
 
 
 async def claim(
-    ledger: Ledger, file_id: str, step: FileStatus, expected: Collection[FileStatus], **fields: Any
+    ledger: Ledger,
+    file_id: str,
+    step: FileStatus,
+    expected: Collection[FileStatus],
+    *,
+    current: FileRecord | None = None,
+    **fields: Any,
 ) -> FileRecord | None:
     """Move the file into `step`; None when the file has already left the states `expected`
-    (a duplicate or late delivery — the step is done or the file is terminal).
+    (a duplicate or late delivery — the step is done or the file is terminal). `current`: the
+    record just read, if any (saves the ledger a read, see `Ledger.transition`).
 
     Raises UnknownFileError (poison: parked at once) when the file is not in the ledger."""
     try:
-        return await ledger.transition(file_id, step, expected=expected, **fields)
+        return await ledger.transition(file_id, step, expected=expected, current=current, **fields)
     except StaleStateError as stale:
         if stale.current is None:
             raise UnknownFileError(f"file {file_id} is not in the ledger") from stale

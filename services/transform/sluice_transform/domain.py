@@ -44,7 +44,9 @@ async def transform_validated_file(
     Raises TransientError for AWS failures worth a retry.
     """
     before = await deps.ledger.get(validated.file_id)
-    claimed = await claim(deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE)
+    claimed = await claim(
+        deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE, current=before
+    )
     if claimed is None:
         return TransformReport(event=None)
     contract = deps.contracts.load(validated.dataset.name, validated.dataset.version)
@@ -102,6 +104,7 @@ async def transform_validated_file(
         validated.file_id,
         FileStatus.TRANSFORMING,
         expected=(FileStatus.TRANSFORMING,),
+        current=claimed,
         rows_quarantined=quarantined,
     )
     event = FileTransformedV1(

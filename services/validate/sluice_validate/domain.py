@@ -23,6 +23,7 @@ from sluice_shared.stages import StageDeps, StageSettings, claim
 if TYPE_CHECKING:
     from contracts.events import FileIngestedV1
     from sluice_shared.datapath.validate import ValidateResult
+    from sluice_shared.ports import FileRecord
 
 CLAIMABLE = (FileStatus.PENDING, FileStatus.VALIDATING)
 
@@ -54,14 +55,16 @@ async def validate_ingested_file(
     failures worth a retry; everything about the data itself ends in a quarantine or a rejection.
     """
     before = await deps.ledger.get(ingested.file_id)
-    claimed = await claim(deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE)
+    claimed = await claim(
+        deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE, current=before
+    )
     if claimed is None:
         return ValidationReport(event=None)
     keys = StageKeys(ingested.file_id, ingested.dataset.name)
     try:
         contract = deps.contracts.load(ingested.dataset.name, ingested.dataset.version)
     except KeyError as missing:
-        return await _reject(ingested, deps, "unknown_dataset", str(missing), rows_in=0)
+        return await _reject(ingested, deps, claimed, "unknown_dataset", str(missing), rows_in=0)
 
     # Entering the step afresh, start clean: the staged set is exactly this run's. Re-entering
     # it (a redelivery or a late duplicate), never delete: an earlier attempt may have finished
@@ -98,6 +101,7 @@ async def validate_ingested_file(
             return await _reject(
                 ingested,
                 deps,
+                claimed,
                 result.rejection.reason_code,
                 result.rejection.reason,
                 rows_in=result.rows_in,
@@ -110,6 +114,7 @@ async def validate_ingested_file(
         ingested.file_id,
         FileStatus.VALIDATING,
         expected=(FileStatus.VALIDATING,),
+        current=claimed,
         rows_in=result.rows_in,
         rows_quarantined=result.rows_quarantined,
         dataset_version=contract.version,
@@ -140,6 +145,7 @@ async def validate_ingested_file(
 async def _reject(
     ingested: FileIngestedV1,
     deps: StageDeps,
+    claimed: FileRecord,
     reason_code: str,
     reason: str,
     *,
@@ -152,6 +158,7 @@ async def _reject(
         ingested.file_id,
         FileStatus.QUARANTINED,
         expected=(FileStatus.VALIDATING,),
+        current=claimed,
         rows_in=rows_in,
         rows_out=0,
         rows_quarantined=rows_in,

@@ -324,3 +324,90 @@ async def test_ledger_put_run_replacing_a_missing_run_raises(ledger: DynamoDbLed
     with pytest.raises(StaleRunError):
         await ledger.put_run(ghost, replaces=ghost)
     assert await ledger.get_run("run-ghost") is None
+
+
+def counting(client: Any, operation: str) -> list[int]:
+    """Count `operation` calls the client makes (a one-element list, bumped per call)."""
+    calls = [0]
+
+    def hook(**_: Any) -> None:
+        calls[0] += 1
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", hook)
+    return calls
+
+
+async def test_ledger_transition_on_known_record_skips_the_read(
+    dynamodb: DynamoDBClient, session: Any
+) -> None:
+    await create_ledger_table(dynamodb, TABLE)
+    async with session.client("dynamodb") as client:
+        ledger = DynamoDbLedger(client, TABLE, clock=Clock())
+        _, registered = await ledger.register_file(record())
+        reads = counting(client, "GetItem")
+
+        claimed = await ledger.transition(
+            registered.file_id,
+            FileStatus.VALIDATING,
+            expected={FileStatus.PENDING},
+            current=registered,
+        )
+        counted = await ledger.transition(
+            registered.file_id,
+            FileStatus.VALIDATING,
+            expected={FileStatus.VALIDATING},
+            current=claimed,
+            rows_in=20,
+        )
+
+        assert reads[0] == 0
+        stored = await ledger.get(registered.file_id)
+    assert stored == counted
+    assert (stored.status, stored.version, stored.rows_in) == (FileStatus.VALIDATING, 2, 20)
+    assert [s["to_status"] for s in await ledger.history(registered.file_id)] == [
+        "PENDING",
+        "VALIDATING",
+        "VALIDATING",
+    ]
+
+
+async def test_ledger_transition_on_stale_known_record_reads_and_builds_on_the_stored_one(
+    ledger: DynamoDbLedger,
+) -> None:
+    _, registered = await ledger.register_file(record())
+    file_id = registered.file_id
+    await ledger.transition(file_id, FileStatus.PENDING, expected={FileStatus.PENDING}, rows_in=5)
+
+    moved = await ledger.transition(
+        file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, current=registered
+    )
+
+    assert (moved.version, moved.rows_in) == (2, 5)  # the write lost, the retry read version 1
+    assert await ledger.get(file_id) == moved
+
+
+async def test_ledger_transition_known_record_in_other_status_is_not_trusted_to_refuse(
+    ledger: DynamoDbLedger,
+) -> None:
+    _, registered = await ledger.register_file(record())
+    elsewhere = registered.model_copy(update={"status": FileStatus.COMPLETED})
+
+    moved = await ledger.transition(
+        registered.file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, current=elsewhere
+    )
+
+    assert moved.status is FileStatus.VALIDATING
+
+
+async def test_ledger_transition_known_record_of_another_file_raises(
+    ledger: DynamoDbLedger,
+) -> None:
+    _, registered = await ledger.register_file(record())
+
+    with pytest.raises(ValueError, match="the record given is of file"):
+        await ledger.transition(
+            record(2).file_id,
+            FileStatus.VALIDATING,
+            expected={FileStatus.PENDING},
+            current=registered,
+        )

@@ -210,14 +210,21 @@ class DynamoDbLedger:
         to: FileStatus,
         *,
         expected: Collection[FileStatus],
+        current: FileRecord | None = None,
         **fields: Any,
     ) -> FileRecord:
-        """See `Ledger.transition`."""
+        """See `Ledger.transition`. A usable `current` saves the GetItem before the write; a
+        stale one costs a failed write, then the file is read as without it."""
         check_transition(to, expected)
         check_fields(fields)
         wanted = {FileStatus(s) for s in expected}
-        for _ in range(MAX_LOCK_RETRIES):
-            current = await self.get(file_id)
+        # A known record in another status is not trusted to refuse the move: it may be stale
+        # (a replay resets files), so only the stored record decides.
+        known = current if current is not None and current.status in wanted else None
+        if known is not None and known.file_id != file_id:
+            raise ValueError(f"the record given is of file {known.file_id}, not {file_id}")
+        for attempt in range(MAX_LOCK_RETRIES + (known is not None)):
+            current = known if attempt == 0 and known is not None else await self.get(file_id)
             if current is None:
                 raise StaleStateError(
                     f"file {file_id} is not in the ledger", file_id=file_id, current=None
