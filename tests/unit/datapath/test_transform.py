@@ -447,3 +447,41 @@ def test_transform_bucket_inputs_out_of_row_order_rejected(tmp_path: Path) -> No
             lookups={},
             quarantine_path=tmp_path / "q.jsonl",
         )
+
+
+def test_transform_bucket_two_column_key_across_partitions_first_copy_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a two-column key repeated across three staged partitions, pass 1 sorting in slices
+    from sluice_shared.datapath import transform
+
+    monkeypatch.setattr(transform, "_SORT_SLICE", 8)
+    contract = make_contract(primary_key=["id", "qty"])
+    parts = [
+        [{"id": f"k{i % 7}", "qty": i % 3} for i in range(start, start + 20)]
+        for start in (0, 20, 40)
+    ]
+    # WHEN transformed
+    result, table, quarantined = run(tmp_path, contract, parts)
+    # THEN each distinct (id, qty) survives once, as its first copy in file order
+    rows = [row for part in parts for row in part]
+    seen: dict[tuple[object, object], int] = {}
+    for index, row in enumerate(rows):
+        seen.setdefault((row["id"], row["qty"]), index)
+    expected = [rows[i] for i in sorted(seen.values())]
+    assert table is not None
+    kept = zip(table.column("id").to_pylist(), table.column("qty").to_pylist(), strict=True)
+    assert list(kept) == [(r["id"], r["qty"]) for r in expected]
+    assert result.rows_quarantined == len(quarantined) == len(rows) - len(expected)
+
+
+def test_transform_bucket_staged_file_without_key_column_rejected(tmp_path: Path) -> None:
+    contract = make_contract()
+    path = tmp_path / "p0.arrow"
+    schema = pa.schema([pa.field("qty", pa.int64())])
+    with pa.ipc.new_stream(str(path), schema) as writer:
+        writer.write_table(pa.table({"qty": [1, 2]}, schema=schema))
+    with pytest.raises(ValueError, match="lacks column"):
+        transform_bucket(
+            [path], contract, tmp_path / "t.arrow", lookups={}, quarantine_path=tmp_path / "q.jsonl"
+        )

@@ -4,8 +4,9 @@ Input: the validated Arrow IPC stream files of ONE bucket from every partition, 
 (schema `staged_schema(contract)`). Because validate hashes the primary key into buckets, every copy
 of a key is in this bucket, so deduping one bucket at a time dedupes the whole file.
 
-Memory stays bounded by 8 bytes per row of the bucket, never the rows themselves:
-- pass 1 hashes only the primary-key columns (8 bytes per row) and keeps the hashes that repeat;
+Memory stays bounded by 4 bytes per row of the bucket, never the rows themselves:
+- pass 1 reads only the primary-key columns, hashes them (32 bits per row) and keeps the hashes
+  that repeat;
 - pass 2 looks at the real keys of just the rows with a repeating hash: a row whose key was seen
   before loses to that earlier copy (the first occurrence by `__row`, i.e. by position in the
   file, wins), and a hash collision between different keys drops nothing;
