@@ -9,7 +9,9 @@ templates) with `BatchMaxConcurrency=W` (children of each Distributed Map runnin
 worker process of the function runner), uploads the CSV to an archive bucket (no notification,
 so the real-time path stays out of it), starts the batch state machine on it and times the
 execution from StartExecution to its end. Peak RSS per worker comes from the runner's Lambda-style
-`REPORT ... Max Memory Used` lines. Identity: the Parquet the batch run wrote is compared, per
+`REPORT ... Max Memory Used` lines; CPU seconds of the runtime process (in-process moto, workflow
+engine, runner) and of its worker processes come from psutil (pid from `runtime.json`), for the
+upload and for the execution separately. Identity: the Parquet the batch run wrote is compared, per
 Hive partition and after sorting by the primary key, with the Parquet of the same file processed
 whole by the same data-path functions the real-time services call (one partition, in one process).
 
