@@ -31,7 +31,7 @@ def _run(code: str, **env: str) -> list[str]:
 
 _REPORT = (
     "import sys, pyarrow as pa\n"
-    "import sluice_shared.datapath.validate\n"
+    "import sluice_batch.work\n"
     "pa.scalar(1)\n"
     "print(pa.default_memory_pool().backend_name, 'pandas' in sys.modules)\n"
 )
@@ -41,10 +41,21 @@ def _default_backend() -> str:
     return _run("import pyarrow as pa; print(pa.default_memory_pool().backend_name)")[0]
 
 
-def test_prepare_process_in_function_process_uses_jemalloc_without_pandas() -> None:
+def test_batch_package_in_function_process_uses_jemalloc_without_pandas() -> None:
     backend, pandas_loaded = _run(_REPORT, **{FUNCTION_ENV: "sluice-dev-batch-run-partition"})
     assert backend == "jemalloc"
     assert pandas_loaded == "False"
+
+
+def test_datapath_import_in_function_process_leaves_pool_alone() -> None:
+    # the real-time services opt in themselves; importing the data path changes nothing
+    out = _run(
+        "import sys, pyarrow as pa\n"
+        "import sluice_shared.datapath.validate\n"
+        "print(pa.default_memory_pool().backend_name)\n",
+        **{FUNCTION_ENV: "sluice-dev-validate"},
+    )
+    assert out == [_default_backend()]
 
 
 def test_prepare_process_outside_function_process_changes_nothing() -> None:
