@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from sluice_shared.datapath.memory import WORKER_POOL
+
 FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
 
 
@@ -41,9 +43,9 @@ def _default_backend() -> str:
     return _run("import pyarrow as pa; print(pa.default_memory_pool().backend_name)")[0]
 
 
-def test_batch_package_in_function_process_uses_jemalloc_without_pandas() -> None:
+def test_batch_package_in_function_process_uses_worker_pool_without_pandas() -> None:
     backend, pandas_loaded = _run(_REPORT, **{FUNCTION_ENV: "sluice-dev-batch-run-partition"})
-    assert backend == "jemalloc"
+    assert backend == WORKER_POOL
     assert pandas_loaded == "False"
 
 
@@ -66,9 +68,9 @@ def test_prepare_process_outside_function_process_changes_nothing() -> None:
 
 def test_use_worker_pool_explicit_env_pool_wins() -> None:
     backend, _ = _run(
-        _REPORT, **{FUNCTION_ENV: "sluice-dev-transform", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+        _REPORT, **{FUNCTION_ENV: "sluice-dev-transform", "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}
     )
-    assert backend == "system"
+    assert backend == "jemalloc" != WORKER_POOL
 
 
 def test_skip_pandas_probe_later_import_of_pandas_still_works() -> None:

@@ -9,8 +9,9 @@ kept after it was freed: mimalloc (Arrow's default pool) keeps freed pages for r
 glibc's malloc (Python's large buffers) keeps a heap per thread. On top of that, pyarrow
 imported pandas (+45 MB) in every worker of the development environment.
 
-`prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
-purging after 100 ms, the Arrow pool; `release_memory` hands back what is left after a step.
+`prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes the system
+allocator (glibc: freed memory goes back to that one arena, large blocks to the OS) the Arrow
+pool; `release_memory` hands back what is left after a step.
 The batch functions apply it on import (`sluice_batch/__init__.py`); outside a function
 process (tests, the CLI, notebooks) nothing is changed unless asked.
 """
@@ -28,15 +29,17 @@ from typing import Any
 
 import pyarrow as pa
 
-# Per step over the imports (validate a 128 MiB range / dedupe a 300 MB bucket, fresh process,
-# before the dedupe change in transform.py): mimalloc +140/+185 MB, system +83/+135 MB, jemalloc
-# +85/+135 MB, jemalloc purging at once +80/+110 MB. In the batch workers (bench.batch_path,
-# 300 MB): jemalloc with pyarrow's default decay peaked at 272/310 MB, purging at once 233/243.
-WORKER_POOL = "jemalloc"
-# jemalloc's purge delay. 0 (purge on every free) gave the lowest peaks but cost CPU: +20% on
-# dedupe + Parquet write of a 300 MB bucket, +75% on validating 128 MiB into 4 buckets (probe,
-# CPU seconds). 30-100 ms kept nearly all of the saving (bucket: 217-223 MB vs 210 MB at 0,
-# 242-246 MB with pyarrow's default) at the CPU of pyarrow's default.
+# The Arrow pool of a function process. Measured per step over the imports (validate a 128 MiB
+# range / dedupe a 300 MB bucket, fresh process, before the dedupe change in transform.py):
+# mimalloc +140/+185 MB, system +83/+135 MB, jemalloc +85/+135 MB. With one glibc arena and no
+# pandas, `bench.datapath --rows 1000000` (1 core, 2 locked runs of best-of-2 each, 2026-11-26
+# 01:20 UTC): peak RSS / seconds / validate seconds: system 157-158 MB / 1.98-2.05 / 1.06,
+# jemalloc (100 ms decay) 189-199 MB / 2.00-2.10 / 1.12-1.16, mimalloc 214-224 MB / 1.87-1.93
+# / 0.95-1.00, pyarrow's defaults (mimalloc, pandas, no arena limit) 227-228 MB / 1.81-1.89.
+WORKER_POOL = "system"
+# jemalloc's purge delay, when jemalloc is chosen (ARROW_DEFAULT_MEMORY_POOL=jemalloc). 0 (purge
+# on every free) cost +20% CPU on dedupe + Parquet write and +75% on validating 128 MiB into 4
+# buckets; 30-100 ms kept nearly all of its saving at the CPU of pyarrow's default delay.
 JEMALLOC_DECAY_MS = 100
 _POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 _IN_FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
@@ -117,7 +120,7 @@ def use_worker_pool(backend: str = WORKER_POOL) -> str:
     backend in use.
 
     An explicit `ARROW_DEFAULT_MEMORY_POOL` wins (it is how an operator overrides this). A
-    backend this pyarrow build lacks leaves the default pool. jemalloc is set to purge freed
+    backend this pyarrow build lacks leaves the default pool. jemalloc, when chosen, purges freed
     pages after `JEMALLOC_DECAY_MS` instead of its default delay.
     """
     chosen = os.environ.get(_POOL_ENV) or backend
