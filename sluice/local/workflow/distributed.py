@@ -376,10 +376,14 @@ class DistributedMap:
         tasks = [asyncio.ensure_future(one(*job)) for job in todo]
         waiter = asyncio.ensure_future(exceeded.wait())
         try:
-            if tasks:
-                await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
-                while not exceeded.is_set() and not all(t.done() for t in tasks):
-                    await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+            # Wait on the unfinished children only: a finished task in the wait set would make
+            # every wait return at once and spin the loop until the last child ends.
+            pending: set[asyncio.Future[Any]] = set(tasks)
+            while pending and not exceeded.is_set():
+                _, pending = await asyncio.wait(
+                    [*pending, waiter], return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(waiter)
         finally:
             for task in [*tasks, waiter]:
                 if not task.done():
