@@ -330,7 +330,9 @@ class FunctionRunner:
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
+            # Compiled modules go to the state dir, not beside the sources (the layer ships
+            # without .pyc): cold starts after the first load bytecode instead of compiling.
+            "PYTHONPYCACHEPREFIX": str(self.state_dir / "pycache"),
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
