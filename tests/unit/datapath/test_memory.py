@@ -68,9 +68,9 @@ def test_prepare_process_outside_function_process_changes_nothing() -> None:
 
 def test_use_worker_pool_explicit_env_pool_wins() -> None:
     backend, _ = _run(
-        _REPORT, **{FUNCTION_ENV: "sluice-dev-transform", "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}
+        _REPORT, **{FUNCTION_ENV: "sluice-dev-transform", "ARROW_DEFAULT_MEMORY_POOL": "system"}
     )
-    assert backend == "jemalloc" != WORKER_POOL
+    assert backend == "system" != WORKER_POOL
 
 
 def test_skip_pandas_probe_later_import_of_pandas_still_works() -> None:

@@ -9,9 +9,8 @@ kept after it was freed: mimalloc (Arrow's default pool) keeps freed pages for r
 glibc's malloc (Python's large buffers) keeps a heap per thread. On top of that, pyarrow
 imported pandas (+45 MB) in every worker of the development environment.
 
-`prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes the system
-allocator (glibc: freed memory goes back to that one arena, large blocks to the OS) the Arrow
-pool; `release_memory` hands back what is left after a step.
+`prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
+purging after 100 ms, the Arrow pool; `release_memory` hands back what is left after a step.
 The batch functions apply it on import (`sluice_batch/__init__.py`); outside a function
 process (tests, the CLI, notebooks) nothing is changed unless asked.
 """
@@ -36,7 +35,9 @@ import pyarrow as pa
 # 01:20 UTC): peak RSS / seconds / validate seconds: system 157-158 MB / 1.98-2.05 / 1.06,
 # jemalloc (100 ms decay) 189-199 MB / 2.00-2.10 / 1.12-1.16, mimalloc 214-224 MB / 1.87-1.93
 # / 0.95-1.00, pyarrow's defaults (mimalloc, pandas, no arena limit) 227-228 MB / 1.81-1.89.
-WORKER_POOL = "system"
+# But in the batch workers (bench.batch_path, 300 MB, one 300 MB bucket) the system pool's
+# run-bucket peaked at 362 MB against jemalloc's 270 MB (run-partition 260 vs 262): jemalloc.
+WORKER_POOL = "jemalloc"
 # jemalloc's purge delay, when jemalloc is chosen (ARROW_DEFAULT_MEMORY_POOL=jemalloc). 0 (purge
 # on every free) cost +20% CPU on dedupe + Parquet write and +75% on validating 128 MiB into 4
 # buckets; 30-100 ms kept nearly all of its saving at the CPU of pyarrow's default delay.
