@@ -209,6 +209,9 @@ class Endpoint:
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(body),
+            # The whole body is already read: werkzeug may use the stream as it is instead of
+            # copying it again through a length-limited wrapper in small chunks.
+            "wsgi.input_terminated": True,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
