@@ -128,6 +128,11 @@ _state_option = click.option(
     help="Cap on an event source mapping's concurrent batches (one laptop, not a region).",
 )
 @click.option("--no-schedules", is_flag=True, help="Do not fire schedules on their clock.")
+@click.option(
+    "--no-prewarm",
+    is_flag=True,
+    help="Do not start the polled functions' workers at up (first events then pay cold starts).",
+)
 @click.option("--startup-timeout", type=float, default=120.0, show_default=True)
 @click.pass_context
 def up(
@@ -139,6 +144,7 @@ def up(
     detach: bool,
     max_concurrency: int,
     no_schedules: bool,
+    no_prewarm: bool,
     startup_timeout: float,
 ) -> None:
     """Bring the suite up (foreground: Ctrl-C stops it). Re-running re-provisions in place."""
@@ -162,6 +168,8 @@ def up(
         args += ["--max-concurrency", str(max_concurrency)]
         if no_schedules:
             args.append("--no-schedules")
+        if no_prewarm:
+            args.append("--no-prewarm")
         start_detached(args, directory, port, startup_timeout)
         click.echo(f"sluice local is up on http://127.0.0.1:{port} (detached; `sluice local down`)")
         print_report(_call(port, "state")["resources"])
@@ -178,6 +186,7 @@ def up(
         parameters=overrides,
         limits=Limits(max_concurrency=max_concurrency),
         schedules_enabled=not no_schedules,
+        prewarm=not no_prewarm,
     )
     try:
         asyncio.run(_serve(options))

@@ -106,6 +106,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
             str(state),
             "--detach",
             "--no-schedules",
+            "--no-prewarm",
             "--param",
             f"BatchThresholdBytes={THRESHOLD}",
             "--param",
