@@ -13,15 +13,15 @@ Each SQS record's body is an EventBridge event as an EventBridge -> SQS target d
 - poison, but parking failed or no DLQ is configured: listed in `batchItemFailures` (the queue's
   redrive policy parks it later).
 
-Concurrency. A handler spends most of a small file's time waiting for S3, DynamoDB and
-EventBridge, so the records of a standard-queue batch run concurrently, at most
-`SLUICE_RECORD_CONCURRENCY` at once (default 4; 1 runs them one after another). Memory is what
-concurrency costs, so only **small** records share the handler: a record whose fact declares an
-input of at most `SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (`size_bytes` or `bytes_in`, default
-16 MiB) or, for facts that carry only row counts, at most `SLUICE_CONCURRENT_RECORD_MAX_ROWS`
-rows (`rows_file_in`/`rows_in`, default 200,000). Any other record (large, or of unknown size)
-runs alone: it waits for the running records to finish and holds
-every slot, so a large file never has company. A record that does not parse is only parked, and
+Concurrency. A handler spends most of a small file's time waiting for S3, DynamoDB and EventBridge,
+so the records of a standard-queue batch run concurrently, at most `SLUICE_RECORD_CONCURRENCY` at
+once (default 4; 1 runs them one after another). Memory is what concurrency costs, so only
+**small** records share the handler: a record whose fact declares an input of at most
+`SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (`size_bytes` or `bytes_in`, default 16 MiB) or, for
+facts that carry only row counts, at most `SLUICE_CONCURRENT_RECORD_MAX_ROWS` rows
+(`rows_file_in`/`rows_in`, default 200,000). Any other record (large, or of unknown size) runs
+alone: it waits for the running records to finish and holds every slot, so a large file never has
+company. Records are admitted in batch order. A record that does not parse is only parked, and
 counts as small. Each record still gets its own result, reported in the batch's order.
 
 On a FIFO queue records run one after another, in order, and the first failure also fails every
