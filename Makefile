@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.8
 
 $(STAMP): $(BIN)/python requirements.lock pyproject.toml
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
@@ -88,7 +88,7 @@ $(TOOLS)/asl-validator/.installed: tools/asl-validator/package.json tools/asl-va
 	touch $@
 
 bench: setup
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/python -m bench.datapath
 
 ## moto SQS receive/send cost at depth, with and without the local runtime's patch.

@@ -330,9 +330,8 @@ class FunctionRunner:
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "PYTHONUNBUFFERED": "1",
-            # Compiled modules go to the state dir, not beside the sources (the layer ships
-            # without .pyc): cold starts after the first load bytecode instead of compiling.
-            "PYTHONPYCACHEPREFIX": str(self.state_dir / "pycache"),
+            # No PYTHONDONTWRITEBYTECODE (even if the caller's shell sets it): a cold start loads
+            # the bytecode cached beside the sources instead of compiling every import again.
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
