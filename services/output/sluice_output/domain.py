@@ -18,7 +18,7 @@ from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
 from sluice_shared.ports import FileStatus
-from sluice_shared.scratch import scratch_dir
+from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
     MAX_MANIFEST_BYTES,
     StageDeps,
@@ -86,11 +86,11 @@ async def write_transformed_file(
     objects: list[dict[str, Any]] = []
     rows_out = bytes_out = 0
     for bucket in range(transformed.bucket_count):
-        with scratch_dir(settings.scratch_dir, f"output-{transformed.file_id}-{bucket}") as work:
+        staged_key = keys.transformed(bucket)
+        if staged_key not in staged:
+            continue
+        with reused_scratch_dir(settings.scratch_dir, "output") as work:
             local = work / "in.arrow"
-            staged_key = keys.transformed(bucket)
-            if staged_key not in staged:
-                continue
             await deps.objects.download_to(staged_bucket, staged_key, local)
             written = await write_bucket_parquet(
                 deps.objects,

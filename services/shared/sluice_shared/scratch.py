@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# A reused directory keeps the sub-directories a unit of work made (Hive partition folders,
+# say) so the next unit skips their rmdir/mkdir; past this many it is removed outright, which
+# bounds what an environment that has seen many partition values keeps in /tmp.
+MAX_KEPT_DIRS = 64
 
 
 @contextmanager
@@ -26,3 +33,72 @@ def scratch_dir(root: Path | None, label: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+class _Pool:
+    """Idle scratch directories of one process, by (root, kind)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Path | None, str], list[Path]] = {}
+        self._pid = os.getpid()
+
+    def take(self, root: Path | None, kind: str) -> Path:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child must not share its parent's dirs
+                self._idle, self._pid = {}, os.getpid()
+            idle = self._idle.get((root, kind))
+            if idle:
+                path = idle.pop()
+                if path.is_dir():
+                    return path
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"sluice-{kind}-", dir=root))
+
+    def give_back(self, root: Path | None, kind: str, path: Path) -> None:
+        if not _empty_files(path):
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                self._idle.setdefault((root, kind), []).append(path)
+                return
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _empty_files(path: Path) -> bool:
+    """Delete every file under `path`, keeping its directories; False when the tree should go
+    instead (too many directories kept, or something could not be removed)."""
+    dirs = 0
+    try:
+        for current, subdirs, files in os.walk(path):
+            dirs += len(subdirs)
+            if dirs > MAX_KEPT_DIRS:
+                return False
+            for name in files:
+                os.unlink(os.path.join(current, name))
+    except OSError:
+        return False
+    return True
+
+
+_POOL = _Pool()
+
+
+@contextmanager
+def reused_scratch_dir(root: Path | None, kind: str) -> Iterator[Path]:
+    """A directory holding no files (perhaps empty sub-directories) under `root` (the system
+    temp dir when None) for one unit of work, emptied of its files afterwards and handed to the
+    next unit of the same `kind` in this process.
+
+    For the per-file stages of small files: creating and removing a directory tree per file
+    cost more CPU than the file's data work. Concurrent units (record concurrency) each get
+    their own directory. Files never outlive the unit, even on failure, so /tmp holds no data
+    between invocations; a directory that cannot be emptied is removed instead.
+    """
+    path = _POOL.take(root, kind)
+    try:
+        yield path
+    finally:
+        _POOL.give_back(root, kind, path)

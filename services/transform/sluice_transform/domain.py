@@ -15,7 +15,7 @@ from contracts.events import FileTransformedV1
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
 from sluice_shared.ports import FileStatus
-from sluice_shared.scratch import scratch_dir
+from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import StageDeps, StageSettings, claim
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ async def transform_validated_file(
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
         if not inputs:
             continue
-        with scratch_dir(settings.scratch_dir, f"transform-{validated.file_id}-{bucket}") as work:
+        with reused_scratch_dir(settings.scratch_dir, "transform") as work:
             local = []
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"

@@ -17,7 +17,7 @@ from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.ports import FileStatus
-from sluice_shared.scratch import scratch_dir
+from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import StageDeps, StageSettings, claim
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ async def validate_ingested_file(
     # before restaging. Keys and contents are deterministic, so restaging overwrites in place.
     if before is None or before.status is not FileStatus.VALIDATING:
         await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
-    with scratch_dir(settings.scratch_dir, f"validate-{ingested.file_id}") as work:
+    with reused_scratch_dir(settings.scratch_dir, "validate") as work:
         src = work / "source"
         await deps.objects.download_to(
             ingested.bucket, ingested.key, src, version_id=ingested.version_id
