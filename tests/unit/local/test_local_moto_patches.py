@@ -294,13 +294,16 @@ def test_dynamodb_items_of_every_type_read_the_same_as_unpatched_moto() -> None:
 
 def test_apply_undo_restores_moto() -> None:
     from moto.core import responses
+    from moto.dynamodb.models import table
     from moto.events.models import Rule
     from moto.sqs.models import Queue
 
     listing = responses.method_names_from_class  # type: ignore[attr-defined]
     before = (Queue.__dict__["messages"], Rule.send_to_targets)
+    parse = getattr(table, "get_filter_expression")  # noqa: B009
     undo = moto_patches.apply()
     assert Queue.__dict__["messages"] is not before[0]
+    assert getattr(table, "get_filter_expression") is not parse  # noqa: B009
     # The cached method listing answers what moto's own listing answers.
     from moto.dynamodb.responses import DynamoHandler
 
@@ -310,3 +313,129 @@ def test_apply_undo_restores_moto() -> None:
     undo()
     assert (Queue.__dict__["messages"], Rule.send_to_targets) == before
     assert responses.method_names_from_class is listing  # type: ignore[attr-defined]
+    assert getattr(table, "get_filter_expression") is parse  # noqa: B009
+
+
+# ---------------------------------------------------------------- DynamoDB parsed conditions
+
+
+def _conditional_writes(ddb: Any) -> list[Any]:
+    """The ledger's conditional writes (version lock, status IN, attribute_not_exists), passing
+    and failing, repeated with the same and with other values; and a filtered scan."""
+    answers: list[Any] = []
+    names = {"#status": "status", "#version": "version"}
+
+    def attempt(call: Any, **kwargs: Any) -> None:
+        try:
+            answer = call(**kwargs)
+            answer.pop("ResponseMetadata", None)
+            answers.append(answer)
+        except ddb.exceptions.ClientError as exc:
+            answers.append(exc.response["Error"])
+        except Exception as exc:  # moto's TransactionCanceled, ConditionalCheckFailed, ...
+            answers.append(type(exc).__name__)
+
+    for n in range(3):
+        item = {"PK": {"S": f"F#{n}"}, "SK": {"S": "META"}, "status": {"S": "NEW"}}
+        item["version"] = {"N": "0"}
+        for _ in range(2):  # the second registration fails the same condition
+            attempt(
+                ddb.transact_write_items,
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": "t",
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": "PK"},
+                        }
+                    }
+                ],
+            )
+        for version, wanted in [(0, ["NEW"]), (0, ["NEW"]), (1, ["NEW", "RUNNING"]), (5, ["X"])]:
+            values: dict[str, Any] = {":v": {"N": str(version)}}
+            values.update({f":s{i}": {"S": s} for i, s in enumerate(wanted)})
+            placeholders = ", ".join(f":s{i}" for i in range(len(wanted)))
+            moved = dict(item, status={"S": "RUNNING"}, version={"N": str(version + 1)})
+            attempt(
+                ddb.put_item,
+                TableName="t",
+                Item=moved,
+                ConditionExpression=f"#status IN ({placeholders}) AND #version = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            values[":v"]["N"] = "999"  # the caller's dicts change after the call
+    attempt(ddb.put_item, TableName="t", Item=item, ConditionExpression="#nope = :x")
+    attempt(
+        ddb.put_item,
+        TableName="t",
+        Item=item,
+        ConditionExpression="#status = :x AND",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":x": {"S": "NEW"}},
+    )
+    for status in ("RUNNING", "NEW", "RUNNING"):
+        attempt(
+            ddb.scan,
+            TableName="t",
+            FilterExpression="#status = :x",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":x": {"S": status}},
+        )
+    attempt(ddb.scan, TableName="t")
+    return answers
+
+
+def _fresh_table(ddb: Any) -> None:
+    if "t" in ddb.list_tables()["TableNames"]:
+        ddb.delete_table(TableName="t")
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def test_dynamodb_conditional_writes_with_parsed_conditions_kept_answer_as_unpatched_moto() -> None:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        _fresh_table(ddb)
+        undo = moto_patches.apply()
+        try:
+            patched = _conditional_writes(ddb)
+        finally:
+            undo()
+        _fresh_table(ddb)
+        unpatched = _conditional_writes(ddb)
+    assert patched == unpatched
+    # The run did pass and fail conditions (so both outcomes were compared).
+    assert any(isinstance(a, dict) and "Code" in a for a in patched)
+    assert sum(1 for a in patched if a == {}) >= 6
+
+
+def test_parsed_expressions_same_inputs_parse_once_other_values_parse_again() -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def parse(expr: Any, names: Any, values: Any) -> object:
+        calls.append((expr, names, values))
+        return object()
+
+    cached = moto_patches._ParsedExpressions(parse)
+    names = {"#s": "status"}
+    first = cached("#s = :x", names, {":x": {"S": "NEW"}})
+    again = cached("#s = :x", dict(names), {":x": {"S": "NEW"}})
+    other = cached("#s = :x", names, {":x": {"S": "DONE"}})
+    binary = cached("#s = :x", names, {":x": {"B": b"\x00"}})
+    binary_again = cached("#s = :x", names, {":x": {"B": b"\x00"}})
+    assert first is again
+    assert other is not first
+    assert binary is not binary_again  # not JSON: moto's parser every time
+    assert len(calls) == 4
