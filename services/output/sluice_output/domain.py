@@ -17,7 +17,7 @@ from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
-from sluice_shared.ports import FileStatus
+from sluice_shared.ports import FileStatus, ObjectNotFoundError
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
     MAX_MANIFEST_BYTES,
@@ -81,7 +81,14 @@ async def write_transformed_file(
     contract = deps.contracts.load(transformed.dataset.name, transformed.dataset.version)
     staged_bucket, staged_prefix = split_s3_uri(transformed.transformed_prefix)
     # Transform stages nothing for a bucket without rows: list once, not a request per bucket.
-    staged = {info.key async for info in deps.objects.list_keys(staged_bucket, staged_prefix)}
+    # A one-bucket file (every small real-time file) has one possible key: fetching it answers
+    # the same question without the listing request.
+    single = transformed.bucket_count == 1 and staged_prefix == keys.transformed_prefix
+    staged = (
+        {keys.transformed(0)}
+        if single
+        else {info.key async for info in deps.objects.list_keys(staged_bucket, staged_prefix)}
+    )
 
     objects: list[dict[str, Any]] = []
     rows_out = bytes_out = 0
@@ -91,7 +98,12 @@ async def write_transformed_file(
             continue
         with reused_scratch_dir(settings.scratch_dir, "output") as work:
             local = work / "in.arrow"
-            await deps.objects.download_to(staged_bucket, staged_key, local)
+            try:
+                await deps.objects.download_to(staged_bucket, staged_key, local)
+            except ObjectNotFoundError:
+                if not single:
+                    raise
+                continue  # not staged: what a listing without the key would have said
             written = await write_bucket_parquet(
                 deps.objects,
                 local,

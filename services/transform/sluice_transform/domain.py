@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from contracts.events import FileTransformedV1
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
-from sluice_shared.ports import FileStatus
+from sluice_shared.ports import FileStatus, ObjectNotFoundError
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import StageDeps, StageSettings, claim
 
@@ -54,9 +54,7 @@ async def transform_validated_file(
     keys = StageKeys(validated.file_id, validated.dataset.name)
     staged_bucket, staged_prefix = split_s3_uri(validated.staged_prefix)
 
-    by_bucket: dict[int, list[str]] = defaultdict(list)
-    async for info in deps.objects.list_keys(staged_bucket, staged_prefix):
-        by_bucket[bucket_of_staged_key(info.key)].append(info.key)
+    by_bucket, named = await _staged_inputs(validated, deps, keys, staged_bucket, staged_prefix)
 
     # Clean only when entering the step afresh: a re-entry (redelivery, late duplicate) must not
     # delete what a finished attempt announced and output may be reading; it overwrites in place.
@@ -71,8 +69,17 @@ async def transform_validated_file(
             local = []
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"
-                await deps.objects.download_to(staged_bucket, key, path)
+                try:
+                    await deps.objects.download_to(staged_bucket, key, path)
+                except ObjectNotFoundError:
+                    if not named:
+                        raise
+                    # Named, not listed (see `_staged_inputs`): absent means not staged (yet),
+                    # which the row count check below turns into a retry.
+                    continue
                 local.append(path)
+            if not local:
+                continue
             result = await asyncio.to_thread(
                 transform_bucket,
                 local,
@@ -121,6 +128,28 @@ async def transform_validated_file(
         object_created_at=validated.object_created_at,
     )
     return TransformReport(event=event, rows_in=rows_in, rows_out=rows_out, rows_duplicate=rows_dup)
+
+
+async def _staged_inputs(
+    validated: FileValidatedV1,
+    deps: StageDeps,
+    keys: StageKeys,
+    staged_bucket: str,
+    staged_prefix: str,
+) -> tuple[dict[int, list[str]], bool]:
+    """The staged object keys of each hash bucket, and whether they were named rather than
+    listed.
+
+    A file validated as one partition into one bucket (every small real-time file) can only
+    have staged the one key: it is named without a listing request; the caller treats it as
+    absent when it is missing. Otherwise the prefix is listed."""
+    single = validated.partition_count == 1 and validated.bucket_count == 1
+    if single and staged_prefix == keys.validated_prefix:
+        return ({0: [keys.validated(0, 0)]} if validated.rows_valid > 0 else {}), True
+    by_bucket: dict[int, list[str]] = defaultdict(list)
+    async for info in deps.objects.list_keys(staged_bucket, staged_prefix):
+        by_bucket[bucket_of_staged_key(info.key)].append(info.key)
+    return by_bucket, False
 
 
 def _staging_mismatch(validated: FileValidatedV1, found: int) -> Exception:
