@@ -38,14 +38,16 @@ that to keep the process clean). What and why:
 7. **Per-request method listing** (`moto.core.responses.method_names_from_class`): every request
    lists its response class's methods with `inspect.getmembers` (~200 attributes) to check that
    the action exists. Classes do not change while the process runs: the patch lists each once.
-8. **Condition expressions re-parsed per call** (`moto.dynamodb.comparisons.get_filter_expression`):
-   moto lexes and parses every `ConditionExpression`/`FilterExpression` from scratch (the
-   ledger's version lock on each TransactWriteItems: ~7 % of the runtime process's CPU under
-   the event-path benchmark). The parsed tree is a pure function of the expression, its names
-   and its values, and is only read when evaluated; the patch keeps the trees of recent
-   (expression, names, values) triples, keyed by their JSON text, each built by moto's own
-   parser from a private copy of the inputs. Anything not JSON-serializable, and every parse
-   error, takes moto's path every time.
+8. **Condition expressions re-parsed per call** (`ConditionExpressionParser.parse`): moto lexes
+   and parses every `ConditionExpression`/`FilterExpression` from scratch, twice per write (the
+   request is validated, then the backend evaluates it; the ledger's version lock on each
+   TransactWriteItems: ~7 % of the runtime process's CPU under the event-path benchmark). A
+   parse is a pure function of the expression, its names and its values, and the tree is only
+   read when evaluated. The patch's parser (`create_condition_expression_parser`, every binding)
+   keeps the answers of recent (expression, names, values) triples, keyed by their JSON text:
+   the tree, built by moto's own parser from private copies of the inputs, and the names and
+   values it found (moto validates those). Anything not JSON-serializable, an empty expression
+   and every parse error take moto's path every time.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def apply() -> Callable[[], None]:
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb import comparisons
     from moto.dynamodb import models as dynamodb_models
-    from moto.dynamodb.models import table as dynamodb_table
+    from moto.dynamodb import responses as dynamodb_responses
     from moto.events.models import Rule
     from moto.s3 import notifications
     from moto.sqs.models import Queue, SQSBackend
@@ -134,11 +136,10 @@ def apply() -> Callable[[], None]:
             "method_names_from_class",
             getattr(core_responses, "method_names_from_class"),  # noqa: B009
         ),
-        # moto's modules import the function by name: each binding is replaced.
-        (comparisons, "get_filter_expression", comparisons.get_filter_expression),
+        # moto's modules import the factory by name: each binding is replaced.
         *(
-            (module, "get_filter_expression", getattr(module, "get_filter_expression"))  # noqa: B009
-            for module in (dynamodb_models, dynamodb_table)
+            (module, _PARSER_FACTORY, getattr(module, _PARSER_FACTORY))
+            for module in (comparisons, dynamodb_models, dynamodb_responses)
         ),
     ]
     # setattr: moto's own annotations do not admit replacements, which is the point here.
@@ -188,9 +189,9 @@ def apply() -> Callable[[], None]:
         return names
 
     setattr(core_responses, "method_names_from_class", method_names_from_class)  # noqa: B010
-    cached_parse = _ParsedExpressions(comparisons.get_filter_expression)
-    for module in (comparisons, dynamodb_models, dynamodb_table):
-        setattr(module, "get_filter_expression", cached_parse)  # noqa: B010
+    parser_class = _caching_parser_class(comparisons.ConditionExpressionParser)
+    for module in (comparisons, dynamodb_models, dynamodb_responses):
+        setattr(module, _PARSER_FACTORY, parser_class)
     undo_s3 = s3_patches.apply()  # S3 byte copies: see sluice.local.s3_patches
 
     def undo() -> None:
@@ -220,36 +221,46 @@ class _TableCopySkipper:
         return getattr(self._module, name)
 
 
-class _ParsedExpressions:
-    """moto's `get_filter_expression` with its recent answers kept (see patch 8)."""
+_PARSER_FACTORY = "create_condition_expression_parser"
+_PARSED_MAX = 1024
+"""Parsed condition expressions kept (then the cache starts again; the ledger uses a handful)."""
 
-    MAX_ENTRIES = 1024
 
-    def __init__(self, parse: Callable[..., Any]) -> None:
-        self._parse = parse
-        self._trees: dict[tuple[str, str, str], Any] = {}
+def _caching_parser_class(parser_class: type[Any]) -> type[Any]:
+    """A subclass of moto's `ConditionExpressionParser` whose `parse()` answers from a cache
+    shared by its instances (see patch 8)."""
+    parsed: dict[tuple[str, str, str], tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
 
-    def __call__(
-        self,
-        expr: str | None,
-        names: dict[str, str] | None,
-        values: dict[str, dict[str, Any]] | None,
-    ) -> Any:
-        if not expr:
-            return self._parse(expr, names, values)
-        try:
-            key = (expr, json.dumps(names), json.dumps(values))
-        except (TypeError, ValueError):
-            return self._parse(expr, names, values)
-        tree = self._trees.get(key)
-        if tree is None:
-            # Built from copies: the tree keeps references to the values it was given, and
-            # the caller's dicts are not ours to freeze.
-            tree = self._parse(expr, copy.deepcopy(names), copy.deepcopy(values))
-            if len(self._trees) >= self.MAX_ENTRIES:
-                self._trees.clear()
-            self._trees[key] = tree
-        return tree
+    class CachingConditionExpressionParser(parser_class):  # type: ignore[misc]
+        def parse(self) -> Any:
+            expr = self.condition_expression
+            names = self.expression_attribute_names
+            values = self.expression_attribute_values
+            if not expr:
+                return super().parse()
+            try:
+                key = (expr, json.dumps(names), json.dumps(values))
+            except (TypeError, ValueError):
+                return super().parse()
+            hit = parsed.get(key)
+            if hit is None:
+                # From copies: the tree keeps references to the values it is given, and the
+                # caller's dicts are not ours to freeze.
+                fresh = parser_class(expr, copy.deepcopy(names), copy.deepcopy(values))
+                tree = fresh.parse()
+                hit = (
+                    tree,
+                    tuple(fresh.expr_attr_names_found),
+                    tuple(fresh.expr_attr_values_found),
+                )
+                if len(parsed) >= _PARSED_MAX:
+                    parsed.clear()
+                parsed[key] = hit
+            self.expr_attr_names_found.extend(hit[1])
+            self.expr_attr_values_found.extend(hit[2])
+            return hit[0]
+
+    return CachingConditionExpressionParser
 
 
 def _transaction_key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any] | None:

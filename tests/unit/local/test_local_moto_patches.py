@@ -294,16 +294,16 @@ def test_dynamodb_items_of_every_type_read_the_same_as_unpatched_moto() -> None:
 
 def test_apply_undo_restores_moto() -> None:
     from moto.core import responses
-    from moto.dynamodb.models import table
+    from moto.dynamodb import responses as dynamodb_responses
     from moto.events.models import Rule
     from moto.sqs.models import Queue
 
     listing = responses.method_names_from_class  # type: ignore[attr-defined]
     before = (Queue.__dict__["messages"], Rule.send_to_targets)
-    parse = getattr(table, "get_filter_expression")  # noqa: B009
+    parse = getattr(dynamodb_responses, "create_condition_expression_parser")  # noqa: B009
     undo = moto_patches.apply()
     assert Queue.__dict__["messages"] is not before[0]
-    assert getattr(table, "get_filter_expression") is not parse  # noqa: B009
+    assert getattr(dynamodb_responses, "create_condition_expression_parser") is not parse  # noqa: B009
     # The cached method listing answers what moto's own listing answers.
     from moto.dynamodb.responses import DynamoHandler
 
@@ -313,7 +313,7 @@ def test_apply_undo_restores_moto() -> None:
     undo()
     assert (Queue.__dict__["messages"], Rule.send_to_targets) == before
     assert responses.method_names_from_class is listing  # type: ignore[attr-defined]
-    assert getattr(table, "get_filter_expression") is parse  # noqa: B009
+    assert getattr(dynamodb_responses, "create_condition_expression_parser") is parse  # noqa: B009
 
 
 # ---------------------------------------------------------------- DynamoDB parsed conditions
@@ -421,21 +421,34 @@ def test_dynamodb_conditional_writes_with_parsed_conditions_kept_answer_as_unpat
     assert sum(1 for a in patched if a == {}) >= 6
 
 
-def test_parsed_expressions_same_inputs_parse_once_other_values_parse_again() -> None:
-    calls: list[tuple[Any, ...]] = []
+def test_cached_condition_parser_answers_as_moto_and_parses_same_inputs_once() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
 
-    def parse(expr: Any, names: Any, values: Any) -> object:
-        calls.append((expr, names, values))
-        return object()
+    parses: list[str | None] = []
 
-    cached = moto_patches._ParsedExpressions(parse)
-    names = {"#s": "status"}
-    first = cached("#s = :x", names, {":x": {"S": "NEW"}})
-    again = cached("#s = :x", dict(names), {":x": {"S": "NEW"}})
-    other = cached("#s = :x", names, {":x": {"S": "DONE"}})
-    binary = cached("#s = :x", names, {":x": {"B": b"\x00"}})
-    binary_again = cached("#s = :x", names, {":x": {"B": b"\x00"}})
-    assert first is again
-    assert other is not first
-    assert binary is not binary_again  # not JSON: moto's parser every time
-    assert len(calls) == 4
+    class CountingParser(ConditionExpressionParser):
+        def parse(self) -> Any:
+            parses.append(self.condition_expression)
+            return super().parse()
+
+    cached = moto_patches._caching_parser_class(CountingParser)
+    expr = "#s IN (:a, :b) AND attribute_exists(#v) AND #v = :v"
+    names = {"#s": "status", "#v": "version"}
+    values: dict[str, Any] = {":a": {"S": "NEW"}, ":b": {"S": "RUNNING"}, ":v": {"N": "1"}}
+    moto_parser = ConditionExpressionParser(expr, names, values)
+    moto_tree = moto_parser.parse()
+    first, again = cached(expr, names, values), cached(expr, dict(names), dict(values))
+    trees = first.parse(), again.parse()
+    assert trees[0] is trees[1]  # the second parse answered from the cache
+    assert repr(trees[0]) == repr(moto_tree)
+    for parser in (first, again):
+        assert parser.expr_attr_names_found == moto_parser.expr_attr_names_found
+        assert parser.expr_attr_values_found == moto_parser.expr_attr_values_found
+    other = cached(expr, names, {**values, ":v": {"N": "2"}}).parse()
+    assert other is not trees[0]
+    binary = {":a": {"B": b"\x00"}, ":b": {"S": "x"}, ":v": {"N": "1"}}
+    cached(expr, names, binary).parse()
+    cached(expr, names, binary).parse()  # not JSON: moto's parser every time
+    assert parses == [expr, expr, expr, expr]
+    with pytest.raises(ValueError, match="Bad comparison"):
+        cached("#s = ", names, values).parse()
