@@ -27,7 +27,12 @@ that to keep the process clean). What and why:
 5. **Per-request backend lookup** (`moto.backends.list_of_moto_modules`): moto lists its package
    folder (`listdir` + an `isdir` per service, ~170) on every request, under the dispatcher's
    lock, so concurrent requests queue behind file-system calls. The folder never changes while
-   the process runs: the patch lists it once.
+   the process runs: the patch lists it once. Then, also per request and under that lock,
+   `DomainDispatcherApplication.get_backend_for_host` tries the host against the service list
+   and then moto's URL patterns one by one (hundreds of regular expressions); its answer
+   depends on the host alone (the list and the patterns are fixed), so the patch keeps each
+   host's backend once found. Hosts without a backend are not kept (moto's own path prints its
+   warning every time).
 6. **DynamoDB responses cost ~0.1 ms per attribute** (`moto.core.serialize`): moto's generic
    serializer walks every `AttributeValue` member by member, trying several alias spellings
    (`S`, `s`, ...) per member, for every attribute of every item returned. Under the event-path
@@ -97,6 +102,7 @@ def apply() -> Callable[[], None]:
     from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb import responses as dynamodb_responses
     from moto.events.models import Rule
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.s3 import notifications
     from moto.sqs.models import Queue, SQSBackend
 
@@ -126,6 +132,11 @@ def apply() -> Callable[[], None]:
         ),
         (dynamodb_models, "copy", getattr(dynamodb_models, "copy")),  # noqa: B009
         (backends, "list_of_moto_modules", backends.list_of_moto_modules),
+        (
+            DomainDispatcherApplication,
+            "get_backend_for_host",
+            DomainDispatcherApplication.get_backend_for_host,
+        ),
         (
             BaseJSONSerializer,
             "_serialize_type_structure",
@@ -166,6 +177,21 @@ def apply() -> Callable[[], None]:
     setattr(dynamodb_models, "copy", _TableCopySkipper(getattr(dynamodb_models, "copy")))  # noqa: B009, B010
     modules = tuple(backends.list_of_moto_modules())
     setattr(backends, "list_of_moto_modules", lambda: modules)  # noqa: B010
+    find_backend = DomainDispatcherApplication.get_backend_for_host
+    found_backends: dict[tuple[int, str], Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        key = (id(self), host)
+        backend = found_backends.get(key)
+        if backend is None:
+            backend = find_backend(self, host)
+            if backend is not None:
+                found_backends[key] = backend
+        return backend
+
+    setattr(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host)  # noqa: B010
     original_structure = BaseJSONSerializer._serialize_type_structure
 
     def serialize_structure(

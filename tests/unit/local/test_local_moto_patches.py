@@ -452,3 +452,32 @@ def test_cached_condition_parser_answers_as_moto_and_parses_same_inputs_once() -
     assert parses == [expr, expr, expr, expr]
     with pytest.raises(ValueError, match="Bad comparison"):
         cached("#s = ", names, values).parse()
+
+
+def test_backend_for_host_kept_answers_as_unpatched_moto() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    hosts = [
+        None,
+        "moto_api",
+        "dynamodb",
+        "dynamodb.us-east-1.amazonaws.com",
+        "events.eu-west-1.amazonaws.com",
+        "sqs.us-east-1.amazonaws.com",
+        "s3.amazonaws.com",
+        "bucket.s3.us-east-1.amazonaws.com",
+        "127.0.0.1:4566",
+        "nothing.example.org",
+    ]
+    unpatched_app = DomainDispatcherApplication(create_backend_app)
+    unpatched = [unpatched_app.get_backend_for_host(h) for h in hosts]
+    undo = moto_patches.apply()
+    try:
+        app = DomainDispatcherApplication(create_backend_app)
+        patched = [app.get_backend_for_host(h) for h in hosts]
+        again = [app.get_backend_for_host(h) for h in hosts]
+    finally:
+        undo()
+    assert patched == unpatched == again
+    assert "dynamodb" in patched
+    assert "s3" in patched
