@@ -48,6 +48,28 @@ async def test_s3_download_to_whole_object_streams_to_disk(
     assert target.read_bytes() == DATA
 
 
+async def test_s3_download_to_object_within_one_chunk_writes_whole_object(
+    s3: S3Client, tmp_path: Path
+) -> None:
+    await s3.create_bucket(Bucket=BUCKET)
+    await s3.put_object(Bucket=BUCKET, Key="orders/small.csv", Body=DATA)
+    store = S3ObjectStore(s3, chunk_bytes=len(DATA))
+    target = tmp_path / "small.csv"
+    target.write_bytes(b"stale bytes of a longer earlier file " * 1000)
+
+    written = await store.download_to(BUCKET, "orders/small.csv", target)
+
+    assert written == len(DATA)
+    assert target.read_bytes() == DATA
+
+
+async def test_s3_download_to_missing_key_is_object_not_found(
+    store: S3ObjectStore, tmp_path: Path
+) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        await store.download_to(BUCKET, "orders/missing.csv", tmp_path / "missing.csv")
+
+
 @pytest.mark.parametrize(
     ("byte_range", "expected"),
     [

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 DEFAULT_CHUNK_BYTES = 1 * MIB  # download buffer: memory per download stays at about this
 MULTIPART_THRESHOLD = 8 * MIB  # files above this are uploaded in parts
+# Local reads/writes up to this (and one download chunk) run on the event loop, not a thread.
+SMALL_IO_BYTES = 1 * MIB
 MAX_PARTS = 10_000  # S3's limit on parts per upload
 DELETE_BATCH = 1000  # S3's limit on keys per DeleteObjects
 
@@ -104,30 +106,45 @@ class S3ObjectStore:
             request["Range"] = f"bytes={start}-{end - 1}"
 
         async def call() -> int:
-            handle: IO[bytes] = await asyncio.to_thread(path.open, "wb")
-            try:
-                written = 0
-                with translating():
-                    response = await self._client.get_object(**request)
-                    body = response["Body"]
-                    async with body:
-                        async for chunk in body.iter_chunks(self._chunk):
-                            await asyncio.to_thread(handle.write, chunk)
-                            written += len(chunk)
-                return written
-            finally:
-                await asyncio.to_thread(handle.close)
+            with translating():
+                response = await self._client.get_object(**request)
+                body = response["Body"]
+                async with body:
+                    size = int(response.get("ContentLength", SMALL_IO_BYTES + 1))
+                    if size <= min(self._chunk, SMALL_IO_BYTES):
+                        # A small object: one read and a page-cache write on the loop cost
+                        # less than the thread hops that keep big files off it.
+                        data = await body.read()
+                        path.write_bytes(data)  # noqa: ASYNC240 - small, see above
+                        return len(data)
+                    return await self._stream_to(body, path)
 
         return await with_retry(call, self._retry)
+
+    async def _stream_to(self, body: Any, path: Path) -> int:
+        handle: IO[bytes] = await asyncio.to_thread(path.open, "wb")
+        try:
+            written = 0
+            async for chunk in body.iter_chunks(self._chunk):
+                await asyncio.to_thread(handle.write, chunk)
+                written += len(chunk)
+            return written
+        finally:
+            await asyncio.to_thread(handle.close)
 
     async def upload_file(
         self, path: Path, bucket: str, key: str, *, content_type: str | None = None
     ) -> None:
         """See `ObjectStore.upload_file`. Memory use is one part (8 MiB by default)."""
-        size = (await asyncio.to_thread(path.stat)).st_size
+        size = path.stat().st_size  # noqa: ASYNC240 - one stat costs less than a thread hop
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         if size <= self._part:
-            data = await asyncio.to_thread(path.read_bytes)
+            # Small files are read on the loop: cheaper than a thread hop, and brief.
+            data = (
+                path.read_bytes()  # noqa: ASYNC240 - small, see above
+                if size <= SMALL_IO_BYTES
+                else await asyncio.to_thread(path.read_bytes)
+            )
             await self.put_bytes(bucket, key, data, content_type=content_type)
             return
         part_size = part_size_for(size, self._part)
