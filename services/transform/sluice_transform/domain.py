@@ -16,7 +16,7 @@ from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
 from sluice_shared.ports import FileStatus, ObjectNotFoundError
 from sluice_shared.scratch import reused_scratch_dir
-from sluice_shared.stages import StageDeps, StageSettings, claim
+from sluice_shared.stages import StageDeps, StageSettings, claim, run_data_step
 
 if TYPE_CHECKING:
     from contracts.events import FileValidatedV1
@@ -67,10 +67,11 @@ async def transform_validated_file(
             continue
         with reused_scratch_dir(settings.scratch_dir, "transform") as work:
             local = []
+            size = 0
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"
                 try:
-                    await deps.objects.download_to(staged_bucket, key, path)
+                    size += await deps.objects.download_to(staged_bucket, key, path)
                 except ObjectNotFoundError:
                     if not named:
                         raise
@@ -80,7 +81,8 @@ async def transform_validated_file(
                 local.append(path)
             if not local:
                 continue
-            result = await asyncio.to_thread(
+            result = await run_data_step(
+                size,
                 transform_bucket,
                 local,
                 contract,

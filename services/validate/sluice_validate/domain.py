@@ -8,7 +8,6 @@ atomically: nothing of it is staged.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from sluice_shared.datapath.validate import validate_file
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
-from sluice_shared.stages import StageDeps, StageSettings, claim
+from sluice_shared.stages import StageDeps, StageSettings, claim, run_data_step
 
 if TYPE_CHECKING:
     from contracts.events import FileIngestedV1
@@ -74,11 +73,12 @@ async def validate_ingested_file(
         await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
     with reused_scratch_dir(settings.scratch_dir, "validate") as work:
         src = work / "source"
-        await deps.objects.download_to(
+        size = await deps.objects.download_to(
             ingested.bucket, ingested.key, src, version_id=ingested.version_id
         )
         bucket_count = bucket_count_for(ingested.size_bytes)
-        result: ValidateResult = await asyncio.to_thread(
+        result: ValidateResult = await run_data_step(
+            size,
             validate_file,
             src,
             contract,

@@ -266,3 +266,25 @@ def test_write_partitioned_low_cardinality_columns_only_are_dictionary_encoded(
     }
     assert "RLE_DICTIONARY" in encodings["region"]
     assert "RLE_DICTIONARY" not in encodings["id"]
+
+
+def test_write_partitioned_small_input_inline_gives_same_bytes_as_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one small input written inline (the default for small files) and on the writer thread
+    from sluice_shared.datapath import output
+
+    contract = make_contract(DAY)
+    rows = [{"id": f"r{i}", "ts": ts(1 + i % 5, i % 24), "qty": i} for i in range(300)]
+    inline = run(tmp_path, contract, rows, out="inline", row_group_rows=16, max_open_writers=2)
+    monkeypatch.setattr(output, "INLINE_WRITE_BYTES", -1)
+    threaded = run(tmp_path, contract, rows, out="thread", row_group_rows=16, max_open_writers=2)
+
+    # THEN both hold the same objects, byte for byte, and every row
+    def digest(result: OutputResult) -> dict[str, str]:
+        return {
+            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
+        }
+
+    assert digest(inline) == digest(threaded)
+    assert inline.rows == threaded.rows == 300

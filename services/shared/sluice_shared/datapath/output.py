@@ -47,6 +47,8 @@ MAX_BUFFERED_ROWS = 65_536  # all partitions' buffers together; the biggest is f
 MAX_OPEN_WRITERS = 32
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
 _WRITE_QUEUE_DEPTH = 2  # row groups waiting for the writer thread (bounds memory, keeps overlap)
+# Inputs up to this size are written on the caller's thread: no writer thread for a small file.
+INLINE_WRITE_BYTES = 1 * 2**20
 
 
 @dataclass(frozen=True)
@@ -181,11 +183,15 @@ def _split_by_partition(
 class _BackgroundWriter:
     """Runs write jobs in order on one thread; a bounded queue keeps memory flat."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False) -> None:
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(_WRITE_QUEUE_DEPTH)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-        self._thread.start()
+        # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
+        # and a queue hop per job cost more than the overlap gains for a few kilobytes.
+        self._thread: threading.Thread | None = None
+        if not inline:
+            self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -198,11 +204,15 @@ class _BackgroundWriter:
     def submit(self, job: Callable[[], None]) -> None:
         if self._error is not None:
             raise self._error
+        if self._thread is None:
+            job()
+            return
         self._jobs.put(job)
 
     def finish(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
         if self._error is not None:
             raise self._error
 
@@ -228,6 +238,7 @@ class _PartitionedWriter:
         max_rows_per_file: int,
         max_open_writers: int,
         row_group_rows: int,
+        inline_writes: bool = False,
     ) -> None:
         self.contract = contract
         self.schema = output_schema(contract)
@@ -244,7 +255,7 @@ class _PartitionedWriter:
         self.dictionary_columns: list[str] | None = None
         self.files: dict[str, pq.ParquetWriter] = {}  # touched by the writer thread only
         self.file_rows: dict[str, int] = {}
-        self.background = _BackgroundWriter()
+        self.background = _BackgroundWriter(inline=inline_writes)
 
     def choose_dictionary_columns(self, table: pa.Table) -> None:
         chosen = []
@@ -420,6 +431,7 @@ def write_partitioned(
         max_rows_per_file=max_rows_per_file,
         max_open_writers=max_open_writers,
         row_group_rows=row_group_rows,
+        inline_writes=sum(path.stat().st_size for path in inputs) <= INLINE_WRITE_BYTES,
     )
     try:
         for table in _read_tables(inputs, row_group_rows):
