@@ -269,18 +269,7 @@ def _dynamodb_reads(ddb: Any) -> list[Any]:
 def test_dynamodb_items_of_every_type_read_the_same_as_unpatched_moto() -> None:
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _fresh_table(ddb)
         ddb.put_item(TableName="t", Item=_RICH_ITEM)
         undo = moto_patches.apply()
         try:

@@ -31,19 +31,6 @@ BODY = (
 )
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> StageSettings:
-    return StageSettings(
-        raw_bucket="raw",
-        work_bucket="work",
-        processed_bucket="processed",
-        error_bucket="errors",
-        event_bus="bus",
-        ledger_table="ledger",
-        scratch_dir=tmp_path,
-    )
-
-
 async def ingested(deps: StageDeps) -> FileIngestedV1:
     assert isinstance(deps.objects, InMemoryObjectStore)
     deps.objects.put("raw", "orders/a.csv", BODY.encode())

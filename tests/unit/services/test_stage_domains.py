@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -31,19 +30,6 @@ GOOD = [
     "ORD-000003,c3,2024-03-02T11:00:00Z,S3,1,1,GBP,GB,\n",
     "ORD-000004,c4,2024-03-03T11:00:00Z,S4,1,1,EUR,FR,\n",
 ]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> StageSettings:
-    return StageSettings(
-        raw_bucket="raw",
-        work_bucket="work",
-        processed_bucket="processed",
-        error_bucket="errors",
-        event_bus="bus",
-        ledger_table="ledger",
-        scratch_dir=tmp_path / "scratch",
-    )
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from tests.fakes import InMemoryLedger, InMemoryObjectStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     from sluice_shared.ports import ObjectInfo
 
@@ -43,19 +42,6 @@ class ListingCountingStore(InMemoryObjectStore):
         self.listed.append(prefix)
         async for info in super().list_keys(bucket, prefix):
             yield info
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> StageSettings:
-    return StageSettings(
-        raw_bucket="raw",
-        work_bucket="work",
-        processed_bucket="processed",
-        error_bucket="errors",
-        event_bus="bus",
-        ledger_table="ledger",
-        scratch_dir=tmp_path / "scratch",
-    )
 
 
 @pytest.fixture
