@@ -36,9 +36,6 @@ def client_config(*, max_attempts: int = 2) -> Config:
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         max_pool_connections=MAX_POOL_CONNECTIONS,
-        # A checksum only where the API requires one (DeleteObjects): the others ride on TLS and
-        # S3's own MD5/ETag, and a flexible checksum per small PutObject is CPU on every file.
-        request_checksum_calculation="when_required",
     )
 
 
