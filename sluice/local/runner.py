@@ -255,9 +255,13 @@ class Worker:
         """Returns (in MB) once RSS exceeds MemorySize; runs until cancelled otherwise."""
         assert self.proc is not None
         limit = self.config.memory_mb * _MIB
-        process = psutil.Process(self.proc.pid)
+        process: psutil.Process | None = None
         while True:
             try:
+                # Inside the try: a worker that already exited (and was reaped) must not end
+                # the watch with an error, which `invoke` would take for a timeout; its reply's
+                # EOF reports the exit instead.
+                process = process or psutil.Process(self.proc.pid)
                 rss = process.memory_info().rss
             except psutil.Error:
                 await asyncio.sleep(3600)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
+from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner, Worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -188,3 +190,20 @@ async def test_log_tail_is_base64_of_at_most_4k(runner: FunctionRunner) -> None:
     import base64
 
     assert len(base64.b64decode(result.log_tail_b64)) <= 4096
+
+
+async def test_memory_watch_of_a_reaped_worker_keeps_waiting_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a worker whose process has already exited and been reaped (a handler calling
+    # os._exit before the invocation's memory watch starts)
+    worker = Worker(_config("exits"), tmp_path / "w.log", {})
+    worker.proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await worker.proc.wait()
+    # WHEN the memory watch runs for it
+    watch = asyncio.ensure_future(worker._watch_memory())
+    done, _ = await asyncio.wait({watch}, timeout=0.3)
+    watch.cancel()
+    # THEN it neither returns nor raises (an error here was reported as Sandbox.Timedout
+    # before the reply's EOF could report Runtime.ExitError)
+    assert done == set()
