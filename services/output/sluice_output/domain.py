@@ -17,13 +17,14 @@ from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
-from sluice_shared.ports import FileStatus, ObjectNotFoundError
+from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
     MAX_MANIFEST_BYTES,
     StageDeps,
     StageSettings,
     claim,
+    download_staged,
     processed_fact,
     write_bucket_parquet,
 )
@@ -98,12 +99,11 @@ async def write_transformed_file(
             continue
         with reused_scratch_dir(settings.scratch_dir, "output") as work:
             local = work / "in.arrow"
-            try:
-                await deps.objects.download_to(staged_bucket, staged_key, local)
-            except ObjectNotFoundError:
-                if not single:
-                    raise
-                continue  # not staged: what a listing without the key would have said
+            if (
+                await download_staged(deps.objects, staged_bucket, staged_key, local, named=single)
+                is None
+            ):
+                continue
             written = await write_bucket_parquet(
                 deps.objects,
                 local,

@@ -38,6 +38,7 @@ from sluice_shared.ports import (
     FileRecord,
     FileStatus,
     Ledger,
+    ObjectNotFoundError,
     ObjectStore,
     QueueParker,
     StaleStateError,
@@ -70,6 +71,24 @@ async def run_data_step(
     if size_bytes <= SMALL_INPUT_BYTES:
         return func(*args, **kwargs)
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def download_staged(
+    objects: ObjectStore, bucket: str, key: str, path: Path, *, named: bool
+) -> int | None:
+    """Download a staged object to `path`; returns its size.
+
+    `named`: the key was derived rather than listed (a one-bucket file has one possible staged
+    key, so the stages skip the listing request). Then a missing object means "not staged",
+    exactly what a listing without the key would have said, and the result is None. A listed
+    key that is missing raises ObjectNotFoundError as usual.
+    """
+    try:
+        return await objects.download_to(bucket, key, path)
+    except ObjectNotFoundError:
+        if not named:
+            raise
+        return None
 
 
 class StageSettings(SluiceSettings):

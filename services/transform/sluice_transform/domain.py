@@ -14,9 +14,15 @@ from typing import TYPE_CHECKING
 from contracts.events import FileTransformedV1
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
-from sluice_shared.ports import FileStatus, ObjectNotFoundError
+from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
-from sluice_shared.stages import StageDeps, StageSettings, claim, run_data_step
+from sluice_shared.stages import (
+    StageDeps,
+    StageSettings,
+    claim,
+    download_staged,
+    run_data_step,
+)
 
 if TYPE_CHECKING:
     from contracts.events import FileValidatedV1
@@ -70,14 +76,12 @@ async def transform_validated_file(
             size = 0
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"
-                try:
-                    size += await deps.objects.download_to(staged_bucket, key, path)
-                except ObjectNotFoundError:
-                    if not named:
-                        raise
-                    # Named, not listed (see `_staged_inputs`): absent means not staged (yet),
-                    # which the row count check below turns into a retry.
+                got = await download_staged(deps.objects, staged_bucket, key, path, named=named)
+                if got is None:
+                    # Named, not listed (see `_staged_inputs`): not staged (yet), which the row
+                    # count check below turns into a retry.
                     continue
+                size += got
                 local.append(path)
             if not local:
                 continue
