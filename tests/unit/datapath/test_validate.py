@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from contracts.datasets import DatasetContract
+from contracts.datasets import DatasetCatalog, DatasetContract
 from contracts.datasets.loader import load_contract
 from contracts.datasets.model import QuarantinePolicy
 from sluice_shared.datapath.schema import global_row, staged_schema
@@ -363,6 +366,45 @@ def test_validate_first_failing_column_wins(tmp_path: Path) -> None:
     result = _run(tmp_path, HEADER + _order(1, customer_id="", quantity="x", currency="JPY"))
     assert [(b["reason_code"], b["column"]) for b in _quarantined(result)] == [
         ("null_not_allowed", "customer_id")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("^(?=(a+)+$)b", "invalid perl operator: (?="),  # lookahead: backtracking only
+        (r"^(a)\1$", r"invalid escape sequence: \1"),  # backreference
+    ],
+)
+def test_contract_regex_re2_cannot_compile_is_refused_at_load(
+    tmp_path: Path, pattern: str, reason: str
+) -> None:
+    folder = tmp_path / "codes"
+    folder.mkdir()
+    columns = [{"name": "code", "type": "string", "constraints": {"regex": pattern}}]
+    (folder / "v1.yaml").write_text(
+        yaml.safe_dump(
+            {"name": "codes", "version": 1, "format": {"kind": "csv"}, "columns": columns}
+        )
+    )
+    with pytest.raises(ValidationError) as raised:
+        DatasetCatalog(tmp_path).load("codes")
+    message = str(raised.value)
+    assert f"column 'code': regex {pattern!r} is not accepted" in message
+    assert reason in message
+    assert "RE2" in message
+
+
+def test_contract_regex_runs_in_linear_time(tmp_path: Path) -> None:
+    # RE2 accepts nested quantifiers and matches them in linear time; a backtracking matcher
+    # needs ~2^40 steps for the second field.
+    contract = _contract([{"name": "code", "constraints": {"regex": "^(a+)+$"}, "type": "string"}])
+    started = time.monotonic()
+    result = _run(tmp_path, b"code\naaaa\n" + b"a" * 40 + b"!\n", contract)
+    assert time.monotonic() - started < 10
+    assert result.rows_valid == 1
+    assert [(b["row_number"], b["reason_code"], b["column"]) for b in _quarantined(result)] == [
+        (2, "regex_mismatch", "code")
     ]
 
 

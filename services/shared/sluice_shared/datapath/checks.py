@@ -17,7 +17,6 @@ Accepted text forms (values are never trimmed; surrounding spaces are a type mis
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,16 +90,9 @@ def _clean(mask: pa.Array) -> pa.BooleanArray:
 
 
 def _matches(arr: pa.Array, pattern: str) -> pa.BooleanArray:
-    try:
-        return _clean(pc.match_substring_regex(arr, pattern))
-    except pa.ArrowInvalid:
-        # A contract regex that RE2 cannot compile (e.g. a backreference): Python's `re`, which
-        # validated the contract, decides row by row.
-        compiled = re.compile(pattern)
-        return pa.array(
-            [v is not None and compiled.search(v) is not None for v in arr.to_pylist()],
-            pa.bool_(),
-        )
+    # RE2, linear in the field length. The contract model refused at load any pattern RE2 cannot
+    # compile (contracts.datasets.model.re2_problem), so nothing backtracks here.
+    return _clean(pc.match_substring_regex(arr, pattern))
 
 
 def _subset_matches(text: pa.Array, rows: pa.BooleanArray, pattern: str) -> pa.BooleanArray:
