@@ -174,7 +174,9 @@ def command() -> None:
 @click.option("--prefix", help="Process every raw object under this key prefix (backfill).")
 @click.option("--file", "file", help="Process one raw object (key, or s3://bucket/key).")
 @click.option("--manifest", help="Process the objects listed in a JSON/JSONL file (or s3:// URI).")
-@click.option("--bucket", help="Read the objects from this bucket (default: the raw bucket).")
+@click.option(
+    "--bucket", help="Bucket of the objects: the raw bucket (the default); plan refuses any other."
+)
 @click.option("--name", help="Execution name = run id (default: cli-<UTC time>-<random>).")
 @click.option("--state-machine-arn", help="Batch state machine (default: from SSM / by name).")
 @click.option("--follow/--no-follow", default=True, show_default=True)

@@ -233,6 +233,14 @@ async def _targets(
     request: PlanRequest, kind: str, deps: BatchDeps, settings: BatchSettings
 ) -> list[_Target]:
     bucket = request.bucket or settings.raw_bucket
+    named = request.file.bucket if request.file is not None else bucket
+    if named != settings.raw_bucket:
+        # Batch runs read only raw objects: another bucket (the work or processed bucket, or one
+        # of another team) is never planned, whoever started the execution.
+        raise PoisonInputError(
+            f"a batch run reads only the raw bucket {settings.raw_bucket!r}, not {named!r}",
+            code="not_raw_bucket",
+        )
     if request.file is not None:
         ingested = request.file
         info = ObjectInfo(
@@ -313,6 +321,8 @@ async def _plan_file(
     target: _Target, run_id: str, deps: BatchDeps, settings: BatchSettings
 ) -> tuple[list[PartitionItem], str] | str:
     """The partitions of one object, or the reason it is not part of the run."""
+    if target.bucket != settings.raw_bucket:  # a manifest entry naming another bucket
+        return f"not_raw_bucket: a batch run reads only the raw bucket {settings.raw_bucket!r}"
     info = target.info or await deps.objects.head(target.bucket, target.key)
     dataset = dataset_of_key(target.key, max_key_length=settings.limits.max_key_length)
     try:

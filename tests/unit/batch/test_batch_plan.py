@@ -162,3 +162,57 @@ async def test_plan_run_object_above_file_limit_is_quarantined_not_planned(
     assert skipped["reason"].startswith("file_too_large")
     big = [r for r in fakes.ledger.records.values() if r.key == "orders/2024/big.csv"]
     assert [(r.status, r.error_code) for r in big] == [(FileStatus.QUARANTINED, "file_too_large")]
+
+
+@pytest.mark.parametrize("source", ["file", "prefix", "ingested"])
+async def test_plan_run_refuses_a_bucket_other_than_the_raw_bucket(
+    fakes: FakeDeps, source: str
+) -> None:
+    # GIVEN an object in the work bucket and a request naming that bucket
+    fakes.objects.put("work-bucket", "orders/2024/inside.csv", b"order_id\nORD-000001\n")
+    request = {
+        "file": PlanRequest(source="file", bucket="work-bucket", key="orders/2024/inside.csv"),
+        "prefix": PlanRequest(source="prefix", bucket="work-bucket", prefix="orders/"),
+        "ingested": PlanRequest(
+            file=FileIngestedV1(
+                file_id="f" * 32,
+                dataset=DatasetRef(name="orders", version=1),
+                bucket="work-bucket",
+                key="orders/2024/inside.csv",
+                etag="e",
+                size_bytes=20,
+                object_created_at=datetime.now(UTC),
+                path="batch",
+            )
+        ),
+    }[source]
+    # WHEN it is planned / THEN plan refuses it as poison, naming both buckets
+    with pytest.raises(PoisonInputError) as refused:
+        await plan_run(request, batch_deps(fakes), settings(), run_id="r")
+    assert refused.value.code == "not_raw_bucket"
+    assert "'raw-bucket'" in refused.value.message
+    assert "'work-bucket'" in refused.value.message
+    # AND nothing was registered or written
+    assert fakes.ledger.records == {}
+    assert not [key for bucket, key in fakes.objects.objects if key.startswith("batch/")]
+
+
+async def test_plan_run_skips_a_manifest_entry_in_another_bucket(fakes: FakeDeps) -> None:
+    # GIVEN a manifest listing one raw object and one object of the work bucket
+    fakes.objects.put("work-bucket", "orders/2024/inside.csv", b"order_id\nORD-000001\n")
+    entries = [
+        {"key": "orders/2024/small.csv"},
+        {"bucket": "work-bucket", "key": "orders/2024/inside.csv"},
+    ]
+    fakes.objects.put("work-bucket", "lists/m.jsonl", b"\n".join(orjson.dumps(e) for e in entries))
+    # WHEN it is planned
+    report = await plan_run(
+        PlanRequest(source="manifest", manifest="s3://work-bucket/lists/m.jsonl"),
+        batch_deps(fakes),
+        settings(),
+        run_id="r",
+    )
+    # THEN only the raw object is planned; the other is skipped with the reason, never registered
+    assert [f["key"] for f in report.files] == ["orders/2024/small.csv"]
+    assert [s["reason"].split(":")[0] for s in report.skipped] == ["not_raw_bucket"]
+    assert [r.key for r in fakes.ledger.records.values()] == ["orders/2024/small.csv"]
