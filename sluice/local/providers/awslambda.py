@@ -1,0 +1,212 @@
+"""`AWS::Lambda::*`: functions run by the local function runner, SQS event source mappings by
+the local pollers, layers from the project environment; versions and aliases resolve to
+`$LATEST`."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sluice.local.poller import MappingConfig
+from sluice.local.providers.base import (
+    ResourceProvider,
+    ResourceRequest,
+    arn,
+    generated_name,
+    register,
+)
+from sluice.local.runner import FunctionConfig
+from sluice.local.template import CODE_BUCKET, Outputs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+
+def code_dir(provider: ResourceProvider, request: ResourceRequest, prop: str, code: Any) -> Path:
+    """The local folder a `Code`/`Content` property points at (localized by `template`).
+
+    Raises:
+        ProvisioningError: code that does not come from a local folder.
+    """
+    if not isinstance(code, dict) or code.get("S3Bucket") != CODE_BUCKET:
+        raise request.error("code must come from a local folder (CodeUri/ContentUri path)", prop)
+    assert provider.ctx.stack is not None
+    return provider.ctx.stack.code[str(code["S3Key"])]
+
+
+@register
+class LayerVersionProvider(ResourceProvider):
+    """A layer; its content comes from the project environment."""
+
+    type_name = "AWS::Lambda::LayerVersion"
+    honoured = frozenset({"Content", "LayerName", "Description", "CompatibleRuntimes"})
+    noted: ClassVar[Mapping[str, str]] = {
+        "CompatibleArchitectures": "workers run on this machine's architecture",
+        "LicenseInfo": "n/a locally",
+    }
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        code_dir(self, request, "Content", request.props["Content"])
+        name = str(
+            request.props.get("LayerName") or generated_name(request.stack, request.logical_id)
+        )
+        layer_arn = arn("lambda", f"layer:{name}:1")
+        # The layer's content (contracts, sluice_shared, pinned dependencies) is already importable
+        # from the project environment (editable install). A built layer (`make layer`) holds
+        # Lambda's arm64/python3.12 wheels, which do not import on this machine.
+        self.ctx.layers[layer_arn] = []
+        request.report.note = "content from the project environment (editable install)"
+        request.report.action = "emulated"
+        return Outputs(ref=layer_arn, attrs={"LayerVersionArn": layer_arn})
+
+
+@register
+class FunctionProvider(ResourceProvider):
+    """A Python function, registered with the function runner."""
+
+    type_name = "AWS::Lambda::Function"
+    honoured = frozenset(
+        {
+            "FunctionName",
+            "Handler",
+            "Runtime",
+            "Code",
+            "MemorySize",
+            "Timeout",
+            "Environment",
+            "Layers",
+            "Role",
+            "Tags",
+            "LoggingConfig",
+            "ReservedConcurrentExecutions",
+            "Description",
+        }
+    )
+    noted: ClassVar[Mapping[str, str]] = {
+        "Architectures": "workers run on this machine's architecture",
+        "TracingConfig": "X-Ray is not emulated",
+        "KmsKeyArn": "environment variables are not encrypted locally",
+        "EphemeralStorage": "/tmp is the machine's",
+        "DeadLetterConfig": "async invoke DLQ not emulated",
+        "VpcConfig": "no VPC locally",
+    }
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        runtime = str(props.get("Runtime", ""))
+        if not runtime.startswith("python3"):
+            raise request.error(
+                f"runtime {runtime!r}: only python3.x functions run locally", prop="Runtime"
+            )
+        code = code_dir(self, request, "Code", props["Code"])
+        layers: list[Path] = []
+        for layer in props.get("Layers") or []:
+            if str(layer) not in self.ctx.layers:
+                raise request.error(f"layer {layer} was not provisioned locally", prop="Layers")
+            layers += self.ctx.layers[str(layer)]
+        name = str(props.get("FunctionName") or generated_name(request.stack, request.logical_id))
+        env = (props.get("Environment") or {}).get("Variables") or {}
+        reserved = props.get("ReservedConcurrentExecutions")
+        workers = self.ctx.limits.max_workers_per_function
+        if reserved is not None:
+            workers = max(1, min(workers, int(reserved)))
+        await self.ctx.sink.register_function(
+            FunctionConfig(
+                name=name,
+                handler=str(props["Handler"]),
+                code_dir=code,
+                layers=tuple(layers),
+                env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
+                timeout_s=float(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+                runtime=runtime,
+                architecture=str((props.get("Architectures") or ["x86_64"])[0]),
+                max_workers=workers,
+            )
+        )
+        request.report.action = "emulated"
+        request.report.note = "; ".join([f"runner: {code}", *notes])
+        return Outputs(ref=name, attrs={"Arn": arn("lambda", f"function:{name}")})
+
+
+@register
+class EventSourceMappingProvider(ResourceProvider):
+    """An SQS event source mapping, run by a local poller (never created in moto, which would
+    consume the messages itself)."""
+
+    type_name = "AWS::Lambda::EventSourceMapping"
+    honoured = frozenset(
+        {
+            "EventSourceArn",
+            "FunctionName",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "FunctionResponseTypes",
+            "ScalingConfig",
+            "Enabled",
+        }
+    )
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        limits = self.ctx.limits
+        source = str(props["EventSourceArn"])
+        if source.split(":")[2] != "sqs":
+            raise request.error(
+                "only SQS event sources are emulated locally", prop="EventSourceArn"
+            )
+        wanted = int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 0) or 0)
+        concurrency = min(wanted or limits.max_concurrency, limits.max_concurrency)
+        config = MappingConfig(
+            function_name=str(props["FunctionName"]),
+            queue_arn=source,
+            batch_size=int(props.get("BatchSize", 10)),
+            batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            max_concurrency=concurrency,
+            enabled=str(props.get("Enabled", "true")).lower() == "true",
+        )
+        sqs = self.ctx.clients("sqs")
+        queue_url = (await sqs.get_queue_url(QueueName=source.split(":")[5]))["QueueUrl"]
+        await self.ctx.sink.register_mapping(config, queue_url)
+        request.report.action = "emulated"
+        request.report.note = f"poller, {concurrency} concurrent batch(es)" + (
+            f" (template asks {wanted}; local cap {limits.max_concurrency})"
+            if wanted > concurrency
+            else ""
+        )
+        ident = hashlib.sha256(f"{source}|{props['FunctionName']}".encode()).hexdigest()
+        uuid = f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:32]}"
+        return Outputs(ref=uuid, attrs={"EventSourceMappingArn": arn("lambda", f"esm:{uuid}")})
+
+
+@register
+class VersionProvider(ResourceProvider):
+    """A published version: resolves to `$LATEST` locally."""
+
+    type_name = "AWS::Lambda::Version"
+    honoured = None
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        name = str(request.props["FunctionName"])
+        request.report.action = "emulated"
+        request.report.note = "versions resolve to $LATEST locally"
+        version_arn = arn("lambda", f"function:{name}:1")
+        return Outputs(ref=version_arn, attrs={"Version": "1", "FunctionArn": version_arn})
+
+
+@register
+class AliasProvider(ResourceProvider):
+    """An alias: resolves to `$LATEST` locally."""
+
+    type_name = "AWS::Lambda::Alias"
+    honoured = None
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        name = str(request.props["FunctionName"]).split(":")[-1]
+        request.report.action = "emulated"
+        request.report.note = "aliases resolve to $LATEST locally"
+        alias_arn = arn("lambda", f"function:{name}:{request.props['Name']}")
+        return Outputs(ref=alias_arn, attrs={"AliasArn": alias_arn})

@@ -1,0 +1,133 @@
+"""`AWS::Events::EventBus` and `AWS::Events::Rule` (moto stores them; the runtime delivers to
+targets and fires scheduled rules)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sluice.local.providers.base import (
+    ResourceProvider,
+    ResourceRequest,
+    ScheduleSpec,
+    arn,
+    generated_name,
+    register,
+)
+from sluice.local.schedules import ScheduleError, parse_schedule
+from sluice.local.template import Outputs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+TARGET_KEYS = frozenset(
+    {
+        "Arn",
+        "Id",
+        "Input",
+        "InputPath",
+        "InputTransformer",
+        "DeadLetterConfig",
+        "RetryPolicy",
+        "RoleArn",
+        "SqsParameters",
+    }
+)
+"""Rule target properties the local delivery honours."""
+
+TARGET_SERVICES = ("sqs", "lambda", "states", "events", "logs")
+"""Services a rule target may be delivered to locally."""
+
+
+@register
+class EventBusProvider(ResourceProvider):
+    """A custom event bus."""
+
+    type_name = "AWS::Events::EventBus"
+    honoured = frozenset({"Name", "Tags", "Description"})
+    noted: ClassVar[Mapping[str, str]] = {
+        "Policy": "bus policies are not enforced locally",
+        "KmsKeyIdentifier": "events are not encrypted locally",
+        "DeadLetterConfig": "bus-level DLQ not emulated",
+    }
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        request.report.note = "; ".join(notes)
+        events = self.ctx.clients("events")
+        name = str(request.props["Name"])
+        try:
+            await events.create_event_bus(Name=name)
+        except events.exceptions.ResourceAlreadyExistsException:
+            request.report.action = "updated"
+        return Outputs(ref=name, attrs={"Arn": arn("events", f"event-bus/{name}"), "Name": name})
+
+
+@register
+class RuleProvider(ResourceProvider):
+    """A rule with a pattern or a schedule (fired locally), and its targets."""
+
+    type_name = "AWS::Events::Rule"
+    honoured = frozenset(
+        {
+            "Name",
+            "EventBusName",
+            "EventPattern",
+            "ScheduleExpression",
+            "State",
+            "Targets",
+            "Description",
+            "RoleArn",
+        }
+    )
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        events = self.ctx.clients("events")
+        name = str(props.get("Name") or generated_name(request.stack, request.logical_id))
+        bus = str(props.get("EventBusName") or "default").rsplit("/", 1)[-1]
+        state = str(props.get("State", "ENABLED"))
+        args: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": state}
+        if "EventPattern" in props:
+            pattern = props["EventPattern"]
+            args["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        schedule = props.get("ScheduleExpression")
+        if schedule:
+            try:
+                parse_schedule(str(schedule))
+            except ScheduleError as exc:
+                raise request.error(str(exc), prop="ScheduleExpression") from exc
+            args["ScheduleExpression"] = str(schedule)
+        if props.get("Description"):
+            args["Description"] = str(props["Description"])
+        await events.put_rule(**args)
+        targets = []
+        for target in props.get("Targets") or []:
+            extra = set(target) - TARGET_KEYS
+            if extra:
+                raise request.error(
+                    "target property is not supported by the local runtime",
+                    prop=f"Targets.{sorted(extra)[0]}",
+                )
+            service = str(target["Arn"]).split(":")[2]
+            if service not in TARGET_SERVICES:
+                raise request.error(
+                    f"{service} targets are not emulated locally", prop="Targets.Arn"
+                )
+            clean = dict(target)
+            if isinstance(clean.get("InputTransformer", {}).get("InputPathsMap"), dict):
+                clean["InputTransformer"] = dict(clean["InputTransformer"])
+            targets.append(clean)
+        if targets:
+            await events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        out_notes = []
+        if any("RetryPolicy" in t for t in targets):
+            out_notes.append("RetryPolicy: delivery is in-process, failures go to the DLQ at once")
+        if schedule:
+            await self.ctx.sink.register_schedule(
+                ScheduleSpec(name, str(schedule), state == "ENABLED", "rule", bus)
+            )
+            out_notes.append(f"fired locally: {schedule}")
+        request.report.note = "; ".join(out_notes)
+        rule_arn = arn("events", f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}")
+        ref = name if bus == "default" else f"{bus}|{name}"
+        return Outputs(ref=ref, attrs={"Arn": rule_arn})
