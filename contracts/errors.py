@@ -1,17 +1,30 @@
-"""Errors raised while reading or writing event contracts.
+"""The root of Sluice's exception tree, its two public families, and the contract errors.
+
+The whole tree, every class and the module that defines it, is drawn once, in
+`sluice_shared.errors`, beside the outbound table that says what each class becomes on an SQS
+queue and in a Step Functions state machine. This module holds the part of it that must not
+depend on the services:
 
 ```
-ValueError
-└── ContractError               .code is a stable snake_case reason
-    ├── UnknownContractType     no model for this `type` (unknown fact, or unknown major)
-    ├── InvalidContract         the envelope or its data fails validation (every problem listed)
-    ├── ContractTypeMismatch    detail-type/source disagree with the envelope, or type not accepted
-    └── EventTooLarge           the EventBridge entry would exceed 256 KB (events are claim checks)
+SluiceError                     .code: a stable snake_case reason
+├── TransientError              public name (Step Functions `Retry` matches it)
+│   └── ThrottledError          public name
+└── PoisonInputError            public name (Step Functions `Catch` matches it)
+    └── ContractError           an event that breaks its contract
+        ├── UnknownContractType
+        ├── InvalidContract
+        ├── ContractTypeMismatch
+        └── EventTooLarge
 ```
 
-`contracts` is a leaf package: it must not import `sluice_shared`. Service handlers map every
-`ContractError` onto `sluice_shared.errors.ContractViolation` (a `PoisonInputError`), keeping
-`code`, so a bad event is parked with its reason instead of being retried forever.
+Why the root lives here. `contracts` is a leaf package (it imports pydantic, orjson and PyYAML,
+never `sluice_shared`) and may one day be installed on its own, yet a contract error is poison
+input: a consumer must park the event with its reason, never retry it. Two roots would need an
+adapter in every consumer that remembers to translate; instead the root and the two public
+families live with the contracts, and `sluice_shared.errors` re-exports them (the same class
+objects) and derives every service error from them. The public names are part of the contract
+between the Lambda functions and the state machines (which match exception class names
+exactly), so they belong in the shared language as much as the events do.
 """
 
 from __future__ import annotations
@@ -22,18 +35,54 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class ContractError(ValueError):
-    """Base of every contract error; `code` is recorded as the reason when the event is parked."""
+class SluiceError(Exception):
+    """Base of every error Sluice raises on purpose.
 
-    code: str = "contract_error"
+    `code` is a stable, machine-readable reason (snake_case) recorded in the ledger, in events and
+    as the reason of a parked message.
+    """
 
-    def __init__(self, message: str, *, contract_type: str | None = None) -> None:
+    code: str = "sluice_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
-        self.contract_type = contract_type
+        if code is not None:
+            self.code = code
 
     @property
     def message(self) -> str:
+        """The message the error was raised with."""
         return str(self.args[0]) if self.args else ""
+
+
+class TransientError(SluiceError):
+    """A failure that may succeed if retried unchanged (network, 5xx, throttling, timeouts)."""
+
+    code = "transient"
+
+
+class ThrottledError(TransientError):
+    """The called service throttled us; retry with backoff."""
+
+    code = "throttled"
+
+
+class PoisonInputError(SluiceError):
+    """The input can never succeed as it is; do not retry, park it with the reason."""
+
+    code = "poison_input"
+
+
+class ContractError(PoisonInputError):
+    """Base of every contract error; `code` is recorded as the reason when the event is parked."""
+
+    code = "contract_error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, contract_type: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.contract_type = contract_type
 
 
 class UnknownContractType(ContractError):

@@ -1,10 +1,11 @@
 """Lambda entry points of the batch path, named in deploy/orchestration.yaml:
 `sluice_batch.handlers.plan`, `.run_partition`, `.run_bucket`, `.reconcile`.
 
-Each translates the Step Functions payload into the domain's inputs and maps errors onto the
-public names the state machine matches (`PoisonInputError` is caught and the item recorded as
-bad; `TransientError`/`ThrottledError` are retried). One `Runtime` (event loop + AWS clients)
-per execution environment, built on first use.
+Each translates the Step Functions payload into the domain's inputs and raises errors under the
+names the outbound table of `sluice_shared.errors` gives them, which the state machine matches
+(`PoisonInputError` is caught and the item recorded as bad; `TransientError`/`ThrottledError`
+are retried). One `Runtime` (event loop + AWS clients) per execution environment, built on first
+use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sluice_batch.plan import PlanRequest, plan_run, run_id_for
 from sluice_batch.reconcile import reconcile_run, record_item_failure, record_run_failure
 from sluice_batch.work import run_bucket as run_bucket_step
 from sluice_batch.work import run_partition as run_partition_step
-from sluice_shared.errors import PoisonInputError
+from sluice_shared.errors import PoisonInputError, SluiceError, boundary
 from sluice_shared.observability import telemetry
 from sluice_shared.runtime import Runtime
 
@@ -64,12 +65,13 @@ def _call(step: Callable[[BatchDeps, BatchSettings], Awaitable[dict[str, Any]]])
     runtime, settings = _runtime()
     try:
         return runtime.run_with_deps(lambda deps: step(deps, settings))
-    except PoisonInputError as poison:
-        if type(poison) is PoisonInputError:
+    except SluiceError as error:
+        # Step Functions matches the class name exactly: every input problem reaches the state
+        # machine as PoisonInputError (ObjectNotFoundError, an invalid contract, ...).
+        public = boundary(error)
+        if public is error:
             raise
-        # Step Functions matches the class name exactly: every input problem reaches the
-        # state machine as PoisonInputError (ObjectNotFoundError, LookupTableError, ...).
-        raise PoisonInputError(poison.message, code=poison.code) from poison
+        raise public from error
     except ValidationError as invalid:
         raise PoisonInputError(f"invalid batch item: {invalid}", code="invalid_item") from None
 

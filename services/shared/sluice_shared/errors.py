@@ -1,61 +1,99 @@
-"""Sluice's exception tree.
+"""Sluice's one exception tree, and what each error becomes at the two outbound boundaries.
 
 ```
-SluiceError
-├── TransientError            public: Step Functions `Retry` matches the class name; SQS redelivers
-│   └── ThrottledError        the service asked us to slow down
-└── PoisonInputError          public: never retried; the input is parked with a reason
-    ├── ContractViolation     an event that is not a valid contract (or an unknown major)
-    ├── UnknownDatasetError   the object's prefix names no dataset contract
-    └── InputLimitExceeded    a limit on something read from outside was breached
+SluiceError                              contracts.errors   (the root; see there for why)
+├── TransientError                       contracts.errors   public name
+│   └── ThrottledError                   contracts.errors   public name
+├── PoisonInputError                     contracts.errors   public name
+│   ├── ContractError                    contracts.errors   an event that breaks its contract
+│   │   ├── UnknownContractType          contracts.errors   no model for `type` (or its major)
+│   │   ├── InvalidContract              contracts.errors   envelope or data fails validation
+│   │   ├── ContractTypeMismatch         contracts.errors   transport and envelope disagree
+│   │   ├── EventTooLarge                contracts.errors   a PutEvents entry above 256 KB
+│   │   └── ContractViolation            sluice_shared.errors  not JSON, type not accepted here
+│   ├── UnknownDatasetError              sluice_shared.errors  the key names no dataset contract
+│   ├── InputLimitExceeded               sluice_shared.errors  a limit on outside input breached
+│   ├── ObjectNotFoundError              sluice_shared.ports   the object (version) is gone
+│   ├── RequestRejected                  sluice_shared.aws.errors  AWS refused what it carried
+│   ├── UnknownFileError                 sluice_shared.stages  a fact about an unregistered file
+│   ├── LookupTableError                 sluice_shared.datapath.transform  bad lookup table
+│   └── ReconciliationError              sluice_output.domain  counts do not add up
+├── StaleStateError                      sluice_shared.ports   ledger record in another state
+├── StaleRunError                        sluice_shared.ports   batch run record changed
+├── IllegalTransitionError               sluice_shared.ports   never-allowed transition (a bug)
+├── PublishRejected                      sluice_shared.ports   the bus refused an entry for good
+├── ConditionalCheckFailed               sluice_shared.aws.errors  a DynamoDB condition lost
+├── AwsConfigurationError                sluice_shared.aws.errors  missing resource, no access
+├── AwsServiceError                      sluice_shared.aws.errors  any other AWS 4xx
+└── MalformedBatchError                  sluice_shared.errors  the event is not an SQS batch
 ```
 
-`TransientError` and `PoisonInputError` are a public API: Step Functions `Retry`/`Catch` match the
-exception *class name* exactly, so never rename them. Every internal failure is mapped onto one of
-the two in the handler; botocore errors are translated in one place
-(`sluice_shared.aws.errors.translate`).
+Foreign exceptions (botocore, aiohttp, sockets) enter the tree in one place,
+`sluice_shared.aws.errors.translate`. Contract errors need no translation: they are poison input.
+
+## Outbound: one table
+
+`OUTBOUND` maps each family to what an SQS consumer does with the message (`sluice_shared.sqs`)
+and to the error name a Step Functions task raises (`sluice_batch.handlers`, via `boundary`).
+The first family an exception belongs to wins:
+
+| family              | SQS outcome                          | Step Functions error name        |
+|---------------------|--------------------------------------|----------------------------------|
+| ThrottledError      | retry                                | `ThrottledError` (`Retry`)       |
+| TransientError      | retry                                | `TransientError` (`Retry`)       |
+| PoisonInputError    | park in the DLQ at once, reason=code | `PoisonInputError` (`Catch`)     |
+| MalformedBatchError | fail the batch                       | own name (`States.ALL`)          |
+| SluiceError         | retry                                | own name (`States.ALL`)          |
+| Exception           | retry                                | own name (`States.ALL`)          |
+| BaseException       | fail the batch (escapes the record)  | own name (`States.ALL`)          |
+
+Retry: listed in `batchItemFailures`, redelivered, moved to the DLQ after `maxReceiveCount`.
+Fail the batch: the invocation fails, so every record of the batch is redelivered. In a state
+machine, `PoisonInputError` is caught and the item recorded as bad; an own name reaches only
+`States.ALL` and the item is recorded as failed.
+
+Step Functions matches the exception *class name* exactly, so `TransientError`, `ThrottledError`
+and `PoisonInputError` are public API: never rename them. A task maps every poison subclass onto
+`PoisonInputError` itself (keeping `code`); `tests/unit/shared/test_shared_error_model.py` checks
+the table against the `ErrorEquals` lists of `orchestration/statemachines/*.asl.json`.
+Errors that are neither transient nor poison (`AwsConfigurationError`, a lost condition, a bug)
+are retried by SQS rather than parked: they are not the input's fault, and after
+`maxReceiveCount` they wait in the DLQ to be redriven once the deployment is fixed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 
-class SluiceError(Exception):
-    """Base of every error Sluice raises on purpose.
+from contracts.errors import (
+    ContractError,
+    PoisonInputError,
+    SluiceError,
+    ThrottledError,
+    TransientError,
+)
 
-    `code` is a stable, machine-readable reason (snake_case) recorded in the ledger and events.
-    """
-
-    code: str = "sluice_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class TransientError(SluiceError):
-    """A failure that may succeed if retried unchanged (network, 5xx, throttling, timeouts)."""
-
-    code = "transient"
-
-
-class ThrottledError(TransientError):
-    """The called service throttled us; retry with backoff."""
-
-    code = "throttled"
-
-
-class PoisonInputError(SluiceError):
-    """The input can never succeed as it is; do not retry, park it with the reason."""
-
-    code = "poison_input"
+__all__ = [
+    "OUTBOUND",
+    "ContractError",
+    "ContractViolation",
+    "InputLimitExceeded",
+    "MalformedBatchError",
+    "PoisonInputError",
+    "Route",
+    "SluiceError",
+    "SqsOutcome",
+    "ThrottledError",
+    "TransientError",
+    "UnknownDatasetError",
+    "boundary",
+    "route",
+    "sfn_error_name",
+]
 
 
-class ContractViolation(PoisonInputError):
+class ContractViolation(ContractError):
     """An event that does not match any contract this consumer understands."""
 
     code = "contract_violation"
@@ -71,3 +109,70 @@ class InputLimitExceeded(PoisonInputError):
     """Something read from outside breached a configured limit."""
 
     code = "input_limit_exceeded"
+
+
+class MalformedBatchError(SluiceError):
+    """The Lambda event is not an SQS batch: no record can be reported, so the whole batch fails."""
+
+    code = "malformed_batch"
+
+
+class SqsOutcome(StrEnum):
+    """What an SQS consumer does with a record whose handler raised."""
+
+    RETRY = "retry"
+    """Listed in `batchItemFailures`: redelivered, and moved to the DLQ after `maxReceiveCount`."""
+    PARK = "park"
+    """Sent to the DLQ at once with its reason code and reported as done: never retried."""
+    FAIL_BATCH = "fail_batch"
+    """The invocation fails: every record of the batch is redelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One row of the outbound table.
+
+    `sfn_error` is the error name a Step Functions task raises for this family; None means the
+    exception's own class name, which only a `States.ALL` clause matches.
+    """
+
+    family: type[BaseException]
+    sqs: SqsOutcome
+    sfn_error: str | None
+
+
+OUTBOUND: tuple[Route, ...] = (
+    Route(ThrottledError, SqsOutcome.RETRY, ThrottledError.__name__),
+    Route(TransientError, SqsOutcome.RETRY, TransientError.__name__),
+    Route(PoisonInputError, SqsOutcome.PARK, PoisonInputError.__name__),
+    Route(MalformedBatchError, SqsOutcome.FAIL_BATCH, None),
+    Route(SluiceError, SqsOutcome.RETRY, None),
+    Route(Exception, SqsOutcome.RETRY, None),
+    Route(BaseException, SqsOutcome.FAIL_BATCH, None),
+)
+"""The outbound table (see the module docstring), most specific family first."""
+
+
+def route(exc: BaseException) -> Route:
+    """The row of `OUTBOUND` that decides what happens to `exc` (the first family it is in)."""
+    for row in OUTBOUND:
+        if isinstance(exc, row.family):
+            return row
+    raise AssertionError("OUTBOUND ends with BaseException")  # pragma: no cover
+
+
+def sfn_error_name(exc: BaseException) -> str:
+    """The error name a Step Functions task reports for `exc` (what `ErrorEquals` matches)."""
+    return route(exc).sfn_error or type(exc).__name__
+
+
+def boundary(exc: BaseException) -> BaseException:
+    """The exception a Step Functions task raises for `exc`: `exc` itself when its class name is
+    already the table's error name, else an instance of the public class the table names, with
+    the same message and `code` (raise it `from exc`)."""
+    name = sfn_error_name(exc)
+    if type(exc).__name__ == name:
+        return exc
+    public = {cls.__name__: cls for cls in (ThrottledError, TransientError, PoisonInputError)}
+    assert isinstance(exc, SluiceError)  # only Sluice families carry a fixed public name
+    return public[name](exc.message, code=exc.code)

@@ -5,11 +5,12 @@ Each SQS record's body is an EventBridge event as an EventBridge -> SQS target d
 "detail"}`), whose `detail` is a Sluice envelope. Per record:
 
 - the handler returned: success.
-- `TransientError`, or any unexpected exception: listed in `batchItemFailures`; SQS redelivers
-  it and moves it to the DLQ after `maxReceiveCount`.
-- `PoisonInputError` or `ContractError` (bad JSON, unknown major, invalid data, a type this
-  consumer does not accept): parked in the DLQ at once with the reason, reported as success, so
-  it is never retried forever.
+- otherwise the outbound table of `sluice_shared.errors` decides. Retry (`TransientError`, any
+  other `SluiceError`, any unexpected exception): listed in `batchItemFailures`; SQS redelivers
+  it and moves it to the DLQ after `maxReceiveCount`. Park (`PoisonInputError`, contract errors
+  included: bad JSON, unknown major, invalid data, a type this consumer does not accept): parked
+  in the DLQ at once with the reason, reported as success, so it is never retried forever. Fail
+  the batch (a `BaseException` such as a cancellation): it escapes, and the invocation fails.
 - poison, but parking failed or no DLQ is configured: listed in `batchItemFailures` (the queue's
   redrive policy parks it later).
 
@@ -43,8 +44,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 from aws_lambda_powertools import Logger
 
-from contracts.errors import ContractError
-from sluice_shared.errors import ContractViolation, PoisonInputError, TransientError
+from sluice_shared.errors import (
+    ContractViolation,
+    MalformedBatchError,
+    PoisonInputError,
+    SqsOutcome,
+    TransientError,
+    route,
+)
 from sluice_shared.observability import correlation_scope
 from sluice_shared.ports import QueueParker
 
@@ -181,12 +188,8 @@ class _Poison:
     """A record that did not decode or parse: the error that parks it, and the raw event when
     it decoded (it may still name the file)."""
 
-    error: PoisonInputError | ContractError
+    error: PoisonInputError
     raw: dict[str, Any] | None
-
-
-class MalformedBatchError(ValueError):
-    """The Lambda event is not an SQS batch: no record can be reported, so the whole batch fails."""
 
 
 def sqs_records(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -217,7 +220,7 @@ def _is_fifo(record: Mapping[str, Any]) -> bool:
 
 
 def reason_code_of(exc: BaseException) -> str:
-    """The stable reason code of a poison error (`code` of Sluice and contract errors)."""
+    """The stable reason code of a poison error (its `code`; the class name if it has none)."""
     code = getattr(exc, "code", None)
     return code if isinstance(code, str) and code else type(exc).__name__
 
@@ -246,7 +249,7 @@ class BatchProcessor:
     """Processes the records of one SQS batch; `Runtime.process_sqs_batch` builds one per call.
 
     Args:
-        parse: turns the EventBridge event into an envelope (raises ContractError).
+        parse: turns the EventBridge event into an envelope (raises `ContractError`s).
         parker: where poison records go.
         dlq_url: the DLQ to park in; None means poison records are reported as failures.
         logger: a Powertools logger; each record's lines carry its correlation id.
@@ -335,7 +338,7 @@ class BatchProcessor:
                     f"(accepted: {', '.join(sorted(accepted))})",
                     code="type_not_accepted",
                 )
-        except (PoisonInputError, ContractError) as exc:
+        except PoisonInputError as exc:
             return _Poison(exc, raw)
         return envelope
 
@@ -355,15 +358,16 @@ class BatchProcessor:
         with correlation_scope(self.logger, envelope.correlationid):
             try:
                 await handle_one(envelope, deps)
-            except (PoisonInputError, ContractError) as exc:
-                return await self._park(message_id, body, exc)
-            except TransientError as exc:
-                self.logger.warning(
-                    "record failed, will be redelivered",
-                    extra={"message_id": message_id, "type": envelope.type, "error": repr(exc)},
-                )
-                return RecordResult(message_id, Outcome.FAILED, exc.code)
             except Exception as exc:
+                # BaseExceptions are not caught: the table fails the batch for them.
+                if route(exc).sqs is SqsOutcome.PARK:
+                    return await self._park(message_id, body, exc)
+                if isinstance(exc, TransientError):
+                    self.logger.warning(
+                        "record failed, will be redelivered",
+                        extra={"message_id": message_id, "type": envelope.type, "error": repr(exc)},
+                    )
+                    return RecordResult(message_id, Outcome.FAILED, exc.code)
                 self.logger.exception(
                     "record crashed, will be redelivered",
                     extra={"message_id": message_id, "type": envelope.type, "error": repr(exc)},

@@ -14,6 +14,8 @@ from contracts.errors import (
     ContractError,
     ContractTypeMismatch,
     InvalidContract,
+    PoisonInputError,
+    SluiceError,
     UnknownContractType,
 )
 from contracts.events import BUILTIN_MODELS, FileValidatedV1
@@ -163,10 +165,11 @@ def test_parse_eventbridge_event_without_detail_is_invalid() -> None:
         parse_eventbridge_event({"source": "x", "detail-type": "sluice.file.validated.v1"})
 
 
-def test_contract_errors_are_value_errors_with_codes() -> None:
+def test_contract_errors_are_poison_input_with_codes() -> None:
     codes = {cls.code for cls in (UnknownContractType, InvalidContract, ContractTypeMismatch)}
 
-    assert issubclass(ContractError, ValueError)
+    assert issubclass(ContractError, PoisonInputError)
+    assert issubclass(PoisonInputError, SluiceError)
     assert codes == {"unknown_contract_type", "invalid_contract", "contract_type_mismatch"}
 
 

@@ -18,9 +18,14 @@ from aws_lambda_powertools import Logger
 from contracts.envelope import Envelope
 from contracts.events import FileIngestedV1, FileValidatedV1
 from contracts.types import DatasetRef
-from sluice_shared.errors import PoisonInputError, ThrottledError, TransientError
+from sluice_shared.errors import (
+    MalformedBatchError,
+    PoisonInputError,
+    ThrottledError,
+    TransientError,
+)
 from sluice_shared.runtime import Runtime
-from sluice_shared.sqs import Concurrency, MalformedBatchError
+from sluice_shared.sqs import Concurrency
 from tests.fakes import FakeDeps, fake_deps
 
 DLQ = "http://127.0.0.1:1/000000000000/ingest-dlq"
