@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -32,6 +30,7 @@ from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.errors import PoisonInputError, SluiceError
 from sluice_shared.keys import dataset_of_key, file_id_for, split_s3_uri
 from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, RunRecord, StaleStateError
+from sluice_shared.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from sluice_batch.config import BatchSettings
@@ -363,8 +362,8 @@ async def _plan_file(
         return f"already {existing.status} (correlation {existing.correlation_id})"
 
     bucket_count = bucket_count_for(info.size)
-    with tempfile.TemporaryDirectory(prefix="sluice-plan-") as scratch:
-        window = Path(scratch) / "window"
+    with scratch_dir(settings.scratch_dir, f"plan-{file_id}") as scratch:
+        window = scratch / "window"
 
         async def read(start: int, end: int) -> bytes:
             await deps.objects.download_to(

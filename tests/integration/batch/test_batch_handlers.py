@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from contracts.datasets import load_contract
@@ -104,6 +106,38 @@ def test_run_partition_handler_missing_object_is_poison(batch_stack: BatchStack)
     with pytest.raises(PoisonInputError) as raised:
         handlers.run_partition({"run_id": "r", "partition": item}, None)
     assert type(raised.value) is PoisonInputError
+
+
+def test_run_partition_handler_disk_full_is_poison_with_the_reason(
+    batch_stack: BatchStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a planned file, and a disk that is full when the partition's rows are staged
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=200, seed=3)
+    batch_stack.put_raw("orders/x/full.csv", src.read_bytes())
+    payload = handlers.plan(plan_event("p4", {"source": "file", "key": "orders/x/full.csv"}), None)
+    key = payload["partitions"]["key"]
+    (item,) = [json.loads(x) for x in batch_stack.objects(batch_stack.stack.work, key)[key].split()]
+    real_new_stream = pa.ipc.new_stream
+
+    class FullStream:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.writer = real_new_stream(*args, **kwargs)
+
+        def write_batch(self, *args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self) -> None:
+            self.writer.close()
+
+    monkeypatch.setattr(pa.ipc, "new_stream", FullStream)
+    # WHEN run_partition validates it / THEN the item is poison (caught, never retried) with
+    # the reason, not an OSError the state machine would retry as an unknown failure
+    with pytest.raises(PoisonInputError) as raised:
+        handlers.run_partition({"run_id": "p4", "partition": item}, None)
+    assert type(raised.value) is PoisonInputError
+    assert raised.value.code == "ephemeral_storage_exhausted"
+    assert "No space left on device" in raised.value.message
 
 
 def test_reconcile_handler_record_item_failure_keeps_file_redrivable(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 import pytest
 
 from sluice_shared import scratch
-from sluice_shared.scratch import reused_scratch_dir
+from sluice_shared.errors import PoisonInputError
+from sluice_shared.scratch import EphemeralStorageExhausted, reused_scratch_dir, scratch_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,3 +68,41 @@ def test_reused_scratch_dir_with_too_many_subdirs_is_removed(
     assert not work.exists()
     with reused_scratch_dir(tmp_path, "unit-d") as fresh:
         assert fresh != work
+
+
+@pytest.mark.parametrize("reused", [True, False])
+def test_scratch_dir_disk_full_in_the_block_is_ephemeral_storage_exhausted(
+    tmp_path: Path, reused: bool
+) -> None:
+    # GIVEN a unit of work whose write hits a full disk
+    full = OSError(errno.ENOSPC, "No space left on device")
+    opened = reused_scratch_dir(tmp_path, "unit-f") if reused else scratch_dir(tmp_path, "unit-f")
+
+    def unit() -> None:
+        with opened as work:
+            (work / "source").write_bytes(b"raw")
+            raise full
+
+    # WHEN it fails / THEN the error is poison with a stable code, naming the place and the unit
+    with pytest.raises(EphemeralStorageExhausted) as raised:
+        unit()
+    assert isinstance(raised.value, PoisonInputError)
+    assert raised.value.code == "ephemeral_storage_exhausted"
+    assert str(tmp_path) in raised.value.message
+    assert "unit-f" in raised.value.message
+    assert "No space left on device" in raised.value.message
+    assert raised.value.__cause__ is full
+    # AND nothing the unit wrote is left behind
+    assert _files_under(tmp_path) == []
+
+
+def test_scratch_dir_other_os_errors_pass_through(tmp_path: Path) -> None:
+    denied = PermissionError(errno.EACCES, "Permission denied")
+
+    def unit() -> None:
+        with scratch_dir(tmp_path, "unit-h"):
+            raise denied
+
+    with pytest.raises(PermissionError) as raised:
+        unit()
+    assert raised.value is denied
