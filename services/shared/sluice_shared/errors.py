@@ -17,6 +17,7 @@ SluiceError                              contracts.errors   (the root; see there
 │   ├── RequestRejected                  sluice_shared.aws.errors  AWS refused what it carried
 │   ├── UnknownFileError                 sluice_shared.stages  a fact about an unregistered file
 │   ├── LookupTableError                 sluice_shared.datapath.transform  bad lookup table
+│   ├── EphemeralStorageExhausted        sluice_shared.scratch  /tmp full (ENOSPC) in a unit
 │   └── ReconciliationError              sluice_output.domain  counts do not add up
 ├── StaleStateError                      sluice_shared.ports   ledger record in another state
 ├── StaleRunError                        sluice_shared.ports   batch run record changed
