@@ -31,7 +31,7 @@ READER_INPUT_TYPES = frozenset({"CSV", "JSON", "JSONL", "MANIFEST"})
 MIN_MAX_RECEIVE_COUNT = 5
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 VISIBILITY_FACTOR = 6
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+(?:::[A-Za-z0-9_]+)?)\}")
 # Our own resources' ARNs must come in through placeholders; service integrations
 # (arn:aws:states:::lambda:invoke) carry no account and are fine.
 HARD_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:")
@@ -566,3 +566,320 @@ def check_poison_alarm(cfn: Template) -> list[str]:
         if "AlarmActions" not in props:
             problems.append(f"{alarm_id}: no AlarmActions")
     return problems
+
+
+# ---------------------------------------------------------------- rules, bus policy
+
+
+def check_rules_pin_account(cfn: Template) -> list[str]:
+    """Every EventBridge rule with an event pattern matches only events of its own account.
+
+    Args:
+        cfn: a translated template.
+
+    Returns:
+        Violations.
+    """
+    problems: list[str] = []
+    for rule_id, props in resources_of(cfn, "AWS::Events::Rule"):
+        pattern = props.get("EventPattern")
+        if pattern is None:
+            continue  # a scheduled rule
+        if pattern.get("account") != [{"Ref": "AWS::AccountId"}]:
+            problems.append(f"{rule_id}: EventPattern does not pin account to AWS::AccountId")
+    return problems
+
+
+def resolve_intrinsics(value: Any, values: dict[str, Any]) -> Any:
+    """Resolve the intrinsics a platform policy uses (`Ref`, `Fn::Sub`, `Fn::Join`, `Fn::Split`,
+    `Fn::GetAtt` of a name in `values` as `"Logical.Attr"`) to literals.
+
+    Args:
+        value: any template value.
+        values: parameter and pseudo-parameter values (lists for CommaDelimitedList) and
+            `"Logical.Attr"` attribute values.
+
+    Returns:
+        The literal value.
+
+    Raises:
+        ValueError: an intrinsic or a name this resolver does not know (never a silent pass).
+    """
+    if isinstance(value, list):
+        return [resolve_intrinsics(item, values) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
+        return {key: resolve_intrinsics(item, values) for key, item in value.items()}
+    ((name, arg),) = value.items()
+    if name == "Ref":
+        if arg not in values:
+            raise ValueError(f"cannot resolve Ref {arg}")
+        return values[arg]
+    if name == "Fn::GetAtt":
+        attr = ".".join(arg) if isinstance(arg, list) else str(arg)
+        if attr not in values:
+            raise ValueError(f"cannot resolve GetAtt {attr}")
+        return values[attr]
+    if name == "Fn::Join":
+        sep, items = arg
+        return str(sep).join(str(i) for i in _flatten(resolve_intrinsics(items, values)))
+    if name == "Fn::Split":
+        sep, text = arg
+        return str(resolve_intrinsics(text, values)).split(sep)
+    if name == "Fn::Sub":
+        text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        scope = {**values, **{k: resolve_intrinsics(v, values) for k, v in local.items()}}
+
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in scope:
+                raise ValueError(f"cannot resolve ${{{key}}} in Fn::Sub")
+            return str(scope[key])
+
+        return re.sub(r"\$\{([A-Za-z0-9_:.]+)\}", sub, text)
+    raise ValueError(f"intrinsic {name} not supported")
+
+
+def _flatten(items: Any) -> list[Any]:
+    flat: list[Any] = []
+    for item in _as_list(items):
+        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+    return flat
+
+
+def _condition_holds(cfn: Template, name: str, values: dict[str, Any]) -> bool:
+    def evaluate(node: Any) -> bool:
+        if isinstance(node, dict) and "Condition" in node:
+            return evaluate(cfn["Conditions"][node["Condition"]])
+        if isinstance(node, dict) and "Fn::Not" in node:
+            return not evaluate(node["Fn::Not"][0])
+        if isinstance(node, dict) and "Fn::Equals" in node:
+            left, right = (resolve_intrinsics(side, values) for side in node["Fn::Equals"])
+            return bool(left == right)
+        raise ValueError(f"condition {node!r} not supported")
+
+    return evaluate(cfn["Conditions"][name])
+
+
+def bus_policy_statements(platform: Template, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of the custom bus's policy as deployed with `values`, literals only.
+
+    Args:
+        platform: the translated platform template.
+        values: parameter values (CommaDelimitedList as lists) and pseudo parameters;
+            `EventBus.Arn` is added from the bus name.
+
+    Returns:
+        The statements of every `AWS::Events::EventBusPolicy` whose condition holds.
+    """
+    values = {
+        **values,
+        "EventBus": f"sluice-{values['Stage']}",
+        "EventBus.Arn": (
+            f"arn:{values['AWS::Partition']}:events:{values['AWS::Region']}:"
+            f"{values['AWS::AccountId']}:event-bus/sluice-{values['Stage']}"
+        ),
+    }
+    statements = []
+    for logical_id, resource in platform["Resources"].items():
+        if resource.get("Type") != "AWS::Events::EventBusPolicy":
+            continue
+        condition = resource.get("Condition")
+        if condition and not _condition_holds(platform, condition, values):
+            continue
+        statement = resolve_intrinsics(resource["Properties"]["Statement"], values)
+        statements.append({"Sid": logical_id, **statement})
+    return statements
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    # ArnLike/StringLike: * and ? wildcards, case-sensitive, anchored.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+_POSITIVE_OPERATORS = {
+    "StringEquals": lambda pattern, value: pattern == value,
+    "StringLike": _arn_like,
+    "ArnEquals": lambda pattern, value: pattern == value,
+    "ArnLike": _arn_like,
+}
+
+
+def _conditions_match(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, tests in conditions.items():
+        negated = "Not" in operator
+        base = operator.replace("Not", "")
+        if base not in _POSITIVE_OPERATORS:
+            raise ValueError(f"condition operator {operator} not supported")
+        compare = _POSITIVE_OPERATORS[base]
+        for key, patterns in tests.items():
+            value = context.get(key)
+            matched = value is not None and any(compare(str(p), value) for p in _as_list(patterns))
+            # A negated operator holds when the key is absent or matches none of the values.
+            if matched == negated:
+                return False
+    return True
+
+
+def _principal_matches(principal: Any, principal_arn: str, account: str) -> bool:
+    if principal == "*":
+        return True
+    for entry in _as_list(principal.get("AWS", []) if isinstance(principal, dict) else []):
+        entry = str(entry)
+        if entry in ("*", principal_arn, account, f"arn:aws:iam::{account}:root"):
+            return True
+    return False
+
+
+def bus_put_decision(
+    statements: list[dict[str, Any]],
+    *,
+    principal_arn: str,
+    account: str,
+    home_account: str,
+    source: str,
+) -> str:
+    """Whether the bus accepts a PutEvents entry of `source` from a principal.
+
+    AWS's evaluation for one request: an explicit Deny of the resource policy wins; a principal
+    of the bus's own account is then allowed by its identity policy (the Sluice roles and the
+    account's users hold events:PutEvents on the bus); another account needs an Allow here.
+
+    Args:
+        statements: `bus_policy_statements`.
+        principal_arn: the caller's `aws:PrincipalArn` (a role ARN, or `...:root`).
+        account: the caller's account.
+        home_account: the bus's account.
+        source: the entry's `Source` (`events:source`).
+
+    Returns:
+        `denied` (an explicit Deny, naming nothing), `allowed`, or `not-allowed` (no Allow for
+        another account).
+    """
+    context = {"events:source": source, "aws:PrincipalArn": principal_arn}
+    allowed = account == home_account
+    for statement in statements:
+        if "events:PutEvents" not in _as_list(statement.get("Action", [])):
+            continue
+        if not _principal_matches(statement.get("Principal"), principal_arn, account):
+            continue
+        if not _conditions_match(statement.get("Condition", {}), context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "denied"
+        allowed = True
+    return "allowed" if allowed else "not-allowed"
+
+
+# ---------------------------------------------------------------- capacity and retention
+
+
+def check_reserved_concurrency(cfn: Template, params: dict[str, Any]) -> list[str]:
+    """Every function fed by an SQS mapping reserves at least the mapping's MaximumConcurrency,
+    or says why not in its Metadata (`SluiceReservedConcurrency`); below it, the poller meets
+    throttles and healthy messages move towards the DLQ.
+
+    Args:
+        cfn: a translated template.
+        params: parameter values.
+
+    Returns:
+        Violations.
+    """
+    problems: list[str] = []
+    resources = cfn.get("Resources", {})
+    for esm_id, props in resources_of(cfn, "AWS::Lambda::EventSourceMapping"):
+        function_id = _ref_target(props.get("FunctionName"))
+        if function_id not in resources:
+            problems.append(f"{esm_id}: function not in this stack")
+            continue
+        function = resources[function_id]
+        if function.get("Metadata", {}).get("SluiceReservedConcurrency"):
+            continue  # a written reason
+        maximum = resolve(cfn, props.get("ScalingConfig", {}).get("MaximumConcurrency"), params)
+        reserved = resolve(
+            cfn, function.get("Properties", {}).get("ReservedConcurrentExecutions"), params
+        )
+        if reserved is None or maximum is None or int(reserved) < int(maximum):
+            problems.append(
+                f"{function_id}: reserved concurrency {reserved} < {esm_id} "
+                f"MaximumConcurrency {maximum}"
+            )
+    return problems
+
+
+def rule_max_event_age(cfn: Template) -> int:
+    """The longest time (s) any rule target of the stack lets EventBridge retry an event."""
+    ages = [
+        int(target.get("RetryPolicy", {}).get("MaximumEventAgeInSeconds", 86400))
+        for _, props in resources_of(cfn, "AWS::Events::Rule")
+        for target in props.get("Targets", [])
+    ]
+    return max(ages, default=0)
+
+
+def check_dlq_within_work_retention(
+    service: Template, work_retention_days: int, min_work_retention_days: int
+) -> list[str]:
+    """A parked message never outlives the staged data it names: every DLQ of a service stack
+    keeps messages (from their first enqueue), plus the rules' maximum event age, at most as
+    long as the work bucket keeps objects, for the default and the lowest allowed retention.
+
+    Args:
+        service: a translated service template.
+        work_retention_days: the platform's WorkRetentionDays default.
+        min_work_retention_days: its MinValue (the shortest a deployment may choose).
+
+    Returns:
+        Violations.
+    """
+    problems: list[str] = []
+    dead_letter = _dead_letter_targets(service)
+    age = rule_max_event_age(service)
+    for queue_id, props in resources_of(service, "AWS::SQS::Queue"):
+        if queue_id not in dead_letter:
+            continue
+        lifetime = int(props.get("MessageRetentionPeriod", 345600)) + age
+        for label, days in (
+            ("default", work_retention_days),
+            ("MinValue", min_work_retention_days),
+        ):
+            if lifetime > days * 86400:
+                problems.append(
+                    f"{queue_id}: a parked message lives {lifetime / 86400:g} days, the work "
+                    f"bucket keeps data {days} days (WorkRetentionDays {label})"
+                )
+    return problems
+
+
+def ephemeral_mib(cfn: Template, function_id: str) -> int:
+    """The function's EphemeralStorage in MiB (Lambda's default 512 when unset)."""
+    props = cfn["Resources"][function_id]["Properties"]
+    return int(props.get("EphemeralStorage", {}).get("Size", 512))
+
+
+def check_scratch_space(
+    validate_mib: int, threshold_max: int, max_decompression_ratio: float
+) -> list[str]:
+    """The largest real-time file fits validate's /tmp once gunzipped: validate keeps the stored
+    object plus what it stages from the expanded rows (at most the expanded bytes), so
+    threshold x (1 + ratio) must fit the function's ephemeral storage.
+
+    Args:
+        validate_mib: validate's EphemeralStorage (MiB).
+        threshold_max: the largest BatchThresholdBytes a deployment may choose (MaxValue).
+        max_decompression_ratio: the decompression-ratio limit validate runs with.
+
+    Returns:
+        Violations.
+    """
+    need = threshold_max * (1 + max_decompression_ratio)
+    have = validate_mib * 2**20
+    if need > have:
+        return [
+            f"a real-time file of {threshold_max} bytes may need {need:.0f} bytes of /tmp "
+            f"(x{max_decompression_ratio:g} gunzipped + the object), validate has {have}"
+        ]
+    return []

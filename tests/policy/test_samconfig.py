@@ -102,3 +102,20 @@ def test_samconfig_missing_override_reported(config: dict[str, Any]) -> None:
     broken = {**config, "prod-output": {"deploy": {"parameters": params}}}
     problems = override_problems(broken, "prod-output", load_template(template_paths()["output"]))
     assert problems == ["prod-output: KmsKeyArn would read the dev SSM parameter"]
+
+
+def _names_iam_resources(template: dict[str, Any]) -> bool:
+    return any(
+        resource.get("Type") == "AWS::IAM::Role" and "RoleName" in resource.get("Properties", {})
+        for resource in template.get("Resources", {}).values()
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stack", list(template_paths()))
+def test_samconfig_named_roles_acknowledged(stage: str, stack: str, config: dict[str, Any]) -> None:
+    # CloudFormation refuses a stack that names IAM resources without CAPABILITY_NAMED_IAM.
+    template = load_template(template_paths()[stack])
+    capabilities = config[f"{stage}-{stack}"]["deploy"]["parameters"]["capabilities"]
+    wanted = "CAPABILITY_NAMED_IAM" if _names_iam_resources(template) else "CAPABILITY_IAM"
+    assert capabilities == [wanted]

@@ -28,6 +28,8 @@ def _arns(bucket: str, path: str, *actions: str) -> set[tuple[str, str]]:
 
 
 READ_RAW = _arns("raw", "/*", "s3:GetObject", "s3:GetObjectVersion")
+# s3:ListBucket on the raw bucket makes S3 answer 404, not 403, for a key or version that is gone.
+LIST_RAW = _arns("raw", "", "s3:ListBucket")
 LIST_WORK = _arns("work", "", "s3:ListBucket")
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
 WRITE_STAGE = _arns("work", "/stage/*", *WRITE, "s3:DeleteObject")
@@ -35,14 +37,19 @@ READ_STAGE = _arns("work", "/stage/*", "s3:GetObject")
 QUARANTINE = _arns("error", "/quarantine/*", *WRITE)
 PROCESSED = _arns("processed", "/*", *WRITE)
 EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
-    ("ingest", "FunctionRole"): READ_RAW,
-    ("validate", "FunctionRole"): READ_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
+    ("ingest", "FunctionRole"): READ_RAW | LIST_RAW,
+    ("validate", "FunctionRole"): READ_RAW | LIST_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
     ("transform", "FunctionRole"): LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE,
-    ("output", "FunctionRole"): LIST_WORK | READ_STAGE | PROCESSED,
-    ("orchestration", "PlanRole"): (
-        READ_RAW | _arns("raw", "", "s3:ListBucket") | _arns("work", "/batch/*", "s3:PutObject")
+    # Output re-reads a completed file's manifest to re-publish file.processed (_replay_completed).
+    ("output", "FunctionRole"): (
+        LIST_WORK | READ_STAGE | PROCESSED | _arns("processed", "/_manifests/*", "s3:GetObject")
     ),
-    ("orchestration", "RunPartitionRole"): READ_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
+    ("orchestration", "PlanRole"): (
+        READ_RAW | LIST_RAW | _arns("work", "/batch/*", "s3:PutObject")
+    ),
+    ("orchestration", "RunPartitionRole"): (
+        READ_RAW | LIST_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE
+    ),
     ("orchestration", "RunBucketRole"): (
         LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE | PROCESSED
     ),
@@ -450,3 +457,249 @@ def test_schema_drift_stale_template_reported(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "out of date" in result.stderr
+
+
+# ---------------------------------------------------------------- rules pin their account
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_service_rule_pins_account(svc: str, translated: dict[str, Any]) -> None:
+    assert checks.check_rules_pin_account(translated[svc]) == []
+
+
+def test_rule_without_account_reported(translated: dict[str, Any]) -> None:
+    cfn = translated["validate"]
+    del cfn["Resources"]["Rule"]["Properties"]["EventPattern"]["account"]
+    assert checks.check_rules_pin_account(cfn) == [
+        "Rule: EventPattern does not pin account to AWS::AccountId"
+    ]
+
+
+def test_rule_drift_missing_account_reported(rules_dir: Path) -> None:
+    template = load_template(template_paths()["output"])
+    pattern = json.loads((rules_dir / "output.json").read_text("utf-8"))
+    del pattern["account"]
+    assert checks.check_rule_drift(template, pattern) == [
+        "Rule: EventPattern differs from orchestration/rules"
+    ]
+
+
+# ---------------------------------------------------------------- the bus policy
+
+HOME = "123456789012"
+TRUSTED = "111122223333"
+STRANGER = "444455556666"
+# Who publishes each sluice.* source (contracts' SOURCE): the roles the bus policy must name.
+PUBLISHERS: dict[str, set[tuple[str, str]]] = {
+    "sluice.ingest": {("ingest", "FunctionRole")},
+    "sluice.validate": {("validate", "FunctionRole")},
+    "sluice.transform": {("transform", "FunctionRole")},
+    "sluice.output": {("output", "FunctionRole"), ("orchestration", "ReconcileRole")},
+    "sluice.batch": {("orchestration", "ReconcileRole")},
+}
+
+
+def _role_arn(translated: dict[str, Any], stack: str, role_id: str) -> str:
+    name = translated[stack]["Resources"][role_id]["Properties"]["RoleName"]
+    values = {"Stage": "dev", "AWS::Region": "us-east-1"}
+    return f"arn:aws:iam::{HOME}:role/{checks.resolve_intrinsics(name, values)}"
+
+
+def _bus(translated: dict[str, Any], **overrides: Any) -> list[dict[str, Any]]:
+    values: dict[str, Any] = {
+        "Stage": "dev",
+        "TrustedAccountIds": [""],
+        "TeamEventSources": ["*"],
+        "AWS::AccountId": HOME,
+        "AWS::Region": "us-east-1",
+        "AWS::Partition": "aws",
+        **overrides,
+    }
+    return checks.bus_policy_statements(translated["platform"], values)
+
+
+def _put(statements: list[dict[str, Any]], who: str, source: str) -> str:
+    account = who.split(":")[4]
+    return checks.bus_put_decision(
+        statements, principal_arn=who, account=account, home_account=HOME, source=source
+    )
+
+
+def _all_roles(translated: dict[str, Any]) -> set[str]:
+    return {
+        _role_arn(translated, stack, role_id)
+        for stack in [*SERVICES, "orchestration"]
+        for role_id, _ in checks.resources_of(translated[stack], "AWS::IAM::Role")
+    }
+
+
+def test_bus_sluice_sources_are_the_contracts_sources() -> None:
+    from contracts.events import BUILTIN_MODELS
+
+    assert {model.SOURCE for model in BUILTIN_MODELS} == set(PUBLISHERS)
+
+
+@pytest.mark.parametrize("source", sorted(PUBLISHERS))
+def test_bus_sluice_source_only_from_its_publishers(
+    source: str, translated: dict[str, Any]
+) -> None:
+    statements = _bus(translated, TrustedAccountIds=[TRUSTED])
+    publishers = {_role_arn(translated, s, r) for s, r in PUBLISHERS[source]}
+    for role in sorted(_all_roles(translated)):
+        expected = "allowed" if role in publishers else "denied"
+        assert _put(statements, role, source) == expected, role
+    for outsider in (
+        f"arn:aws:iam::{HOME}:root",
+        f"arn:aws:iam::{HOME}:role/sluice-dev-us-east-1-attacker",
+        f"arn:aws:iam::{TRUSTED}:root",
+        f"arn:aws:iam::{TRUSTED}:role/sluice-dev-us-east-1-validate",
+    ):
+        assert _put(statements, outsider, source) == "denied", outsider
+
+
+def test_bus_unknown_sluice_source_denied_to_everyone(translated: dict[str, Any]) -> None:
+    statements = _bus(translated)
+    for who in [f"arn:aws:iam::{HOME}:root", *sorted(_all_roles(translated))]:
+        assert _put(statements, who, "sluice.attacker") == "denied", who
+        assert _put(statements, who, "sluice.validate.v2") == "denied", who
+
+
+def test_bus_team_sources_from_account_and_trusted_accounts(translated: dict[str, Any]) -> None:
+    statements = _bus(translated, TrustedAccountIds=[TRUSTED])
+    assert _put(statements, f"arn:aws:iam::{HOME}:root", "acme.orders") == "allowed"
+    assert _put(statements, f"arn:aws:iam::{HOME}:role/team-acme", "acme.orders") == "allowed"
+    assert _put(statements, f"arn:aws:iam::{TRUSTED}:role/acme", "acme.orders") == "allowed"
+    assert _put(statements, f"arn:aws:iam::{STRANGER}:root", "acme.orders") == "not-allowed"
+    # Without TrustedAccountIds only the account itself may put events.
+    alone = _bus(translated)
+    assert _put(alone, f"arn:aws:iam::{TRUSTED}:root", "acme.orders") == "not-allowed"
+
+
+def test_bus_team_sources_restricted_by_parameter(translated: dict[str, Any]) -> None:
+    statements = _bus(translated, TeamEventSources=["acme.*", "globex.orders"])
+    root = f"arn:aws:iam::{HOME}:root"
+    assert _put(statements, root, "acme.orders") == "allowed"
+    assert _put(statements, root, "globex.orders") == "allowed"
+    assert _put(statements, root, "globex.returns") == "denied"
+    # Sluice's own sources are governed by their role statements, not by the team list.
+    validate = _role_arn(translated, "validate", "FunctionRole")
+    assert _put(statements, validate, "sluice.validate") == "allowed"
+
+
+def test_bus_role_statement_removed_lets_anyone_publish(translated: dict[str, Any]) -> None:
+    del translated["platform"]["Resources"]["EventBusSluiceValidateSource"]
+    statements = _bus(translated)
+    assert _put(statements, f"arn:aws:iam::{HOME}:root", "sluice.validate") == "allowed"
+
+
+def test_bus_policy_evaluation_refuses_unknown_operator() -> None:
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Condition": {"StringEqualsIgnoreCase": {"events:source": "x"}},
+    }
+    with pytest.raises(ValueError, match="StringEqualsIgnoreCase"):
+        checks.bus_put_decision(
+            [statement], principal_arn="a", account=HOME, home_account=HOME, source="x"
+        )
+
+
+def test_role_names_fit_iam_limit(translated: dict[str, Any]) -> None:
+    # The longest stage and a long region name: IAM role names are at most 64 characters.
+    for stack in [*SERVICES, "orchestration"]:
+        for role_id, props in checks.resources_of(translated[stack], "AWS::IAM::Role"):
+            values = {"Stage": "staging", "AWS::Region": "ap-southeast-2"}
+            name = checks.resolve_intrinsics(props["RoleName"], values)
+            assert name.startswith("sluice-staging-ap-southeast-2-"), role_id
+            assert len(name) <= 64, name
+
+
+# ---------------------------------------------------------------- capacity and retention
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_reserved_concurrency_covers_mapping_maximum(
+    svc: str, translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    cfn = translated[svc]
+    assert checks.check_reserved_concurrency(cfn, params[svc]) == []
+    maximum = cfn["Parameters"]["MaximumConcurrency"]
+    # The reservation follows the parameter, whatever value a deployment picks.
+    for value in (maximum["MinValue"], maximum["MaxValue"]):
+        values = {**params[svc], "MaximumConcurrency": value}
+        assert checks.check_reserved_concurrency(cfn, values) == []
+
+
+def test_reserved_concurrency_below_maximum_reported(
+    translated: dict[str, Any], params: dict[str, Any]
+) -> None:
+    cfn = translated["transform"]
+    cfn["Resources"]["Function"]["Properties"]["ReservedConcurrentExecutions"] = 2
+    assert checks.check_reserved_concurrency(cfn, params["transform"]) == [
+        "Function: reserved concurrency 2 < FunctionQueue MaximumConcurrency 10"
+    ]
+    cfn["Resources"]["Function"]["Metadata"] = {"SluiceReservedConcurrency": "a reason"}
+    assert checks.check_reserved_concurrency(cfn, params["transform"]) == []
+
+
+def _work_retention(translated: dict[str, Any]) -> tuple[int, int]:
+    spec = translated["platform"]["Parameters"]["WorkRetentionDays"]
+    return int(spec["Default"]), int(spec["MinValue"])
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_dlq_never_outlives_work_bucket_expiry(svc: str, translated: dict[str, Any]) -> None:
+    default, minimum = _work_retention(translated)
+    assert checks.check_dlq_within_work_retention(translated[svc], default, minimum) == []
+
+
+def test_dlq_outliving_work_expiry_reported(translated: dict[str, Any]) -> None:
+    problems = checks.check_dlq_within_work_retention(translated["validate"], 15, 7)
+    assert problems == [
+        "DeadLetterQueue: a parked message lives 15 days, the work bucket keeps data 7 days "
+        "(WorkRetentionDays MinValue)"
+    ]
+
+
+def test_work_bucket_expires_after_work_retention_days(translated: dict[str, Any]) -> None:
+    rules = translated["platform"]["Resources"]["WorkBucket"]["Properties"][
+        "LifecycleConfiguration"
+    ]["Rules"]
+    assert [r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r] == [
+        {"Ref": "WorkRetentionDays"}
+    ]
+
+
+def _ratio(cfn: dict[str, Any], function_id: str) -> float:
+    from sluice_shared.limits import Limits
+
+    env = cfn["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+    return float(env.get("SLUICE_MAX_DECOMPRESSION_RATIO", Limits().max_decompression_ratio))
+
+
+def test_scratch_space_fits_largest_real_time_file(translated: dict[str, Any]) -> None:
+    ingest = translated["ingest"]["Parameters"]["BatchThresholdBytes"]
+    batch = translated["orchestration"]["Parameters"]["BatchThresholdBytes"]
+    assert (ingest["Default"], ingest["MaxValue"]) == (batch["Default"], batch["MaxValue"])
+    assert int(ingest["Default"]) <= int(ingest["MaxValue"])
+    threshold = int(ingest["MaxValue"])
+    validate = translated["validate"]
+    ratio = _ratio(validate, "Function")
+    assert (
+        checks.check_scratch_space(checks.ephemeral_mib(validate, "Function"), threshold, ratio)
+        == []
+    )
+    # Transform and output hold the staged rows of one file: at most the expanded bytes.
+    for svc in ("transform", "output"):
+        mib = checks.ephemeral_mib(translated[svc], "Function")
+        assert mib * 2**20 >= threshold * _ratio(translated[svc], "Function"), svc
+
+
+def test_scratch_space_too_small_reported() -> None:
+    assert checks.check_scratch_space(512, 100 * 2**20, 100) == [
+        "a real-time file of 104857600 bytes may need 10590617600 bytes of /tmp "
+        "(x100 gunzipped + the object), validate has 536870912"
+    ]
+    # The old 256 MiB threshold with the default ratio needs more than Lambda's 10 GiB maximum.
+    assert checks.check_scratch_space(10240, 256 * 2**20, 100) != []

@@ -13,7 +13,9 @@ from sluice_shared.settings import SluiceSettings
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-DEFAULT_BATCH_THRESHOLD = 256 * 2**20
+# The templates' default (deploy/services/ingest.yaml BatchThresholdBytes): the largest stored size
+# whose gunzipped rows fit the data functions' 10 GiB /tmp at the default decompression ratio.
+DEFAULT_BATCH_THRESHOLD = 100 * 2**20
 
 
 class IngestSettings(SluiceSettings):
