@@ -62,7 +62,7 @@ DecidedBy = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     """The answer for one access.
 
@@ -117,6 +117,18 @@ class AccessDeniedError(Exception):
         self.reason = decision.reason
 
 
+_TRUE = ("true",)
+_FALSE = ("false",)
+
+
+def _current_time() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch_time() -> str:
+    return str(int(time.time()))
+
+
 def _resource_account(resource: str, default: str) -> str:
     parts = resource.split(":", 5)
     if len(parts) == 6 and parts[4]:
@@ -154,6 +166,10 @@ class Enforcer:
         self.account = account
         self.region = region
         self._policies = PolicyCache()
+        self._region_value = (region,)
+        self._principal_key_cache: dict[
+            tuple[str, str, str | None, str], dict[str, tuple[str, ...]]
+        ] = {}
         self._lock = threading.Lock()
         self.decisions = 0
         self.denials = 0
@@ -220,14 +236,13 @@ class Enforcer:
                 }
             )
 
-    def _context(self, principal: Principal, access: Access, secure: bool) -> RequestContext:
-        now = time.time()
-        keys: dict[str, str | list[str]] = {"aws:RequestedRegion": self.region}
-        keys.update(access.context)
-        keys["aws:SecureTransport"] = "true" if secure else "false"
-        keys["aws:CurrentTime"] = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        keys["aws:EpochTime"] = str(int(now))
-        keys["aws:ResourceAccount"] = _resource_account(access.resource, self.account)
+    def _principal_keys(self, principal: Principal) -> dict[str, tuple[str, ...]]:
+        """The principal's global keys (lower-case names), computed once per principal."""
+        marker = (principal.arn, principal.kind, principal.role_arn, principal.account)
+        found = self._principal_key_cache.get(marker)
+        if found is not None:
+            return found
+        keys: dict[str, str] = {}
         if principal.kind == "service":
             keys["aws:PrincipalServiceName"] = principal.arn
             keys["aws:PrincipalIsAWSService"] = "true"
@@ -243,7 +258,26 @@ class Enforcer:
                 role_name = (principal.role_arn or "").rsplit("/", 1)[-1]
                 session = principal.arn.rsplit("/", 1)[-1]
                 keys["aws:userid"] = f"{role_name}:{session}"
-        return RequestContext(access.action, access.resource, keys)
+        found = {name.lower(): (value,) for name, value in keys.items()}
+        if len(self._principal_key_cache) > 4096:
+            self._principal_key_cache.clear()
+        self._principal_key_cache[marker] = found
+        return found
+
+    def _context(self, principal: Principal, access: Access, secure: bool) -> RequestContext:
+        keys: dict[str, tuple[str, ...]] = {"aws:requestedregion": self._region_value}
+        for name, value in access.context.items():
+            keys[name.lower()] = (value,) if isinstance(value, str) else tuple(value)
+        # The enforcer's keys come last: a request cannot set who its caller is.
+        keys.update(self._principal_keys(principal))
+        keys["aws:securetransport"] = _TRUE if secure else _FALSE
+        resource = access.resource
+        lazy = {
+            "aws:currenttime": _current_time,
+            "aws:epochtime": _epoch_time,
+            "aws:resourceaccount": lambda: _resource_account(resource, self.account),
+        }
+        return RequestContext.normalized(access.action, resource, keys, lazy)
 
     def _identity(self, principal: Principal, ctx: RequestContext) -> Verdict:
         allow: Verdict | None = None

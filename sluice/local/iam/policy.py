@@ -83,25 +83,55 @@ class RequestContext:
         action: `service:Action` (any case).
         resource: the resource ARN or `*`.
         keys: condition keys (any case) to one value or a list of values.
+        lazy: keys (lower-case) computed only when a condition asks for them.
     """
 
-    __slots__ = ("action", "keys", "resource")
+    __slots__ = ("action", "keys", "lazy", "resource")
 
-    def __init__(self, action: str, resource: str, keys: Mapping[str, str | Sequence[str]]) -> None:
+    def __init__(
+        self,
+        action: str,
+        resource: str,
+        keys: Mapping[str, str | Sequence[str]],
+        lazy: Mapping[str, Callable[[], str]] | None = None,
+    ) -> None:
         self.action = action.lower()
         self.resource = resource
         normalized: dict[str, tuple[str, ...]] = {}
         for name, value in keys.items():
             normalized[name.lower()] = (value,) if isinstance(value, str) else tuple(value)
         self.keys = normalized
+        self.lazy = lazy
+
+    @classmethod
+    def normalized(
+        cls,
+        action: str,
+        resource: str,
+        keys: dict[str, tuple[str, ...]],
+        lazy: Mapping[str, Callable[[], str]] | None = None,
+    ) -> RequestContext:
+        """A context from keys already lower-case with tuple values (no copy)."""
+        ctx = cls.__new__(cls)
+        ctx.action = action.lower()
+        ctx.resource = resource
+        ctx.keys = keys
+        ctx.lazy = lazy
+        return ctx
 
     def values(self, key: str) -> tuple[str, ...] | None:
         """The request's values of `key` (lower-case), None when absent."""
-        return self.keys.get(key)
+        found = self.keys.get(key)
+        if found is None and self.lazy is not None:
+            compute = self.lazy.get(key)
+            if compute is not None:
+                found = (compute(),)
+                self.keys[key] = found
+        return found
 
     def first(self, key: str) -> str | None:
         """The first value of `key` (lower-case), for policy variables."""
-        found = self.keys.get(key)
+        found = self.values(key)
         return found[0] if found else None
 
 
@@ -617,10 +647,13 @@ class Statement:
     not_principal: bool
     conditions: tuple[_Condition, ...]
 
+    def matches_action(self, action: str) -> bool:
+        """`action` (lower-case) is one this statement covers (Action, or not in NotAction)."""
+        return self.actions.matches(action) != self.not_action
+
     def applies(self, ctx: RequestContext) -> bool:
-        """Action, resource and conditions match (the principal is checked by the caller)."""
-        if self.actions.matches(ctx.action) == self.not_action:
-            return False
+        """Resource and conditions match (the action is matched by `Policy`, the principal by
+        the caller)."""
         if self.resources is not None and (
             self.resources.matches(ctx.resource, ctx) == self.not_resource
         ):
@@ -664,11 +697,22 @@ NO_VERDICT = Verdict(None)
 class Policy:
     """A parsed policy document. `Policy.parse(doc)`, then `evaluate` per request."""
 
-    __slots__ = ("statements", "version")
+    __slots__ = ("_by_action", "statements", "version")
 
     def __init__(self, statements: tuple[Statement, ...], version: str) -> None:
         self.statements = statements
         self.version = version
+        self._by_action: dict[str, tuple[Statement, ...]] = {}
+        """The statements covering each action seen (actions are few; the match is per policy)."""
+
+    def for_action(self, action: str) -> tuple[Statement, ...]:
+        """The statements whose Action/NotAction covers `action` (lower-case), memoized."""
+        found = self._by_action.get(action)
+        if found is None:
+            found = tuple(s for s in self.statements if s.matches_action(action))
+            if len(self._by_action) < 4096:
+                self._by_action[action] = found
+        return found
 
     @classmethod
     def parse(cls, document: PolicyDocument, *, resource_policy: bool = False) -> Policy:
@@ -702,7 +746,7 @@ class Policy:
         any allows, else no verdict. With `principal`, statements with a Principal or
         NotPrincipal apply only to the principals they name."""
         allow: Verdict | None = None
-        for statement in self.statements:
+        for statement in self.for_action(ctx.action):
             if not statement.applies(ctx):
                 continue
             named = statement.principal_match(principal) if principal is not None else "direct"

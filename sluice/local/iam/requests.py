@@ -44,7 +44,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import unescape
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -81,7 +81,7 @@ class HttpRequest:
     body: bytes = b""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MappedRequest:
     """What one request asks for.
 
@@ -100,7 +100,8 @@ class MappedRequest:
     access_key_id: str | None
     accesses: tuple[Access, ...]
     json_version: str = "1.1"
-    region: str = field(default="", compare=False)
+    region: str = ""
+    """The request's region (its signature's, else the mapper's)."""
 
 
 _JSON_TARGETS: dict[str, tuple[str, str]] = {
@@ -190,7 +191,7 @@ class RequestMapper:
 # --------------------------------------------------------------------------- helpers
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Ctx:
     account: str
     region: str
@@ -239,6 +240,8 @@ def _query_params(request: HttpRequest) -> dict[str, str]:
 
 
 def _dedupe(accesses: list[Access]) -> tuple[Access, ...]:
+    if len(accesses) == 1:
+        return (accesses[0],)
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     out: list[Access] = []
     for access in accesses:
