@@ -41,7 +41,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sluice.local.iam.policy import ALLOW, DENY, PolicyCache, RequestContext, Verdict
+from sluice.local.iam.policy import (
+    ALLOW,
+    DENY,
+    PolicyCache,
+    PolicyError,
+    RequestContext,
+    Verdict,
+)
 from sluice.local.iam.ports import Access, Principal
 
 if TYPE_CHECKING:
@@ -59,6 +66,7 @@ DecidedBy = Literal[
     "resource-deny",
     "no-identity-allow",
     "no-resource-allow",
+    "invalid-policy",
 ]
 
 
@@ -183,13 +191,22 @@ class Enforcer:
     ) -> Decision:
         """Allow or deny `access` for `principal` (see the module docstring). Counts denials.
 
-        Raises:
-            PolicyError: a policy involved is not a valid policy document.
+        A policy that applies but is not a valid document (AWS would have refused to store it)
+        denies: enforcement fails closed, and the reason names the fault.
         """
         self.decisions += 1
         if not self.enabled:
             return Decision(True, "disabled", "IAM enforcement is off", principal, access)
-        decision = self._decide(principal, access, secure_transport)
+        try:
+            decision = self._decide(principal, access, secure_transport)
+        except PolicyError as exc:
+            decision = Decision(
+                False,
+                "invalid-policy",
+                f"because a policy that applies is not a valid policy document: {exc}",
+                principal,
+                access,
+            )
         if not decision.allowed:
             self._count(decision)
         return decision

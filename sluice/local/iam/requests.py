@@ -327,6 +327,19 @@ _BUCKET_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None]] = {
     ),
 }
 
+_LIST_PARAMS = {
+    "prefix",
+    "delimiter",
+    "max-keys",
+    "marker",
+    "list-type",
+    "continuation-token",
+    "start-after",
+    "fetch-owner",
+    "encoding-type",
+    "x-id",
+}
+
 _OBJECT_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, bool]] = {
     # sub-resource: (GET, PUT, DELETE, has a ...Version form)
     "acl": ("GetObjectAcl", "PutObjectAcl", None, True),
@@ -433,6 +446,11 @@ def _s3_bucket(
             if action is None:
                 action = f"{method.title()}Bucket{name[0].upper()}{name[1:]}"
             return action, [Access(f"s3:{action}", arn)]
+    unknown = [name for name, value in params.items() if not value and name not in _LIST_PARAMS]
+    if unknown:
+        # A sub-resource this mapping does not know: named, never taken for a listing.
+        action = f"{method.title()}Bucket{unknown[0][0].upper()}{unknown[0][1:]}"
+        return action, [Access(f"s3:{action}", arn)]
     if method == "GET":
         operation = "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
         return operation, [Access("s3:ListBucket", arn, _list_context(params))]
@@ -894,6 +912,8 @@ def _lambda(ctx: _Ctx) -> tuple[str, list[Access]]:
     action = _LAMBDA_SUBROUTES.get((method, sub))
     if action is None and sub == "policy" and method == "DELETE":
         action = "RemovePermission"
+    if action is None and sub == "aliases" and "/" in rest:
+        action = {"GET": "GetAlias", "PUT": "UpdateAlias", "DELETE": "DeleteAlias"}.get(method)
     if action is None:
         action = f"{method}{unquote(request.path)}"
         return action, [Access(f"lambda:{action}", "*")]

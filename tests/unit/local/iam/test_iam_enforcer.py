@@ -434,3 +434,20 @@ def test_recent_denials_are_bounded() -> None:
     recent = checker.describe()["recent_denials"]
     assert len(recent) == 50
     assert recent[0]["resource"] == "arn:aws:s3:::b/10"
+
+
+def test_invalid_policy_fails_closed_with_the_fault_named() -> None:
+    broken = policy(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": "*",
+            "Condition": {"StringEqualz": {"k": "v"}},
+        }
+    )
+    decision = enforcer({BUCKET: broken}).decide(ROOT, GET)
+    assert (decision.allowed, decision.decided_by) == (False, "invalid-policy")
+    assert "StringEqualz" in decision.reason
+    bad_identity = role("R", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]})
+    assert enforcer().decide(bad_identity, GET).decided_by == "invalid-policy"

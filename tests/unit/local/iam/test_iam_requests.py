@@ -696,6 +696,16 @@ FN = f"arn:aws:lambda:{REGION}:{ACCT}:function:sluice-dev-validate"
         ),
         (lambda c: c.list_functions(), "ListFunctions", ("lambda:ListFunctions", "*")),
         (
+            lambda c: c.update_alias(FunctionName="sluice-dev-validate", Name="live"),
+            "UpdateAlias",
+            ("lambda:UpdateAlias", FN),
+        ),
+        (
+            lambda c: c.list_aliases(FunctionName="sluice-dev-validate"),
+            "ListAliases",
+            ("lambda:ListAliases", FN),
+        ),
+        (
             lambda c: c.get_function_configuration(FunctionName="sluice-dev-validate"),
             "GetFunctionConfiguration",
             ("lambda:GetFunctionConfiguration", FN),
@@ -735,3 +745,10 @@ def test_malformed_json_body_maps_to_star() -> None:
     assert pairs(result) == [("dynamodb:GetItem", "*")]
     assert json  # bodies are JSON for these protocols
     assert io
+
+
+def test_s3_unknown_bucket_subresource_is_named_not_a_listing() -> None:
+    result = MAPPER.map(HttpRequest("GET", "127.0.0.1:4566", f"/{B}", "metadataTable", {}))
+    assert pairs(result) == [("s3:GetBucketMetadataTable", f"arn:aws:s3:::{B}")]
+    listing = MAPPER.map(HttpRequest("GET", "127.0.0.1:4566", f"/{B}", "prefix=&list-type=2", {}))
+    assert pairs(listing) == [("s3:ListBucket", f"arn:aws:s3:::{B}")]
