@@ -1,18 +1,19 @@
 # Thin aliases. Everything installs into .venv/ at the repository root from requirements.lock.
+# Every lock carries hashes and installs with --require-hashes (`make locks` re-resolves them).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate
+.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate locks audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r tools/locks/uv.txt
 
 $(STAMP): $(BIN)/python requirements.lock pyproject.toml
-	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --require-hashes --python $(BIN)/python -r requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
@@ -77,7 +78,7 @@ layer: setup
 $(TOOLS)/%/.installed: tools/locks/%.txt | $(STAMP)
 	rm -rf $(TOOLS)/$*
 	$(UV) venv --quiet --python $(TOOL_PY) $(TOOLS)/$*
-	$(UV) pip install --quiet --python $(TOOLS)/$*/bin/python -r $<
+	$(UV) pip install --quiet --require-hashes --python $(TOOLS)/$*/bin/python -r $<
 	touch $@
 
 $(TOOLS)/asl-validator/.installed: tools/asl-validator/package.json tools/asl-validator/package-lock.json
@@ -87,8 +88,32 @@ $(TOOLS)/asl-validator/.installed: tools/asl-validator/package.json tools/asl-va
 	cd $(TOOLS)/asl-validator && npm ci --no-audit --no-fund --silent
 	touch $@
 
+## Known vulnerabilities of every pinned package (pip-audit, its own tool environment): one line
+## per package, OK / VULNERABLE / UNKNOWN; exit 1 when any is vulnerable, 2 when any could not be
+## audited (needs the vulnerability service: pypi.org's JSON API, or AUDIT_SERVICE=osv).
+## Not part of `make test`: it depends on a network service.
+AUDIT_SERVICE ?= pypi
+audit: setup $(TOOLS)/pip-audit/.installed
+	$(BIN)/python -m tools.audit --service $(AUDIT_SERVICE)
+
+## Re-resolve every lock with hashes (needs the package index). uv keeps the versions already
+## pinned in each output file, so this adds hashes and new packages only; to move a pin, change
+## pyproject.toml or tools/locks/<tool>.in (or pass --upgrade-package NAME via LOCK_ARGS).
+LOCK_ARGS ?=
+LAYER_TARGETS := aarch64-manylinux_2_28 x86_64-manylinux_2_28
+LAYER_PYTHONS := 3.11 3.12 3.13
+locks: $(BIN)/python
+	$(UV) pip compile $(LOCK_ARGS) pyproject.toml --extra dev --extra bench --python-version 3.11 --generate-hashes -o requirements.lock
+	$(UV) pip compile $(LOCK_ARGS) pyproject.toml --extra fuzz -c requirements.lock --python-version 3.12 --generate-hashes -o requirements-fuzz.lock
+	for tool in uv sam checkov statelint pip-audit; do \
+	  $(UV) pip compile $(LOCK_ARGS) tools/locks/$$tool.in --python-version 3.11 --generate-hashes -o tools/locks/$$tool.txt || exit 1; \
+	done
+	for platform in $(LAYER_TARGETS); do for python in $(LAYER_PYTHONS); do \
+	  $(UV) pip compile $(LOCK_ARGS) pyproject.toml -c requirements.lock --python-version $$python --python-platform $$platform --only-binary :all: --generate-hashes -o tools/locks/layer/$$platform-py$$python.txt || exit 1; \
+	done; done
+
 bench: setup
-	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --compile-bytecode --require-hashes --python $(BIN)/python -r requirements.lock
 	$(BIN)/python -m bench.datapath
 
 ## moto SQS receive/send cost at depth, with and without the local runtime's patch.
@@ -108,8 +133,8 @@ FUZZ_VENV := .venv-fuzz
 $(FUZZ_VENV)/.installed: requirements-fuzz.lock pyproject.toml
 	@test -n "$(FUZZ_PY)" || { echo "make fuzz needs Python 3.12 (set FUZZ_PY=/path/to/python3.12)"; exit 2; }
 	$(FUZZ_PY) -m venv $(FUZZ_VENV)
-	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(FUZZ_VENV)/bin/uv pip install --quiet --python $(FUZZ_VENV)/bin/python -r requirements-fuzz.lock
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/locks/uv.txt
+	$(FUZZ_VENV)/bin/uv pip install --quiet --require-hashes --python $(FUZZ_VENV)/bin/python -r requirements-fuzz.lock
 	$(FUZZ_VENV)/bin/uv pip install --quiet --python $(FUZZ_VENV)/bin/python --no-deps -e .
 	touch $@
 

@@ -1,12 +1,19 @@
 """Build the Lambda runtime layer: contracts + sluice_shared + the runtime dependencies.
 
-The layer targets Lambda (python3.12, arm64) and is built on this x86_64 host from wheels only:
+The layer targets Lambda (python3.12, arm64) and is built on this x86_64 host from wheels only,
+from a lock resolved for exactly that target and installed with every hash checked:
 
     uv pip install --target … --python-platform aarch64-manylinux_2_28 --python-version 3.12
-        --only-binary :all: -c requirements.lock  <runtime packages>
+        --only-binary :all: --require-hashes -r tools/locks/layer/aarch64-manylinux_2_28-py3.12.txt
 
-The same trimmed tree is also built for the host (x86_64, the venv's Python), so tests can import
-it and run the data path with nothing but that tree and the standard library on sys.path.
+The layer locks (`tools/locks/layer/<platform>-py<version>.txt`, `make locks`) are resolved
+from pyproject's runtime `dependencies` for their own platform and Python version, constrained
+to requirements.lock's versions, with hashes: a package the target needs that the lock lacks
+fails the install instead of arriving unpinned.
+
+The same trimmed tree is also built for the host (its platform, the venv's Python, from that
+target's lock), so tests can import it and run the data path with nothing but that tree and the
+standard library on sys.path.
 
 Trimming: caches, tests, headers and Cython sources, console scripts, and the pyarrow parts the
 data path never imports (Flight, the Substrait/ORC/cloud-filesystem Python bindings, the C++
@@ -18,7 +25,7 @@ build says so and leaves them unstripped).
     python -m tools.layer build [--zip]     # build/layer/python (+ build/layer.zip), report
     python -m tools.layer report            # print the sizes of the last build
 
-The dependency trees are cached under build/.layer-cache/ keyed by requirements.lock and this
+The dependency trees are cached under build/.layer-cache/ keyed by the target's lock and this
 file, so a rebuild after a code change only re-copies contracts and sluice_shared.
 """
 
@@ -45,23 +52,14 @@ HOST_LAYER_DIR = BUILD / "layer-host"
 CACHE = BUILD / ".layer-cache"
 REPORT = BUILD / "layer-report.json"
 ZIP = BUILD / "layer.zip"
-LOCK = REPO / "requirements.lock"
+LOCKS = REPO / "tools" / "locks" / "layer"
 UV = REPO / ".venv" / "bin" / "uv"
 
 LAMBDA_PYTHON = "3.12"
 LAMBDA_PLATFORM = "aarch64-manylinux_2_28"
 UNZIPPED_LIMIT_BYTES = 262_144_000  # Lambda: function + layers, unzipped
-# Top-level runtime packages (pyproject `dependencies`); their versions and every transitive
-# version come from requirements.lock. numpy and pandas are not among them and must not appear.
-RUNTIME_PACKAGES = (
-    "aioboto3",
-    "aws-lambda-powertools[tracer]",
-    "orjson",
-    "pyarrow",
-    "tenacity",
-    "pydantic",
-    "pyyaml",
-)
+# The runtime packages are pyproject's `dependencies`, as locked per target; numpy and pandas are
+# not among them and must not appear.
 FORBIDDEN_PACKAGES = ("numpy", "pandas")
 PROJECT_PACKAGES = (
     (REPO / "contracts", "contracts"),
@@ -116,18 +114,33 @@ def dir_size(path: Path) -> int:
     return total
 
 
-def _lock_pins() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in LOCK.read_text("utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", line)
-        if match:
-            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
-    return pins
+def lock_for(platform: str, python: str) -> Path:
+    """The hashed lock of the runtime dependencies resolved for one target.
+
+    Args:
+        platform: a uv `--python-platform` (e.g. `aarch64-manylinux_2_28`).
+        python: the target Python version (e.g. `3.12`).
+
+    Returns:
+        `tools/locks/layer/<platform>-py<python>.txt`.
+
+    Raises:
+        RuntimeError: no lock was resolved for that target.
+    """
+    lock = LOCKS / f"{platform}-py{python}.txt"
+    if not lock.is_file():
+        known = ", ".join(sorted(p.stem for p in LOCKS.glob("*.txt"))) or "none"
+        raise RuntimeError(
+            f"no layer lock for {platform} with Python {python} ({lock.relative_to(REPO)}; "
+            f"locked targets: {known}): add the target to LAYER_TARGETS in the Makefile and run "
+            "`make locks`"
+        )
+    return lock
 
 
 def _cache_key(platform: str, python: str) -> str:
     digest = hashlib.sha256()
-    digest.update(LOCK.read_bytes())
+    digest.update(lock_for(platform, python).read_bytes())
     digest.update(Path(__file__).read_bytes())
     digest.update(f"{platform}|{python}".encode())
     return digest.hexdigest()[:16]
@@ -271,8 +284,10 @@ def build_dependencies(platform: str, python: str) -> tuple[Path, TreeReport]:
         (the cached tree, its report).
 
     Raises:
-        subprocess.CalledProcessError: the install failed.
-        RuntimeError: a forbidden package was pulled in, or trimming broke a dependency.
+        subprocess.CalledProcessError: the install failed (a hash did not match, or a package
+            the target needs is missing from its lock).
+        RuntimeError: no lock for the target, a forbidden package was pulled in, or trimming
+            broke a dependency.
     """
     key = _cache_key(platform, python)
     tree = CACHE / f"{platform}-py{python}-{key}"
@@ -285,12 +300,6 @@ def build_dependencies(platform: str, python: str) -> tuple[Path, TreeReport]:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     staging = tree.with_name(tree.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    pins = _lock_pins()
-    requirements = []
-    for package in RUNTIME_PACKAGES:
-        name = package.split("[")[0]
-        version = pins.get(name)
-        requirements.append(f"{package}=={version}" if version else package)
     subprocess.run(
         [
             str(UV),
@@ -305,9 +314,9 @@ def build_dependencies(platform: str, python: str) -> tuple[Path, TreeReport]:
             python,
             "--only-binary",
             ":all:",
-            "-c",
-            str(LOCK),
-            *requirements,
+            "--require-hashes",
+            "--requirement",
+            str(lock_for(platform, python)),
         ],
         check=True,
     )
