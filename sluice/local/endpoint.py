@@ -9,7 +9,8 @@
 With an `Enforcer` (enabled), every AWS request — moto-bound, Lambda, Step Functions, schemas —
 is authorized before it is dispatched: `iam.requests` maps it to the accesses it needs, the
 caller is the principal of its access key, and the first denied access answers with AWS's
-AccessDenied shape for the request's protocol. `/_sluice/*` is never authorized.
+AccessDenied shape for the request's protocol. `/_sluice/*` is never authorized. As on S3, a
+GetObject/HeadObject of a missing key answers 403 (not 404) to a caller without `s3:ListBucket`.
 
 Calling moto's WSGI app in-process (rather than forwarding to a moto server on a second port)
 removes a loopback hop and the Nagle/delayed-ACK stalls that capped forwarded calls at ≈40–50/s;
@@ -31,12 +32,14 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from sluice.local.iam.requests import HttpRequest, RequestMapper, denial_response
+from sluice.local.iam.ports import Access
+from sluice.local.iam.requests import HttpRequest, MappedRequest, RequestMapper, denial_response
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from sluice.local.iam.enforcer import Enforcer
+    from sluice.local.iam.ports import Principal
     from sluice.local.runner import FunctionRunner
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
@@ -134,8 +137,9 @@ class Endpoint:
         action = target or f"{_service_of(request)}.{request.method}"
         self.requests_by_action[action] = self.requests_by_action.get(action, 0) + 1
         enforcer = self.enforcer
+        authorized: tuple[MappedRequest, Principal] | None = None
         if enforcer is not None and enforcer.enabled and self._mapper is not None:
-            denied = await self._authorize(request, enforcer, self._mapper)
+            denied, authorized = await self._authorize(request, enforcer, self._mapper)
             if denied is not None:
                 return denied
         if target.startswith("AWSStepFunctions."):
@@ -153,12 +157,39 @@ class Endpoint:
                 "sluice local: the EventBridge Schema Registry (schemas) is not emulated "
                 "(moto has no schemas service); `sluice local up` lists the registry as skipped",
             )
-        return await self._moto(request)
+        response = await self._moto(request)
+        if response.status == 404 and enforcer is not None and authorized is not None:
+            return self._missing_object(response, enforcer, *authorized)
+        return response
+
+    def _missing_object(
+        self,
+        response: web.Response,
+        enforcer: Enforcer,
+        mapped: MappedRequest,
+        principal: Principal,
+    ) -> web.Response:
+        """S3 answers a missing key with 404 only to a caller that may list the bucket, and
+        with 403 AccessDenied to one that may not (S3 User Guide, GetObject/HeadObject
+        permissions): without `s3:ListBucket`, "not there" is not disclosed."""
+        if mapped.service != "s3" or mapped.operation not in ("GetObject", "HeadObject"):
+            return response
+        if mapped.operation == "GetObject" and b"<Code>NoSuchKey</Code>" not in (
+            response.body if isinstance(response.body, bytes) else b""
+        ):
+            return response
+        bucket = mapped.accesses[0].resource.split("/", 1)[0]
+        decision = enforcer.decide(principal, Access("s3:ListBucket", bucket))
+        if decision.allowed:
+            return response
+        status, headers, payload = denial_response(mapped, decision.message, uuid.uuid4().hex)
+        return web.Response(status=status, body=payload, headers=headers)
 
     async def _authorize(
         self, request: web.Request, enforcer: Enforcer, mapper: RequestMapper
-    ) -> web.Response | None:
-        """None when every access the request needs is allowed, else AWS's denial."""
+    ) -> tuple[web.Response | None, tuple[MappedRequest, Principal]]:
+        """(None, what was authorized) when every access the request needs is allowed, else
+        (AWS's denial, ...)."""
         # Only POST bodies name resources (JSON and query protocols, S3 DeleteObjects); an
         # upload's body is not read here. aiohttp keeps what it read for the dispatch.
         body = await request.read() if request.method == "POST" else b""
@@ -173,8 +204,11 @@ class Endpoint:
                 status, headers, payload = denial_response(
                     mapped, decision.message, uuid.uuid4().hex
                 )
-                return web.Response(status=status, body=payload, headers=headers)
-        return None
+                return web.Response(status=status, body=payload, headers=headers), (
+                    mapped,
+                    principal,
+                )
+        return None, (mapped, principal)
 
     async def _step_functions(self, request: web.Request, target: str) -> web.Response:
         raw = await request.read()

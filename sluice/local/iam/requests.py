@@ -405,7 +405,11 @@ def _s3(ctx: _Ctx, params: Mapping[str, str]) -> tuple[str, list[Access]]:
 
 
 def _list_context(params: Mapping[str, str]) -> dict[str, ContextValue]:
-    context: dict[str, ContextValue] = {"s3:prefix": params.get("prefix", "")}
+    # A key is in the request context only when the request carries the parameter (an empty
+    # `prefix=` is the empty string; no `prefix` at all is an absent key, as S3 evaluates it).
+    context: dict[str, ContextValue] = {}
+    if "prefix" in params:
+        context["s3:prefix"] = params["prefix"]
     if "delimiter" in params:
         context["s3:delimiter"] = params["delimiter"]
     if "max-keys" in params:

@@ -199,6 +199,30 @@ def test_s3_delete_objects_checks_every_key(local: Running) -> None:
     assert f'"arn:aws:s3:::{bucket}/keep/b"' in message
 
 
+def test_missing_key_is_403_without_list_bucket_and_404_with_it(local: Running) -> None:
+    # GIVEN a role that may read objects but not list the bucket
+    bucket = name()
+    local.client("s3").create_bucket(Bucket=bucket)
+    grant(local, allow("s3:GetObject", f"arn:aws:s3:::{bucket}/*"))
+    s3 = local.client("s3", ROLE_KEY)
+    # WHEN it reads a missing key THEN S3's answer is AccessDenied, as on AWS
+    code, status, message = denied(lambda: s3.get_object(Bucket=bucket, Key="missing.csv"))
+    assert (code, status) == ("AccessDenied", 403)
+    assert f'perform: s3:ListBucket on resource: "arn:aws:s3:::{bucket}"' in message
+    assert denied(lambda: s3.head_object(Bucket=bucket, Key="missing.csv"))[1] == 403
+    # WHEN it may also list THEN the missing key is a 404
+    grant(
+        local,
+        allow("s3:GetObject", f"arn:aws:s3:::{bucket}/*"),
+        allow("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+    )
+    assert denied(lambda: s3.get_object(Bucket=bucket, Key="missing.csv"))[:2] == ("NoSuchKey", 404)
+    assert denied(lambda: s3.head_object(Bucket=bucket, Key="missing.csv"))[1] == 404
+    # AND root always sees the 404
+    root = local.client("s3")
+    assert denied(lambda: root.get_object(Bucket=bucket, Key="missing.csv"))[0] == "NoSuchKey"
+
+
 def test_tls_only_bucket_policy_lets_endpoint_requests_through(local: Running) -> None:
     # GIVEN the templates' DenyInsecureTransport policy on a bucket
     bucket = name()

@@ -240,8 +240,10 @@ def test_s3_list_objects_v2_carries_prefix_delimiter_max_keys() -> None:
     assert result.operation == "ListObjectsV2"
 
 
-def test_s3_list_without_prefix_has_empty_prefix() -> None:
-    assert only(mapped("s3", lambda c: c.list_objects(Bucket=B))).context == {"s3:prefix": ""}
+def test_s3_list_prefix_key_present_only_when_the_request_names_one() -> None:
+    assert only(mapped("s3", lambda c: c.list_objects(Bucket=B))).context == {}
+    empty = MAPPER.map(HttpRequest("GET", "127.0.0.1:4566", f"/{B}", "prefix=", {}))
+    assert only(empty).context == {"s3:prefix": ""}
 
 
 def test_s3_list_object_versions() -> None:
@@ -751,4 +753,5 @@ def test_s3_unknown_bucket_subresource_is_named_not_a_listing() -> None:
     result = MAPPER.map(HttpRequest("GET", "127.0.0.1:4566", f"/{B}", "metadataTable", {}))
     assert pairs(result) == [("s3:GetBucketMetadataTable", f"arn:aws:s3:::{B}")]
     listing = MAPPER.map(HttpRequest("GET", "127.0.0.1:4566", f"/{B}", "prefix=&list-type=2", {}))
+    assert only(listing).context == {"s3:prefix": ""}
     assert pairs(listing) == [("s3:ListBucket", f"arn:aws:s3:::{B}")]
