@@ -5,6 +5,7 @@ sluice local down               stop a detached runtime
 sluice local run FILE…|--sample upload, follow every file to a terminal state, summarise
 sluice local trigger NAME       fire a schedule (or any rule's targets) once, now
 sluice local status-lite        functions, pollers and schedules of the running runtime
+sluice local credentials NAME   `export AWS_...` lines: act as a function's role (or a role)
 """
 
 from __future__ import annotations
@@ -319,6 +320,23 @@ def trigger(name: str, port: int) -> None:
     except LocalRuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"fired {doc['fired']} ({doc['kind']})")
+
+
+@command.command("credentials")
+@click.argument("name")
+@_port_option
+def credentials(name: str, port: int) -> None:
+    """Print `export AWS_ACCESS_KEY_ID=...` lines of the credentials the runtime issued for the
+    role of function NAME (or for the role NAME): `eval "$(sluice local credentials NAME)"`, then
+    the AWS CLI acts as that function, and its role's policies decide every call."""
+    try:
+        doc = _call(port, "credentials", {"name": name})
+    except LocalRuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"# {doc['AssumedRoleArn']} (role {doc['RoleArn']}), expires {doc['Expiration']}")
+    click.echo(f"export AWS_ACCESS_KEY_ID={doc['AccessKeyId']}")
+    click.echo(f"export AWS_SECRET_ACCESS_KEY={doc['SecretAccessKey']}")
+    click.echo(f"export AWS_SESSION_TOKEN={doc['SessionToken']}")
 
 
 @command.command("status-lite")

@@ -53,6 +53,17 @@ that to keep the process clean). What and why:
    the tree, built by moto's own parser from private copies of the inputs, and the names and
    values it found (moto validates those). Anything not JSON-serializable, an empty expression
    and every parse error take moto's path every time.
+9. **Bucket policies evaluated by moto** (`FakeBucket.get_permission`): moto applies a bucket
+   policy's `Principal: "*"` statements to object requests, conditions ignored, so the templates'
+   TLS-only Deny refused every object call to the plain-HTTP endpoint. Policies stay stored (and
+   answered by `GetBucketPolicy`); the runtime's IAM enforcer (`sluice.local.iam`) decides.
+10. **A queue policy lost on SetQueueAttributes** (`Queue._set_attributes`): moto sets `Policy`
+    to None whenever the attributes set do not name it (AWS keeps it), so changing a queue's
+    visibility timeout dropped its policy. The patch keeps the policy unless `Policy` is given.
+11. **Policies without `Version` refused** (`IAMPolicyDocumentValidator._validate_version`):
+    moto requires `"Version": "2012-10-17"`; IAM accepts a missing Version (it defaults to
+    2008-10-17, policy variables then read literally) and `2008-10-17`, and the policies SAM's
+    policy templates generate have none. The patch accepts what IAM accepts.
 """
 
 from __future__ import annotations
@@ -102,8 +113,10 @@ def apply() -> Callable[[], None]:
     from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb import responses as dynamodb_responses
     from moto.events.models import Rule
+    from moto.iam.policy_validation import IAMPolicyDocumentValidator
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.s3 import notifications
+    from moto.s3.models import FakeBucket
     from moto.sqs.models import Queue, SQSBackend
 
     saved: list[tuple[Any, str, Any]] = [
@@ -146,6 +159,13 @@ def apply() -> Callable[[], None]:
             core_responses,
             "method_names_from_class",
             getattr(core_responses, "method_names_from_class"),  # noqa: B009
+        ),
+        (FakeBucket, "get_permission", FakeBucket.get_permission),
+        (Queue, "_set_attributes", Queue._set_attributes),
+        (
+            IAMPolicyDocumentValidator,
+            "_validate_version",
+            IAMPolicyDocumentValidator._validate_version,
         ),
         # moto's modules import the factory by name: each binding is replaced.
         *(
@@ -218,6 +238,17 @@ def apply() -> Callable[[], None]:
     parser_class = _caching_parser_class(comparisons.ConditionExpressionParser)
     for module in (comparisons, dynamodb_models, dynamodb_responses):
         setattr(module, _PARSER_FACTORY, parser_class)
+    setattr(FakeBucket, "get_permission", _bucket_permission_neutral)  # noqa: B010
+    original_set_attributes = Queue._set_attributes
+
+    def set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        kept = getattr(self, "policy", None)
+        original_set_attributes(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = kept
+
+    setattr(Queue, "_set_attributes", set_attributes)  # noqa: B010
+    setattr(IAMPolicyDocumentValidator, "_validate_version", _validate_policy_version)  # noqa: B010
     undo_s3 = s3_patches.apply()  # S3 byte copies: see sluice.local.s3_patches
 
     def undo() -> None:
@@ -226,6 +257,18 @@ def apply() -> Callable[[], None]:
             setattr(owner, name, value)
 
     return undo
+
+
+def _validate_policy_version(self: Any) -> None:
+    """`IAMPolicyDocumentValidator._validate_version`, as IAM: absent, 2008-10-17 or 2012-10-17."""
+    assert self._policy_json.get("Version", "2008-10-17") in ("2008-10-17", "2012-10-17")
+
+
+def _bucket_permission_neutral(self: Any, action: str, resource: str) -> Any:
+    """`FakeBucket.get_permission`: never a decision (the runtime's enforcer makes it)."""
+    from moto.iam.access_control import PermissionResult
+
+    return PermissionResult.NEUTRAL
 
 
 class _TableCopySkipper:

@@ -18,6 +18,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from sluice.local.errors import ProvisioningError
+from sluice.local.iam.principals import PrincipalRegistry
 from sluice.local.providers import (
     PROVIDERS,
     Limits,
@@ -29,6 +30,7 @@ from sluice.local.providers import (
     ScheduleSpec,
 )
 from sluice.local.template import (
+    ACCOUNT_ID,
     Outputs,
     Resolver,
     Stack,
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from sluice.local.iam.resources import ResourcePolicyRegistry
+
 __all__ = ["Limits", "Provisioner", "ResourceReport", "RuntimeSink", "ScheduleSpec"]
 
 
@@ -53,6 +57,8 @@ class Provisioner:
         sink: the runtime registrations.
         repo_root: where layers that were not built take their content from.
         limits: local concurrency caps.
+        principals: the role registry (a new one if not given).
+        resource_policies: the resource-policy registry (a new one if not given).
     """
 
     def __init__(
@@ -61,9 +67,19 @@ class Provisioner:
         sink: RuntimeSink,
         repo_root: Path,
         limits: Limits | None = None,
+        *,
+        principals: PrincipalRegistry | None = None,
+        resource_policies: ResourcePolicyRegistry | None = None,
     ) -> None:
         self.clients = clients
-        self.ctx = ProvisionContext(clients, sink, repo_root, limits or Limits())
+        self.ctx = ProvisionContext(
+            clients,
+            sink,
+            repo_root,
+            limits or Limits(),
+            principals=principals or PrincipalRegistry(ACCOUNT_ID),
+            resource_policies=resource_policies,
+        )
         self.reports: list[ResourceReport] = []
         self._providers: dict[str, ResourceProvider] = {}
 

@@ -23,12 +23,15 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from sluice.local.template import ACCOUNT_ID, REGION
 from sluice.local.worker import SPEC_ENV
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 log = logging.getLogger("sluice.local.runner")
 
@@ -52,6 +55,8 @@ class FunctionConfig:
     runtime: str = "python3.12"
     architecture: str = "x86_64"
     max_workers: int = 4
+    role_arn: str = ""
+    """The function's execution role; its workers carry temporary credentials of it."""
 
     @property
     def arn(self) -> str:
@@ -316,14 +321,25 @@ class FunctionRunner:
         endpoint_url: the local AWS endpoint the functions' clients use (`AWS_ENDPOINT_URL`).
         idle_timeout_s: a worker idle for this long is stopped (Lambda recycles idle
             environments too).
+        credentials: the credentials environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+            `AWS_SESSION_TOKEN`) of a function's workers, from its role; without it (or for a
+            function without a role) workers carry placeholder keys, which act as the account
+            root.
     """
 
-    def __init__(self, state_dir: Path, endpoint_url: str, idle_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        endpoint_url: str,
+        idle_timeout_s: float = 600.0,
+        credentials: Callable[[FunctionConfig], Mapping[str, str]] | None = None,
+    ) -> None:
         self.state_dir = state_dir
         self.log_dir = state_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.endpoint_url = endpoint_url
         self.idle_timeout_s = idle_timeout_s
+        self.credentials = credentials
         self._pools: dict[str, _Pool] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -450,8 +466,17 @@ class FunctionRunner:
             started += 1
         return started
 
+    def worker_env(self, config: FunctionConfig) -> dict[str, str]:
+        """`base_env` with the credentials of the function's role."""
+        env = self.base_env()
+        if self.credentials is not None and config.role_arn:
+            env.update(self.credentials(config))
+        return env
+
     def _new_worker(self, pool: _Pool) -> Worker:
-        return Worker(pool.config, self.log_dir / f"{pool.config.name}.log", self.base_env())
+        return Worker(
+            pool.config, self.log_dir / f"{pool.config.name}.log", self.worker_env(pool.config)
+        )
 
     async def _acquire(self, pool: _Pool) -> Worker:
         while pool.idle:

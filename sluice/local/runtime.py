@@ -24,6 +24,8 @@ from aiohttp import web
 from sluice.local import moto_patches
 from sluice.local.endpoint import Endpoint
 from sluice.local.errors import LocalRuntimeError, PortInUseError
+from sluice.local.iam.principals import Credentials, PrincipalRegistry
+from sluice.local.iam.resources import ResourcePolicyRegistry
 from sluice.local.poller import MappingConfig, MotoSqsQueue, SqsPoller
 from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
 from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
@@ -45,6 +47,9 @@ starved concurrent callers when the pollers still long-polled over HTTP."""
 POLL_THREADS = 64
 """Threads for the pollers' long polls: one per concurrent polling loop, which never exceed
 (functions x max concurrency)."""
+ROLE_SESSION = "sluice-local"
+"""Session name of the role sessions the runtime runs state machines, rule targets and schedules
+with (a function's session is named after the function, as Lambda does)."""
 PREWARM_PARALLEL = max(1, os.cpu_count() or 1)
 """Workers initialised at once by `prewarm` (an init phase is CPU-bound: one per core)."""
 
@@ -136,7 +141,11 @@ class LocalRuntime:
         self.options = options
         self.endpoint_url = f"http://{options.host}:{options.port}"
         self.state_dir = options.state_dir
-        self.runner = FunctionRunner(options.state_dir, self.endpoint_url)
+        self.principals = PrincipalRegistry(ACCOUNT_ID)
+        self.resource_policies = ResourcePolicyRegistry(ACCOUNT_ID, REGION, self.principals)
+        self.runner = FunctionRunner(
+            options.state_dir, self.endpoint_url, credentials=self._function_credentials
+        )
         self.pollers: dict[tuple[str, str], SqsPoller] = {}
         self.schedules: dict[str, tuple[ScheduleSpec, datetime]] = {}
         self.reports: list[ResourceReport] = []
@@ -183,7 +192,9 @@ class LocalRuntime:
         )
         self.engine = WorkflowEngine(
             invoker=_RunnerInvoker(self.runner),
-            sdk=Boto3SdkCaller(endpoint_url=self.endpoint_url, region=REGION),
+            sdk=Boto3SdkCaller(
+                endpoint_url=self.endpoint_url, region=REGION, credentials=self._role_credentials
+            ),
             region=REGION,
             account=ACCOUNT_ID,
         )
@@ -196,6 +207,7 @@ class LocalRuntime:
                 "state": self._state,
                 "provision": self._provision_route,
                 "trigger": self._trigger_route,
+                "credentials": self._credentials_route,
                 "shutdown": self._shutdown_route,
             },
             self.options.host,
@@ -218,12 +230,17 @@ class LocalRuntime:
         # pool of 10, 4 functions x `--max-concurrency` loops starved each other's deletes and
         # the provisioner (`up --max-concurrency 4` hung before serving).
         config = AioConfig(max_pool_connections=CLIENT_POOL_CONNECTIONS)
-        for service in ("s3", "sqs", "events", "dynamodb", "ssm", "kms", "logs", "sns"):
+        for service in ("s3", "sqs", "events", "dynamodb", "ssm", "kms", "logs", "sns", "iam"):
             self._clients[service] = await self._stack.enter_async_context(
                 session.client(service, endpoint_url=self.endpoint_url, config=config)
             )
         self.provisioner = Provisioner(
-            self._clients.__getitem__, self, self.options.repo_root, self.options.limits
+            self._clients.__getitem__,
+            self,
+            self.options.repo_root,
+            self.options.limits,
+            principals=self.principals,
+            resource_policies=self.resource_policies,
         )
         self._tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
         self._tasks.append(asyncio.create_task(self._reaper(), name="reaper"))
@@ -336,6 +353,33 @@ class LocalRuntime:
             "state_dir": str(self.state_dir),
         }
         (self.state_dir / STATE_FILE).write_text(json.dumps(doc, indent=2))
+
+    # ------------------------------------------------------------------ credentials
+
+    def _function_credentials(self, config: FunctionConfig) -> dict[str, str]:
+        # Lambda names the execution role's session after the function.
+        return self.principals.issue(config.role_arn, config.name).env()
+
+    def _role_credentials(self, role_arn: str) -> dict[str, str]:
+        return self.principals.issue(role_arn, ROLE_SESSION).env()
+
+    def credentials(self, name: str) -> Credentials:
+        """The credentials the runtime issued for a function's role (by function name or ARN),
+        or for a role (by name or ARN).
+
+        Raises:
+            LocalRuntimeError: no such function or role, or a function without a role.
+        """
+        try:
+            config = self.runner.functions[self.runner.resolve(name)]
+        except FunctionNotFound:
+            role_arn = self.principals.role_arn(name)
+            if role_arn is None:
+                raise LocalRuntimeError(f"no function or role named {name}") from None
+            return self.principals.issue(role_arn, ROLE_SESSION)
+        if not config.role_arn:
+            raise LocalRuntimeError(f"function {config.name} has no role")
+        return self.principals.issue(config.role_arn, config.name)
 
     # ------------------------------------------------------------------ RuntimeSink
 
@@ -551,6 +595,24 @@ class LocalRuntime:
         except LocalRuntimeError as exc:
             return web.json_response({"error": str(exc)}, status=404)
         return web.json_response(result)
+
+    async def _credentials_route(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        name = str(body.get("name") or request.query.get("name", ""))
+        try:
+            creds = self.credentials(name)
+        except LocalRuntimeError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response(
+            {
+                "AccessKeyId": creds.access_key_id,
+                "SecretAccessKey": creds.secret_access_key,
+                "SessionToken": creds.session_token,
+                "Expiration": creds.expiration.isoformat(),
+                "RoleArn": creds.role_arn,
+                "AssumedRoleArn": creds.session_arn,
+            }
+        )
 
     async def _shutdown_route(self, request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()

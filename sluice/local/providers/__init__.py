@@ -9,6 +9,7 @@ from sluice.local.providers import (  # noqa: F401  (registration on import)
     awslambda,
     dynamodb,
     events,
+    iam,
     kms,
     logs,
     s3,

@@ -1,6 +1,6 @@
 """`AWS::Lambda::*`: functions run by the local function runner, SQS event source mappings by
-the local pollers, layers from the project environment; versions and aliases resolve to
-`$LATEST`."""
+the local pollers, layers from the project environment, permissions kept as function policies;
+versions and aliases resolve to `$LATEST`."""
 
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ class FunctionProvider(ResourceProvider):
                 runtime=runtime,
                 architecture=str((props.get("Architectures") or ["x86_64"])[0]),
                 max_workers=workers,
+                role_arn=str(props.get("Role") or ""),
             )
         )
         request.report.action = "emulated"
@@ -210,3 +211,57 @@ class AliasProvider(ResourceProvider):
         request.report.note = "aliases resolve to $LATEST locally"
         alias_arn = arn("lambda", f"function:{name}:{request.props['Name']}")
         return Outputs(ref=alias_arn, attrs={"AliasArn": alias_arn})
+
+
+@register
+class PermissionProvider(ResourceProvider):
+    """A statement of the function's resource policy (who may invoke it, from which source)."""
+
+    type_name = "AWS::Lambda::Permission"
+    honoured = frozenset(
+        {"Action", "FunctionName", "Principal", "SourceArn", "SourceAccount", "PrincipalOrgID"}
+    )
+    noted: ClassVar[Mapping[str, str]] = {
+        "EventSourceToken": "Alexa skills are not emulated",
+        "FunctionUrlAuthType": "function URLs are not emulated",
+    }
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        function = str(props["FunctionName"])
+        if function.startswith("arn:"):
+            function_arn = ":".join(function.split(":")[:7])
+        else:
+            function_arn = arn("lambda", f"function:{function.split(':')[0]}")
+        principal = str(props["Principal"])
+        if principal == "*":
+            who: Any = "*"
+        elif principal.isdigit():
+            who = {"AWS": f"arn:aws:iam::{principal}:root"}
+        elif principal.startswith("arn:"):
+            who = {"AWS": principal}
+        else:
+            who = {"Service": principal}
+        condition: dict[str, dict[str, str]] = {}
+        if props.get("SourceArn"):
+            condition.setdefault("ArnLike", {})["aws:SourceArn"] = str(props["SourceArn"])
+        if props.get("SourceAccount"):
+            condition.setdefault("StringEquals", {})["aws:SourceAccount"] = str(
+                props["SourceAccount"]
+            )
+        if props.get("PrincipalOrgID"):
+            condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = str(
+                props["PrincipalOrgID"]
+            )
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Principal": who,
+            "Action": str(props["Action"]),
+            "Resource": function_arn,
+        }
+        if condition:
+            statement["Condition"] = condition
+        sid = generated_name(request.stack, request.logical_id)
+        self.ctx.policies.put_function_statement(function_arn, sid, statement)
+        request.report.note = "; ".join([f"function policy of {function_arn}", *notes])
+        return Outputs(ref=sid)

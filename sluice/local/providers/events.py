@@ -1,5 +1,5 @@
-"""`AWS::Events::EventBus` and `AWS::Events::Rule` (moto stores them; the runtime delivers to
-targets and fires scheduled rules)."""
+"""`AWS::Events::EventBus`, `AWS::Events::EventBusPolicy` and `AWS::Events::Rule` (moto stores
+buses and rules; the runtime delivers to targets, fires scheduled rules and keeps bus policies)."""
 
 from __future__ import annotations
 
@@ -44,9 +44,8 @@ class EventBusProvider(ResourceProvider):
     """A custom event bus."""
 
     type_name = "AWS::Events::EventBus"
-    honoured = frozenset({"Name", "Tags", "Description"})
+    honoured = frozenset({"Name", "Tags", "Description", "Policy"})
     noted: ClassVar[Mapping[str, str]] = {
-        "Policy": "bus policies are not enforced locally",
         "KmsKeyIdentifier": "events are not encrypted locally",
         "DeadLetterConfig": "bus-level DLQ not emulated",
     }
@@ -59,7 +58,49 @@ class EventBusProvider(ResourceProvider):
             await events.create_event_bus(Name=name)
         except events.exceptions.ResourceAlreadyExistsException:
             request.report.action = "updated"
-        return Outputs(ref=name, attrs={"Arn": arn("events", f"event-bus/{name}"), "Name": name})
+        bus_arn = arn("events", f"event-bus/{name}")
+        policy = request.props.get("Policy")
+        if policy:
+            document = json.loads(policy) if isinstance(policy, str) else policy
+            self.ctx.policies.set_bus_policy(bus_arn, document)
+        return Outputs(ref=name, attrs={"Arn": bus_arn, "Name": name})
+
+
+@register
+class EventBusPolicyProvider(ResourceProvider):
+    """One statement of a bus policy (`Statement`, or the older `Action`/`Principal`/`Condition`
+    form), merged by `StatementId` into the bus's policy."""
+
+    type_name = "AWS::Events::EventBusPolicy"
+    honoured = frozenset(
+        {"EventBusName", "StatementId", "Statement", "Action", "Principal", "Condition"}
+    )
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        bus = str(props.get("EventBusName") or "default").rsplit("/", 1)[-1]
+        bus_arn = arn("events", f"event-bus/{bus}")
+        sid = str(props["StatementId"])
+        if props.get("Statement"):
+            statement = dict(props["Statement"])
+        else:
+            if not props.get("Principal") or not props.get("Action"):
+                raise request.error("either Statement or Action and Principal", prop="Statement")
+            principal = str(props["Principal"])
+            statement = {
+                "Effect": "Allow",
+                "Principal": "*" if principal == "*" else {"AWS": f"arn:aws:iam::{principal}:root"},
+                "Action": str(props["Action"]),
+                "Resource": bus_arn,
+            }
+            condition = props.get("Condition")
+            if condition:
+                statement["Condition"] = {
+                    str(condition["Type"]): {str(condition["Key"]): condition["Value"]}
+                }
+        self.ctx.policies.put_bus_statement(bus_arn, sid, statement)
+        request.report.note = f"statement {sid} of the {bus} bus policy"
+        return Outputs(ref=sid)
 
 
 @register

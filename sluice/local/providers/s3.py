@@ -1,7 +1,8 @@
-"""`AWS::S3::Bucket`, in the embedded moto."""
+"""`AWS::S3::Bucket` and `AWS::S3::BucketPolicy`, in the embedded moto."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sluice.local.providers.base import (
@@ -115,3 +116,20 @@ class BucketProvider(ResourceProvider):
                 "WebsiteURL": f"http://{name}.s3-website-{REGION}.amazonaws.com",
             },
         )
+
+
+@register
+class BucketPolicyProvider(ResourceProvider):
+    """A bucket policy, stored in moto (moto's own evaluation of it is switched off: the runtime's
+    IAM enforcer decides, see `sluice.local.iam`)."""
+
+    type_name = "AWS::S3::BucketPolicy"
+    honoured = frozenset({"Bucket", "PolicyDocument"})
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        bucket = str(request.props["Bucket"])
+        document = request.props["PolicyDocument"]
+        text = document if isinstance(document, str) else json.dumps(document)
+        await self.ctx.clients("s3").put_bucket_policy(Bucket=bucket, Policy=text)
+        request.report.note = "resource policy of the bucket and its objects"
+        return Outputs(ref=bucket)

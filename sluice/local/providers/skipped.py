@@ -6,8 +6,6 @@ them provision normally.
 
 from __future__ import annotations
 
-import hashlib
-
 from sluice.local.providers.base import (
     PROVIDERS,
     ResourceRequest,
@@ -15,17 +13,9 @@ from sluice.local.providers.base import (
     arn,
     generated_name,
 )
-from sluice.local.template import ACCOUNT_ID, Outputs
+from sluice.local.template import Outputs
 
 SKIPPED: dict[str, str] = {
-    "AWS::IAM::Role": "IAM is not enforced locally",
-    "AWS::IAM::Policy": "IAM is not enforced locally",
-    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
-    "AWS::Lambda::Permission": "resource policies are not enforced locally",
-    # Not even stored: moto evaluates bucket policies, and the TLS-only Deny would refuse every
-    # call to the plain-HTTP local endpoint.
-    "AWS::S3::BucketPolicy": "not applied locally (TLS-only policies would deny plain HTTP)",
-    "AWS::Events::EventBusPolicy": "bus policies are not enforced locally",
     "AWS::CloudWatch::Alarm": "no CloudWatch metrics locally",
     "AWS::CloudWatch::Dashboard": "no CloudWatch metrics locally",
     "AWS::EventSchemas::Registry": "moto has no EventBridge Schema Registry (schemas)",
@@ -48,16 +38,13 @@ def placeholder(request: ResourceRequest, type_name: str) -> Outputs:
     """Plausible Ref/GetAtt values for a skipped resource, so references still resolve."""
     props = request.props
     name = str(
-        props.get("RoleName")
-        or props.get("RegistryName")
+        props.get("RegistryName")
         or props.get("AlarmName")
         or props.get("DashboardName")
         or generated_name(request.stack, request.logical_id)
     )
     service = type_name.split("::")[1].lower()
-    if type_name == "AWS::IAM::Role":
-        resource_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
-    elif type_name == "AWS::EventSchemas::Registry":
+    if type_name == "AWS::EventSchemas::Registry":
         resource_arn = arn("schemas", f"registry/{name}")
     elif type_name == "AWS::EventSchemas::Schema":
         resource_arn = arn(
@@ -70,7 +57,6 @@ def placeholder(request: ResourceRequest, type_name: str) -> Outputs:
         ref=resource_arn if type_name.startswith("AWS::EventSchemas") else name,
         attrs={
             "Arn": resource_arn,
-            "RoleId": f"AROA{hashlib.sha1(resource_arn.encode()).hexdigest()[:16].upper()}",
             "RegistryName": str(props.get("RegistryName", name)),
             "RegistryArn": resource_arn,
             "SchemaArn": resource_arn,

@@ -68,7 +68,7 @@ class QueueProvider(ResourceProvider):
 
 @register
 class QueuePolicyProvider(ResourceProvider):
-    """A queue policy, stored as the queues' `Policy` attribute."""
+    """A queue policy, stored as the queues' `Policy` attribute (read by the IAM enforcer)."""
 
     type_name = "AWS::SQS::QueuePolicy"
     honoured = frozenset({"Queues", "PolicyDocument"})
@@ -79,5 +79,5 @@ class QueuePolicyProvider(ResourceProvider):
             await sqs.set_queue_attributes(
                 QueueUrl=url, Attributes={"Policy": json.dumps(request.props["PolicyDocument"])}
             )
-        request.report.note = "stored, not enforced locally"
+        request.report.note = "resource policy of the queue"
         return Outputs(ref=generated_name(request.stack, request.logical_id))

@@ -1,7 +1,7 @@
 """boto3 implementations of the engine's ports, used against the local endpoint.
 
 boto3 is synchronous, so each call runs in a worker thread (`asyncio.to_thread`); clients are
-created once per service and shared (boto3 clients are thread-safe).
+created once per service (and per execution role) and shared (boto3 clients are thread-safe).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sluice.local.workflow.ports import InvokeResult, ServiceError
+from sluice.local.workflow.ports import EXECUTION_ROLE, InvokeResult, ServiceError
+
+RoleCredentials = Callable[[str], Mapping[str, str]]
+"""Role ARN → its credentials environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_SESSION_TOKEN`)."""
 
 # Step Functions service names in `aws-sdk:<service>` that differ from boto3's.
 _BOTO_NAMES = {"eventbridge": "events", "sfn": "stepfunctions"}
@@ -54,10 +59,14 @@ def _jsonable(value: Any) -> Any:
 
 
 class _Clients:
-    def __init__(self, endpoint_url: str | None, region: str):
+    def __init__(
+        self, endpoint_url: str | None, region: str, credentials: RoleCredentials | None = None
+    ):
         self._endpoint_url = endpoint_url
         self._region = region
-        self._clients: dict[str, Any] = {}
+        self._credentials = credentials
+        self._clients: dict[tuple[str | None, str], Any] = {}
+        self._sessions: dict[str, boto3.session.Session] = {}
         self._lock = threading.Lock()
         if endpoint_url is None:
             self._session = boto3.session.Session(region_name=region)
@@ -71,26 +80,56 @@ class _Clients:
                 aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
             )
 
+    def _session_for(self, role_arn: str | None) -> boto3.session.Session:
+        if role_arn is None or self._credentials is None:
+            return self._session
+        session = self._sessions.get(role_arn)
+        if session is None:
+            env = self._credentials(role_arn)
+            session = boto3.session.Session(
+                region_name=self._region,
+                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=env.get("AWS_SESSION_TOKEN"),
+            )
+            self._sessions[role_arn] = session
+        return session
+
     def get(self, service: str) -> Any:
+        """The client of `service` for the running execution's role (`EXECUTION_ROLE`), or of
+        the default credentials outside an execution or without a credentials source."""
+        role_arn = EXECUTION_ROLE.get() if self._credentials is not None else None
         with self._lock:
-            client = self._clients.get(service)
+            client = self._clients.get((role_arn, service))
             if client is None:
-                client = self._session.client(
+                client = self._session_for(role_arn).client(
                     service,  # type: ignore[call-overload]
                     endpoint_url=self._endpoint_url,
                     config=Config(
                         retries={"max_attempts": 2, "mode": "standard"}, read_timeout=900
                     ),
                 )
-                self._clients[service] = client
+                self._clients[(role_arn, service)] = client
             return client
 
 
 class Boto3SdkCaller:
-    """`SdkCaller` over boto3: `call("s3", "putObject", {...})` -> `s3.put_object(**...)`."""
+    """`SdkCaller` over boto3: `call("s3", "putObject", {...})` -> `s3.put_object(**...)`.
 
-    def __init__(self, endpoint_url: str | None = None, region: str = "us-east-1"):
-        self._clients = _Clients(endpoint_url, region)
+    Args:
+        endpoint_url: the endpoint (None: AWS).
+        region: the region.
+        credentials: a role's credentials; when given, each call is made with the credentials of
+            the running execution's role, as Step Functions does.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        credentials: RoleCredentials | None = None,
+    ):
+        self._clients = _Clients(endpoint_url, region, credentials)
 
     async def call(self, service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """Call the action in a thread; see `SdkCaller.call`."""

@@ -37,7 +37,7 @@ from sluice.local.workflow.interpreter import (
 )
 from sluice.local.workflow.intrinsics import render
 from sluice.local.workflow.models import ChildResult, dumps
-from sluice.local.workflow.ports import ServiceError
+from sluice.local.workflow.ports import EXECUTION_ROLE, ServiceError
 
 if TYPE_CHECKING:
     from sluice.local.workflow.interpreter import Deps
@@ -395,6 +395,8 @@ class DistributedMap:
         return exceeded.is_set() or tolerance.exceeded(failed_items(), map_run.total_items)
 
     async def _run_child(self, processor: dict[str, Any], child: ExecutionRecord) -> None:
+        # A child runs as its parent's role (the Map state's execution role).
+        EXECUTION_ROLE.set(child.role_arn or None)
         clock = self.deps.clock
         child.record(
             clock.now(),

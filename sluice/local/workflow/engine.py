@@ -23,7 +23,13 @@ from sluice.local.workflow.models import (
     StateMachineRecord,
     dumps,
 )
-from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller, SystemClock
+from sluice.local.workflow.ports import (
+    EXECUTION_ROLE,
+    Clock,
+    FunctionInvoker,
+    SdkCaller,
+    SystemClock,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -231,6 +237,7 @@ class WorkflowEngine:
                 "Name": execution.state_machine_name,
             },
         }
+        EXECUTION_ROLE.set(execution.role_arn or None)
         run = Run(execution, context, redrive=redrive)
         limit = machine.get("TimeoutSeconds")
         try:

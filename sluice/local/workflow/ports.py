@@ -7,9 +7,15 @@ need no inheritance.
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+EXECUTION_ROLE: ContextVar[str | None] = ContextVar("execution_role", default=None)
+"""The role ARN of the execution whose states are running (set by the engine for each execution
+and Distributed Map child; tasks and `asyncio.to_thread` inherit it): SDK callers and invokers
+act as that role."""
 
 
 @dataclass(frozen=True)
