@@ -6,6 +6,16 @@ produces: every batch delivered twice, batches reordered, a worker that dies mid
 batch is redelivered to a fresh execution environment). Messages a handler reports as failed
 are made visible again at once instead of after the visibility timeout: only the wait is
 shortened, the receive count still rises as on AWS.
+
+The pump is strict: a handler that raises (other than the injected `WorkerCrash` or
+`InjectedHandlerError`) or answers an `itemIdentifier` that is not in its batch (beyond the
+`allowed_invalid_responses` a scenario injects) fails the scenario at once, although Lambda would
+retry the batch: such a handler would pass every scenario on retries alone. A pipeline that
+stops moving — every queue empty, the scenario's condition still false — fails at once too
+(`PipelineStalled`) instead of waiting for the timeout: nothing else can move it.
+
+Every fact published on the bus is also copied to an audit queue (`Rig.published`), so a
+scenario can check what reached the bus and under which event id.
 """
 
 from __future__ import annotations
@@ -38,11 +48,26 @@ from tests.e2e.harness import (
 )
 
 
-class TimeoutContext(FakeContext):
-    """A Lambda context at the edge of its time: 0 ms remaining."""
+class InjectedHandlerError(RuntimeError):
+    """Raised by a scenario's own handler wrapper: the one handler error the pump tolerates."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 0
+
+class UnexpectedHandlerFailure(AssertionError):
+    """A handler raised, or answered an invalid batch response, without the scenario injecting
+    it."""
+
+
+class PipelineStalled(AssertionError):
+    """Every queue is empty but the scenario's condition is false: nothing will ever move."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """One fact as the bus delivered it (from the audit queue)."""
+
+    event_id: str
+    type: str
+    file_id: str | None
 
 
 @dataclass
@@ -56,7 +81,10 @@ class Rig:
     injector: FaultInjector | None = None
     crashes: int = 0
     invalid_responses: int = 0
+    allowed_invalid_responses: int = 0
     handler_errors: int = 0
+    audit_url: str = ""
+    published: list[Published] = field(default_factory=list)
     responses: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
     invocations: int = 0
@@ -71,9 +99,40 @@ class Rig:
             text = orjson.dumps(fault_spec).decode()
             self.monkeypatch.setenv(faults.ENV_VAR, text)
             self.injector = faults.active({faults.ENV_VAR: text})
+        self._audit()
         for service in SERVICES:
             self._load(service)
         return self
+
+    def _audit(self) -> None:
+        """A queue that receives a copy of every Sluice fact on the bus (read by `facts`)."""
+        sqs, events = self.stack.client("sqs"), self.stack.client("events")
+        self.audit_url = sqs.create_queue(QueueName=f"{self.stack.prefix}-audit")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.audit_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        rule = f"{self.stack.prefix}-audit"
+        events.put_rule(
+            Name=rule,
+            EventBusName=self.stack.bus,
+            EventPattern=orjson.dumps({"source": [{"prefix": "sluice."}]}).decode(),
+        )
+        events.put_targets(
+            Rule=rule, EventBusName=self.stack.bus, Targets=[{"Id": "audit", "Arn": arn}]
+        )
+
+    def facts(self) -> list[Published]:
+        """Every fact the bus delivered so far, in arrival order (drains the audit queue)."""
+        sqs = self.stack.client("sqs")
+        while got := sqs.receive_message(QueueUrl=self.audit_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in got:
+                detail = orjson.loads(message["Body"])["detail"]
+                file_id = detail.get("data", {}).get("file_id")
+                self.published.append(Published(detail["id"], detail["type"], file_id))
+                sqs.delete_message(QueueUrl=self.audit_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self.published)
 
     def _load(self, service: str) -> None:
         for name, value in self.stack.env(service).items():
@@ -162,6 +221,12 @@ class Rig:
                 moved = True
                 self._deliver(service, url, got)
             if not moved:
+                if self.queues_empty() and not until():
+                    statuses = [
+                        (i["key"], i["status"], i.get("error_code"))
+                        for i in ledger_items(self.stack)
+                    ]
+                    raise PipelineStalled(f"every queue is empty, nothing can move: {statuses}")
                 time.sleep(0.05)
 
     def _deliver(self, service: str, url: str, got: list[dict[str, Any]]) -> None:
@@ -181,14 +246,24 @@ class Rig:
                 self.restart(service)
                 self._release(url, batch)
                 return
-            except Exception:
+            except InjectedHandlerError:
+                # Lambda's rule: a handler error retries the whole batch.
                 self.handler_errors += 1
                 self._release(url, batch)
                 return
+            except Exception as error:
+                raise UnexpectedHandlerFailure(
+                    f"the {service} handler raised {error!r}; handlers answer failures per record"
+                ) from error
             reported = {f.get("itemIdentifier") for f in response.get("batchItemFailures", [])}
             if reported - {m["MessageId"] for m in attempt}:
                 # Lambda's rule: an empty or unknown itemIdentifier fails the whole batch.
                 self.invalid_responses += 1
+                if self.invalid_responses > self.allowed_invalid_responses:
+                    raise UnexpectedHandlerFailure(
+                        f"the {service} handler answered itemIdentifiers not in its batch: "
+                        f"{sorted(map(str, reported))}"
+                    )
                 reported = {m["MessageId"] for m in attempt}
             failed |= {str(r) for r in reported}
             self.responses.append((service, [m["MessageId"] for m in attempt], sorted(reported)))

@@ -1,5 +1,6 @@
-"""Two output workers finalising the same file at once, under DynamoDB throttling: the ledger's
-conditional writes let exactly one of them complete the file."""
+"""Two output workers finalising the same file at once, under DynamoDB throttling: both claim the
+step from the same read, the ledger's version lock makes the second claim lose and claim again on
+top of the first, and exactly one of them completes the file."""
 
 from __future__ import annotations
 
@@ -13,14 +14,32 @@ from sluice_shared.stages import open_stage_deps
 from tests.reliability.scenario import Rig, assert_reconciled
 
 
-def completions(rig: Rig, file_id: str) -> int:
+def steps(rig: Rig, file_id: str) -> list[tuple[str, int]]:
+    """The file's history: (to_status, version) of every ledger step, in time order."""
     items = rig.stack.client("dynamodb").query(
         TableName=rig.stack.table,
         KeyConditionExpression="PK = :pk AND begins_with(SK, :step)",
         ExpressionAttributeValues={":pk": {"S": f"FILE#{file_id}"}, ":step": {"S": "STEP#"}},
         ConsistentRead=True,
     )["Items"]
-    return sum(1 for item in items if item.get("to_status", {}).get("S") == "COMPLETED")
+    return [(item["to_status"]["S"], int(item["version"]["N"])) for item in items]
+
+
+def read_together(ledger: Any, barrier: asyncio.Barrier) -> None:
+    """Make `ledger`'s first read wait for the other worker's first read: both workers then
+    decide from the same version of the record (the race, forced)."""
+    read = ledger.get
+    first = True
+
+    async def get(file_id: str) -> Any:
+        nonlocal first
+        record = await read(file_id)
+        if first:
+            first = False
+            await barrier.wait()
+        return record
+
+    ledger.get = get
 
 
 def test_scenario_two_concurrent_finalisers_exactly_one_wins(rig: Rig, tmp_path: Path) -> None:
@@ -45,12 +64,16 @@ def test_scenario_two_concurrent_finalisers_exactly_one_wins(rig: Rig, tmp_path:
     envelope = parse_eventbridge_event(message["Body"])
     service: Any = sys.modules["sluice_output.handler"].service
 
-    # WHEN two workers (their own clients, as two Lambda instances) finalise it at the same time
+    # WHEN two workers (their own clients, as two Lambda instances) finalise it at the same
+    # time, each claiming the step from the same read of the record
     async def race() -> list[BaseException | None]:
         async with (
             open_stage_deps(service.settings) as first,
             open_stage_deps(service.settings) as second,
         ):
+            barrier = asyncio.Barrier(2)
+            read_together(first.stage.ledger, barrier)
+            read_together(second.stage.ledger, barrier)
             results: list[BaseException | None] = await asyncio.gather(
                 service.handle_one(envelope, first),
                 service.handle_one(envelope, second),
@@ -63,11 +86,15 @@ def test_scenario_two_concurrent_finalisers_exactly_one_wins(rig: Rig, tmp_path:
     rig.paused.clear()
     rig.settle(1)
 
-    # THEN the file was completed exactly once, the loser (if it lost the race rather than
-    # arriving after the end) got a stale-state error, and the output is exactly once
-    assert completions(rig, envelope.data.file_id) == 1
-    errors = [o for o in outcomes if o is not None]
-    assert all(type(e).__name__ == "StaleStateError" for e in errors), errors
+    # THEN both workers claimed the step, from the same version: the second claim lost on the
+    # version lock and was applied on top of the first (consecutive versions, never the same one)
+    history = steps(rig, envelope.data.file_id)
+    claims = [version for status, version in history if status == "WRITING"]
+    assert len(claims) == 2, history
+    assert claims[1] == claims[0] + 1, history
+    # AND exactly one of them completed the file; the other was refused as stale
+    assert [version for status, version in history if status == "COMPLETED"] == [claims[1] + 1]
+    assert [type(o).__name__ for o in outcomes if o is not None] == ["StaleStateError"], outcomes
     assert rig.injector is not None
     assert rig.injector.fired("dynamodb") > 0
     assert_reconciled(rig.reconcile({"orders/2024/03/01/a.csv": truth}))

@@ -66,3 +66,28 @@ def test_scenario_every_delivery_duplicated_output_is_identical(
     assert dup.delivery.duplicated >= 4 * len(truths)
     assert dup.output_snapshot() == baseline
     assert_reconciled(dup.reconcile(truths))
+
+
+def test_scenario_republished_facts_keep_their_event_id_across_duplicate_deliveries(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # GIVEN every SQS delivery made twice (a step that already finished answers a duplicate by
+    # publishing its fact again: output re-announces a completed file)
+    from sluice_shared.faults import DeliveryFaults
+
+    rig.delivery = DeliveryFaults(duplicate=True)
+    rig.start()
+    key, kwargs = FILES[0]
+    truth = rig.upload_generated(tmp_path, key, seed=0, **kwargs)
+    # WHEN the file settles
+    rig.settle(1)
+    assert_reconciled(rig.reconcile({key: truth}))
+    # THEN some fact reached the bus more than once, and every copy of a fact carries the same
+    # event id: a subscriber can drop the copies by id
+    ids: dict[tuple[str | None, str], set[str]] = {}
+    copies: dict[tuple[str | None, str], int] = {}
+    for fact in rig.facts():
+        ids.setdefault((fact.file_id, fact.type), set()).add(fact.event_id)
+        copies[(fact.file_id, fact.type)] = copies.get((fact.file_id, fact.type), 0) + 1
+    assert max(copies.values()) > 1, copies
+    assert {fact: len(found) for fact, found in ids.items()} == dict.fromkeys(ids, 1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import aioboto3
 import boto3
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 
@@ -147,3 +148,69 @@ def test_faults_env_var_builds_one_shared_injector(moto_endpoint: str) -> None:
     assert injector.fired("s3") == 1
     assert active({}) is None
     reset_active()
+
+
+def _bus_with_queue(endpoint: str) -> tuple[Any, str]:
+    """A custom bus whose every event lands in a queue; returns (sqs client, queue url)."""
+    factory: Any = boto3.client
+    events = factory("events", endpoint_url=endpoint, region_name="us-east-1")
+    sqs = factory("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    events.create_event_bus(Name="bus")
+    url = sqs.create_queue(QueueName="seen")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="all", EventBusName="bus", EventPattern='{"source": ["t"]}')
+    events.put_targets(Rule="all", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
+    return sqs, url
+
+
+def _arrived(sqs: Any, url: str) -> list[str]:
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return sorted(orjson.loads(m["Body"])["detail"]["n"] for m in got)
+
+
+def _entries(count: int) -> list[dict[str, str]]:
+    return [
+        {"Source": "t", "DetailType": "d", "Detail": f'{{"n": "{n}"}}', "EventBusName": "bus"}
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("drop_all", [False, True])
+def test_faults_drop_keeps_entries_off_the_bus_and_reports_them_failed_in_place(
+    moto_endpoint: str, drop_all: bool
+) -> None:
+    # GIVEN a PutEvents client dropping the 2nd and 3rd entry (or every entry)
+    sqs, url = _bus_with_queue(moto_endpoint)
+    factory: Any = boto3.client
+    events = factory("events", endpoint_url=moto_endpoint, region_name="us-east-1")
+    rule = (
+        FaultRule("events", "PutEvents", "drop")
+        if drop_all
+        else FaultRule("events", "PutEvents", "drop", skip=1, times=2)
+    )
+    injector = FaultInjector([rule])
+    injector.attach(events)
+    # WHEN four entries are put
+    answer = events.put_events(Entries=_entries(4))
+    # THEN the dropped ones never reached the bus and are reported failed at their positions
+    failed = [n for n, e in enumerate(answer["Entries"]) if "ErrorCode" in e]
+    expected = [0, 1, 2, 3] if drop_all else [1, 2]
+    assert failed == expected
+    assert answer["FailedEntryCount"] == len(expected)
+    assert _arrived(sqs, url) == sorted({"0", "1", "2", "3"} - {str(n) for n in expected})
+    assert [orjson.loads(e["Detail"])["n"] for e in injector.dropped] == [str(n) for n in expected]
+    assert all("EventId" in e for n, e in enumerate(answer["Entries"]) if n not in expected)
+
+
+async def test_faults_drop_on_aiobotocore_client(moto_endpoint: str) -> None:
+    sqs, url = _bus_with_queue(moto_endpoint)
+    injector = FaultInjector([FaultRule("events", "PutEvents", "drop", times=1)])
+    session = aioboto3.Session(region_name="us-east-1")
+    async with session.client("events") as client:
+        injector.attach(client)
+        answer = await client.put_events(Entries=_entries(2))
+    assert answer["FailedEntryCount"] == 1
+    assert "ErrorCode" in answer["Entries"][0]
+    assert _arrived(sqs, url) == ["1"]

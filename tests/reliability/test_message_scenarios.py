@@ -21,7 +21,7 @@ from sluice_shared.aws.dynamodb import DynamoDbLedger
 from sluice_shared.keys import file_id_for
 from sluice_shared.ports import REASON_CODE_ATTRIBUTE, FileRecord
 from tests.e2e.harness import ledger_items
-from tests.reliability.scenario import Rig, assert_reconciled
+from tests.reliability.scenario import InjectedHandlerError, Rig, assert_reconciled
 
 MAX_RECEIVE_COUNT = 5  # the harness's redrive policy
 ORDERS = (
@@ -224,10 +224,11 @@ def test_scenario_invalid_item_identifier_or_handler_error_retries_whole_batch(
     def crashing(event: dict[str, Any], context: Any) -> dict[str, Any]:
         calls["validate"] += 1
         if calls["validate"] == 1:
-            raise RuntimeError("init failed")
+            raise InjectedHandlerError("init failed")
         return dict(real_validate(event, context))
 
     rig.handlers["ingest"], rig.handlers["validate"] = bad_response, crashing
+    rig.allowed_invalid_responses = 1
     truths = {
         k: rig.upload_generated(tmp_path, k, seed=n)
         for n, k in enumerate(["orders/a.csv", "orders/b.csv"])

@@ -43,7 +43,9 @@ _ACCEPTED_OUTCOMES = frozenset({"realtime", "batch", "rejected"})
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return runtime.process_sqs_batch(event, handle_one, accepted={S3ObjectCreated.TYPE})
+    return runtime.process_sqs_batch(
+        event, handle_one, accepted={S3ObjectCreated.TYPE}, context=context
+    )
 
 
 async def handle_one(envelope: Envelope[Any], deps: IngestServiceDeps) -> None:

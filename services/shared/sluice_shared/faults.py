@@ -15,6 +15,10 @@ Client faults hook botocore's event system, so the code under test runs unchange
 - `after-call` (`crash`): the call was applied, then the worker dies (`WorkerCrash`).
 - `after-call` (`partial`) on `PutEvents` / `SendMessageBatch`: every entry was applied, but the
   answer reports the chosen entries as failed (retryable), so only they should be resent.
+- `before-parameter-build` (`drop`) on `PutEvents`: the chosen entries are taken out of the
+  request — **they never reach the bus** — and the answer reports them failed (retryable) at
+  their positions, as EventBridge does for entries it could not accept. Unless they are resent,
+  they are lost. Dropped entries are kept in `FaultInjector.dropped`.
 
 Every rule counts the calls it saw and the faults it fired, so a test can assert that a fault
 actually happened (a scenario that passes because its fault never fired proves nothing).
@@ -49,7 +53,10 @@ import orjson
 
 ENV_VAR = "SLUICE_FAULTS"
 
-FaultKind = Literal["error", "phantom", "throttle", "delay", "partial", "crash"]
+FaultKind = Literal["error", "phantom", "throttle", "delay", "partial", "drop", "crash"]
+_KINDS = ("error", "phantom", "throttle", "delay", "partial", "drop", "crash")
+# The request_context key under which a PutEvents call remembers the entries it dropped.
+_DROPPED_KEY = "sluice_faults_dropped"
 
 
 class WorkerCrash(BaseException):
@@ -83,7 +90,8 @@ class FaultRule:
         service: the client's service name (`s3`, `dynamodb`, `events`, `sqs`).
         operation: the API operation (`PutObject`), or `*` for every operation of the service.
         kind: `error` (not applied), `phantom` (applied, then a 5xx), `throttle`, `delay`,
-            `partial` (batch APIs: applied, entries reported failed; decided per entry).
+            `partial` (batch APIs: applied, entries reported failed; decided per entry),
+            `drop` (PutEvents: entries not sent, reported failed; decided per entry).
         fraction: probability that a matching call (entry, for `partial`) is faulted, 0..1.
         skip: let this many matching calls through untouched first.
         times: fire at most this many times (None: no limit).
@@ -103,7 +111,7 @@ class FaultRule:
     fired: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("error", "phantom", "throttle", "delay", "partial", "crash"):
+        if self.kind not in _KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction must be within [0, 1]")
@@ -151,6 +159,7 @@ class FaultInjector:
         self.seed = seed
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self.dropped: list[dict[str, Any]] = []  # PutEvents entries a `drop` rule kept off the bus
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any] | str | bytes) -> FaultInjector:
@@ -221,11 +230,40 @@ class FaultInjector:
         emitter.register(
             f"after-call.{event_id}", self._after, unique_id=f"sluice-faults-{id(self)}-a"
         )
+        emitter.register(
+            f"before-parameter-build.{event_id}.PutEvents",
+            self._drop,
+            unique_id=f"sluice-faults-{id(self)}-d",
+        )
         return client
 
+    def _drop(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        """Take the chosen entries out of a PutEvents request; `_after` reports them failed."""
+        entries = params.get("Entries")
+        if not isinstance(entries, list):
+            return
+        service = model.service_model.service_name
+        dropped = [
+            position
+            for position in range(len(entries))
+            if self._pick(service, model.name, {"drop"}) is not None
+        ]
+        if not dropped:
+            return
+        with self._lock:
+            self.dropped.extend(entries[position] for position in dropped)
+        context[_DROPPED_KEY] = (len(entries), dropped)
+        if len(dropped) < len(entries):
+            params["Entries"] = [e for n, e in enumerate(entries) if n not in dropped]
+        # else: an empty request is invalid; it stays as it is and `before-call` never sends it.
+
     def _short_circuit(
-        self, service: str, model: Any
+        self, service: str, model: Any, context: dict[str, Any] | None = None
     ) -> tuple[FaultRule | None, tuple[_FakeHttpResponse, dict[str, Any]] | None]:
+        total, dropped = (context or {}).get(_DROPPED_KEY, (0, []))
+        if dropped and len(dropped) == total:
+            # Nothing left to send (an empty PutEvents is invalid): the bus saw no request at all.
+            return None, (_FakeHttpResponse(200), {"FailedEntryCount": 0, "Entries": []})
         rule = self._pick(service, model.name, {"error", "throttle", "delay"})
         if rule is None or rule.kind == "delay":
             return rule, None
@@ -233,26 +271,37 @@ class FaultInjector:
         message = f"injected {rule.kind} (sluice faults) on {service}.{model.name}"
         return rule, (_FakeHttpResponse(status), _error_body(code, status, message))
 
-    def _sync_before(self, model: Any, **_: Any) -> tuple[_FakeHttpResponse, dict[str, Any]] | None:
+    def _sync_before(
+        self, model: Any, context: dict[str, Any] | None = None, **_: Any
+    ) -> tuple[_FakeHttpResponse, dict[str, Any]] | None:
         service = model.service_model.service_name
-        rule, response = self._short_circuit(service, model)
+        rule, response = self._short_circuit(service, model, context)
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.delay_s)
         return response
 
     async def _async_before(
-        self, model: Any, **_: Any
+        self, model: Any, context: dict[str, Any] | None = None, **_: Any
     ) -> tuple[_FakeHttpResponse, dict[str, Any]] | None:
         service = model.service_model.service_name
-        rule, response = self._short_circuit(service, model)
+        rule, response = self._short_circuit(service, model, context)
         if rule is not None and rule.kind == "delay":
             await asyncio.sleep(rule.delay_s)
         return response
 
-    def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    def _after(
+        self,
+        http_response: Any,
+        parsed: dict[str, Any],
+        model: Any,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         if getattr(http_response, "status_code", 500) >= 300:
             return  # already an error: a phantom needs an applied call
         service = model.service_model.service_name
+        if model.name == "PutEvents" and context and _DROPPED_KEY in context:
+            self._report_dropped(parsed, *context.pop(_DROPPED_KEY))
         if model.name in ("PutEvents", "SendMessageBatch"):
             self._partial(service, model.name, parsed)
         if self._pick(service, model.name, {"crash"}) is not None:
@@ -266,6 +315,18 @@ class FaultInjector:
         parsed.update(
             _error_body(code, status, f"injected phantom write on {service}.{model.name}")
         )
+
+    @staticmethod
+    def _report_dropped(parsed: dict[str, Any], total: int, dropped: list[int]) -> None:
+        # Results are positional: put a failure back at each dropped entry's position.
+        sent = iter(parsed.get("Entries", []))
+        parsed["Entries"] = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "injected drop"}
+            if position in dropped
+            else next(sent)
+            for position in range(total)
+        ]
+        parsed["FailedEntryCount"] = sum(1 for e in parsed["Entries"] if "ErrorCode" in e)
 
     def _partial(self, service: str, operation: str, parsed: dict[str, Any]) -> None:
         if operation == "PutEvents":

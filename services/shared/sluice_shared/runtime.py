@@ -28,6 +28,8 @@ from sluice_shared.sqs import (
     Outcome,
     RecordHandler,
     RecordResult,
+    TimeGuard,
+    min_remaining_ms_from_env,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +70,8 @@ class Runtime(Generic[DepsT]):
         dlq_url: the DLQ that poison SQS records are parked in (None: report them as failures).
         logger: Powertools logger (default: the `sluice` service's).
         parse: EventBridge event -> envelope (default: the contract registry).
+        min_remaining_ms: below this many ms left in an invocation, no further record starts
+            (default: `SLUICE_MIN_REMAINING_MS`, see `sluice_shared.sqs`).
     """
 
     def __init__(
@@ -79,8 +83,12 @@ class Runtime(Generic[DepsT]):
         parse: EventParser = parse_with_registry,
         metrics: Metrics | None = None,
         concurrency: Concurrency | None = None,
+        min_remaining_ms: int | None = None,
     ) -> None:
         self._open_deps = open_deps
+        self._min_remaining_ms = (
+            min_remaining_ms if min_remaining_ms is not None else min_remaining_ms_from_env()
+        )
         self._concurrency = concurrency if concurrency is not None else Concurrency.from_env()
         self._metrics = metrics
         self._dlq_url = dlq_url
@@ -136,6 +144,7 @@ class Runtime(Generic[DepsT]):
         handle_one: RecordHandler[DepsT],
         *,
         accepted: Collection[str],
+        context: object | None = None,
     ) -> dict[str, list[dict[str, str]]]:
         """Process an SQS batch of EventBridge events; return the partial batch response.
 
@@ -143,6 +152,8 @@ class Runtime(Generic[DepsT]):
             event: the Lambda event (`{"Records": [...]}`).
             handle_one: called with each record's envelope and the dependencies.
             accepted: contract types this consumer understands; any other is parked.
+            context: the Lambda context; its `get_remaining_time_in_millis` stops the batch
+                starting records near the timeout (None: no limit).
 
         Returns:
             `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}` (see `sluice_shared.sqs`
@@ -162,6 +173,9 @@ class Runtime(Generic[DepsT]):
                 logger=self._logger,
                 on_result=self._count,
                 concurrency=self._concurrency,
+                time_guard=TimeGuard(
+                    getattr(context, "get_remaining_time_in_millis", None), self._min_remaining_ms
+                ),
             )
             return await processor.process(event, handle_one, deps, accepted=accepted)
 

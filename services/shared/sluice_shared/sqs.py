@@ -27,6 +27,13 @@ counts as small. Each record still gets its own result, reported in the batch's 
 
 On a FIFO queue records run one after another, in order, and the first failure also fails every
 later record of the batch, which keeps the order of message groups (Lambda requires it).
+
+Time. A record that has not started when the invocation has less than `SLUICE_MIN_REMAINING_MS`
+left (default 10,000 ms, read from the Lambda context's `get_remaining_time_in_millis()`) is not
+started: it is reported in `batchItemFailures` (reason `out_of_time`) and SQS redelivers it,
+instead of the timeout killing the invocation mid-record and the whole batch coming back. The
+first record of an invocation always starts, so a function whose timeout is below the threshold
+still makes progress, one record per invocation.
 """
 
 from __future__ import annotations
@@ -71,6 +78,9 @@ CONCURRENT_MAX_ROWS_ENV = "SLUICE_CONCURRENT_RECORD_MAX_ROWS"
 DEFAULT_RECORD_CONCURRENCY = 4
 DEFAULT_CONCURRENT_MAX_BYTES = 16 * 2**20
 DEFAULT_CONCURRENT_MAX_ROWS = 200_000
+MIN_REMAINING_MS_ENV = "SLUICE_MIN_REMAINING_MS"
+DEFAULT_MIN_REMAINING_MS = 10_000
+OUT_OF_TIME = "out_of_time"
 
 
 class Outcome(StrEnum):
@@ -150,6 +160,37 @@ class Concurrency:
             if isinstance(rows, int):
                 return rows <= self.max_rows
         return False
+
+
+def min_remaining_ms_from_env(env: Mapping[str, str] | None = None) -> int:
+    """`SLUICE_MIN_REMAINING_MS` (default 10,000): below this many milliseconds left, an
+    invocation starts no further record. Raises ValueError for a value that is not a positive
+    integer."""
+    source = os.environ if env is None else env
+    return _positive_int(source, MIN_REMAINING_MS_ENV, DEFAULT_MIN_REMAINING_MS)
+
+
+@dataclass(slots=True)
+class TimeGuard:
+    """Whether an invocation may still start a record (see "Time" in the module docstring).
+
+    Args:
+        remaining_ms: the Lambda context's `get_remaining_time_in_millis` (None: no limit).
+        min_remaining_ms: below this, no further record starts.
+    """
+
+    remaining_ms: Callable[[], int] | None = None
+    min_remaining_ms: int = DEFAULT_MIN_REMAINING_MS
+    started: int = 0
+
+    def may_start(self) -> bool:
+        """True for the invocation's first record, and while enough time is left; counts the
+        records it lets start."""
+        remaining = self.remaining_ms
+        if self.started and remaining is not None and remaining() < self.min_remaining_ms:
+            return False
+        self.started += 1
+        return True
 
 
 @dataclass(slots=True)
@@ -256,6 +297,7 @@ class BatchProcessor:
         on_result: called with each record's result as it is known (the runtime counts parked
             and failed records as metrics there, whatever stage of the record they happened in).
         concurrency: how many standard-queue records run at once (default: one at a time).
+        time_guard: stops starting records near the invocation's timeout (default: no limit).
     """
 
     parse: EventParser
@@ -264,6 +306,7 @@ class BatchProcessor:
     logger: Logger
     on_result: Callable[[RecordResult], None] | None = None
     concurrency: Concurrency = field(default_factory=Concurrency)
+    time_guard: TimeGuard = field(default_factory=TimeGuard)
 
     async def process(
         self,
@@ -288,7 +331,10 @@ class BatchProcessor:
             parsed = self._parse(record, accepted)
             small = isinstance(parsed, _Poison) or self.concurrency.is_small(parsed)
             async with slots.hold(1 if small else self.concurrency.limit):
-                result = await self._finish(record, parsed, handle_one, deps)
+                if self.time_guard.may_start():
+                    result = await self._finish(record, parsed, handle_one, deps)
+                else:
+                    result = self._left(record)
             if self.on_result is not None:
                 self.on_result(result)
             return result
@@ -317,13 +363,29 @@ class BatchProcessor:
             if blocked:
                 results.append(RecordResult(message_id, Outcome.FAILED, "fifo_blocked"))
                 continue
-            result = await self._finish(record, self._parse(record, accepted), handle_one, deps)
+            if self.time_guard.may_start():
+                result = await self._finish(record, self._parse(record, accepted), handle_one, deps)
+            else:
+                result = self._left(record)
             results.append(result)
             if self.on_result is not None:
                 self.on_result(result)
             if result.outcome is Outcome.FAILED and _is_fifo(record):
                 blocked = True
         return results
+
+    def _left(self, record: Mapping[str, Any]) -> RecordResult:
+        """A record not started for lack of time: failed, so SQS redelivers it."""
+        remaining = self.time_guard.remaining_ms() if self.time_guard.remaining_ms else None
+        self.logger.warning(
+            "record not started, too little time left; will be redelivered",
+            extra={
+                "message_id": str(record["messageId"]),
+                "remaining_ms": remaining,
+                "min_remaining_ms": self.time_guard.min_remaining_ms,
+            },
+        )
+        return RecordResult(str(record["messageId"]), Outcome.FAILED, OUT_OF_TIME)
 
     def _parse(
         self, record: Mapping[str, Any], accepted: Collection[str]

@@ -261,7 +261,9 @@ class StageService:
         self.lambda_handler = self.logger.inject_lambda_context(traced)
 
     def _handle(self, event: dict[str, Any], context: object) -> dict[str, Any]:
-        return self.runtime.process_sqs_batch(event, self.handle_one, accepted={self.consumes.TYPE})
+        return self.runtime.process_sqs_batch(
+            event, self.handle_one, accepted={self.consumes.TYPE}, context=context
+        )
 
     async def handle_one(self, envelope: Envelope[Any], deps: ServiceDeps) -> None:
         """Run the step for one envelope and publish what it produced.

@@ -608,3 +608,53 @@ def test_process_sqs_batch_concurrent_escaping_exception_fails_whole_batch_unwra
             rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
     finally:
         rt.close()
+
+
+class Clock:
+    """A Lambda context whose remaining time drops by `per_record_ms` each time a record runs."""
+
+    def __init__(self, remaining_ms: int, per_record_ms: int) -> None:
+        self.remaining = remaining_ms
+        self.per_record_ms = per_record_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining
+
+    async def handle(self, envelope: Envelope[Any], deps: FakeDeps) -> None:
+        self.remaining -= self.per_record_ms
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_process_sqs_batch_near_the_timeout_starts_no_further_record(
+    deps: FakeDeps, log_stream: io.StringIO, limit: int
+) -> None:
+    # GIVEN 5,000 ms left, a threshold of 2,000 ms, and records taking 2,000 ms each
+    logger = Logger(service=f"test-runtime-{uuid.uuid4().hex}", stream=log_stream)
+    rt: Runtime[FakeDeps] = Runtime(
+        Opener(deps),
+        dlq_url=DLQ,
+        logger=logger,
+        concurrency=Concurrency(limit=limit),
+        min_remaining_ms=2000,
+    )
+    clock = Clock(5000, 2000)
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(4)))
+    # WHEN a batch of four runs (in order, or admitted through the concurrent path)
+    try:
+        response = rt.process_sqs_batch(event, clock.handle, accepted=ACCEPTED, context=clock)
+    finally:
+        rt.close()
+    # THEN two ran (they started with 5,000 and 3,000 ms left), the rest were not started and
+    # are left for redelivery
+    assert failures(response) == ["m2", "m3"]
+    assert clock.remaining == 1000
+    assert "too little time left" in log_stream.getvalue()
+
+
+def test_process_sqs_batch_first_record_always_starts_even_at_zero_ms(
+    runtime: Runtime[FakeDeps],
+) -> None:
+    clock = Clock(0, 0)
+    event = sqs_event(record("m1", body_of(ingested())), record("m2", body_of(ingested("1" * 32))))
+    response = runtime.process_sqs_batch(event, clock.handle, accepted=ACCEPTED, context=clock)
+    assert failures(response) == ["m2"]
