@@ -2,11 +2,11 @@
 duplicating outputs.
 
 A replay resets the file's ledger record (its history stays, with a `REPLAY` step), removes the
-file's manifest and quarantine objects, and sends the S3 "Object Created" notification of the raw
-object to the ingest queue again. Ingest registers the same file id anew and the stages redo
-their work into the same deterministic keys: Parquet objects are overwritten, not added, and the
-manifest is written last again, so a reader that trusts manifests never sees a half-replayed
-file. Files still in flight are refused (replaying them would race their own run).
+file's manifest, quarantine and staged objects, and sends the S3 "Object Created" notification
+of the raw object to the ingest queue again. Ingest registers the same file id anew and the
+stages redo their work into the same deterministic keys: Parquet objects are overwritten, not
+added, and the manifest is written last again, so a reader that trusts manifests never sees a
+half-replayed file. Files still in flight are refused (replaying them would race their own run).
 
 The notification goes to the ingest queue directly: EventBridge refuses custom events with an
 `aws.` source, so the bus cannot carry a replayed S3 event.
@@ -75,10 +75,11 @@ def s3_notification(
 
 
 class Replayer:
-    """Replays files: resets the ledger, clears the file's manifest and quarantine, re-notifies.
+    """Replays files: resets the ledger, clears the file's manifest, quarantine and staging,
+    re-notifies.
 
     Args: boto3 clients, the stage's resource names (`raw_bucket`, `ledger_table`,
-    `processed_bucket`, `error_bucket`), the ingest queue URL and the region.
+    `processed_bucket`, `error_bucket`, `work_bucket`), the ingest queue URL and the region.
     """
 
     def __init__(
@@ -173,18 +174,23 @@ class Replayer:
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=orjson.dumps(body).decode())
         return Replayed(file_id, key, status, True)
 
+    def _delete_prefix(self, bucket: str, prefix: str) -> None:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                self.s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
     def _reset(self, record: dict[str, Any]) -> None:
         file_id, status = str(record["file_id"]), str(record["status"])
         keys = StageKeys(file_id, str(record["dataset"]))
         # The manifest first: from here on, manifest-trusting readers skip the file until the
         # replay writes it again.
         self.s3.delete_object(Bucket=self.names["processed_bucket"], Key=keys.manifest)
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(
-            Bucket=self.names["error_bucket"], Prefix=keys.quarantine_prefix
-        ):
-            for obj in page.get("Contents", []):
-                self.s3.delete_object(Bucket=self.names["error_bucket"], Key=obj["Key"])
+        self._delete_prefix(self.names["error_bucket"], keys.quarantine_prefix)
+        # The stages key their staging by ledger version, which restarts with the new record:
+        # the old run's staged objects must not be found under the new run's prefixes.
+        if self.names.get("work_bucket"):
+            self._delete_prefix(self.names["work_bucket"], keys.staging_prefix)
         now = datetime.now(UTC).isoformat()
         self.dynamodb.transact_write_items(
             TransactItems=[

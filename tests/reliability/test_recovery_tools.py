@@ -14,6 +14,7 @@ from sluice.cli import cli
 from sluice.commands import dlq
 from sluice.context import NAME_PARAMETERS
 from sluice_shared.faults import FaultInjector, FaultRule
+from sluice_shared.keys import StageKeys
 from sluice_shared.ports import REASON_ATTRIBUTE, REASON_CODE_ATTRIBUTE
 from tests.e2e.harness import ledger_items
 from tests.reliability.scenario import Rig, assert_reconciled
@@ -185,14 +186,24 @@ def test_dlq_redrive_source_from_naming_convention() -> None:
     )
 
 
+def staged_objects(rig: Rig, file_id: str) -> list[str]:
+    listed = rig.stack.client("s3").list_objects_v2(
+        Bucket=rig.stack.work, Prefix=StageKeys(file_id, "orders").staging_prefix
+    )
+    return [str(obj["Key"]) for obj in listed.get("Contents", [])]
+
+
 def test_replay_cli_reruns_file_output_identical_and_reconciled(rig: Rig, tmp_path: Path) -> None:
     # GIVEN two completed files and a snapshot of the output
     truth_dir = completed_rig(rig, tmp_path)
     before = rig.output_snapshot()
     file_id = next(i["file_id"] for i in ledger_items(rig.stack) if i["dataset"] == "orders")
+    assert staged_objects(rig, file_id)
     # WHEN one is replayed and the pipeline runs again
     code, replayed = sluice(rig, "replay", file_id)
     assert code == 0, replayed
+    # (the stages key their staging by ledger version, which restarts: the old staging is gone)
+    assert staged_objects(rig, file_id) == []
     assert replayed == [
         {
             "file_id": file_id,

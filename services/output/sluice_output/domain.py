@@ -15,7 +15,7 @@ import orjson
 
 from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
-from sluice_shared.keys import StageKeys, s3_uri, split_s3_uri
+from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
@@ -23,6 +23,7 @@ from sluice_shared.stages import (
     MAX_MANIFEST_BYTES,
     StageDeps,
     StageSettings,
+    announced_staging,
     claim,
     download_staged,
     processed_fact,
@@ -80,21 +81,19 @@ async def write_transformed_file(
     if claimed is None:
         return await _replay_completed(transformed, deps, settings, keys)
     contract = deps.contracts.load(transformed.dataset.name, transformed.dataset.version)
-    staged_bucket, staged_prefix = split_s3_uri(transformed.transformed_prefix)
+    # Exactly the staging of the transform attempt that announced this event.
+    announced = announced_staging(transformed.transformed_prefix, keys.transformed_prefix)
+    staged_bucket = announced.bucket
     # Transform stages nothing for a bucket without rows: list once, not a request per bucket.
     # A one-bucket file (every small real-time file) has one possible key: fetching it answers
     # the same question without the listing request.
-    single = transformed.bucket_count == 1 and staged_prefix == keys.transformed_prefix
-    staged = (
-        {keys.transformed(0)}
-        if single
-        else {info.key async for info in deps.objects.list_keys(staged_bucket, staged_prefix)}
-    )
+    single = transformed.bucket_count == 1 and announced.own
+    staged = {announced.area.transformed(0)} if single else set(await announced.keys(deps.objects))
 
     objects: list[dict[str, Any]] = []
     rows_out = bytes_out = 0
     for bucket in range(transformed.bucket_count):
-        staged_key = keys.transformed(bucket)
+        staged_key = announced.area.transformed(bucket)
         if staged_key not in staged:
             continue
         with reused_scratch_dir(settings.scratch_dir, "output") as work:

@@ -58,6 +58,27 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class StagedArea:
+    """The staged objects of one attempt at one step: every key directly under `prefix`.
+
+    The real-time stages stage per attempt (`StageKeys.validated_attempt`,
+    `StageKeys.transformed_attempt`): no other attempt writes or deletes under the prefix, so
+    what an attempt announces stays exactly what it staged."""
+
+    prefix: str
+
+    def validated(self, partition: int, bucket: int) -> str:
+        return f"{self.prefix}p{partition:05d}-b{bucket:04d}.arrow"
+
+    def transformed(self, bucket: int) -> str:
+        return f"{self.prefix}b{bucket:04d}.arrow"
+
+    def holds(self, key: str) -> bool:
+        """Whether `key` is one of this area's objects (not one of a nested attempt's)."""
+        return key.startswith(self.prefix) and "/" not in key[len(self.prefix) :]
+
+
+@dataclass(frozen=True, slots=True)
 class StageKeys:
     """Where one file's intermediate and final objects live."""
 
@@ -65,18 +86,31 @@ class StageKeys:
     dataset: str
 
     @property
+    def staging_prefix(self) -> str:
+        """Every staged object of the file, of every step and attempt (the work bucket)."""
+        return f"stage/{self.file_id}/"
+
+    @property
     def validated_prefix(self) -> str:
-        return f"stage/{self.file_id}/validated/"
+        return f"{self.staging_prefix}validated/"
 
     def validated(self, partition: int, bucket: int) -> str:
         return f"{self.validated_prefix}p{partition:05d}-b{bucket:04d}.arrow"
 
     @property
     def transformed_prefix(self) -> str:
-        return f"stage/{self.file_id}/transformed/"
+        return f"{self.staging_prefix}transformed/"
 
     def transformed(self, bucket: int) -> str:
         return f"{self.transformed_prefix}b{bucket:04d}.arrow"
+
+    def validated_attempt(self, version: int) -> StagedArea:
+        """Where the validate attempt whose ledger claim produced `version` stages its rows."""
+        return StagedArea(f"{self.validated_prefix}{_attempt(version)}/")
+
+    def transformed_attempt(self, version: int) -> StagedArea:
+        """Where the transform attempt whose ledger claim produced `version` stages its rows."""
+        return StagedArea(f"{self.transformed_prefix}{_attempt(version)}/")
 
     @property
     def quarantine_prefix(self) -> str:
@@ -91,6 +125,12 @@ class StageKeys:
     @property
     def manifest(self) -> str:
         return f"_manifests/dataset={self.dataset}/{self.file_id}.json"
+
+
+def _attempt(version: int) -> str:
+    if version < 1:
+        raise ValueError(f"an attempt is keyed by the version its claim produced, not {version}")
+    return f"v{version:06d}"
 
 
 def bucket_of_staged_key(key: str) -> int:

@@ -25,6 +25,7 @@ from pydantic import Field
 from contracts.envelope import Envelope
 from contracts.events import FileProcessedV1
 from sluice_shared.errors import PoisonInputError
+from sluice_shared.keys import StagedArea, StageKeys, split_s3_uri
 from sluice_shared.limits import Limits
 from sluice_shared.observability import (
     add_latency,
@@ -89,6 +90,57 @@ async def download_staged(
         if not named:
             raise
         return None
+
+
+def attempt_staging(keys: StageKeys, claimed: FileRecord) -> StagedArea:
+    """Where the attempt holding `claimed` (the record its claim returned) stages its output.
+
+    Keyed by the ledger version the claim produced: the conditional claim gives every attempt
+    its own version, so two copies of one event working at once (two Lambda instances), a
+    redelivery and a late duplicate each stage under their own prefix. Nothing is cleared
+    before staging: no other attempt writes there, and `sluice replay` removes a file's staging
+    when it resets the ledger (versions restart). The event an attempt publishes names its
+    prefix, so the next stage reads exactly what that attempt staged; abandoned attempts'
+    objects expire with the work bucket's lifecycle rule.
+
+    Raises ValueError for a record that is not a claim of validate or transform.
+    """
+    if claimed.file_id != keys.file_id:
+        raise ValueError(f"the record is of file {claimed.file_id}, not {keys.file_id}")
+    if claimed.status is FileStatus.VALIDATING:
+        return keys.validated_attempt(claimed.version)
+    if claimed.status is FileStatus.TRANSFORMING:
+        return keys.transformed_attempt(claimed.version)
+    raise ValueError(f"no staging for a claim into {claimed.status}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedStaging:
+    """The staging an event announced: its bucket, its area, and whether the area is one of
+    the file's own (then a key can be named instead of listed, see `download_staged`)."""
+
+    bucket: str
+    area: StagedArea
+    own: bool
+
+    async def keys(self, objects: ObjectStore) -> list[str]:
+        """The area's object keys, listed (one request per 1,000 keys). Keys of nested areas
+        are not the announcing attempt's and are left out: an event from before per-attempt
+        staging names the step's base prefix, under which the attempts' areas now live."""
+        return [
+            info.key
+            async for info in objects.list_keys(self.bucket, self.area.prefix)
+            if self.area.holds(info.key)
+        ]
+
+
+def announced_staging(uri: str, base: str) -> AnnouncedStaging:
+    """Parse a `staged_prefix`/`transformed_prefix` of an event; `base` is the file's own
+    prefix for that step (`StageKeys.validated_prefix`/`transformed_prefix`).
+
+    Raises ValueError for a value that is not an S3 prefix URI."""
+    bucket, prefix = split_s3_uri(uri)
+    return AnnouncedStaging(bucket=bucket, area=StagedArea(prefix), own=prefix.startswith(base))
 
 
 class StageSettings(SluiceSettings):

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 
 from contracts.events import FileTransformedV1
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
-from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri, split_s3_uri
+from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
+    AnnouncedStaging,
     StageDeps,
     StageSettings,
+    announced_staging,
+    attempt_staging,
     claim,
     download_staged,
     run_data_step,
@@ -58,14 +61,13 @@ async def transform_validated_file(
     contract = deps.contracts.load(validated.dataset.name, validated.dataset.version)
     lookups = await asyncio.to_thread(load_lookups, contract)
     keys = StageKeys(validated.file_id, validated.dataset.name)
-    staged_bucket, staged_prefix = split_s3_uri(validated.staged_prefix)
+    announced = announced_staging(validated.staged_prefix, keys.validated_prefix)
+    staged_bucket = announced.bucket
 
-    by_bucket, named = await _staged_inputs(validated, deps, keys, staged_bucket, staged_prefix)
+    by_bucket, named = await _staged_inputs(validated, deps, announced)
 
-    # Clean only when entering the step afresh: a re-entry (redelivery, late duplicate) must not
-    # delete what a finished attempt announced and output may be reading; it overwrites in place.
-    if before is None or before.status is not FileStatus.TRANSFORMING:
-        await deps.objects.delete_prefix(settings.work_bucket, keys.transformed_prefix)
+    # This attempt's own staging: never shared, never cleared (see `attempt_staging`).
+    staging = attempt_staging(keys, claimed)
     rows_in = rows_out = rows_dup = 0
     for bucket in range(validated.bucket_count):
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
@@ -103,7 +105,7 @@ async def transform_validated_file(
                 )
             if result.staged is not None:
                 await deps.objects.upload_file(
-                    result.staged, settings.work_bucket, keys.transformed(bucket)
+                    result.staged, settings.work_bucket, staging.transformed(bucket)
                 )
         rows_in += result.rows_in
         rows_out += result.rows_out
@@ -125,7 +127,7 @@ async def transform_validated_file(
         dataset=validated.dataset,
         bucket=validated.bucket,
         key=validated.key,
-        transformed_prefix=s3_uri(settings.work_bucket, keys.transformed_prefix),
+        transformed_prefix=s3_uri(settings.work_bucket, staging.prefix),
         bucket_count=validated.bucket_count,
         rows_in=rows_in,
         rows_out=rows_out,
@@ -137,24 +139,20 @@ async def transform_validated_file(
 
 
 async def _staged_inputs(
-    validated: FileValidatedV1,
-    deps: StageDeps,
-    keys: StageKeys,
-    staged_bucket: str,
-    staged_prefix: str,
+    validated: FileValidatedV1, deps: StageDeps, announced: AnnouncedStaging
 ) -> tuple[dict[int, list[str]], bool]:
     """The staged object keys of each hash bucket, and whether they were named rather than
     listed.
 
     A file validated as one partition into one bucket (every small real-time file) can only
     have staged the one key: it is named without a listing request; the caller treats it as
-    absent when it is missing. Otherwise the prefix is listed."""
+    absent when it is missing. Otherwise the announced area is listed."""
     single = validated.partition_count == 1 and validated.bucket_count == 1
-    if single and staged_prefix == keys.validated_prefix:
-        return ({0: [keys.validated(0, 0)]} if validated.rows_valid > 0 else {}), True
+    if single and announced.own:
+        return ({0: [announced.area.validated(0, 0)]} if validated.rows_valid > 0 else {}), True
     by_bucket: dict[int, list[str]] = defaultdict(list)
-    async for info in deps.objects.list_keys(staged_bucket, staged_prefix):
-        by_bucket[bucket_of_staged_key(info.key)].append(info.key)
+    for key in await announced.keys(deps.objects):
+        by_bucket[bucket_of_staged_key(key)].append(key)
     return by_bucket, False
 
 

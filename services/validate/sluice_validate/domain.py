@@ -17,7 +17,13 @@ from sluice_shared.datapath.validate import validate_file
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
-from sluice_shared.stages import StageDeps, StageSettings, claim, run_data_step
+from sluice_shared.stages import (
+    StageDeps,
+    StageSettings,
+    attempt_staging,
+    claim,
+    run_data_step,
+)
 
 if TYPE_CHECKING:
     from contracts.events import FileIngestedV1
@@ -65,12 +71,9 @@ async def validate_ingested_file(
     except KeyError as missing:
         return await _reject(ingested, deps, claimed, "unknown_dataset", str(missing), rows_in=0)
 
-    # Entering the step afresh, start clean: the staged set is exactly this run's. Re-entering
-    # it (a redelivery or a late duplicate), never delete: an earlier attempt may have finished
-    # and announced its staging, which the next stage may be reading, and this attempt may die
-    # before restaging. Keys and contents are deterministic, so restaging overwrites in place.
-    if before is None or before.status is not FileStatus.VALIDATING:
-        await deps.objects.delete_prefix(settings.work_bucket, keys.validated_prefix)
+    # This attempt's own staging: never shared with another attempt, never cleared (see
+    # `attempt_staging`), so no copy of this event can delete what another one announced.
+    staging = attempt_staging(keys, claimed)
     with reused_scratch_dir(settings.scratch_dir, "validate") as work:
         src = work / "source"
         size = await deps.objects.download_to(
@@ -108,7 +111,7 @@ async def validate_ingested_file(
                 quarantine_uri=quarantine_uri,
             )
         for bucket, path in sorted(result.staged.items()):
-            await deps.objects.upload_file(path, settings.work_bucket, keys.validated(0, bucket))
+            await deps.objects.upload_file(path, settings.work_bucket, staging.validated(0, bucket))
 
     await deps.ledger.transition(
         ingested.file_id,
@@ -124,7 +127,7 @@ async def validate_ingested_file(
         dataset=ingested.dataset,
         bucket=ingested.bucket,
         key=ingested.key,
-        staged_prefix=s3_uri(settings.work_bucket, keys.validated_prefix),
+        staged_prefix=s3_uri(settings.work_bucket, staging.prefix),
         bucket_count=bucket_count,
         partition_count=1,
         rows_in=result.rows_in,

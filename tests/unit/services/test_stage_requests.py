@@ -12,7 +12,7 @@ from contracts.events import FileIngestedV1, FileProcessedV1, FileTransformedV1,
 from contracts.types import DatasetRef
 from sluice_output.domain import ReconciliationError, write_transformed_file
 from sluice_shared.errors import TransientError
-from sluice_shared.keys import StageKeys, file_id_for
+from sluice_shared.keys import file_id_for, split_s3_uri
 from sluice_shared.ports import FileRecord, FileStatus
 from sluice_shared.stages import StageDeps, StageSettings
 from sluice_transform.domain import transform_validated_file
@@ -42,6 +42,12 @@ class ListingCountingStore(InMemoryObjectStore):
         self.listed.append(prefix)
         async for info in super().list_keys(bucket, prefix):
             yield info
+
+
+def staged_key(announced_prefix: str, name: str) -> tuple[str, str]:
+    """The (bucket, key) of the object `name` in the staging an event announced."""
+    bucket, prefix = split_s3_uri(announced_prefix)
+    return bucket, f"{prefix}{name}"
 
 
 @pytest.fixture
@@ -82,22 +88,19 @@ async def test_stages_one_bucket_file_complete_without_listing_staged_objects(
     deps: StageDeps, store: ListingCountingStore, settings: StageSettings
 ) -> None:
     validated = await _validated(deps, store, settings)
-    keys = StageKeys(validated.file_id, "orders")
     transformed = (await transform_validated_file(validated, deps, settings)).event
     assert isinstance(transformed, FileTransformedV1)
     processed = (await write_transformed_file(transformed, deps, settings)).event
     assert isinstance(processed, FileProcessedV1)
     assert (processed.rows_in, processed.rows_out, processed.rows_quarantined) == (2, 2, 0)
-    assert keys.validated_prefix not in store.listed
-    assert keys.transformed_prefix not in store.listed
+    assert store.listed == []
 
 
 async def test_transform_named_staged_object_missing_raises_staging_incomplete(
     deps: StageDeps, store: ListingCountingStore, settings: StageSettings
 ) -> None:
     validated = await _validated(deps, store, settings)
-    keys = StageKeys(validated.file_id, "orders")
-    del store.objects[("work", keys.validated(0, 0))]
+    del store.objects[staged_key(validated.staged_prefix, "p00000-b0000.arrow")]
     with pytest.raises(TransientError) as raised:
         await transform_validated_file(validated, deps, settings)
     assert raised.value.code == "staging_incomplete"
@@ -109,7 +112,7 @@ async def test_output_named_staged_object_missing_fails_reconciliation_not_compl
     validated = await _validated(deps, store, settings)
     transformed = (await transform_validated_file(validated, deps, settings)).event
     assert isinstance(transformed, FileTransformedV1)
-    del store.objects[("work", StageKeys(validated.file_id, "orders").transformed(0))]
+    del store.objects[staged_key(transformed.transformed_prefix, "b0000.arrow")]
     with pytest.raises(ReconciliationError, match="rows_out 0"):
         await write_transformed_file(transformed, deps, settings)
     record = await deps.ledger.get(validated.file_id)
