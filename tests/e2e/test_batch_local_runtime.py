@@ -191,14 +191,25 @@ def test_batch_local_runtime_ingest_routes_large_file_through_partitions(
     assert local.parquet_rows(str(record["file_id"])) == whole_file_rows(src, key, tmp_path)
 
 
-def test_batch_local_runtime_cli_backfill_from_archive_bucket(local: Local, tmp_path: Path) -> None:
-    # GIVEN an archive bucket (no notifications: nothing happens on upload) with two files
-    s3 = local.client("s3")
-    s3.create_bucket(Bucket="sluice-archive")
-    for name, rows in (("a.csv", 500), ("b.csv", 12_000)):
-        path = tmp_path / name
-        generate("orders", path, rows=rows, seed=rows, bad_ratio=0.01)
-        s3.put_object(Bucket="sluice-archive", Key=f"orders/archive/{name}", Body=path.read_bytes())
+def test_batch_local_runtime_cli_backfill_of_objects_that_predate_the_pipeline(
+    local: Local, tmp_path: Path
+) -> None:
+    # GIVEN two files that reached the raw bucket while its notifications were off (objects
+    # that predate the pipeline: nothing happened on upload)
+    s3, raw = local.client("s3"), local.name("raw-bucket-name")
+    notifications = s3.get_bucket_notification_configuration(Bucket=raw)
+    notifications.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration={})
+    try:
+        for name, rows in (("a.csv", 500), ("b.csv", 12_000)):
+            path = tmp_path / name
+            generate("orders", path, rows=rows, seed=rows, bad_ratio=0.01)
+            s3.put_object(Bucket=raw, Key=f"orders/backfill/{name}", Body=path.read_bytes())
+    finally:
+        s3.put_bucket_notification_configuration(
+            Bucket=raw, NotificationConfiguration=notifications
+        )
+    assert local.file("orders/backfill/a.csv") is None
     # WHEN `sluice batch start --prefix` runs against the local endpoint
     done = subprocess.run(
         [
@@ -207,10 +218,8 @@ def test_batch_local_runtime_cli_backfill_from_archive_bucket(local: Local, tmp_
             local.endpoint,
             "batch",
             "start",
-            "--bucket",
-            "sluice-archive",
             "--prefix",
-            "orders/archive/",
+            "orders/backfill/",
             "--name",
             "cli-backfill",
             "--poll",
@@ -229,7 +238,7 @@ def test_batch_local_runtime_cli_backfill_from_archive_bucket(local: Local, tmp_
     assert "items" in done.stdout
     assert "run cli-backfill: COMPLETED" in done.stdout
     for name in ("a.csv", "b.csv"):
-        record = local.file(f"orders/archive/{name}")
+        record = local.file(f"orders/backfill/{name}")
         assert record is not None
         assert record["status"] == "COMPLETED", record
         assert int(record["rows_in"]) == int(record["rows_out"]) + int(record["rows_quarantined"])
