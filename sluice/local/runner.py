@@ -3,7 +3,8 @@
 Each function gets a pool of workers (`sluice.local.worker`, a fresh interpreter each), reused
 while warm. The runner enforces `Timeout` (the worker is killed and replaced: `Sandbox.Timedout`)
 and `MemorySize` (RSS watched with psutil; over the limit the worker is killed:
-`Runtime.OutOfMemory`), and writes Lambda-shaped `START`/`END`/`REPORT` lines to
+`Runtime.OutOfMemory`, reported as Lambda does with Max Memory Used equal to the limit), and
+writes Lambda-shaped `START`/`END`/`REPORT` lines to
 `<state-dir>/logs/<function>.log`, which the cost report reads.
 """
 
@@ -242,12 +243,13 @@ class Worker:
             return result
         reply.cancel()
         if watch in done and not watch.cancelled() and watch.exception() is None:
-            peak = watch.result()
             await self.kill()
+            # Lambda reports the limit as Max Memory Used of an environment it killed for
+            # memory: the RSS seen a poll after the crossing says more about the poll interval.
             raise _WorkerDied(
                 "Runtime.OutOfMemory",
                 f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
-                peak,
+                self.config.memory_mb,
             )
         await self.kill()
         raise _WorkerDied(
@@ -256,8 +258,8 @@ class Worker:
             "seconds",
         )
 
-    async def _watch_memory(self) -> int:
-        """Returns (in MB) once RSS exceeds MemorySize; runs until cancelled otherwise."""
+    async def _watch_memory(self) -> None:
+        """Returns once RSS exceeds MemorySize; runs until cancelled otherwise."""
         assert self.proc is not None
         limit = self.config.memory_mb * _MIB
         process: psutil.Process | None = None
@@ -272,7 +274,7 @@ class Worker:
                 await asyncio.sleep(3600)
                 continue
             if rss > limit:
-                return int(rss / _MIB)
+                return
             await asyncio.sleep(MEMORY_POLL_S)
 
     async def _exit_code(self) -> int | None:

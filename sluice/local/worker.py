@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import math
 import os
 import resource
 import struct
@@ -98,17 +99,19 @@ def _error(kind: str, exc: BaseException, request_id: str = "") -> dict[str, Any
 
 
 def _max_rss_mb() -> int:
-    """Peak RSS of this environment in MB, as Lambda's "Max Memory Used" reports it."""
+    """Peak RSS of this environment in MB (MiB), rounded up, as Lambda's "Max Memory Used"
+    reports a completed invocation (an environment killed for memory reports the limit instead;
+    the runner does that)."""
     # VmHWM is the high-water mark of this process image. ru_maxrss is not usable here: Linux
     # carries it across exec, so it would report the parent's size from before the fork.
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(int(line.split()[1]) / 1024) + 1
+                    return math.ceil(int(line.split()[1]) / 1024)
     except OSError:
         pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024) + 1
+    return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def _load_handler(spec: dict[str, Any]) -> Callable[[Any, Any], Any]:
