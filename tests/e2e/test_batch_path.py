@@ -263,6 +263,14 @@ def test_batch_poisoned_partition_above_tolerance_fails_run_and_no_file_complete
     assert batch_stack.objects(batch_stack.stack.processed, "_manifests/") == {}
 
 
+def _finished_partitions(batch_stack: BatchStack) -> set[int]:
+    return {
+        int(event["partition"]["partition"])
+        for name, event in list(batch_stack.invoker.finished)
+        if name == "run_partition"
+    }
+
+
 def test_batch_failed_partitions_above_tolerance_redrive_completes_without_duplicates(
     batch_stack: BatchStack, tmp_path: Path
 ) -> None:
@@ -274,9 +282,14 @@ def test_batch_failed_partitions_above_tolerance_redrive_completes_without_dupli
 
     def fault(handler: str, event: dict[str, Any]) -> Exception | None:
         if handler == "run_partition" and event["partition"]["partition"] in crashing:
-            # Die late, so the other children have finished (a Map over its tolerance stops
-            # the children still running, and a redrive would re-run those too).
-            time.sleep(4)
+            # Die only once every other partition has finished (a Map over its tolerance stops
+            # the children still running, and a redrive would re-run those too). Waiting for
+            # that, not for a fixed time, keeps the test right on a slow machine.
+            others = event["partition"]["partitions"] - len(crashing)
+            deadline = time.monotonic() + 120
+            while len(_finished_partitions(batch_stack) - crashing) < others:
+                assert time.monotonic() < deadline, "the other partitions never finished"
+                time.sleep(0.05)
             return RuntimeError("worker died")
         return None
 

@@ -3,6 +3,7 @@ it claims (not applied / applied-then-failed / throttled / delayed) and is count
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -114,8 +115,24 @@ def test_faults_rule_with_bad_fraction_is_rejected() -> None:
         FaultInjector.from_spec({"rules": [{"service": "s3", "kind": "explode"}]})
 
 
-async def test_faults_attach_to_aiobotocore_client_phantom_and_delay(moto_endpoint: str) -> None:
-    # GIVEN an aiobotocore client with a delay on ListBuckets and a phantom on PutObject
+async def test_faults_attach_to_aiobotocore_client_phantom_and_delay(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an aiobotocore client with a delay on ListBuckets and a phantom on PutObject, and
+    # every sleep recorded (a slow machine alone cannot fake the delay)
+    slept: list[float] = []
+    real_sleep, real_async_sleep = time.sleep, asyncio.sleep
+
+    def recording_sleep(delay: float) -> None:
+        slept.append(delay)
+        real_sleep(delay)
+
+    async def recording_async_sleep(delay: float, result: Any = None) -> Any:
+        slept.append(delay)
+        return await real_async_sleep(delay, result)
+
+    monkeypatch.setattr(time, "sleep", recording_sleep)
+    monkeypatch.setattr(asyncio, "sleep", recording_async_sleep)
     injector = FaultInjector(
         [
             FaultRule("s3", "ListBuckets", "delay", delay_s=0.2),
@@ -127,7 +144,9 @@ async def test_faults_attach_to_aiobotocore_client_phantom_and_delay(moto_endpoi
         injector.attach(client)
         await client.create_bucket(Bucket="bkt")
         started = time.monotonic()
+        slept.clear()
         await client.list_buckets()
+        assert 0.2 in slept
         assert time.monotonic() - started >= 0.2
         with pytest.raises(ClientError):
             await client.put_object(Bucket="bkt", Key="k", Body=b"x")

@@ -60,7 +60,8 @@ class InProcessInvoker:
     """`FunctionInvoker` calling `sluice_batch.handlers` in worker threads, JSON in and out.
 
     `fault(handler, payload)` may return an exception to raise instead of running the handler
-    (fault injection); `calls` counts invocations per handler and item.
+    (fault injection); `calls` counts invocations per handler and item, `finished` lists those
+    whose handler returned (appended from worker threads, so a fault may wait on it).
     """
 
     def __init__(self, fault: Fault | None = None) -> None:
@@ -69,6 +70,7 @@ class InProcessInvoker:
         self._handlers = {name: getattr(handlers, name) for name in FUNCTIONS.values()}
         self.fault = fault
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.finished: list[tuple[str, dict[str, Any]]] = []
 
     async def invoke(self, function_name_or_arn: str, payload: Any) -> InvokeResult:
         name = function_name_or_arn.rsplit(":", 1)[-1].removeprefix("sluice-e2e-batch-")
@@ -80,7 +82,9 @@ class InProcessInvoker:
             injected = self.fault(name, event) if self.fault else None
             if injected is not None:
                 raise injected
-            return json.loads(json.dumps(handler(event, None)))
+            result = json.loads(json.dumps(handler(event, None)))
+            self.finished.append((name, event))
+            return result
 
         try:
             return InvokeResult(payload=await asyncio.to_thread(call))

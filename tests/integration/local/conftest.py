@@ -58,13 +58,16 @@ Waiter = Callable[..., Awaitable[Any]]
 
 @pytest.fixture
 def wait_for() -> Waiter:
-    """`await wait_for(probe, timeout=20)`: poll an async probe until it returns truthy."""
+    """`await wait_for(probe, timeout=60)`: poll an async probe until it returns truthy.
+
+    The timeout is a deadline for a broken run to fail by, not a performance budget: generous,
+    so a loaded machine only makes a passing test slower."""
     return _wait_for
 
 
 async def _wait_for(
     probe: Callable[[], Awaitable[Any]],
-    timeout: float = 20.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    timeout: float = 60.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
     interval: float = 0.2,
 ) -> Any:
     import asyncio

@@ -41,12 +41,24 @@ async def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     return list(response.get("Messages", []))
 
 
+async def _gone(sqs: Any, name: str) -> bool:
+    attributes = (
+        await sqs.get_queue_attributes(QueueUrl=await _url(sqs, name), AttributeNames=["All"])
+    )["Attributes"]
+    counters = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+    return all(attributes[counter] == "0" for counter in counters)
+
+
 async def test_up_provisions_template_names_and_settings(runtime: LocalRuntime, aws: Any) -> None:
     async with aws("sqs") as sqs, aws("dynamodb") as ddb, aws("ssm") as ssm, aws("s3") as s3:
         attrs = (
             await sqs.get_queue_attributes(QueueUrl=await _url(sqs, QUEUE), AttributeNames=["All"])
         )["Attributes"]
-        assert attrs["VisibilityTimeout"] == "2"
+        assert attrs["VisibilityTimeout"] == "6"
         redrive = json.loads(attrs["RedrivePolicy"])
         assert redrive["maxReceiveCount"] == 2
         assert redrive["deadLetterTargetArn"].endswith(f":{DLQ}")
@@ -154,14 +166,14 @@ async def test_bus_rule_input_path_applies_and_disabled_rule_stays_silent(
 async def test_handler_raises_message_retried_then_dead_lettered(
     runtime: LocalRuntime, aws: Any, wait_for: Waiter
 ) -> None:
-    # GIVEN a message the handler always raises on (maxReceiveCount 2, visibility 2 s)
+    # GIVEN a message the handler always raises on (maxReceiveCount 2, visibility 6 s)
     async with aws("sqs") as sqs:
         await sqs.send_message(
             QueueUrl=await _url(sqs, QUEUE), MessageBody=json.dumps({"action": "raise"})
         )
         dlq = await _url(sqs, DLQ)
         # THEN it reaches the DLQ after two failed receives
-        moved = await wait_for(lambda: _drain(sqs, dlq), timeout=30)
+        moved = await wait_for(lambda: _drain(sqs, dlq), timeout=90)
     assert json.loads(moved[0]["Body"]) == {"action": "raise"}
     assert int(moved[0]["Attributes"]["ApproximateReceiveCount"]) >= 2
     stats = runtime.runner.stats()["sluice-test-worker"]
@@ -182,7 +194,7 @@ async def test_partial_batch_failure_deletes_only_successes(
             ],
         )
         dlq = await _url(sqs, DLQ)
-        moved = await wait_for(lambda: _drain(sqs, dlq), timeout=30)
+        moved = await wait_for(lambda: _drain(sqs, dlq), timeout=90)
         assert [json.loads(m["Body"])["id"] for m in moved] == ["bad"]
         # the successes were deleted after their first batch: processed exactly once
         assert await _processed(ddb, "ok-a") == 1
@@ -198,9 +210,11 @@ async def test_worker_killed_mid_batch_message_redelivered_and_processed_once(
             QueueUrl=await _url(sqs, QUEUE),
             MessageBody=json.dumps({"action": "crash-once", "id": "phoenix"}),
         )
-        # THEN after the visibility timeout it is delivered again and processed once
-        assert await wait_for(lambda: _processed(ddb, "phoenix"), timeout=30) == 1
-        await asyncio.sleep(2.5)
+        # THEN after the visibility timeout it is delivered again and processed, and once the
+        # message has left the queue (deleted: nothing visible, in flight or delayed) no later
+        # delivery can process it again, however slowly this machine runs
+        assert await wait_for(lambda: _processed(ddb, "phoenix"), timeout=90) == 1
+        await wait_for(lambda: _gone(sqs, QUEUE), timeout=90)
         assert await _processed(ddb, "phoenix") == 1
         assert await _drain(sqs, await _url(sqs, DLQ)) == []
     log = (runtime.state_dir / "logs" / "sluice-test-worker.log").read_text()
@@ -265,11 +279,11 @@ async def test_schedule_fire_sends_scheduled_event_to_function_and_state_machine
                 if i["PK"]["S"].startswith("TICK#") and "event" in i
             ]
 
-        events = await wait_for(lambda: _at_least(ticks, 2), timeout=30)
+        events = await wait_for(lambda: _at_least(ticks, 2), timeout=90)
         machine = "arn:aws:states:us-east-1:123456789012:stateMachine:sluice-test-flow"
         executions = (await sfn.list_executions(stateMachineArn=machine))["executions"]
         assert len(executions) == 1
-        done = await wait_for(lambda: _succeeded(sfn, executions[0]["executionArn"]), timeout=30)
+        done = await wait_for(lambda: _succeeded(sfn, executions[0]["executionArn"]), timeout=90)
     scheduled = next(e for e in events if e.get("detail-type") == "Scheduled Event")
     assert scheduled["source"] == "aws.events"
     assert scheduled["resources"][0].endswith(":rule/sluice-test-tick")

@@ -62,7 +62,7 @@ def _sfn(url: str) -> Any:
 
 
 def _wait(client: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a deadline, not a budget: generous for a loaded machine
     while True:
         doc = client.describe_execution(executionArn=arn)
         if doc["status"] != "RUNNING" or time.monotonic() > deadline:

@@ -401,7 +401,8 @@ def test_contract_regex_runs_in_linear_time(tmp_path: Path) -> None:
     contract = _contract([{"name": "code", "constraints": {"regex": "^(a+)+$"}, "type": "string"}])
     started = time.monotonic()
     result = _run(tmp_path, b"code\naaaa\n" + b"a" * 40 + b"!\n", contract)
-    assert time.monotonic() - started < 10
+    # Backtracking would take hours, so a loaded machine's slowness stays far below this bound.
+    assert time.monotonic() - started < 120
     assert result.rows_valid == 1
     assert [(b["row_number"], b["reason_code"], b["column"]) for b in _quarantined(result)] == [
         (2, "regex_mismatch", "code")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import moto.core.utils as moto_core_utils
+import moto.sqs.models as moto_sqs_models
 import pytest
 from moto import mock_aws
 
@@ -58,53 +59,95 @@ def _bodies(sqs: Any, url: str) -> list[Any]:
 # ---------------------------------------------------------------- SQS receive cost
 
 
-def test_receive_at_depth_3000_stays_fast(hooks: RecordingHooks) -> None:
-    # GIVEN 3,000 visible messages (moto unpatched: ≈ 3 s per receive at this depth)
+class SqsClock:
+    """moto's SQS clock, held still and moved by the test: visibility, delay and retention are
+    decided by the clock's readings, never by how fast the machine happens to run. It counts its
+    readings too, which is what the scan patch saves."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now_s = 1_700_000_000.0
+        self.readings = 0
+        for module in (moto_core_utils, moto_sqs_models):
+            monkeypatch.setattr(module, "unix_time", self._unix_time)
+            monkeypatch.setattr(module, "unix_time_millis", self._unix_time_millis)
+
+    def _unix_time(self, dt: Any = None) -> float:
+        self.readings += 1
+        return self.now_s
+
+    def _unix_time_millis(self, dt: Any = None) -> float:
+        self.readings += 1
+        return self.now_s * 1000
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SqsClock:
+    return SqsClock(monkeypatch)
+
+
+def test_receive_at_depth_reads_the_clock_per_scan_not_per_message(
+    hooks: RecordingHooks, clock: SqsClock
+) -> None:
+    # GIVEN 1,000 visible messages (moto unpatched reads the clock for every message of the
+    # queue on every send and receive: quadratic filling, ≈ 1 s per receive at this depth)
+    depth = 1000
     sqs = boto3.client("sqs", region_name="us-east-1")
     url, _ = _queue(sqs, "deep", VisibilityTimeout="300")
-    filling = time.perf_counter()
-    for start in range(0, 3000, 10):
+    clock.readings = 0
+    for start in range(0, depth, 10):
         sqs.send_message_batch(
             QueueUrl=url,
             Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
         )
-    # (unpatched, sending slows down the same way: ≈ 70 s to fill)
-    assert time.perf_counter() - filling < 20
+    # THEN filling read the clock a few times per message sent, not once per message queued
+    assert clock.readings <= 10 * depth
     # WHEN 10 batches of 10 are received
-    began = time.perf_counter()
+    clock.readings = 0
     received = 0
     for _ in range(10):
         received += len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"])
-    elapsed = time.perf_counter() - began
-    # THEN all 100 came back and the receives took well under a second in total
+    # THEN all 100 came back, each receive reading the clock a few times per message it
+    # returned, not once per message of the queue (unpatched: ≥ depth readings per receive)
     assert received == 100
-    assert elapsed < 1.5
+    assert clock.readings <= 10 * received
+    assert clock.readings < depth
 
 
-def test_receive_keeps_visibility_and_redrive_semantics(hooks: RecordingHooks) -> None:
+def test_receive_keeps_visibility_and_redrive_semantics(
+    hooks: RecordingHooks, clock: SqsClock
+) -> None:
     sqs = boto3.client("sqs", region_name="us-east-1")
     dlq_url, dlq_arn = _queue(sqs, "dlq")
     policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
-    url, _ = _queue(sqs, "work", VisibilityTimeout="1", RedrivePolicy=policy)
+    url, _ = _queue(sqs, "work", VisibilityTimeout="30", RedrivePolicy=policy)
     sqs.send_message(QueueUrl=url, MessageBody="poison")
     assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
-    # in flight: invisible until the visibility timeout passes
+    # in flight: invisible until the visibility timeout passes, however late we look
+    clock.advance(29.9)
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
-    time.sleep(1.1)
+    clock.advance(0.2)
     assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
-    time.sleep(1.1)
+    clock.advance(30.1)
     # received maxReceiveCount times: the next receive moves it to the DLQ
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=dlq_url)["Messages"]] == ["poison"]
 
 
-def test_receive_skips_delayed_and_expired_messages(hooks: RecordingHooks) -> None:
+def test_receive_skips_delayed_and_expired_messages(hooks: RecordingHooks, clock: SqsClock) -> None:
     sqs = boto3.client("sqs", region_name="us-east-1")
     url, _ = _queue(sqs, "delays", MessageRetentionPeriod="60")
-    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=5)
+    clock.advance(4.9)
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
-    time.sleep(1.1)
+    clock.advance(0.2)
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["later"]
+    # a message past the queue's retention period is never delivered again
+    sqs.send_message(QueueUrl=url, MessageBody="stale")
+    clock.advance(61)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
 
 
 # ---------------------------------------------------------------- S3 -> EventBridge

@@ -113,11 +113,26 @@ async def test_moto_queue_long_poll_returns_a_message_sent_while_waiting(
     sqs: Any, pool: ThreadPoolExecutor
 ) -> None:
     import asyncio
+    import threading
+
+    from moto.sqs.models import sqs_backends
 
     url, arn = _queue(sqs, "lp")
+    # GIVEN a receive that is known to be waiting inside moto's long poll (not merely started)
+    moto_queue = sqs_backends[ACCOUNT]["us-east-1"].get_queue("lp")
+    waiting_inside = threading.Event()
+    wait_for_messages = moto_queue.wait_for_messages
+
+    def entered(timeout: int) -> None:
+        waiting_inside.set()
+        wait_for_messages(timeout)
+
+    moto_queue.wait_for_messages = entered  # type: ignore[method-assign]
     queue = MotoSqsQueue(arn, pool)
-    waiting = asyncio.ensure_future(queue.receive(10, 2))
-    await asyncio.sleep(0.3)
+    waiting = asyncio.ensure_future(queue.receive(10, 20))
+    assert await asyncio.to_thread(waiting_inside.wait, 30)
+    # WHEN a message is sent meanwhile
     sqs.send_message(QueueUrl=url, MessageBody="late")
-    received = await asyncio.wait_for(waiting, 5)
+    # THEN that same receive returns it
+    received = await asyncio.wait_for(waiting, 30)
     assert [m["Body"] for m in received] == ["late"]

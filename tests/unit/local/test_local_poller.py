@@ -84,9 +84,10 @@ async def test_poll_batch_size_caps_records_per_invoke() -> None:
 
 
 async def test_poll_batch_size_above_ten_gathers_within_window() -> None:
-    # GIVEN 25 messages, 10 per receive, BatchSize 25 and a 1 s window
+    # GIVEN 25 messages, 10 per receive, BatchSize 25 and a window (generous: a full batch ends
+    # it early, so only a stalled machine would ever wait it out)
     queue, fn = InMemoryQueue(["{}"] * 25), ScriptedFunction()
-    await _poller(queue, fn, batch_size=25, batching_window_s=1.0).poll_once()
+    await _poller(queue, fn, batch_size=25, batching_window_s=30.0).poll_once()
     # THEN one invocation carries all 25
     assert len(fn.events) == 1
     assert len(fn.events[0]["Records"]) == 25
@@ -184,29 +185,42 @@ async def test_start_runs_max_concurrency_loops() -> None:
 async def test_max_concurrency_bounds_concurrent_invocations() -> None:
     import asyncio
 
-    # GIVEN 12 messages, one per batch, and MaximumConcurrency 3
-    queue = InMemoryQueue(["{}"] * 12)
+    # GIVEN 12 messages, one per batch, MaximumConcurrency 3, and a function whose first
+    # invocations hold until three are in flight together (so the peak does not depend on timing)
+    class DrainedQueue(InMemoryQueue):
+        drained = asyncio.Event()
+
+        async def delete(self, entries: list[tuple[str, str]]) -> None:
+            await super().delete(entries)
+            if not self.waiting and len(self.deleted) == 12:
+                self.drained.set()
+
+    queue = DrainedQueue(["{}"] * 12)
     in_flight = 0
     peak = 0
+    three_together = asyncio.Event()
 
-    class SlowFunction:
+    class GatedFunction:
         async def invoke(self, name_or_arn: str, payload: bytes) -> Result:
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
-            await asyncio.sleep(0.05)
+            if in_flight == 3:
+                three_together.set()
+            await three_together.wait()
+            await asyncio.sleep(0)
             in_flight -= 1
             return Result()
 
     config = MappingConfig("fn", QUEUE_ARN, batch_size=1, max_concurrency=3, poll_wait_s=0)
-    poller = SqsPoller(config, queue, SlowFunction())
-    # WHEN the poller runs until the queue is drained
+    poller = SqsPoller(config, queue, GatedFunction())
+    # WHEN the poller runs until the queue is drained (a deadline, not a budget)
     poller.start()
-    for _ in range(100):
-        if len(queue.deleted) == 12:
-            break
-        await asyncio.sleep(0.02)
-    await poller.stop()
+
+    try:
+        await asyncio.wait_for(queue.drained.wait(), 60)
+    finally:
+        await poller.stop()
     # THEN three batches ran at once, never more
     assert len(queue.deleted) == 12
     assert peak == 3

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner, Worker
@@ -125,13 +126,15 @@ async def test_invoke_handler_raises_returns_unhandled_error(runner: FunctionRun
 async def test_invoke_past_timeout_kills_worker_and_reports_timedout(
     runner: FunctionRunner,
 ) -> None:
-    # GIVEN a 1 s timeout and a handler that sleeps 5 s
-    await runner.register(_config("sleepy", timeout_s=1.0))
-    result = await runner.invoke("fx-sleepy", b'{"seconds": 5}')
+    # GIVEN a 2 s timeout and a handler that sleeps a minute (no machine is slow enough to
+    # make either side of that comparison come out the other way)
+    await runner.register(_config("sleepy", timeout_s=2.0))
+    result = await runner.invoke("fx-sleepy", b'{"seconds": 60}')
     # THEN the invocation fails like Lambda's and the next one gets a fresh worker
     assert result.function_error == "Unhandled"
     assert result.json()["errorType"] == "Sandbox.Timedout"
-    assert "Task timed out after 1.00 seconds" in result.json()["errorMessage"]
+    assert "Task timed out after 2.00 seconds" in result.json()["errorMessage"]
+    assert result.duration_ms == 2000
     quick = await runner.invoke("fx-sleepy", b'{"seconds": 0}')
     assert quick.json() == "slept"
     assert quick.init_ms is not None
@@ -205,17 +208,28 @@ async def test_log_tail_is_base64_of_at_most_4k(runner: FunctionRunner) -> None:
 
 
 async def test_memory_watch_of_a_reaped_worker_keeps_waiting_instead_of_failing(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a worker whose process has already exited and been reaped (a handler calling
     # os._exit before the invocation's memory watch starts)
     worker = Worker(_config("exits"), tmp_path / "w.log", {})
     worker.proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await worker.proc.wait()
-    # WHEN the memory watch runs for it
+    looked_up = asyncio.Event()
+    real_process = psutil.Process
+
+    def process(pid: int) -> psutil.Process:
+        looked_up.set()
+        return real_process(pid)
+
+    monkeypatch.setattr(psutil, "Process", process)
+    # WHEN the memory watch has looked the process up (and failed to find it)
     watch = asyncio.ensure_future(worker._watch_memory())
-    done, _ = await asyncio.wait({watch}, timeout=0.3)
+    await asyncio.wait_for(looked_up.wait(), 60)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    done = watch.done()
     watch.cancel()
-    # THEN it neither returns nor raises (an error here was reported as Sandbox.Timedout
+    # THEN it neither returned nor raised (an error here was reported as Sandbox.Timedout
     # before the reply's EOF could report Runtime.ExitError)
-    assert done == set()
+    assert not done

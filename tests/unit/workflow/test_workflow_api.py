@@ -218,7 +218,7 @@ def test_threaded_service_handles_calls_from_another_thread() -> None:
         _, started = service.handle(
             "AWSStepFunctions.StartExecution", {"stateMachineArn": arn, "input": '{"z": 0}'}
         )
-        service.run(lambda: service.engine.wait(started["executionArn"]), timeout=5)
+        service.run(lambda: service.engine.wait(started["executionArn"]), timeout=60)
         # THEN it finished on the engine loop
         _, doc = service.handle(
             "AWSStepFunctions.DescribeExecution", {"executionArn": started["executionArn"]}

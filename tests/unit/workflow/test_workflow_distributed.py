@@ -14,6 +14,7 @@ from sluice.local.workflow import api
 from tests.unit.workflow.workflow_fakes import (
     FunctionRaised,
     InMemoryS3,
+    held_until_concurrent,
     make_engine,
     run_definition,
 )
@@ -191,11 +192,7 @@ async def test_item_batcher_byte_limit_keeps_each_child_input_under_limit() -> N
 
 
 async def test_max_concurrency_bounds_running_children() -> None:
-    async def slow(payload: Any) -> Any:
-        await asyncio.sleep(0.01)
-        return payload
-
-    engine, _, invoker, _ = make_engine({"work": slow})
+    engine, _, invoker, _ = make_engine({"work": held_until_concurrent(3)})
     definition = _dmap(ItemsPath="$.items", MaxConcurrencyPath="$.limit")
     execution = await run_definition(engine, definition, {"items": list(range(12)), "limit": 3})
     assert execution.output == list(range(12))
@@ -458,7 +455,7 @@ async def test_stop_aborts_running_children_and_redrive_finishes_them() -> None:
     execution = engine.start_execution(
         "arn:aws:states:us-east-1:123456789012:stateMachine:sm", "[1, 2]"
     )
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(started.wait(), timeout=60)
     # WHEN the execution is stopped while children run
     engine.stop_execution(execution.arn, "Operator", "stopped by hand")
     await engine.wait(execution.arn)

@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 
-from tests.unit.workflow.workflow_fakes import make_engine, run_definition
+from tests.unit.workflow.workflow_fakes import (
+    held_until_concurrent,
+    make_engine,
+    run_definition,
+)
 
 
 def _one(state: dict[str, Any], **more: dict[str, Any]) -> dict[str, Any]:
@@ -298,7 +302,7 @@ async def test_parallel_branch_failure_fails_state_and_cancels_others() -> None:
 
     async def slow(payload: Any) -> Any:
         started.append("slow")
-        await asyncio.sleep(10)
+        await asyncio.sleep(3600)
         return "never"
 
     engine, *_ = make_engine({"slow": slow})
@@ -321,7 +325,8 @@ async def test_parallel_branch_failure_fails_state_and_cancels_others() -> None:
             "End": True,
         }
     )
-    execution = await asyncio.wait_for(run_definition(engine, definition, {}), timeout=5)
+    # A deadline only: the slow branch would sleep an hour unless the failure cancels it.
+    execution = await asyncio.wait_for(run_definition(engine, definition, {}), timeout=60)
     assert (execution.status, execution.error) == ("FAILED", "BranchBroke")
 
 
@@ -397,10 +402,7 @@ async def test_inline_map_over_object_exposes_item_key() -> None:
 
 
 async def test_inline_map_max_concurrency_bounds_running_iterations() -> None:
-    async def work(payload: Any) -> Any:
-        await asyncio.sleep(0.01)
-        return payload * 2
-
+    work = held_until_concurrent(2, lambda payload: payload * 2)
     engine, _, invoker, _ = make_engine({"work": work})
     definition = _one(
         {

@@ -42,6 +42,26 @@ class FunctionRaised(Exception):
 Handler = Callable[[Any], Awaitable[Any]]
 
 
+def held_until_concurrent(count: int, result: Callable[[Any], Any] = lambda p: p) -> Handler:
+    """A function whose calls wait until `count` of them run at once (then every call passes):
+    a bound on concurrency is then observed at exactly `count` whatever the machine's speed,
+    and a bound below `count` deadlocks instead of passing."""
+    together = asyncio.Event()
+    running = 0
+
+    async def handler(payload: Any) -> Any:
+        nonlocal running
+        running += 1
+        if running >= count:
+            together.set()
+        await together.wait()
+        await asyncio.sleep(0)
+        running -= 1
+        return result(payload)
+
+    return handler
+
+
 @dataclass
 class FakeInvoker:
     """Runs registered async Python functions by name (or by the ARN's last segment)."""
