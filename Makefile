@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates layer clean contracts-check contracts-generate locks audit
+.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate locks audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,12 @@ CHECK_TOOLS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed \
 ## asl-validator, checkov on the SAM-translated templates, tests/policy (tools/check_templates.sh).
 check-templates: setup $(CHECK_TOOLS)
 	bash tools/check_templates.sh
+
+## Least privilege, necessity: remove each role statement in turn (a copy of deploy/), run the
+## tests that exercise the role on a runtime provisioned from the copy, write the table in
+## docs/security.md (tools/iam_proof.py; long, progress printed).
+iam-proof: setup
+	$(BIN)/python -m tools.iam_proof --reset
 
 ## The Lambda runtime layer for arm64 (build/layer/python, build/layer.zip) and its x86_64 twin.
 layer: setup

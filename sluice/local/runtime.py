@@ -54,9 +54,22 @@ PREWARM_PARALLEL = max(1, os.cpu_count() or 1)
 """Workers initialised at once by `prewarm` (an init phase is CPU-bound: one per core)."""
 
 
+DEPLOY_DIR_ENV = "SLUICE_DEPLOY_DIR"
+"""Replaces `<repo>/deploy` as the folder the default templates come from: a modified copy of
+the templates (`make iam-proof` removes one statement at a time). Read at each provisioning."""
+
+
 def default_templates(repo_root: Path) -> list[Path]:
-    """The deploy order: platform, every service, orchestration (those that exist)."""
-    deploy = repo_root / "deploy"
+    """The deploy order: platform, every service, orchestration (those that exist), from
+    `<repo>/deploy` or the folder `SLUICE_DEPLOY_DIR` names.
+
+    Raises:
+        LocalRuntimeError: `SLUICE_DEPLOY_DIR` names no folder.
+    """
+    override = os.environ.get(DEPLOY_DIR_ENV)
+    deploy = Path(override) if override else repo_root / "deploy"
+    if override and not deploy.is_dir():
+        raise LocalRuntimeError(f"{DEPLOY_DIR_ENV}={override} is not a folder")
     ordered = [deploy / "platform.yaml", *sorted((deploy / "services").glob("*.yaml"))]
     ordered.append(deploy / "orchestration.yaml")
     return [p for p in ordered if p.is_file()]

@@ -89,7 +89,12 @@ class Local:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     """`sluice local up` on a free port with the repository's templates, a 2 MB batch threshold
-    and 1 MiB partitions; `sluice local down` afterwards."""
+    and 1 MiB partitions; `sluice local down` afterwards. With SLUICE_IAM_PROOF_PORT set, the
+    runtime already up on that port instead (`make iam-proof` starts it with those parameters)."""
+    attached = os.environ.get("SLUICE_IAM_PROOF_PORT")
+    if attached:
+        yield Local(int(attached))
+        return
     port = free_port()
     state = tmp_path_factory.mktemp("local-state")
     # The runtime's Step Functions SDK integrations (ItemReader, ResultWriter) use boto3's

@@ -1,0 +1,305 @@
+"""The service roles' grants at work on the local runtime (`sluice local up`, IAM enforced): each
+test drives one path a role's statements exist for and fails when a grant it needs is missing.
+
+`make iam-proof` (tools/iam_proof.py) runs these tests against copies of the templates with one
+statement removed at a time. Set `SLUICE_IAM_PROOF_PORT` to run them against a runtime that is
+already up (the proof re-provisions one runtime per statement); otherwise the module brings up
+its own from `deploy/` (or from `SLUICE_DEPLOY_DIR`, which the runtime honours).
+
+Functions are invoked directly where a path needs one exact message (a duplicate after
+COMPLETED, a notification for a missing key): the function still runs in its worker with its
+own role, and the response says whether the record failed, so a missing grant shows at once
+instead of after a visibility timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from tests.processes import free_port, run_sluice
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "orders" / "orders-2024-03-01.csv"
+PORT_ENV = "SLUICE_IAM_PROOF_PORT"
+ACCOUNT = "123456789012"
+
+
+class Runtime:
+    """Clients of a running local runtime, as the account root (unknown credentials)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def client(self, service: str) -> Any:
+        factory: Any = boto3.client
+        return factory(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def name(self, suffix: str) -> str:
+        parameter = self.client("ssm").get_parameter(Name=f"/sluice/dev/{suffix}")
+        return str(parameter["Parameter"]["Value"])
+
+    def file_by_key(self, key: str) -> dict[str, Any] | None:
+        table = self.name("ledger-table-name")
+        for page in self.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                record = {k: next(iter(v.values())) for k, v in item.items()}
+                if record.get("SK") == "META" and record.get("key") == key:
+                    return record
+        return None
+
+    def wait_terminal(self, key: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.file_by_key(key)
+            if record and record["status"] in {"COMPLETED", "FAILED", "QUARANTINED"}:
+                return record
+            time.sleep(0.5)
+        raise TimeoutError(f"{key} not terminal after {timeout}s: {self.file_by_key(key)}")
+
+    def invoke_with_message(self, function: str, queue: str, body: str) -> tuple[Any, str]:
+        """Invoke `function` with an SQS batch of one message `body`, as its trigger would.
+
+        Returns:
+            (the decoded response payload, the log tail).
+        """
+        queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"
+        record = {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": "direct-invoke",
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": str(int(time.time() * 1000)),
+            },
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": "us-east-1",
+        }
+        response = self.client("lambda").invoke(
+            FunctionName=function,
+            Payload=orjson.dumps({"Records": [record]}),
+            LogType="Tail",
+        )
+        payload = orjson.loads(response["Payload"].read() or b"null")
+        tail = base64.b64decode(response.get("LogResult", "")).decode("utf-8", "replace")
+        assert "FunctionError" not in response, (payload, tail)
+        return payload, tail
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """The runtime named by SLUICE_IAM_PROOF_PORT, or one of our own for this module."""
+    attached = os.environ.get(PORT_ENV)
+    if attached:
+        yield Runtime(int(attached))
+        return
+    port = free_port()
+    state = tmp_path_factory.mktemp("iam-roles")
+    up = run_sluice(
+        "local",
+        "up",
+        "--detach",
+        "--no-schedules",
+        "--no-prewarm",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+        timeout=300,
+        cwd=REPO,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield Runtime(port)
+    finally:
+        run_sluice("local", "down", "--port", str(port), timeout=120, cwd=REPO)
+
+
+class Capture:
+    """A queue that receives the bus's events matching a pattern (a rule of the test's own)."""
+
+    def __init__(self, runtime: Runtime, pattern: dict[str, Any]) -> None:
+        self.runtime = runtime
+        suffix = uuid.uuid4().hex[:8]
+        self.sqs, self.events = runtime.client("sqs"), runtime.client("events")
+        self.bus = runtime.name("event-bus-name")
+        self.rule = f"iam-roles-capture-{suffix}"
+        self.url = self.sqs.create_queue(QueueName=f"iam-roles-capture-{suffix}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        rule_arn = self.events.put_rule(
+            Name=self.rule, EventBusName=self.bus, EventPattern=orjson.dumps(pattern).decode()
+        )["RuleArn"]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+        self.sqs.set_queue_attributes(
+            QueueUrl=self.url, Attributes={"Policy": orjson.dumps(policy).decode()}
+        )
+        self.events.put_targets(
+            Rule=self.rule, EventBusName=self.bus, Targets=[{"Id": "capture", "Arn": queue_arn}]
+        )
+        self.seen: list[dict[str, Any]] = []
+
+    def wait_for(
+        self, detail_type: str, file_id: str, count: int = 1, timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """The first `count` captured events of `detail_type` for `file_id` (raw bodies)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", []):
+                self.seen.append(orjson.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+            found = [
+                e
+                for e in self.seen
+                if e["detail-type"] == detail_type and _file_id_of(e) == file_id
+            ]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)} of {count} {detail_type} for {file_id}")
+
+    def close(self) -> None:
+        self.events.remove_targets(Rule=self.rule, EventBusName=self.bus, Ids=["capture"])
+        self.events.delete_rule(Name=self.rule, EventBusName=self.bus)
+        self.sqs.delete_queue(QueueUrl=self.url)
+
+
+def _file_id_of(event: dict[str, Any]) -> str | None:
+    detail = event.get("detail", {})
+    data = detail.get("data", detail)
+    return data.get("file_id") if isinstance(data, dict) else None
+
+
+def upload_sample(runtime: Runtime, key: str) -> None:
+    """Put the orders sample at `key` of the raw bucket."""
+    runtime.client("s3").put_object(
+        Bucket=runtime.name("raw-bucket-name"), Key=key, Body=SAMPLE.read_bytes()
+    )
+
+
+def test_realtime_file_completes_through_every_service_role(runtime: Runtime) -> None:
+    # GIVEN an orders file landing in the raw bucket
+    key = f"orders/iam-roles/{uuid.uuid4().hex}.csv"
+    upload_sample(runtime, key)
+    # WHEN ingest, validate, transform and output each run with their own role
+    record = runtime.wait_terminal(key)
+    # THEN the file completes, its rows balance and its manifest is in the processed bucket
+    assert record["status"] == "COMPLETED", record
+    assert int(record["rows_in"]) == int(record["rows_out"]) + int(record["rows_quarantined"])
+    manifest = f"_manifests/dataset=orders/{record['file_id']}.json"
+    body = runtime.client("s3").get_object(
+        Bucket=runtime.name("processed-bucket-name"), Key=manifest
+    )
+    assert orjson.loads(body["Body"].read())["file_id"] == record["file_id"]
+
+
+def test_duplicate_transformed_after_completed_republishes_processed(runtime: Runtime) -> None:
+    # GIVEN a completed file, its file.transformed and file.processed captured from the bus
+    capture = Capture(
+        runtime,
+        {"detail-type": ["sluice.file.transformed.v1", "sluice.file.processed.v1"]},
+    )
+    try:
+        key = f"orders/iam-roles/{uuid.uuid4().hex}.csv"
+        upload_sample(runtime, key)
+        record = runtime.wait_terminal(key)
+        assert record["status"] == "COMPLETED", record
+        file_id = str(record["file_id"])
+        (transformed,) = capture.wait_for("sluice.file.transformed.v1", file_id)
+        (first,) = capture.wait_for("sluice.file.processed.v1", file_id)
+        # WHEN the same file.transformed reaches output again (a duplicate, a DLQ redrive)
+        payload, tail = runtime.invoke_with_message(
+            "sluice-dev-output", "sluice-dev-output-queue", orjson.dumps(transformed).decode()
+        )
+        # THEN output re-reads the file's manifest and publishes file.processed again
+        assert payload == {"batchItemFailures": []}, tail
+        second = capture.wait_for("sluice.file.processed.v1", file_id, count=2)[1]
+        assert _data(second)["manifest_uri"] == _data(first)["manifest_uri"]
+        assert _data(second)["rows_out"] == _data(first)["rows_out"]
+    finally:
+        capture.close()
+
+
+def _data(event: dict[str, Any]) -> dict[str, Any]:
+    detail: dict[str, Any] = event["detail"]
+    data: dict[str, Any] = detail.get("data", detail)
+    return data
+
+
+def test_notification_for_a_missing_key_is_missing_not_denied(runtime: Runtime) -> None:
+    # GIVEN an S3 "Object Created" notification for a key that is not (or no longer) there
+    raw = runtime.name("raw-bucket-name")
+    key = f"orders/iam-roles/gone-{uuid.uuid4().hex}.csv"
+    notification = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{raw}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": raw},
+            "object": {"key": key, "size": 10, "etag": "0" * 32, "sequencer": "01"},
+            "reason": "PutObject",
+        },
+    }
+    # WHEN ingest handles it
+    payload, tail = runtime.invoke_with_message(
+        "sluice-dev-ingest", "sluice-dev-ingest-queue", orjson.dumps(notification).decode()
+    )
+    # THEN S3 answered 404 (ingest holds s3:ListBucket on the raw bucket): the record is done
+    # with the outcome "missing", not retried as a permission error (403 without ListBucket)
+    assert payload == {"batchItemFailures": []}, tail
+    outcomes = [line.get("outcome") for line in _json_lines(tail) if line.get("key", key) == key]
+    assert "missing" in outcomes, tail
+    assert runtime.file_by_key(key) is None
+
+
+def _json_lines(tail: str) -> list[dict[str, Any]]:
+    lines = []
+    for text in tail.splitlines():
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(parsed, dict):
+            lines.append(parsed)
+    return lines
