@@ -14,6 +14,7 @@ instead of after a visibility timeout.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -303,3 +304,113 @@ def _json_lines(tail: str) -> list[dict[str, Any]]:
         if isinstance(parsed, dict):
             lines.append(parsed)
     return lines
+
+
+SERVICES = ("ingest", "validate", "transform", "output")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_malformed_message_is_parked_in_the_service_dlq(runtime: Runtime, service: str) -> None:
+    # GIVEN a message that is not an event at all
+    body = f"not an event {uuid.uuid4().hex}"
+    # WHEN the service's function receives it
+    payload, tail = runtime.invoke_with_message(
+        f"sluice-dev-{service}", f"sluice-dev-{service}-queue", body
+    )
+    # THEN the function parks it in its DLQ itself (its role may send there) and reports the
+    # record done; a refused SendMessage would hand it back for retries instead
+    assert payload == {"batchItemFailures": []}, tail
+    sqs = runtime.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=f"sluice-dev-{service}-dlq")["QueueUrl"]
+    deadline = time.monotonic() + 10
+    parked: list[str] = []
+    while body not in parked:
+        assert time.monotonic() < deadline, f"{body!r} not in the DLQ; saw {parked[-5:]}"
+        messages = sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=0
+        )
+        parked.extend(m["Body"] for m in messages.get("Messages", []))
+
+
+def _register(runtime: Runtime, record: Any) -> None:
+    import aioboto3
+
+    from sluice_shared.aws.dynamodb import DynamoDbLedger
+
+    async def register() -> None:
+        session = aioboto3.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
+        )
+        async with session.client("dynamodb", endpoint_url=runtime.endpoint) as client:
+            await DynamoDbLedger(client, runtime.name("ledger-table-name")).register_file(record)
+
+    asyncio.run(register())
+
+
+def test_raw_version_gone_before_validate_is_parked_not_denied(runtime: Runtime) -> None:
+    from contracts.datasets import load_contract
+    from contracts.envelope import Envelope, to_eventbridge_entry
+    from contracts.events.file_ingested.v1.model import FileIngestedV1
+    from contracts.types import DatasetRef
+    from sluice_shared.keys import file_id_for
+    from sluice_shared.ports import FileRecord
+    from sluice_shared.stages import event_id
+
+    # GIVEN a file ingest registered, whose raw version was deleted before validate ran
+    raw = runtime.name("raw-bucket-name")
+    s3 = runtime.client("s3")
+    key = f"orders/iam-roles/version-gone-{uuid.uuid4().hex}.csv"
+    body = SAMPLE.read_bytes()
+    put = s3.put_object(Bucket=raw, Key=key, Body=body)
+    version, etag = put["VersionId"], put["ETag"].strip('"')
+    s3.delete_object(Bucket=raw, Key=key, VersionId=version)
+    file_id = file_id_for(raw, key, version, etag)
+    dataset = DatasetRef(name="orders", version=load_contract("orders").version)
+    _register(
+        runtime,
+        FileRecord(
+            file_id=file_id,
+            dataset=dataset.name,
+            dataset_version=dataset.version,
+            bucket=raw,
+            key=key,
+            version_id=version,
+            etag=etag,
+            size_bytes=len(body),
+            correlation_id=file_id,
+        ),
+    )
+    ingested = FileIngestedV1(
+        file_id=file_id,
+        dataset=dataset,
+        bucket=raw,
+        key=key,
+        version_id=version,
+        etag=etag,
+        size_bytes=len(body),
+        object_created_at=datetime.now(UTC),
+        path="realtime",
+    )
+    envelope = Envelope.wrap(
+        ingested, correlationid=file_id, id=event_id(file_id, FileIngestedV1.TYPE)
+    )
+    entry = to_eventbridge_entry(envelope, runtime.name("event-bus-name"))
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": orjson.loads(entry["Detail"]),
+    }
+    # WHEN validate handles its file.ingested
+    payload, tail = runtime.invoke_with_message(
+        "sluice-dev-validate", "sluice-dev-validate-queue", orjson.dumps(event).decode()
+    )
+    # THEN S3 answered 404 (validate holds s3:ListBucket on the raw bucket): the record is
+    # parked as object_not_found, not retried as a permission error (403 without ListBucket)
+    assert payload == {"batchItemFailures": []}, tail
+    assert "object_not_found" in tail, tail

@@ -114,7 +114,7 @@ def test_every_assumed_role_has_tests_and_they_exist() -> None:
     assert users == {"function", "state", "schedule"}
     for tests in iam_proof.ROLE_TESTS.values():
         for test in tests:
-            path, name = test.split("::")
+            path, name = test.split("[")[0].split("::")
             tree = ast.parse((REPO / path).read_text("utf-8"))
             names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
             assert name in names, test
@@ -158,8 +158,11 @@ def _toy_statement(sid: str) -> iam_proof.RoleStatement:
 def test_table_names_the_failed_test_or_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    needed, kept, bare, pending = (_toy_statement(s) for s in ("Needed", "Kept", "Bare", "Pending"))
-    monkeypatch.setattr(iam_proof, "KEPT", {"Kept": "the runtime writes logs itself"})
+    needed, kept, bare, pending, skipped = (
+        _toy_statement(s) for s in ("Needed", "Kept", "Bare", "Pending", "Skipped")
+    )
+    reasons = {"Kept": "the runtime writes logs itself", "Skipped": "no X-Ray locally"}
+    monkeypatch.setattr(iam_proof, "KEPT", reasons)
     results = {
         needed.key: {"failed": ["test_replay"], "tests": ["test_replay"], "seconds": 1},
         kept.key: {"failed": [], "tests": ["test_replay"], "seconds": 1},
@@ -167,7 +170,7 @@ def test_table_names_the_failed_test_or_the_reason(
     }
     doc = tmp_path / "security.md"
     doc.write_text(f"# x\n\n{iam_proof.TABLE_BEGIN}\nold\n{iam_proof.TABLE_END}\n\nafter\n")
-    statements = [needed, kept, bare, pending]
+    statements = [needed, kept, bare, pending, skipped]
     iam_proof.write_table(statements, results, doc)
     text = doc.read_text("utf-8")
     assert "old" not in text
@@ -176,6 +179,7 @@ def test_table_names_the_failed_test_or_the_reason(
     assert "no test fails; kept: the runtime writes logs itself" in text
     assert "| `Bare` | `s3:GetObject` | **no test fails** |" in text
     assert "| `Pending` | `s3:GetObject` | not run yet |" in text
+    assert "| `Skipped` | `s3:GetObject` | not run; kept: no X-Ray locally |" in text
     # A statement no test needs and without a reason makes the proof fail.
     assert iam_proof.unjustified(statements, results) == [bare.key]
 
