@@ -1,7 +1,9 @@
 """In-memory fakes of the ports in `sluice_shared.ports`, for unit tests (no network).
 
 They follow the same rules as the AWS adapters (the ledger uses the same transition table and
-raises the same errors) and record what was done, so a test asserts on outcomes, not on calls.
+raises the same errors; `tests/integration/shared/test_port_contract_*.py` runs one suite against
+a fake and its adapter alike) and record what was done, so a test asserts on outcomes, not on
+calls.
 Each fake can be told to fail: put exceptions in its `faults` list and the next calls raise them
 in order (one per call), which is how unit tests inject transient and poison errors.
 
@@ -215,6 +217,9 @@ class InMemoryLedger(_Faults):
         check_transition(to, expected)
         check_fields(fields)
         self._maybe_fail()
+        given = current
+        if given is not None and given.status in set(expected) and given.file_id != file_id:
+            raise ValueError(f"the record given is of file {given.file_id}, not {file_id}")
         # `current` only saves a read in the real ledger; the fake always decides on its own
         # record, which is what the real one ends up doing too.
         current = self.records.get(file_id)

@@ -1,4 +1,6 @@
-"""EventBridgePublisher against a moto server: delivery through a rule, partial failures."""
+"""EventBridgePublisher on a moto server: what only the EventBridge adapter has (partial failures
+and their resends, permanent entry errors, no request for an oversized batch). Delivery itself is
+proved for this adapter and the fake alike in `test_port_contract_publisher.py`."""
 
 from __future__ import annotations
 
@@ -7,15 +9,13 @@ from typing import Any
 
 import pytest
 from types_aiobotocore_events.client import EventBridgeClient
-from types_aiobotocore_sqs.client import SQSClient
 
 from contracts.errors import EventTooLarge
-from contracts.events import FileIngestedV1
 from sluice_shared.aws.events import EventBridgePublisher
 from sluice_shared.errors import TransientError
 from sluice_shared.ports import PublishRejected
 from sluice_shared.retry import aws_retry
-from tests.integration.shared.helpers import bus_to_queue, drain, ingested
+from tests.integration.shared.helpers import ingested
 
 BUS = "sluice-bus"
 
@@ -56,24 +56,6 @@ class PutEventsSpy:
             else:
                 assert "EventId" in result
         parsed["FailedEntryCount"] = failed
-
-
-async def test_publish_reaches_a_queue_through_a_rule(
-    events: EventBridgeClient, sqs: SQSClient
-) -> None:
-    # GIVEN a bus with a rule sending file.ingested.v1 to a queue
-    url = await bus_to_queue(events, sqs, BUS, "validate-queue", FileIngestedV1.TYPE)
-    envelopes = [ingested(n) for n in range(12)]
-
-    # WHEN 12 envelopes are published (two requests)
-    await EventBridgePublisher(events, BUS).publish(envelopes)
-
-    # THEN each arrives once, as an EventBridge event whose detail is the envelope
-    messages = await drain(sqs, url, expected=12)
-    bodies = [json.loads(str(m["Body"])) for m in messages]
-    assert sorted(b["detail"]["id"] for b in bodies) == sorted(e.id for e in envelopes)
-    assert {b["detail-type"] for b in bodies} == {FileIngestedV1.TYPE}
-    assert {b["source"] for b in bodies} == {"sluice.ingest"}
 
 
 async def test_publish_partial_failure_resends_only_failed_entries(

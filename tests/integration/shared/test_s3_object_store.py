@@ -1,8 +1,9 @@
-"""S3ObjectStore against a moto server."""
+"""S3ObjectStore on a moto server: what only the S3 adapter has (chunked streaming, multipart
+uploads, object versions). The behaviour every `ObjectStore` shares is proved for this adapter and
+the fake alike in `test_port_contract_objects.py`."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,8 +11,6 @@ import pytest
 from types_aiobotocore_s3.client import S3Client
 
 from sluice_shared.aws.s3 import MIB, S3ObjectStore
-from sluice_shared.errors import InputLimitExceeded
-from sluice_shared.ports import ObjectNotFoundError
 
 BUCKET = "sluice-raw"
 DATA = bytes(range(256)) * 40  # 10 240 bytes, every offset distinguishable
@@ -23,29 +22,6 @@ async def store(s3: S3Client) -> S3ObjectStore:
     await s3.put_object(Bucket=BUCKET, Key="orders/a.csv", Body=DATA, ContentType="text/csv")
     # A small chunk so a 10 KB download really is streamed in pieces.
     return S3ObjectStore(s3, chunk_bytes=1024)
-
-
-async def test_s3_head_returns_size_etag_and_type(store: S3ObjectStore) -> None:
-    info = await store.head(BUCKET, "orders/a.csv")
-
-    assert (info.key, info.size, info.content_type) == ("orders/a.csv", len(DATA), "text/csv")
-    assert info.etag == hashlib.md5(DATA, usedforsecurity=False).hexdigest()  # unquoted
-
-
-async def test_s3_head_missing_key_is_object_not_found(store: S3ObjectStore) -> None:
-    with pytest.raises(ObjectNotFoundError):
-        await store.head(BUCKET, "orders/missing.csv")
-
-
-async def test_s3_download_to_whole_object_streams_to_disk(
-    store: S3ObjectStore, tmp_path: Path
-) -> None:
-    target = tmp_path / "a.csv"
-
-    written = await store.download_to(BUCKET, "orders/a.csv", target)
-
-    assert written == len(DATA)
-    assert target.read_bytes() == DATA
 
 
 async def test_s3_download_to_object_within_one_chunk_writes_whole_object(
@@ -61,42 +37,6 @@ async def test_s3_download_to_object_within_one_chunk_writes_whole_object(
 
     assert written == len(DATA)
     assert target.read_bytes() == DATA
-
-
-async def test_s3_download_to_missing_key_is_object_not_found(
-    store: S3ObjectStore, tmp_path: Path
-) -> None:
-    with pytest.raises(ObjectNotFoundError):
-        await store.download_to(BUCKET, "orders/missing.csv", tmp_path / "missing.csv")
-
-
-@pytest.mark.parametrize(
-    ("byte_range", "expected"),
-    [
-        ((0, 1), DATA[0:1]),
-        ((1000, 5000), DATA[1000:5000]),
-        ((10_000, 20_000), DATA[10_000:]),  # past the end: S3 returns what exists
-        ((500, 500), b""),
-    ],
-    ids=["first-byte", "middle", "past-the-end", "empty"],
-)
-async def test_s3_download_to_byte_range_is_half_open(
-    store: S3ObjectStore, tmp_path: Path, byte_range: tuple[int, int], expected: bytes
-) -> None:
-    target = tmp_path / "part"
-    target.write_bytes(b"stale content from an earlier attempt")
-
-    written = await store.download_to(BUCKET, "orders/a.csv", target, byte_range=byte_range)
-
-    assert written == len(expected)
-    assert target.read_bytes() == expected
-
-
-async def test_s3_download_to_reversed_range_is_rejected(
-    store: S3ObjectStore, tmp_path: Path
-) -> None:
-    with pytest.raises(ValueError, match="range"):
-        await store.download_to(BUCKET, "orders/a.csv", tmp_path / "x", byte_range=(5, 2))
 
 
 async def test_s3_download_to_specific_version(s3: S3Client, tmp_path: Path) -> None:
@@ -150,35 +90,3 @@ async def test_s3_upload_file_small_is_single_put(store: S3ObjectStore, tmp_path
 
     info = await store.head(BUCKET, "stage/small.txt")
     assert (info.size, "-" in info.etag) == (5, False)
-
-
-async def test_s3_get_bytes_within_limit_returns_object(store: S3ObjectStore) -> None:
-    await store.put_bytes(BUCKET, "_manifests/m.json", b'{"a": 1}', content_type="application/json")
-
-    assert await store.get_bytes(BUCKET, "_manifests/m.json", max_bytes=8) == b'{"a": 1}'
-
-
-async def test_s3_get_bytes_above_limit_raises_input_limit(store: S3ObjectStore) -> None:
-    with pytest.raises(InputLimitExceeded) as caught:
-        await store.get_bytes(BUCKET, "orders/a.csv", max_bytes=len(DATA) - 1)
-
-    assert caught.value.code == "object_too_large"
-
-
-async def test_s3_get_bytes_missing_key_is_object_not_found(store: S3ObjectStore) -> None:
-    with pytest.raises(ObjectNotFoundError):
-        await store.get_bytes(BUCKET, "nope", max_bytes=10)
-
-
-async def test_s3_list_keys_and_delete_prefix_touch_only_the_prefix(store: S3ObjectStore) -> None:
-    for n in range(5):
-        await store.put_bytes(BUCKET, f"stage/f1/p{n}.arrow", b"x" * n)
-    await store.put_bytes(BUCKET, "stage/f2/p0.arrow", b"keep")
-
-    listed = [info async for info in store.list_keys(BUCKET, "stage/f1/")]
-    deleted = await store.delete_prefix(BUCKET, "stage/f1/")
-
-    assert [i.key for i in listed] == [f"stage/f1/p{n}.arrow" for n in range(5)]
-    assert [i.size for i in listed] == [0, 1, 2, 3, 4]
-    assert deleted == 5
-    assert [i.key async for i in store.list_keys(BUCKET, "stage/")] == ["stage/f2/p0.arrow"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +13,16 @@ from contracts.events import FileIngestedV1
 from contracts.types import DatasetRef
 from sluice_shared.aws.events import MAX_REQUEST_BYTES, chunk_entries
 from sluice_shared.aws.s3 import MAX_PARTS, MIB, part_size_for
-from sluice_shared.errors import InputLimitExceeded
 from sluice_shared.ports import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
     FileRecord,
     FileStatus,
     IllegalTransitionError,
-    ObjectNotFoundError,
-    StaleStateError,
     check_transition,
 )
 from sluice_shared.settings import SluiceSettings
-from tests.fakes import InMemoryLedger, InMemoryObjectStore, fake_deps
+from tests.fakes import fake_deps
 
 ENV = {
     "SLUICE_RAW_BUCKET": "sluice-raw",
@@ -88,56 +84,7 @@ def test_check_transition_illegal_move_raises(to: FileStatus, expected: set[File
         check_transition(to, expected)
 
 
-# ------------------------------------------------------------------------------ in-memory ledger
-
-
-async def test_in_memory_ledger_register_twice_second_is_duplicate() -> None:
-    ledger = InMemoryLedger()
-
-    created, first = await ledger.register_file(record())
-    again, existing = await ledger.register_file(record().model_copy(update={"size_bytes": 9}))
-
-    assert (created, again) == (True, False)
-    assert existing == first
-
-
-async def test_in_memory_ledger_stale_transition_raises_with_current_record() -> None:
-    ledger = InMemoryLedger()
-    await ledger.register_file(record())
-    await ledger.transition("f" * 32, FileStatus.VALIDATING, expected={FileStatus.PENDING})
-
-    with pytest.raises(StaleStateError) as caught:
-        await ledger.transition("f" * 32, FileStatus.VALIDATING, expected={FileStatus.PENDING})
-
-    assert caught.value.current is not None
-    assert caught.value.current.status == FileStatus.VALIDATING
-    assert caught.value.current.version == 1
-
-
-async def test_in_memory_ledger_transition_rejects_identity_fields() -> None:
-    ledger = InMemoryLedger()
-    await ledger.register_file(record())
-
-    with pytest.raises(ValueError, match="bucket"):
-        await ledger.transition(
-            "f" * 32, FileStatus.VALIDATING, expected={FileStatus.PENDING}, bucket="other"
-        )
-
-
-# ------------------------------------------------------------------------------ object store fake
-
-
-async def test_in_memory_object_store_ranges_limits_and_missing(tmp_path: Path) -> None:
-    store = InMemoryObjectStore()
-    store.put("b", "k", b"0123456789")
-    target = tmp_path / "part"
-
-    assert await store.download_to("b", "k", target, byte_range=(2, 5)) == 3
-    assert target.read_bytes() == b"234"
-    with pytest.raises(InputLimitExceeded):
-        await store.get_bytes("b", "k", max_bytes=5)
-    with pytest.raises(ObjectNotFoundError):
-        await store.head("b", "missing")
+# ------------------------------------------------------------------------------------ fakes
 
 
 def test_fake_deps_form_aws_deps() -> None:

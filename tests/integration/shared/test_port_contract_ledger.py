@@ -1,0 +1,294 @@
+"""The `Ledger` port's contract, run against both implementations: the in-memory fake the unit
+tests use (`tests.fakes.InMemoryLedger`) and `DynamoDbLedger` on a moto server. A behaviour the
+domain relies on belongs here, so the fake cannot drift from the adapter; what only DynamoDB has
+(the table, TTLs, the conditional-write races) is in `test_dynamodb_ledger.py`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+import pytest
+from types_aiobotocore_dynamodb.client import DynamoDBClient
+
+from sluice_shared.aws.dynamodb import DynamoDbLedger, create_ledger_table
+from sluice_shared.ports import (
+    FileRecord,
+    FileStatus,
+    IllegalTransitionError,
+    Ledger,
+    RunRecord,
+    StaleRunError,
+    StaleStateError,
+)
+from tests.fakes import InMemoryLedger
+from tests.integration.shared.ledger_records import DAY, TABLE, Clock, record
+
+
+@pytest.fixture(params=["in_memory", "dynamodb"])
+def dynamodb_or_none(request: pytest.FixtureRequest) -> DynamoDBClient | None:
+    """None for the fake; a client of the per-test moto server for the adapter."""
+    if request.param == "in_memory":
+        return None
+    client: DynamoDBClient = request.getfixturevalue("dynamodb")
+    return client
+
+
+@pytest.fixture
+async def ledger(dynamodb_or_none: DynamoDBClient | None) -> Ledger:
+    if dynamodb_or_none is None:
+        return InMemoryLedger(clock=Clock())
+    await create_ledger_table(dynamodb_or_none, TABLE)
+    return DynamoDbLedger(dynamodb_or_none, TABLE, clock=Clock())
+
+
+async def test_ledger_register_twice_second_returns_existing(ledger: Ledger) -> None:
+    created, first = await ledger.register_file(record())
+    again, existing = await ledger.register_file(record(size_bytes=999))
+
+    assert (created, again) == (True, False)
+    assert existing == first
+    assert existing.size_bytes == 123
+
+
+async def test_ledger_get_roundtrips_every_field(ledger: Ledger) -> None:
+    original = record(error_code=None, rows_in=None)
+    await ledger.register_file(original)
+
+    assert await ledger.get(original.file_id) == original
+    assert await ledger.get("f" * 32) is None
+
+
+async def test_ledger_transitions_forward_to_completed_with_history(ledger: Ledger) -> None:
+    # GIVEN a registered file
+    file_id = record().file_id
+    await ledger.register_file(record())
+
+    # WHEN it moves through every stage
+    await ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+    await ledger.transition(
+        file_id, FileStatus.TRANSFORMING, expected={FileStatus.VALIDATING}, rows_in=10
+    )
+    await ledger.transition(file_id, FileStatus.WRITING, expected={FileStatus.TRANSFORMING})
+    done = await ledger.transition(
+        file_id,
+        FileStatus.COMPLETED,
+        expected={FileStatus.WRITING},
+        rows_out=8,
+        rows_quarantined=2,
+    )
+
+    # THEN the record is terminal, versioned, counted, and the history tells the story in order
+    assert (done.status, done.version, done.rows_in, done.rows_out) == (
+        FileStatus.COMPLETED,
+        4,
+        10,
+        8,
+    )
+    assert done.updated_at > DAY
+    assert await ledger.get(file_id) == done
+    steps = await ledger.history(file_id)
+    assert [(s["from_status"], s["to_status"]) for s in steps] == [
+        (None, "PENDING"),
+        ("PENDING", "VALIDATING"),
+        ("VALIDATING", "TRANSFORMING"),
+        ("TRANSFORMING", "WRITING"),
+        ("WRITING", "COMPLETED"),
+    ]
+    assert [s["version"] for s in steps] == [0, 1, 2, 3, 4]
+    assert steps[2]["rows_in"] == 10
+    assert [s["at"] for s in steps] == sorted(s["at"] for s in steps)
+
+
+async def test_ledger_backward_or_terminal_exit_is_illegal(ledger: Ledger) -> None:
+    file_id = record().file_id
+    await ledger.register_file(record())
+    await ledger.transition(file_id, FileStatus.FAILED, expected={FileStatus.PENDING})
+
+    with pytest.raises(IllegalTransitionError):
+        await ledger.transition(file_id, FileStatus.PENDING, expected={FileStatus.VALIDATING})
+    with pytest.raises(IllegalTransitionError):
+        await ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.FAILED})
+
+
+async def test_ledger_transition_rejects_identity_fields(ledger: Ledger) -> None:
+    await ledger.register_file(record())
+
+    with pytest.raises(ValueError, match="bucket"):
+        await ledger.transition(
+            record().file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, bucket="other"
+        )
+    stored = await ledger.get(record().file_id)
+    assert stored is not None
+    assert (stored.status, stored.bucket) == (FileStatus.PENDING, "sluice-raw")
+
+
+async def test_ledger_duplicate_delivery_gets_stale_state_with_current(ledger: Ledger) -> None:
+    file_id = record().file_id
+    await ledger.register_file(record())
+    await ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+
+    with pytest.raises(StaleStateError) as caught:
+        await ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+
+    assert caught.value.current is not None
+    assert (caught.value.current.status, caught.value.current.version) == (
+        FileStatus.VALIDATING,
+        1,
+    )
+    assert len(await ledger.history(file_id)) == 2
+
+
+async def test_ledger_missing_file_transition_is_stale(ledger: Ledger) -> None:
+    with pytest.raises(StaleStateError) as caught:
+        await ledger.transition("e" * 32, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+
+    assert caught.value.current is None
+    assert caught.value.file_id == "e" * 32
+
+
+async def test_ledger_concurrent_transitions_exactly_one_wins(ledger: Ledger) -> None:
+    file_id = record().file_id
+    await ledger.register_file(record())
+
+    results = await asyncio.gather(
+        *(
+            ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+            for _ in range(4)
+        ),
+        return_exceptions=True,
+    )
+
+    winners = [r for r in results if isinstance(r, FileRecord)]
+    losers = [r for r in results if isinstance(r, StaleStateError)]
+    assert (len(winners), len(losers)) == (1, 3)
+    current = await ledger.get(file_id)
+    assert current is not None
+    assert current.version == 1
+    assert [s["to_status"] for s in await ledger.history(file_id)] == ["PENDING", "VALIDATING"]
+
+
+async def test_ledger_list_by_status_lists_current_status_per_day(ledger: Ledger) -> None:
+    # GIVEN three files, two of which moved on to VALIDATING
+    for n in (1, 2, 3):
+        await ledger.register_file(record(n))
+    for n in (1, 3):
+        await ledger.transition(
+            record(n).file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}
+        )
+
+    # WHEN listing by status and day
+    validating = await ledger.list_by_status(FileStatus.VALIDATING, DAY.date())
+    pending = await ledger.list_by_status(FileStatus.PENDING, DAY.date())
+    other_day = await ledger.list_by_status(FileStatus.VALIDATING, date(2024, 1, 16))
+
+    # THEN each file appears under its current status only, oldest update first
+    assert [r.file_id for r in validating] == [record(1).file_id, record(3).file_id]
+    assert [r.file_id for r in pending] == [record(2).file_id]
+    assert other_day == []
+
+
+async def test_ledger_runs_roundtrip(ledger: Ledger) -> None:
+    run = RunRecord(
+        run_id="backfill-2024-01",
+        execution_arn="arn:aws:states:us-east-1:000000000000:execution:batch:backfill-2024-01",
+        prefix="orders/2024/01/",
+        files=3,
+        created_at=DAY,
+        updated_at=DAY,
+        details={"tolerated_failure_percentage": 2.5, "partitions": [1, 2]},
+    )
+
+    await ledger.put_run(run)
+
+    assert await ledger.get_run(run.run_id) == run
+    assert await ledger.get_run("nope") is None
+
+
+async def test_ledger_put_run_replacing_a_stale_read_raises_and_keeps_the_winner(
+    ledger: Ledger,
+) -> None:
+    # GIVEN a run that two writers read at the same time
+    read = RunRecord(run_id="run-race", created_at=DAY, updated_at=DAY)
+    await ledger.put_run(read)
+    first = read.model_copy(update={"details": {"n": 1}, "updated_at": DAY + timedelta(seconds=1)})
+    second = read.model_copy(update={"details": {"n": 2}, "updated_at": DAY + timedelta(seconds=2)})
+    # WHEN both write conditionally on what they read
+    await ledger.put_run(first, replaces=read)
+    with pytest.raises(StaleRunError):
+        await ledger.put_run(second, replaces=read)
+    # THEN the first write stands; a write replacing it succeeds
+    assert await ledger.get_run("run-race") == first
+    await ledger.put_run(second, replaces=first)
+    assert await ledger.get_run("run-race") == second
+
+
+async def test_ledger_put_run_replacing_a_missing_run_raises(ledger: Ledger) -> None:
+    ghost = RunRecord(run_id="run-ghost", created_at=DAY, updated_at=DAY)
+    with pytest.raises(StaleRunError):
+        await ledger.put_run(ghost, replaces=ghost)
+    assert await ledger.get_run("run-ghost") is None
+
+
+async def test_ledger_transition_on_known_record_builds_on_it(ledger: Ledger) -> None:
+    _, registered = await ledger.register_file(record())
+
+    claimed = await ledger.transition(
+        registered.file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, current=registered
+    )
+    counted = await ledger.transition(
+        registered.file_id,
+        FileStatus.VALIDATING,
+        expected={FileStatus.VALIDATING},
+        current=claimed,
+        rows_in=20,
+    )
+
+    stored = await ledger.get(registered.file_id)
+    assert stored == counted
+    assert (stored.status, stored.version, stored.rows_in) == (FileStatus.VALIDATING, 2, 20)
+    assert [s["to_status"] for s in await ledger.history(registered.file_id)] == [
+        "PENDING",
+        "VALIDATING",
+        "VALIDATING",
+    ]
+
+
+async def test_ledger_transition_on_stale_known_record_builds_on_the_stored_one(
+    ledger: Ledger,
+) -> None:
+    _, registered = await ledger.register_file(record())
+    file_id = registered.file_id
+    await ledger.transition(file_id, FileStatus.PENDING, expected={FileStatus.PENDING}, rows_in=5)
+
+    moved = await ledger.transition(
+        file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, current=registered
+    )
+
+    assert (moved.version, moved.rows_in) == (2, 5)
+    assert await ledger.get(file_id) == moved
+
+
+async def test_ledger_transition_known_record_in_other_status_is_not_trusted_to_refuse(
+    ledger: Ledger,
+) -> None:
+    _, registered = await ledger.register_file(record())
+    elsewhere = registered.model_copy(update={"status": FileStatus.COMPLETED})
+
+    moved = await ledger.transition(
+        registered.file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}, current=elsewhere
+    )
+
+    assert moved.status is FileStatus.VALIDATING
+
+
+async def test_ledger_transition_known_record_of_another_file_raises(ledger: Ledger) -> None:
+    _, registered = await ledger.register_file(record())
+
+    with pytest.raises(ValueError, match="the record given is of file"):
+        await ledger.transition(
+            record(2).file_id,
+            FileStatus.VALIDATING,
+            expected={FileStatus.PENDING},
+            current=registered,
+        )
