@@ -19,6 +19,9 @@ and across the whole output:
 - every DLQ message is explained: parked with a reason (`sluice-reason-code`), or about a file
   that ended FAILED/QUARANTINED.
 
+It also lists the events stages refused (`refused`: forged facts about real files, kept in
+the files' ledger histories); they changed nothing, so they are reported, not failed.
+
 Used by the reliability tests (`reconcile(...)`) and by `sluice verify`. Synchronous boto3.
 """
 
@@ -35,7 +38,7 @@ import orjson
 from sluice.generate import GroundTruth
 from sluice_shared.aws.dynamodb import plain
 from sluice_shared.keys import StageKeys
-from sluice_shared.ports import REASON_CODE_ATTRIBUTE
+from sluice_shared.ports import REASON_CODE_ATTRIBUTE, REFUSED_STEP
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -84,12 +87,31 @@ class DlqEntry:
     explained: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event about a file that a stage refused and parked (e.g. `event_ledger_mismatch`: it
+    disagreed with the file's ledger record), as the file's ledger history keeps it."""
+
+    file_id: str
+    at: str
+    file_status: str
+    event_type: str
+    event_id: str
+    reason_code: str
+    reason: str
+
+
 @dataclass(slots=True)
 class Reconciliation:
-    """The checker's verdict. `ok` when no file and no global check found a problem."""
+    """The checker's verdict. `ok` when no file and no global check found a problem.
+
+    `refused` lists the events stages refused (forged or foreign facts about real files). They
+    had no effect on any file, so they do not make the verdict fail, but they are reported:
+    someone or something is putting facts on the bus that the ledger contradicts."""
 
     files: list[FileCheck] = field(default_factory=list)
     dlq: list[DlqEntry] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     output_rows: int = 0
 
@@ -111,6 +133,7 @@ class Reconciliation:
             "problems": self.all_problems(),
             "files": [asdict(f) for f in self.files],
             "dlq": [asdict(d) for d in self.dlq],
+            "refused": [asdict(r) for r in self.refused],
         }
 
 
@@ -137,17 +160,29 @@ def load_truths(directory: Path) -> dict[str, GroundTruth]:
 # -------------------------------------------------------------------------------------- readers
 
 
-def ledger_files(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every file's META item as plain values."""
-    items: list[dict[str, Any]] = []
+def ledger_items(dynamodb: Any, table: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every file's META item, and every refused-event step of the files' histories (both as
+    plain values), in one scan of the table."""
+    files: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
     for page in dynamodb.get_paginator("scan").paginate(
         TableName=table,
-        FilterExpression="SK = :meta AND begins_with(PK, :file)",
-        ExpressionAttributeValues={":meta": {"S": "META"}, ":file": {"S": "FILE#"}},
+        FilterExpression=(
+            "begins_with(PK, :file) AND (SK = :meta OR (begins_with(SK, :step) AND #to = :refused))"
+        ),
+        ExpressionAttributeNames={"#to": "to_status"},
+        ExpressionAttributeValues={
+            ":meta": {"S": "META"},
+            ":file": {"S": "FILE#"},
+            ":step": {"S": "STEP#"},
+            ":refused": {"S": REFUSED_STEP},
+        },
         ConsistentRead=True,
     ):
-        items.extend(plain(item) for item in page.get("Items", []))
-    return items
+        for item in page.get("Items", []):
+            values = plain(item)
+            (files if values["SK"] == "META" else refused).append(values)
+    return files, refused
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -228,7 +263,10 @@ def reconcile(
     Returns the verdict; never raises for a reconciliation problem (only for AWS errors).
     """
     result = Reconciliation()
-    records = ledger_files(dynamodb, names.ledger_table)
+    records, refused = ledger_items(dynamodb, names.ledger_table)
+    result.refused = sorted(
+        (_refusal(step) for step in refused), key=lambda r: (r.at, r.file_id, r.event_id)
+    )
     by_id = {str(r["file_id"]): r for r in records}
     by_key: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -269,6 +307,18 @@ def reconcile(
     if sqs is not None:
         _check_dlqs(sqs, names, by_id, result)
     return result
+
+
+def _refusal(step: Mapping[str, Any]) -> Refusal:
+    return Refusal(
+        file_id=str(step["PK"]).removeprefix("FILE#"),
+        at=str(step.get("at", "")),
+        file_status=str(step.get("from_status", "")),
+        event_type=str(step.get("event_type", "")),
+        event_id=str(step.get("event_id", "")),
+        reason_code=str(step.get("error_code", "")),
+        reason=str(step.get("error", "")),
+    )
 
 
 def _check_file(

@@ -25,6 +25,7 @@ from contracts.envelope import Envelope, to_eventbridge_entry
 from sluice_shared.aws.dynamodb import iso
 from sluice_shared.errors import InputLimitExceeded
 from sluice_shared.ports import (
+    REFUSED_STEP,
     AwsDeps,
     FileRecord,
     FileStatus,
@@ -251,6 +252,23 @@ class InMemoryLedger(_Faults):
             }
         )
         return updated
+
+    async def record_refusal(
+        self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
+    ) -> None:
+        self._maybe_fail()
+        self.steps.setdefault(record.file_id, []).append(
+            {
+                "at": iso(self._now()),
+                "from_status": record.status.value,
+                "to_status": REFUSED_STEP,
+                "version": record.version,
+                "event_type": event_type,
+                "event_id": event_id,
+                "error_code": code,
+                "error": reason,
+            }
+        )
 
     async def get(self, file_id: str) -> FileRecord | None:
         self._maybe_fail()

@@ -40,7 +40,8 @@ def _dlq_urls(ctx: CliContext) -> dict[str, str]:
 @click.pass_obj
 def command(ctx: CliContext, truth_dir: Path | None, dlq: bool) -> None:
     """Check every file: terminal, rows_in = rows_out + rows_quarantined, output exactly its
-    manifest with no key twice, ground truth met, every DLQ message explained.
+    manifest with no key twice, ground truth met, every DLQ message explained. Events the
+    stages refused (forged facts about real files) are listed too; they do not fail the check.
 
     Exit codes: 0 reconciled, 1 not reconciled, 2 bad arguments, 3 endpoint unreachable.
     """
@@ -82,6 +83,15 @@ def command(ctx: CliContext, truth_dir: Path | None, dlq: bool) -> None:
         + ("RECONCILED" if result.ok else f"NOT RECONCILED ({len(problems)} problem(s))"),
     ]
     human += [f"  - {p}" for p in problems[:MAX_PROBLEMS_SHOWN]]
+    if result.refused:
+        human.append(
+            f"{len(result.refused)} event(s) refused (no effect on any file; who sent them?):"
+        )
+        human += [
+            f"  - {r.at} file {r.file_id} ({r.file_status}) {r.event_type} {r.reason_code}: "
+            f"{r.reason}"
+            for r in result.refused[:MAX_PROBLEMS_SHOWN]
+        ]
     ctx.emit(result.to_dict(), "\n".join(human))
     if not result.ok:
         raise Failed("not reconciled")

@@ -526,8 +526,9 @@ def _function_metric_identity(cfn: Template) -> tuple[str, str] | None:
     return None
 
 
-def check_poison_alarm(cfn: Template) -> list[str]:
-    """A service stack alarms on any `FilesPoison` its function emits.
+def check_poison_alarm(cfn: Template, metric: str = "FilesPoison") -> list[str]:
+    """A service stack alarms on any `FilesPoison` (or `metric`, a count that should stay 0,
+    such as `EventLedgerMismatch`) its function emits.
 
     The alarm must read the namespace and `service` dimension the function's Powertools
     environment writes (else it watches a metric that never exists), sum over the period,
@@ -535,6 +536,7 @@ def check_poison_alarm(cfn: Template) -> list[str]:
 
     Args:
         cfn: a translated service template.
+        metric: the EMF metric the alarm must watch.
 
     Returns:
         Violations.
@@ -547,10 +549,10 @@ def check_poison_alarm(cfn: Template) -> list[str]:
     candidates = [
         (alarm_id, props)
         for alarm_id, props in resources_of(cfn, "AWS::CloudWatch::Alarm")
-        if props.get("MetricName") == "FilesPoison"
+        if props.get("MetricName") == metric
     ]
     if not candidates:
-        return ["no FilesPoison alarm"]
+        return [f"no {metric} alarm"]
     problems: list[str] = []
     for alarm_id, props in candidates:
         if props.get("Namespace") != namespace:
@@ -560,7 +562,7 @@ def check_poison_alarm(cfn: Template) -> list[str]:
         if props.get("Statistic") != "Sum":
             problems.append(f"{alarm_id}: statistic is not Sum")
         if props.get("Threshold") != 0 or props.get("ComparisonOperator") != "GreaterThanThreshold":
-            problems.append(f"{alarm_id}: does not fire on FilesPoison > 0")
+            problems.append(f"{alarm_id}: does not fire on {metric} > 0")
         if props.get("TreatMissingData") != "notBreaching":
             problems.append(f"{alarm_id}: missing data not notBreaching")
         if "AlarmActions" not in props:

@@ -159,6 +159,16 @@ def test_service_stack_alarms_on_poison_files(svc: str, translated: dict[str, An
     assert checks.check_poison_alarm(translated[svc]) == []
 
 
+@pytest.mark.parametrize("svc", ["validate", "transform", "output"])
+def test_stage_stack_alarms_on_refused_events(svc: str, translated: dict[str, Any]) -> None:
+    # The stages refuse events that disagree with the ledger (ingest registers, it has none).
+    assert checks.check_poison_alarm(translated[svc], metric="EventLedgerMismatch") == []
+    del translated[svc]["Resources"]["EventLedgerMismatchAlarm"]
+    assert checks.check_poison_alarm(translated[svc], metric="EventLedgerMismatch") == [
+        "no EventLedgerMismatch alarm"
+    ]
+
+
 @pytest.mark.parametrize("svc", SERVICES)
 def test_service_rule_matches_orchestration_rules_file(svc: str, rules_dir: Path) -> None:
     template = load_template(template_paths()[svc])

@@ -103,7 +103,13 @@ def test_scenario_poison_fails_alone_reaches_dlq_after_max_receives_then_redrive
     register(
         rig,
         FileRecord(
-            file_id=poison_id, dataset="orders", bucket=late, key="orders/p.csv", etag="etag"
+            file_id=poison_id,
+            dataset="orders",
+            dataset_version=1,
+            bucket=late,
+            key="orders/p.csv",
+            etag="etag",
+            size_bytes=len(ORDERS),
         ),
     )
     rig.paused.add("validate")

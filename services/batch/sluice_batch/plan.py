@@ -27,10 +27,16 @@ from contracts.types import DatasetRef
 from sluice_batch.cuts import plan_cuts
 from sluice_batch.items import PartitionItem, bucket_items_for, to_jsonl
 from sluice_shared.datapath.buckets import bucket_count_for
-from sluice_shared.errors import PoisonInputError, SluiceError
+from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, SluiceError
 from sluice_shared.keys import dataset_of_key, file_id_for, split_s3_uri
 from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, RunRecord, StaleStateError
 from sluice_shared.scratch import scratch_dir
+from sluice_shared.stages import (
+    MAX_REFUSAL_CHARS,
+    check_against_ledger,
+    identity_claims,
+    registered,
+)
 
 if TYPE_CHECKING:
     from sluice_batch.config import BatchSettings
@@ -146,7 +152,7 @@ async def plan_run(
     naming no source or an unreadable manifest, TransientError for AWS failures worth a retry.
     """
     kind = request.kind()
-    targets = await _targets(request, kind, deps, settings)
+    targets = await _targets(request, kind, deps, settings, run_id)
     keys = run_keys(run_id)
     partitions: list[PartitionItem] = []
     report = PlanReport(
@@ -228,8 +234,47 @@ async def plan_run(
     return report
 
 
+async def _ingested_target(ingested: FileIngestedV1, deps: BatchDeps, run_id: str) -> _Target:
+    """The object ingest registered and routed to the batch path, as its ledger record has it.
+
+    The execution input only names the file: an input that disagrees with the record (another
+    key, dataset or version) is refused with EventLedgerMismatch (the attempt kept in the
+    file's history) before anything is planned; UnknownFileError for a file never registered.
+    """
+    record = await registered(deps.ledger, ingested.file_id)
+    try:
+        check_against_ledger(
+            ingested.file_id,
+            {
+                **identity_claims(ingested, record),
+                "version_id": (ingested.version_id, record.version_id),
+                "etag": (ingested.etag, record.etag),
+                "size_bytes": (ingested.size_bytes, record.size_bytes),
+            },
+        )
+    except EventLedgerMismatch as mismatch:
+        await deps.ledger.record_refusal(
+            record,
+            event_type=FileIngestedV1.TYPE,
+            event_id=run_id,
+            code=mismatch.code,
+            reason=str(mismatch)[:MAX_REFUSAL_CHARS],
+        )
+        raise
+    info = ObjectInfo(
+        key=record.key,
+        size=record.size_bytes,
+        etag=record.etag or "",
+        last_modified=ingested.object_created_at,
+        version_id=record.version_id,
+    )
+    return _Target(
+        record.bucket, record.key, record.version_id, info, dataset_version=record.dataset_version
+    )
+
+
 async def _targets(
-    request: PlanRequest, kind: str, deps: BatchDeps, settings: BatchSettings
+    request: PlanRequest, kind: str, deps: BatchDeps, settings: BatchSettings, run_id: str
 ) -> list[_Target]:
     bucket = request.bucket or settings.raw_bucket
     named = request.file.bucket if request.file is not None else bucket
@@ -241,23 +286,7 @@ async def _targets(
             code="not_raw_bucket",
         )
     if request.file is not None:
-        ingested = request.file
-        info = ObjectInfo(
-            key=ingested.key,
-            size=ingested.size_bytes,
-            etag=ingested.etag,
-            last_modified=ingested.object_created_at,
-            version_id=ingested.version_id,
-        )
-        return [
-            _Target(
-                ingested.bucket,
-                ingested.key,
-                ingested.version_id,
-                info,
-                dataset_version=ingested.dataset.version,
-            )
-        ]
+        return [await _ingested_target(request.file, deps, run_id)]
     if kind == "file":
         assert request.key is not None
         return [_Target(bucket, request.key, request.version_id)]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from contracts.events import FileProcessedV1
+from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
@@ -24,14 +25,20 @@ from sluice_shared.stages import (
     StageDeps,
     StageSettings,
     announced_staging,
+    check_against_ledger,
     claim,
+    dataset_of,
     download_staged,
+    identity_claims,
     processed_fact,
+    registered,
+    staging_claim,
     write_bucket_parquet,
 )
 
 if TYPE_CHECKING:
     from contracts.events import FileTransformedV1
+    from sluice_shared.ports import FileRecord
 
 CLAIMABLE = (FileStatus.TRANSFORMING, FileStatus.WRITING)
 
@@ -76,23 +83,43 @@ async def write_transformed_file(
     Raises ReconciliationError when the counts do not add up (the file is marked FAILED), and
     TransientError for AWS failures worth a retry.
     """
-    keys = StageKeys(transformed.file_id, transformed.dataset.name)
-    claimed = await claim(deps.ledger, transformed.file_id, FileStatus.WRITING, CLAIMABLE)
+    before = await registered(deps.ledger, transformed.file_id)
+    keys = StageKeys(before.file_id, before.dataset)
+    bucket_count = bucket_count_for(before.size_bytes)
+    check_against_ledger(
+        transformed.file_id,
+        {
+            **identity_claims(transformed, before),
+            "transformed_prefix": staging_claim(
+                transformed.transformed_prefix,
+                work_bucket=settings.work_bucket,
+                base=keys.transformed_prefix,
+                record=before,
+            ),
+            "bucket_count": (transformed.bucket_count, bucket_count),
+            "rows_file_in": (transformed.rows_file_in, before.rows_in),
+            "rows_quarantined": (transformed.rows_quarantined, before.rows_quarantined),
+        },
+    )
+    claimed = await claim(
+        deps.ledger, transformed.file_id, FileStatus.WRITING, CLAIMABLE, current=before
+    )
     if claimed is None:
         return await _replay_completed(transformed, deps, settings, keys)
-    contract = deps.contracts.load(transformed.dataset.name, transformed.dataset.version)
-    # Exactly the staging of the transform attempt that announced this event.
+    contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+    # Exactly the staging of the transform attempt that announced this event (one of the file's
+    # own areas, checked above).
     announced = announced_staging(transformed.transformed_prefix, keys.transformed_prefix)
     staged_bucket = announced.bucket
     # Transform stages nothing for a bucket without rows: list once, not a request per bucket.
     # A one-bucket file (every small real-time file) has one possible key: fetching it answers
     # the same question without the listing request.
-    single = transformed.bucket_count == 1 and announced.own
+    single = bucket_count == 1 and announced.own
     staged = {announced.area.transformed(0)} if single else set(await announced.keys(deps.objects))
 
     objects: list[dict[str, Any]] = []
     rows_out = bytes_out = 0
-    for bucket in range(transformed.bucket_count):
+    for bucket in range(bucket_count):
         staged_key = announced.area.transformed(bucket)
         if staged_key not in staged:
             continue
@@ -116,7 +143,7 @@ async def write_transformed_file(
             bytes_out += written.bytes_out
             rows_out += written.rows
 
-    rows_in = transformed.rows_file_in
+    rows_in = transformed.rows_file_in  # the ledger's rows_in (checked above)
     if rows_out != transformed.rows_out or rows_in != rows_out + transformed.rows_quarantined:
         reason = (
             f"rows_in {rows_in} != rows_out {rows_out} + rows_quarantined "
@@ -135,8 +162,8 @@ async def write_transformed_file(
     completed_at = datetime.now(UTC)
     manifest = {
         "file_id": transformed.file_id,
-        "dataset": transformed.dataset.model_dump(),
-        "source": s3_uri(transformed.bucket, transformed.key),
+        "dataset": dataset_of(claimed).model_dump(),
+        "source": s3_uri(claimed.bucket, claimed.key),
         "rows_in": rows_in,
         "rows_out": rows_out,
         "rows_quarantined": transformed.rows_quarantined,
@@ -160,7 +187,7 @@ async def write_transformed_file(
         rows_out=rows_out,
         rows_quarantined=transformed.rows_quarantined,
     )
-    event = _processed_event(transformed, settings, keys, manifest)
+    event = _processed_event(claimed, settings, keys, manifest)
     return OutputReport(
         event=event,
         objects=len(objects),
@@ -180,18 +207,18 @@ async def _replay_completed(
         settings.processed_bucket, keys.manifest, max_bytes=MAX_MANIFEST_BYTES
     )
     manifest = orjson.loads(raw)
-    return OutputReport(event=_processed_event(transformed, settings, keys, manifest))
+    return OutputReport(event=_processed_event(record, settings, keys, manifest))
 
 
 def _processed_event(
-    transformed: FileTransformedV1,
+    record: FileRecord,
     settings: StageSettings,
     keys: StageKeys,
     manifest: dict[str, Any],
 ) -> FileProcessedV1:
     return processed_fact(
         manifest,
-        bucket=transformed.bucket,
-        key=transformed.key,
+        bucket=record.bucket,
+        key=record.key,
         manifest_uri=s3_uri(settings.processed_bucket, keys.manifest),
     )

@@ -13,6 +13,7 @@ SluiceError                              contracts.errors   (the root; see there
 │   │   └── ContractViolation            sluice_shared.errors  not JSON, type not accepted here
 │   ├── UnknownDatasetError              sluice_shared.errors  the key names no dataset contract
 │   ├── InputLimitExceeded               sluice_shared.errors  a limit on outside input breached
+│   ├── EventLedgerMismatch              sluice_shared.errors  an event disagrees with the ledger
 │   ├── ObjectNotFoundError              sluice_shared.ports   the object (version) is gone
 │   ├── RequestRejected                  sluice_shared.aws.errors  AWS refused what it carried
 │   ├── UnknownFileError                 sluice_shared.stages  a fact about an unregistered file
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from contracts.errors import (
     ContractError,
@@ -75,10 +77,14 @@ from contracts.errors import (
     TransientError,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = [
     "OUTBOUND",
     "ContractError",
     "ContractViolation",
+    "EventLedgerMismatch",
     "InputLimitExceeded",
     "MalformedBatchError",
     "PoisonInputError",
@@ -110,6 +116,43 @@ class InputLimitExceeded(PoisonInputError):
     """Something read from outside breached a configured limit."""
 
     code = "input_limit_exceeded"
+
+
+class EventLedgerMismatch(PoisonInputError):
+    """An event about a registered file whose fields disagree with the file's ledger record (or
+    with what the settings derive from it, such as its staging prefixes): forged, or from
+    another deployment. The file's own events always agree, so nothing of it is acted on.
+
+    `differences`: (field, the event's value, the ledger's value) for every field that differs.
+    """
+
+    code = "event_ledger_mismatch"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file_id: str = "",
+        differences: Sequence[tuple[str, object, object]] = (),
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.file_id = file_id
+        self.differences = list(differences)
+
+    @classmethod
+    def of(
+        cls, file_id: str, differences: Sequence[tuple[str, object, object]]
+    ) -> EventLedgerMismatch:
+        """The error for `file_id`, its message listing each difference with both values."""
+        listed = "; ".join(
+            f"{name}: event {got!r}, ledger {want!r}" for name, got, want in differences
+        )
+        return cls(
+            f"event about file {file_id} disagrees with its ledger record: {listed}",
+            file_id=file_id,
+            differences=differences,
+        )
 
 
 class MalformedBatchError(SluiceError):

@@ -320,6 +320,15 @@ class Ledger(Protocol):
         """
         ...
 
+    async def record_refusal(
+        self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
+    ) -> None:
+        """Append a `REFUSED` step to the file's history: an event about the file was refused
+        (`code`, `reason`) and parked. The file's record (status, version) is left as it is, so
+        a refused event can neither move nor block the file; `from_status` and `version` say
+        where the file was when it happened."""
+        ...
+
     async def get(self, file_id: str) -> FileRecord | None:
         """Return the file's record (strongly consistent), or None."""
         ...
@@ -351,6 +360,8 @@ class Ledger(Protocol):
 # ------------------------------------------------------------------------------------ queue parker
 
 REASON_CODE_ATTRIBUTE = "sluice-reason-code"
+REFUSED_STEP = "REFUSED"
+"""`to_status` of a history step recording a refused event (`Ledger.record_refusal`)."""
 REASON_ATTRIBUTE = "sluice-reason"
 
 

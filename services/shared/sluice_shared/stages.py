@@ -11,6 +11,7 @@ Every stage follows the same at-least-once discipline:
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,8 +25,9 @@ from pydantic import Field
 
 from contracts.envelope import Envelope
 from contracts.events import FileProcessedV1
-from sluice_shared.errors import PoisonInputError
-from sluice_shared.keys import StagedArea, StageKeys, split_s3_uri
+from contracts.types import DatasetRef
+from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, UnknownDatasetError
+from sluice_shared.keys import StagedArea, StageKeys, s3_uri, split_s3_uri
 from sluice_shared.limits import Limits
 from sluice_shared.observability import (
     add_latency,
@@ -196,6 +198,71 @@ class UnknownFileError(PoisonInputError):
     code = "unknown_file"
 
 
+EVENT_LEDGER_MISMATCH_METRIC = "EventLedgerMismatch"
+MAX_REFUSAL_CHARS = 2048
+
+
+async def registered(ledger: Ledger, file_id: str) -> FileRecord:
+    """The file's ledger record: the only source of what a stage acts on (dataset, raw object,
+    staging prefixes, counts), never the event that named the file.
+
+    Raises UnknownFileError (poison) when the ledger never registered the file."""
+    record = await ledger.get(file_id)
+    if record is None:
+        raise UnknownFileError(f"file {file_id} is not in the ledger")
+    return record
+
+
+def identity_claims(data: Any, record: FileRecord) -> dict[str, tuple[object, object]]:
+    """(the event's value, the ledger's value) of the identity fields every file event carries:
+    its dataset and raw object."""
+    return {
+        "dataset.name": (data.dataset.name, record.dataset),
+        "dataset.version": (data.dataset.version, record.dataset_version),
+        "bucket": (data.bucket, record.bucket),
+        "key": (data.key, record.key),
+    }
+
+
+def dataset_of(record: FileRecord) -> DatasetRef:
+    """The record's dataset and contract version, as events carry them. Raises
+    UnknownDatasetError (poison) for a file registered without a contract (rejected at
+    ingest: no event of it is ever genuine)."""
+    if record.dataset_version is None:
+        raise UnknownDatasetError(f"file {record.file_id} was registered without a data contract")
+    return DatasetRef(name=record.dataset, version=record.dataset_version)
+
+
+def staging_claim(
+    uri: str, *, work_bucket: str, base: str, record: FileRecord
+) -> tuple[object, object]:
+    """(event value, ledger value) of an announced staging prefix (`staged_prefix`,
+    `transformed_prefix`). Attempts stage per claim (`attempt_staging`), so the prefix is not
+    fixed, but it must be one of the file's own areas in the work bucket: the step's `base`
+    prefix (events from before per-attempt staging) or an attempt area `v<N>/` whose N the
+    ledger has issued (1 to the record's version). The ledger value is `uri` itself when it is
+    one, else the shape it must have."""
+    expected = f"{s3_uri(work_bucket, base)}v<000001..{record.version:06d}>/"
+    try:
+        bucket, prefix = split_s3_uri(uri)
+    except ValueError:
+        return uri, expected
+    rest = prefix[len(base) :] if prefix.startswith(base) else None
+    attempt = re.fullmatch(r"v(\d{6})/", rest) if rest else None
+    own = rest == "" or (attempt is not None and 1 <= int(attempt.group(1)) <= record.version)
+    return (uri, uri) if bucket == work_bucket and own else (uri, expected)
+
+
+def check_against_ledger(file_id: str, claims: Mapping[str, tuple[object, object]]) -> None:
+    """Raise EventLedgerMismatch (poison: parked with every difference, both values) when any
+    of `claims` (field -> (event value, ledger value)) differs. A genuine event never does:
+    identity fields never change in the ledger, prefixes derive from the file id and the
+    settings, and only counts that no later step rewrites are compared."""
+    differences = [(name, got, want) for name, (got, want) in claims.items() if got != want]
+    if differences:
+        raise EventLedgerMismatch.of(file_id, differences)
+
+
 async def claim(
     ledger: Ledger,
     file_id: str,
@@ -317,6 +384,26 @@ class StageService:
             event, self.handle_one, accepted={self.consumes.TYPE}, context=context
         )
 
+    async def _refused(
+        self, envelope: Envelope[Any], deps: ServiceDeps, mismatch: EventLedgerMismatch
+    ) -> None:
+        """Count a refused event (`EventLedgerMismatch`, alarmed in every stage template) and
+        keep the attempt in the file's ledger history; the caller then parks the event."""
+        self.metrics.add_metric(name=EVENT_LEDGER_MISMATCH_METRIC, unit=MetricUnit.Count, value=1)
+        self.logger.warning(
+            "event refused: it disagrees with the ledger",
+            extra={"file_id": mismatch.file_id, "event_id": envelope.id, "reason": str(mismatch)},
+        )
+        record = await deps.stage.ledger.get(mismatch.file_id)
+        if record is not None:
+            await deps.stage.ledger.record_refusal(
+                record,
+                event_type=envelope.type,
+                event_id=envelope.id,
+                code=mismatch.code,
+                reason=str(mismatch)[:MAX_REFUSAL_CHARS],
+            )
+
     async def handle_one(self, envelope: Envelope[Any], deps: ServiceDeps) -> None:
         """Run the step for one envelope and publish what it produced.
 
@@ -324,8 +411,12 @@ class StageService:
         or `duplicate`; the runtime counts `poison`/`retried` records), the report's counts and any
         latencies it measured."""
         file_id = str(envelope.data.file_id)
-        with stage_timer(self.metrics):
-            report = await self.step(envelope.data, deps.stage, self.settings)
+        try:
+            with stage_timer(self.metrics):
+                report = await self.step(envelope.data, deps.stage, self.settings)
+        except EventLedgerMismatch as mismatch:
+            await self._refused(envelope, deps, mismatch)
+            raise
         if report.event is None:
             count_file(self.metrics, "duplicate")
             self.logger.info("duplicate delivery ignored", extra={"file_id": file_id})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from contracts.events import FileTransformedV1
+from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
@@ -22,9 +23,14 @@ from sluice_shared.stages import (
     StageSettings,
     announced_staging,
     attempt_staging,
+    check_against_ledger,
     claim,
+    dataset_of,
     download_staged,
+    identity_claims,
+    registered,
     run_data_step,
+    staging_claim,
 )
 
 if TYPE_CHECKING:
@@ -49,27 +55,56 @@ async def transform_validated_file(
 ) -> TransformReport:
     """Transform every staged bucket of the file and stage the result for output.
 
+    The dataset and the bucket count come from the ledger record; the staged prefix must be one
+    of the file's own staging areas in the work bucket (`staging_claim`); the event must agree
+    with them and with the counts validate recorded, or it is refused (EventLedgerMismatch)
+    untouched.
+
     Returns the `file.transformed` fact, or an empty report for a duplicate delivery.
     Raises TransientError for AWS failures worth a retry.
     """
-    before = await deps.ledger.get(validated.file_id)
+    before = await registered(deps.ledger, validated.file_id)
+    keys = StageKeys(before.file_id, before.dataset)
+    claims = {
+        **identity_claims(validated, before),
+        "staged_prefix": staging_claim(
+            validated.staged_prefix,
+            work_bucket=settings.work_bucket,
+            base=keys.validated_prefix,
+            record=before,
+        ),
+        "bucket_count": (validated.bucket_count, bucket_count_for(before.size_bytes)),
+        "partition_count": (validated.partition_count, 1),
+        "rows_in": (validated.rows_in, before.rows_in),
+        "rows_valid + rows_quarantined": (
+            validated.rows_valid + validated.rows_quarantined,
+            before.rows_in,
+        ),
+    }
+    if validated.quarantine_uri is not None:
+        quarantine = s3_uri(settings.error_bucket, keys.quarantine_prefix)
+        claims["quarantine_uri"] = (validated.quarantine_uri, quarantine)
+    if before.status is FileStatus.VALIDATING:  # transform rewrites it (adds duplicates) later
+        claims["rows_quarantined"] = (validated.rows_quarantined, before.rows_quarantined)
+    check_against_ledger(validated.file_id, claims)
     claimed = await claim(
         deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE, current=before
     )
     if claimed is None:
         return TransformReport(event=None)
-    contract = deps.contracts.load(validated.dataset.name, validated.dataset.version)
+    contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
     lookups = await asyncio.to_thread(load_lookups, contract)
-    keys = StageKeys(validated.file_id, validated.dataset.name)
+    bucket_count = bucket_count_for(claimed.size_bytes)
+    # The staging the validate attempt announced: one of the file's own areas (checked above).
     announced = announced_staging(validated.staged_prefix, keys.validated_prefix)
-    staged_bucket = announced.bucket
-
-    by_bucket, named = await _staged_inputs(validated, deps, announced)
+    by_bucket, named = await _staged_inputs(
+        deps, announced, bucket_count=bucket_count, rows_valid=validated.rows_valid
+    )
 
     # This attempt's own staging: never shared, never cleared (see `attempt_staging`).
     staging = attempt_staging(keys, claimed)
     rows_in = rows_out = rows_dup = 0
-    for bucket in range(validated.bucket_count):
+    for bucket in range(bucket_count):
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
         if not inputs:
             continue
@@ -78,7 +113,9 @@ async def transform_validated_file(
             size = 0
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"
-                got = await download_staged(deps.objects, staged_bucket, key, path, named=named)
+                got = await download_staged(
+                    deps.objects, settings.work_bucket, key, path, named=named
+                )
                 if got is None:
                     # Named, not listed (see `_staged_inputs`): not staged (yet), which the row
                     # count check below turns into a retry.
@@ -123,12 +160,12 @@ async def transform_validated_file(
         rows_quarantined=quarantined,
     )
     event = FileTransformedV1(
-        file_id=validated.file_id,
-        dataset=validated.dataset,
-        bucket=validated.bucket,
-        key=validated.key,
+        file_id=claimed.file_id,
+        dataset=dataset_of(claimed),
+        bucket=claimed.bucket,
+        key=claimed.key,
         transformed_prefix=s3_uri(settings.work_bucket, staging.prefix),
-        bucket_count=validated.bucket_count,
+        bucket_count=bucket_count,
         rows_in=rows_in,
         rows_out=rows_out,
         rows_quarantined=quarantined,
@@ -139,17 +176,16 @@ async def transform_validated_file(
 
 
 async def _staged_inputs(
-    validated: FileValidatedV1, deps: StageDeps, announced: AnnouncedStaging
+    deps: StageDeps, announced: AnnouncedStaging, *, bucket_count: int, rows_valid: int
 ) -> tuple[dict[int, list[str]], bool]:
     """The staged object keys of each hash bucket, and whether they were named rather than
     listed.
 
-    A file validated as one partition into one bucket (every small real-time file) can only
-    have staged the one key: it is named without a listing request; the caller treats it as
+    Validate stages one partition; a file of one bucket (every small real-time file) can only
+    have staged the one key: it is named without a listing request, and the caller treats it as
     absent when it is missing. Otherwise the announced area is listed."""
-    single = validated.partition_count == 1 and validated.bucket_count == 1
-    if single and announced.own:
-        return ({0: [announced.area.validated(0, 0)]} if validated.rows_valid > 0 else {}), True
+    if bucket_count == 1 and announced.own:
+        return ({0: [announced.area.validated(0, 0)]} if rows_valid > 0 else {}), True
     by_bucket: dict[int, list[str]] = defaultdict(list)
     for key in await announced.keys(deps.objects):
         by_bucket[bucket_of_staged_key(key)].append(key)

@@ -21,11 +21,17 @@ from sluice_shared.stages import (
     StageDeps,
     StageSettings,
     attempt_staging,
+    check_against_ledger,
     claim,
+    dataset_of,
+    identity_claims,
+    registered,
     run_data_step,
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from contracts.events import FileIngestedV1
     from sluice_shared.datapath.validate import ValidateResult
     from sluice_shared.ports import FileRecord
@@ -53,23 +59,37 @@ class ValidationReport:
 async def validate_ingested_file(
     ingested: FileIngestedV1, deps: StageDeps, settings: StageSettings
 ) -> ValidationReport:
-    """Validate the raw object named by `ingested`.
+    """Validate the raw object of the file `ingested` names.
+
+    What to validate (dataset and contract version, bucket, key, version, size) comes from the
+    file's ledger record; the event only names the file, and an event that disagrees with the
+    record is refused (EventLedgerMismatch, poison) before any side effect.
 
     Returns the `file.validated` or `file.rejected` fact to publish, or an empty report when the
     file already moved past validation (a duplicate delivery). Raises TransientError for AWS
     failures worth a retry; everything about the data itself ends in a quarantine or a rejection.
     """
-    before = await deps.ledger.get(ingested.file_id)
+    before = await registered(deps.ledger, ingested.file_id)
+    check_against_ledger(
+        ingested.file_id,
+        {
+            **identity_claims(ingested, before),
+            "version_id": (ingested.version_id, before.version_id),
+            "etag": (ingested.etag, before.etag),
+            "size_bytes": (ingested.size_bytes, before.size_bytes),
+        },
+    )
     claimed = await claim(
         deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE, current=before
     )
     if claimed is None:
         return ValidationReport(event=None)
-    keys = StageKeys(ingested.file_id, ingested.dataset.name)
+    created_at = ingested.object_created_at  # not in the ledger: it only feeds latencies
+    keys = StageKeys(claimed.file_id, claimed.dataset)
     try:
-        contract = deps.contracts.load(ingested.dataset.name, ingested.dataset.version)
+        contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
     except KeyError as missing:
-        return await _reject(ingested, deps, claimed, "unknown_dataset", str(missing), rows_in=0)
+        return await _reject(claimed, created_at, deps, "unknown_dataset", str(missing), rows_in=0)
 
     # This attempt's own staging: never shared with another attempt, never cleared (see
     # `attempt_staging`), so no copy of this event can delete what another one announced.
@@ -77,9 +97,9 @@ async def validate_ingested_file(
     with reused_scratch_dir(settings.scratch_dir, "validate") as work:
         src = work / "source"
         size = await deps.objects.download_to(
-            ingested.bucket, ingested.key, src, version_id=ingested.version_id
+            claimed.bucket, claimed.key, src, version_id=claimed.version_id
         )
-        bucket_count = bucket_count_for(ingested.size_bytes)
+        bucket_count = bucket_count_for(claimed.size_bytes)
         result: ValidateResult = await run_data_step(
             size,
             validate_file,
@@ -87,7 +107,7 @@ async def validate_ingested_file(
             contract,
             work / "out",
             limits=settings.limits,
-            key=ingested.key,
+            key=claimed.key,
             bucket_count=bucket_count,
             partition=0,
         )
@@ -102,9 +122,9 @@ async def validate_ingested_file(
             quarantine_uri = s3_uri(settings.error_bucket, keys.quarantine_prefix)
         if result.rejection is not None:
             return await _reject(
-                ingested,
-                deps,
                 claimed,
+                created_at,
+                deps,
                 result.rejection.reason_code,
                 result.rejection.reason,
                 rows_in=result.rows_in,
@@ -114,7 +134,7 @@ async def validate_ingested_file(
             await deps.objects.upload_file(path, settings.work_bucket, staging.validated(0, bucket))
 
     await deps.ledger.transition(
-        ingested.file_id,
+        claimed.file_id,
         FileStatus.VALIDATING,
         expected=(FileStatus.VALIDATING,),
         current=claimed,
@@ -123,10 +143,10 @@ async def validate_ingested_file(
         dataset_version=contract.version,
     )
     event = FileValidatedV1(
-        file_id=ingested.file_id,
-        dataset=ingested.dataset,
-        bucket=ingested.bucket,
-        key=ingested.key,
+        file_id=claimed.file_id,
+        dataset=dataset_of(claimed),
+        bucket=claimed.bucket,
+        key=claimed.key,
         staged_prefix=s3_uri(settings.work_bucket, staging.prefix),
         bucket_count=bucket_count,
         partition_count=1,
@@ -135,7 +155,7 @@ async def validate_ingested_file(
         rows_quarantined=result.rows_quarantined,
         bytes_in=result.bytes_in,
         quarantine_uri=quarantine_uri,
-        object_created_at=ingested.object_created_at,
+        object_created_at=created_at,
     )
     return ValidationReport(
         event=event,
@@ -146,9 +166,9 @@ async def validate_ingested_file(
 
 
 async def _reject(
-    ingested: FileIngestedV1,
-    deps: StageDeps,
     claimed: FileRecord,
+    object_created_at: datetime,
+    deps: StageDeps,
     reason_code: str,
     reason: str,
     *,
@@ -158,7 +178,7 @@ async def _reject(
     # Rejected files keep every row out of the output: all of them count as quarantined, so
     # rows_in == rows_out + rows_quarantined holds for rejected files too.
     await deps.ledger.transition(
-        ingested.file_id,
+        claimed.file_id,
         FileStatus.QUARANTINED,
         expected=(FileStatus.VALIDATING,),
         current=claimed,
@@ -169,15 +189,15 @@ async def _reject(
         error=reason,
     )
     event = FileRejectedV1(
-        file_id=ingested.file_id,
-        dataset=ingested.dataset,
-        bucket=ingested.bucket,
-        key=ingested.key,
+        file_id=claimed.file_id,
+        dataset=dataset_of(claimed),
+        bucket=claimed.bucket,
+        key=claimed.key,
         reason_code=reason_code,
         reason=reason,
         rows_in=rows_in,
         rows_quarantined=rows_in,
         quarantine_uri=quarantine_uri,
-        object_created_at=ingested.object_created_at,
+        object_created_at=object_created_at,
     )
     return ValidationReport(event=event, rows_in=rows_in, rows_quarantined=rows_in)

@@ -292,3 +292,39 @@ async def test_ledger_transition_known_record_of_another_file_raises(ledger: Led
             expected={FileStatus.PENDING},
             current=registered,
         )
+
+
+async def test_ledger_refused_event_is_a_history_step_and_leaves_the_record_alone(
+    ledger: Ledger,
+) -> None:
+    # GIVEN a file being validated
+    file_id = record().file_id
+    await ledger.register_file(record())
+    validating = await ledger.transition(
+        file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING}
+    )
+    # WHEN an event about it is refused
+    await ledger.record_refusal(
+        validating,
+        event_type="sluice.file.validated.v1",
+        event_id="e-1",
+        code="event_ledger_mismatch",
+        reason="staged_prefix: event 's3://a/', ledger 's3://b/'",
+    )
+    # THEN the history keeps the attempt, where the file was, and the record did not move: the
+    # next transition still wins its version lock
+    steps = await ledger.history(file_id)
+    assert [s["to_status"] for s in steps] == ["PENDING", "VALIDATING", "REFUSED"]
+    refused = steps[-1]
+    assert refused["from_status"] == "VALIDATING"
+    assert refused["version"] == validating.version
+    assert (refused["event_type"], refused["event_id"], refused["error_code"]) == (
+        "sluice.file.validated.v1",
+        "e-1",
+        "event_ledger_mismatch",
+    )
+    assert await ledger.get(file_id) == validating
+    moved = await ledger.transition(
+        file_id, FileStatus.TRANSFORMING, expected={FileStatus.VALIDATING}, current=validating
+    )
+    assert moved.version == validating.version + 1

@@ -17,9 +17,10 @@ from sluice_batch.config import BatchSettings
 from sluice_batch.deps import BatchDeps
 from sluice_batch.items import bucket_items_from_jsonl, partition_items_from_jsonl
 from sluice_batch.plan import PlanRequest, plan_run, run_id_for
-from sluice_shared.errors import PoisonInputError
+from sluice_shared.errors import EventLedgerMismatch, PoisonInputError
+from sluice_shared.keys import file_id_for
 from sluice_shared.limits import Limits
-from sluice_shared.ports import FileStatus
+from sluice_shared.ports import FileRecord, FileStatus
 from tests.fakes import FakeDeps, fake_deps
 
 
@@ -112,11 +113,23 @@ async def test_plan_run_retried_keeps_own_files_and_skips_others(fakes: FakeDeps
     assert len(other.skipped) == 2
 
 
-async def test_plan_run_ingested_file_uses_event_identity(fakes: FakeDeps) -> None:
-    # GIVEN the execution input ingest sends for a large file
+async def ingested_big_file(fakes: FakeDeps) -> FileIngestedV1:
+    """The execution input ingest sends for a large file, after registering it."""
     info = await fakes.objects.head("raw-bucket", "orders/2024/big.csv")
-    ingested = FileIngestedV1(
-        file_id="f" * 32,
+    file_id = file_id_for("raw-bucket", "orders/2024/big.csv", None, info.etag)
+    await fakes.ledger.register_file(
+        FileRecord(
+            file_id=file_id,
+            dataset="orders",
+            dataset_version=1,
+            bucket="raw-bucket",
+            key="orders/2024/big.csv",
+            etag=info.etag,
+            size_bytes=info.size,
+        )
+    )
+    return FileIngestedV1(
+        file_id=file_id,
         dataset=DatasetRef(name="orders", version=1),
         bucket="raw-bucket",
         key="orders/2024/big.csv",
@@ -125,14 +138,44 @@ async def test_plan_run_ingested_file_uses_event_identity(fakes: FakeDeps) -> No
         object_created_at=datetime.now(UTC),
         path="batch",
     )
-    request = PlanRequest.model_validate(
+
+
+def file_request(ingested: FileIngestedV1) -> PlanRequest:
+    return PlanRequest.model_validate(
         orjson.loads(orjson.dumps({"file": ingested.model_dump(mode="json")}))
     )
+
+
+async def test_plan_run_ingested_file_plans_the_registered_object(fakes: FakeDeps) -> None:
+    # GIVEN the execution input ingest sends for a large file it registered
+    ingested = await ingested_big_file(fakes)
     # WHEN it is planned
-    report = await plan_run(request, batch_deps(fakes), settings(), run_id=run_id_for("file-x"))
-    # THEN exactly that object is planned
-    assert [f["key"] for f in report.files] == ["orders/2024/big.csv"]
+    report = await plan_run(
+        file_request(ingested), batch_deps(fakes), settings(), run_id=run_id_for("file-x")
+    )
+    # THEN exactly that object is planned, as that file
+    assert [(f["file_id"], f["key"]) for f in report.files] == [
+        (ingested.file_id, "orders/2024/big.csv")
+    ]
     assert report.files[0]["partitions"] > 1
+
+
+async def test_plan_run_ingested_file_disagreeing_with_the_ledger_is_refused(
+    fakes: FakeDeps,
+) -> None:
+    # GIVEN an execution input naming a registered file but another object
+    ingested = await ingested_big_file(fakes)
+    forged = ingested.model_copy(update={"key": "orders/2024/small.csv"})
+    # WHEN it is planned
+    with pytest.raises(EventLedgerMismatch) as refused:
+        await plan_run(file_request(forged), batch_deps(fakes), settings(), run_id="evil")
+    # THEN nothing is planned or claimed, and the attempt is in the file's history
+    assert refused.value.differences == [("key", "orders/2024/small.csv", "orders/2024/big.csv")]
+    assert fakes.ledger.records[ingested.file_id].status is FileStatus.PENDING
+    assert not [k for _, k in fakes.objects.objects if k.startswith("batch/runs/")]
+    steps = fakes.ledger.steps[ingested.file_id]
+    assert [s["to_status"] for s in steps] == ["PENDING", "REFUSED"]
+    assert (steps[-1]["event_id"], steps[-1]["error_code"]) == ("evil", "event_ledger_mismatch")
 
 
 async def test_plan_run_request_without_source_is_poison(fakes: FakeDeps) -> None:

@@ -4,6 +4,7 @@ id on its log lines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,8 +22,9 @@ from contracts.envelope import Envelope
 from contracts.events import FileProcessedV1, FileTransformedV1
 from contracts.registry import parse_envelope
 from sluice_output.domain import OutputReport
-from sluice_shared.errors import PoisonInputError, TransientError
+from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, TransientError
 from sluice_shared.observability import telemetry
+from sluice_shared.ports import FileRecord
 from sluice_shared.runtime import Runtime
 from sluice_shared.stages import ServiceDeps, StageDeps, StageService, StageSettings
 from tests.fakes import FakeDeps, fake_deps
@@ -302,3 +304,33 @@ def test_stage_handler_record_that_is_not_a_contract_counts_as_poison(
         if line.startswith("{") and "_aws" in line
     ]
     assert metric_values(emf)["FilesPoison"] == [1.0]
+
+
+def test_stage_handler_refused_event_counts_a_mismatch_and_keeps_it_in_the_ledger(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a registered file and a step that finds the event disagreeing with its record
+    envelope = transformed_envelope()
+    data = envelope.data
+    fakes = fake_deps()
+    record = FileRecord(
+        file_id=data.file_id, dataset=data.dataset.name, bucket=data.bucket, key=data.key
+    )
+    asyncio.run(fakes.ledger.register_file(record))
+    mismatch = EventLedgerMismatch.of(data.file_id, [("transformed_prefix", "s3://x/", "s3://y/")])
+    service = build_service(ScriptedStep(mismatch), fakes)
+    # WHEN the handler runs it
+    response, emf, _ = run_handler(service, envelope, capsys)
+    # THEN it is parked (poison), counted as EventLedgerMismatch, and the attempt is a REFUSED
+    # step of the file's history, the record itself untouched
+    assert response == {"batchItemFailures": []}
+    values = metric_values(emf)
+    assert values["EventLedgerMismatch"] == [1.0]
+    assert values["FilesPoison"] == [1.0]
+    assert [p.reason_code for p in fakes.parker.parked] == ["event_ledger_mismatch"]
+    refused = [s for s in fakes.ledger.steps[data.file_id] if s["to_status"] == "REFUSED"]
+    assert [(s["event_id"], s["error_code"]) for s in refused] == [
+        (envelope.id, "event_ledger_mismatch")
+    ]
+    assert "transformed_prefix: event 's3://x/', ledger 's3://y/'" in refused[0]["error"]
+    assert fakes.ledger.records[data.file_id] == record

@@ -37,7 +37,15 @@ async def ingested(deps: StageDeps) -> FileIngestedV1:
     etag = (await deps.objects.head("raw", "orders/a.csv")).etag
     file_id = file_id_for("raw", "orders/a.csv", None, etag)
     await deps.ledger.register_file(
-        FileRecord(file_id=file_id, dataset="orders", bucket="raw", key="orders/a.csv", etag=etag)
+        FileRecord(
+            file_id=file_id,
+            dataset="orders",
+            dataset_version=1,
+            bucket="raw",
+            key="orders/a.csv",
+            etag=etag,
+            size_bytes=len(BODY),
+        )
     )
     return FileIngestedV1(
         file_id=file_id,

@@ -45,7 +45,15 @@ async def ingested_file(deps: StageDeps, body: str, key: str = "orders/a.csv") -
     etag = (await deps.objects.head("raw", key)).etag
     file_id = file_id_for("raw", key, None, etag)
     await deps.ledger.register_file(
-        FileRecord(file_id=file_id, dataset="orders", bucket="raw", key=key, etag=etag)
+        FileRecord(
+            file_id=file_id,
+            dataset="orders",
+            dataset_version=1,
+            bucket="raw",
+            key=key,
+            etag=etag,
+            size_bytes=len(body),
+        )
     )
     return FileIngestedV1(
         file_id=file_id,

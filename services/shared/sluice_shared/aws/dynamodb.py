@@ -16,6 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from sluice_shared.aws.errors import ConditionalCheckFailed, translating
 from sluice_shared.ports import (
+    REFUSED_STEP,
     FileRecord,
     FileStatus,
     RunRecord,
@@ -311,6 +312,35 @@ class DynamoDbLedger:
             TTL_ATTRIBUTE: expires,
         }
         return _to_attrs(values)
+
+    async def record_refusal(
+        self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
+    ) -> None:
+        """See `Ledger.record_refusal`: one unconditional put of a `STEP#<ts>#REFUSED` item
+        (the `META` item is not touched, so no writer's lock is disturbed)."""
+        now = self._clock()
+        at = iso(now)
+        item = _to_attrs(
+            {
+                PK: file_pk(record.file_id),
+                SK: f"STEP#{at}#{REFUSED_STEP}",
+                "at": at,
+                "from_status": record.status.value,
+                "to_status": REFUSED_STEP,
+                "version": record.version,
+                "event_type": event_type,
+                "event_id": event_id,
+                "error_code": code,
+                "error": reason,
+                TTL_ATTRIBUTE: int((now + self._ttl).timestamp()),
+            }
+        )
+
+        async def call() -> None:
+            with translating():
+                await self._client.put_item(TableName=self._table, Item=item)
+
+        await with_retry(call, self._retry)
 
     async def get(self, file_id: str) -> FileRecord | None:
         """See `Ledger.get`."""
