@@ -222,7 +222,7 @@ class FaultInjector:
         service = client.meta.service_model.service_name
         event_id = client.meta.service_model.service_id.hyphenize()
         emitter = client.meta.events
-        is_async = type(emitter).__module__.startswith("aiobotocore")
+        is_async = _is_aiobotocore(client)
         if not any(rule.service == service for rule in self.rules):
             return client
         before = self._async_before if is_async else self._sync_before
@@ -368,6 +368,17 @@ def active(environ: Mapping[str, str] | None = None) -> FaultInjector | None:
         if spec not in _ACTIVE:
             _ACTIVE[spec] = FaultInjector.from_spec(spec)
         return _ACTIVE[spec]
+
+
+def _is_aiobotocore(client: Any) -> bool:
+    # Not the emitter's type: botocore wraps every client's emitter in its own `EventAliaser`,
+    # so an aiobotocore client's `meta.events` looks synchronous, and a delay would block the
+    # event loop (every coroutine of the process) instead of delaying the one call.
+    try:
+        from aiobotocore.client import AioBaseClient
+    except ImportError:  # a boto3-only process (the CLI)
+        return False
+    return isinstance(client, AioBaseClient)
 
 
 def install_from_env(client: _ActiveT, environ: Mapping[str, str] | None = None) -> _ActiveT:
