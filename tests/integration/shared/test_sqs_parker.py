@@ -1,4 +1,6 @@
-"""SqsParker against a moto server."""
+"""SqsParker on a moto server: the message attributes, the reason cut to their limit, FIFO
+deduplication. Parking itself is proved for this adapter and the fake alike in
+`test_port_contract_parker.py`."""
 
 from __future__ import annotations
 
