@@ -125,6 +125,10 @@ class AccessDeniedError(Exception):
         self.reason = decision.reason
 
 
+_BY_IDENTITY = "allowed by an identity-based policy"
+_BY_RESOURCE = "allowed by a resource-based policy"
+_BY_ROOT = "allowed: the account root holds every identity-based permission"
+
 _TRUE = ("true",)
 _FALSE = ("false",)
 
@@ -316,7 +320,9 @@ class Enforcer:
     def _decide(self, principal: Principal, access: Access, secure: bool) -> Decision:
         action = access.action
         if action.lower() == "sts:getcalleridentity":
-            return Decision(True, "always-allowed", "GetCallerIdentity", principal, access)
+            return Decision(
+                True, "always-allowed", "sts:GetCallerIdentity is always allowed", principal, access
+            )
         ctx = self._context(principal, access, secure)
         document = self.resource_policies.policy_for(access.resource)
         resource = self._resource(principal, ctx, document)
@@ -354,30 +360,42 @@ class Enforcer:
 
         if principal.kind == "service":
             if direct:
-                return Decision(True, "resource-allow", "", principal, access, resource.sid)
+                return Decision(
+                    True, "resource-allow", _BY_RESOURCE, principal, access, resource.sid
+                )
             return no_resource
 
         if principal.kind == "root":
             if same_account and not _is_trust(access):
-                return Decision(True, "root", "", principal, access)
+                return Decision(True, "root", _BY_ROOT, principal, access)
             if resource_allows:
-                return Decision(True, "resource-allow", "", principal, access, resource.sid)
+                return Decision(
+                    True, "resource-allow", _BY_RESOURCE, principal, access, resource.sid
+                )
             return no_resource
 
         identity_allows = identity.effect == ALLOW
         if _is_trust(access) or not same_account:
             # The resource policy must allow; an account-level grant also needs the identity's.
             if direct and same_account:
-                return Decision(True, "resource-allow", "", principal, access, resource.sid)
+                return Decision(
+                    True, "resource-allow", _BY_RESOURCE, principal, access, resource.sid
+                )
             if resource_allows and identity_allows:
-                return Decision(True, "identity-allow", "", principal, access, identity.sid)
+                return Decision(
+                    True, "identity-allow", _BY_IDENTITY, principal, access, identity.sid
+                )
             if not resource_allows:
                 return no_resource
         else:
             if identity_allows:
-                return Decision(True, "identity-allow", "", principal, access, identity.sid)
+                return Decision(
+                    True, "identity-allow", _BY_IDENTITY, principal, access, identity.sid
+                )
             if direct:
-                return Decision(True, "resource-allow", "", principal, access, resource.sid)
+                return Decision(
+                    True, "resource-allow", _BY_RESOURCE, principal, access, resource.sid
+                )
         return Decision(
             False,
             "no-identity-allow",

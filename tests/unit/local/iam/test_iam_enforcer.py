@@ -89,6 +89,8 @@ def test_role_allowed_by_identity_policy() -> None:
     who = role("Output", policy(stmt("Allow", "s3:GetObject", "arn:aws:s3:::b/*")))
     decision = enforcer().decide(who, GET)
     assert (decision.allowed, decision.decided_by) == (True, "identity-allow")
+    assert decision.reason == "allowed by an identity-based policy"
+    assert decision.sid == "0"
 
 
 def test_identity_deny_in_any_policy_wins() -> None:
