@@ -23,6 +23,7 @@ from typing import Any
 
 from contracts.envelope import Envelope, to_eventbridge_entry
 from sluice_shared.aws.dynamodb import iso
+from sluice_shared.clock import TICK, not_before
 from sluice_shared.errors import InputLimitExceeded
 from sluice_shared.ports import (
     REFUSED_STEP,
@@ -125,6 +126,15 @@ class InMemoryObjectStore(_Faults):
     ) -> None:
         self._maybe_fail()
         self.put(bucket, key, data, content_type=content_type)
+
+    async def put_bytes_if_absent(
+        self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        self._maybe_fail()
+        if (bucket, key) in self.objects:
+            return False
+        self.put(bucket, key, data, content_type=content_type)
+        return True
 
     async def get_bytes(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
         self._maybe_fail()
@@ -238,7 +248,7 @@ class InMemoryLedger(_Faults):
                 **fields,
                 "status": to,
                 "version": current.version + 1,
-                "updated_at": self._now(),
+                "updated_at": not_before(self._now(), current.updated_at + TICK),
             }
         )
         self.records[file_id] = updated

@@ -25,7 +25,8 @@ import orjson
 
 from sluice.context import CliContext, table
 from sluice.ops.calls import Failed, Missing, aws_errors
-from sluice_shared.aws.dynamodb import file_pk, plain
+from sluice_shared.aws.dynamodb import file_pk, iso, plain
+from sluice_shared.clock import TICK, not_before
 from sluice_shared.keys import StageKeys, file_id_for
 
 TERMINAL = ("COMPLETED", "FAILED", "QUARANTINED")
@@ -191,7 +192,10 @@ class Replayer:
         # the old run's staged objects must not be found under the new run's prefixes.
         if self.names.get("work_bucket"):
             self._delete_prefix(self.names["work_bucket"], keys.staging_prefix)
-        now = datetime.now(UTC).isoformat()
+        # After the file's last step whatever this machine's clock says, in the ledger's own
+        # fixed-width format: the history stays in order (`sluice_shared.clock`).
+        last = datetime.fromisoformat(str(record["updated_at"]))
+        now = iso(not_before(datetime.now(UTC), last + TICK))
         self.dynamodb.transact_write_items(
             TransactItems=[
                 {

@@ -8,17 +8,18 @@ that trusts manifests never sees a partial file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from contracts.events import FileProcessedV1
+from sluice_shared.clock import not_before
 from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
-from sluice_shared.ports import FileStatus
+from sluice_shared.ports import FileStatus, utc_now
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
     MAX_MANIFEST_BYTES,
@@ -159,8 +160,10 @@ async def write_transformed_file(
         )
         raise ReconciliationError(reason)
 
-    completed_at = datetime.now(UTC)
-    manifest = {
+    # Never before the raw object's creation or the file's last step, whatever this worker's
+    # clock says: no end-to-end latency is negative (`sluice_shared.clock`).
+    completed_at = not_before(utc_now(), transformed.object_created_at, claimed.updated_at)
+    manifest: dict[str, Any] = {
         "file_id": transformed.file_id,
         "dataset": dataset_of(claimed).model_dump(),
         "source": s3_uri(claimed.bucket, claimed.key),
@@ -172,12 +175,8 @@ async def write_transformed_file(
         "object_created_at": transformed.object_created_at.isoformat(),
         "completed_at": completed_at.isoformat(),
     }
-    await deps.objects.put_bytes(
-        settings.processed_bucket,
-        keys.manifest,
-        orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
-        content_type="application/json",
-    )
+    manifest = await _write_manifest_once(deps, settings, keys, manifest)
+    completed_at = datetime.fromisoformat(str(manifest["completed_at"]))
     await deps.ledger.transition(
         transformed.file_id,
         FileStatus.COMPLETED,
@@ -195,6 +194,39 @@ async def write_transformed_file(
         rows_out=rows_out,
         end_to_end_ms=end_to_end_ms(transformed.object_created_at, completed_at),
     )
+
+
+# What two attempts of one run agree on when they wrote the same output.
+_SAME_OUTPUT = ("file_id", "rows_in", "rows_out", "rows_quarantined", "bytes_out", "objects")
+
+
+async def _write_manifest_once(
+    deps: StageDeps, settings: StageSettings, keys: StageKeys, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the manifest unless an attempt of this run already did; return the one in place.
+
+    A manifest, once written, does not change: an attempt that finished while this one still
+    ran (its message reappeared after the visibility timeout), or that died between its manifest
+    and its completion, wrote the same objects and counts, and its manifest and completion time
+    stay those of the fact it published. Only a manifest of other output (a deployment changed
+    the data path between attempts) is replaced by this attempt's, whose objects are in place.
+    `sluice replay` deletes the manifest before a run starts again.
+    """
+    body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
+    if await deps.objects.put_bytes_if_absent(
+        settings.processed_bucket, keys.manifest, body, content_type="application/json"
+    ):
+        return manifest
+    raw = await deps.objects.get_bytes(
+        settings.processed_bucket, keys.manifest, max_bytes=MAX_MANIFEST_BYTES
+    )
+    existing: dict[str, Any] = orjson.loads(raw)
+    if all(existing.get(name) == manifest[name] for name in _SAME_OUTPUT):
+        return existing
+    await deps.objects.put_bytes(
+        settings.processed_bucket, keys.manifest, body, content_type="application/json"
+    )
+    return manifest
 
 
 async def _replay_completed(

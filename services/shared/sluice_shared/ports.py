@@ -18,12 +18,13 @@ SluiceError
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from sluice_shared import clock
 from sluice_shared.errors import PoisonInputError, SluiceError
 
 if TYPE_CHECKING:
@@ -125,6 +126,13 @@ class ObjectStore(Protocol):
         """Write a small object in one request (manifests, markers, quarantine samples)."""
         ...
 
+    async def put_bytes_if_absent(
+        self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        """Write a small object only if no object has the key (a conditional write: of two
+        writers, exactly one succeeds). Returns False, writing nothing, when the key exists."""
+        ...
+
     async def get_bytes(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
         """Read a small object whole. Raises InputLimitExceeded when it is above `max_bytes`."""
         ...
@@ -219,8 +227,9 @@ def check_transition(to: FileStatus, expected: Collection[FileStatus]) -> None:
 
 
 def utc_now() -> datetime:
-    """The current time, timezone-aware UTC (the ledger's clock default)."""
-    return datetime.now(UTC)
+    """The current time by this worker's clock, timezone-aware UTC (the ledger's clock
+    default; see `sluice_shared.clock`)."""
+    return clock.now()
 
 
 class FileRecord(BaseModel):

@@ -328,3 +328,22 @@ async def test_ledger_refused_event_is_a_history_step_and_leaves_the_record_alon
         file_id, FileStatus.TRANSFORMING, expected={FileStatus.VALIDATING}, current=validating
     )
     assert moved.version == validating.version + 1
+
+
+async def test_ledger_step_stamped_after_the_step_before_when_the_clock_is_behind(
+    ledger: Ledger,
+) -> None:
+    # GIVEN a file registered by a worker whose clock ran an hour ahead of this one's
+    ahead = DAY + timedelta(hours=1)
+    await ledger.register_file(record(created_at=ahead, updated_at=ahead))
+    file_id = record().file_id
+    # WHEN this worker (its clock behind) moves it twice
+    first = await ledger.transition(file_id, FileStatus.VALIDATING, expected={FileStatus.PENDING})
+    second = await ledger.transition(
+        file_id, FileStatus.VALIDATING, expected={FileStatus.VALIDATING}
+    )
+    # THEN each step is stamped after the one before it: time order is version order
+    assert ahead < first.updated_at < second.updated_at
+    steps = await ledger.history(file_id)
+    assert [s["version"] for s in steps] == [0, 1, 2]
+    assert [s["at"] for s in steps] == sorted(s["at"] for s in steps)

@@ -153,3 +153,13 @@ async def test_object_store_list_keys_and_delete_prefix_touch_only_the_prefix(
     assert [i.key async for i in store.list_keys(BUCKET, "stage/")] == ["stage/f2/p0.arrow"]
     assert [i.key async for i in store.list_keys(BUCKET, "orders/")] == ["orders/a.csv"]
     assert await store.delete_prefix(BUCKET, "stage/none/") == 0
+
+
+async def test_object_store_put_bytes_if_absent_writes_once_then_refuses_without_writing(
+    store: ObjectStore,
+) -> None:
+    first = await store.put_bytes_if_absent(BUCKET, "_manifests/m.json", b"first")
+    second = await store.put_bytes_if_absent(BUCKET, "_manifests/m.json", b"second")
+
+    assert (first, second) == (True, False)
+    assert await store.get_bytes(BUCKET, "_manifests/m.json", max_bytes=100) == b"first"

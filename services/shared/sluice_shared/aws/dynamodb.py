@@ -15,6 +15,7 @@ import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from sluice_shared.aws.errors import ConditionalCheckFailed, translating
+from sluice_shared.clock import TICK, not_before
 from sluice_shared.ports import (
     REFUSED_STEP,
     FileRecord,
@@ -243,7 +244,9 @@ class DynamoDbLedger:
                     **fields,
                     "status": to,
                     "version": current.version + 1,
-                    "updated_at": self._clock(),
+                    # Never before the step it follows, whatever this worker's clock says:
+                    # the history's time order is its version order (`sluice_shared.clock`).
+                    "updated_at": not_before(self._clock(), current.updated_at + TICK),
                 }
             )
             try:

@@ -7,7 +7,9 @@ import math
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from sluice_shared.aws.errors import translating
+from botocore.exceptions import ClientError
+
+from sluice_shared.aws.errors import error_code, translating
 from sluice_shared.errors import InputLimitExceeded, TransientError
 from sluice_shared.ports import ObjectInfo
 from sluice_shared.retry import aws_retry, with_retry
@@ -224,6 +226,30 @@ class S3ObjectStore:
                 await self._client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
 
         await with_retry(call, self._retry)
+
+    async def put_bytes_if_absent(
+        self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        """See `ObjectStore.put_bytes_if_absent` (`If-None-Match: *`). A phantom write retried
+        answers "exists": the object is then the caller's own."""
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+
+        async def call() -> bool:
+            try:
+                await self._client.put_object(
+                    Bucket=bucket, Key=key, Body=data, IfNoneMatch="*", **extra
+                )
+            except ClientError as error:
+                code = error_code(error)
+                if code == "PreconditionFailed":
+                    return False
+                if code == "ConditionalRequestConflict":  # a concurrent conditional write
+                    raise TransientError(str(error), code="conditional_conflict") from error
+                with translating():
+                    raise
+            return True
+
+        return await with_retry(call, self._retry)
 
     async def get_bytes(self, bucket: str, key: str, *, max_bytes: int) -> bytes:
         """See `ObjectStore.get_bytes`. Never reads more than `max_bytes + 1` bytes."""
