@@ -88,13 +88,20 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     victim = file_of(rig, "orders/a.csv")
     attacker = file_of(rig, "orders/b.csv")
     assert victim["status"] != "COMPLETED"
+    [b_staged] = [
+        o["Key"]
+        for o in rig.stack.client("s3").list_objects_v2(
+            Bucket=rig.stack.work, Prefix=f"stage/{attacker['file_id']}/validated/"
+        )["Contents"]
+    ]
+    b_prefix = b_staged.rsplit("/", 1)[0] + "/"  # the attempt area holding B's rows
     # WHEN one PutEvents announces A as validated, its rows staged under B's prefix
     forged = FileValidatedV1(
         file_id=victim["file_id"],
         dataset=DatasetRef(name="orders", version=1),
         bucket=rig.stack.raw,
         key="orders/a.csv",
-        staged_prefix=f"s3://{rig.stack.work}/stage/{attacker['file_id']}/validated/",
+        staged_prefix=f"s3://{rig.stack.work}/{b_prefix}",
         bucket_count=1,
         rows_in=3,
         rows_valid=3,
@@ -104,14 +111,11 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     )
     put_event(rig, Envelope.wrap(forged, correlationid=victim["file_id"]))
     rig.paused.clear()
-
-    def attacker_done() -> bool:
-        return file_of(rig, "orders/b.csv")["status"] == "COMPLETED" and rig.queues_empty()
-
-    rig.pump(until=attacker_done, timeout=30)
-    # THEN A never completes with B's rows: none of A's Parquet exists, B's rows appear once
+    rig.settle(2)
+    # THEN A never completes with B's rows: it ended FAILED for its own reason (its raw object
+    # is gone), none of its Parquet exists, and B's rows appear once
     victim = file_of(rig, "orders/a.csv")
-    assert victim["status"] != "COMPLETED"
+    assert (victim["status"], victim["error_code"]) == ("FAILED", "object_not_found")
     assert [k for k in processed_keys(rig) if victim["file_id"] in k] == []
     assert file_of(rig, "orders/b.csv")["status"] == "COMPLETED"
     # AND the forged event is parked with every differing field, both values
@@ -129,6 +133,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     assert refused["error_code"] == MISMATCH
     assert refused["event_type"] == FileValidatedV1.TYPE
     verdict = rig.reconcile()
+    assert_reconciled(verdict)
     assert [(r.file_id, r.reason_code) for r in verdict.refused] == [(victim["file_id"], MISMATCH)]
 
 

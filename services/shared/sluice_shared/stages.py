@@ -285,6 +285,30 @@ async def claim(
         return None
 
 
+MAX_FAILURE_CHARS = 4000
+
+
+async def fail_file(
+    ledger: Ledger, file_id: str, working: FileStatus, poison: PoisonInputError
+) -> FileRecord | None:
+    """Move the file from the stage's `working` state to FAILED with the poison's reason code and
+    message: its own message is about to be parked, and nothing else would ever move it on.
+
+    Only from `working` (the state the stage claimed), forward only, under the ledger's version
+    lock: a file that already left it (done, or moved on by another delivery) is left alone and
+    the result is None."""
+    try:
+        return await ledger.transition(
+            file_id,
+            FileStatus.FAILED,
+            expected=(working,),
+            error_code=poison.code,
+            error=poison.message[:MAX_FAILURE_CHARS],
+        )
+    except StaleStateError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceDeps:
     """A service's dependencies: the AWS adapters and the stage's view of them."""
@@ -363,9 +387,17 @@ class StageService:
     """The whole Lambda handler of a data stage: SQS batch → contract → domain step → publish
     the next fact → metrics. Each service's `handler.py` builds one at cold start."""
 
-    def __init__(self, settings: StageSettings, *, consumes: type[ContractModel], step: StageStep):
+    def __init__(
+        self,
+        settings: StageSettings,
+        *,
+        consumes: type[ContractModel],
+        step: StageStep,
+        working: FileStatus,
+    ):
         self.settings = settings
         self.consumes = consumes
+        self.working = working
         tele = telemetry(settings.service_name)
         self.logger, self.metrics, self.tracer = tele.logger, tele.metrics, tele.tracer
         self.step = _traced_step(self.tracer, step)
@@ -412,11 +444,25 @@ class StageService:
         latencies it measured."""
         file_id = str(envelope.data.file_id)
         try:
-            with stage_timer(self.metrics):
-                report = await self.step(envelope.data, deps.stage, self.settings)
+            await self._run(envelope, deps, file_id)
         except EventLedgerMismatch as mismatch:
             await self._refused(envelope, deps, mismatch)
             raise
+        except UnknownFileError:
+            raise  # no file to fail
+        except PoisonInputError as poison:
+            # The file's own message, parked next: fail the file, or it stays non-terminal.
+            failed = await fail_file(deps.stage.ledger, file_id, self.working, poison)
+            if failed is not None:
+                self.logger.warning(
+                    "file failed: its message is poison",
+                    extra={"file_id": file_id, "reason_code": poison.code},
+                )
+            raise
+
+    async def _run(self, envelope: Envelope[Any], deps: ServiceDeps, file_id: str) -> None:
+        with stage_timer(self.metrics):
+            report = await self.step(envelope.data, deps.stage, self.settings)
         if report.event is None:
             count_file(self.metrics, "duplicate")
             self.logger.info("duplicate delivery ignored", extra={"file_id": file_id})

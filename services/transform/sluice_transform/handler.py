@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from contracts.events import FileValidatedV1
+from sluice_shared.ports import FileStatus
 from sluice_shared.stages import StageService, StageSettings
 from sluice_transform.domain import transform_validated_file
 
 service = StageService(
-    StageSettings.from_env(), consumes=FileValidatedV1, step=transform_validated_file
+    StageSettings.from_env(),
+    consumes=FileValidatedV1,
+    step=transform_validated_file,
+    working=FileStatus.TRANSFORMING,
 )
 lambda_handler = service.lambda_handler

@@ -24,7 +24,7 @@ from contracts.registry import parse_envelope
 from sluice_output.domain import OutputReport
 from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, TransientError
 from sluice_shared.observability import telemetry
-from sluice_shared.ports import FileRecord
+from sluice_shared.ports import FileRecord, FileStatus
 from sluice_shared.runtime import Runtime
 from sluice_shared.stages import ServiceDeps, StageDeps, StageService, StageSettings
 from tests.fakes import FakeDeps, fake_deps
@@ -101,7 +101,9 @@ def sqs_event(envelope: Envelope[Any]) -> dict[str, Any]:
     }
 
 
-def build_service(step: ScriptedStep, fakes: FakeDeps) -> StageService:
+def build_service(
+    step: ScriptedStep, fakes: FakeDeps, *, working: FileStatus = FileStatus.WRITING
+) -> StageService:
     settings = StageSettings(
         raw_bucket="raw",
         work_bucket="work",
@@ -111,7 +113,7 @@ def build_service(step: ScriptedStep, fakes: FakeDeps) -> StageService:
         ledger_table="ledger",
         service_name=f"output-{uuid.uuid4().hex[:8]}",
     )
-    service = StageService(settings, consumes=FileTransformedV1, step=step)
+    service = StageService(settings, consumes=FileTransformedV1, step=step, working=working)
 
     @asynccontextmanager
     async def open_fakes() -> AsyncIterator[ServiceDeps]:
