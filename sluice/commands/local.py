@@ -134,6 +134,12 @@ _state_option = click.option(
     is_flag=True,
     help="Do not start the polled functions' workers at up (first events then pay cold starts).",
 )
+@click.option(
+    "--no-iam",
+    is_flag=True,
+    help="Do not enforce IAM (roles and resource policies are still provisioned; every call is "
+    "allowed).",
+)
 @click.option("--startup-timeout", type=float, default=120.0, show_default=True)
 @click.pass_context
 def up(
@@ -146,6 +152,7 @@ def up(
     max_concurrency: int,
     no_schedules: bool,
     no_prewarm: bool,
+    no_iam: bool,
     startup_timeout: float,
 ) -> None:
     """Bring the suite up (foreground: Ctrl-C stops it). Re-running re-provisions in place."""
@@ -171,6 +178,8 @@ def up(
             args.append("--no-schedules")
         if no_prewarm:
             args.append("--no-prewarm")
+        if no_iam:
+            args.append("--no-iam")
         start_detached(args, directory, port, startup_timeout)
         click.echo(f"sluice local is up on http://127.0.0.1:{port} (detached; `sluice local down`)")
         print_report(_call(port, "state")["resources"])
@@ -188,6 +197,7 @@ def up(
         limits=Limits(max_concurrency=max_concurrency),
         schedules_enabled=not no_schedules,
         prewarm=not no_prewarm,
+        iam=not no_iam,
     )
     try:
         asyncio.run(_serve(options))
@@ -377,6 +387,11 @@ def status_lite(ctx: click.Context, port: int) -> None:
 @_state_option
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 @click.option("--keep-up", is_flag=True, help="Leave a runtime this command started running.")
+@click.option(
+    "--no-iam",
+    is_flag=True,
+    help="Start the runtime (when this command starts one) without IAM enforcement.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -387,6 +402,7 @@ def run(
     state_dir: str | None,
     timeout: float,
     keep_up: bool,
+    no_iam: bool,
 ) -> None:
     """Upload FILEs (or the samples), follow each to a terminal state, print a summary."""
     from sluice.local.run import FileRun, expected_outcome, sample_files
@@ -401,11 +417,18 @@ def run(
     if not planned:
         raise click.UsageError("give FILEs or --sample")
     started_here = False
+    if no_iam and running(port):
+        raise click.UsageError(
+            f"a runtime already runs on 127.0.0.1:{port}; --no-iam applies to one this command "
+            "starts (`sluice local down`, then run again)"
+        )
     if not running(port):
         directory = _state_dir(state_dir)
         click.echo(f"starting sluice local on 127.0.0.1:{port} …")
+        up_args = ["--stage", stage, "local", "up", "--port", str(port)]
+        up_args += ["--state-dir", str(directory), *(["--no-iam"] if no_iam else [])]
         start_detached(
-            ["--stage", stage, "local", "up", "--port", str(port), "--state-dir", str(directory)],
+            up_args,
             directory,
             port,
             300.0,

@@ -1,4 +1,8 @@
-"""`sluice status [FILE_ID] [--since 1h] [--status S] [--dataset D]`: where files are."""
+"""`sluice status [FILE_ID] [--since 1h] [--status S] [--dataset D]`: where files are.
+
+Against a local runtime (`sluice local up`), the summary also shows its IAM enforcement: whether
+it is on, the denials counted and the last ones (principal, action, resource).
+"""
 
 from __future__ import annotations
 
@@ -129,15 +133,57 @@ def command(
         + f"\n{len(records)} file(s) updated since {(until - since):%Y-%m-%d %H:%M:%S} UTC"
         + (f": {summary}" if summary else "")
     )
-    ctx.emit(
-        {
-            "since": (until - since).isoformat(),
-            "until": until.isoformat(),
-            "counts": by_status,
-            "files": [r.model_dump(mode="json") for r in records],
-        },
-        human,
-    )
+    doc: dict[str, Any] = {
+        "since": (until - since).isoformat(),
+        "until": until.isoformat(),
+        "counts": by_status,
+        "files": [r.model_dump(mode="json") for r in records],
+    }
+    iam = _local_iam(ctx)
+    if iam is not None:
+        doc["iam"] = iam
+        human += "\n" + iam_text(iam)
+    ctx.emit(doc, human)
+
+
+LAST_DENIALS = 5
+"""Denials `sluice status` lists (the runtime keeps more in `/_sluice/state`)."""
+
+
+def _local_iam(ctx: CliContext) -> dict[str, Any] | None:
+    """The IAM section of a local runtime's state, or None (AWS, or a plain moto server)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not ctx.is_local or ctx.endpoint_url is None:
+        return None
+    url = ctx.endpoint_url.rstrip("/") + "/_sluice/state"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            state = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    iam = state.get("iam") if isinstance(state, dict) else None
+    return iam if isinstance(iam, dict) else None
+
+
+def iam_text(iam: dict[str, Any]) -> str:
+    """`IAM enforced: N denial(s) of M decisions` and the last denials, one per line."""
+    if not iam.get("enabled", False):
+        return "IAM: not enforced (sluice local up --no-iam)"
+    lines = [
+        f"IAM enforced: {iam.get('denials', 0)} denial(s) of {iam.get('decisions', 0)} decisions"
+    ]
+    recent = list(iam.get("recent_denials") or [])[-LAST_DENIALS:]
+    if recent:
+        lines.append(
+            table(
+                ["time", "principal", "action", "resource"],
+                [[d["time"], d["principal"], d["action"], d["resource"]] for d in recent],
+            )
+        )
+    return "\n".join(lines)
 
 
 def _metrics(ctx: CliContext, logs: Path, window: timedelta) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Executor
 
 log = logging.getLogger("sluice.local.poller")
@@ -295,6 +296,39 @@ class SqsPoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+
+MAPPING_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+"""What a function's execution role needs on the queue of its SQS event source mapping."""
+
+
+class AuthorizedQueue:
+    """A `QueueClient` that acts as the function's execution role: each receive is checked for
+    `sqs:ReceiveMessage` and `sqs:GetQueueAttributes`, each delete for `sqs:DeleteMessage`.
+
+    Lambda checks the role when the mapping is created (the runtime does too: `up` fails) and
+    again as it polls: a grant removed later makes the poller fail its receive (logged, retried
+    after a pause, counted as a denial) until it is restored, and messages stay in the queue.
+
+    Args:
+        inner: the queue.
+        check: raises when the role may not perform the action (`service:Action`).
+    """
+
+    def __init__(self, inner: QueueClient, check: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.check = check
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
+        """Check, then receive."""
+        self.check("sqs:ReceiveMessage")
+        self.check("sqs:GetQueueAttributes")
+        return await self.inner.receive(max_messages, wait_seconds)
+
+    async def delete(self, entries: list[tuple[str, str]]) -> None:
+        """Check, then delete."""
+        self.check("sqs:DeleteMessage")
+        await self.inner.delete(entries)
 
 
 class MotoSqsQueue:

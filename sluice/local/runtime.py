@@ -24,16 +24,26 @@ from aiohttp import web
 from sluice.local import moto_patches
 from sluice.local.endpoint import Endpoint
 from sluice.local.errors import LocalRuntimeError, PortInUseError
-from sluice.local.iam.principals import Credentials, PrincipalRegistry
+from sluice.local.iam.enforcer import AccessDeniedError, Enforcer
+from sluice.local.iam.ports import Access
+from sluice.local.iam.principals import Credentials, PrincipalRegistry, service_principal
 from sluice.local.iam.resources import ResourcePolicyRegistry
-from sluice.local.poller import MappingConfig, MotoSqsQueue, SqsPoller
+from sluice.local.poller import (
+    MAPPING_ACTIONS,
+    AuthorizedQueue,
+    MappingConfig,
+    MotoSqsQueue,
+    QueueClient,
+    SqsPoller,
+)
 from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
 from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
 from sluice.local.schedules import parse_schedule, scheduled_event
-from sluice.local.targets import TargetDispatcher
+from sluice.local.targets import TargetAccessDenied, TargetDispatcher, describe_counts
 from sluice.local.template import ACCOUNT_ID, REGION, load_template
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AsyncExitStack
 
     from sluice.local.workflow.engine import WorkflowEngine
@@ -121,21 +131,34 @@ class RuntimeOptions:
     prewarm: bool = True
     """Start each polled function's workers (one per concurrent batch of its mappings) before
     `start()` returns, so the first burst does not queue behind cold starts."""
+    iam: bool = True
+    """Enforce IAM: every call is decided by its caller's role and the resource's policy
+    (`sluice local up --no-iam` switches it off; roles and credentials are provisioned either
+    way)."""
 
 
 class _RunnerInvoker:
-    """The workflow engine's `FunctionInvoker` over the function runner (no HTTP hop)."""
+    """The workflow engine's `FunctionInvoker` over the function runner (no HTTP hop). The
+    running execution's role must be allowed `lambda:InvokeFunction` on the function, as for an
+    Invoke over the endpoint."""
 
-    def __init__(self, runner: FunctionRunner) -> None:
+    def __init__(self, runner: FunctionRunner, runtime: LocalRuntime) -> None:
         self.runner = runner
+        self.runtime = runtime
 
     async def invoke(self, function_name_or_arn: str, payload: Any) -> Any:
-        from sluice.local.workflow.ports import InvokeResult, ServiceError
+        from sluice.local.workflow.ports import EXECUTION_ROLE, InvokeResult, ServiceError
 
         try:
+            config = self.runner.functions[self.runner.resolve(function_name_or_arn)]
+            role_arn = EXECUTION_ROLE.get()
+            if role_arn:
+                self.runtime.check_as_role(role_arn, "lambda:InvokeFunction", config.arn)
             result = await self.runner.invoke(function_name_or_arn, json.dumps(payload).encode())
         except FunctionNotFound as exc:
             raise ServiceError("Lambda.ResourceNotFoundException", str(exc)) from exc
+        except AccessDeniedError as exc:
+            raise ServiceError("Lambda.AccessDeniedException", str(exc)) from exc
         body = result.json()
         if result.function_error is None:
             return InvokeResult(payload=body)
@@ -159,6 +182,15 @@ class LocalRuntime:
         self.runner = FunctionRunner(
             options.state_dir, self.endpoint_url, credentials=self._function_credentials
         )
+        self.enforcer = Enforcer(
+            self.principals,
+            self.resource_policies,
+            enabled=options.iam,
+            account=ACCOUNT_ID,
+            region=REGION,
+        )
+        self.dispatcher: TargetDispatcher | None = None
+        self.schedule_denials = 0
         self.pollers: dict[tuple[str, str], SqsPoller] = {}
         self.schedules: dict[str, tuple[ScheduleSpec, datetime]] = {}
         self.reports: list[ResourceReport] = []
@@ -200,11 +232,16 @@ class LocalRuntime:
         self._loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._undo_patches = moto_patches.apply()
-        moto_patches.set_dispatcher(
-            TargetDispatcher(self._invoke_from_thread, self._start_from_thread, ACCOUNT_ID, REGION)
+        self.dispatcher = TargetDispatcher(
+            self._invoke_from_thread,
+            self._start_from_thread,
+            ACCOUNT_ID,
+            REGION,
+            authorize=self._authorize_target,
         )
+        moto_patches.set_dispatcher(self.dispatcher)
         self.engine = WorkflowEngine(
-            invoker=_RunnerInvoker(self.runner),
+            invoker=_RunnerInvoker(self.runner, self),
             sdk=Boto3SdkCaller(
                 endpoint_url=self.endpoint_url, region=REGION, credentials=self._role_credentials
             ),
@@ -225,6 +262,7 @@ class LocalRuntime:
             },
             self.options.host,
             self.options.port,
+            enforcer=self.enforcer,
         )
         try:
             await self.endpoint.start()
@@ -401,17 +439,38 @@ class LocalRuntime:
         await self.runner.register(config)
 
     async def register_mapping(self, config: MappingConfig, queue_url: str) -> None:
-        """Provisioner hook: (re)start the poller of an SQS event source mapping."""
+        """Provisioner hook: (re)start the poller of an SQS event source mapping.
+
+        Raises:
+            AccessDeniedError: the function's role may not receive, delete and read the queue's
+                attributes.
+        """
         key = (config.function_name, config.queue_arn)
         current = self.pollers.get(key)
         if current is not None:
             if current.config == config:
                 return
             await current.stop()
-        # The pollers are Lambda's side of the mapping: moto's SQS backend, in process.
-        poller = SqsPoller(config, MotoSqsQueue(config.queue_arn, self._poll_pool), self.runner)
+        # The pollers are Lambda's side of the mapping: moto's SQS backend, in process, called
+        # as the function's execution role (checked now, as CreateEventSourceMapping does, and
+        # on every receive and delete).
+        queue: QueueClient = MotoSqsQueue(config.queue_arn, self._poll_pool)
+        function = self.runner.functions.get(config.function_name)
+        if function is not None and function.role_arn:
+            principal = self.principals.session(function.role_arn, function.name)
+            for action in MAPPING_ACTIONS:
+                self.enforcer.check(principal, Access(action, config.queue_arn))
+            queue = AuthorizedQueue(queue, self._mapping_check(function, config.queue_arn))
+        poller = SqsPoller(config, queue, self.runner)
         self.pollers[key] = poller
         poller.start()
+
+    def _mapping_check(self, function: FunctionConfig, queue_arn: str) -> Callable[[str], None]:
+        def check(action: str) -> None:
+            principal = self.principals.session(function.role_arn, function.name)
+            self.enforcer.check(principal, Access(action, queue_arn))
+
+        return check
 
     async def register_state_machine(
         self, name: str, definition: str, role_arn: str, type_: str
@@ -465,8 +524,15 @@ class LocalRuntime:
         spec = self.schedules.get(name, (None, when))[0]
         if spec is not None and spec.kind == "scheduler":
             payload = _scheduler_input(spec, when)
-            await self._deliver_scheduler_target(spec.target, payload)
-            return {"fired": name, "kind": "scheduler", "target": spec.target.get("Arn")}
+            fired = {"fired": name, "kind": "scheduler", "target": spec.target.get("Arn")}
+            try:
+                await self._deliver_scheduler_target(spec, payload)
+            except AccessDeniedError as exc:
+                self.schedule_denials += 1
+                log.warning("schedule %s: %s", name, exc)
+                fired["denied"] = str(exc)
+                fired["dead_lettered"] = self._dead_letter_schedule(spec, payload, exc)
+            return fired
         bus = spec.bus if spec is not None else None
         return await asyncio.get_running_loop().run_in_executor(
             self.endpoint.pool if self.endpoint else None, self._fire_rule, name, bus, when
@@ -487,9 +553,25 @@ class LocalRuntime:
             return {"fired": name, "kind": "rule", "targets": len(rule.targets)}
         raise LocalRuntimeError(f"no schedule or rule named {name}")
 
-    async def _deliver_scheduler_target(self, target: dict[str, Any], payload: str) -> None:
+    async def _deliver_scheduler_target(self, spec: ScheduleSpec, payload: str) -> None:
+        """Deliver as EventBridge Scheduler does: assume the target's `RoleArn` (its trust
+        policy must trust `scheduler.amazonaws.com`), then call the target as that role.
+
+        Raises:
+            AccessDeniedError: the role is missing, does not trust the scheduler, or may not
+                call the target.
+        """
+        target = spec.target
         arn = str(target["Arn"])
         service = arn.split(":")[2]
+        action = _SCHEDULER_ACTIONS.get(service, f"{service}:*")
+        self.assume_and_check(
+            "scheduler.amazonaws.com",
+            str(target.get("RoleArn") or ""),
+            action,
+            arn,
+            {"aws:SourceArn": _schedule_arn(spec.name), "aws:SourceAccount": ACCOUNT_ID},
+        )
         if service == "states":
             self._start_execution(arn, payload)
         elif service == "lambda":
@@ -499,6 +581,94 @@ class LocalRuntime:
                 "QueueUrl"
             ]
             await self._clients["sqs"].send_message(QueueUrl=url, MessageBody=payload)
+
+    def _dead_letter_schedule(self, spec: ScheduleSpec, payload: str, exc: Exception) -> bool:
+        """Send an undeliverable scheduled invocation to the target's DLQ (the role must be
+        allowed to send there, as on AWS). Returns whether it was dead-lettered."""
+        from moto.sqs.models import sqs_backends
+
+        dlq = str((spec.target.get("DeadLetterConfig") or {}).get("Arn") or "")
+        if not dlq:
+            return False
+        try:
+            self.check_as_role(str(spec.target.get("RoleArn") or ""), "sqs:SendMessage", dlq)
+        except AccessDeniedError as dlq_exc:
+            log.warning("schedule %s: dead-letter queue refused: %s", spec.name, dlq_exc)
+            return False
+        parts = dlq.split(":")
+        sqs_backends[parts[4]][parts[3]].send_message(
+            queue_name=parts[5],
+            message_body=payload,
+            message_attributes={
+                "ERROR_CODE": {"DataType": "String", "StringValue": "AccessDenied"},
+                "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]},
+                "SCHEDULE_ARN": {"DataType": "String", "StringValue": _schedule_arn(spec.name)},
+                "TARGET_ARN": {"DataType": "String", "StringValue": str(spec.target["Arn"])},
+            },
+        )
+        return True
+
+    # ------------------------------------------------------------------ authorization
+
+    def check_as_role(self, role_arn: str, action: str, resource: str) -> None:
+        """Check that a session of `role_arn` (one the runtime acts as: a state machine's, a
+        rule target's, a schedule's) may perform `action` on `resource`.
+
+        Raises:
+            AccessDeniedError: it may not (counted by the enforcer).
+        """
+        principal = self.principals.session(role_arn, ROLE_SESSION)
+        self.enforcer.check(principal, Access(action, resource))
+
+    def assume_and_check(
+        self,
+        service: str,
+        role_arn: str,
+        action: str,
+        resource: str,
+        context: dict[str, str],
+    ) -> None:
+        """What a service does to call a target with a role: `sts:AssumeRole` as `service`
+        (the role's trust policy decides), then `action` as the role.
+
+        Raises:
+            AccessDeniedError: no role, a trust policy that does not trust `service`, or a role
+                without the permission.
+        """
+        if not role_arn:
+            role_arn = f"arn:aws:iam::{ACCOUNT_ID}:role/missing-RoleArn"
+        trust = Access("sts:AssumeRole", role_arn, context)
+        self.enforcer.check(service_principal(service, ACCOUNT_ID), trust)
+        self.check_as_role(role_arn, action, resource)
+
+    def _authorize_target(self, rule_arn: str, target: dict[str, Any]) -> None:
+        """EventBridge's permission to deliver to one rule target (see `sluice.local.targets`).
+
+        Raises:
+            TargetAccessDenied: a resource policy, the role's trust or its policies refuse.
+        """
+        arn = str(target["Arn"])
+        service = arn.split(":")[2]
+        context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT_ID}
+        try:
+            if service == "states" or target.get("RoleArn"):
+                action = "states:StartExecution" if service == "states" else "events:PutEvents"
+                self.assume_and_check(
+                    "events.amazonaws.com", str(target.get("RoleArn") or ""), action, arn, context
+                )
+            elif service == "sqs":
+                self.enforcer.check(
+                    service_principal("events.amazonaws.com", ACCOUNT_ID),
+                    Access("sqs:SendMessage", arn, context),
+                )
+            elif service == "lambda":
+                function_arn = ":".join(arn.split(":")[:7])
+                self.enforcer.check(
+                    service_principal("events.amazonaws.com", ACCOUNT_ID),
+                    Access("lambda:InvokeFunction", function_arn, context),
+                )
+        except AccessDeniedError as exc:
+            raise TargetAccessDenied(str(exc)) from exc
 
     # ------------------------------------------------------------------ cross-thread hooks
 
@@ -562,6 +732,13 @@ class LocalRuntime:
             "requests": self.endpoint.requests if self.endpoint else 0,
             "requests_by_action": dict(self.endpoint.requests_by_action) if self.endpoint else {},
             "resources": [asdict(r) for r in self.reports],
+            "iam": {
+                **self.enforcer.describe(),
+                "roles_with_sessions": sorted({c.role_arn for c in self.principals.issued()}),
+                "resource_policies": self.resource_policies.describe(),
+                "rule_targets": describe_counts(self.dispatcher) if self.dispatcher else {},
+                "schedule_denials": self.schedule_denials,
+            },
             "functions": {
                 name: {
                     **stats,
@@ -643,6 +820,18 @@ def _stack_name(path: Path, repo_root: Path) -> str:
     return "-".join(parts) or path.stem
 
 
+_SCHEDULER_ACTIONS = {
+    "states": "states:StartExecution",
+    "lambda": "lambda:InvokeFunction",
+    "sqs": "sqs:SendMessage",
+}
+"""The action EventBridge Scheduler's role needs on its target, by service."""
+
+
+def _schedule_arn(name: str) -> str:
+    return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{name}"
+
+
 def _scheduler_input(spec: ScheduleSpec, when: datetime) -> str:
     template = spec.target.get("Input")
     if template is None:
@@ -652,9 +841,7 @@ def _scheduler_input(spec: ScheduleSpec, when: datetime) -> str:
         "aws.scheduler.scheduled-time": stamp,
         "aws.scheduler.execution-id": str(uuid.uuid4()),
         "aws.scheduler.attempt-number": "1",
-        "aws.scheduler.schedule-arn": (
-            f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{spec.name}"
-        ),
+        "aws.scheduler.schedule-arn": _schedule_arn(spec.name),
     }
     text = str(template)
     for key, value in values.items():

@@ -3,6 +3,14 @@
 Runs on whatever thread moto handles `PutEvents`/`PutObject` on (or the scheduler's). SQS and bus
 targets are delivered synchronously into moto; Lambda and Step Functions targets are handed to the
 runtime's event loop (asynchronous, like AWS).
+
+Each delivery is authorized first (`authorize`), as EventBridge is: an SQS target by the queue's
+policy and a Lambda target by the function's policy, for the principal `events.amazonaws.com`
+with `aws:SourceArn` = the rule's ARN and `aws:SourceAccount`; a target with a `RoleArn` (Step
+Functions, another bus) by that role's trust policy (`sts:AssumeRole` by `events.amazonaws.com`)
+and then the role's own policies. A denied delivery is a failed one: the event goes to the
+target's dead-letter queue (if the DLQ's policy lets EventBridge send to it) or is dropped, and
+counted either way.
 """
 
 from __future__ import annotations
@@ -21,12 +29,25 @@ LambdaInvoke = Callable[[str, bytes], None]
 """Fire-and-forget asynchronous invoke: (function name or ARN, payload)."""
 StartExecution = Callable[[str, str], None]
 """Fire-and-forget StartExecution: (state machine ARN, input JSON)."""
+Authorize = Callable[[str, dict[str, Any]], None]
+"""(rule ARN, target) → None, or raises `TargetError` when EventBridge may not deliver to it
+(`TargetAccessDenied`), and for the dead-letter queue the target `{"Arn": <dlq ARN>}`."""
 
 _PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_\-@$]+)|\[(\d+)\]|\['([^']+)'\]")
 
 
 class TargetError(Exception):
     """A target could not take the event (the event goes to the target's DLQ if it has one)."""
+
+    code = "SDK_CLIENT_ERROR"
+    """The `ERROR_CODE` attribute of the dead-lettered event."""
+
+
+class TargetAccessDenied(TargetError):
+    """EventBridge has no permission to deliver to the target (a resource policy, a role's trust
+    or its policies refuse); `str()` is AWS's AccessDenied message."""
+
+    code = "NO_PERMISSIONS"
 
 
 def json_path(document: Any, path: str) -> Any:
@@ -109,6 +130,7 @@ class TargetDispatcher:
         start_execution: StartExecution on the local workflow engine.
         account_id: account of the embedded moto.
         region: region of the embedded moto.
+        authorize: checks EventBridge's permission to deliver to a target (None: no checks).
     """
 
     def __init__(
@@ -117,13 +139,17 @@ class TargetDispatcher:
         start_execution: StartExecution,
         account_id: str,
         region: str,
+        authorize: Authorize | None = None,
     ) -> None:
         self.invoke_lambda = invoke_lambda
         self.start_execution = start_execution
         self.account_id = account_id
         self.region = region
+        self.authorize = authorize
         self.delivered = 0
         self.failed = 0
+        self.denied = 0
+        self.dropped = 0
 
     def deliver_matched(self, rule: Any, event: dict[str, Any]) -> None:
         """Entry point of the moto patch: check state and pattern, then deliver.
@@ -144,11 +170,15 @@ class TargetDispatcher:
         event = normalize_event(event, self.account_id)
         for target in list(rule.targets):
             try:
+                if self.authorize is not None:
+                    self.authorize(rule.arn, target)
                 payload = render_input(target, event, rule.name)
                 self._send(target, payload, event)
                 self.delivered += 1
             except Exception as exc:
                 self.failed += 1
+                if isinstance(exc, TargetAccessDenied):
+                    self.denied += 1
                 log.warning(
                     "target delivery failed rule=%s target=%s error=%s",
                     rule.name,
@@ -209,23 +239,39 @@ class TargetDispatcher:
     def _dead_letter(self, rule: Any, target: dict[str, Any], body: str, exc: Exception) -> None:
         dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
         if not dlq:
+            self.dropped += 1
             return
         from moto.sqs.models import sqs_backends
 
         parts = str(dlq).split(":")
+        code = exc.code if isinstance(exc, TargetError) else type(exc).__name__
         try:
+            if self.authorize is not None:
+                # EventBridge sends to the DLQ as itself: the DLQ's policy must allow it.
+                self.authorize(rule.arn, {"Arn": str(dlq)})
             sqs_backends[parts[4]][parts[3]].send_message(
                 queue_name=parts[5],
                 message_body=body,
                 message_attributes={
                     "RULE_ARN": {"DataType": "String", "StringValue": rule.arn},
                     "TARGET_ARN": {"DataType": "String", "StringValue": str(target["Arn"])},
-                    "ERROR_CODE": {"DataType": "String", "StringValue": type(exc).__name__},
+                    "ERROR_CODE": {"DataType": "String", "StringValue": code},
                     "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]},
                 },
             )
         except Exception as dlq_exc:
+            self.dropped += 1
             log.error("dead-letter delivery failed dlq=%s error=%s", dlq, dlq_exc)
+
+
+def describe_counts(dispatcher: TargetDispatcher) -> dict[str, int]:
+    """The dispatcher's counters (for the state endpoint)."""
+    return {
+        "delivered": dispatcher.delivered,
+        "failed": dispatcher.failed,
+        "denied": dispatcher.denied,
+        "dropped": dispatcher.dropped,
+    }
 
 
 def payload_or_event(event: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sluice.local.iam.enforcer import AccessDeniedError
 from sluice.local.poller import MappingConfig
 from sluice.local.providers.base import (
     ResourceProvider,
@@ -171,7 +172,16 @@ class EventSourceMappingProvider(ResourceProvider):
         )
         sqs = self.ctx.clients("sqs")
         queue_url = (await sqs.get_queue_url(QueueName=source.split(":")[5]))["QueueUrl"]
-        await self.ctx.sink.register_mapping(config, queue_url)
+        try:
+            await self.ctx.sink.register_mapping(config, queue_url)
+        except AccessDeniedError as exc:
+            # CreateEventSourceMapping's answer on AWS: the stack fails.
+            action = exc.action.split(":", 1)[-1]
+            raise request.error(
+                f"the function's execution role does not have permissions to call {action} on "
+                f"SQS ({exc})",
+                prop="FunctionName",
+            ) from exc
         request.report.action = "emulated"
         request.report.note = f"poller, {concurrency} concurrent batch(es)" + (
             f" (template asks {wanted}; local cap {limits.max_concurrency})"

@@ -104,3 +104,170 @@ async def test_local_credentials_of_an_unknown_name_is_an_error(runtime: LocalRu
     result = await _sluice(runtime, "credentials", "no-such-function")
     assert result.exit_code != 0
     assert "no function or role named no-such-function" in result.output
+
+
+# ---------------------------------------------------------------- enforcement
+
+BUS = "sluice-test"
+RAW_BUCKET = "sluice-test-raw-123456789012"
+BUS_RULE_ARN = f"arn:aws:events:us-east-1:123456789012:rule/{BUS}/sluice-test-worker-bus"
+QUEUE_ARN = f"arn:aws:sqs:us-east-1:123456789012:{QUEUE}"
+
+
+async def _worker_session(runtime: LocalRuntime) -> Any:
+    import aioboto3
+
+    env = _exports((await _sluice(runtime, "credentials", WORKER)).output)
+    return aioboto3.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+        region_name="us-east-1",
+    )
+
+
+async def _outside_grants(runtime: LocalRuntime) -> list[str]:
+    """Calls the worker's role does not grant, made with its credentials: the error codes."""
+    from botocore.exceptions import ClientError
+
+    session = await _worker_session(runtime)
+    codes = []
+    async with session.client("s3", endpoint_url=runtime.endpoint_url) as s3:
+        try:
+            await s3.put_object(Bucket=RAW_BUCKET, Key="forged.csv", Body=b"a\n")
+            codes.append("allowed")
+        except ClientError as exc:
+            codes.append(str(exc.response["Error"]["Code"]))
+    async with session.client("events", endpoint_url=runtime.endpoint_url) as events:
+        try:
+            await events.put_events(
+                Entries=[
+                    {"Source": "sluice.x", "DetailType": "t", "Detail": "{}", "EventBusName": BUS}
+                ]
+            )
+            codes.append("allowed")
+        except ClientError as exc:
+            codes.append(str(exc.response["Error"]["Code"]))
+    return codes
+
+
+async def test_a_call_outside_the_role_grants_is_denied_and_reported(
+    runtime: LocalRuntime, aws: Any
+) -> None:
+    # GIVEN the worker's credentials (its role may use the ledger table and its queue, no more)
+    # WHEN they write to the raw bucket and put an event
+    codes = await _outside_grants(runtime)
+    # THEN both are refused with AWS's codes
+    assert codes == ["AccessDenied", "AccessDeniedException"]
+    # AND the denials are in the runtime's state, naming principal, action and resource
+    state = runtime.describe()["iam"]
+    assert state["enabled"] is True
+    assert state["denials"] >= 2
+    role_name = runtime.runner.functions[WORKER].role_arn.rsplit("/", 1)[-1]
+    session_arn = f"arn:aws:sts::123456789012:assumed-role/{role_name}/{WORKER}"
+    denied = {(d["principal"], d["action"], d["resource"]) for d in state["recent_denials"]}
+    assert (session_arn, "s3:PutObject", f"arn:aws:s3:::{RAW_BUCKET}/forged.csv") in denied
+    # AND `sluice status` against the runtime shows them
+    async with aws("ssm") as ssm:
+        await ssm.put_parameter(
+            Name="/sluice/test/ledger-table-name", Value=TABLE, Type="String", Overwrite=True
+        )
+    status = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["--endpoint-url", runtime.endpoint_url, "--stage", "test", "status"],
+    )
+    assert status.exit_code == 0, status.output
+    assert f"IAM enforced: {state['denials']} denial(s)" in status.output
+    assert "s3:PutObject" in status.output
+    assert session_arn in status.output
+
+
+async def test_the_runtime_itself_and_unknown_keys_act_as_the_account_root(
+    runtime: LocalRuntime, aws: Any
+) -> None:
+    # GIVEN the dummy keys every existing client uses WHEN they write to the raw bucket
+    async with aws("s3") as s3:
+        await s3.put_object(Bucket=RAW_BUCKET, Key="root.csv", Body=b"a\n")
+    # THEN nothing is denied
+    assert runtime.describe()["iam"]["denials"] == 0
+
+
+async def test_no_iam_allows_what_the_role_does_not_grant(
+    moto_endpoint: str, tmp_path: Any
+) -> None:
+    from sluice.local.runtime import LocalRuntime as Runtime
+    from tests.integration.local.conftest import fixture_options
+    from tests.processes import free_port
+
+    # GIVEN a runtime started with --no-iam
+    options = fixture_options(tmp_path / "state", free_port())
+    options.iam = False
+    options.prewarm = False
+    runtime = Runtime(options)
+    await runtime.start()
+    try:
+        # WHEN the worker's credentials make the calls its role does not grant
+        codes = await _outside_grants(runtime)
+        # THEN they are allowed, and the state says enforcement is off
+        assert codes == ["allowed", "allowed"]
+        assert runtime.describe()["iam"]["enabled"] is False
+        assert runtime.describe()["iam"]["denials"] == 0
+    finally:
+        await runtime.stop()
+
+
+async def test_rule_to_queue_delivery_honours_the_queue_policy(
+    runtime: LocalRuntime, aws: Any, wait_for: Waiter
+) -> None:
+    async def put(ident: str) -> None:
+        await events.put_events(
+            Entries=[
+                {
+                    "Source": "test.producer",
+                    "DetailType": "t",
+                    "Detail": json.dumps({"id": ident}),
+                    "EventBusName": BUS,
+                }
+            ]
+        )
+
+    async def processed(ident: str) -> int:
+        item = (
+            await ddb.get_item(
+                TableName=TABLE, Key={"PK": {"S": f"MSG#{ident}"}, "SK": {"S": "META"}}
+            )
+        ).get("Item")
+        return int(item["processed"]["N"]) if item else 0
+
+    def policy(source_arn: str) -> str:
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": QUEUE_ARN,
+            "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+        }
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+    async with aws("events") as events, aws("dynamodb") as ddb, aws("sqs") as sqs:
+        url = (await sqs.get_queue_url(QueueName=QUEUE))["QueueUrl"]
+        # GIVEN a queue policy that lets only another rule send
+        other = "arn:aws:events:us-east-1:123456789012:rule/sluice-test-worker-raw"
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy(other)})
+        # WHEN the bus rule matches an event THEN it is not delivered; the denial is counted
+        await put("refused")
+        targets = runtime.describe()["iam"]["rule_targets"]
+        assert targets["denied"] == 1
+        assert targets["dropped"] == 1  # the bus rule's target has no DLQ
+        denial = runtime.describe()["iam"]["recent_denials"][-1]
+        assert (denial["principal"], denial["action"], denial["resource"]) == (
+            "events.amazonaws.com",
+            "sqs:SendMessage",
+            QUEUE_ARN,
+        )
+        # GIVEN the policy names the bus rule WHEN the next event matches THEN it is delivered
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy(BUS_RULE_ARN)})
+        await put("allowed")
+        assert await wait_for(lambda: processed("allowed")) == 1
+        assert await processed("refused") == 0
