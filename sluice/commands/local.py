@@ -362,6 +362,10 @@ def status_lite(ctx: click.Context, port: int) -> None:
         click.echo(json.dumps(state, indent=2))
         return
     click.echo(f"{state['endpoint']}  stage {state['stage']}  up {state['uptime_s']} s")
+    iam = state.get("iam") or {}
+    if iam:
+        enforced = "enforced" if iam.get("enabled") else "not enforced (--no-iam)"
+        click.echo(f"IAM {enforced}: {iam.get('denials', 0)} denial(s) (listed by sluice status)")
     click.echo(f"{'function':<40} {'warm':>4} {'busy':>4} {'cold':>4} {'calls':>6} {'errors':>6}")
     for name, fn in sorted(state["functions"].items()):
         click.echo(

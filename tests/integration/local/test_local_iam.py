@@ -271,3 +271,123 @@ async def test_rule_to_queue_delivery_honours_the_queue_policy(
         await put("allowed")
         assert await wait_for(lambda: processed("allowed")) == 1
         assert await processed("refused") == 0
+
+
+async def _run(sfn: Any, arn: str, wait_for: Waiter) -> dict[str, Any]:
+    started = await sfn.start_execution(stateMachineArn=arn, input="{}")
+
+    async def finished() -> Any:
+        described = await sfn.describe_execution(executionArn=started["executionArn"])
+        return described if described["status"] != "RUNNING" else None
+
+    result: dict[str, Any] = await wait_for(finished, timeout=30)
+    return result
+
+
+async def test_a_state_machine_invokes_lambda_only_with_its_role_grant(
+    runtime: LocalRuntime, aws: Any, wait_for: Waiter
+) -> None:
+    flow = "arn:aws:states:us-east-1:123456789012:stateMachine:sluice-test-flow"
+    async with aws("stepfunctions") as sfn, aws("iam") as iam:
+        # GIVEN the flow's role allows invoking the tick function THEN the task runs
+        assert (await _run(sfn, flow, wait_for))["status"] == "SUCCEEDED"
+        # WHEN the grant is removed from the role
+        role_arn = (await sfn.describe_state_machine(stateMachineArn=flow))["roleArn"]
+        role = role_arn.rsplit("/", 1)[-1]
+        for name in (await iam.list_role_policies(RoleName=role))["PolicyNames"]:
+            await iam.delete_role_policy(RoleName=role, PolicyName=name)
+        # THEN the Lambda task fails with AWS's error, and the denial names the role's session
+        failed = await _run(sfn, flow, wait_for)
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "Lambda.AccessDeniedException"
+    assert "lambda:InvokeFunction" in failed["cause"]
+    denial = runtime.describe()["iam"]["recent_denials"][-1]
+    assert denial["principal"].startswith(f"arn:aws:sts::123456789012:assumed-role/{role}/")
+
+
+async def test_state_machine_sdk_calls_use_the_execution_role(
+    runtime: LocalRuntime, aws: Any, wait_for: Waiter
+) -> None:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "states.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
+                "Parameters": {"TableName": TABLE, "Key": {"PK": {"S": "x"}, "SK": {"S": "y"}}},
+                "End": True,
+            }
+        },
+    }
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"}],
+    }
+    async with aws("stepfunctions") as sfn, aws("iam") as iam:
+        # GIVEN a state machine whose role has no grant at all
+        role = (
+            await iam.create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps(trust))
+        )["Role"]
+        machine = await sfn.create_state_machine(
+            name="reader", definition=json.dumps(definition), roleArn=role["Arn"]
+        )
+        # WHEN it reads the table THEN the SDK call is refused as the role
+        failed = await _run(sfn, machine["stateMachineArn"], wait_for)
+        assert failed["status"] == "FAILED"
+        assert failed["error"] == "DynamoDb.AccessDeniedException"
+        assert "assumed-role/reader/" in failed["cause"]
+        # WHEN the role is granted GetItem THEN the same call succeeds
+        await iam.put_role_policy(
+            RoleName="reader", PolicyName="read", PolicyDocument=json.dumps(grant)
+        )
+        assert (await _run(sfn, machine["stateMachineArn"], wait_for))["status"] == "SUCCEEDED"
+
+
+async def test_the_mapping_polls_only_while_the_role_may_receive(
+    runtime: LocalRuntime, aws: Any, wait_for: Waiter
+) -> None:
+    role = runtime.runner.functions[WORKER].role_arn.rsplit("/", 1)[-1]
+    async with aws("iam") as iam, aws("sqs") as sqs, aws("dynamodb") as ddb:
+        attached = (await iam.list_attached_role_policies(RoleName=role))["AttachedPolicies"]
+        (sqs_policy,) = [p["PolicyArn"] for p in attached if "SQS" in p["PolicyName"]]
+        # GIVEN the role loses its SQS grant after the mapping was created
+        await iam.detach_role_policy(RoleName=role, PolicyArn=sqs_policy)
+
+        async def receives_denied() -> bool:
+            denials = [
+                d
+                for d in runtime.describe()["iam"]["recent_denials"]
+                if d["action"] == "sqs:ReceiveMessage" and d["resource"] == QUEUE_ARN
+            ]
+            # every polling loop (2) has been refused at least once since: none is mid-receive
+            return len(denials) >= 3
+
+        # THEN the pollers are refused
+        await wait_for(receives_denied, timeout=15)
+
+        async def processed() -> int:
+            item = (
+                await ddb.get_item(
+                    TableName=TABLE, Key={"PK": {"S": "MSG#gated"}, "SK": {"S": "META"}}
+                )
+            ).get("Item")
+            return int(item["processed"]["N"]) if item else 0
+
+        # AND a message sent now stays unprocessed
+        url = (await sqs.get_queue_url(QueueName=QUEUE))["QueueUrl"]
+        await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": "gated"}))
+        await asyncio.sleep(3)
+        assert await processed() == 0
+        # WHEN the grant is back THEN the message is processed
+        await iam.attach_role_policy(RoleName=role, PolicyArn=sqs_policy)
+        assert await wait_for(processed, timeout=30) == 1
