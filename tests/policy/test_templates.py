@@ -33,13 +33,15 @@ LIST_RAW = _arns("raw", "", "s3:ListBucket")
 LIST_WORK = _arns("work", "", "s3:ListBucket")
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
 WRITE_STAGE = _arns("work", "/stage/*", *WRITE, "s3:DeleteObject")
+# The real-time stages stage per attempt and never delete staging (sluice_shared.stages).
+PUT_STAGE = _arns("work", "/stage/*", *WRITE)
 READ_STAGE = _arns("work", "/stage/*", "s3:GetObject")
 QUARANTINE = _arns("error", "/quarantine/*", *WRITE)
 PROCESSED = _arns("processed", "/*", *WRITE)
 EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
     ("ingest", "FunctionRole"): READ_RAW | LIST_RAW,
-    ("validate", "FunctionRole"): READ_RAW | LIST_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE,
-    ("transform", "FunctionRole"): LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE,
+    ("validate", "FunctionRole"): READ_RAW | LIST_RAW | PUT_STAGE | QUARANTINE,
+    ("transform", "FunctionRole"): LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE,
     # Output re-reads a completed file's manifest to re-publish file.processed (_replay_completed).
     ("output", "FunctionRole"): (
         LIST_WORK | READ_STAGE | PROCESSED | _arns("processed", "/_manifests/*", "s3:GetObject")
