@@ -33,8 +33,10 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell; }
 
 ## Event contracts: schemas fresh, golden examples parse and unchanged, additive within a major.
+## Data contracts: every contract and lookup lints clean, compatible within its version.
 contracts-check: setup
 	$(BIN)/python -m contracts.tools check
+	$(BIN)/sluice contracts check --datasets
 
 contracts-generate: setup
 	$(BIN)/python -m contracts.tools generate

@@ -10,11 +10,12 @@ SluiceError                     .code: a stable snake_case reason
 ├── TransientError              public name (Step Functions `Retry` matches it)
 │   └── ThrottledError          public name
 └── PoisonInputError            public name (Step Functions `Catch` matches it)
-    └── ContractError           an event that breaks its contract
-        ├── UnknownContractType
-        ├── InvalidContract
-        ├── ContractTypeMismatch
-        └── EventTooLarge
+    ├── ContractError           an event that breaks its contract
+    │   ├── UnknownContractType
+    │   ├── InvalidContract
+    │   ├── ContractTypeMismatch
+    │   └── EventTooLarge
+    └── DatasetContractInvalid  a data contract that does not load
 ```
 
 Why the root lives here. `contracts` is a leaf package (it imports pydantic, orjson and PyYAML,
@@ -119,3 +120,18 @@ class EventTooLarge(ContractError):
     """The EventBridge entry would exceed the 256 KB PutEvents limit."""
 
     code = "event_too_large"
+
+
+class DatasetContractInvalid(PoisonInputError):
+    """A data contract (`datasets/<name>/v<N>.yaml`) that does not load; `problems` holds one
+    line per problem, each with its YAML path and a hint (`contracts.datasets.lint`).
+
+    Poison for the file that needs it: the stage records the file QUARANTINED with this code
+    and the problems instead of retrying it; a fixed contract makes a replay succeed."""
+
+    code = "contract_invalid"
+
+    def __init__(self, message: str, *, dataset: str = "", problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.problems = tuple(problems)

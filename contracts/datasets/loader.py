@@ -7,11 +7,21 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from contracts.datasets.model import DatasetContract
+from contracts.errors import DatasetContractInvalid
 
 DATASETS_DIR = Path(__file__).resolve().parent
 _VERSION_FILE = re.compile(r"^v(\d+)\.ya?ml$")
+# Problems quoted in a DatasetContractInvalid message (all of them are in `.problems`).
+_QUOTED_PROBLEMS = 5
+
+
+def version_of_file(file_name: str) -> int | None:
+    """The version a contract file's name gives (`v2.yaml` → 2), None for any other file."""
+    found = _VERSION_FILE.match(file_name)
+    return int(found.group(1)) if found else None
 
 
 class DatasetCatalog:
@@ -35,8 +45,9 @@ class DatasetCatalog:
     def load(self, name: str, version: int | None = None) -> DatasetContract:
         """The contract for `name` at `version` (the newest when None).
 
-        Raises KeyError when the dataset or version does not exist; pydantic's ValidationError
-        (listing every problem) when the YAML is not a valid contract.
+        Raises KeyError when the dataset or version does not exist; DatasetContractInvalid
+        (every problem with its YAML path and a hint, as `contracts.datasets.lint` reports
+        them) when the file is not a valid contract of that dataset and version.
         """
         versions = self._versions(name)
         if not versions:
@@ -47,14 +58,35 @@ class DatasetCatalog:
         path = self.root / name / f"v{chosen}.yaml"
         if not path.exists():
             path = self.root / name / f"v{chosen}.yml"
-        stat = path.stat()
-        contract = _parse(str(path), stat.st_mtime_ns, stat.st_size)
+        try:
+            stat = path.stat()
+            contract = _parse(str(path), stat.st_mtime_ns, stat.st_size)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
+            raise _invalid(path, name, chosen, exc) from exc
         if contract.name != name or contract.version != chosen:
-            raise ValueError(f"{path}: declares {contract.ref}, expected {name}/v{chosen}")
+            raise _invalid(path, name, chosen, None)
         return contract
 
     def lookup_path(self, name: str, table: str) -> Path:
         return self.root / name / "lookups" / f"{table}.csv"
+
+
+def _invalid(
+    path: Path, name: str, version: int, cause: Exception | None
+) -> DatasetContractInvalid:
+    from contracts.datasets.lint import lint_file
+
+    problems = [str(p) for p in lint_file(path, expected=(name, version))]
+    if not problems:
+        problems = [f"{path}: {cause}"]
+    quoted = "; ".join(problems[:_QUOTED_PROBLEMS])
+    more = len(problems) - _QUOTED_PROBLEMS
+    tail = f" (and {more} more)" if more > 0 else ""
+    return DatasetContractInvalid(
+        f"data contract {name}/v{version} does not load: {quoted}{tail}",
+        dataset=name,
+        problems=problems,
+    )
 
 
 @lru_cache(maxsize=256)

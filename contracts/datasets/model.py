@@ -186,6 +186,81 @@ class QuarantinePolicy(_Strict):
     max_bad_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+class ReferenceProblems(ValueError):
+    """Names in a contract that do not resolve; `problems` holds (YAML path, message, hint)."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str, str]]) -> None:
+        super().__init__("; ".join(message for _, message, _ in problems))
+        self.problems = problems
+
+
+_DECLARE = "declare it in `columns`, or derive it (or bring it in with a lookup) before this"
+
+
+def reference_problems(
+    contract: DatasetContract,
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """The names of `contract` that refer to no column at the point they are used: primary key,
+    derived arguments, lookup join columns, casts and partition columns. One (YAML path,
+    message, hint) per problem, in file order."""
+    names = [c.name for c in contract.columns]
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            problems.append(
+                (("columns", index, "name"), f"duplicate column name {name!r}", "rename one")
+            )
+        seen.add(name)
+    known = set(names)
+    for index, key in enumerate(contract.primary_key):
+        if key not in known:
+            problems.append(
+                (
+                    ("primary_key", index),
+                    f"primary_key column {key!r} is not a column",
+                    "the primary key is made of columns declared in `columns`",
+                )
+            )
+    spec = contract.transform
+    for index, derived in enumerate(spec.derived):
+        for position, arg in enumerate(derived.args):
+            if isinstance(arg, str) and arg not in known:
+                problems.append(
+                    (
+                        ("transform", "derived", index, "args", position),
+                        f"derived {derived.name!r} uses unknown column {arg!r}",
+                        f"{_DECLARE}; a literal is written as {{literal: value}}",
+                    )
+                )
+        known.add(derived.name)
+    for index, lookup in enumerate(spec.lookups):
+        if lookup.column not in known:
+            problems.append(
+                (
+                    ("transform", "lookups", index, "column"),
+                    f"lookup {lookup.table!r} joins on unknown column {lookup.column!r}",
+                    _DECLARE,
+                )
+            )
+        known.update(f"{lookup.prefix}{c}" for c in lookup.columns)
+    for cast in spec.casts:
+        if cast not in known:
+            problems.append(
+                (("transform", "casts", cast), f"cast of unknown column {cast!r}", _DECLARE)
+            )
+    for index, part in enumerate(contract.partition_by):
+        if part.column not in known:
+            problems.append(
+                (
+                    ("partition_by", index, "column"),
+                    f"partition {part.name!r} uses unknown column {part.column!r}",
+                    "a partition is made from a column of the output",
+                )
+            )
+    return problems
+
+
 class DatasetContract(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(ge=1)
@@ -200,33 +275,9 @@ class DatasetContract(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> DatasetContract:
-        names = [c.name for c in self.columns]
-        problems: list[str] = []
-        if len(set(names)) != len(names):
-            problems.append("duplicate column names")
-        known = set(names)
-        for key in self.primary_key:
-            if key not in known:
-                problems.append(f"primary_key column {key!r} is not a column")
-        for derived in self.transform.derived:
-            for arg in derived.args:
-                if isinstance(arg, str) and arg not in known:
-                    problems.append(f"derived {derived.name!r} uses unknown column {arg!r}")
-            known.add(derived.name)
-        for lookup in self.transform.lookups:
-            if lookup.column not in known:
-                problems.append(
-                    f"lookup {lookup.table!r} joins on unknown column {lookup.column!r}"
-                )
-            known.update(f"{lookup.prefix}{c}" for c in lookup.columns)
-        for cast in self.transform.casts:
-            if cast not in known:
-                problems.append(f"cast of unknown column {cast!r}")
-        for part in self.partition_by:
-            if part.column not in known:
-                problems.append(f"partition {part.name!r} uses unknown column {part.column!r}")
+        problems = reference_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ReferenceProblems(problems)
         return self
 
     @property

@@ -1,22 +1,28 @@
-"""`sluice contracts check [--against REF]`: the compatibility rules as a CI gate."""
+"""`sluice contracts check [--against REF]`: the compatibility rules as a CI gate, for the event
+contracts and (`--datasets`) the data contracts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from contracts.datasets.lint import Location, lint_catalog
+from contracts.datasets.loader import DATASETS_DIR
 from contracts.tools import ContractFolder, ToolError, builtin_folders, check
 from sluice.ops.calls import Failed
 from sluice.ops.events import EventToolError, load_model
 
 if TYPE_CHECKING:
+    from contracts.datasets import DatasetContract
     from sluice.context import CliContext
 
 
 @click.group("contracts")
 def command() -> None:
-    """Event contract checks (schemas, golden examples, compatibility within a major)."""
+    """Contract checks: event contracts (schemas, golden examples, compatibility within a major)
+    and, with --datasets, data contracts (lint, lookups, compatibility within a version)."""
 
 
 @command.command("check")
@@ -34,14 +40,40 @@ def command() -> None:
     help="Check a team's contract (its folder holds schema.json and examples/); repeatable. "
     "Default: the built-in contracts.",
 )
+@click.option(
+    "--datasets",
+    "datasets",
+    is_flag=True,
+    help="Check the data contracts (every <dataset>/v<N>.yaml and its lookups) instead.",
+)
+@click.option(
+    "--datasets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The folder of data contracts to check with --datasets (default: contracts/datasets).",
+)
 @click.pass_obj
-def check_command(ctx: CliContext, against: str | None, models: tuple[str, ...]) -> None:
+def check_command(
+    ctx: CliContext,
+    against: str | None,
+    models: tuple[str, ...],
+    datasets: bool,
+    datasets_dir: Path | None,
+) -> None:
     """Report stale schemas, golden examples that do not parse or changed after they were
-    recorded, and breaking changes within a major versus --against.
+    recorded, and breaking changes within a major versus --against. With --datasets, lint
+    every data contract and lookup table offline (each problem with its YAML path and a hint).
 
     Exit codes: 0 every contract keeps its promises, 1 problems found, 2 bad arguments
     (unknown git ref, bad --model).
     """
+    if datasets_dir is not None and not datasets:
+        raise click.UsageError("--datasets-dir goes with --datasets")
+    if datasets:
+        if models:
+            raise click.UsageError("--model checks event contracts; leave it out with --datasets")
+        _check_datasets(ctx, datasets_dir or DATASETS_DIR, against)
+        return
     try:
         folders = [ContractFolder.of(load_model(m)) for m in models] or builtin_folders()
     except EventToolError as exc:
@@ -60,3 +92,48 @@ def check_command(ctx: CliContext, against: str | None, models: tuple[str, ...])
     ctx.emit(report, human)
     if problems:
         raise Failed(f"{len(problems)} contract problem(s)")
+
+
+def _check_datasets(ctx: CliContext, root: Path, against: str | None) -> None:
+    if not root.is_dir():
+        raise click.BadParameter(f"{root} is not a folder", param_hint="--datasets-dir")
+    found = lint_catalog(root, extra=[derived_type_problems])
+    problems = [str(p) for p in found]
+    report: dict[str, Any] = {
+        "datasets_dir": str(root),
+        "against": against or "HEAD",
+        "ok": not problems,
+        "problems": [
+            {"file": p.file, "where": p.where, "message": p.message, "hint": p.hint, "line": p.line}
+            for p in found
+        ],
+    }
+    count = sum(1 for f in root.glob("*/v*.y*ml"))
+    human = "\n".join(problems) if problems else f"{count} data contracts OK"
+    ctx.emit(report, human)
+    if problems:
+        raise Failed(f"{len(problems)} data contract problem(s)")
+
+
+def derived_type_problems(contract: DatasetContract) -> list[tuple[Location, str, str]]:
+    """A derived column whose arguments do not fit its operation (e.g. `multiply` of a string),
+    found with the data path's own typing rules, so the lint and the transform stage agree."""
+    from sluice_shared.datapath.derive import DerivationError, derived_type
+    from sluice_shared.datapath.schema import contract_schema
+
+    types = {f.name: f.type for f in contract_schema(contract)}
+    for index, derived in enumerate(contract.transform.derived):
+        try:
+            # the natural type checks the arguments; a declared `type` is a cast of it
+            natural = derived_type(derived.model_copy(update={"type": None}), types)
+            types[derived.name] = derived_type(derived, types) if derived.type else natural
+        except DerivationError as exc:
+            # later columns may depend on this one: the first problem is the one to fix
+            return [
+                (
+                    ("transform", "derived", index),
+                    str(exc),
+                    "see the ops and the argument types they take in contracts/README.md",
+                )
+            ]
+    return []

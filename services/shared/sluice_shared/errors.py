@@ -11,6 +11,7 @@ SluiceError                              contracts.errors   (the root; see there
 │   │   ├── ContractTypeMismatch         contracts.errors   transport and envelope disagree
 │   │   ├── EventTooLarge                contracts.errors   a PutEvents entry above 256 KB
 │   │   └── ContractViolation            sluice_shared.errors  not JSON, type not accepted here
+│   ├── DatasetContractInvalid           contracts.errors   a data contract that does not load
 │   ├── UnknownDatasetError              sluice_shared.errors  the key names no dataset contract
 │   ├── InputLimitExceeded               sluice_shared.errors  a limit on outside input breached
 │   ├── EventLedgerMismatch              sluice_shared.errors  an event disagrees with the ledger

@@ -138,3 +138,67 @@ def _regenerate(folder: Path) -> None:
     module = importlib.import_module("acme_cli_contracts.shipment_sent.v1.model")
     module = importlib.reload(module)
     generate([ContractFolder.of(module.ShipmentSentV1)])
+
+
+@pytest.fixture
+def datasets_copy(tmp_path: Path) -> Path:
+    """GIVEN a copy of the repository's data contracts and lookups, outside any git repo."""
+    import shutil
+
+    from contracts.datasets.loader import DATASETS_DIR
+
+    root = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return root
+
+
+def test_contracts_check_datasets_passes_on_the_repository(sluice: Invoke) -> None:
+    result = sluice("contracts", "check", "--datasets")
+
+    assert result.exit_code == 0, result.output
+    assert "2 data contracts OK" in result.stdout
+
+
+def test_contracts_check_datasets_on_broken_copy_exits_1_with_yaml_path(
+    sluice: Invoke, datasets_copy: Path
+) -> None:
+    contract = datasets_copy / "orders" / "v1.yaml"
+    contract.write_text(
+        contract.read_text().replace(
+            "{table: countries, column: country", "{table: countries, on: country"
+        )
+    )
+
+    result = sluice("contracts", "check", "--datasets", "--datasets-dir", str(datasets_copy))
+
+    assert result.exit_code == 1
+    assert "orders/v1.yaml: transform.lookups[0].on: the key `on` was read as the boolean true" in (
+        result.stdout
+    )
+    assert "data contract problem(s)" in result.stderr
+
+
+def test_contracts_check_datasets_finds_a_derived_op_on_the_wrong_type(
+    sluice: Invoke, datasets_copy: Path
+) -> None:
+    # WHEN a derived column multiplies a string column (its declared type hides nothing)
+    contract = datasets_copy / "orders" / "v1.yaml"
+    contract.write_text(
+        contract.read_text().replace("args: [quantity, unit_price]", "args: [quantity, currency]")
+    )
+
+    result = sluice(
+        "--json", "contracts", "check", "--datasets", "--datasets-dir", str(datasets_copy)
+    )
+
+    assert result.exit_code == 1
+    [problem] = orjson.loads(result.stdout)["problems"]
+    assert problem["where"] == "transform.derived[0]"
+    assert "multiply needs numbers, got string" in problem["message"]
+
+
+def test_contracts_check_datasets_missing_folder_exits_2(sluice: Invoke, tmp_path: Path) -> None:
+    result = sluice("contracts", "check", "--datasets", "--datasets-dir", str(tmp_path / "nope"))
+
+    assert result.exit_code == 2
+    assert "is not a folder" in result.stderr
