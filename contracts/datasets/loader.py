@@ -14,8 +14,9 @@ from contracts.errors import DatasetContractInvalid
 
 DATASETS_DIR = Path(__file__).resolve().parent
 _VERSION_FILE = re.compile(r"^v(\d+)\.ya?ml$")
-# Problems quoted in a DatasetContractInvalid message (all of them are in `.problems`).
-_QUOTED_PROBLEMS = 5
+# A DatasetContractInvalid message quotes problems up to this length (all of them are in
+# `.problems`): it becomes a ledger error and a `file.rejected` reason (at most 4096 characters).
+MAX_MESSAGE_CHARS = 3000
 
 
 def version_of_file(file_name: str) -> int | None:
@@ -79,11 +80,17 @@ def _invalid(
     problems = [str(p) for p in lint_file(path, expected=(name, version))]
     if not problems:
         problems = [f"{path}: {cause}"]
-    quoted = "; ".join(problems[:_QUOTED_PROBLEMS])
-    more = len(problems) - _QUOTED_PROBLEMS
-    tail = f" (and {more} more)" if more > 0 else ""
+    message = f"data contract {name}/v{version} does not load: {problems[0]}"
+    for index, problem in enumerate(problems[1:], start=1):
+        tail = f" (and {len(problems) - index} more)"
+        if len(message) + len(problem) + 2 + len(tail) > MAX_MESSAGE_CHARS:
+            message += tail
+            break
+        message += f"; {problem}"
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
     return DatasetContractInvalid(
-        f"data contract {name}/v{version} does not load: {quoted}{tail}",
+        message,
         dataset=name,
         problems=problems,
     )

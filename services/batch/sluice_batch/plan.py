@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.errors import DatasetContractInvalid
 from contracts.events import FileIngestedV1
 from contracts.types import DatasetRef
 from sluice_batch.cuts import plan_cuts
@@ -357,6 +358,8 @@ async def _plan_file(
         contract = deps.contracts.load(dataset, target.dataset_version)
     except KeyError:
         return f"unknown_dataset: no data contract named {dataset!r}"
+    except DatasetContractInvalid as invalid:
+        return f"{invalid.code}: {invalid.message}"
     version_id = target.version_id or info.version_id
     file_id = file_id_for(target.bucket, target.key, version_id, info.etag)
     record = FileRecord(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote_plus
 
+from contracts.errors import DatasetContractInvalid
 from contracts.events import FileIngestedV1, FileRejectedV1
 from contracts.types import DatasetRef
 from sluice_shared.errors import ContractViolation, InputLimitExceeded, UnknownDatasetError
@@ -51,7 +52,8 @@ async def ingest_object(
     created: ObjectCreated, deps: IngestDeps, settings: IngestSettings
 ) -> IngestReport:
     """Register the object and announce it (`file.ingested`), start the batch workflow for a
-    large file, or reject it (`file.rejected`: unknown dataset, limits).
+    large file, or reject it (`file.rejected`: unknown dataset, a contract that does not load
+    (`contract_invalid`), limits).
 
     An older version notified after a newer one was written is `superseded`: only the newest
     version of a key is processed, whatever order the notifications arrive in.
@@ -85,7 +87,9 @@ async def ingest_object(
     try:
         dataset = dataset_of_key(key, max_key_length=settings.limits.max_key_length)
         dataset_version = deps.contracts.load(dataset).version
-    except (UnknownDatasetError, InputLimitExceeded) as bad:
+    except (UnknownDatasetError, InputLimitExceeded, DatasetContractInvalid) as bad:
+        # A contract that does not load is the file's dead end until the contract is fixed
+        # (then `sluice replay`): recorded QUARANTINED with every problem, never retried.
         rejection = (bad.code, bad.message)
     except KeyError:
         rejection = ("unknown_dataset", f"no data contract for dataset {dataset!r}")

@@ -335,12 +335,19 @@ async def open_stage_deps(settings: SluiceSettings) -> AsyncIterator[ServiceDeps
 
 
 async def publish_next(
-    deps: ServiceDeps, event: ContractModel, cause: Envelope[Any], *, file_id: str
+    deps: ServiceDeps,
+    event: ContractModel,
+    cause: Envelope[Any],
+    *,
+    file_id: str,
+    source: str | None = None,
 ) -> Envelope[Any]:
     """Publish the next fact of a file's run in its own envelope, carrying the correlation id
-    of the event that caused it and a deterministic id (see `event_id`)."""
+    of the event that caused it and a deterministic id (see `event_id`). `source` is the
+    publishing service (default: the model's SOURCE): the bus lets each service publish only
+    its own source."""
     envelope = Envelope.wrap(
-        event, correlationid=cause.correlationid, id=event_id(file_id, event.TYPE)
+        event, correlationid=cause.correlationid, id=event_id(file_id, event.TYPE), source=source
     )
     await deps.aws.publisher.publish([envelope])
     return envelope
@@ -394,10 +401,13 @@ class StageService:
         consumes: type[ContractModel],
         step: StageStep,
         working: FileStatus,
+        source: str | None = None,
     ):
         self.settings = settings
         self.consumes = consumes
         self.working = working
+        # The source of every event this service publishes (default: each model's SOURCE).
+        self.source = source
         tele = telemetry(settings.service_name)
         self.logger, self.metrics, self.tracer = tele.logger, tele.metrics, tele.tracer
         self.step = _traced_step(self.tracer, step)
@@ -473,7 +483,7 @@ class StageService:
         if isinstance(report, TimedReport):
             for name, milliseconds in report.latency_values().items():
                 add_latency(self.metrics, name, milliseconds)
-        await publish_next(deps, report.event, envelope, file_id=file_id)
+        await publish_next(deps, report.event, envelope, file_id=file_id, source=self.source)
         self.logger.info("step done", extra={"file_id": file_id, "emitted": report.event.TYPE})
 
 

@@ -11,9 +11,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from contracts.events import FileTransformedV1
+from contracts.datasets import DatasetCatalog
+from contracts.errors import DatasetContractInvalid
+from contracts.events import FileRejectedV1, FileTransformedV1
 from sluice_shared.datapath.buckets import bucket_count_for
-from sluice_shared.datapath.transform import load_lookups, transform_bucket
+from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
 from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
@@ -35,13 +37,14 @@ from sluice_shared.stages import (
 
 if TYPE_CHECKING:
     from contracts.events import FileValidatedV1
+    from sluice_shared.ports import FileRecord
 
 CLAIMABLE = (FileStatus.VALIDATING, FileStatus.TRANSFORMING)
 
 
 @dataclass(frozen=True, slots=True)
 class TransformReport:
-    event: FileTransformedV1 | None
+    event: FileTransformedV1 | FileRejectedV1 | None
     rows_in: int = 0
     rows_out: int = 0
     rows_duplicate: int = 0
@@ -60,8 +63,10 @@ async def transform_validated_file(
     with them and with the counts validate recorded, or it is refused (EventLedgerMismatch)
     untouched.
 
-    Returns the `file.transformed` fact, or an empty report for a duplicate delivery.
-    Raises TransientError for AWS failures worth a retry.
+    Returns the `file.transformed` fact, the `file.rejected` fact when the file ends
+    QUARANTINED here (its contract or a lookup table does not load: `contract_invalid`,
+    `invalid_lookup_table`), or an empty report for a duplicate delivery. Raises TransientError
+    for AWS failures worth a retry.
     """
     before = await registered(deps.ledger, validated.file_id)
     keys = StageKeys(before.file_id, before.dataset)
@@ -92,8 +97,13 @@ async def transform_validated_file(
     )
     if claimed is None:
         return TransformReport(event=None)
-    contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
-    lookups = await asyncio.to_thread(load_lookups, contract)
+    try:
+        contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+        # lookup tables live beside the contract they came from
+        catalog = deps.contracts if isinstance(deps.contracts, DatasetCatalog) else None
+        lookups = await asyncio.to_thread(load_lookups, contract, catalog)
+    except (DatasetContractInvalid, LookupTableError) as unusable:
+        return await _reject(claimed, validated, deps, unusable.code, unusable.message)
     bucket_count = bucket_count_for(claimed.size_bytes)
     # The staging the validate attempt announced: one of the file's own areas (checked above).
     announced = announced_staging(validated.staged_prefix, keys.validated_prefix)
@@ -173,6 +183,43 @@ async def transform_validated_file(
         object_created_at=validated.object_created_at,
     )
     return TransformReport(event=event, rows_in=rows_in, rows_out=rows_out, rows_duplicate=rows_dup)
+
+
+async def _reject(
+    claimed: FileRecord,
+    validated: FileValidatedV1,
+    deps: StageDeps,
+    reason_code: str,
+    reason: str,
+    *,
+    quarantine_uri: str | None = None,
+) -> TransformReport:
+    """End the file QUARANTINED from TRANSFORMING: nothing of it reaches the output (the staged
+    objects of this attempt are never announced), every row counts as quarantined."""
+    await deps.ledger.transition(
+        claimed.file_id,
+        FileStatus.QUARANTINED,
+        expected=(FileStatus.TRANSFORMING,),
+        current=claimed,
+        rows_in=validated.rows_in,
+        rows_out=0,
+        rows_quarantined=validated.rows_in,
+        error_code=reason_code,
+        error=reason,
+    )
+    event = FileRejectedV1(
+        file_id=claimed.file_id,
+        dataset=dataset_of(claimed),
+        bucket=claimed.bucket,
+        key=claimed.key,
+        reason_code=reason_code,
+        reason=reason,
+        rows_in=validated.rows_in,
+        rows_quarantined=validated.rows_in,
+        quarantine_uri=quarantine_uri or validated.quarantine_uri,
+        object_created_at=validated.object_created_at,
+    )
+    return TransformReport(event=event, rows_in=validated.rows_in)
 
 
 async def _staged_inputs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from contracts.errors import DatasetContractInvalid
 from contracts.events import FileRejectedV1, FileValidatedV1
 from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.datapath.validate import validate_file
@@ -90,6 +91,8 @@ async def validate_ingested_file(
         contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
     except KeyError as missing:
         return await _reject(claimed, created_at, deps, "unknown_dataset", str(missing), rows_in=0)
+    except DatasetContractInvalid as invalid:
+        return await _reject(claimed, created_at, deps, invalid.code, invalid.message, rows_in=0)
 
     # This attempt's own staging: never shared with another attempt, never cleared (see
     # `attempt_staging`), so no copy of this event can delete what another one announced.
