@@ -391,3 +391,81 @@ async def test_the_mapping_polls_only_while_the_role_may_receive(
         # WHEN the grant is back THEN the message is processed
         await iam.attach_role_policy(RoleName=role, PolicyArn=sqs_policy)
         assert await wait_for(processed, timeout=30) == 1
+
+
+async def test_a_schedule_starts_its_target_only_as_a_role_that_trusts_the_scheduler(
+    runtime: LocalRuntime, aws: Any
+) -> None:
+    schedule = "sluice-test-flow-daily"
+    (role_name,) = [r.physical_id for r in runtime.reports if r.logical_id == "FlowScheduleRole"]
+    async with aws("iam") as iam:
+        # GIVEN the schedule's role trusts the scheduler and may start the flow THEN it fires
+        assert "denied" not in await runtime.fire(schedule)
+        # WHEN the role trusts only Lambda
+        lambda_only = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        await iam.update_assume_role_policy(
+            RoleName=role_name, PolicyDocument=json.dumps(lambda_only)
+        )
+        fired = await runtime.fire(schedule)
+    # THEN the scheduler cannot assume it: refused, counted, named
+    assert "scheduler.amazonaws.com is not authorized to perform: sts:AssumeRole" in fired["denied"]
+    assert fired["dead_lettered"] is False  # the fixture's target has no DLQ
+    assert runtime.describe()["iam"]["schedule_denials"] == 1
+
+
+async def test_up_fails_when_a_mapping_role_may_not_receive_from_its_queue(
+    moto_endpoint: str, tmp_path: Any
+) -> None:
+    import pytest
+
+    from sluice.local.errors import ProvisioningError
+    from sluice.local.runtime import LocalRuntime as Runtime
+    from tests.integration.local.conftest import FIXTURES, fixture_options
+    from tests.processes import free_port
+
+    # GIVEN a function whose explicit role has no SQS grant, triggered by a queue
+    template = tmp_path / "service.yaml"
+    template.write_text(
+        f"""
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {{Service: lambda.amazonaws.com}}
+            Action: sts:AssumeRole
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {FIXTURES / "fn"}
+      Handler: worker.tick_handler
+      Runtime: python3.12
+      Role: !GetAtt Role.Arn
+      Events:
+        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+"""
+    )
+    options = fixture_options(tmp_path / "state", free_port())
+    options.templates = [FIXTURES / "platform.yaml", template]
+    options.prewarm = False
+    # WHEN up provisions it THEN it fails as CreateEventSourceMapping does, naming the action
+    with pytest.raises(ProvisioningError, match="permissions to call ReceiveMessage on SQS"):
+        await Runtime(options).start()

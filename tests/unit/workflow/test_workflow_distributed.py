@@ -469,3 +469,19 @@ async def test_stop_aborts_running_children_and_redrive_finishes_them() -> None:
     finished = await engine.wait(execution.arn)
     assert (finished.status, finished.output) == ("SUCCEEDED", [1, 2])
     assert engine.list_map_runs(execution.arn) == [map_run]
+
+
+async def test_children_run_as_the_execution_role() -> None:
+    from sluice.local.workflow.ports import EXECUTION_ROLE
+    from tests.unit.workflow.workflow_fakes import ROLE
+
+    # GIVEN a work function that reports the role its caller acts as
+    async def whose_role(payload: Any) -> Any:
+        return EXECUTION_ROLE.get()
+
+    engine, *_ = make_engine({"work": whose_role})
+    # WHEN a Distributed Map fans out THEN every child task runs as the state machine's role
+    execution = await run_definition(engine, _dmap(ItemsPath="$.items"), {"items": [1, 2, 3]})
+    assert execution.output == [ROLE, ROLE, ROLE]
+    # AND outside an execution no role is set (the runtime's own calls act as themselves)
+    assert EXECUTION_ROLE.get() is None
