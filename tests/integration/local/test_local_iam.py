@@ -469,3 +469,27 @@ Resources:
     # WHEN up provisions it THEN it fails as CreateEventSourceMapping does, naming the action
     with pytest.raises(ProvisioningError, match="permissions to call ReceiveMessage on SQS"):
         await Runtime(options).start()
+
+
+async def test_rule_to_lambda_delivery_needs_the_function_policy(
+    runtime: LocalRuntime, aws: Any
+) -> None:
+    tick = "arn:aws:lambda:us-east-1:123456789012:function:sluice-test-tick"
+    async with aws("events") as events:
+        # GIVEN a rule added through the API with no Lambda permission for it
+        await events.put_rule(Name="probe", EventPattern=json.dumps({"source": ["probe"]}))
+        await events.put_targets(Rule="probe", Targets=[{"Id": "tick", "Arn": tick}])
+        # WHEN it matches an event THEN EventBridge may not invoke the function
+        await events.put_events(Entries=[{"Source": "probe", "DetailType": "t", "Detail": "{}"}])
+    targets = runtime.describe()["iam"]["rule_targets"]
+    assert (targets["denied"], targets["dropped"]) == (1, 1)
+    denial = runtime.describe()["iam"]["recent_denials"][-1]
+    assert (denial["principal"], denial["action"], denial["resource"]) == (
+        "events.amazonaws.com",
+        "lambda:InvokeFunction",
+        tick,
+    )
+    # AND the template's own schedule rule, which the function's policy names, still delivers
+    await runtime.fire("sluice-test-tick")
+    targets = runtime.describe()["iam"]["rule_targets"]
+    assert (targets["denied"], targets["delivered"]) == (1, 1)
