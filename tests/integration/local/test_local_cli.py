@@ -117,3 +117,35 @@ def test_unknown_template_property_fails_up_naming_it(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "bad/Q property Teleport: property is not supported" in result.stderr
+
+
+def test_detached_up_no_iam_lets_a_function_role_do_anything(tmp_path: Path) -> None:
+    import boto3
+
+    port = free_port()
+    # GIVEN a runtime started with --no-iam
+    started = sluice(*_up_args(port, tmp_path / "state"), "--detach", "--no-iam", "--no-prewarm")
+    assert started.returncode == 0, started.stderr
+    try:
+        # WHEN the worker's credentials write where its role grants nothing
+        creds = sluice("local", "credentials", "sluice-test-worker", "--port", str(port))
+        assert creds.returncode == 0, creds.stderr
+        env = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in creds.stdout.splitlines()
+            if line.startswith("export ")
+        )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=env["AWS_SESSION_TOKEN"],
+        )
+        s3.put_object(Bucket="sluice-test-raw-123456789012", Key="any.csv", Body=b"a\n")
+        # THEN it is allowed, and status-lite says enforcement is off
+        status = sluice("local", "status-lite", "--port", str(port))
+        assert "IAM not enforced (--no-iam): 0 denial(s)" in status.stdout
+    finally:
+        sluice("local", "down", "--port", str(port))
