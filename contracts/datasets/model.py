@@ -180,6 +180,9 @@ class QuarantinePolicy(_Strict):
       records are not kept.
     - fail: any bad row rejects the whole file.
     Above `max_bad_ratio` the whole file is rejected atomically: nothing of it reaches the output.
+    The ratio counts every quarantined row of the file, validate's (invalid rows) and
+    transform's (`cast_failed`, `duplicate_primary_key`) together; under `fail` a bad row found
+    by either stage rejects the file.
     """
 
     policy: Literal["quarantine", "skip", "fail"] = "quarantine"

@@ -253,7 +253,9 @@ def judge_run(
             )
             continue
         dataset = verdict.item.dataset.name
-        bad = validate_bad[file_id]
+        # validate's and transform's quarantines (failed casts, duplicates) judged together,
+        # as the real-time path does
+        bad = verdict.rows_quarantined
         if verdict.bad_partitions and len(verdict.bad_partitions) == verdict.item.partitions:
             first = verdict.bad_partitions[0]
             verdict.fail(FileStatus.QUARANTINED, str(first["reason_code"]), str(first["reason"]))

@@ -36,6 +36,7 @@ from sluice_shared.stages import (
 )
 
 if TYPE_CHECKING:
+    from contracts.datasets import DatasetContract
     from contracts.events import FileValidatedV1
     from sluice_shared.ports import FileRecord
 
@@ -63,9 +64,15 @@ async def transform_validated_file(
     with them and with the counts validate recorded, or it is refused (EventLedgerMismatch)
     untouched.
 
+    Transform's quarantines (failed casts, duplicates) count toward the contract's
+    `max_bad_ratio` together with validate's: above it (or any bad row under policy `fail`)
+    the file is rejected atomically, as validate rejects it: its transformed staging is never
+    announced, so nothing of it reaches the output.
+
     Returns the `file.transformed` fact, the `file.rejected` fact when the file ends
-    QUARANTINED here (its contract or a lookup table does not load: `contract_invalid`,
-    `invalid_lookup_table`), or an empty report for a duplicate delivery. Raises TransientError
+    QUARANTINED here (`bad_row_ratio_exceeded`, `bad_rows_not_allowed`, or its contract or a
+    lookup table does not load: `contract_invalid`, `invalid_lookup_table`), or an empty report
+    for a duplicate delivery. Raises TransientError
     for AWS failures worth a retry.
     """
     before = await registered(deps.ledger, validated.file_id)
@@ -114,6 +121,7 @@ async def transform_validated_file(
     # This attempt's own staging: never shared, never cleared (see `attempt_staging`).
     staging = attempt_staging(keys, claimed)
     rows_in = rows_out = rows_dup = 0
+    reasons: dict[str, int] = {}
     for bucket in range(bucket_count):
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
         if not inputs:
@@ -157,11 +165,24 @@ async def transform_validated_file(
         rows_in += result.rows_in
         rows_out += result.rows_out
         rows_dup += result.rows_quarantined
+        for code, count in result.reasons.items():
+            reasons[code] = reasons.get(code, 0) + count
 
     if rows_in != validated.rows_valid:
         # The staged objects do not hold what validate reported: never write a partial file.
         raise _staging_mismatch(validated, rows_in)
     quarantined = validated.rows_quarantined + rows_dup
+    refusal = _judge(contract, validated, rows_dup, reasons)
+    if refusal is not None:
+        code, reason = refusal
+        return await _reject(
+            claimed,
+            validated,
+            deps,
+            code,
+            reason,
+            quarantine_uri=s3_uri(settings.error_bucket, keys.quarantine_prefix),
+        )
     await deps.ledger.transition(
         validated.file_id,
         FileStatus.TRANSFORMING,
@@ -183,6 +204,36 @@ async def transform_validated_file(
         object_created_at=validated.object_created_at,
     )
     return TransformReport(event=event, rows_in=rows_in, rows_out=rows_out, rows_duplicate=rows_dup)
+
+
+def _judge(
+    contract: DatasetContract,
+    validated: FileValidatedV1,
+    rows_transform: int,
+    reasons: dict[str, int],
+) -> tuple[str, str] | None:
+    """The whole file against the contract's quarantine policy, counting validate's and
+    transform's quarantined rows together (as the ledger does): the reason code and reason to
+    reject it with, or None when it may go on."""
+    if not rows_transform:
+        return None  # validate judged these same counts already
+    policy = contract.quarantine
+    bad = validated.rows_quarantined + rows_transform
+    rows = validated.rows_in
+    detail = ", ".join(f"{code}: {count}" for code, count in sorted(reasons.items()))
+    split = f"validate {validated.rows_quarantined}, transform {rows_transform} ({detail})"
+    if policy.policy == "fail":
+        return (
+            "bad_rows_not_allowed",
+            f"{bad} rows are invalid ({split}) and the contract's policy is fail",
+        )
+    if rows and bad / rows > policy.max_bad_ratio:
+        return (
+            "bad_row_ratio_exceeded",
+            f"{bad} of {rows} rows are invalid ({bad / rows:.1%}; {split}), above the "
+            f"contract's maximum of {policy.max_bad_ratio:.1%}",
+        )
+    return None
 
 
 async def _reject(

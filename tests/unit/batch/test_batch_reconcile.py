@@ -271,3 +271,19 @@ async def test_read_map_results_reads_manifest_succeeded_and_failed_files() -> N
     assert by_index[0].outcome == "ok"
     assert (by_index[1].outcome, by_index[1].detail["rows_in"]) == ("bad", 4)
     assert (by_index[2].outcome, by_index[2].error) == ("failed", "States.Timeout")
+
+
+def test_judge_run_bucket_quarantines_count_toward_max_bad_ratio() -> None:
+    # GIVEN a file whose partitions are clean (20 rows) but whose buckets quarantine 5 rows
+    # (failed casts, duplicates): 25% against the contract's 20%
+    parts = partitions(2)
+    p_results = [ok_partition(0, 10, 0, [0, 1]), ok_partition(1, 10, 0, [0, 1])]
+    b_results = [ok_bucket(0, 10, 3, [0, 1]), ok_bucket(1, 10, 2, [0, 1])]
+
+    run = judge(parts, p_results, b_results)
+
+    # THEN the file is QUARANTINED as validate would have done: the manifest is never written
+    (file,) = run.files
+    assert file.status is FileStatus.QUARANTINED
+    assert file.reason_code == "bad_row_ratio_exceeded"
+    assert file.reason.startswith("5 of 20 rows are invalid (25.0%)")

@@ -14,7 +14,9 @@ Memory stays bounded by 4 bytes per row of the bucket, never the rows themselves
   Arrow IPC stream (the output stage orders by `__row`, so it is kept; `__offset` is not).
 
 Rows whose value cannot be cast (a contract cast or a derived column's `type`) are quarantined with
-`cast_failed`, so `rows_in == rows_out + rows_quarantined` always holds.
+`cast_failed` and a reason naming the value, so `rows_in == rows_out + rows_quarantined` always
+holds. Whether the file as a whole is still acceptable (`max_bad_ratio`, policy `fail`) is the
+caller's judgement, over validate's and transform's quarantines together.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 DUPLICATE_PRIMARY_KEY = "duplicate_primary_key"
 CAST_FAILED = "cast_failed"
 _ROW_MASK = (1 << PARTITION_SHIFT) - 1
+# A cast_failed reason shows the offending value up to this many characters.
+MAX_VALUE_CHARS = 64
 # Small validated batches (one per bucket per read block) are merged up to this many rows before
 # transforming: per-batch overhead in Python dominates below a few thousand rows.
 CHUNK_ROWS = 65_536
@@ -375,14 +379,29 @@ def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     return table.set_column(index, name, values)
 
 
+def cast_failed_reason(column: str, value: Any, target: object) -> str:
+    """The `cast_failed` reason for one value: the column, the value (its repr, cut to
+    MAX_VALUE_CHARS with its full length said) and the target type."""
+    shown = repr(value)
+    if len(shown) > MAX_VALUE_CHARS:
+        length = len(value) if isinstance(value, str | bytes) else len(shown)
+        shown = f"{shown[:MAX_VALUE_CHARS]}… ({length} characters)"
+    return f"{column}: value {shown} cannot be cast to {target}"
+
+
 def _cast_column(
     table: pa.Table, name: str, values: pa.Array, target: pa.DataType, quarantine: _Quarantine
 ) -> pa.Table:
     cast, failed = _try_cast(values, target)
     table = _set_column(table, name, cast)
     if failed is not None:
-        reason = f"{name}: value cannot be cast to {target}"
-        table = quarantine.rows(table, failed, CAST_FAILED, name, reason)
+        rows = table.column(ROW_COLUMN).filter(failed).to_pylist()
+        bad_values = values.filter(failed).to_pylist()
+        reasons = {
+            row: cast_failed_reason(name, value, target)
+            for row, value in zip(rows, bad_values, strict=True)
+        }
+        table = quarantine.rows(table, failed, CAST_FAILED, name, reasons.__getitem__)
     return table
 
 
