@@ -15,9 +15,15 @@ from urllib.parse import unquote_plus
 from contracts.errors import DatasetContractInvalid
 from contracts.events import FileIngestedV1, FileRejectedV1
 from contracts.types import DatasetRef
-from sluice_shared.errors import ContractViolation, InputLimitExceeded, UnknownDatasetError
+from sluice_shared.errors import (
+    ContractViolation,
+    InputLimitExceeded,
+    PoisonInputError,
+    UnknownDatasetError,
+)
 from sluice_shared.keys import dataset_of_key, file_id_for
 from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, ObjectNotFoundError
+from sluice_shared.stages import fail_file
 
 if TYPE_CHECKING:
     from sluice_ingest.config import IngestSettings
@@ -59,7 +65,8 @@ async def ingest_object(
     version of a key is processed, whatever order the notifications arrive in.
 
     Raises ContractViolation (`unexpected_bucket`) for a notification about any bucket but the
-    raw bucket, before any side effect, and TransientError for AWS failures worth a retry.
+    raw bucket, before any side effect, and TransientError for AWS failures worth a retry. A
+    poison answer to starting the batch workflow fails the registered file (`fail_file`) first.
     """
     if created.bucket != settings.raw_bucket:
         # Only a spoofed or misrouted event names another bucket: never read or register it.
@@ -157,9 +164,14 @@ async def ingest_object(
         path="batch" if batch else "realtime",
     )
     if batch and deps.workflow is not None:
-        arn = await deps.workflow.start(
-            f"file-{file_id}", {"file": ingested.model_dump(mode="json")}
-        )
+        try:
+            arn = await deps.workflow.start(
+                f"file-{file_id}", {"file": ingested.model_dump(mode="json")}
+            )
+        except PoisonInputError as poison:
+            # The notification is parked next; nothing else would ever move the file on.
+            await fail_file(deps.ledger, file_id, FileStatus.PENDING, poison)
+            raise
         return IngestReport(file_id=file_id, outcome="batch", execution_arn=arn)
     return IngestReport(file_id=file_id, outcome="realtime", event=ingested)
 

@@ -12,10 +12,12 @@ from sluice_ingest.adapters import open_ingest_deps
 from sluice_ingest.config import IngestSettings
 from sluice_ingest.domain import ObjectCreated, ingest_object
 from sluice_ingest.events import S3ObjectCreated, parse_s3_event
+from sluice_shared.errors import PoisonInputError
 from sluice_shared.observability import correlation_scope, count_file, stage_timer, telemetry
+from sluice_shared.ports import FileStatus
 from sluice_shared.runtime import Runtime
 from sluice_shared.sqs import Concurrency
-from sluice_shared.stages import event_id
+from sluice_shared.stages import event_id, fail_file
 
 if TYPE_CHECKING:
     from contracts.envelope import ContractModel
@@ -68,7 +70,13 @@ async def handle_one(envelope: Envelope[Any], deps: IngestServiceDeps) -> None:
     with correlation_scope(logger, report.file_id):
         logger.info("object ingested", extra={"file_id": report.file_id, "outcome": report.outcome})
         if report.event is not None:
-            await _publish(report.file_id, report.event, deps)
+            try:
+                await _publish(report.file_id, report.event, deps)
+            except PoisonInputError as poison:
+                # The fact can never be published (e.g. too large) and the notification is
+                # parked next: fail the file, or it stays PENDING for ever.
+                await fail_file(deps.ingest.ledger, report.file_id, FileStatus.PENDING, poison)
+                raise
 
 
 async def _publish(file_id: str, event: ContractModel, deps: IngestServiceDeps) -> None:

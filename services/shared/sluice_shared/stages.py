@@ -451,7 +451,12 @@ class StageService:
 
         Emits `StageLatency` (the step's time), `Files<Outcome>` (the emitted event's outcome,
         or `duplicate`; the runtime counts `poison`/`retried` records), the report's counts and any
-        latencies it measured."""
+        latencies it measured.
+
+        Poison propagates (the runtime parks the message) after one more step: an event refused
+        for disagreeing with the ledger is counted (`EventLedgerMismatch`) and recorded in the
+        file's history; any other poison of the file's own message moves the file from the
+        stage's working state to FAILED (`fail_file`)."""
         file_id = str(envelope.data.file_id)
         try:
             await self._run(envelope, deps, file_id)
@@ -471,6 +476,7 @@ class StageService:
             raise
 
     async def _run(self, envelope: Envelope[Any], deps: ServiceDeps, file_id: str) -> None:
+        """The step, its metrics, and the publication of the fact it produced."""
         with stage_timer(self.metrics):
             report = await self.step(envelope.data, deps.stage, self.settings)
         if report.event is None:

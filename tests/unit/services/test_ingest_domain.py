@@ -12,6 +12,7 @@ from contracts.events import FileIngestedV1, FileRejectedV1
 from sluice_ingest.config import IngestSettings
 from sluice_ingest.domain import ObjectCreated, ingest_object
 from sluice_ingest.ports import IngestDeps
+from sluice_shared.aws.errors import RequestRejected
 from sluice_shared.keys import file_id_for
 from sluice_shared.limits import Limits
 from sluice_shared.ports import FileStatus
@@ -187,3 +188,84 @@ async def test_ingest_vanished_object_is_reported_missing() -> None:
     )
     report = await ingest_object(created, deps(objects), settings())
     assert report.outcome == "missing"
+
+
+class RejectingStarter:
+    """A workflow that refuses the execution for good (a poison answer, e.g. invalid input)."""
+
+    async def start(self, name: str, payload: dict[str, Any]) -> str:
+        raise RequestRejected("StartExecution failed: InvalidExecutionInput", code="bad_input")
+
+
+async def test_ingest_batch_start_refused_for_good_fails_the_registered_file() -> None:
+    # GIVEN a large file and a batch workflow that refuses its execution as poison
+    objects = InMemoryObjectStore()
+    created = notice("orders/big.csv", objects)
+    d = IngestDeps(
+        objects=objects,
+        publisher=RecordingPublisher(),
+        ledger=InMemoryLedger(),
+        contracts=DatasetCatalog(),
+        workflow=RejectingStarter(),
+    )
+    # WHEN ingest routes it to the batch path
+    with pytest.raises(RequestRejected):
+        await ingest_object(
+            created, d, settings(batch_threshold_bytes=1, batch_state_machine_arn="arn:x")
+        )
+    # THEN the notification is poison (parked next), and the file it registered is FAILED with
+    # the reason instead of PENDING for ever
+    assert isinstance(d.ledger, InMemoryLedger)
+    [record] = d.ledger.records.values()
+    assert (record.status, record.error_code) == (FileStatus.FAILED, "bad_input")
+
+
+async def test_ingest_fact_that_can_never_be_published_fails_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the ingest handler whose bus refuses the file's fact for good (too large)
+    import importlib
+    import sys
+
+    from contracts.envelope import Envelope
+    from contracts.errors import EventTooLarge
+    from sluice_ingest.adapters import IngestServiceDeps
+    from sluice_ingest.events import S3ObjectCreated
+    from sluice_shared.ports import AwsDeps
+    from tests.fakes import RecordingParker
+
+    for name, value in {
+        "SLUICE_RAW_BUCKET": RAW,
+        "SLUICE_WORK_BUCKET": "work-bucket",
+        "SLUICE_PROCESSED_BUCKET": "processed-bucket",
+        "SLUICE_ERROR_BUCKET": "error-bucket",
+        "SLUICE_EVENT_BUS": "bus",
+        "SLUICE_LEDGER_TABLE": "ledger",
+    }.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("sluice_ingest.handler", None)
+    handler = importlib.import_module("sluice_ingest.handler")
+    objects = InMemoryObjectStore()
+    created = notice("orders/a.csv", objects)
+    publisher, ledger = RecordingPublisher(), InMemoryLedger()
+    publisher.faults.append(EventTooLarge("the entry is 300000 bytes"))
+    aws = AwsDeps(objects=objects, publisher=publisher, ledger=ledger, parker=RecordingParker())
+    ingest = IngestDeps(
+        objects=objects, publisher=publisher, ledger=ledger, contracts=DatasetCatalog()
+    )
+    notice_event = S3ObjectCreated.model_validate(
+        {
+            "bucket": {"name": RAW},
+            "object": {"key": created.key, "size": created.size, "etag": created.etag},
+            "event_time": created.time,
+        }
+    )
+    # WHEN it handles the notification
+    with pytest.raises(EventTooLarge):
+        await handler.handle_one(
+            Envelope.wrap(notice_event, correlationid="n-1"), IngestServiceDeps(aws, ingest)
+        )
+    # THEN the registered file is FAILED with the reason (its notification is parked next)
+    [record] = ledger.records.values()
+    assert (record.status, record.error_code) == (FileStatus.FAILED, "event_too_large")
+    sys.modules.pop("sluice_ingest.handler", None)
