@@ -16,7 +16,7 @@ def test_scenario_raw_object_deleted_before_validate_runs_fails_the_file(rig: Ri
     rig.paused.add("validate")
     rig.upload("orders/gone.csv", ORDERS)
     rig.upload("orders/kept.csv", ORDERS.replace(b"ORD-00000", b"ORD-10000"))
-    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 2, timeout=30)
+    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 2, timeout=60)
     rig.stack.client("s3").delete_object(Bucket=rig.stack.raw, Key="orders/gone.csv")
     rig.paused.clear()
     # WHEN the pipeline settles

@@ -70,7 +70,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     rig.start()
     rig.paused.add("validate")
     rig.upload("orders/a.csv", ORDERS)
-    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 1, timeout=30)
+    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 1, timeout=60)
     rig.stack.client("s3").delete_object(Bucket=rig.stack.raw, Key="orders/a.csv")
     rig.paused = {"transform"}
     rig.upload("orders/b.csv", ATTACKER_ORDERS)
@@ -84,7 +84,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
         )["Attributes"]["ApproximateNumberOfMessages"]
         return statuses.get("orders/b.csv") == "VALIDATING" and int(waiting) == 1
 
-    rig.pump(until=validate_settled, timeout=30)
+    rig.pump(until=validate_settled, timeout=60)
     victim = file_of(rig, "orders/a.csv")
     attacker = file_of(rig, "orders/b.csv")
     assert victim["status"] != "COMPLETED"
@@ -143,12 +143,15 @@ def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(rig: R
     rig.start()
     rig.paused.add("validate")
     rig.upload("sensor_readings/x.csv", ATTACKER_ORDERS)
-    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 1, timeout=30)
+    rig.pump(until=lambda: len(list(ledger_items(rig.stack))) == 1, timeout=60)
     target = file_of(rig, "sensor_readings/x.csv")
     assert target["dataset"] == "sensor_readings"
     sqs = rig.stack.client("sqs")
     [genuine] = sqs.receive_message(
-        QueueUrl=rig.stack.queues["validate"], MaxNumberOfMessages=10, VisibilityTimeout=120
+        QueueUrl=rig.stack.queues["validate"],
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=600,
+        WaitTimeSeconds=5,
     )["Messages"]
     # WHEN one PutEvents announces the file as an `orders` file
     forged = FileIngestedV1(
@@ -167,7 +170,7 @@ def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(rig: R
         status = file_of(rig, "sensor_readings/x.csv")["status"]
         return status in ("COMPLETED", "QUARANTINED") or bool(dlq_messages(rig, "validate"))
 
-    rig.pump(until=forged_handled, timeout=30)
+    rig.pump(until=forged_handled, timeout=60)
     sqs.change_message_visibility(
         QueueUrl=rig.stack.queues["validate"],
         ReceiptHandle=genuine["ReceiptHandle"],
