@@ -366,6 +366,10 @@ class _Baseline:
         return result.stdout if result.returncode == 0 else None
 
 
+# The git baseline, shared with the data contracts' compatibility check.
+Baseline = _Baseline
+
+
 # ---------------------------------------------------------------------------------------------
 # check
 

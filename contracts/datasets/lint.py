@@ -72,7 +72,8 @@ def yaml_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _label(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """`path` relative to the working directory when under it (as problems show files)."""
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
@@ -280,7 +281,7 @@ def _lookup_problems(
             found.append(
                 (
                     (*loc, "table"),
-                    f"lookup table {lookup.table!r} does not exist ({_label(path)})",
+                    f"lookup table {lookup.table!r} does not exist ({display_path(path)})",
                     f"add {LOOKUPS_DIR}/{lookup.table}.csv beside the contract (CSV with header)",
                 )
             )
@@ -357,7 +358,7 @@ def lint_file(
     extra: Sequence[ExtraCheck] = (),
 ) -> list[ContractProblem]:
     """Every problem of the contract file at `path` (its lookups are in `lookups/` beside it)."""
-    file = _label(path)
+    file = display_path(path)
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -371,7 +372,7 @@ def lint_catalog(root: Path, *, extra: Sequence[ExtraCheck] = ()) -> list[Contra
     """Every problem of every contract under `root` (`<dataset>/v<N>.yaml` and its lookups)."""
     problems: list[ContractProblem] = []
     if not root.is_dir():
-        return [ContractProblem(_label(root), "", "is not a folder of data contracts")]
+        return [ContractProblem(display_path(root), "", "is not a folder of data contracts")]
     for folder in sorted(
         p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
     ):
@@ -381,7 +382,7 @@ def lint_catalog(root: Path, *, extra: Sequence[ExtraCheck] = ()) -> list[Contra
             if stray:
                 problems.append(
                     ContractProblem(
-                        _label(folder),
+                        display_path(folder),
                         "",
                         f"holds {stray} but no v<N>.yaml",
                         "name a contract file after its version: v1.yaml, v2.yaml, ...",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from contracts.datasets.compat import check_against
 from contracts.datasets.lint import Location, lint_catalog
 from contracts.datasets.loader import DATASETS_DIR
 from contracts.tools import ContractFolder, ToolError, builtin_folders, check
@@ -62,7 +63,8 @@ def check_command(
 ) -> None:
     """Report stale schemas, golden examples that do not parse or changed after they were
     recorded, and breaking changes within a major versus --against. With --datasets, lint
-    every data contract and lookup table offline (each problem with its YAML path and a hint).
+    every data contract and lookup table offline (each problem with its YAML path and a hint)
+    and report breaking changes within a contract version versus --against.
 
     Exit codes: 0 every contract keeps its promises, 1 problems found, 2 bad arguments
     (unknown git ref, bad --model).
@@ -98,6 +100,10 @@ def _check_datasets(ctx: CliContext, root: Path, against: str | None) -> None:
     if not root.is_dir():
         raise click.BadParameter(f"{root} is not a folder", param_hint="--datasets-dir")
     found = lint_catalog(root, extra=[derived_type_problems])
+    try:
+        found += check_against(root, against)
+    except ToolError as exc:
+        raise click.BadParameter(str(exc), param_hint="--against") from None
     problems = [str(p) for p in found]
     report: dict[str, Any] = {
         "datasets_dir": str(root),

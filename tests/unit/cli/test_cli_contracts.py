@@ -202,3 +202,55 @@ def test_contracts_check_datasets_missing_folder_exits_2(sluice: Invoke, tmp_pat
 
     assert result.exit_code == 2
     assert "is not a folder" in result.stderr
+
+
+@pytest.fixture
+def committed_datasets(datasets_copy: Path) -> Path:
+    """GIVEN the data contracts committed in a git repository."""
+    repo = datasets_copy.parent
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "contracts")
+    return datasets_copy
+
+
+def test_contracts_check_datasets_breaking_edit_within_a_version_exits_1(
+    sluice: Invoke, committed_datasets: Path
+) -> None:
+    contract = committed_datasets / "sensor_readings" / "v1.yaml"
+    contract.write_text(
+        contract.read_text().replace(
+            "primary_key: [device_id, reading_ts, metric]", "primary_key: [device_id, reading_ts]"
+        )
+    )
+
+    result = sluice(
+        "contracts",
+        "check",
+        "--datasets",
+        "--datasets-dir",
+        str(committed_datasets),
+        "--against",
+        "HEAD",
+    )
+
+    assert result.exit_code == 1
+    assert "sensor_readings/v1.yaml: primary_key: primary key changed from" in result.stdout
+    assert "put the change in v2.yaml" in result.stdout
+
+
+def test_contracts_check_datasets_unknown_ref_exits_2(
+    sluice: Invoke, committed_datasets: Path
+) -> None:
+    result = sluice(
+        "contracts",
+        "check",
+        "--datasets",
+        "--datasets-dir",
+        str(committed_datasets),
+        "--against",
+        "nope",
+    )
+
+    assert result.exit_code == 2
+    assert "not a git commit" in result.stderr
