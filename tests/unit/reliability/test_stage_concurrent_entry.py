@@ -167,7 +167,9 @@ async def test_transform_two_fresh_copies_at_once_slower_keeps_faster_announced_
     assert isinstance(validated, FileValidatedV1)
 
     async def step() -> FileTransformedV1 | None:
-        return (await transform_validated_file(validated, deps, settings)).event
+        event = (await transform_validated_file(validated, deps, settings)).event
+        assert event is None or isinstance(event, FileTransformedV1)
+        return event
 
     announced, late = await race(step, objects, ledger)
     assert late is None
@@ -205,6 +207,6 @@ async def test_two_fresh_copies_both_finishing_each_announce_complete_distinct_s
         transformed = await transform_validated_file(fact, deps, settings)
         assert isinstance(transformed.event, FileTransformedV1)
         assert transformed.event.rows_out == 4
-    assert transformed.event is not None
+    assert isinstance(transformed.event, FileTransformedV1)
     report = await write_transformed_file(transformed.event, deps, settings)
     assert report.rows_out == 4
