@@ -80,13 +80,15 @@ def _invalid(
     problems = [str(p) for p in lint_file(path, expected=(name, version))]
     if not problems:
         problems = [f"{path}: {cause}"]
-    message = f"data contract {name}/v{version} does not load: {problems[0]}"
-    for index, problem in enumerate(problems[1:], start=1):
-        tail = f" (and {len(problems) - index} more)"
-        if len(message) + len(problem) + 2 + len(tail) > MAX_MESSAGE_CHARS:
+    # One problem per line, so that `sluice why` and logs show them as a list.
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    message = f"data contract {name}/v{version} does not load ({count}):"
+    for index, problem in enumerate(problems):
+        tail = f"\n- and {len(problems) - index} more"
+        if index and len(message) + len(problem) + 3 + len(tail) > MAX_MESSAGE_CHARS:
             message += tail
             break
-        message += f"; {problem}"
+        message += f"\n- {problem}"
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 1] + "…"
     return DatasetContractInvalid(

@@ -110,7 +110,9 @@ def _human(
         f"  rows in/out/quarantined: {record.rows_in}/{record.rows_out}/{record.rows_quarantined}",
     ]
     if record.error_code or record.error:
-        out.append(f"  error: {record.error_code or '-'}: {record.error or ''}")
+        # a multi-line error (a contract's problems, one per line) stays indented under it
+        error = (record.error or "").replace("\n", "\n    ")
+        out.append(f"  error: {record.error_code or '-'}: {error}")
     out.append("")
     out.append("history")
     steps = [

@@ -201,3 +201,39 @@ def test_realtime_path_key_with_spaces_unicode_and_dots_completes(
     )
     files = settle(stack, handlers, expected_files=1)
     assert files[key]["status"] == "COMPLETED"
+
+
+def test_realtime_path_file_with_a_broken_contract_ends_quarantined_not_retried(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a new dataset `returns` whose contract writes its lookup with `on:` (YAML 1.1 reads
+    # it as the boolean true), next to the shipped contracts
+    import shutil
+
+    from contracts.datasets import DatasetCatalog
+    from contracts.datasets.loader import DATASETS_DIR
+
+    root = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (root / "returns").mkdir()
+    (root / "returns" / "v1.yaml").write_text(
+        (root / "orders" / "v1.yaml")
+        .read_text()
+        .replace("name: orders", "name: returns")
+        .replace("{table: countries, column: country", "{table: countries, on: country")
+    )
+    # every stage's DatasetCatalog() reads this folder instead of the shipped one
+    monkeypatch.setattr(DatasetCatalog.__init__, "__defaults__", (root,))
+    handlers = load_handlers(stack, monkeypatch)
+
+    # WHEN a file of that dataset arrives
+    upload(stack, "returns/a.csv", b"order_id\nORD-000001\n")
+    files = settle(stack, handlers, expected_files=1)
+
+    # THEN it ends QUARANTINED contract_invalid with the problem's YAML path (before: ingest
+    # raised on every delivery, nothing in the ledger)
+    item = files["returns/a.csv"]
+    assert item["status"] == "QUARANTINED"
+    assert item["error_code"] == "contract_invalid"
+    assert "returns/v1.yaml: transform.lookups[0].on: the key `on` was read" in item["error"]
+    assert read_objects(stack, stack.processed, "dataset=") == {}

@@ -43,8 +43,11 @@ def broken(tmp_path: Path) -> DatasetCatalog:
 
 def _assert_contract_invalid(error: str | None) -> None:
     assert error is not None
-    assert error.startswith("data contract orders/v1 does not load: ")
-    assert "transform.lookups[0].on: the key `on` was read as the boolean true" in error
+    first, *problems = error.splitlines()
+    assert first == "data contract orders/v1 does not load (2 problems):"
+    assert problems[0].startswith("- ")
+    assert "transform.lookups[0].on: the key `on` was read as the boolean true" in problems[0]
+    assert "transform.lookups[0].column: Field required" in problems[1]
 
 
 async def test_ingest_with_a_broken_contract_quarantines_the_file(broken: DatasetCatalog) -> None:
