@@ -24,12 +24,13 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from contracts.datasets.model import DatasetContract, ReferenceProblems
+from contracts.datasets.model import DatasetContract, ReferenceProblems, reference_problems
 
 # What a YAML path looks like in a problem: `transform.lookups[0].column`.
 Location = tuple[str | int, ...]
@@ -214,7 +215,15 @@ def lint_text(
         contract = DatasetContract.model_validate(data)
     except ValidationError as exc:
         bad_mappings = {loc for loc, _ in nodes.bad_keys}
-        return problems + _validation_problems(file, exc, nodes, bad_mappings)
+        problems += _validation_problems(file, exc, nodes, bad_mappings)
+        # pydantic checks references only once every field is valid: check them on the raw
+        # mapping too, so that one run lists every problem
+        reported = {p.where for p in problems}
+        for loc, message, hint in _raw_reference_problems(data):
+            where = yaml_path(loc)
+            if where not in reported:
+                problems.append(ContractProblem(file, where, message, hint, nodes.line(loc)))
+        return problems
     if problems:
         return problems
     if expected is not None and (contract.name, contract.version) != expected:
@@ -239,6 +248,47 @@ def lint_text(
         for loc, message, hint in checks
     )
     return problems
+
+
+def _raw_reference_problems(data: dict[Any, Any]) -> list[tuple[Location, str, str]]:
+    """`reference_problems` of a mapping that is not (yet) a valid contract: the names it uses
+    that resolve to no column, as far as its shape can be read."""
+
+    class Loose(SimpleNamespace):
+        def __getattr__(self, name: str) -> None:  # a key the mapping lacks reads as None
+            return None
+
+    def view(node: Any) -> Any:
+        if isinstance(node, dict):
+            return Loose(**{str(k): view(v) for k, v in node.items()})
+        if isinstance(node, list):
+            return [view(item) for item in node]
+        return node
+
+    raw_transform = data.get("transform")
+    transform: dict[Any, Any] = raw_transform if isinstance(raw_transform, dict) else {}
+    shaped = {
+        "columns": data.get("columns", []),
+        "primary_key": data.get("primary_key", []),
+        "partition_by": data.get("partition_by", []),
+        "transform": {
+            "derived": [
+                {"args": [], **derived} if isinstance(derived, dict) else derived
+                for derived in transform.get("derived", []) or []
+            ],
+            "lookups": [
+                {"prefix": "", "columns": [], **lookup} if isinstance(lookup, dict) else lookup
+                for lookup in transform.get("lookups", []) or []
+            ],
+            # only the names are used; a list keeps them out of the namespace conversion
+            "casts": list(transform.get("casts") or {}),
+        },
+    }
+    try:
+        found = reference_problems(view(shaped))
+    except (AttributeError, TypeError):
+        return []  # a shape too far from a contract: the field problems say why
+    return [p for p in found if "None" not in p[1]]
 
 
 def _transform_problems(contract: DatasetContract) -> list[tuple[Location, str, str]]:

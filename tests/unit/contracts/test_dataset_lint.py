@@ -127,3 +127,20 @@ def test_folder_without_a_version_file_is_a_problem(datasets: Path) -> None:
 
     assert len(problems) == 1
     assert "no v<N>.yaml" in problems[0].message
+
+
+def test_reference_problems_are_listed_with_field_problems(datasets: Path) -> None:
+    # WHEN a contract has a field problem (pydantic then skips its reference checks) and an
+    # unknown column in a derived column
+    contract = datasets / "orders" / "v1.yaml"
+    _edit(contract, "{table: countries, column: country", "{table: countries, on: country")
+    _edit(contract, "args: [quantity, unit_price]", "args: [quantity, unit_prize]")
+
+    problems = lint_catalog(datasets)
+
+    # THEN one run lists both
+    assert [p.where for p in problems] == [
+        "transform.lookups[0].on",
+        "transform.lookups[0].column",
+        "transform.derived[0].args[1]",
+    ]
