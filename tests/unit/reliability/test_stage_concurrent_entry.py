@@ -168,7 +168,9 @@ async def test_transform_two_fresh_copies_at_once_slower_keeps_faster_announced_
 
     async def step() -> FileTransformedV1 | None:
         event = (await transform_validated_file(validated, deps, settings)).event
-        assert event is None or isinstance(event, FileTransformedV1)
+        if event is None:
+            return None
+        assert isinstance(event, FileTransformedV1)
         return event
 
     announced, late = await race(step, objects, ledger)
@@ -203,10 +205,12 @@ async def test_two_fresh_copies_both_finishing_each_announce_complete_distinct_s
     assert objects.second_deleted == []
     # AND both announced facts are usable: the first drives transform, the late one re-enters
     # it (a duplicate fact with its own staging) and reads the same rows
+    last: FileTransformedV1 | None = None
     for fact in (announced, late):
-        transformed = await transform_validated_file(fact, deps, settings)
-        assert isinstance(transformed.event, FileTransformedV1)
-        assert transformed.event.rows_out == 4
-    assert isinstance(transformed.event, FileTransformedV1)
-    report = await write_transformed_file(transformed.event, deps, settings)
+        event = (await transform_validated_file(fact, deps, settings)).event
+        assert isinstance(event, FileTransformedV1)
+        assert event.rows_out == 4
+        last = event
+    assert last is not None
+    report = await write_transformed_file(last, deps, settings)
     assert report.rows_out == 4
