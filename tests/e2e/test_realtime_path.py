@@ -237,3 +237,54 @@ def test_realtime_path_file_with_a_broken_contract_ends_quarantined_not_retried(
     assert item["error_code"] == "contract_invalid"
     assert "returns/v1.yaml: transform.lookups[0].on: the key `on` was read" in item["error"]
     assert read_objects(stack, stack.processed, "dataset=") == {}
+
+
+def test_realtime_path_cast_failures_above_max_bad_ratio_end_quarantined(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN orders with a derived `multiply(unit_price, 100)` cast to int64 and a 5% tolerance
+    import shutil
+
+    from contracts.datasets import DatasetCatalog
+    from contracts.datasets.loader import DATASETS_DIR
+
+    root = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    contract = root / "orders" / "v1.yaml"
+    contract.write_text(
+        contract.read_text()
+        .replace(
+            "  derived:\n",
+            "  derived:\n"
+            "    - {name: cents, op: multiply, args: [unit_price, {literal: 100}], type: int64}\n",
+        )
+        .replace("max_bad_ratio: 0.2", "max_bad_ratio: 0.05")
+    )
+    monkeypatch.setattr(DatasetCatalog.__init__, "__defaults__", (root,))
+    handlers = load_handlers(stack, monkeypatch)
+    header = b"order_id,customer_id,order_ts,sku,quantity,unit_price,currency,country,note\n"
+    # 6 of 40 rows (15%) have a price with no whole number of cents: valid rows, failed casts
+    rows = [
+        f"ORD-{n:06d},c{n},2024-03-01T10:00:00Z,S{n},1,{'2.125' if n <= 6 else '2.5'},EUR,DE,\n"
+        for n in range(1, 41)
+    ]
+
+    # WHEN the file goes through the pipeline
+    upload(stack, "orders/cents.csv", header + "".join(rows).encode())
+    files = settle(stack, handlers, expected_files=1)
+
+    # THEN transform rejects it as validate would have: QUARANTINED, nothing in processed
+    item = files["orders/cents.csv"]
+    assert item["status"] == "QUARANTINED"
+    assert item["error_code"] == "bad_row_ratio_exceeded"
+    assert item["error"].startswith("6 of 40 rows are invalid (15.0%")
+    assert read_objects(stack, stack.processed, "dataset=") == {}
+    # AND each failed cast is kept with its value
+    quarantined = read_objects(stack, stack.errors, "")
+    reasons = [
+        orjson.loads(line)["reason"]
+        for data in quarantined.values()
+        for line in data.splitlines()
+        if line.strip()
+    ]
+    assert reasons.count("cents: value 212.5 cannot be cast to int64") == 6
