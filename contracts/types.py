@@ -51,6 +51,17 @@ ContractType = Annotated[str, StringConstraints(pattern=CONTRACT_TYPE_PATTERN)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
+# Upper bounds of the counts a consumer loops over or sizes work by (from the v2 majors on):
+# S3's largest object is 5 TiB; a file is hashed into one bucket per 512 MiB
+# (`sluice_shared.datapath.buckets.bucket_count_for`), so 10,240 buckets; and a 5 TiB object cut
+# into partitions of at least 64 MiB is 81,920 byte ranges.
+MAX_OBJECT_BYTES = 5 * 2**40
+MAX_BUCKET_COUNT = 10_240
+MAX_PARTITION_COUNT = 100_000
+ObjectSize = Annotated[StrictInt, Field(ge=0, le=MAX_OBJECT_BYTES)]
+BucketCount = Annotated[StrictInt, Field(ge=1, le=MAX_BUCKET_COUNT)]
+PartitionCount = Annotated[StrictInt, Field(ge=1, le=MAX_PARTITION_COUNT)]
+
 
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)

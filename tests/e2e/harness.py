@@ -22,9 +22,9 @@ from sluice_shared.aws.dynamodb import LEDGER_TABLE_SPEC
 
 SERVICES = ("ingest", "validate", "transform", "output")
 CONSUMES = {
-    "validate": "sluice.file.ingested.v1",
-    "transform": "sluice.file.validated.v1",
-    "output": "sluice.file.transformed.v1",
+    "validate": "sluice.file.ingested.v2",
+    "transform": "sluice.file.validated.v2",
+    "output": "sluice.file.transformed.v2",
 }
 TERMINAL = {"COMPLETED", "FAILED", "QUARANTINED"}
 

@@ -444,7 +444,7 @@ def test_error_names_retry_without_jitter_reported(batch_definition: dict[str, A
 def test_rule_drift_changed_detail_type_reported(rules_dir: Path) -> None:
     template = load_template(template_paths()["transform"])
     ((_, rule),) = checks.resources_of(template, "AWS::Events::Rule")
-    rule["EventPattern"]["detail-type"] = ["sluice.file.validated.v2"]
+    rule["EventPattern"]["detail-type"] = ["sluice.file.validated.v9"]
     pattern = json.loads((rules_dir / "transform.json").read_text("utf-8"))
     assert checks.check_rule_drift(template, pattern) == [
         "Rule: EventPattern differs from orchestration/rules"

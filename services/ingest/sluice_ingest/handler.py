@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from contracts.envelope import Envelope
+from contracts.events import published_majors
 from sluice_ingest.adapters import open_ingest_deps
 from sluice_ingest.config import IngestSettings
 from sluice_ingest.domain import ObjectCreated, ingest_object
@@ -80,8 +81,12 @@ async def handle_one(envelope: Envelope[Any], deps: IngestServiceDeps) -> None:
 
 
 async def _publish(file_id: str, event: ContractModel, deps: IngestServiceDeps) -> None:
-    # From here on the file id is the correlation id of every event of the file's run.
-    envelope = Envelope.wrap(
-        event, correlationid=file_id, source="sluice.ingest", id=event_id(file_id, event.TYPE)
-    )
-    await deps.aws.publisher.publish([envelope])
+    # From here on the file id is the correlation id of every event of the file's run. A fact
+    # with several live majors goes out in each of them, in one PutEvents call.
+    envelopes = [
+        Envelope.wrap(
+            major, correlationid=file_id, source="sluice.ingest", id=event_id(file_id, major.TYPE)
+        )
+        for major in published_majors(event)
+    ]
+    await deps.aws.publisher.publish(envelopes)

@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
-from contracts.events import FileProcessedV1
+from contracts.events import FileProcessedV1, accepted_types, published_majors
 from contracts.types import DatasetRef
 from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, UnknownDatasetError
 from sluice_shared.keys import StagedArea, StageKeys, s3_uri, split_s3_uri
@@ -341,16 +341,23 @@ async def publish_next(
     *,
     file_id: str,
     source: str | None = None,
-) -> Envelope[Any]:
+) -> list[Envelope[Any]]:
     """Publish the next fact of a file's run in its own envelope, carrying the correlation id
-    of the event that caused it and a deterministic id (see `event_id`). `source` is the
-    publishing service (default: the model's SOURCE): the bus lets each service publish only
-    its own source."""
-    envelope = Envelope.wrap(
-        event, correlationid=cause.correlationid, id=event_id(file_id, event.TYPE), source=source
-    )
-    await deps.aws.publisher.publish([envelope])
-    return envelope
+    of the event that caused it and a deterministic id (see `event_id`); a fact with several
+    live majors goes out in each of them (`contracts.events.published_majors`, newest first),
+    in one PutEvents call. `source` is the publishing service (default: the model's SOURCE):
+    the bus lets each service publish only its own source. Returns the envelopes published."""
+    envelopes = [
+        Envelope.wrap(
+            major,
+            correlationid=cause.correlationid,
+            id=event_id(file_id, major.TYPE),
+            source=source,
+        )
+        for major in published_majors(event)
+    ]
+    await deps.aws.publisher.publish(envelopes)
+    return envelopes
 
 
 class StageReport(Protocol):
@@ -422,8 +429,10 @@ class StageService:
         self.lambda_handler = self.logger.inject_lambda_context(traced)
 
     def _handle(self, event: dict[str, Any], context: object) -> dict[str, Any]:
+        # Every live major of the consumed fact: the rule routes only the newest here, and an
+        # older one still arrives from a DLQ redrive of a message parked before the move.
         return self.runtime.process_sqs_batch(
-            event, self.handle_one, accepted={self.consumes.TYPE}, context=context
+            event, self.handle_one, accepted=accepted_types(self.consumes), context=context
         )
 
     async def _refused(

@@ -18,7 +18,7 @@ EXAMPLES = [(folder, path) for folder in FOLDERS for path in folder.example_file
 
 def test_builtin_folders_cover_every_builtin_model() -> None:
     assert [folder.model for folder in FOLDERS] == list(BUILTIN_MODELS)
-    assert all(folder.path.name == "v1" for folder in FOLDERS)
+    assert all(folder.path.name == f"v{folder.model.TYPE.rsplit('.v', 1)[1]}" for folder in FOLDERS)
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.model.TYPE)

@@ -1,0 +1,136 @@
+"""The v2 majors of file.ingested, file.validated and file.transformed: v1 with upper bounds on
+the counts consumers size their work by. A new bound breaks a major, so the bounded facts are new
+majors, published alongside v1; consumers accept both from their queue, their rules route v2."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.events import (
+    FileIngestedV1,
+    FileIngestedV2,
+    FileProcessedV1,
+    FileTransformedV1,
+    FileTransformedV2,
+    FileValidatedV1,
+    FileValidatedV2,
+    accepted_types,
+    published_majors,
+    routed_type,
+)
+from contracts.tools import check_compatibility, schema_of
+from contracts.types import MAX_BUCKET_COUNT, MAX_OBJECT_BYTES, MAX_PARTITION_COUNT
+
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+COMMON: dict[str, Any] = {
+    "file_id": "a" * 32,
+    "dataset": {"name": "orders", "version": 1},
+    "bucket": "raw-bucket",
+    "key": "orders/x.csv",
+    "object_created_at": NOW,
+}
+VALIDATED: dict[str, Any] = {
+    **COMMON,
+    "staged_prefix": "s3://work/stage/x/",
+    "bucket_count": 3,
+    "partition_count": 2,
+    "rows_in": 10,
+    "rows_valid": 9,
+    "rows_quarantined": 1,
+    "bytes_in": 100,
+}
+TRANSFORMED: dict[str, Any] = {
+    **COMMON,
+    "transformed_prefix": "s3://work/stage/x/t/",
+    "bucket_count": 3,
+    "rows_in": 9,
+    "rows_out": 9,
+    "rows_quarantined": 1,
+    "rows_file_in": 10,
+}
+INGESTED: dict[str, Any] = {**COMMON, "etag": "e", "size_bytes": 100}
+
+
+@pytest.mark.parametrize(
+    ("v1", "v2", "data", "field", "bound"),
+    [
+        (FileIngestedV1, FileIngestedV2, INGESTED, "size_bytes", MAX_OBJECT_BYTES),
+        (FileValidatedV1, FileValidatedV2, VALIDATED, "bucket_count", MAX_BUCKET_COUNT),
+        (FileValidatedV1, FileValidatedV2, VALIDATED, "partition_count", MAX_PARTITION_COUNT),
+        (FileTransformedV1, FileTransformedV2, TRANSFORMED, "bucket_count", MAX_BUCKET_COUNT),
+    ],
+)
+def test_v2_bounds_the_count_v1_leaves_open(
+    v1: type[Any], v2: type[Any], data: dict[str, Any], field: str, bound: int
+) -> None:
+    # GIVEN a count at and just above its bound
+    at, above = {**data, field: bound}, {**data, field: bound + 1}
+    # THEN v2 takes the bound and refuses one more, naming the field; v1 takes both
+    assert getattr(v2.model_validate(at), field) == bound
+    with pytest.raises(ValidationError, match=field):
+        v2.model_validate(above)
+    assert getattr(v1.model_validate(above), field) == bound + 1
+    # AND a v2 event is a v1 event (code written against v1 reads it unchanged)
+    assert isinstance(v2.model_validate(at), v1)
+
+
+@pytest.mark.parametrize(
+    ("v1", "v2"),
+    [
+        (FileIngestedV1, FileIngestedV2),
+        (FileValidatedV1, FileValidatedV2),
+        (FileTransformedV1, FileTransformedV2),
+    ],
+)
+def test_the_bound_is_breaking_within_a_major_hence_a_new_major(
+    v1: type[Any], v2: type[Any]
+) -> None:
+    # The compatibility check reports exactly the new maxima between the two models' schemas:
+    # the reason the bounds are a v2 and not an edit of v1.
+    problems = check_compatibility(schema_of(v1), schema_of(v2))
+    assert problems
+    assert all("constraint 'maximum' changed from None to" in p for p in problems)
+
+
+def test_published_majors_gives_every_live_major_newest_first() -> None:
+    event = FileValidatedV1.model_validate(VALIDATED)
+    majors = published_majors(event)
+    assert [type(m) for m in majors] == [FileValidatedV2, FileValidatedV1]
+    assert majors[1] is event
+    assert majors[0].model_dump() == event.model_dump()
+    # a fact with one major is published as itself
+    processed = FileProcessedV1.model_validate(
+        {
+            **COMMON,
+            "manifest_uri": "s3://processed/_manifests/x.json",
+            "objects": 1,
+            "rows_in": 10,
+            "rows_out": 9,
+            "rows_quarantined": 1,
+            "bytes_out": 5,
+            "completed_at": NOW,
+        }
+    )
+    assert published_majors(processed) == [processed]
+
+
+def test_published_majors_refuses_a_count_above_the_newer_bound() -> None:
+    # A producer that computed an impossible count publishes nothing (a bug, not an event).
+    event = FileValidatedV1.model_validate({**VALIDATED, "bucket_count": MAX_BUCKET_COUNT + 1})
+    with pytest.raises(ValidationError, match="bucket_count"):
+        published_majors(event)
+
+
+def test_consumers_accept_every_live_major_and_rules_route_the_newest() -> None:
+    assert accepted_types(FileIngestedV1) == {
+        "sluice.file.ingested.v1",
+        "sluice.file.ingested.v2",
+    }
+    assert accepted_types(FileValidatedV2) == accepted_types(FileValidatedV1)
+    assert routed_type(FileTransformedV1) == "sluice.file.transformed.v2"
+    assert accepted_types(FileProcessedV1) == {"sluice.file.processed.v1"}
+    assert routed_type(FileProcessedV1) == "sluice.file.processed.v1"
