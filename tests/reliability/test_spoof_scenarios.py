@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.envelope import Envelope
-from contracts.events import FileIngestedV1, FileValidatedV1
+from contracts.events import FileIngestedV2, FileValidatedV2
 from contracts.types import DatasetRef
 from sluice_shared.ports import REASON_ATTRIBUTE, REASON_CODE_ATTRIBUTE
 from tests.e2e.harness import ledger_items
@@ -96,7 +96,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     ]
     b_prefix = b_staged.rsplit("/", 1)[0] + "/"  # the attempt area holding B's rows
     # WHEN one PutEvents announces A as validated, its rows staged under B's prefix
-    forged = FileValidatedV1(
+    forged = FileValidatedV2(  # the major the stages' rules route
         file_id=victim["file_id"],
         dataset=DatasetRef(name="orders", version=1),
         bucket=rig.stack.raw,
@@ -131,7 +131,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     # AND the ledger keeps the attempt in A's history, and the checker reports it
     [refused] = refusals(rig, victim["file_id"])
     assert refused["error_code"] == MISMATCH
-    assert refused["event_type"] == FileValidatedV1.TYPE
+    assert refused["event_type"] == FileValidatedV2.TYPE
     verdict = rig.reconcile()
     assert_reconciled(verdict)
     assert [(r.file_id, r.reason_code) for r in verdict.refused] == [(victim["file_id"], MISMATCH)]
@@ -154,7 +154,7 @@ def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(rig: R
         WaitTimeSeconds=5,
     )["Messages"]
     # WHEN one PutEvents announces the file as an `orders` file
-    forged = FileIngestedV1(
+    forged = FileIngestedV2(  # the major the stages' rules route
         file_id=target["file_id"],
         dataset=DatasetRef(name="orders", version=1),
         bucket=rig.stack.raw,
