@@ -443,6 +443,7 @@ def run(
     try:
         failed = _upload_and_follow(port, stage, runs, timeout)
         _print_metrics(_state_dir(state_dir), since_ms, runs)
+        _print_row_counts(port, stage, sorted({r.dataset for r in runs}))
     finally:
         if started_here and not keep_up:
             _shutdown_and_wait(port, 30.0)
@@ -456,6 +457,30 @@ def _print_metrics(state_dir: Path, since_ms: int, runs: list[Any]) -> None:
 
     completed = sum(r.status == "COMPLETED" for r in runs)
     click.echo(summary_text(collect_run_metrics(state_dir, since_ms, completed)))
+
+
+def _print_row_counts(port: int, stage: str, datasets: list[str]) -> None:
+    """End with one `sluice query`: the rows each dataset now holds (completed outputs only)."""
+    from sluice.commands.query import query, render_table
+    from sluice.context import CliContext
+
+    ctx = CliContext.build(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        profile=None,
+        region="us-east-1",
+        stage=stage,
+        as_json=False,
+    )
+    sql = " union all ".join(
+        f"select '{name}' as dataset, count(*) as rows from {name}" for name in datasets
+    )
+    try:
+        result = query(ctx, f"{sql} order by dataset")
+    except click.ClickException as error:
+        click.echo(f"query: {error.format_message()}")
+        return
+    click.echo(f'\n$ sluice query "{sql} order by dataset"')
+    click.echo(render_table(result))
 
 
 def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -> bool:
