@@ -320,8 +320,9 @@ class DynamoDbLedger:
         self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
     ) -> None:
         """See `Ledger.record_refusal`: one unconditional put of a `STEP#<ts>#REFUSED` item
-        (the `META` item is not touched, so no writer's lock is disturbed)."""
-        now = self._clock()
+        (the `META` item is not touched, so no writer's lock is disturbed), stamped after the
+        step the file was in, like every step (`sluice_shared.clock`)."""
+        now = not_before(self._clock(), record.updated_at + TICK)
         at = iso(now)
         item = _to_attrs(
             {
