@@ -100,11 +100,14 @@ class InMemoryObjectStore(_Faults):
         *,
         version_id: str | None = None,
         byte_range: tuple[int, int] | None = None,
+        etag: str | None = None,
     ) -> int:
         self._maybe_fail()
         stored = self._get(bucket, key)
         if version_id is not None and version_id != stored.version_id:
             raise ObjectNotFoundError(f"s3://{bucket}/{key}?versionId={version_id} does not exist")
+        if etag is not None and etag.strip('"') != stored.etag:
+            raise ObjectNotFoundError(f"s3://{bucket}/{key} no longer holds ETag {etag}")
         data = stored.data
         if byte_range is not None:
             start, end = byte_range

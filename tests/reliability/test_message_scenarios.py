@@ -4,6 +4,7 @@ batch responses, versions notified out of order, and redrive of a DLQ once the c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,8 @@ ORDERS = (
     b"ORD-000001,c1,2024-03-01T10:00:00Z,S1,2,2.5,EUR,DE,\n"
     b"ORD-000002,c2,2024-03-02T10:00:00Z,S2,1,10,USD,US,\n"
 )
+# The ETag S3 gives ORDERS (validate reads an object without versions by its ETag).
+ORDERS_ETAG = hashlib.md5(ORDERS, usedforsecurity=False).hexdigest()
 
 
 def eventbridge_body(envelope: Envelope[Any], *, source: str | None = None) -> str:
@@ -53,7 +56,7 @@ def ingested(file_id: str, bucket: str, key: str = "orders/p.csv") -> Envelope[A
         dataset=DatasetRef(name="orders", version=1),
         bucket=bucket,
         key=key,
-        etag="etag",
+        etag=ORDERS_ETAG,
         size_bytes=len(ORDERS),
         object_created_at=datetime(2024, 3, 1, tzinfo=UTC),
     )
@@ -99,7 +102,7 @@ def test_scenario_poison_fails_alone_reaches_dlq_after_max_receives_then_redrive
     monkeypatch.setattr(dlq, "SLEEP", lambda seconds: None)
     rig.start()
     late = "sluice-e2e-late"
-    poison_id = file_id_for(late, "orders/p.csv", None, "etag")
+    poison_id = file_id_for(late, "orders/p.csv", None, ORDERS_ETAG)
     register(
         rig,
         FileRecord(
@@ -108,7 +111,7 @@ def test_scenario_poison_fails_alone_reaches_dlq_after_max_receives_then_redrive
             dataset_version=1,
             bucket=late,
             key="orders/p.csv",
-            etag="etag",
+            etag=ORDERS_ETAG,
             size_bytes=len(ORDERS),
         ),
     )

@@ -186,16 +186,20 @@ def test_scenario_visibility_timeout_shorter_than_processing_reappears_while_fir
 # ------------------------------------------------------- the same key overwritten mid-flight
 
 
-@pytest.mark.parametrize("overwritten_before", ["validate", "output"])
+@pytest.mark.parametrize(
+    ("versioned", "overwritten_before"),
+    [(True, "validate"), (True, "output"), (False, "validate"), (False, "output")],
+)
 def test_scenario_key_overwritten_while_first_version_processing_each_version_once(
-    rig: Rig, tmp_path: Path, overwritten_before: str
+    rig: Rig, tmp_path: Path, versioned: bool, overwritten_before: str
 ) -> None:
-    # GIVEN a versioned raw bucket (as deployed) and the first version of a key on its way,
-    # held before `overwritten_before`
+    # GIVEN a raw bucket with versions (as deployed) or without, and the first version of a key
+    # on its way, held before `overwritten_before`
     rig.start()
-    rig.stack.client("s3").put_bucket_versioning(
-        Bucket=rig.stack.raw, VersioningConfiguration={"Status": "Enabled"}
-    )
+    if versioned:
+        rig.stack.client("s3").put_bucket_versioning(
+            Bucket=rig.stack.raw, VersioningConfiguration={"Status": "Enabled"}
+        )
     rig.paused.add(overwritten_before)
     truths: dict[str, GroundTruth] = {}
     truths["v1"] = rig.upload_generated(tmp_path, KEY, rows=200, seed=1)
@@ -205,21 +209,30 @@ def test_scenario_key_overwritten_while_first_version_processing_each_version_on
     truths["v2"] = rig.upload_generated(tmp_path, KEY, rows=300, seed=2)
     rig.paused.clear()
     by_id = rig.settle(2)
-
-    # THEN each version is its own file, completed from its own bytes (the first version is
-    # read by its version id, never the key's newest bytes): nothing lost, nothing doubled
+    assert_reconciled(rig.reconcile())
     assert len(by_id) == 2
-    second = next(r for r in by_id.values() if r["file_id"] != first["file_id"])
-    assert first["version_id"] != second["version_id"]
-    for record, truth in ((by_id[str(first["file_id"])], truths["v1"]), (second, truths["v2"])):
+    older = by_id[str(first["file_id"])]
+    newer = next(r for r in by_id.values() if r["file_id"] != first["file_id"])
+    # (the two generated files differ, so rows read from the other version would show)
+    assert truths["v1"].rows_total != truths["v2"].rows_total
+
+    # THEN the newer version completes from its own bytes
+    expected = [(newer, truths["v2"])]
+    if versioned or overwritten_before == "output":
+        # AND so does the older one, read by its version id (or read before the overwrite):
+        # two files, each row of each version once
+        expected.append((older, truths["v1"]))
+    else:
+        # AND without versions, the older version's bytes are gone before validate could read
+        # them: the file fails (`object_not_found`) rather than taking the newer bytes, which
+        # would have put the newer rows out twice
+        assert (older["status"], older.get("error_code")) == ("FAILED", "object_not_found")
+    for record, truth in expected:
         assert record["status"] == "COMPLETED"
         assert int(record["rows_in"]) == truth.rows_total
         assert int(record["rows_out"]) == truth.expected_good_keys
         ids = order_ids(rig, str(record["file_id"]))
         assert len(ids) == len(set(ids)) == truth.expected_good_keys
-    # (the two generated files differ, so bytes read from the wrong version would show)
-    assert truths["v1"].rows_total != truths["v2"].rows_total
-    assert_reconciled(rig.reconcile())
 
 
 # ------------------------------------------------------------------------------- clock skew

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.envelope import ContractModel, Envelope
 from contracts.errors import ContractTypeMismatch, InvalidContract
@@ -33,6 +33,14 @@ class _Object(_Tolerant):
     etag: str = ""
     version_id: str | None = Field(default=None, alias="version-id")
     sequencer: str | None = None
+
+    @field_validator("version_id")
+    @classmethod
+    def _null_is_no_version(cls, value: str | None) -> str | None:
+        # "null" is the version of every object written while versioning was off or suspended:
+        # an overwrite replaces it, so it names no particular content. Such an object is
+        # identified by its ETag, like one in a bucket that never had versions.
+        return None if value == "null" else value
 
 
 class S3ObjectCreated(ContractModel):

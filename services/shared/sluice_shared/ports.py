@@ -105,12 +105,15 @@ class ObjectStore(Protocol):
         *,
         version_id: str | None = None,
         byte_range: tuple[int, int] | None = None,
+        etag: str | None = None,
     ) -> int:
         """Stream the object (or bytes `[start, end)` of it) into `path` in bounded chunks.
 
         The file is truncated first, so a retried download never appends. Returns the number of
-        bytes written (fewer than `end - start` when the object ends earlier). Raises ValueError
-        for a negative or reversed range.
+        bytes written (fewer than `end - start` when the object ends earlier). `etag`: only the
+        object with this ETag (quoted or not); when the key now holds another object (it was
+        overwritten in a bucket without versions), the content asked for is gone and
+        ObjectNotFoundError is raised. Raises ValueError for a negative or reversed range.
         """
         ...
 

@@ -99,8 +99,15 @@ async def validate_ingested_file(
     staging = attempt_staging(keys, claimed)
     with reused_scratch_dir(settings.scratch_dir, "validate") as work:
         src = work / "source"
+        # Exactly the object version the file is: by its version id, or, in a bucket without
+        # versions, by its ETag (an overwritten key no longer holds this file: ObjectNotFoundError,
+        # and the file fails as `object_not_found` rather than taking the newer bytes).
         size = await deps.objects.download_to(
-            claimed.bucket, claimed.key, src, version_id=claimed.version_id
+            claimed.bucket,
+            claimed.key,
+            src,
+            version_id=claimed.version_id,
+            etag=claimed.etag if claimed.version_id is None else None,
         )
         bucket_count = bucket_count_for(claimed.size_bytes)
         result: ValidateResult = await run_data_step(

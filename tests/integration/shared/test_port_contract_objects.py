@@ -163,3 +163,16 @@ async def test_object_store_put_bytes_if_absent_writes_once_then_refuses_without
 
     assert (first, second) == (True, False)
     assert await store.get_bytes(BUCKET, "_manifests/m.json", max_bytes=100) == b"first"
+
+
+async def test_object_store_download_to_etag_of_an_overwritten_object_is_not_found(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    # GIVEN the ETag of the object a key held, and the key overwritten since (no versions)
+    etag = (await store.head(BUCKET, "orders/a.csv")).etag
+    assert await store.download_to(BUCKET, "orders/a.csv", tmp_path / "a", etag=etag) == len(DATA)
+    await store.put_bytes(BUCKET, "orders/a.csv", b"newer bytes")
+    # WHEN the old object is asked for by its ETag, THEN it is gone, and nothing was read
+    with pytest.raises(ObjectNotFoundError):
+        await store.download_to(BUCKET, "orders/a.csv", tmp_path / "b", etag=f'"{etag}"')
+    assert not (tmp_path / "b").exists()

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from sluice_shared.aws.errors import error_code, translating
 from sluice_shared.errors import InputLimitExceeded, TransientError
-from sluice_shared.ports import ObjectInfo
+from sluice_shared.ports import ObjectInfo, ObjectNotFoundError
 from sluice_shared.retry import aws_retry, with_retry
 
 if TYPE_CHECKING:
@@ -92,11 +92,15 @@ class S3ObjectStore:
         *,
         version_id: str | None = None,
         byte_range: tuple[int, int] | None = None,
+        etag: str | None = None,
     ) -> int:
-        """See `ObjectStore.download_to`. Memory use is one chunk, whatever the object size."""
+        """See `ObjectStore.download_to`. Memory use is one chunk, whatever the object size.
+        `etag` is sent as `If-Match`: S3 answers 412 for another object under the key."""
         request: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version_id is not None:
             request["VersionId"] = version_id
+        if etag is not None:
+            request["IfMatch"] = f'"{etag.strip(chr(34))}"'
         if byte_range is not None:
             start, end = byte_range
             if start < 0 or end < start:
@@ -108,8 +112,16 @@ class S3ObjectStore:
             request["Range"] = f"bytes={start}-{end - 1}"
 
         async def call() -> int:
-            with translating():
+            try:
                 response = await self._client.get_object(**request)
+            except ClientError as error:
+                if etag is not None and error_code(error) == "PreconditionFailed":
+                    raise ObjectNotFoundError(
+                        f"s3://{bucket}/{key} no longer holds the object with ETag {etag}"
+                    ) from error
+                with translating():
+                    raise
+            with translating():
                 body = response["Body"]
                 async with body:
                     size = int(response.get("ContentLength", SMALL_IO_BYTES + 1))
