@@ -188,7 +188,12 @@ def test_scenario_visibility_timeout_shorter_than_processing_reappears_while_fir
 
 @pytest.mark.parametrize(
     ("versioned", "overwritten_before"),
-    [(True, "validate"), (True, "output"), (False, "validate"), (False, "output")],
+    [
+        pytest.param(True, "validate", id="validate"),
+        pytest.param(True, "output", id="output"),
+        pytest.param(False, "validate", id="unversioned-validate"),
+        pytest.param(False, "output", id="unversioned-output"),
+    ],
 )
 def test_scenario_key_overwritten_while_first_version_processing_each_version_once(
     rig: Rig, tmp_path: Path, versioned: bool, overwritten_before: str
