@@ -212,7 +212,8 @@ class Usage:
 class PerFileModel:
     """Requests the real-time path makes per file, by design (docs/architecture.md):
 
-    - EventBridge: 4 custom events (ingested, validated or rejected, transformed, processed); the
+    - EventBridge: 7 custom events (ingested, validated or rejected, transformed — the first three
+      in both of their live majors, v1 and v2 — and processed); the
       S3 "Object Created" event is an AWS service event on the default bus (free).
     - SQS: 4 queues × 3 requests (the rule's SendMessage, the poller's ReceiveMessage, the
       DeleteMessage); the pollers' empty receives are a fixed cost per queue, not counted here.
@@ -223,7 +224,7 @@ class PerFileModel:
       + validate GET + transform b GET + output b GET = 2b + 2.
     """
 
-    eventbridge_events: int = 4
+    eventbridge_events: int = 7
     sqs_requests: int = 12
     dynamodb_wru: int = 20
     dynamodb_rru: int = 4

@@ -151,7 +151,7 @@ def test_request_model_counts_buckets_per_file() -> None:
     counts = request_model([100 * 2**20, 1024])
 
     assert counts == {
-        "eventbridge_events": 8,
+        "eventbridge_events": 14,
         "sqs_requests": 24,
         "dynamodb_wru": 40,
         "dynamodb_rru": 8,
@@ -232,12 +232,12 @@ def test_cost_command_offline_from_logs_prints_per_file_and_glue(
     lines = {line["item"]: line for line in report["lines"]}
     assert lines["Lambda compute (arm64)"]["quantity"] == 6
     assert lines["Lambda requests"]["quantity"] == 4
-    assert lines["EventBridge custom events"]["quantity"] == 8
+    assert lines["EventBridge custom events"]["quantity"] == 14
     assert lines["EventBridge custom events"]["measured"] is False
     expected = (
         6 * 0.0000133334
         + 4 * 0.2e-6
-        + 8 * 1e-6
+        + 14 * 1e-6
         + 24 * 0.4e-6
         + 40 * 0.625e-6
         + 8 * 0.125e-6
