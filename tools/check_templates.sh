@@ -33,6 +33,7 @@ sam_validate() {
 step "sam validate --lint" sam_validate
 step "cfn-lint" "$BIN/cfn-lint" "${TEMPLATES[@]}"
 step "schema registry section up to date" "$BIN/python" deploy/gen_schemas.py --check
+step "query catalog section up to date" "$BIN/python" deploy/gen_catalog.py --check
 step "render ASL with DefinitionSubstitutions" "$BIN/python" -m tools.templates render-asl --out build/asl
 step "statelint + asl-validator" "$BIN/python" -m tools.lint_asl \
   --statelint "$TOOLS/statelint/bin/statelint" \

@@ -281,7 +281,19 @@ class LocalRuntime:
         # pool of 10, 4 functions x `--max-concurrency` loops starved each other's deletes and
         # the provisioner (`up --max-concurrency 4` hung before serving).
         config = AioConfig(max_pool_connections=CLIENT_POOL_CONNECTIONS)
-        for service in ("s3", "sqs", "events", "dynamodb", "ssm", "kms", "logs", "sns", "iam"):
+        for service in (
+            "s3",
+            "sqs",
+            "events",
+            "dynamodb",
+            "ssm",
+            "kms",
+            "logs",
+            "sns",
+            "iam",
+            "glue",
+            "athena",
+        ):
             self._clients[service] = await self._stack.enter_async_context(
                 session.client(service, endpoint_url=self.endpoint_url, config=config)
             )

@@ -50,11 +50,10 @@ def database_name(stage: str) -> str:
 
 
 def partition_type(contract: DatasetContract, spec: PartitionSpec) -> pa.DataType:
-    """The type of a Hive partition key as the catalog declares it: `day` → date, `month`
-    (`2024-03`) and `year` → string, identity → the column's type when a path segment keeps it
-    exactly (string, int64, bool, date), else string."""
-    if spec.transform == "day":
-        return pa.date32()
+    """The type of a Hive partition key as the catalog declares it: `day` (`2024-03-01`), `month`
+    (`2024-03`) and `year` → string, as Athena's date projection documents it (compare with
+    `dt >= '2024-03-01'`); identity → the column's type when a path segment keeps it exactly
+    (string, int64, bool, date), else string."""
     if spec.transform != "identity":
         return pa.string()
     column_type = transformed_schema(contract).field(spec.column).type

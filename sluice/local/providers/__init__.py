@@ -7,6 +7,7 @@ types with no local meaning. Importing this package registers every provider.
 
 from sluice.local.providers import (  # noqa: F401  (registration on import)
     awslambda,
+    catalog,
     dynamodb,
     events,
     iam,
