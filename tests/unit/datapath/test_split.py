@@ -199,3 +199,14 @@ def test_split_generated_orders_file_matches_whole_run(tmp_path: Path) -> None:
     assert len(ranges) > 4
     result = _run_all(src, contract, ranges, tmp_path / "split")
     assert result["totals"] == [3000, 3000 - truth.rows_bad_total, truth.rows_bad_total]
+
+
+def test_split_jsonl_leading_blank_lines_join_the_first_record(tmp_path: Path) -> None:
+    # GIVEN a JSON Lines object that starts with blank lines, cut as small as possible
+    data = b'\n\n{"id":0,"note":""}\n'
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    ranges, _ = plan_byte_ranges(src, JSON_CONTRACT, target_bytes=1)
+    # THEN no range holds only blank lines: the blanks travel with the first record
+    assert ranges == [ByteRange(0, 0, len(data))]
+    _check_split_equals_whole(data, JSON_CONTRACT, 1)

@@ -35,7 +35,8 @@ class ByteRange:
 
 def _skip_blank_lines(fh: BinaryIO, cuts: list[int], size: int) -> list[int]:
     """Move each cut past blank lines, so no range holds only blank lines (which are no
-    records); cuts that reach the end of the object are dropped."""
+    records); cuts that reach the end of the object are dropped, and so is a first cut with
+    only blank lines before it (the leading blanks join the next range)."""
     moved: list[int] = []
     for cut in cuts:
         pos = cut
@@ -51,6 +52,10 @@ def _skip_blank_lines(fh: BinaryIO, cuts: list[int], size: int) -> list[int]:
             pos += len(window)
         if pos < size and (not moved or pos > moved[-1]):
             moved.append(pos)
+    if moved:
+        fh.seek(0)
+        if not fh.read(moved[0]).lstrip(b"\r\n"):
+            moved.pop(0)
     return moved
 
 
