@@ -22,7 +22,8 @@ from sluice.context import CliContext
     "--endpoint-url",
     envvar="SLUICE_ENDPOINT_URL",
     default=None,
-    help="AWS endpoint (default: the local runtime, http://127.0.0.1:4566, unless --profile).",
+    help="AWS endpoint, also the runtime `sluice local` commands act on (default: the local "
+    "runtime, http://127.0.0.1:$SLUICE_LOCAL_PORT or :4566, unless --profile).",
 )
 @click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile: talk to AWS.")
 @click.option("--region", envvar="AWS_REGION", default="us-east-1", show_default=True)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+LOCAL_PORT = 4566
+LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+RUNTIME_STATE_FILE = "runtime.json"
+"""What `sluice local up` writes into its state directory while it runs (pid, port, …)."""
 
 # SSM parameters the platform stack publishes (deploy/platform.yaml); the local runtime
 # provisions the same stack, so the same lookup works locally and on AWS.
@@ -28,6 +34,47 @@ class EndpointUnreachable(click.ClickException):
     exit_code = 3
 
 
+def local_port_default() -> int:
+    """SLUICE_LOCAL_PORT, else 4566: the runtime port when nothing else names one."""
+    value = os.environ.get("SLUICE_LOCAL_PORT")
+    if not value:
+        return LOCAL_PORT
+    try:
+        return int(value)
+    except ValueError:
+        raise click.UsageError(f"SLUICE_LOCAL_PORT={value!r} is not a port number") from None
+
+
+def resolve_endpoint(
+    endpoint_url: str | None, port: int | None = None, *, profile: str | None = None
+) -> tuple[str | None, int]:
+    """Where a command talks to: the one resolution every command (`local *` included) uses.
+
+    In order: `--port` of a `local` command, else `--endpoint-url`/SLUICE_ENDPOINT_URL, else
+    SLUICE_LOCAL_PORT, else 4566 — on 127.0.0.1. With `--profile` and no endpoint, AWS (None).
+    Giving both `--port` and an `--endpoint-url` with another port is a usage error.
+
+    Returns:
+        The endpoint URL (None: AWS) and the local runtime port it names (the default local
+        port when the endpoint is not a local one).
+    """
+    if endpoint_url is not None:
+        parsed = urllib.parse.urlsplit(endpoint_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise click.UsageError(f"--endpoint-url {endpoint_url!r}: expected http://HOST:PORT")
+        named = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if port is not None and port != named:
+            raise click.UsageError(
+                f"--port {port} and --endpoint-url {endpoint_url} name different runtimes; "
+                "give one of them"
+            )
+        return endpoint_url, named
+    chosen = port if port is not None else local_port_default()
+    if port is None and profile is not None:
+        return None, chosen
+    return f"http://127.0.0.1:{chosen}", chosen
+
+
 @dataclass
 class CliContext:
     endpoint_url: str | None
@@ -36,6 +83,7 @@ class CliContext:
     stage: str
     as_json: bool
     _names: dict[str, str] | None = field(default=None, repr=False)
+    endpoint_given: str | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -48,9 +96,48 @@ class CliContext:
         as_json: bool,
     ) -> CliContext:
         # With a profile we talk to AWS; otherwise to the local runtime (never to AWS by accident).
-        if endpoint_url is None and profile is None:
-            endpoint_url = LOCAL_ENDPOINT
-        return cls(endpoint_url, profile, region, stage, as_json)
+        resolved, _ = resolve_endpoint(endpoint_url, profile=profile)
+        return cls(resolved, profile, region, stage, as_json, endpoint_given=endpoint_url)
+
+    def local_port(self, port: int | None) -> int:
+        """The port of the local runtime a `sluice local` command acts on (see
+        `resolve_endpoint`); a usage error when the endpoint is not on this machine."""
+        _, chosen = resolve_endpoint(self.endpoint_given, port)
+        if self.endpoint_given is not None:
+            host = urllib.parse.urlsplit(self.endpoint_given).hostname
+            if host not in LOCAL_HOSTS:
+                raise click.UsageError(
+                    f"--endpoint-url {self.endpoint_given} is not a local runtime "
+                    f"(`sluice local` commands act on 127.0.0.1)"
+                )
+        return chosen
+
+    def local_state_dir(self) -> Path | None:
+        """The state directory of the local runtime at the endpoint (its health answer names
+        it), else the one of this checkout's state file (`<repo>/.sluice/runtime.json`), else
+        None. Always None against AWS."""
+        if not self.is_local or self.endpoint_url is None:
+            return None
+        import json
+        import urllib.error
+        import urllib.request
+
+        url = self.endpoint_url.rstrip("/") + "/_sluice/health"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                health = json.loads(response.read())
+            named = health.get("state_dir") if isinstance(health, dict) else None
+            if isinstance(named, str) and named:
+                return Path(named)
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        state_file = Path(__file__).resolve().parents[1] / ".sluice" / RUNTIME_STATE_FILE
+        try:
+            doc = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        named = doc.get("state_dir") if isinstance(doc, dict) else None
+        return Path(named) if isinstance(named, str) and named else None
 
     @property
     def is_local(self) -> bool:

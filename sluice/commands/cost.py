@@ -60,7 +60,8 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> A
     type=click.Path(path_type=Path),
     default=None,
     help="REPORT lines: a log file, a folder of <function>.log, or a local state dir "
-    "(default locally: <repo>/.sluice; on AWS: CloudWatch Logs).",
+    "(default locally: the state dir of the runtime at the endpoint, else <repo>/.sluice; "
+    "on AWS: CloudWatch Logs).",
 )
 @click.option("--since", callback=_since, default=None, help="Window of files/logs (e.g. 1h).")
 @click.option("--files", type=click.IntRange(min=1), default=None, help="Files processed.")
@@ -125,6 +126,9 @@ def command(
         prices = load_prices(prices_path)
     except PriceBookError as exc:
         raise click.BadParameter(str(exc), param_hint="--prices") from None
+    if logs is None and ctx.is_local:
+        # The state dir of the runtime at the endpoint (wherever it was started), else <repo>.
+        logs = ctx.local_state_dir() or DEFAULT_STATE_DIR
     until = now()
     run = _run(ctx, run_id) if run_id else None
     start = run.created_at if run else (until - since if since else None)

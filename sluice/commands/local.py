@@ -25,9 +25,10 @@ from typing import Any
 
 import click
 
+from sluice.context import LOCAL_PORT, CliContext, local_port_default
 from sluice.local.errors import LocalRuntimeError, RuntimeNotRunning
 
-DEFAULT_PORT = 4566
+DEFAULT_PORT = LOCAL_PORT
 
 
 def repo_root() -> Path:
@@ -70,6 +71,35 @@ def running(port: int) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("service") == "sluice-local" else None
 
 
+def _port(ctx: click.Context, port: int | None) -> int:
+    """The runtime port this command acts on: `CliContext.local_port`, the one resolution
+    every command shares (--port, else --endpoint-url, else SLUICE_LOCAL_PORT, else 4566)."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, CliContext):
+        return obj.local_port(port)
+    return port if port is not None else local_port_default()
+
+
+def other_checkout(health: dict[str, Any]) -> str | None:
+    """The checkout a running runtime serves when it is not this one, else None."""
+    served = health.get("repo_root")
+    if not isinstance(served, str) or not served:
+        return None
+    return None if Path(served).resolve() == repo_root().resolve() else served
+
+
+def refuse_other_checkout(health: dict[str, Any], port: int) -> None:
+    """A usage error naming both checkouts when the runtime on `port` serves another one."""
+    served = other_checkout(health)
+    if served is None:
+        return
+    raise click.UsageError(
+        f"the sluice local runtime on 127.0.0.1:{port} serves another checkout: {served} "
+        f"(this is {repo_root()}). Stop it (`sluice local down --port {port}`) or use another "
+        "port (`--port N`, or SLUICE_LOCAL_PORT=N for every command)"
+    )
+
+
 def print_report(resources: list[dict[str, Any]]) -> None:
     """Summarise a provisioning report: counts, emulated resources, everything skipped."""
     by_action: dict[str, int] = defaultdict(int)
@@ -97,11 +127,10 @@ def command() -> None:
 
 _port_option = click.option(
     "--port",
-    type=int,
-    default=DEFAULT_PORT,
-    envvar="SLUICE_LOCAL_PORT",
-    show_default=True,
-    help="Endpoint port on 127.0.0.1.",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Runtime port on 127.0.0.1 (default: the port of --endpoint-url, else "
+    f"SLUICE_LOCAL_PORT, else {DEFAULT_PORT}).",
 )
 _state_option = click.option(
     "--state-dir", default=None, help="Logs and the pid file (default: <repo>/.sluice)."
@@ -144,7 +173,7 @@ _state_option = click.option(
 @click.pass_context
 def up(
     ctx: click.Context,
-    port: int,
+    port: int | None,
     state_dir: str | None,
     templates: tuple[Path, ...],
     params: tuple[str, ...],
@@ -157,7 +186,10 @@ def up(
 ) -> None:
     """Bring the suite up (foreground: Ctrl-C stops it). Re-running re-provisions in place."""
     stage = _stage(ctx)
-    if running(port):
+    port = _port(ctx, port)
+    health = running(port)
+    if health:
+        refuse_other_checkout(health, port)
         try:
             doc = _call(port, "provision", {}, timeout=startup_timeout)
         except LocalRuntimeError as exc:
@@ -269,10 +301,12 @@ def _tail(path: Path, lines: int = 30) -> str:
 @_port_option
 @_state_option
 @click.option("--timeout", type=float, default=30.0, show_default=True)
-def down(port: int, state_dir: str | None, timeout: float) -> None:
+@click.pass_context
+def down(ctx: click.Context, port: int | None, state_dir: str | None, timeout: float) -> None:
     """Stop the runtime on --port (all its state is lost)."""
     import psutil
 
+    port = _port(ctx, port)
     health = running(port)
     pid: int | None = health.get("pid") if health else None
     if pid is not None:
@@ -282,7 +316,14 @@ def down(port: int, state_dir: str | None, timeout: float) -> None:
     if pid is None:
         state_file = _state_dir(state_dir) / "runtime.json"
         if state_file.exists():
-            pid = int(json.loads(state_file.read_text())["pid"])
+            doc = json.loads(state_file.read_text())
+            if int(doc.get("port", port)) != port:
+                click.echo(
+                    f"sluice local is not running on 127.0.0.1:{port} "
+                    f"({state_file} names port {doc.get('port')})"
+                )
+                return
+            pid = int(doc["pid"])
             if not psutil.pid_exists(pid):
                 state_file.unlink()
                 click.echo("sluice local was not running (stale state file removed)")
@@ -323,8 +364,10 @@ def _shutdown_and_wait(port: int, timeout: float) -> None:
 @command.command("trigger")
 @click.argument("name")
 @_port_option
-def trigger(name: str, port: int) -> None:
+@click.pass_context
+def trigger(ctx: click.Context, name: str, port: int | None) -> None:
     """Fire the schedule or rule NAME once, now (its targets get a Scheduled Event)."""
+    port = _port(ctx, port)
     try:
         doc = _call(port, "trigger", {"name": name}, timeout=30)
     except LocalRuntimeError as exc:
@@ -335,10 +378,12 @@ def trigger(name: str, port: int) -> None:
 @command.command("credentials")
 @click.argument("name")
 @_port_option
-def credentials(name: str, port: int) -> None:
+@click.pass_context
+def credentials(ctx: click.Context, name: str, port: int | None) -> None:
     """Print `export AWS_ACCESS_KEY_ID=...` lines of the credentials the runtime issued for the
     role of function NAME (or for the role NAME): `eval "$(sluice local credentials NAME)"`, then
     the AWS CLI acts as that function, and its role's policies decide every call."""
+    port = _port(ctx, port)
     try:
         doc = _call(port, "credentials", {"name": name})
     except LocalRuntimeError as exc:
@@ -352,8 +397,9 @@ def credentials(name: str, port: int) -> None:
 @command.command("status-lite")
 @_port_option
 @click.pass_context
-def status_lite(ctx: click.Context, port: int) -> None:
+def status_lite(ctx: click.Context, port: int | None) -> None:
     """Functions (warm workers, invocations, errors), pollers and schedules of the runtime."""
+    port = _port(ctx, port)
     try:
         state = _call(port, "state")
     except LocalRuntimeError as exc:
@@ -402,7 +448,7 @@ def run(
     files: tuple[Path, ...],
     sample: bool,
     dataset: str | None,
-    port: int,
+    port: int | None,
     state_dir: str | None,
     timeout: float,
     keep_up: bool,
@@ -412,6 +458,7 @@ def run(
     from sluice.local.run import FileRun, expected_outcome, sample_files
 
     stage = _stage(ctx)
+    port = _port(ctx, port)
     planned: list[tuple[Path, str, str]] = []
     if sample:
         planned += sample_files(repo_root() / "samples")
@@ -421,13 +468,18 @@ def run(
     if not planned:
         raise click.UsageError("give FILEs or --sample")
     started_here = False
-    if no_iam and running(port):
+    health = running(port)
+    if health:
+        refuse_other_checkout(health, port)
+    if no_iam and health:
         raise click.UsageError(
             f"a runtime already runs on 127.0.0.1:{port}; --no-iam applies to one this command "
-            "starts (`sluice local down`, then run again)"
+            f"starts (`sluice local down --port {port}`, then run again)"
         )
-    if not running(port):
-        directory = _state_dir(state_dir)
+    directory = _state_dir(state_dir)
+    if health and isinstance(health.get("state_dir"), str):
+        directory = Path(health["state_dir"])
+    if not health:
         click.echo(f"starting sluice local on 127.0.0.1:{port} …")
         up_args = ["--stage", stage, "local", "up", "--port", str(port)]
         up_args += ["--state-dir", str(directory), *(["--no-iam"] if no_iam else [])]
@@ -442,7 +494,7 @@ def run(
     since_ms = int(time.time() * 1000)
     try:
         failed = _upload_and_follow(port, stage, runs, timeout)
-        _print_metrics(_state_dir(state_dir), since_ms, runs)
+        _print_metrics(directory, since_ms, runs)
         _print_row_counts(port, stage, sorted({r.dataset for r in runs}))
     finally:
         if started_here and not keep_up:

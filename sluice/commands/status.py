@@ -81,9 +81,9 @@ HEADERS = ["FILE_ID", "STATUS", "DATASET", "KEY", "BYTES", "ROWS IN/OUT/Q", "UPD
 @click.option(
     "--logs",
     type=click.Path(path_type=Path),
-    default=Path(".sluice"),
-    show_default=True,
-    help="With --metrics: a local state dir, a folder of <function>.log files, or one log file.",
+    default=None,
+    help="With --metrics: a local state dir, a folder of <function>.log files, or one log file "
+    "(default: the state dir of the runtime at the endpoint, else <repo>/.sluice).",
 )
 @click.pass_obj
 def command(
@@ -95,7 +95,7 @@ def command(
     serve: bool,
     port: int,
     metrics: bool,
-    logs: Path,
+    logs: Path | None,
 ) -> None:
     """Where files are: one file's record, or the files updated within --since.
 
@@ -103,7 +103,8 @@ def command(
     3 endpoint unreachable, stage not provisioned, or file unknown.
     """
     if metrics:
-        _metrics(ctx, logs, since)
+        found = logs or ctx.local_state_dir() or Path(__file__).resolve().parents[2] / ".sluice"
+        _metrics(ctx, found, since)
         return
     names = ctx.names()
     reader = LedgerReader(ctx.client("dynamodb"), names["ledger_table"])

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from sluice.context import RUNTIME_STATE_FILE
 from sluice.local import moto_patches
 from sluice.local.endpoint import Endpoint
 from sluice.local.errors import LocalRuntimeError, PortInUseError
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.local")
 
-STATE_FILE = "runtime.json"
+STATE_FILE = RUNTIME_STATE_FILE
 CLIENT_POOL_CONNECTIONS = 256
 """Connections per runtime client (provisioning, schedules, targets): botocore's default of 10
 starved concurrent callers when the pollers still long-polled over HTTP."""
@@ -414,6 +415,7 @@ class LocalRuntime:
             "stage": self.options.stage,
             "started_at": self.started_at.isoformat(),
             "state_dir": str(self.state_dir),
+            "repo_root": str(self.options.repo_root.resolve()),
         }
         (self.state_dir / STATE_FILE).write_text(json.dumps(doc, indent=2))
 
@@ -728,6 +730,8 @@ class LocalRuntime:
                 "port": self.options.port,
                 "stage": self.options.stage,
                 "started_at": self.started_at.isoformat(),
+                "repo_root": str(self.options.repo_root.resolve()),
+                "state_dir": str(self.state_dir.resolve()),
             }
         )
 

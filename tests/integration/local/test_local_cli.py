@@ -58,7 +58,9 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
     try:
         pid = json.loads((state / "runtime.json").read_text())["pid"]
         # WHEN a schedule is triggered from the CLI
-        fired = sluice("local", "trigger", "sluice-test-tick", "--port", str(port))
+        # (pointed at the runtime the way every other command is: --endpoint-url)
+        endpoint = f"http://127.0.0.1:{port}"
+        fired = sluice("--endpoint-url", endpoint, "local", "trigger", "sluice-test-tick")
         assert fired.returncode == 0, fired.stderr
         deadline = time.monotonic() + 90
         while not any(str(i["PK"]).find("TICK#") >= 0 for i in _items(port)):
@@ -74,7 +76,7 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
         assert json.loads((state / "runtime.json").read_text())["pid"] == pid
         assert any("TICK#" in str(i["PK"]) for i in _items(port))
     finally:
-        stopped = sluice("local", "down", "--port", str(port))
+        stopped = sluice("--endpoint-url", f"http://127.0.0.1:{port}", "local", "down")
     # THEN down stops it and removes its state file
     assert stopped.returncode == 0, stopped.stderr
     assert not (state / "runtime.json").exists()
