@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate locks audit
+.PHONY: prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate locks audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,12 @@ run: setup
 ## The whole test suite (what CI runs).
 test: setup browser lint typecheck contracts-check check-templates
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/policy  # policy tests ran in check-templates
+	$(BIN)/python -m tests.prove  # the suite just passed: now every mechanism switched off must fail it
+
+## Every promise of docs/guarantees.md proved: each mechanism switched off (tests/prove) must fail
+## a named test; --baseline first checks those tests pass unmutated.
+prove: setup
+	$(BIN)/python -m tests.prove --baseline
 
 ## Headless Chromium for the status-page test (Debian package; needs root, as CI and dev machines have).
 browser:

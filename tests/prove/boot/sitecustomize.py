@@ -1,0 +1,15 @@
+"""Installs the mutation named by `SLUICE_PROVE_MUTATION` at interpreter start (`make prove`).
+
+This directory is on `PYTHONPATH` only in the processes `python -m tests.prove` starts (and the
+worker processes their tests start with `tests.prove.mutation_env()`); nothing else imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+_name = os.environ.get("SLUICE_PROVE_MUTATION")
+if _name:
+    from tests.prove.registry import mutation_named
+
+    mutation_named(_name).install()
