@@ -22,7 +22,13 @@ from sluice_shared.aws.dynamodb import DynamoDbLedger
 from sluice_shared.keys import file_id_for
 from sluice_shared.ports import REASON_CODE_ATTRIBUTE, FileRecord
 from tests.e2e.harness import ledger_items
-from tests.reliability.scenario import InjectedHandlerError, Rig, assert_reconciled
+from tests.reliability.scenario import (
+    InjectedHandlerError,
+    PipelineStalled,
+    Rig,
+    UnexpectedHandlerFailure,
+    assert_reconciled,
+)
 
 MAX_RECEIVE_COUNT = 5  # the harness's redrive policy
 ORDERS = (
@@ -287,3 +293,29 @@ def test_scenario_object_versions_out_of_order_newest_version_wins(rig: Rig, ord
     assert ids == ["ORD-000001", "ORD-000003"]
     if order == "reverse":
         assert rig.delivery.reordered >= 1
+
+
+@pytest.mark.parametrize("fault", ["raises", "unknown_identifier", "swallows"])
+def test_scenario_pump_fails_on_a_handler_fault_it_did_not_inject(
+    rig: Rig, tmp_path: Path, fault: str
+) -> None:
+    # GIVEN a validate function that, unannounced, raises, answers an itemIdentifier that is
+    # not in its batch, or reports success without doing anything
+    rig.start()
+    real = rig.handlers["validate"]
+
+    def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if fault == "raises":
+            raise RuntimeError("a bug")
+        if fault == "swallows":
+            return {"batchItemFailures": []}
+        response = dict(real(event, context))
+        return {**response, "batchItemFailures": [{"itemIdentifier": "not-in-this-batch"}]}
+
+    rig.handlers["validate"] = broken
+    rig.upload_generated(tmp_path, "orders/a.csv", seed=1)
+    # WHEN the pipeline runs, THEN the scenario fails at once, although Lambda would retry
+    # the batch (raising, unknown identifier) or nothing is left to move (swallowed)
+    expected = PipelineStalled if fault == "swallows" else UnexpectedHandlerFailure
+    with pytest.raises(expected):
+        rig.settle(1, timeout=30)
