@@ -472,6 +472,11 @@ PROMISES: tuple[Promise, ...] = (
                 "a fact about a file the ledger never registered is poison (`unknown_file`)",
                 _mutation(
                     "unknown-file-ignored",
+                    _off(
+                        STAGES,
+                        "    if record is None:\n        raise UnknownFileError",
+                        "    if False:\n        raise UnknownFileError",
+                    ),
                     _off(STAGES, "        if stale.current is None:", "        if False:"),
                 ),
                 (
