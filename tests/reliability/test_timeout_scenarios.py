@@ -14,17 +14,20 @@ from sluice.local.runner import FunctionConfig, FunctionRunner
 from tests.e2e.harness import build_stack, ledger_items, sqs_event
 from tests.prove import mutation_env
 
-TIMEOUT_S = 5.0
-SLOW_HEAD_S = 2.6  # each of the first two HeadObject calls; two of them outlive the timeout
-MIN_REMAINING_MS = 2500  # after one slow record at most 2.4 s are left: below the threshold
+# Each of the first two S3 HEADs sleeps SLOW_HEAD_S: one slow record fits the timeout with
+# 3.8 s to spare for the rest of its work (a loaded machine), two of them never do; after one,
+# at most 3.8 s are left, below the threshold.
+TIMEOUT_S = 8.0
+SLOW_HEAD_S = 4.2
+MIN_REMAINING_MS = 4000
 INGEST_CODE = Path(__file__).resolve().parents[2] / "services" / "ingest"
 
 
 async def test_scenario_record_near_the_real_timeout_is_left_for_redelivery_not_killed(
     moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # GIVEN the ingest function with a 5 s timeout, records one at a time, a 2.5 s threshold,
-    # and the first two S3 HEADs taking 2.6 s each; two objects notified in one batch
+    # GIVEN the ingest function with an 8 s timeout, records one at a time, a 4 s threshold,
+    # and the first two S3 HEADs taking 4.2 s each; two objects notified in one batch
     stack = build_stack(moto_endpoint)
     faults = {
         "seed": 1,
