@@ -422,7 +422,8 @@ def status_lite(ctx: click.Context, port: int | None) -> None:
         queue = poller["queue_arn"].rsplit(":", 1)[-1]
         click.echo(
             f"poller {queue} -> {poller['function']}: batch {poller['batch_size']}, "
-            f"x{poller['concurrency']}, {poller['batches']} batches, {poller['deleted']} deleted"
+            f"x{poller['concurrency']}, {poller['batches']} batches, {poller['deleted']} deleted, "
+            f"{poller.get('failed', 0)} failed, {poller.get('redelivered', 0)} redelivered"
         )
     for sched in state["schedules"]:
         flag = "" if sched["enabled"] else " (disabled)"
@@ -493,7 +494,7 @@ def run(
     runs = [FileRun(p, ds, key, expected=expected_outcome(p)) for p, ds, key in planned]
     since_ms = int(time.time() * 1000)
     try:
-        failed = _upload_and_follow(port, stage, runs, timeout)
+        failed = _upload_and_follow(port, stage, runs, timeout, directory / "logs")
         _print_metrics(directory, since_ms, runs)
         _print_row_counts(port, stage, sorted({r.dataset for r in runs}))
     finally:
@@ -535,10 +536,12 @@ def _print_row_counts(port: int, stage: str, datasets: list[str]) -> None:
     click.echo(render_table(result))
 
 
-def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -> bool:
+def _upload_and_follow(
+    port: int, stage: str, runs: list[Any], timeout: float, logs_dir: Path
+) -> bool:
     import boto3
 
-    from sluice.local.run import progress_line, summary_table, update_from_item
+    from sluice.local.run import LiveWatch, progress_line, summary_table, update_from_item
     from sluice_shared.keys import file_id_for
 
     session = boto3.Session(
@@ -555,6 +558,9 @@ def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -
         raise click.ClickException(
             f"stage {stage} is not provisioned on {endpoint} (SSM /sluice/{stage}/…): {exc}"
         ) from exc
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    watch = LiveWatch(logs_dir)
+    _watch(watch, port, sqs, stage)  # the baseline: what happened before this run is not shown
     for item in runs:
         item.uploaded_at = time.time()
         response = s3.put_object(Bucket=bucket, Key=item.key, Body=item.path.read_bytes())
@@ -565,7 +571,13 @@ def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -
     started = time.monotonic()
     interactive = sys.stdout.isatty()
     last_print = 0.0
+    last_watch = time.monotonic()
     while time.monotonic() - started < timeout and not all(r.terminal for r in runs):
+        if time.monotonic() - last_watch >= 1.0:
+            last_watch = time.monotonic()
+            for line in _watch(watch, port, sqs, stage):
+                stamp = f"[{time.monotonic() - started:6.1f}s] {line}"
+                click.echo(("\r" + stamp.ljust(80)) if interactive else stamp)
         for item in runs:
             if item.terminal:
                 continue
@@ -593,6 +605,22 @@ def _upload_and_follow(port: int, stage: str, runs: list[Any], timeout: float) -
             failed = True
             click.echo(f"FAIL {item.key}: {problem}" + (f" ({item.error})" if item.error else ""))
     return failed
+
+
+def _watch(watch: Any, port: int, sqs: Any, stage: str) -> list[str]:
+    """Errors, retries and parked messages since the last look (nothing when the runtime or
+    SQS does not answer this once: the next look reports it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from sluice.local.run import dlq_depths
+
+    try:
+        state = _call(port, "state")
+        depths = dlq_depths(sqs, f"sluice-{stage}-")
+    except (LocalRuntimeError, BotoCoreError, ClientError):
+        return []
+    lines: list[str] = watch.update(state, depths)
+    return lines
 
 
 def _dataset_of(path: Path) -> str:

@@ -198,6 +198,10 @@ class SqsPoller:
         self.invoker = invoker
         self.batches = 0
         self.messages_deleted = 0
+        self.messages_failed = 0
+        """Messages a batch failed (left to reappear after the visibility timeout)."""
+        self.messages_redelivered = 0
+        """Messages received again (receive count above 1): the retries of failed ones."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def collect_batch(self) -> list[dict[str, Any]]:
@@ -240,11 +244,13 @@ class SqsPoller:
         outcome = BatchOutcome(received=len(batch))
         if not batch:
             return outcome
+        self.messages_redelivered += sum(_receive_count(m) > 1 for m in batch)
         event = sqs_event(batch, self.config.queue_arn, self.config.region)
         result = await self.invoker.invoke(self.config.function_name, json.dumps(event).encode())
         self.batches += 1
         if result.function_error is not None:
             outcome.whole_batch_failed = True
+            self.messages_failed += len(batch)
             return outcome
         ids = {m["MessageId"] for m in batch}
         failed: list[str] | None = []
@@ -252,8 +258,10 @@ class SqsPoller:
             failed = failed_item_ids(result.payload, ids)
         if failed is None:
             outcome.whole_batch_failed = True
+            self.messages_failed += len(batch)
             return outcome
         outcome.failed_ids = failed
+        self.messages_failed += len(failed)
         done = [(m["MessageId"], m["ReceiptHandle"]) for m in batch if m["MessageId"] not in failed]
         if done:
             await self.queue.delete(done)
@@ -407,3 +415,10 @@ def api_message(message: Any) -> dict[str, Any]:
         attributes["SequenceNumber"] = message.sequence_number
     out["Attributes"] = attributes
     return out
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+    except ValueError:
+        return 1

@@ -228,3 +228,114 @@ def collect_run_metrics(
         if summary.end_to_end.count >= completed or time.monotonic() >= deadline:
             return summary
         time.sleep(poll_s)
+
+
+CRASH_LOOP_ERRORS = 3
+"""Invocation errors of one function during a run from which `local run` calls it a crash loop."""
+
+
+@dataclass
+class LiveWatch:
+    """What went wrong since the last look, as lines `local run` prints while it follows files:
+    function errors (with the function's log), messages a batch failed and their redeliveries,
+    messages parked in a DLQ, and — once per function — a crash loop with the log's last error.
+
+    Feed it the runtime's state (`/_sluice/state`) and the DLQ depths; the first call sets the
+    baseline (what happened before the run is not reported).
+    """
+
+    logs_dir: Path
+    crash_loop: int = CRASH_LOOP_ERRORS
+    _errors: dict[str, int] | None = None
+    _pollers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _dlqs: dict[str, int] = field(default_factory=dict)
+    _run_errors: dict[str, int] = field(default_factory=dict)
+    _flagged: set[str] = field(default_factory=set)
+
+    def log_of(self, function: str) -> Path:
+        """The runner's log of `function`."""
+        return self.logs_dir / f"{function}.log"
+
+    def update(self, state: dict[str, Any], dlq_depths: dict[str, int]) -> list[str]:
+        """Lines for what changed since the previous call (none on the first)."""
+        errors = {n: int(f.get("errors", 0)) for n, f in (state.get("functions") or {}).items()}
+        pollers = {
+            f"{p['function']} {p['queue_arn']}": (
+                int(p.get("failed", 0)),
+                int(p.get("redelivered", 0)),
+            )
+            for p in state.get("pollers") or []
+        }
+        if self._errors is None:
+            self._errors, self._pollers, self._dlqs = errors, pollers, dict(dlq_depths)
+            return []
+        lines: list[str] = []
+        for name, count in sorted(errors.items()):
+            new = count - self._errors.get(name, 0)
+            if new <= 0:
+                continue
+            self._run_errors[name] = self._run_errors.get(name, 0) + new
+            lines.append(f"error: {name} failed {new} invocation(s) (log: {self.log_of(name)})")
+            if self._run_errors[name] >= self.crash_loop and name not in self._flagged:
+                self._flagged.add(name)
+                last = last_error_line(self.log_of(name))
+                lines.append(
+                    f"crash loop: {name} failed {self._run_errors[name]} invocations in this run; "
+                    f"see {self.log_of(name)}" + (f" — last error: {last}" if last else "")
+                )
+        for key, (failed, redelivered) in sorted(pollers.items()):
+            function, queue_arn = key.split(" ", 1)
+            queue = queue_arn.rsplit(":", 1)[-1]
+            old_failed, old_redelivered = self._pollers.get(key, (0, 0))
+            if failed > old_failed:
+                lines.append(
+                    f"retry: {failed - old_failed} message(s) of {queue} failed in {function}; "
+                    "redelivered after the visibility timeout"
+                )
+            if redelivered > old_redelivered:
+                lines.append(
+                    f"retry: {redelivered - old_redelivered} message(s) of {queue} redelivered "
+                    f"to {function}"
+                )
+        for queue, depth in sorted(dlq_depths.items()):
+            if depth > self._dlqs.get(queue, 0):
+                lines.append(
+                    f"parked: {depth - self._dlqs.get(queue, 0)} message(s) moved to {queue} "
+                    f"(now {depth}; `sluice dlq list {queue}`)"
+                )
+        self._errors, self._pollers = errors, pollers
+        self._dlqs.update(dlq_depths)
+        return lines
+
+
+def last_error_line(log: Path, scan_bytes: int = 64 * 1024) -> str:
+    """The last line of a function log that is not a START/END/REPORT line ('' if none)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, log.stat().st_size - scan_bytes))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("START ", "END ", "REPORT ", "INIT_START")):
+            return line[:300]
+    return ""
+
+
+VISIBLE = "ApproximateNumberOfMessages"
+
+
+def dlq_depths(sqs: Any, prefix: str) -> dict[str, int]:
+    """Visible messages in each queue named `<prefix>…-dlq` (a boto3 SQS client)."""
+    urls = sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
+    depths: dict[str, int] = {}
+    for url in urls:
+        name = url.rsplit("/", 1)[-1]
+        if not name.endswith("-dlq"):
+            continue
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        depths[name] = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    return depths

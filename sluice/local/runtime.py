@@ -772,6 +772,8 @@ class LocalRuntime:
                     "concurrency": p.config.max_concurrency,
                     "batches": p.batches,
                     "deleted": p.messages_deleted,
+                    "failed": p.messages_failed,
+                    "redelivered": p.messages_redelivered,
                 }
                 for p in self.pollers.values()
             ],
