@@ -20,21 +20,22 @@ def free_port() -> int:
 
 
 def run_sluice(
-    *args: str, timeout: float, cwd: Path | None = None
+    *args: str, timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `sluice ARGS` in a child Python and return it finished, output captured as text.
 
     The child does not inherit AWS_ENDPOINT_URL: the local runtime serves its own endpoint and
-    the CLI must find it through its own options. Raises subprocess.TimeoutExpired after
-    `timeout` seconds; a non-zero exit is returned, not raised.
+    the CLI must find it through its own options; `env` adds variables. Raises
+    subprocess.TimeoutExpired after `timeout` seconds; a non-zero exit is returned, not raised.
     """
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    child_env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    child_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-c", "from sluice.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=child_env,
         cwd=cwd,
         check=False,
     )

@@ -35,9 +35,11 @@ async def other_checkout(moto_endpoint: str, tmp_path: Path) -> AsyncIterator[Lo
         await rt.stop()
 
 
-async def sluice(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+async def sluice(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # the runtime serves from this event loop: the CLI process runs off it
-    return await asyncio.to_thread(run_sluice, *args, timeout=120, cwd=cwd)
+    return await asyncio.to_thread(run_sluice, *args, timeout=120, cwd=cwd, env=env)
 
 
 def _health(url: str) -> dict[str, str]:
@@ -52,7 +54,9 @@ async def test_health_names_checkout_and_state_dir(other_checkout: LocalRuntime)
     assert health["state_dir"] == str(other_checkout.state_dir.resolve())
 
 
-async def test_local_commands_follow_endpoint_url(other_checkout: LocalRuntime) -> None:
+async def test_local_commands_follow_endpoint_url(
+    other_checkout: LocalRuntime, tmp_path: Path
+) -> None:
     url = other_checkout.endpoint_url
     port = str(other_checkout.options.port)
     # WHEN status-lite is pointed at the runtime by --endpoint-url alone (no --port)
@@ -66,6 +70,13 @@ async def test_local_commands_follow_endpoint_url(other_checkout: LocalRuntime) 
     clash = await sluice("--endpoint-url", url, "local", "status-lite", "--port", "1")
     assert clash.returncode == 2
     assert "name different runtimes" in clash.stderr
+    # AND SLUICE_LOCAL_PORT points local and other commands at it alike
+    by_env = {"SLUICE_LOCAL_PORT": port}
+    lite = await sluice("local", "status-lite", env=by_env)
+    assert lite.returncode == 0, lite.stderr
+    assert lite.stdout.startswith(f"{url}  stage test")
+    metrics = await sluice("--json", "status", "--metrics", env=by_env, cwd=tmp_path)
+    assert metrics.returncode == 0, metrics.stderr  # the runtime's state dir, found by its port
     remote = await sluice("--endpoint-url", "https://s3.amazonaws.com", "local", "down")
     assert remote.returncode == 2
     assert "not a local runtime" in remote.stderr
