@@ -35,7 +35,8 @@ class LoadtestReplayedV1(ContractModel):
     """`loadtest.golden.replayed.v1`: one golden example's payload, replayed by a load test."""
 
     TYPE: ClassVar[str] = "loadtest.golden.replayed.v1"
-    SOURCE: ClassVar[str] = "sluice.loadtest"
+    SOURCE: ClassVar[str] = "loadtest.golden"
+    """A team source: the bus policy keeps `sluice.*` sources for the services' own roles."""
 
     run_id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0)

@@ -11,11 +11,11 @@ import orjson
 import pyarrow as pa
 import pytest
 import yaml
-from pydantic import ValidationError
 
 from contracts.datasets import DatasetCatalog, DatasetContract
 from contracts.datasets.loader import load_contract
 from contracts.datasets.model import QuarantinePolicy
+from contracts.errors import DatasetContractInvalid
 from sluice_shared.datapath.schema import global_row, staged_schema
 from sluice_shared.datapath.validate import ValidateResult, validate_file
 from sluice_shared.limits import Limits
@@ -387,7 +387,7 @@ def test_contract_regex_re2_cannot_compile_is_refused_at_load(
             {"name": "codes", "version": 1, "format": {"kind": "csv"}, "columns": columns}
         )
     )
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(DatasetContractInvalid) as raised:
         DatasetCatalog(tmp_path).load("codes")
     message = str(raised.value)
     assert f"column 'code': regex {pattern!r} is not accepted" in message
