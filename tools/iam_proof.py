@@ -24,6 +24,7 @@ role.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -93,10 +95,6 @@ KEPT: dict[str, str] = {
     "WriteTraces": (
         "the X-Ray daemon sends the function's (or the state machine's) traces with the role; "
         "there is no X-Ray locally"
-    ),
-    "ConsumeOwnQueue": (
-        "the SQS event source mapping receives and deletes with the function's role; locally "
-        "the poller is part of the runtime and calls the queue in process"
     ),
     "UseDataKey": (
         "S3, DynamoDB and the log group call KMS for the data key with the caller's "
@@ -387,12 +385,20 @@ class SharedRuntime:
         if up.returncode != 0:
             raise RuntimeError(f"sluice local up failed:\n{up.stdout}{up.stderr}")
 
-    def reprovision(self) -> None:
+    def reprovision(self) -> str | None:
+        """Re-provision from the copy; None, or why the runtime refused it."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/_sluice/provision", data=b"{}", method="POST"
         )
-        with urllib.request.urlopen(request, timeout=300) as response:
-            response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                response.read()
+        except urllib.error.HTTPError as refused:
+            detail = refused.read().decode("utf-8", "replace")
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = str(json.loads(detail).get("error", detail))
+            return " ".join(detail.split())[:300]
+        return None
 
     def role_policy_text(self, role_name: str) -> str:
         import boto3
@@ -472,14 +478,22 @@ def prove(
             prefix = f"iam-proof: [{index}/{len(runnable)}] {statement.key}"
             print(f"{prefix}: removed; running {len(statement.tests)} test(s)", flush=True)
             write_copy(work, statement)
+            refused = None
             if shared is not None:
-                shared.reprovision()
-                policy = shared.role_policy_text(_local_role_name(statement))
-                if f'"Sid": "{statement.sid}"' in policy:
-                    raise RuntimeError(
-                        f"re-provisioning kept {statement.key} in the runtime: run with --fresh"
-                    )
-            failed = run_tests(statement.tests, env, PROOF_DIR / "junit.xml", timeout)
+                refused = shared.reprovision()
+                if refused is None:
+                    policy = shared.role_policy_text(_local_role_name(statement))
+                    if f'"Sid": "{statement.sid}"' in policy:
+                        raise RuntimeError(
+                            f"re-provisioning kept {statement.key} in the runtime: use --fresh"
+                        )
+            # A runtime that refuses the copy (Lambda checks an SQS trigger's role when the
+            # mapping is created) is the first failure: no test can run on it.
+            failed = (
+                [f"provisioning ({refused})"]
+                if refused
+                else run_tests(statement.tests, env, PROOF_DIR / "junit.xml", timeout)
+            )
             results[statement.key] = {
                 "failed": [_short(t) for t in failed],
                 "tests": [_short(t) for t in statement.tests],
