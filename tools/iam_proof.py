@@ -359,6 +359,7 @@ def run_tests(
         )
     except subprocess.TimeoutExpired:
         return [f"(no result within {timeout:.0f} s)"]
+    junit.with_suffix(".log").write_text(done.stdout + done.stderr, "utf-8")
     if done.returncode not in (0, 1) or not junit.exists():
         raise RuntimeError(f"pytest exited {done.returncode}:\n{done.stdout[-3000:]}")
     failed = []
@@ -471,7 +472,10 @@ def prove(
         print(f"iam-proof: baseline, {len(baseline)} tests on the unmodified templates", flush=True)
         failed = run_tests(baseline, env, PROOF_DIR / "junit-baseline.xml", timeout * 3)
         if failed:
-            raise RuntimeError(f"the tests fail on the unmodified templates: {failed}")
+            log = PROOF_DIR / "junit-baseline.log"
+            raise RuntimeError(
+                f"the tests fail on the unmodified templates: {failed} (output: {log})"
+            )
         print(f"iam-proof: baseline passed ({time.monotonic() - started:.0f} s)", flush=True)
         for index, statement in enumerate(runnable, 1):
             t0 = time.monotonic()
