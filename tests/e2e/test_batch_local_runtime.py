@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from tests.processes import free_port
 REPO = Path(__file__).resolve().parents[2]
 SLUICE = [str(Path(sys.executable).parent / "sluice")]
 THRESHOLD = 2_000_000
+# Unique per session: a runtime shared across sessions (SLUICE_IAM_PROOF_PORT) keeps earlier
+# sessions' files, and the ledger lookup is by key.
+LARGE_KEY = f"orders/2024/10/large-{uuid.uuid4().hex[:12]}.csv"
 PARTITION = 1_048_576
 
 
@@ -172,7 +176,7 @@ def test_batch_local_runtime_ingest_routes_large_file_through_partitions(
     src = tmp_path / "large.csv"
     generate("orders", src, rows=42_000, bad_ratio=0.02, duplicate_ratio=0.01, seed=21)
     assert src.stat().st_size > 3 * PARTITION
-    key = "orders/2024/10/large.csv"
+    key = LARGE_KEY
     # WHEN it lands in the raw bucket
     local.client("s3").put_object(
         Bucket=local.name("raw-bucket-name"), Key=key, Body=src.read_bytes()
@@ -313,5 +317,5 @@ def test_batch_local_runtime_schedule_fires_a_backfill_window(local: Local) -> N
     )["Item"]
     details = orjson.loads(item["details"]["S"])
     assert details["source"] == "schedule"
-    assert any(s["key"] == "orders/2024/10/large.csv" for s in details["skipped"])
+    assert any(s["key"] == LARGE_KEY for s in details["skipped"])
     assert item["status"]["S"] == "COMPLETED"
