@@ -19,6 +19,7 @@ import base64
 import hashlib
 import os
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +36,23 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "orders" / "orders-2024-03-01.csv"
 PORT_ENV = "SLUICE_IAM_PROOF_PORT"
 ACCOUNT = "123456789012"
+# A 2 MB batch threshold and 1 MiB partitions, so a 3.5 MB file takes the batch path (the same
+# parameters `make iam-proof` starts its runtime with).
+RUNTIME_PARAMS = (
+    "BatchThresholdBytes=2000000",
+    "BatchPartitionBytes=1048576",
+    "BatchMaxConcurrency=2",
+)
+ROLE_PREFIX = f"arn:aws:iam::{ACCOUNT}:role/sluice-dev-us-east-1-"
+SERVICES = ("ingest", "validate", "transform", "output")
+BATCH_ROLES = (
+    "ingest",
+    "batch-plan",
+    "batch-run-partition",
+    "batch-run-bucket",
+    "batch-reconcile",
+    "batch-workflow",
+)
 
 
 class Runtime:
@@ -67,12 +85,34 @@ class Runtime:
                     return record
         return None
 
-    def wait_terminal(self, key: str, timeout: float = 120) -> dict[str, Any]:
+    def denials(self) -> dict[tuple[str, str], int]:
+        """Denied (role ARN, action) pairs of the Sluice roles so far (the runtime's counters)."""
+        with urllib.request.urlopen(f"{self.endpoint}/_sluice/state", timeout=30) as response:
+            state = orjson.loads(response.read())
+        return {
+            (d["principal"], d["action"]): int(d["count"])
+            for d in state.get("iam", {}).get("denials_by", [])
+            if str(d["principal"]).startswith(ROLE_PREFIX)
+        }
+
+    def wait_terminal(
+        self, key: str, timeout: float = 120, *, denied_roles: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """The file's ledger record once terminal. Fails at once when one of `denied_roles`
+        (role names without the `sluice-dev-us-east-1-` prefix) is denied a call meanwhile: the
+        file would only reach the DLQ or a failed run, minutes later."""
+        before = self.denials()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self.file_by_key(key)
             if record and record["status"] in {"COMPLETED", "FAILED", "QUARANTINED"}:
                 return record
+            new = {
+                pair: count
+                for pair, count in self.denials().items()
+                if count > before.get(pair, 0) and pair[0].removeprefix(ROLE_PREFIX) in denied_roles
+            }
+            assert not new, f"{key}: denied {sorted(new)} while the file was in flight"
             time.sleep(0.5)
         raise TimeoutError(f"{key} not terminal after {timeout}s: {self.file_by_key(key)}")
 
@@ -127,6 +167,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
         str(port),
         "--state-dir",
         str(state),
+        *(arg for param in RUNTIME_PARAMS for arg in ("--param", param)),
         timeout=300,
         cwd=REPO,
     )
@@ -218,7 +259,7 @@ def test_realtime_file_completes_through_every_service_role(runtime: Runtime) ->
     key = f"orders/iam-roles/{uuid.uuid4().hex}.csv"
     upload_sample(runtime, key)
     # WHEN ingest, validate, transform and output each run with their own role
-    record = runtime.wait_terminal(key)
+    record = runtime.wait_terminal(key, denied_roles=SERVICES)
     # THEN the file completes, its rows balance and its manifest is in the processed bucket
     assert record["status"] == "COMPLETED", record
     assert int(record["rows_in"]) == int(record["rows_out"]) + int(record["rows_quarantined"])
@@ -304,9 +345,6 @@ def _json_lines(tail: str) -> list[dict[str, Any]]:
         if isinstance(parsed, dict):
             lines.append(parsed)
     return lines
-
-
-SERVICES = ("ingest", "validate", "transform", "output")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -414,3 +452,26 @@ def test_raw_version_gone_before_validate_is_parked_not_denied(runtime: Runtime)
     # parked as object_not_found, not retried as a permission error (403 without ListBucket)
     assert payload == {"batchItemFailures": []}, tail
     assert "object_not_found" in tail, tail
+
+
+def test_large_file_completes_through_the_batch_roles(runtime: Runtime, tmp_path: Path) -> None:
+    from sluice.generate import generate
+
+    # GIVEN a 3.5 MB orders file, above the 2 MB batch threshold
+    src = tmp_path / "large.csv"
+    generate("orders", src, rows=42_000, bad_ratio=0.02, duplicate_ratio=0.01, seed=7)
+    key = f"orders/iam-roles/large-{uuid.uuid4().hex}.csv"
+    runtime.client("s3").put_object(
+        Bucket=runtime.name("raw-bucket-name"), Key=key, Body=src.read_bytes()
+    )
+    # WHEN ingest starts the batch workflow: plan, run_partition, run_bucket and reconcile each
+    # with their own role, the state machine with its own
+    record = runtime.wait_terminal(key, timeout=240, denied_roles=BATCH_ROLES)
+    # THEN the run succeeds and completes the file with every row accounted for
+    assert record["status"] == "COMPLETED", record
+    assert int(record["rows_in"]) == int(record["rows_out"]) + int(record["rows_quarantined"])
+    machine = runtime.name("batch-state-machine-arn")
+    execution = runtime.client("stepfunctions").describe_execution(
+        executionArn=f"{machine.replace(':stateMachine:', ':execution:')}:file-{record['file_id']}"
+    )
+    assert execution["status"] == "SUCCEEDED", execution
