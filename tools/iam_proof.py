@@ -134,6 +134,23 @@ KEPT: dict[str, str] = {
         "runtime sets no s3:prefix on a GET. Kept so a re-run partition's named keys answer "
         "404 where S3 does evaluate it"
     ),
+    "orchestration/StateMachineRole/RunDistributedMapChildren": (
+        "Step Functions starts a Distributed Map's child executions with the role; the local "
+        "engine runs the children in process, without that call"
+    ),
+    "orchestration/StateMachineRole/ManageDistributedMapChildren": (
+        "Step Functions describes and stops the child executions with the role; the local "
+        "engine tracks its children in process"
+    ),
+    "orchestration/StateMachineRole/RedriveMapRuns": (
+        "a redrive of a failed run (RedriveExecution re-runs the Map Run's failed children) "
+        "uses it; the local engine redrives in process, without that call"
+    ),
+    "orchestration/ScheduleRole/DeadLetterUndeliveredStarts": (
+        "the scheduler sends a start it could not deliver to its DLQ with the role; no test "
+        "makes the state machine refuse a start, and without it the schedule's DLQ alarm "
+        "would never see a failed backfill"
+    ),
     "orchestration/RunBucketRole/ListStagedRows": (
         "run_bucket names each partition's staged object of its bucket; a partition with no "
         "row in the bucket has none and must answer 404 (S3 needs s3:ListBucket for that; see "

@@ -32,8 +32,7 @@ READ_RAW = _arns("raw", "/*", "s3:GetObject", "s3:GetObjectVersion")
 LIST_RAW = _arns("raw", "", "s3:ListBucket")
 LIST_WORK = _arns("work", "", "s3:ListBucket")
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
-WRITE_STAGE = _arns("work", "/stage/*", *WRITE, "s3:DeleteObject")
-# The real-time stages stage per attempt and never delete staging (sluice_shared.stages).
+# The stages (and the batch steps) stage per attempt and never delete staging.
 PUT_STAGE = _arns("work", "/stage/*", *WRITE)
 READ_STAGE = _arns("work", "/stage/*", "s3:GetObject")
 QUARANTINE = _arns("error", "/quarantine/*", *WRITE)
@@ -50,10 +49,10 @@ EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
         READ_RAW | LIST_RAW | _arns("work", "/batch/*", "s3:PutObject")
     ),
     ("orchestration", "RunPartitionRole"): (
-        READ_RAW | LIST_RAW | LIST_WORK | WRITE_STAGE | QUARANTINE
+        READ_RAW | LIST_RAW | LIST_WORK | PUT_STAGE | QUARANTINE
     ),
     ("orchestration", "RunBucketRole"): (
-        LIST_WORK | READ_STAGE | WRITE_STAGE | QUARANTINE | PROCESSED
+        LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE | PROCESSED
     ),
     ("orchestration", "ReconcileRole"): (
         _arns("work", "/batch/*", "s3:GetObject")
