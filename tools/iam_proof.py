@@ -599,7 +599,7 @@ def render_table(statements: list[RoleStatement], results: dict[str, Any]) -> st
             reason = kept_reason(statement)
             outcome = f"no test fails; kept: {reason}" if reason else "**no test fails**"
         name = statement.role_name.removeprefix("sluice-${Stage}-${AWS::Region}-")
-        role = f"`{name}` ({statement.used_by.split()[0]})"
+        role = f"`{name}` ({statement.used_by.rsplit(' ', 1)[0]})"
         actions = ", ".join(f"`{a}`" for a in statement.actions)
         rows.append(f"| {role} | `{statement.sid}` | {actions} | {outcome} |")
     return "\n".join(rows) + "\n"
