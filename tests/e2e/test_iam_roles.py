@@ -487,3 +487,59 @@ def test_large_file_completes_through_the_batch_roles(runtime: Runtime, tmp_path
         assert time.monotonic() < deadline, execution
         time.sleep(0.5)
     assert execution["status"] == "SUCCEEDED", execution
+
+
+def _put_probe(client: Any, bus: str, source: str, marker: str) -> str:
+    """PutEvents one probe entry; "accepted", or the error code the bus answered."""
+    from botocore.exceptions import ClientError
+
+    detail = orjson.dumps({"marker": marker}).decode()
+    entry = {"Source": source, "DetailType": "iam-roles.probe", "Detail": detail}
+    try:
+        response = client.put_events(Entries=[{**entry, "EventBusName": bus}])
+    except ClientError as refused:
+        return str(refused.response["Error"]["Code"])
+    if response["FailedEntryCount"]:
+        return str(response["Entries"][0].get("ErrorCode"))
+    return "accepted"
+
+
+def test_bus_takes_a_stage_source_only_from_its_role_and_a_team_source_from_the_account(
+    runtime: Runtime,
+) -> None:
+    bus = runtime.name("event-bus-name")
+    marker = uuid.uuid4().hex
+    capture = Capture(runtime, {"source": ["acme.orders"], "detail-type": ["iam-roles.probe"]})
+    try:
+        # GIVEN the root (any unknown access key, as the AWS CLI's dummy keys) and the
+        # validate function's own credentials
+        root = runtime.client("events")
+        with urllib.request.urlopen(
+            f"{runtime.endpoint}/_sluice/credentials?name=sluice-dev-validate", timeout=30
+        ) as response:
+            creds = orjson.loads(response.read())
+        factory: Any = boto3.client
+        as_validate = factory(
+            "events",
+            endpoint_url=runtime.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        # THEN only the validate role may put sluice.validate; nobody may put another sluice.*
+        assert "AccessDenied" in _put_probe(root, bus, "sluice.validate", marker)
+        assert _put_probe(as_validate, bus, "sluice.validate", marker) == "accepted"
+        assert "AccessDenied" in _put_probe(as_validate, bus, "sluice.ingest", marker)
+        assert "AccessDenied" in _put_probe(root, bus, "sluice.attacker", marker)
+        # AND a team's own source is accepted from the account and delivered to its rules
+        assert _put_probe(root, bus, "acme.orders", marker) == "accepted"
+        deadline = time.monotonic() + 30
+        while not any(e.get("detail", {}).get("marker") == marker for e in capture.seen):
+            assert time.monotonic() < deadline, capture.seen[-3:]
+            for message in capture.sqs.receive_message(
+                QueueUrl=capture.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", []):
+                capture.seen.append(orjson.loads(message["Body"]))
+    finally:
+        capture.close()
