@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import Field
 
 from contracts.envelope import Envelope
-from contracts.events import FileProcessedV1, accepted_types, published_majors
+from contracts.events import FileProcessedV1, FileRejectedV1, accepted_types, published_majors
 from contracts.types import DatasetRef
 from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, UnknownDatasetError
 from sluice_shared.keys import StagedArea, StageKeys, s3_uri, split_s3_uri
@@ -307,6 +307,48 @@ async def fail_file(
         )
     except StaleStateError:
         return None
+
+
+async def quarantine_file(
+    ledger: Ledger,
+    claimed: FileRecord,
+    working: FileStatus,
+    reason_code: str,
+    reason: str,
+    *,
+    rows_in: int,
+    quarantine_uri: str | None,
+    object_created_at: datetime,
+) -> FileRejectedV1:
+    """End the claimed file QUARANTINED from the stage's `working` state and return the
+    `file.rejected` fact to publish.
+
+    Nothing of a rejected file reaches the output, so every row counts as quarantined and
+    `rows_in == rows_out + rows_quarantined` holds for it too. The transition is conditional on
+    `working` and the claimed version (StaleStateError when another delivery moved the file)."""
+    await ledger.transition(
+        claimed.file_id,
+        FileStatus.QUARANTINED,
+        expected=(working,),
+        current=claimed,
+        rows_in=rows_in,
+        rows_out=0,
+        rows_quarantined=rows_in,
+        error_code=reason_code,
+        error=reason,
+    )
+    return FileRejectedV1(
+        file_id=claimed.file_id,
+        dataset=dataset_of(claimed),
+        bucket=claimed.bucket,
+        key=claimed.key,
+        reason_code=reason_code,
+        reason=reason,
+        rows_in=rows_in,
+        rows_quarantined=rows_in,
+        quarantine_uri=quarantine_uri,
+        object_created_at=object_created_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from sluice_shared.stages import (
     dataset_of,
     download_staged,
     identity_claims,
+    quarantine_file,
     registered,
     run_data_step,
     staging_claim,
@@ -247,26 +248,13 @@ async def _reject(
 ) -> TransformReport:
     """End the file QUARANTINED from TRANSFORMING: nothing of it reaches the output (the staged
     objects of this attempt are never announced), every row counts as quarantined."""
-    await deps.ledger.transition(
-        claimed.file_id,
-        FileStatus.QUARANTINED,
-        expected=(FileStatus.TRANSFORMING,),
-        current=claimed,
+    event = await quarantine_file(
+        deps.ledger,
+        claimed,
+        FileStatus.TRANSFORMING,
+        reason_code,
+        reason,
         rows_in=validated.rows_in,
-        rows_out=0,
-        rows_quarantined=validated.rows_in,
-        error_code=reason_code,
-        error=reason,
-    )
-    event = FileRejectedV1(
-        file_id=claimed.file_id,
-        dataset=dataset_of(claimed),
-        bucket=claimed.bucket,
-        key=claimed.key,
-        reason_code=reason_code,
-        reason=reason,
-        rows_in=validated.rows_in,
-        rows_quarantined=validated.rows_in,
         quarantine_uri=quarantine_uri or validated.quarantine_uri,
         object_created_at=validated.object_created_at,
     )

@@ -26,6 +26,7 @@ from sluice_shared.stages import (
     claim,
     dataset_of,
     identity_claims,
+    quarantine_file,
     registered,
     run_data_step,
 )
@@ -185,28 +186,13 @@ async def _reject(
     rows_in: int,
     quarantine_uri: str | None = None,
 ) -> ValidationReport:
-    # Rejected files keep every row out of the output: all of them count as quarantined, so
-    # rows_in == rows_out + rows_quarantined holds for rejected files too.
-    await deps.ledger.transition(
-        claimed.file_id,
-        FileStatus.QUARANTINED,
-        expected=(FileStatus.VALIDATING,),
-        current=claimed,
+    event = await quarantine_file(
+        deps.ledger,
+        claimed,
+        FileStatus.VALIDATING,
+        reason_code,
+        reason,
         rows_in=rows_in,
-        rows_out=0,
-        rows_quarantined=rows_in,
-        error_code=reason_code,
-        error=reason,
-    )
-    event = FileRejectedV1(
-        file_id=claimed.file_id,
-        dataset=dataset_of(claimed),
-        bucket=claimed.bucket,
-        key=claimed.key,
-        reason_code=reason_code,
-        reason=reason,
-        rows_in=rows_in,
-        rows_quarantined=rows_in,
         quarantine_uri=quarantine_uri,
         object_created_at=object_created_at,
     )
