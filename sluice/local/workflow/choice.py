@@ -7,12 +7,15 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import runtime_error
-from sluice.local.workflow.intrinsics import resolve_path
+from sluice.local.workflow.tree import AllOf, AnyOf, Condition, NotRule
+from sluice.local.workflow.values import PathRef
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sluice.local.workflow.tree import ChoiceRule
+    from sluice.local.workflow.values import Scope
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -80,44 +83,48 @@ def _split(operator: str) -> tuple[str, str]:
     raise runtime_error(f"unknown operator {operator}")
 
 
-def evaluate(rule: dict[str, Any], data: Any, context: Any) -> bool:
-    """Evaluate one rule against the state's effective input.
+def evaluate(rule: ChoiceRule, scope: Scope) -> bool:
+    """Evaluate one rule against the state's effective input (`scope.data`).
 
     Raises:
         StatesError: `States.Runtime` when `Variable` (or a `...Path` operand) names no node,
-        except for `IsPresent`, whose job is to test exactly that.
+        except for `IsPresent`, whose job is to test exactly that; when a JSONata `Condition`
+        is not a boolean.
     """
-    if "And" in rule:
-        return all(evaluate(inner, data, context) for inner in rule["And"])
-    if "Or" in rule:
-        return any(evaluate(inner, data, context) for inner in rule["Or"])
-    if "Not" in rule:
-        return not evaluate(rule["Not"], data, context)
-    variable: str = rule["Variable"]
-    if "IsPresent" in rule:
-        target, path = (context, variable[1:]) if variable.startswith("$$") else (data, variable)
-        return jsonpath.exists(target, path) is bool(rule["IsPresent"])
-    value = resolve_path(variable, data, context)
-    type_tests: dict[str, Callable[[Any], bool]] = {
-        "IsNull": lambda v: v is None,
-        "IsNumeric": _is_number,
-        "IsString": lambda v: isinstance(v, str),
-        "IsBoolean": lambda v: isinstance(v, bool),
-        "IsTimestamp": lambda v: parse_timestamp(v) is not None,
-    }
-    for test, check in type_tests.items():
-        if test in rule:
-            return check(value) is bool(rule[test])
-    if "StringMatches" in rule:
-        return isinstance(value, str) and _glob(rule["StringMatches"]).fullmatch(value) is not None
-    for operator, operand in rule.items():
-        if operator in ("Variable", "Next"):
-            continue
-        if operator.endswith("Path"):
-            operand = resolve_path(operand, data, context)
-            operator = operator[: -len("Path")]
-        kind, op = _split(operator)
-        if kind == "Boolean":
-            op = "Equals"
-        return _compare(kind, op, value, operand)
-    raise runtime_error(f"choice rule without operator: {rule}")
+    if isinstance(rule, AllOf):
+        return all(evaluate(inner, scope) for inner in rule.rules)
+    if isinstance(rule, AnyOf):
+        return any(evaluate(inner, scope) for inner in rule.rules)
+    if isinstance(rule, NotRule):
+        return not evaluate(rule.rule, scope)
+    if isinstance(rule, Condition):
+        result = rule.expression.evaluate(scope)
+        if not isinstance(result, bool):
+            raise runtime_error(f"the Condition must evaluate to a boolean, got {result!r}")
+        return result
+    operator = rule.operator
+    if operator == "IsPresent":
+        return rule.variable.exists(scope) is bool(rule.operand)
+    value = rule.variable.evaluate(scope)
+    check = _TYPE_TESTS.get(operator)
+    if check is not None:
+        return check(value) is bool(rule.operand)
+    if operator == "StringMatches":
+        return isinstance(value, str) and _glob(rule.operand).fullmatch(value) is not None
+    operand = rule.operand
+    if isinstance(operand, PathRef):
+        operand = operand.evaluate(scope)
+        operator = operator[: -len("Path")]
+    kind, op = _split(operator)
+    if kind == "Boolean":
+        op = "Equals"
+    return _compare(kind, op, value, operand)
+
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "IsNull": lambda v: v is None,
+    "IsNumeric": _is_number,
+    "IsString": lambda v: isinstance(v, str),
+    "IsBoolean": lambda v: isinstance(v, bool),
+    "IsTimestamp": lambda v: parse_timestamp(v) is not None,
+}

@@ -1,7 +1,9 @@
-"""Parse and validate an ASL definition before anything runs.
+"""Parse an ASL definition once into the typed tree (`tree.py`); the parse is the validation.
 
 Errors name the state and the field (`state 'Plan', field 'Next': ...`) so a template author can
-fix the definition without running it.
+fix the definition without running it. Nothing the engine cannot run gets past this module: an
+unknown field, a construct the engine does not implement or a Task resource no integration
+serves is refused here, at CreateStateMachine, never discovered mid-execution.
 """
 
 from __future__ import annotations
@@ -10,7 +12,37 @@ import json
 from typing import Any
 
 from sluice.local.workflow import jsonpath
-from sluice.local.workflow.errors import DefinitionError
+from sluice.local.workflow.errors import DefinitionError, StatesError
+from sluice.local.workflow.intrinsics import parse as parse_intrinsic
+from sluice.local.workflow.intrinsics import path_arguments, unknown_functions
+from sluice.local.workflow.tree import (
+    JSONATA,
+    JSONPATH,
+    AllOf,
+    AnyOf,
+    Catcher,
+    Choice,
+    ChoiceRule,
+    ChoiceState,
+    Comparison,
+    FailState,
+    Io,
+    ItemBatcher,
+    ItemReader,
+    Machine,
+    MapState,
+    NotRule,
+    ParallelState,
+    PassState,
+    ReaderConfig,
+    ResultWriter,
+    Retrier,
+    State,
+    SucceedState,
+    TaskState,
+    WaitState,
+)
+from sluice.local.workflow.values import Intrinsic, Literal, PathRef, Template, Value
 
 STATE_TYPES = frozenset({"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
 
@@ -30,265 +62,694 @@ _COMPARISONS = frozenset(
     "IsBoolean",
     "IsTimestamp",
 }
-
-_PATH_FIELDS = ("InputPath", "OutputPath", "ItemsPath")
 _INPUT_TYPES = frozenset({"JSON", "JSONL", "CSV", "MANIFEST"})
+_READERS = frozenset({"arn:aws:states:::s3:listObjectsV2", "arn:aws:states:::s3:getObject"})
+_WRITER = "arn:aws:states:::s3:putObject"
 
 
-def load(definition: str | dict[str, Any]) -> dict[str, Any]:
-    """Parse (if text) and validate a definition; returns the definition as a dict.
+def parse(definition: str | dict[str, Any]) -> Machine:
+    """Parse (if text) and validate a definition into its typed tree.
 
     Raises:
         DefinitionError: invalid JSON or an invalid construct, naming state and field.
     """
     if isinstance(definition, str):
         try:
-            parsed = json.loads(definition)
+            document = json.loads(definition)
         except ValueError as exc:
             raise DefinitionError(f"definition is not valid JSON: {exc}") from exc
     else:
-        parsed = definition
-    if not isinstance(parsed, dict):
+        document = definition
+    if not isinstance(document, dict):
         raise DefinitionError("definition must be a JSON object")
-    validate_machine(parsed, where=None)
-    return parsed
+    return _machine(document, where=None, inherited=JSONPATH, top=True)
 
 
-def validate_machine(machine: dict[str, Any], where: str | None) -> None:
-    """Validate one (sub-)state machine: StartAt, States, each state and every transition."""
-    states = machine.get("States")
+class _Fields:
+    """A state's (or block's) fields; remembers which were read so leftovers can be refused."""
+
+    def __init__(self, raw: dict[str, Any], state: str | None, prefix: str = ""):
+        self.raw = raw
+        self.state = state
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}{key}"
+
+    def error(self, key: str, message: str) -> DefinitionError:
+        return DefinitionError(message, state=self.state, field=self.name(key))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        return self.raw.get(key, default)
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        value = self.get(key)
+        if value is None and not required and key not in self.raw:
+            return None
+        if not isinstance(value, str) or (required and not value):
+            raise self.error(key, "must be a non-empty string" if required else "must be a string")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.get(key, default)
+        if value not in allowed:
+            raise self.error(key, f"must be one of {', '.join(allowed)}")
+        return str(value)
+
+    def number(self, key: str, *, minimum: float = 0, integer: bool = False) -> float | None:
+        if key not in self.raw:
+            return None
+        value = self.get(key)
+        kind = int if integer else int | float
+        if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+            what = "an integer" if integer else "a number"
+            raise self.error(key, f"must be {what} >= {minimum:g}")
+        return float(value)
+
+    def block(self, key: str) -> _Fields | None:
+        if key not in self.raw:
+            return None
+        value = self.get(key)
+        if not isinstance(value, dict):
+            raise self.error(key, "must be an object")
+        return _Fields(value, self.state, f"{self.name(key)}.")
+
+    def unknown(self) -> list[str]:
+        return [key for key in self.raw if key not in self.used]
+
+    def refuse_unknown(self, what: str) -> None:
+        for key in self.unknown():
+            raise self.error(key, f"is not a supported field of {what}")
+
+
+# -- machines ----------------------------------------------------------------------------------
+
+
+def _machine(raw: dict[str, Any], where: str | None, inherited: str, *, top: bool) -> Machine:
+    fields = _Fields(raw, where)
+    language = fields.choice("QueryLanguage", (JSONPATH, JSONATA), inherited)
+    if language == JSONATA:
+        raise fields.error("QueryLanguage", "only JSONPath is supported")
+    states = fields.get("States")
     if not isinstance(states, dict) or not states:
-        raise DefinitionError("must be a non-empty object", state=where, field="States")
-    start = machine.get("StartAt")
+        raise fields.error("States", "must be a non-empty object")
+    start = fields.get("StartAt")
     if not isinstance(start, str) or start not in states:
-        raise DefinitionError(f"{start!r} is not a state", state=where, field="StartAt")
-    if machine.get("QueryLanguage", "JSONPath") != "JSONPath":
-        raise DefinitionError("only JSONPath is supported", state=where, field="QueryLanguage")
+        raise fields.error("StartAt", f"{start!r} is not a state")
+    comment = fields.string("Comment")
+    fields.get("Version")
+    seconds = fields.number("TimeoutSeconds", minimum=1, integer=True) if top else None
+    timeout = None if seconds is None else int(seconds)
+    if not top:
+        fields.get("ProcessorConfig")  # read by the Map that owns this processor
+    parsed: dict[str, State] = {}
     for name, state in states.items():
         if len(name) > 80:
             raise DefinitionError("state names are at most 80 characters", state=name)
         if not isinstance(state, dict):
             raise DefinitionError("must be an object", state=name)
-        _validate_state(name, state, states)
+        parsed[name] = _state(name, state, states, language)
+    fields.refuse_unknown("a state machine" if top else "a branch or ItemProcessor")
+    return Machine(start, parsed, language, timeout, comment)
 
 
-def _target(name: str, field: str, value: Any, states: dict[str, Any]) -> None:
+# -- shared pieces -----------------------------------------------------------------------------
+
+
+def _target(fields: _Fields, key: str, states: dict[str, Any]) -> str:
+    value = fields.get(key)
     if not isinstance(value, str) or value not in states:
-        raise DefinitionError(f"{value!r} is not a state in this scope", state=name, field=field)
+        raise fields.error(key, f"{value!r} is not a state in this scope")
+    return value
 
 
-def _path(name: str, field: str, value: Any, *, nullable: bool = True) -> None:
-    if value is None and nullable:
-        return
+def _check_path(fields: _Fields, key: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise DefinitionError("must be a path string", state=name, field=field)
+        raise fields.error(key, "must be a path string")
+    text = value[1:] if value.startswith("$$") else value
     try:
-        jsonpath.validate(value[1:] if value.startswith("$$") else value)
+        jsonpath.validate(text)
     except jsonpath.PathSyntaxError as exc:
-        raise DefinitionError(str(exc), state=name, field=field) from exc
+        raise fields.error(key, str(exc)) from exc
+    return value
 
 
-def _template(name: str, field: str, value: Any) -> None:
+def _path(fields: _Fields, key: str, *, default: str | None = "$") -> str | None:
+    """An InputPath/OutputPath-style field: absent = `default`, JSON null = None."""
+    if key not in fields:
+        return default
+    value = fields.get(key)
+    if value is None:
+        return None
+    return _check_path(fields, key, value)
+
+
+def _path_ref(fields: _Fields, key: str) -> PathRef:
+    return PathRef(_check_path(fields, key, fields.get(key)))
+
+
+def _dynamic(fields: _Fields, key: str, text: Any) -> Value:
+    """The value of a `.$` key (or an ...Path field that also takes intrinsics)."""
+    if not isinstance(text, str) or not text.startswith(("$", "States.")):
+        raise fields.error(key, "must be a path or intrinsic function")
+    if text.startswith("$"):
+        return PathRef(_check_path(fields, key, text))
+    try:
+        call = parse_intrinsic(text)
+    except StatesError as exc:
+        raise fields.error(key, exc.cause) from exc
+    for name in unknown_functions(call):
+        raise fields.error(key, f"unknown intrinsic function {name}")
+    for path in path_arguments(call):
+        _check_path(fields, key, path)
+    return Intrinsic(call)
+
+
+def _template(fields: _Fields, key: str, value: Any) -> Value:
+    """A JSONPath payload template: `.$` keys are paths or intrinsics, the rest is literal."""
     if isinstance(value, dict):
-        for key, inner in value.items():
-            if key.endswith(".$"):
-                if not isinstance(inner, str) or not inner.startswith(("$", "States.")):
-                    raise DefinitionError(
-                        f"{key!r} must be a path or intrinsic function", state=name, field=field
-                    )
-                if inner.startswith("$"):
-                    _path(name, f"{field}.{key}", inner)
+        members: list[tuple[str, Value]] = []
+        for inner_key, inner in value.items():
+            field_name = f"{key}.{inner_key}"
+            if inner_key.endswith(".$"):
+                members.append((inner_key[:-2], _dynamic(fields, field_name, inner)))
             else:
-                _template(name, f"{field}.{key}", inner)
-    elif isinstance(value, list):
-        for inner in value:
-            _template(name, field, inner)
+                members.append((inner_key, _template(fields, field_name, inner)))
+        if all(isinstance(v, Literal) for _, v in members):
+            return Literal(value)
+        return Template(fields=tuple(members))
+    if isinstance(value, list):
+        items = tuple(_template(fields, key, inner) for inner in value)
+        if all(isinstance(v, Literal) for v in items):
+            return Literal(value)
+        return Template(items=items)
+    return Literal(value)
 
 
-def _number(name: str, state: dict[str, Any], field: str, *, minimum: float = 0) -> None:
-    if field in state and (
-        isinstance(state[field], bool)
-        or not isinstance(state[field], int | float)
-        or state[field] < minimum
-    ):
-        raise DefinitionError(f"must be a number >= {minimum}", state=name, field=field)
+def _template_field(fields: _Fields, key: str) -> Value | None:
+    if key not in fields:
+        return None
+    return _template(fields, key, fields.get(key))
 
 
-def _validate_state(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    kind = state.get("Type")
-    if kind not in STATE_TYPES:
-        raise DefinitionError(f"unknown state type {kind!r}", state=name, field="Type")
-    for field in ("Assign", "Arguments", "Output"):
-        if field in state:
-            raise DefinitionError(
-                "JSONata and variables are not supported", state=name, field=field
+def _number_or_path(
+    fields: _Fields, key: str, *, minimum: float = 0, integer: bool = False
+) -> Value | None:
+    """`Key` (a number) or `KeyPath` (a reference path), never both."""
+    path_key = f"{key}Path"
+    if key in fields and path_key in fields:
+        raise fields.error(key, f"{key} and {path_key} are exclusive")
+    if key in fields:
+        return Literal(fields.number(key, minimum=minimum, integer=integer))
+    if path_key in fields:
+        return _path_ref(fields, path_key)
+    return None
+
+
+def _error_names(sub: _Fields, where: str) -> tuple[str, ...]:
+    names = sub.get("ErrorEquals")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DefinitionError(
+            "ErrorEquals must be a non-empty list of strings", state=sub.state, field=where
+        )
+    return tuple(names)
+
+
+def _entries(fields: _Fields, key: str) -> list[tuple[str, _Fields]]:
+    raw = fields.get(key, [])
+    if not isinstance(raw, list):
+        raise fields.error(key, "must be a list")
+    out = []
+    for index, entry in enumerate(raw):
+        where = f"{key}[{index}]"
+        if not isinstance(entry, dict):
+            raise fields.error(where, "must be an object")
+        out.append((where, _Fields(entry, fields.state, f"{where}.")))
+    return out
+
+
+def _retry(fields: _Fields) -> tuple[Retrier, ...]:
+    out: list[Retrier] = []
+    for where, sub in _entries(fields, "Retry"):
+        names = _error_names(sub, where)
+        interval = sub.number("IntervalSeconds", minimum=1, integer=True)
+        attempts = sub.number("MaxAttempts", integer=True)
+        backoff = sub.number("BackoffRate", minimum=1.0)
+        max_delay = sub.number("MaxDelaySeconds", minimum=1, integer=True)
+        jitter = sub.choice("JitterStrategy", ("FULL", "NONE"), "NONE")
+        sub.get("Comment")
+        sub.refuse_unknown("a retrier")
+        out.append(
+            Retrier(
+                names,
+                1 if interval is None else interval,
+                3 if attempts is None else int(attempts),
+                2.0 if backoff is None else backoff,
+                max_delay,
+                jitter,
             )
-    if state.get("QueryLanguage", "JSONPath") != "JSONPath":
-        raise DefinitionError("only JSONPath is supported", state=name, field="QueryLanguage")
-    terminal = kind in ("Succeed", "Fail", "Choice")
-    if not terminal:
-        has_next, has_end = "Next" in state, state.get("End") is True
+        )
+    return tuple(out)
+
+
+def _catch(fields: _Fields, states: dict[str, Any]) -> tuple[Catcher, ...]:
+    out: list[Catcher] = []
+    for where, sub in _entries(fields, "Catch"):
+        names = _error_names(sub, where)
+        target = _target(sub, "Next", states)
+        result_path = _path(sub, "ResultPath")
+        _reference(sub, "ResultPath", result_path)
+        sub.get("Comment")
+        sub.refuse_unknown("a catcher")
+        out.append(Catcher(names, target, result_path))
+    return tuple(out)
+
+
+def _reference(fields: _Fields, key: str, path: str | None) -> None:
+    if path is not None and not jsonpath.is_definite(path):
+        raise fields.error(key, "must be a reference path")
+
+
+# -- states ------------------------------------------------------------------------------------
+
+
+def _state(name: str, raw: dict[str, Any], states: dict[str, Any], inherited: str) -> State:
+    fields = _Fields(raw, name)
+    kind = fields.get("Type")
+    if kind not in STATE_TYPES:
+        raise fields.error("Type", f"unknown state type {kind!r}")
+    for key in ("Assign", "Arguments", "Output"):
+        if key in fields:
+            raise fields.error(key, "JSONata and variables are not supported")
+    language = fields.choice("QueryLanguage", (JSONPATH, JSONATA), inherited)
+    if language == JSONATA:
+        raise fields.error("QueryLanguage", "only JSONPath is supported")
+    comment = fields.string("Comment")
+    next_state: str | None = None
+    if kind not in ("Succeed", "Fail", "Choice"):
+        has_next, has_end = "Next" in fields, fields.get("End") is True
+        if "End" in fields and fields.raw["End"] is not True:
+            raise fields.error("End", "must be true when present")
         if has_next == has_end:
-            raise DefinitionError("exactly one of Next or End: true", state=name, field="Next")
+            raise fields.error("Next", "exactly one of Next or End: true")
         if has_next:
-            _target(name, "Next", state["Next"], states)
-    for field in _PATH_FIELDS:
-        if field in state:
-            _path(name, field, state[field])
-    if "ResultPath" in state:
-        result_path = state["ResultPath"]
-        _path(name, "ResultPath", result_path)
-        if result_path is not None and not jsonpath.is_definite(result_path):
-            raise DefinitionError("must be a reference path", state=name, field="ResultPath")
-    for field in ("Parameters", "ResultSelector", "ItemSelector"):
-        if field in state:
-            _template(name, field, state[field])
-    for index, retrier in enumerate(state.get("Retry", [])):
-        field = f"Retry[{index}]"
-        if not isinstance(retrier.get("ErrorEquals"), list) or not retrier["ErrorEquals"]:
-            raise DefinitionError("ErrorEquals must be a non-empty list", state=name, field=field)
-        for sub in ("IntervalSeconds", "MaxAttempts", "MaxDelaySeconds"):
-            _number(name, retrier, sub)
-        _number(name, retrier, "BackoffRate", minimum=1.0)
-        if retrier.get("JitterStrategy", "NONE") not in ("FULL", "NONE"):
-            raise DefinitionError("must be FULL or NONE", state=name, field=f"{field}.Jitter")
-    for index, catcher in enumerate(state.get("Catch", [])):
-        field = f"Catch[{index}]"
-        if not isinstance(catcher.get("ErrorEquals"), list) or not catcher["ErrorEquals"]:
-            raise DefinitionError("ErrorEquals must be a non-empty list", state=name, field=field)
-        _target(name, f"{field}.Next", catcher.get("Next"), states)
-        if "ResultPath" in catcher:
-            _path(name, f"{field}.ResultPath", catcher["ResultPath"])
-    validator = _VALIDATORS.get(kind)
-    if validator is not None:
-        validator(name, state, states)
+            next_state = _target(fields, "Next", states)
+    io = _io(fields, kind)
+    state = _BUILDERS[kind](fields, name, language, next_state, io, comment, states)
+    fields.refuse_unknown(f"a {kind} state")
+    return state
 
 
-def _task(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    if not isinstance(state.get("Resource"), str):
-        raise DefinitionError("a Task needs a Resource ARN", state=name, field="Resource")
-    _number(name, state, "TimeoutSeconds", minimum=1)
-    _number(name, state, "HeartbeatSeconds", minimum=1)
+def _io(fields: _Fields, kind: str) -> Io:
+    if kind == "Fail":
+        return Io()
+    input_path = _path(fields, "InputPath")
+    output_path = _path(fields, "OutputPath")
+    if kind in ("Choice", "Wait", "Succeed"):
+        return Io(input_path=input_path, output_path=output_path)
+    result_path = _path(fields, "ResultPath")
+    _reference(fields, "ResultPath", result_path)
+    parameters = None if kind == "Map" else _template_field(fields, "Parameters")
+    selector = None if kind == "Pass" else _template_field(fields, "ResultSelector")
+    return Io(input_path, parameters, selector, result_path, output_path)
 
 
-def _choice(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    choices = state.get("Choices")
-    if not isinstance(choices, list) or not choices:
-        raise DefinitionError("must be a non-empty list", state=name, field="Choices")
-    for index, rule in enumerate(choices):
-        _target(name, f"Choices[{index}].Next", rule.get("Next"), states)
-        _rule(name, f"Choices[{index}]", rule)
-    if "Default" in state:
-        _target(name, "Default", state["Default"], states)
+def _pass(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    return PassState(
+        name,
+        language,
+        next_state,
+        io,
+        comment,
+        result=fields.get("Result"),
+        has_result="Result" in fields,
+    )
 
 
-def _rule(name: str, field: str, rule: Any) -> None:
-    if not isinstance(rule, dict):
-        raise DefinitionError("a choice rule must be an object", state=name, field=field)
-    if "And" in rule or "Or" in rule:
-        key = "And" if "And" in rule else "Or"
-        if not isinstance(rule[key], list) or not rule[key]:
-            raise DefinitionError("must be a non-empty list", state=name, field=f"{field}.{key}")
-        for index, inner in enumerate(rule[key]):
-            _rule(name, f"{field}.{key}[{index}]", inner)
-        return
-    if "Not" in rule:
-        _rule(name, f"{field}.Not", rule["Not"])
-        return
-    operators = [key for key in rule if key in _COMPARISONS]
+def _task(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    resource = fields.get("Resource")
+    if not isinstance(resource, str) or not resource:
+        raise fields.error("Resource", "a Task needs a Resource ARN")
+    timeout = _number_or_path(fields, "TimeoutSeconds", minimum=1, integer=True)
+    heartbeat = _number_or_path(fields, "HeartbeatSeconds", minimum=1, integer=True)
+    credentials = _template_field(fields, "Credentials")
+    return TaskState(
+        name,
+        language,
+        next_state,
+        io,
+        comment,
+        resource=resource,
+        timeout_seconds=timeout,
+        heartbeat_seconds=heartbeat,
+        retry=_retry(fields),
+        catch=_catch(fields, states),
+        credentials=credentials,
+    )
+
+
+def _choice(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    raw = fields.get("Choices")
+    if not isinstance(raw, list) or not raw:
+        raise fields.error("Choices", "must be a non-empty list")
+    choices: list[Choice] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise fields.error(f"Choices[{index}]", "a choice rule must be an object")
+        sub = _Fields(entry, name, f"Choices[{index}].")
+        target = _target(sub, "Next", states)
+        sub.prefix = f"Choices[{index}]"
+        rule = _rule(sub)
+        choices.append(Choice(rule, target))
+    default = _target(fields, "Default", states) if "Default" in fields else None
+    return ChoiceState(name, language, None, io, comment, choices=tuple(choices), default=default)
+
+
+def _rule(fields: _Fields) -> ChoiceRule:
+    """One choice rule; `fields.prefix` is the rule's field name without a trailing dot."""
+    where = fields.prefix
+    for key, kind in (("And", AllOf), ("Or", AnyOf)):
+        if key in fields:
+            inner = fields.get(key)
+            if not isinstance(inner, list) or not inner:
+                raise DefinitionError(
+                    "must be a non-empty list", state=fields.state, field=f"{where}.{key}"
+                )
+            rules = tuple(
+                _nested_rule(fields, f"{where}.{key}[{i}]", r) for i, r in enumerate(inner)
+            )
+            _rule_done(fields, where)
+            return kind(rules)
+    if "Not" in fields:
+        rule = NotRule(_nested_rule(fields, f"{where}.Not", fields.get("Not")))
+        _rule_done(fields, where)
+        return rule
+    operators = [key for key in fields.raw if key in _COMPARISONS]
     if len(operators) != 1:
-        raise DefinitionError("needs exactly one comparison operator", state=name, field=field)
-    _path(name, f"{field}.Variable", rule.get("Variable"), nullable=False)
-    if operators[0].endswith("Path"):
-        _path(name, f"{field}.{operators[0]}", rule[operators[0]], nullable=False)
+        raise DefinitionError(
+            "needs exactly one comparison operator", state=fields.state, field=where
+        )
+    operator = operators[0]
+    fields.prefix = f"{where}."
+    variable = _path_ref(fields, "Variable")
+    operand: Any = fields.get(operator)
+    if operator.endswith("Path"):
+        operand = _path_ref(fields, operator)
+    else:
+        _check_operand(fields, operator, operand)
+    fields.prefix = where
+    _rule_done(fields, where)
+    return Comparison(variable, operator, operand)
 
 
-def _wait(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if k in state]
+def _check_operand(fields: _Fields, operator: str, operand: Any) -> None:
+    if operator.startswith(("String", "Timestamp")):
+        ok = isinstance(operand, str)
+    elif operator.startswith("Numeric"):
+        ok = isinstance(operand, int | float) and not isinstance(operand, bool)
+    else:
+        ok = isinstance(operand, bool)
+    if not ok:
+        raise fields.error(operator, "has the wrong type of operand")
+
+
+def _nested_rule(parent: _Fields, where: str, raw: Any) -> ChoiceRule:
+    if not isinstance(raw, dict):
+        raise DefinitionError("a choice rule must be an object", state=parent.state, field=where)
+    return _rule(_Fields(raw, parent.state, where))
+
+
+def _rule_done(fields: _Fields, where: str) -> None:
+    fields.prefix = f"{where}."
+    fields.get("Next")  # checked by the caller on top-level rules only
+    fields.get("Comment")
+    fields.refuse_unknown("a choice rule")
+
+
+def _wait(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if k in fields]
     if len(given) != 1:
-        raise DefinitionError(
-            "exactly one of Seconds, Timestamp, SecondsPath, TimestampPath",
-            state=name,
-            field="Seconds",
+        raise fields.error(
+            "Seconds", "exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
         )
-    _number(name, state, "Seconds")
+    seconds: Value | None = None
+    timestamp: Value | None = None
+    if given[0] in ("Seconds", "SecondsPath"):
+        seconds = _number_or_path(fields, "Seconds", integer=True)
+    elif given[0] == "Timestamp":
+        timestamp = Literal(fields.string("Timestamp", required=True))
+    else:
+        timestamp = _path_ref(fields, "TimestampPath")
+    return WaitState(name, language, next_state, io, comment, seconds=seconds, timestamp=timestamp)
 
 
-def _fail(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    for field in ("Error", "Cause"):
-        if field in state and f"{field}Path" in state:
-            raise DefinitionError(f"{field} and {field}Path are exclusive", state=name, field=field)
+def _succeed(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    return SucceedState(name, language, None, io, comment)
 
 
-def _parallel(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    branches = state.get("Branches")
-    if not isinstance(branches, list) or not branches:
-        raise DefinitionError("must be a non-empty list", state=name, field="Branches")
-    for branch in branches:
-        validate_machine(branch, where=name)
+def _fail(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    values: list[Value | None] = []
+    for key in ("Error", "Cause"):
+        if key in fields and f"{key}Path" in fields:
+            raise fields.error(key, f"{key} and {key}Path are exclusive")
+        if key in fields:
+            values.append(Literal(fields.string(key)))
+        elif f"{key}Path" in fields:
+            values.append(_dynamic(fields, f"{key}Path", fields.get(f"{key}Path")))
+        else:
+            values.append(None)
+    return FailState(name, language, None, io, comment, error=values[0], cause=values[1])
 
 
-def _map(name: str, state: dict[str, Any], states: dict[str, Any]) -> None:
-    processor = state.get("ItemProcessor", state.get("Iterator"))
-    if not isinstance(processor, dict):
-        raise DefinitionError(
-            "a Map needs ItemProcessor (or Iterator)", state=name, field="ItemProcessor"
-        )
-    validate_machine(processor, where=name)
-    config = processor.get("ProcessorConfig", {})
+def _parallel(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    raw = fields.get("Branches")
+    if not isinstance(raw, list) or not raw:
+        raise fields.error("Branches", "must be a non-empty list")
+    branches = []
+    for index, branch in enumerate(raw):
+        if not isinstance(branch, dict):
+            raise fields.error(f"Branches[{index}]", "must be an object")
+        branches.append(_machine(branch, name, language, top=False))
+    return ParallelState(
+        name,
+        language,
+        next_state,
+        io,
+        comment,
+        branches=tuple(branches),
+        retry=_retry(fields),
+        catch=_catch(fields, states),
+    )
+
+
+def _map(
+    fields: _Fields,
+    name: str,
+    language: str,
+    next_state: str | None,
+    io: Io,
+    comment: str | None,
+    states: dict[str, Any],
+) -> State:
+    key = "ItemProcessor" if "ItemProcessor" in fields else "Iterator"
+    raw = fields.get(key)
+    if not isinstance(raw, dict):
+        raise fields.error("ItemProcessor", "a Map needs ItemProcessor (or Iterator)")
+    processor = _machine(raw, name, language, top=False)
+    raw_config = raw.get("ProcessorConfig", {})
+    if not isinstance(raw_config, dict):
+        raise fields.error(f"{key}.ProcessorConfig", "must be an object")
+    config = _Fields(raw_config, name, f"{key}.ProcessorConfig.")
     mode = config.get("Mode", "INLINE")
     if mode not in ("INLINE", "DISTRIBUTED"):
         raise DefinitionError("must be INLINE or DISTRIBUTED", state=name, field="Mode")
-    if config.get("ExecutionType", "STANDARD") not in ("STANDARD", "EXPRESS"):
+    execution_type = config.get("ExecutionType", "STANDARD")
+    if execution_type not in ("STANDARD", "EXPRESS"):
         raise DefinitionError("must be STANDARD or EXPRESS", state=name, field="ExecutionType")
-    _number(name, state, "MaxConcurrency")
-    _number(name, state, "ToleratedFailureCount")
-    if "ToleratedFailurePercentage" in state:
-        _number(name, state, "ToleratedFailurePercentage")
-        if state["ToleratedFailurePercentage"] > 100:
-            raise DefinitionError("must be <= 100", state=name, field="ToleratedFailurePercentage")
+    config.refuse_unknown("ProcessorConfig")
+    if "ItemSelector" in fields and "Parameters" in fields:
+        raise fields.error("Parameters", "ItemSelector and Parameters are exclusive")
+    selector_key = "ItemSelector" if "ItemSelector" in fields else "Parameters"
+    item_selector = _template_field(fields, selector_key)
+    items_path = _path(fields, "ItemsPath") or "$"
+    max_concurrency = _number_or_path(fields, "MaxConcurrency", integer=True)
+    percentage = _number_or_path(fields, "ToleratedFailurePercentage")
+    if isinstance(percentage, Literal) and percentage.value > 100:
+        raise fields.error("ToleratedFailurePercentage", "must be <= 100")
+    count = _number_or_path(fields, "ToleratedFailureCount", integer=True)
     distributed_only = (
         "ItemReader",
         "ItemBatcher",
         "ResultWriter",
         "ToleratedFailureCount",
         "ToleratedFailurePercentage",
+        "ToleratedFailureCountPath",
+        "ToleratedFailurePercentagePath",
+        "Label",
     )
     if mode == "INLINE":
-        for field in distributed_only:
-            if field in state:
-                raise DefinitionError("needs Mode DISTRIBUTED", state=name, field=field)
-    reader = state.get("ItemReader")
-    if reader is not None:
-        resource = reader.get("Resource")
-        if resource not in ("arn:aws:states:::s3:listObjectsV2", "arn:aws:states:::s3:getObject"):
-            raise DefinitionError(
-                f"unsupported reader {resource!r}", state=name, field="ItemReader.Resource"
-            )
-        input_type = reader.get("ReaderConfig", {}).get("InputType")
-        if resource.endswith("getObject") and input_type not in _INPUT_TYPES:
-            raise DefinitionError(
-                "must be JSON, JSONL, CSV or MANIFEST",
-                state=name,
-                field="ItemReader.ReaderConfig.InputType",
-            )
-        _template(name, "ItemReader.Parameters", reader.get("Parameters", {}))
-    writer = state.get("ResultWriter")
-    if writer is not None:
-        if writer.get("Resource") != "arn:aws:states:::s3:putObject":
-            raise DefinitionError(
-                "must be arn:aws:states:::s3:putObject", state=name, field="ResultWriter.Resource"
-            )
-        if "Bucket" not in writer.get("Parameters", {}) and "Bucket.$" not in writer.get(
-            "Parameters", {}
-        ):
-            raise DefinitionError("needs Bucket", state=name, field="ResultWriter.Parameters")
+        for field_name in distributed_only:
+            if field_name in fields:
+                raise fields.error(field_name, "needs Mode DISTRIBUTED")
+    label = fields.string("Label")
+    return MapState(
+        name,
+        language,
+        next_state,
+        io,
+        comment,
+        processor=processor,
+        mode=mode,
+        execution_type=execution_type,
+        label=label,
+        items_path=items_path,
+        item_selector=item_selector,
+        max_concurrency=max_concurrency,
+        reader=_reader(fields),
+        batcher=_batcher(fields),
+        writer=_writer(fields),
+        tolerated_failure_percentage=percentage,
+        tolerated_failure_count=count,
+        retry=_retry(fields),
+        catch=_catch(fields, states),
+    )
 
 
-_VALIDATORS = {
+def _reader(fields: _Fields) -> ItemReader | None:
+    block = fields.block("ItemReader")
+    if block is None:
+        return None
+    resource = block.get("Resource")
+    if resource not in _READERS:
+        raise block.error("Resource", f"unsupported reader {resource!r}")
+    parameters = _template_field(block, "Parameters")
+    config = block.block("ReaderConfig") or _Fields({}, fields.state, "ItemReader.ReaderConfig.")
+    input_type = config.get("InputType")
+    if resource.endswith("getObject") and input_type not in _INPUT_TYPES:
+        raise config.error("InputType", "must be JSON, JSONL, CSV or MANIFEST")
+    location = config.choice("CSVHeaderLocation", ("FIRST_ROW", "GIVEN"), "FIRST_ROW")
+    headers = config.get("CSVHeaders")
+    if location == "GIVEN" and (
+        not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers)
+    ):
+        raise config.error("CSVHeaders", "must be a non-empty list of strings")
+    delimiter = config.choice(
+        "CSVDelimiter", ("COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"), "COMMA"
+    )
+    max_items = _number_or_path(config, "MaxItems", integer=True)
+    block.refuse_unknown("ItemReader")
+    return ItemReader(
+        resource,
+        parameters,
+        ReaderConfig(
+            input_type,
+            location,
+            tuple(headers) if location == "GIVEN" else None,
+            delimiter,
+            max_items,
+        ),
+    )
+
+
+def _batcher(fields: _Fields) -> ItemBatcher | None:
+    block = fields.block("ItemBatcher")
+    if block is None:
+        return None
+    batcher = ItemBatcher(
+        _number_or_path(block, "MaxItemsPerBatch", integer=True),
+        _number_or_path(block, "MaxInputBytesPerBatch", integer=True),
+        _template_field(block, "BatchInput"),
+    )
+    block.refuse_unknown("ItemBatcher")
+    return batcher
+
+
+def _writer(fields: _Fields) -> ResultWriter | None:
+    block = fields.block("ResultWriter")
+    if block is None:
+        return None
+    resource = block.get("Resource")
+    if resource != _WRITER:
+        raise block.error("Resource", f"must be {_WRITER}")
+    raw = block.get("Parameters", {})
+    if not isinstance(raw, dict) or ("Bucket" not in raw and "Bucket.$" not in raw):
+        raise block.error("Parameters", "needs Bucket")
+    parameters = _template(block, "Parameters", raw)
+    config = block.block("WriterConfig") or _Fields({}, fields.state, "ResultWriter.WriterConfig.")
+    output_type = config.choice("OutputType", ("JSON", "JSONL"), "JSON")
+    transformation = config.choice("Transformation", ("NONE", "COMPACT", "FLATTEN"), "NONE")
+    config.refuse_unknown("WriterConfig")
+    block.refuse_unknown("ResultWriter")
+    return ResultWriter(resource, parameters, output_type, transformation)
+
+
+_BUILDERS = {
+    "Pass": _pass,
     "Task": _task,
     "Choice": _choice,
     "Wait": _wait,
+    "Succeed": _succeed,
     "Fail": _fail,
     "Parallel": _parallel,
     "Map": _map,

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import StatesError, runtime_error
 from sluice.local.workflow.interpreter import (
     Interpreter,
@@ -34,14 +33,16 @@ from sluice.local.workflow.interpreter import (
     map_items,
     max_concurrency,
     select_item,
+    whole_number,
 )
-from sluice.local.workflow.intrinsics import render
 from sluice.local.workflow.models import ChildResult, dumps
 from sluice.local.workflow.ports import EXECUTION_ROLE, ServiceError
+from sluice.local.workflow.values import Scope
 
 if TYPE_CHECKING:
     from sluice.local.workflow.interpreter import Deps
     from sluice.local.workflow.models import ExecutionRecord, MapRunRecord
+    from sluice.local.workflow.tree import Machine, MapState, ReaderConfig, ResultWriter
 
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
 _DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
@@ -99,9 +100,7 @@ class DistributedMap:
         self.host = host
         self.interpreter = interpreter
 
-    async def __call__(
-        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
-    ) -> Any:
+    async def __call__(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
         """Run one Distributed Map state; returns the state's result (before ResultSelector).
 
         Raises:
@@ -109,9 +108,10 @@ class DistributedMap:
             `States.ItemReaderFailed` / `States.ResultWriterFailed` for S3 failures,
             `States.Runtime` for bad paths or item shapes.
         """
-        processor = state.get("ItemProcessor", state.get("Iterator", {}))
-        config = processor.get("ProcessorConfig", {})
-        label = state.get("Label", name)
+        name = state.name
+        processor = state.processor
+        assert processor is not None
+        label = state.label or name
         parent = run.execution
         previous = parent.map_runs.get(name) if run.redrive and run.top_level else None
 
@@ -129,12 +129,12 @@ class DistributedMap:
                 for i, (key, value) in enumerate(items)
             ]
             inputs = self._batch(state, effective, ctx, selected)
-            pct, count = self._tolerance(state, effective)
+            pct, count = self._tolerance(state, effective, ctx)
             map_run = self.host.create_map_run(
                 parent,
                 name,
                 label,
-                max_concurrency(state, effective),
+                max_concurrency(state, effective, ctx),
                 -1.0 if pct is None else pct,
                 -1 if count is None else count,
             )
@@ -158,7 +158,7 @@ class DistributedMap:
         try:
             exceeded = await self._run_children(
                 processor,
-                config.get("ExecutionType", "STANDARD"),
+                state.execution_type,
                 label,
                 map_run,
                 parent,
@@ -171,10 +171,8 @@ class DistributedMap:
         map_run.status = "FAILED" if exceeded else "SUCCEEDED"
         map_run.stop = self.deps.clock.now()
         writer_output = None
-        if "ResultWriter" in state:
-            writer_output = await self._write_results(
-                state["ResultWriter"], effective, ctx, map_run
-            )
+        if state.writer is not None:
+            writer_output = await self._write_results(state.writer, effective, ctx, map_run)
         if exceeded:
             cause = "The specified tolerated failure threshold was exceeded"
             parent.record(
@@ -192,20 +190,19 @@ class DistributedMap:
     # -- items ----------------------------------------------------------------------------
 
     async def _read_items(
-        self, state: dict[str, Any], effective: Any, ctx: dict[str, Any]
+        self, state: MapState, effective: Any, ctx: dict[str, Any]
     ) -> list[tuple[str | None, Any]]:
-        reader = state.get("ItemReader")
+        reader = state.reader
         if reader is None:
-            return map_items(state, effective)
-        params = render(reader.get("Parameters", {}), effective, ctx)
-        config = reader.get("ReaderConfig", {})
-        limit = config.get("MaxItems")
-        if "MaxItemsPath" in config:
-            limit = jsonpath.get(effective, config["MaxItemsPath"])
-            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-                raise runtime_error("MaxItemsPath must resolve to a non-negative integer")
+            return map_items(state, effective, ctx)
+        scope = Scope(effective, ctx)
+        params = {} if reader.parameters is None else reader.parameters.evaluate(scope)
+        if not isinstance(params, dict):
+            raise runtime_error("ItemReader parameters must be an object")
+        config = reader.config
+        limit = whole_number(config.max_items, "MaxItemsPath", scope)
         try:
-            if reader["Resource"].endswith("listObjectsV2"):
+            if reader.action == "listObjectsV2":
                 items = await self._list_objects(params)
             else:
                 items = await self._read_object(params, config)
@@ -240,9 +237,9 @@ class DistributedMap:
                 return items
             request["ContinuationToken"] = token
 
-    async def _read_object(self, params: dict[str, Any], config: dict[str, Any]) -> list[Any]:
+    async def _read_object(self, params: dict[str, Any], config: ReaderConfig) -> list[Any]:
         body = _text((await self._s3("getObject", params)).get("Body", ""))
-        input_type = config["InputType"]
+        input_type = config.input_type
         try:
             if input_type == "JSON":
                 parsed = json.loads(body)
@@ -272,19 +269,20 @@ class DistributedMap:
         return items
 
     def _batch(
-        self, state: dict[str, Any], effective: Any, ctx: dict[str, Any], items: list[Any]
+        self, state: MapState, effective: Any, ctx: dict[str, Any], items: list[Any]
     ) -> list[tuple[Any, int]]:
         """Child inputs with their item counts; one per item without an ItemBatcher."""
-        batcher = state.get("ItemBatcher")
+        batcher = state.batcher
         if batcher is None:
             return [(item, 1) for item in items]
-        max_items = self._limit(batcher, "MaxItemsPerBatch", effective)
-        max_bytes = self._limit(batcher, "MaxInputBytesPerBatch", effective)
+        scope = Scope(effective, ctx)
+        max_items = whole_number(batcher.max_items_per_batch, "MaxItemsPerBatch", scope)
+        max_bytes = whole_number(batcher.max_input_bytes_per_batch, "MaxInputBytesPerBatch", scope)
         # AWS caps a child's input at 256 KiB whatever the batcher says.
         max_bytes = min(max_bytes or 262_144, 262_144)
         envelope: dict[str, Any] = {}
-        if "BatchInput" in batcher:
-            envelope["BatchInput"] = render(batcher["BatchInput"], effective, ctx)
+        if batcher.batch_input is not None:
+            envelope["BatchInput"] = batcher.batch_input.evaluate(scope)
         base = len(dumps({**envelope, "Items": []}).encode())
         batches: list[tuple[Any, int]] = []
         current: list[Any] = []
@@ -302,22 +300,16 @@ class DistributedMap:
             batches.append(({**envelope, "Items": current}, len(current)))
         return batches
 
-    def _limit(self, block: dict[str, Any], field: str, effective: Any) -> int:
-        if f"{field}Path" in block:
-            value = jsonpath.get(effective, block[f"{field}Path"])
-        else:
-            value = block.get(field, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise runtime_error(f"{field} must be a non-negative integer")
-        return value
-
-    def _tolerance(self, state: dict[str, Any], effective: Any) -> tuple[float | None, int | None]:
-        pct: Any = state.get("ToleratedFailurePercentage")
-        if "ToleratedFailurePercentagePath" in state:
-            pct = jsonpath.get(effective, state["ToleratedFailurePercentagePath"])
-        count: Any = state.get("ToleratedFailureCount")
-        if "ToleratedFailureCountPath" in state:
-            count = jsonpath.get(effective, state["ToleratedFailureCountPath"])
+    def _tolerance(
+        self, state: MapState, effective: Any, ctx: dict[str, Any]
+    ) -> tuple[float | None, int | None]:
+        scope = Scope(effective, ctx)
+        node = state.tolerated_failure_percentage
+        pct: Any = None if node is None else node.evaluate(scope)
+        node = state.tolerated_failure_count
+        count: Any = None if node is None else node.evaluate(scope)
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
         if pct is not None and (
             not isinstance(pct, int | float) or isinstance(pct, bool) or not 0 <= pct <= 100
         ):
@@ -330,7 +322,7 @@ class DistributedMap:
 
     async def _run_children(
         self,
-        processor: dict[str, Any],
+        processor: Machine,
         execution_type: str,
         label: str,
         map_run: MapRunRecord,
@@ -394,7 +386,7 @@ class DistributedMap:
                 raise task.exception()  # type: ignore[misc]
         return exceeded.is_set() or tolerance.exceeded(failed_items(), map_run.total_items)
 
-    async def _run_child(self, processor: dict[str, Any], child: ExecutionRecord) -> None:
+    async def _run_child(self, processor: Machine, child: ExecutionRecord) -> None:
         # A child runs as its parent's role (the Map state's execution role).
         EXECUTION_ROLE.set(child.role_arn or None)
         clock = self.deps.clock
@@ -480,16 +472,18 @@ class DistributedMap:
         return doc
 
     async def _write_results(
-        self, writer: dict[str, Any], effective: Any, ctx: dict[str, Any], map_run: MapRunRecord
+        self, writer: ResultWriter, effective: Any, ctx: dict[str, Any], map_run: MapRunRecord
     ) -> dict[str, Any]:
-        params = render(writer.get("Parameters", {}), effective, ctx)
+        assert writer.parameters is not None
+        params = writer.parameters.evaluate(Scope(effective, ctx))
+        if not isinstance(params, dict) or not isinstance(params.get("Bucket"), str):
+            raise runtime_error("ResultWriter parameters need a Bucket string")
         bucket: str = params["Bucket"]
         prefix: str = params.get("Prefix", "")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        config = writer.get("WriterConfig", {})
-        transformation = config.get("Transformation", "NONE")
-        jsonl = config.get("OutputType", "JSON") == "JSONL"
+        transformation = writer.transformation
+        jsonl = writer.output_type == "JSONL"
         base = f"{prefix}{map_run.id}/"
         groups: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
         children = [map_run.children[i] for i in sorted(map_run.children)]
@@ -553,13 +547,12 @@ def _epoch(value: Any) -> Any:
     return value
 
 
-def _csv_items(body: str, config: dict[str, Any]) -> list[Any]:
-    delimiter = _DELIMITERS.get(config.get("CSVDelimiter", "COMMA"), ",")
+def _csv_items(body: str, config: ReaderConfig) -> list[Any]:
+    delimiter = _DELIMITERS.get(config.csv_delimiter, ",")
     rows = list(csv.reader(io.StringIO(body), delimiter=delimiter))
-    if config.get("CSVHeaderLocation", "FIRST_ROW") == "GIVEN":
-        headers = config.get("CSVHeaders")
-        if not isinstance(headers, list) or not headers:
-            raise StatesError("States.ItemReaderFailed", "CSVHeaders must be a non-empty list")
+    headers: list[str]
+    if config.csv_header_location == "GIVEN":
+        headers = list(config.csv_headers or ())
     else:
         if not rows:
             return []

@@ -34,6 +34,8 @@ from sluice.local.workflow.ports import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sluice.local.workflow.tree import Machine
+
 _NAME = re.compile(r"^[A-Za-z0-9_.\-~$@+=,]{1,80}$")
 
 
@@ -101,9 +103,9 @@ class WorkflowEngine:
         return record
 
     @staticmethod
-    def _parse(definition: str) -> dict[str, Any]:
+    def _parse(definition: str) -> Machine:
         try:
-            return definition_module.load(definition)
+            return definition_module.parse(definition)
         except DefinitionError as exc:
             raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: {exc}") from exc
 
@@ -217,7 +219,7 @@ class WorkflowEngine:
     async def _run(
         self,
         execution: ExecutionRecord,
-        machine: dict[str, Any],
+        machine: Machine,
         data: Any,
         start_at: str | None,
         *,
@@ -239,7 +241,7 @@ class WorkflowEngine:
         }
         EXECUTION_ROLE.set(execution.role_arn or None)
         run = Run(execution, context, redrive=redrive)
-        limit = machine.get("TimeoutSeconds")
+        limit = machine.timeout_seconds
         try:
             output = await self.interpreter.with_timeout(
                 self.interpreter.run_machine(machine, data, run, start_at),

@@ -16,10 +16,24 @@ from typing import Any
 
 from sluice.local.workflow import choice, jsonpath
 from sluice.local.workflow.errors import StatesError, runtime_error
-from sluice.local.workflow.intrinsics import evaluate as evaluate_intrinsic
-from sluice.local.workflow.intrinsics import render, resolve_path
 from sluice.local.workflow.models import ExecutionRecord, dumps
 from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller, ServiceError
+from sluice.local.workflow.tree import (
+    ChoiceState,
+    FailState,
+    Machine,
+    MapState,
+    ParallelState,
+    PassState,
+    Retrier,
+    State,
+    SucceedState,
+    TaskState,
+    WaitState,
+    catchers,
+    retriers,
+)
+from sluice.local.workflow.values import Literal, Scope, Value, resolve
 
 _LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _OPTIMISED = {
@@ -134,7 +148,7 @@ class _TaskEvents:
         self._record("Succeeded", {**ids, "output": dumps(result)})
 
 
-def error_matches(names: list[str], error: str) -> bool:
+def error_matches(names: tuple[str, ...], error: str) -> bool:
     """ASL matching: exact names, `States.ALL`, `States.TaskFailed` (all but States.Timeout).
 
     States.Runtime never reaches this: AWS neither retries nor catches it (see `_NO_RETRY`).
@@ -162,11 +176,11 @@ async def fail_fast(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-DistributedRunner = Callable[[str, dict[str, Any], Any, Run, dict[str, Any]], Awaitable[Any]]
+DistributedRunner = Callable[[MapState, Any, Run, dict[str, Any]], Awaitable[Any]]
 
 
 class Interpreter:
-    """Executes a (sub-)state machine for one `Run`."""
+    """Executes a (sub-)state machine for one `Run`, walking the typed tree."""
 
     def __init__(self, deps: Deps, distributed: DistributedRunner | None = None):
         self.deps = deps
@@ -175,7 +189,7 @@ class Interpreter:
     # -- machine ---------------------------------------------------------------------------
 
     async def run_machine(
-        self, machine: dict[str, Any], data: Any, run: Run, start_at: str | None = None
+        self, machine: Machine, data: Any, run: Run, start_at: str | None = None
     ) -> Any:
         """Run states from `start_at` (default StartAt) until one ends; returns its output.
 
@@ -183,11 +197,10 @@ class Interpreter:
             StatesError: an unhandled error; for a top-level run, the failed state and its
             input are recorded on the execution for redrive.
         """
-        name: str = start_at or machine["StartAt"]
-        states: dict[str, Any] = machine["States"]
+        name: str = start_at or machine.start_at
         while True:
-            state = states[name]
-            kind = state["Type"]
+            state = machine.states[name]
+            kind = state.type
             entered = self.deps.clock.now()
             run.execution.record(
                 entered,
@@ -198,7 +211,7 @@ class Interpreter:
             if run.top_level:
                 # Where a redrive restarts if the execution fails, times out or is stopped here.
                 run.execution.failed_state, run.execution.failed_input = name, data
-            outcome = await self._run_state(name, state, data, run, entered)
+            outcome = await self._run_state(state, data, run, entered)
             run.execution.record(
                 self.deps.clock.now(),
                 f"{kind}StateExited",
@@ -212,148 +225,134 @@ class Interpreter:
 
     # -- one state -------------------------------------------------------------------------
 
-    async def _run_state(
-        self, name: str, state: dict[str, Any], raw: Any, run: Run, entered: datetime
-    ) -> _Outcome:
-        kind = state["Type"]
-        if kind not in ("Task", "Parallel", "Map"):
-            ctx = run.context_for(name, entered, 0)
-            return await self._run_simple(name, state, raw, run, ctx)
-        retriers: list[dict[str, Any]] = state.get("Retry", [])
-        attempts = [0] * len(retriers)
+    async def _run_state(self, state: State, raw: Any, run: Run, entered: datetime) -> _Outcome:
+        if not isinstance(state, TaskState | ParallelState | MapState):
+            ctx = run.context_for(state.name, entered, 0)
+            return await self._run_simple(state, raw, run, ctx)
+        retry = retriers(state)
+        attempts = [0] * len(retry)
         retry_count = 0
         while True:
-            ctx = run.context_for(name, entered, retry_count)
+            ctx = run.context_for(state.name, entered, retry_count)
             try:
-                output = await self._run_body(name, state, raw, run, ctx)
-                return _Outcome(state.get("Next"), output)
+                output = await self._run_body(state, raw, run, ctx)
+                return _Outcome(state.next, output)
             except StatesError as err:
                 if err.error in _NO_RETRY:
                     raise
-                delay = self._retry_delay(retriers, attempts, err)
+                delay = self._retry_delay(retry, attempts, err)
                 if delay is not None:
                     retry_count += 1
                     await self.deps.clock.sleep(delay)
                     continue
-                for catcher in state.get("Catch", []):
-                    if error_matches(catcher["ErrorEquals"], err.error):
-                        result_path = catcher.get("ResultPath", "$")
+                for catcher in catchers(state):
+                    if error_matches(catcher.error_equals, err.error):
                         payload = {"Error": err.error, "Cause": err.cause}
-                        output = (
-                            raw if result_path is None else jsonpath.put(raw, result_path, payload)
-                        )
-                        return _Outcome(catcher["Next"], output)
+                        path = catcher.result_path
+                        output = raw if path is None else jsonpath.put(raw, path, payload)
+                        return _Outcome(catcher.next, output)
                 raise
 
     def _retry_delay(
-        self, retriers: list[dict[str, Any]], attempts: list[int], err: StatesError
+        self, retry: tuple[Retrier, ...], attempts: list[int], err: StatesError
     ) -> float | None:
-        for index, retrier in enumerate(retriers):
-            if not error_matches(retrier["ErrorEquals"], err.error):
+        for index, retrier in enumerate(retry):
+            if not error_matches(retrier.error_equals, err.error):
                 continue
             # The first matching retrier decides; once exhausted, Catch takes over.
-            if attempts[index] >= retrier.get("MaxAttempts", 3):
+            if attempts[index] >= retrier.max_attempts:
                 return None
-            delay = (
-                retrier.get("IntervalSeconds", 1)
-                * retrier.get("BackoffRate", 2.0) ** (attempts[index])
-            )
-            if "MaxDelaySeconds" in retrier:
-                delay = min(delay, retrier["MaxDelaySeconds"])
-            if retrier.get("JitterStrategy", "NONE") == "FULL":
+            delay = retrier.interval_seconds * retrier.backoff_rate ** (attempts[index])
+            if retrier.max_delay_seconds is not None:
+                delay = min(delay, retrier.max_delay_seconds)
+            if retrier.jitter == "FULL":
                 delay = random.uniform(0, delay)
             attempts[index] += 1
             return float(delay)
         return None
 
-    def _effective_input(self, state: dict[str, Any], raw: Any) -> Any:
-        if "InputPath" not in state:
-            return raw
-        path = state["InputPath"]
-        return {} if path is None else resolve_path(path, raw, {})
+    @staticmethod
+    def _effective_input(state: State, raw: Any, ctx: dict[str, Any]) -> Any:
+        path = state.io.input_path
+        if path is None:
+            return {}
+        return raw if path == "$" else resolve(path, Scope(raw, ctx))
 
-    def _finish(self, state: dict[str, Any], raw: Any, result: Any, ctx: dict[str, Any]) -> Any:
-        if "ResultSelector" in state:
-            result = render(state["ResultSelector"], result, ctx)
-        result_path = state.get("ResultPath", "$")
+    @staticmethod
+    def _parameters(state: State, effective: Any, ctx: dict[str, Any]) -> Any:
+        template = state.io.parameters
+        return effective if template is None else template.evaluate(Scope(effective, ctx))
+
+    def _finish(self, state: State, raw: Any, result: Any, ctx: dict[str, Any]) -> Any:
+        if state.io.result_selector is not None:
+            result = state.io.result_selector.evaluate(Scope(result, ctx))
+        result_path = state.io.result_path
         output = raw if result_path is None else jsonpath.put(raw, result_path, result)
         return self._output_path(state, output)
 
-    def _output_path(self, state: dict[str, Any], output: Any) -> Any:
-        if "OutputPath" not in state:
+    @staticmethod
+    def _output_path(state: State, output: Any) -> Any:
+        path = state.io.output_path
+        if path == "$":
             return output
-        path = state["OutputPath"]
         return {} if path is None else jsonpath.get(output, path)
 
-    async def _run_body(
-        self, name: str, state: dict[str, Any], raw: Any, run: Run, ctx: dict[str, Any]
-    ) -> Any:
-        kind = state["Type"]
-        effective = self._effective_input(state, raw)
-        if kind == "Map":
-            result = await self._map(name, state, effective, run, ctx)
+    async def _run_body(self, state: State, raw: Any, run: Run, ctx: dict[str, Any]) -> Any:
+        effective = self._effective_input(state, raw, ctx)
+        if isinstance(state, MapState):
+            result = await self._map(state, effective, run, ctx)
         else:
-            if "Parameters" in state:
-                effective = render(state["Parameters"], effective, ctx)
-            if kind == "Task":
-                result = await self._task(name, state, effective, run, ctx)
+            effective = self._parameters(state, effective, ctx)
+            if isinstance(state, TaskState):
+                result = await self._task(state, effective, run, ctx)
             else:
-                result = await self._parallel(name, state, effective, run)
+                assert isinstance(state, ParallelState)
+                result = await self._parallel(state, effective, run)
         return self._finish(state, raw, result, ctx)
 
-    async def _run_simple(
-        self, name: str, state: dict[str, Any], raw: Any, run: Run, ctx: dict[str, Any]
-    ) -> _Outcome:
-        kind = state["Type"]
-        if kind == "Fail":
+    async def _run_simple(self, state: State, raw: Any, run: Run, ctx: dict[str, Any]) -> _Outcome:
+        if isinstance(state, FailState):
             raise StatesError(*self._fail_fields(state, raw, ctx))
-        effective = self._effective_input(state, raw)
-        if kind == "Pass":
-            if "Parameters" in state:
-                effective = render(state["Parameters"], effective, ctx)
-            result = state.get("Result", effective)
-            return _Outcome(state.get("Next"), self._finish(state, raw, result, ctx))
-        if kind == "Succeed":
+        effective = self._effective_input(state, raw, ctx)
+        if isinstance(state, PassState):
+            effective = self._parameters(state, effective, ctx)
+            result = state.result if state.has_result else effective
+            return _Outcome(state.next, self._finish(state, raw, result, ctx))
+        if isinstance(state, SucceedState):
             return _Outcome(None, self._output_path(state, effective))
-        if kind == "Wait":
-            await self._wait(state, effective)
-            return _Outcome(state.get("Next"), self._output_path(state, effective))
-        for rule in state["Choices"]:
-            if choice.evaluate(rule, effective, ctx):
-                return _Outcome(rule["Next"], self._output_path(state, effective))
-        if "Default" in state:
-            return _Outcome(state["Default"], self._output_path(state, effective))
+        if isinstance(state, WaitState):
+            await self._wait(state, effective, ctx)
+            return _Outcome(state.next, self._output_path(state, effective))
+        assert isinstance(state, ChoiceState)
+        scope = Scope(effective, ctx)
+        for option in state.choices:
+            if choice.evaluate(option.rule, scope):
+                return _Outcome(option.next, self._output_path(state, effective))
+        if state.default is not None:
+            return _Outcome(state.default, self._output_path(state, effective))
         raise StatesError("States.NoChoiceMatched", f"No Matches! Input: {dumps(effective)}")
 
-    def _fail_fields(self, state: dict[str, Any], raw: Any, ctx: dict[str, Any]) -> tuple[str, str]:
+    @staticmethod
+    def _fail_fields(state: FailState, raw: Any, ctx: dict[str, Any]) -> tuple[str, str]:
         values: list[str] = []
-        for field_name in ("Error", "Cause"):
-            value: Any = state.get(field_name, "")
-            path = state.get(f"{field_name}Path")
-            if isinstance(path, str):
-                value = (
-                    evaluate_intrinsic(path, raw, ctx)
-                    if path.startswith("States.")
-                    else resolve_path(path, raw, ctx)
-                )
-                if not isinstance(value, str):
-                    raise runtime_error(f"{field_name}Path must resolve to a string")
+        for field_name, node in (("Error", state.error), ("Cause", state.cause)):
+            value = "" if node is None else node.evaluate(Scope(raw, ctx))
+            if not isinstance(value, str):
+                raise runtime_error(f"{field_name}Path must resolve to a string")
             values.append(value)
         return values[0] or "States.Fail", values[1]
 
-    async def _wait(self, state: dict[str, Any], effective: Any) -> None:
+    async def _wait(self, state: WaitState, effective: Any, ctx: dict[str, Any]) -> None:
         now = self.deps.clock.now()
-        if "Seconds" in state:
-            seconds = float(state["Seconds"])
-        elif "SecondsPath" in state:
-            value = jsonpath.get(effective, state["SecondsPath"])
+        scope = Scope(effective, ctx)
+        if state.seconds is not None:
+            value = state.seconds.evaluate(scope)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise runtime_error("SecondsPath must resolve to a non-negative number")
             seconds = float(value)
         else:
-            text = state.get("Timestamp")
-            if "TimestampPath" in state:
-                text = jsonpath.get(effective, state["TimestampPath"])
+            assert state.timestamp is not None
+            text = state.timestamp.evaluate(scope)
             when = choice.parse_timestamp(text)
             if when is None:
                 raise runtime_error(f"not an RFC 3339 timestamp: {text!r}")
@@ -362,13 +361,12 @@ class Interpreter:
 
     # -- Task -----------------------------------------------------------------------------
 
-    async def _task(
-        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
-    ) -> Any:
-        resource: str = state["Resource"]
+    async def _task(self, state: TaskState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
+        resource = state.resource
+        scope = Scope(effective, ctx)
         timeouts = [
-            self._seconds(state, "TimeoutSeconds", effective),
-            self._seconds(state, "HeartbeatSeconds", effective),
+            self._seconds(state.timeout_seconds, "TimeoutSeconds", scope),
+            self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
         ]
         limits = [t for t in timeouts if t is not None]
         # A Lambda task never sends heartbeats, so HeartbeatSeconds bounds it like a timeout.
@@ -383,15 +381,16 @@ class Interpreter:
         events.succeeded(result)
         return result
 
-    def _seconds(self, state: dict[str, Any], field_name: str, effective: Any) -> float | None:
-        if field_name in state:
-            return float(state[field_name])
-        if f"{field_name}Path" in state:
-            value = jsonpath.get(effective, state[f"{field_name}Path"])
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise runtime_error(f"{field_name}Path must resolve to a positive number")
+    @staticmethod
+    def _seconds(node: Value | None, field_name: str, scope: Scope) -> float | None:
+        if node is None:
+            return None
+        value = node.evaluate(scope)
+        if isinstance(node, Literal):
             return float(value)
-        return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise runtime_error(f"{field_name}Path must resolve to a positive number")
+        return float(value)
 
     async def with_timeout(
         self,
@@ -492,15 +491,12 @@ class Interpreter:
 
     # -- Parallel and Map -----------------------------------------------------------------
 
-    async def _parallel(self, name: str, state: dict[str, Any], effective: Any, run: Run) -> Any:
+    async def _parallel(self, state: ParallelState, effective: Any, run: Run) -> Any:
         record = run.execution.record
         record(self.deps.clock.now(), "ParallelStateStarted")
         try:
             results = await fail_fast(
-                [
-                    self.run_machine(branch, effective, run.child(None))
-                    for branch in state["Branches"]
-                ]
+                [self.run_machine(branch, effective, run.child(None)) for branch in state.branches]
             )
         except StatesError:
             record(self.deps.clock.now(), "ParallelStateFailed")
@@ -508,17 +504,15 @@ class Interpreter:
         record(self.deps.clock.now(), "ParallelStateSucceeded")
         return results
 
-    async def _map(
-        self, name: str, state: dict[str, Any], effective: Any, run: Run, ctx: dict[str, Any]
-    ) -> Any:
-        processor = state.get("ItemProcessor", state.get("Iterator", {}))
-        mode = processor.get("ProcessorConfig", {}).get("Mode", "INLINE")
-        if mode == "DISTRIBUTED":
+    async def _map(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
+        if state.distributed:
             if self.distributed is None:
                 raise runtime_error("Distributed Map is not available here")
-            return await self.distributed(name, state, effective, run, ctx)
-        items = map_items(state, effective)
-        limit = max_concurrency(state, effective)
+            return await self.distributed(state, effective, run, ctx)
+        processor = state.processor
+        assert processor is not None
+        items = map_items(state, effective, ctx)
+        limit = max_concurrency(state, effective, ctx)
         gate = asyncio.Semaphore(limit) if limit > 0 else None
         record = run.execution.record
         record(
@@ -534,7 +528,7 @@ class Interpreter:
             if gate is not None:
                 await gate.acquire()
             try:
-                details = {"name": name, "index": index}
+                details = {"name": state.name, "index": index}
                 record(
                     self.deps.clock.now(),
                     "MapIterationStarted",
@@ -571,9 +565,9 @@ class Interpreter:
         return results
 
 
-def map_items(state: dict[str, Any], effective: Any) -> list[tuple[str | None, Any]]:
+def map_items(state: MapState, effective: Any, ctx: dict[str, Any]) -> list[tuple[str | None, Any]]:
     """The (key, value) items a Map iterates: ItemsPath's array, or an object's entries."""
-    items = resolve_path(state.get("ItemsPath", "$"), effective, {})
+    items = resolve(state.items_path, Scope(effective, ctx))
     if isinstance(items, list):
         return [(None, item) for item in items]
     if isinstance(items, dict):
@@ -589,21 +583,30 @@ def item_context(index: int, key: str | None, value: Any) -> dict[str, Any]:
     return item
 
 
-def select_item(
-    state: dict[str, Any], effective: Any, ctx: dict[str, Any], item: dict[str, Any]
-) -> Any:
+def select_item(state: MapState, effective: Any, ctx: dict[str, Any], item: dict[str, Any]) -> Any:
     """Apply ItemSelector (or the legacy Parameters) to one item; else the item itself."""
-    selector = state.get("ItemSelector", state.get("Parameters"))
-    if selector is None:
+    if state.item_selector is None:
         return item["Value"]
-    return render(selector, effective, {**ctx, "Map": {"Item": item}})
+    return state.item_selector.evaluate(Scope(effective, {**ctx, "Map": {"Item": item}}))
 
 
-def max_concurrency(state: dict[str, Any], effective: Any) -> int:
+def whole_number(node: Value | None, field_name: str, scope: Scope) -> int | None:
+    """A count field (`MaxConcurrency`, `MaxItems`, ...) or its `...Path` form; None if unset.
+
+    Raises:
+        StatesError: `States.Runtime` when a path resolves to anything but a whole number >= 0.
+    """
+    if node is None:
+        return None
+    value = node.evaluate(scope)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise runtime_error(f"{field_name} must resolve to a non-negative integer")
+    return value
+
+
+def max_concurrency(state: MapState, effective: Any, ctx: dict[str, Any]) -> int:
     """MaxConcurrency or MaxConcurrencyPath; 0 means unbounded."""
-    if "MaxConcurrencyPath" in state:
-        value = jsonpath.get(effective, state["MaxConcurrencyPath"])
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise runtime_error("MaxConcurrencyPath must resolve to a non-negative integer")
-        return value
-    return int(state.get("MaxConcurrency", 0))
+    limit = whole_number(state.max_concurrency, "MaxConcurrencyPath", Scope(effective, ctx))
+    return limit or 0

@@ -17,13 +17,15 @@ from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import StatesError, runtime_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 _INTRINSIC_FAILURE = "States.IntrinsicFailure"
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
+    """A parsed `States.<Function>(args...)` call."""
+
     name: str
     args: tuple[_Arg, ...]
 
@@ -38,7 +40,7 @@ class _Literal:
     value: Any
 
 
-_Arg = _Call | _PathArg | _Literal
+_Arg = Call | _PathArg | _Literal
 
 
 class _Parser:
@@ -53,7 +55,7 @@ class _Parser:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
 
-    def call(self) -> _Call:
+    def call(self) -> Call:
         self.skip()
         start = self.pos
         while self.pos < len(self.text) and (
@@ -70,7 +72,7 @@ class _Parser:
         self.skip()
         if self.pos < len(self.text) and self.text[self.pos] == ")":
             self.pos += 1
-            return _Call(name, ())
+            return Call(name, ())
         while True:
             args.append(self.arg())
             self.skip()
@@ -81,7 +83,7 @@ class _Parser:
                 continue
             if self.text[self.pos] == ")":
                 self.pos += 1
-                return _Call(name, tuple(args))
+                return Call(name, tuple(args))
             raise self.fail("expected ',' or ')'")
 
     def arg(self) -> _Arg:
@@ -141,7 +143,7 @@ class _Parser:
         return self.text[start : self.pos].strip()
 
 
-def parse(text: str) -> _Call:
+def parse(text: str) -> Call:
     """Parse an intrinsic call; raises `StatesError(States.IntrinsicFailure)` when malformed."""
     parser = _Parser(text)
     call = parser.call()
@@ -149,6 +151,24 @@ def parse(text: str) -> _Call:
     if parser.pos != len(text):
         raise parser.fail("trailing characters")
     return call
+
+
+def path_arguments(call: Call) -> Iterator[str]:
+    """Every path argument of a call and of the calls nested in it (for validation)."""
+    for arg in call.args:
+        if isinstance(arg, _PathArg):
+            yield arg.path
+        elif isinstance(arg, Call):
+            yield from path_arguments(arg)
+
+
+def unknown_functions(call: Call) -> Iterator[str]:
+    """Names of functions in `call` (nested too) that do not exist."""
+    if call.name not in _FUNCTIONS:
+        yield call.name
+    for arg in call.args:
+        if isinstance(arg, Call):
+            yield from unknown_functions(arg)
 
 
 def _unescape(text: str) -> str:
@@ -161,7 +181,7 @@ def evaluate(text: str, data: Any, context: Any) -> Any:
     Raises:
         StatesError: `States.IntrinsicFailure` for bad arguments, `States.Runtime` for bad paths.
     """
-    return _eval(parse(text), data, context)
+    return call_intrinsic(parse(text), lambda path: resolve_path(path, data, context))
 
 
 def resolve_path(path: str, data: Any, context: Any) -> Any:
@@ -171,15 +191,20 @@ def resolve_path(path: str, data: Any, context: Any) -> Any:
     return jsonpath.get(data, path)
 
 
-def _eval(call: _Call, data: Any, context: Any) -> Any:
+def call_intrinsic(call: Call, resolve: Callable[[str], Any]) -> Any:
+    """Evaluate a parsed call; `resolve` turns a path argument into its value.
+
+    Raises:
+        StatesError: `States.IntrinsicFailure` for bad arguments, `States.Runtime` for bad paths.
+    """
     values: list[Any] = []
     for arg in call.args:
         if isinstance(arg, _Literal):
             values.append(arg.value)
         elif isinstance(arg, _PathArg):
-            values.append(resolve_path(arg.path, data, context))
+            values.append(resolve(arg.path))
         else:
-            values.append(_eval(arg, data, context))
+            values.append(call_intrinsic(arg, resolve))
     function = _FUNCTIONS.get(call.name)
     if function is None:
         raise StatesError(_INTRINSIC_FAILURE, f"unknown intrinsic function {call.name}")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sluice.local.workflow.tree import Machine
+
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
@@ -23,7 +25,7 @@ class StateMachineRecord:
     arn: str
     name: str
     definition: str
-    parsed: dict[str, Any]
+    parsed: Machine
     role_arn: str
     type: str
     created: datetime

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sluice.local.workflow import DefinitionError
-from sluice.local.workflow.definition import load
+from sluice.local.workflow.definition import parse as load
+from sluice.local.workflow.tree import PassState, SucceedState
 
 PASS_END = {"Type": "Pass", "End": True}
 
@@ -34,7 +35,7 @@ def _machine(**states: object) -> dict[str, object]:
         (_machine(A={**PASS_END, "ResultPath": "$.a[*]"}), "A", "ResultPath"),
         (_machine(A={**PASS_END, "InputPath": "a.b"}), "A", "InputPath"),
         (_machine(A={**PASS_END, "Assign": {"x": 1}}), "A", "Assign"),
-        (_machine(A={**PASS_END, "Parameters": {"x.$": "nope"}}), "A", "Parameters"),
+        (_machine(A={**PASS_END, "Parameters": {"x.$": "nope"}}), "A", "Parameters.x.$"),
         (
             _machine(
                 A={"Type": "Task", "Resource": "arn:x", "End": True, "Retry": [{"ErrorEquals": []}]}
@@ -128,6 +129,11 @@ def test_definition_malformed_json_is_rejected() -> None:
         load("{not json")
 
 
-def test_definition_valid_machine_loads_unchanged() -> None:
+def test_definition_valid_machine_parses_into_typed_states() -> None:
     machine = _machine(A={"Type": "Pass", "Next": "B"}, B={"Type": "Succeed"})
-    assert load(json.dumps(machine)) == machine
+    parsed = load(json.dumps(machine))
+    assert parsed.start_at == "A"
+    assert isinstance(parsed.states["A"], PassState)
+    assert parsed.states["A"].next == "B"
+    assert isinstance(parsed.states["B"], SucceedState)
+    assert parsed.states["B"].next is None
