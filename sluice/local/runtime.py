@@ -248,6 +248,7 @@ class LocalRuntime:
             ),
             region=REGION,
             account=ACCOUNT_ID,
+            authorize=self._denial_as_role,
         )
         self.endpoint = Endpoint(
             DomainDispatcherApplication(create_backend_app),
@@ -633,6 +634,14 @@ class LocalRuntime:
         """
         principal = self.principals.session(role_arn, ROLE_SESSION)
         self.enforcer.check(principal, Access(action, resource))
+
+    def _denial_as_role(self, role_arn: str, action: str, resource: str) -> str | None:
+        """`check_as_role` for the workflow engine: the denial message, or None if allowed."""
+        try:
+            self.check_as_role(role_arn, action, resource)
+        except AccessDeniedError as exc:
+            return str(exc)
+        return None
 
     def assume_and_check(
         self,

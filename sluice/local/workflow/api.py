@@ -233,6 +233,21 @@ async def _redrive(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, An
     return {"redriveDate": _ts(record.redrive_date)}
 
 
+async def _send_success(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
+    engine.tokens.succeed(body.get("taskToken"), body.get("output"))
+    return {}
+
+
+async def _send_failure(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
+    engine.tokens.fail(body.get("taskToken"), body.get("error"), body.get("cause"))
+    return {}
+
+
+async def _send_heartbeat(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
+    engine.tokens.heartbeat(body.get("taskToken"))
+    return {}
+
+
 _OPERATIONS = {
     "CreateStateMachine": _create,
     "DescribeStateMachine": _describe_machine,
@@ -248,4 +263,7 @@ _OPERATIONS = {
     "DescribeMapRun": _describe_map_run,
     "ListMapRuns": _list_map_runs,
     "RedriveExecution": _redrive,
+    "SendTaskSuccess": _send_success,
+    "SendTaskFailure": _send_failure,
+    "SendTaskHeartbeat": _send_heartbeat,
 }

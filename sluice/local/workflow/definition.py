@@ -13,6 +13,7 @@ from typing import Any
 
 from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import DefinitionError, StatesError
+from sluice.local.workflow.integrations import REGISTRY
 from sluice.local.workflow.intrinsics import parse as parse_intrinsic
 from sluice.local.workflow.intrinsics import path_arguments, unknown_functions
 from sluice.local.workflow.tree import (
@@ -414,6 +415,12 @@ def _task(
     timeout = _number_or_path(fields, "TimeoutSeconds", minimum=1, integer=True)
     heartbeat = _number_or_path(fields, "HeartbeatSeconds", minimum=1, integer=True)
     credentials = _template_field(fields, "Credentials")
+    retry, catch = _retry(fields), _catch(fields, states)
+    # The integrations' registry decides what runs here; anything else is refused now, never
+    # discovered mid-run.
+    unsupported = REGISTRY.unsupported(resource)
+    if unsupported is not None:
+        raise fields.error("Resource", unsupported)
     return TaskState(
         name,
         language,
@@ -423,8 +430,8 @@ def _task(
         resource=resource,
         timeout_seconds=timeout,
         heartbeat_seconds=heartbeat,
-        retry=_retry(fields),
-        catch=_catch(fields, states),
+        retry=retry,
+        catch=catch,
         credentials=credentials,
     )
 

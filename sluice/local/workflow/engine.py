@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sluice.local.workflow import definition as definition_module
 from sluice.local.workflow.distributed import DistributedMap
 from sluice.local.workflow.errors import ApiError, DefinitionError, StatesError
+from sluice.local.workflow.integrations import TaskServices, TaskTokens
+from sluice.local.workflow.integrations.dispatch import TaskDispatcher
 from sluice.local.workflow.interpreter import Deps, Interpreter, Run, iso
 from sluice.local.workflow.models import (
     TERMINAL,
@@ -34,6 +36,7 @@ from sluice.local.workflow.ports import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sluice.local.workflow.integrations.base import Authorizer
     from sluice.local.workflow.tree import Machine
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-~$@+=,]{1,80}$")
@@ -56,11 +59,16 @@ class WorkflowEngine:
         clock: Clock | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
+        authorize: Authorizer | None = None,
     ):
+        """`authorize(role, action, resource)` decides what an execution's role may do beyond
+        the SDK caller and invoker (which carry the role themselves): None allows everything."""
         self.deps = Deps(
             clock=clock or SystemClock(), invoker=invoker, sdk=sdk, region=region, account=account
         )
-        self.interpreter = Interpreter(self.deps)
+        self.tokens = TaskTokens()
+        services = TaskServices(self.deps.clock, self.tokens, invoker, sdk, self, authorize)
+        self.interpreter = Interpreter(self.deps, tasks=TaskDispatcher(services, region))
         self.interpreter.distributed = DistributedMap(self.deps, self, self.interpreter)
         self.state_machines: dict[str, StateMachineRecord] = {}
         self.executions: dict[str, ExecutionRecord] = {}

@@ -6,9 +6,7 @@ The Distributed Map lives in `distributed.py`; this module calls into it.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,8 +14,10 @@ from typing import Any
 
 from sluice.local.workflow import choice, jsonpath
 from sluice.local.workflow.errors import StatesError, runtime_error
+from sluice.local.workflow.integrations import TaskServices, TaskTokens
+from sluice.local.workflow.integrations.dispatch import TaskDispatcher
 from sluice.local.workflow.models import ExecutionRecord, dumps
-from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller, ServiceError
+from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller
 from sluice.local.workflow.tree import (
     ChoiceState,
     FailState,
@@ -34,18 +34,6 @@ from sluice.local.workflow.tree import (
     retriers,
 )
 from sluice.local.workflow.values import Literal, Scope, Value, resolve
-
-_LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-_OPTIMISED = {
-    "arn:aws:states:::events:putEvents": ("events", "putEvents"),
-    "arn:aws:states:::dynamodb:putItem": ("dynamodb", "putItem"),
-    "arn:aws:states:::dynamodb:updateItem": ("dynamodb", "updateItem"),
-    "arn:aws:states:::dynamodb:getItem": ("dynamodb", "getItem"),
-    "arn:aws:states:::dynamodb:deleteItem": ("dynamodb", "deleteItem"),
-    "arn:aws:states:::s3:putObject": ("s3", "putObject"),
-    "arn:aws:states:::s3:getObject": ("s3", "getObject"),
-}
-_SDK_PREFIX = "arn:aws:states:::aws-sdk:"
 
 
 @dataclass(frozen=True)
@@ -106,48 +94,6 @@ class _Outcome:
 _NO_RETRY = frozenset({"States.Runtime", "States.DataLimitExceeded"})
 
 
-class _TaskEvents:
-    """History events of one Task attempt, named as AWS names them: `LambdaFunction*` for a
-    plain function ARN, `Task*` for service integrations."""
-
-    def __init__(self, execution: ExecutionRecord, clock: Clock, resource: str, region: str):
-        self.execution = execution
-        self.clock = clock
-        self.lambda_arn = resource.startswith("arn:aws:lambda:")
-        service, _, action = resource.removeprefix("arn:aws:states:::").partition(":")
-        self.ids = {"resourceType": service, "resource": action or resource}
-        self.resource = resource
-        self.region = region
-
-    def _record(self, kind: str, details: dict[str, Any]) -> None:
-        prefix = "LambdaFunction" if self.lambda_arn else "Task"
-        key = ("lambdaFunction" if self.lambda_arn else "task") + kind + "EventDetails"
-        self.execution.record(self.clock.now(), prefix + kind, key, details)
-
-    def scheduled(self, effective: Any, limit: float | None) -> None:
-        timeout = {"timeoutInSeconds": int(limit)} if limit is not None else {}
-        if self.lambda_arn:
-            self._record(
-                "Scheduled", {"resource": self.resource, "input": dumps(effective), **timeout}
-            )
-            self.execution.record(self.clock.now(), "LambdaFunctionStarted")
-            return
-        self._record(
-            "Scheduled",
-            {**self.ids, "region": self.region, "parameters": dumps(effective), **timeout},
-        )
-        self._record("Started", dict(self.ids))
-
-    def failed(self, err: StatesError) -> None:
-        kind = "TimedOut" if err.error == "States.Timeout" else "Failed"
-        ids = {} if self.lambda_arn else self.ids
-        self._record(kind, {**ids, "error": err.error, "cause": err.cause})
-
-    def succeeded(self, result: Any) -> None:
-        ids = {} if self.lambda_arn else self.ids
-        self._record("Succeeded", {**ids, "output": dumps(result)})
-
-
 def error_matches(names: tuple[str, ...], error: str) -> bool:
     """ASL matching: exact names, `States.ALL`, `States.TaskFailed` (all but States.Timeout).
 
@@ -182,9 +128,17 @@ DistributedRunner = Callable[[MapState, Any, Run, dict[str, Any]], Awaitable[Any
 class Interpreter:
     """Executes a (sub-)state machine for one `Run`, walking the typed tree."""
 
-    def __init__(self, deps: Deps, distributed: DistributedRunner | None = None):
+    def __init__(
+        self,
+        deps: Deps,
+        distributed: DistributedRunner | None = None,
+        tasks: TaskDispatcher | None = None,
+    ):
         self.deps = deps
         self.distributed = distributed
+        self.tasks = tasks or TaskDispatcher(
+            TaskServices(deps.clock, TaskTokens(), deps.invoker, deps.sdk), deps.region
+        )
 
     # -- machine ---------------------------------------------------------------------------
 
@@ -302,6 +256,9 @@ class Interpreter:
         if isinstance(state, MapState):
             result = await self._map(state, effective, run, ctx)
         else:
+            if isinstance(state, TaskState):
+                # `$$.Task.Token` of a callback task must resolve in its Parameters.
+                ctx = self.tasks.task_context(state.resource, ctx, run.execution)
             effective = self._parameters(state, effective, ctx)
             if isinstance(state, TaskState):
                 result = await self._task(state, effective, run, ctx)
@@ -362,24 +319,17 @@ class Interpreter:
     # -- Task -----------------------------------------------------------------------------
 
     async def _task(self, state: TaskState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
-        resource = state.resource
         scope = Scope(effective, ctx)
-        timeouts = [
-            self._seconds(state.timeout_seconds, "TimeoutSeconds", scope),
-            self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
-        ]
-        limits = [t for t in timeouts if t is not None]
-        # A Lambda task never sends heartbeats, so HeartbeatSeconds bounds it like a timeout.
-        limit = min(limits) if limits else None
-        events = _TaskEvents(run.execution, self.deps.clock, resource, self.deps.region)
-        events.scheduled(effective, limit)
-        try:
-            result = await self.with_timeout(self._call(resource, effective), limit)
-        except StatesError as err:
-            events.failed(err)
-            raise
-        events.succeeded(result)
-        return result
+        return await self.tasks.run(
+            state.name,
+            state.resource,
+            effective,
+            run.execution,
+            ctx,
+            time_limit=self._seconds(state.timeout_seconds, "TimeoutSeconds", scope),
+            heartbeat=self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
+            limit=self.with_timeout,
+        )
 
     @staticmethod
     def _seconds(node: Value | None, field_name: str, scope: Scope) -> float | None:
@@ -415,79 +365,6 @@ class Interpreter:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(work, timer, return_exceptions=True)
-
-    async def _call(self, resource: str, effective: Any) -> Any:
-        if resource == _LAMBDA_INVOKE or resource.startswith(_LAMBDA_INVOKE + ":"):
-            if not isinstance(effective, dict) or "FunctionName" not in effective:
-                raise runtime_error("lambda:invoke needs Parameters.FunctionName")
-            payload = effective.get("Payload")
-            result = await self._invoke(effective["FunctionName"], payload)
-            request_id = str(uuid.uuid4())
-            # The shape of the optimised integration's result, as AWS returns it:
-            # https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html
-            return {
-                "ExecutedVersion": result[1],
-                "Payload": result[0],
-                "SdkHttpMetadata": {
-                    "AllHttpHeaders": {
-                        "X-Amz-Executed-Version": [result[1]],
-                        "x-amzn-RequestId": [request_id],
-                    },
-                    "HttpHeaders": {
-                        "X-Amz-Executed-Version": result[1],
-                        "x-amzn-RequestId": request_id,
-                    },
-                    "HttpStatusCode": 200,
-                },
-                "SdkResponseMetadata": {"RequestId": request_id},
-                "StatusCode": 200,
-            }
-        if resource.startswith("arn:aws:lambda:"):
-            return (await self._invoke(resource, effective))[0]
-        if resource in _OPTIMISED:
-            service, action = _OPTIMISED[resource]
-            response = await self._sdk(service, action, effective)
-            if resource.endswith("events:putEvents") and response.get("FailedEntryCount", 0):
-                raise StatesError("EventBridge.FailedEntry", dumps(response))
-            return response
-        if resource.startswith(_SDK_PREFIX):
-            service, _, action = resource[len(_SDK_PREFIX) :].partition(":")
-            return await self._sdk(service, action, effective)
-        raise StatesError("States.Runtime", f"unsupported Task resource {resource}")
-
-    async def _invoke(self, function: str, payload: Any) -> tuple[Any, str]:
-        if self.deps.invoker is None:
-            raise StatesError("Lambda.ServiceException", "no function invoker is configured")
-        try:
-            result = await self.deps.invoker.invoke(function, payload)
-        except ServiceError as exc:
-            raise StatesError(exc.error, exc.cause) from exc
-        except Exception as exc:
-            # A broken invoker must fail the task, not the engine.
-            raise StatesError("Lambda.ServiceException", repr(exc)) from exc
-        if result.error_type is not None:
-            # Lambda's own error document; Step Functions puts it in Cause verbatim.
-            cause = json.dumps(
-                {
-                    "errorMessage": result.error_message,
-                    "errorType": result.error_type,
-                    "stackTrace": list(result.stack_trace),
-                }
-            )
-            raise StatesError(result.error_type, cause)
-        return result.payload, result.executed_version
-
-    async def _sdk(self, service: str, action: str, params: Any) -> dict[str, Any]:
-        if self.deps.sdk is None:
-            raise StatesError("States.TaskFailed", "no SDK caller is configured")
-        if not isinstance(params, dict):
-            raise runtime_error(f"{service}:{action} parameters must be an object")
-        try:
-            return await self.deps.sdk.call(service, action, params)
-        except ServiceError as exc:
-            raise StatesError(exc.error, exc.cause) from exc
-        except Exception as exc:
-            raise StatesError("States.TaskFailed", f"{service}:{action}: {exc!r}") from exc
 
     # -- Parallel and Map -----------------------------------------------------------------
 

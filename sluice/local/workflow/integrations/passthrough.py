@@ -1,0 +1,29 @@
+"""Optimised integrations whose request and response are the service API's own: DynamoDB
+(`putItem`, `updateItem`, `getItem`, `deleteItem`) and S3 (`putObject`, `getObject`).
+
+AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html (request-response
+only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.local.workflow.integrations.base import (
+    Pattern,
+    TaskCall,
+    TaskServices,
+    params_object,
+    sdk_call,
+)
+
+
+class ServiceAction:
+    """Call `family:action` through the SDK caller; the result is the service's response."""
+
+    patterns = frozenset({Pattern.REQUEST_RESPONSE})
+
+    async def run(self, call: TaskCall, services: TaskServices) -> Any:
+        """Call the action with the parameters."""
+        resource = call.resource
+        return await sdk_call(services, resource.family, resource.action, params_object(call))
