@@ -63,7 +63,12 @@ _COMPARISONS = frozenset(
     "IsBoolean",
     "IsTimestamp",
 }
-_INPUT_TYPES = frozenset({"JSON", "JSONL", "CSV", "MANIFEST"})
+_INPUT_TYPES = frozenset({"JSON", "JSONL", "CSV", "MANIFEST", "PARQUET"})
+# ManifestType → the InputTypes of the data files it may list.
+_MANIFEST_INPUTS = {
+    "ATHENA_DATA": frozenset({"CSV", "JSONL", "PARQUET"}),
+    "S3_INVENTORY": frozenset({"CSV", "MANIFEST"}),
+}
 _READERS = frozenset({"arn:aws:states:::s3:listObjectsV2", "arn:aws:states:::s3:getObject"})
 _WRITER = "arn:aws:states:::s3:putObject"
 
@@ -694,7 +699,16 @@ def _reader(fields: _Fields) -> ItemReader | None:
     config = block.block("ReaderConfig") or _Fields({}, fields.state, "ItemReader.ReaderConfig.")
     input_type = config.get("InputType")
     if resource.endswith("getObject") and input_type not in _INPUT_TYPES:
-        raise config.error("InputType", "must be JSON, JSONL, CSV or MANIFEST")
+        raise config.error("InputType", "must be JSON, JSONL, CSV, PARQUET or MANIFEST")
+    manifest_type = config.get("ManifestType")
+    if manifest_type is not None:
+        allowed = _MANIFEST_INPUTS.get(manifest_type)
+        if allowed is None or not resource.endswith("getObject"):
+            raise config.error("ManifestType", "must be ATHENA_DATA or S3_INVENTORY (s3:getObject)")
+        if input_type not in allowed:
+            raise config.error(
+                "InputType", f"must be one of {sorted(allowed)} with {manifest_type}"
+            )
     location = config.choice("CSVHeaderLocation", ("FIRST_ROW", "GIVEN"), "FIRST_ROW")
     headers = config.get("CSVHeaders")
     if location == "GIVEN" and (
@@ -715,6 +729,7 @@ def _reader(fields: _Fields) -> ItemReader | None:
             tuple(headers) if location == "GIVEN" else None,
             delimiter,
             max_items,
+            manifest_type,
         ),
     )
 

@@ -16,12 +16,8 @@ AWS references (shapes reproduced here):
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
-import io
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluice.local.workflow.errors import StatesError, runtime_error
@@ -35,6 +31,7 @@ from sluice.local.workflow.interpreter import (
     select_item,
     whole_number,
 )
+from sluice.local.workflow.itemreader import ItemReaderRunner
 from sluice.local.workflow.models import ChildResult, dumps
 from sluice.local.workflow.ports import EXECUTION_ROLE, ServiceError
 from sluice.local.workflow.values import Scope
@@ -42,10 +39,9 @@ from sluice.local.workflow.values import Scope
 if TYPE_CHECKING:
     from sluice.local.workflow.interpreter import Deps
     from sluice.local.workflow.models import ExecutionRecord, MapRunRecord
-    from sluice.local.workflow.tree import Machine, MapState, ReaderConfig, ResultWriter
+    from sluice.local.workflow.tree import Machine, MapState, ResultWriter
 
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
-_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 
 
 class MapRunHost(Protocol):
@@ -99,6 +95,7 @@ class DistributedMap:
         self.deps = deps
         self.host = host
         self.interpreter = interpreter
+        self.reader = ItemReaderRunner(self._s3)
 
     async def __call__(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
         """Run one Distributed Map state; returns the state's result (before ResultSelector).
@@ -203,9 +200,9 @@ class DistributedMap:
         limit = whole_number(config.max_items, "MaxItemsPath", scope)
         try:
             if reader.action == "listObjectsV2":
-                items = await self._list_objects(params)
+                items = await self.reader.list_objects(params)
             else:
-                items = await self._read_object(params, config)
+                items = await self.reader.read_object(params, config)
         except ServiceError as exc:
             raise StatesError("States.ItemReaderFailed", f"{exc.error}: {exc.cause}") from exc
         if limit:  # 0 means no limit, as on AWS
@@ -216,57 +213,6 @@ class DistributedMap:
         if self.deps.sdk is None:
             raise ServiceError("States.TaskFailed", "no SDK caller is configured")
         return await self.deps.sdk.call("s3", action, params)
-
-    async def _list_objects(self, params: dict[str, Any]) -> list[Any]:
-        items: list[Any] = []
-        request = dict(params)
-        while True:
-            page = await self._s3("listObjectsV2", request)
-            for entry in page.get("Contents", []):
-                items.append(
-                    {
-                        "Etag": entry.get("ETag"),
-                        "Key": entry["Key"],
-                        "LastModified": _epoch(entry.get("LastModified")),
-                        "Size": entry.get("Size"),
-                        "StorageClass": entry.get("StorageClass", "STANDARD"),
-                    }
-                )
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return items
-            request["ContinuationToken"] = token
-
-    async def _read_object(self, params: dict[str, Any], config: ReaderConfig) -> list[Any]:
-        body = _text((await self._s3("getObject", params)).get("Body", ""))
-        input_type = config.input_type
-        try:
-            if input_type == "JSON":
-                parsed = json.loads(body)
-                if not isinstance(parsed, list):
-                    raise StatesError("States.ItemReaderFailed", "the JSON object is not an array")
-                return parsed
-            if input_type == "JSONL":
-                return [json.loads(line) for line in body.splitlines() if line.strip()]
-        except ValueError as exc:
-            raise StatesError("States.ItemReaderFailed", f"invalid {input_type}: {exc}") from exc
-        if input_type == "CSV":
-            return _csv_items(body, config)
-        return await self._manifest_items(params, body)
-
-    async def _manifest_items(self, params: dict[str, Any], body: str) -> list[Any]:
-        # An S3 Inventory manifest: gzip CSV data files whose columns are `fileSchema`.
-        manifest = json.loads(body)
-        columns = [c.strip() for c in manifest.get("fileSchema", "Bucket, Key").split(",")]
-        bucket = manifest.get("destinationBucket", params["Bucket"]).split(":::")[-1]
-        items: list[Any] = []
-        for entry in manifest.get("files", []):
-            raw = (await self._s3("getObject", {"Bucket": bucket, "Key": entry["key"]}))["Body"]
-            data = raw if isinstance(raw, bytes) else raw.encode("latin-1")
-            text = gzip.decompress(data).decode() if data[:2] == b"\x1f\x8b" else data.decode()
-            for row in csv.reader(io.StringIO(text)):
-                items.append(dict(zip(columns, row, strict=False)))
-        return items
 
     def _batch(
         self, state: MapState, effective: Any, ctx: dict[str, Any], items: list[Any]
@@ -528,33 +474,3 @@ class DistributedMap:
             "MapRunArn": map_run.arn,
             "ResultWriterDetails": {"Bucket": bucket, "Key": f"{base}manifest.json"},
         }
-
-
-def _text(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body.decode()
-    return str(body)
-
-
-def _epoch(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    if isinstance(value, str):
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-        except ValueError:
-            return value
-    return value
-
-
-def _csv_items(body: str, config: ReaderConfig) -> list[Any]:
-    delimiter = _DELIMITERS.get(config.csv_delimiter, ",")
-    rows = list(csv.reader(io.StringIO(body), delimiter=delimiter))
-    headers: list[str]
-    if config.csv_header_location == "GIVEN":
-        headers = list(config.csv_headers or ())
-    else:
-        if not rows:
-            return []
-        headers, rows = rows[0], rows[1:]
-    return [dict(zip(headers, row, strict=False)) for row in rows if row]

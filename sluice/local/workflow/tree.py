@@ -191,6 +191,7 @@ class ReaderConfig:
     csv_headers: tuple[str, ...] | None = None
     csv_delimiter: str = "COMMA"
     max_items: Value | None = None
+    manifest_type: str | None = None
 
 
 @dataclass(frozen=True)
