@@ -14,7 +14,8 @@ that to keep the process clean). What and why:
    rules on *every* bus, with a constant `sequencer`, `eTag` instead of `etag`, and `reason`
    `ObjectCreated`. AWS delivers to the account's default bus only, with a per-key increasing
    `sequencer`, `version-id` when the bucket is versioned, and `reason` `PutObject`/`CopyObject`/
-   `CompleteMultipartUpload`.
+   `CompleteMultipartUpload`; an "Object Deleted" has `reason` `DeleteObject` and a
+   `deletion-type` (which deletes send one: `sluice.local.events_patches`).
 3. **EventBridge rule targets** (`moto.events.models.Rule.send_to_targets`): moto fires disabled
    rules, ignores `Input`/`InputPath`, and fails `PutEvents` for Lambda and Step Functions targets.
    The patch hands every matched event to `sluice.local.targets.TargetDispatcher`.
@@ -75,7 +76,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from sluice.local import s3_patches
+from sluice.local import events_patches, s3_patches
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,6 +92,12 @@ _REASONS = {
     "Post": "PostObject",
     "Copy": "CopyObject",
     "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "Delete": "DeleteObject",
+    "DeleteMarkerCreated": "DeleteObject",
+}
+_DELETION_TYPES = {
+    "Delete": "Permanently Deleted",
+    "DeleteMarkerCreated": "Delete Marker Created",
 }
 
 
@@ -250,8 +257,10 @@ def apply() -> Callable[[], None]:
     setattr(Queue, "_set_attributes", set_attributes)  # noqa: B010
     setattr(IAMPolicyDocumentValidator, "_validate_version", _validate_policy_version)  # noqa: B010
     undo_s3 = s3_patches.apply()  # S3 byte copies: see sluice.local.s3_patches
+    undo_events = events_patches.apply()  # PutEvents, replays, deletes: sluice.local.events_patches
 
     def undo() -> None:
+        undo_events()
         undo_s3()
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
@@ -504,15 +513,21 @@ def _send_s3_event_to_default_bus(account_id: str, bucket: Any, event_name: str,
         tagger = s3_backends[account_id]["aws"].tagger
         if not tagger.list_tags_for_resource(key.arn).get("Tags"):
             return
-    obj: dict[str, Any] = {
-        "key": key.name,
-        "size": key.size,
-        "etag": key.etag.replace('"', ""),
-    }
+    removed = event_name.startswith("s3:ObjectRemoved:")
+    if removed and events_patches.in_delete():
+        # moto's own notice of a delete: the patched delete_object sends the right one.
+        return
+    action = event_name.split(":")[-1]
+    obj: dict[str, Any] = {"key": key.name}
+    if not removed:
+        obj["size"] = key.size
+    etag = getattr(key, "etag", None)
+    obj["etag"] = etag.replace('"', "") if etag else events_patches.DELETE_MARKER_ETAG
     version_id = getattr(key, "version_id", None)
     if version_id and version_id != "null" and getattr(bucket, "is_versioned", False):
         obj["version-id"] = version_id
     obj["sequencer"] = _next_sequencer()
+    detail_extra = {"deletion-type": _DELETION_TYPES[action]} if action in _DELETION_TYPES else {}
     event = {
         "version": "0",
         "id": _uuid(),
@@ -529,7 +544,8 @@ def _send_s3_event_to_default_bus(account_id: str, bucket: Any, event_name: str,
             "request-id": _uuid()[:16].upper(),
             "requester": account_id,
             "source-ip-address": "127.0.0.1",
-            "reason": _REASONS.get(event_name.split(":")[-1], event_name.split(":")[-1]),
+            "reason": _REASONS.get(action, action),
+            **detail_extra,
         },
     }
     backend = events_backends[account_id][bucket.region_name]

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,13 @@ from sluice.local.poller import (
 from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
 from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
 from sluice.local.schedules import parse_schedule, scheduled_event
-from sluice.local.targets import TargetAccessDenied, TargetDispatcher, describe_counts
+from sluice.local.targets import (
+    TargetAccessDenied,
+    TargetDispatcher,
+    TargetError,
+    TargetNotFound,
+    describe_counts,
+)
 from sluice.local.template import ACCOUNT_ID, REGION, load_template
 
 if TYPE_CHECKING:
@@ -201,6 +208,8 @@ class LocalRuntime:
         self._stack: AsyncExitStack | None = None
         self._clients: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._retries: set[asyncio.Task[Any]] = set()
+        """Scheduled invocations being retried in the background."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: WorkflowEngine | None = None
         self.endpoint: Endpoint | None = None
@@ -239,6 +248,7 @@ class LocalRuntime:
             ACCOUNT_ID,
             REGION,
             authorize=self._authorize_target,
+            check_target=self._check_target,
         )
         moto_patches.set_dispatcher(self.dispatcher)
         self.engine = WorkflowEngine(
@@ -380,7 +390,7 @@ class LocalRuntime:
         """Stop pollers, workers, engine, endpoint; restore moto. Idempotent."""
         if self._stopped.is_set():
             return
-        for task in self._tasks:
+        for task in [*self._tasks, *self._retries]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -404,6 +414,8 @@ class LocalRuntime:
         if self.endpoint is not None:
             await self.endpoint.stop()
         moto_patches.set_dispatcher(None)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         if self._undo_patches is not None:
             self._undo_patches()
             self._undo_patches = None
@@ -538,16 +550,7 @@ class LocalRuntime:
         when = when or datetime.now(UTC)
         spec = self.schedules.get(name, (None, when))[0]
         if spec is not None and spec.kind == "scheduler":
-            payload = _scheduler_input(spec, when)
-            fired = {"fired": name, "kind": "scheduler", "target": spec.target.get("Arn")}
-            try:
-                await self._deliver_scheduler_target(spec, payload)
-            except AccessDeniedError as exc:
-                self.schedule_denials += 1
-                log.warning("schedule %s: %s", name, exc)
-                fired["denied"] = str(exc)
-                fired["dead_lettered"] = self._dead_letter_schedule(spec, payload, exc)
-            return fired
+            return await self._fire_scheduler(spec, when)
         bus = spec.bus if spec is not None else None
         return await asyncio.get_running_loop().run_in_executor(
             self.endpoint.pool if self.endpoint else None, self._fire_rule, name, bus, when
@@ -568,6 +571,94 @@ class LocalRuntime:
             return {"fired": name, "kind": "rule", "targets": len(rule.targets)}
         raise LocalRuntimeError(f"no schedule or rule named {name}")
 
+    async def _fire_scheduler(self, spec: ScheduleSpec, when: datetime) -> dict[str, Any]:
+        """One invocation of an EventBridge Scheduler schedule, as the scheduler makes it
+        (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-retry-policy.html,
+        .../configuring-schedule-dlq.html): a refused call (a role that may not assume or act,
+        a target that does not exist, an input the target refuses) goes to the target's
+        `DeadLetterConfig` queue at once; any other failure is retried under the target's
+        `RetryPolicy` (`MaximumRetryAttempts`, `MaximumEventAgeInSeconds` on the compressed
+        clock of `sluice.local.targets.TIME_SCALE`), in the background, then dead-lettered.
+        """
+        invocation = _SchedulerInvocation(spec, when)
+        fired: dict[str, Any] = {
+            "fired": spec.name,
+            "kind": "scheduler",
+            "target": spec.target.get("Arn"),
+        }
+        outcome = await self._attempt_schedule(invocation)
+        if outcome is None:
+            return fired
+        if outcome == "retrying":
+            fired["retrying"] = True
+            task = asyncio.create_task(self._retry_schedule(invocation), name=f"retry-{spec.name}")
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+            return fired
+        fired["error"] = outcome
+        if invocation.denied:
+            fired["denied"] = outcome
+        fired["dead_lettered"] = self._dead_letter_schedule(invocation, outcome, None)
+        return fired
+
+    async def _attempt_schedule(self, invocation: _SchedulerInvocation) -> str | None:
+        """One attempt: None when delivered, "retrying" when it may be retried, else the error
+        (`ERROR_CODE: message`) that sends it to the DLQ at once."""
+        from sluice.local.workflow.errors import ApiError
+
+        spec = invocation.spec
+        payload = invocation.payload()
+        try:
+            await self._deliver_scheduler_target(spec, payload)
+            return None
+        except AccessDeniedError as exc:
+            self.schedule_denials += 1
+            invocation.denied = True
+            log.warning("schedule %s: %s", spec.name, exc)
+            invocation.error = ("AccessDeniedException", str(exc))
+        except FunctionNotFound as exc:
+            invocation.error = ("ResourceNotFoundException", str(exc))
+        except ApiError as exc:
+            code = (
+                "ResourceNotFoundException"
+                if exc.type_name == "StateMachineDoesNotExist"
+                else exc.type_name
+            )
+            invocation.error = (code, exc.message)
+        except Exception as exc:
+            client_code = _client_error_code(exc)
+            invocation.error = (client_code or type(exc).__name__, str(exc))
+            if client_code is None or client_code in _RETRYABLE_CODES:
+                return "retrying"
+        log.warning("schedule %s failed: %s: %s", spec.name, *invocation.error)
+        return f"{invocation.error[0]}: {invocation.error[1]}"
+
+    async def _retry_schedule(self, invocation: _SchedulerInvocation) -> None:
+        from sluice.local.targets import RETRY_BASE_S, RETRY_CAP_S, TIME_SCALE
+
+        policy = invocation.spec.target.get("RetryPolicy") or {}
+        max_retries = int(policy.get("MaximumRetryAttempts", 185))
+        max_age = float(policy.get("MaximumEventAgeInSeconds", 86_400))
+        while True:
+            delay = min(RETRY_CAP_S, RETRY_BASE_S * 2**invocation.retries)
+            age_then = (time.monotonic() + delay - invocation.started) * TIME_SCALE
+            if invocation.retries >= max_retries:
+                exhausted = "MaximumRetryAttempts"
+                break
+            if age_then > max_age:
+                exhausted = "MaximumEventAgeInSeconds"
+                break
+            await asyncio.sleep(delay)
+            invocation.retries += 1
+            outcome = await self._attempt_schedule(invocation)
+            if outcome is None:
+                return
+            if outcome != "retrying":
+                self._dead_letter_schedule(invocation, outcome, None)
+                return
+        code, message = invocation.error
+        self._dead_letter_schedule(invocation, f"{code}: {message}", exhausted)
+
     async def _deliver_scheduler_target(self, spec: ScheduleSpec, payload: str) -> None:
         """Deliver as EventBridge Scheduler does: assume the target's `RoleArn` (its trust
         policy must trust `scheduler.amazonaws.com`), then call the target as that role.
@@ -575,6 +666,8 @@ class LocalRuntime:
         Raises:
             AccessDeniedError: the role is missing, does not trust the scheduler, or may not
                 call the target.
+            FunctionNotFound: a Lambda target that does not exist.
+            ApiError: StartExecution refused (a missing state machine, an input not JSON).
         """
         target = spec.target
         arn = str(target["Arn"])
@@ -588,7 +681,8 @@ class LocalRuntime:
             {"aws:SourceArn": _schedule_arn(spec.name), "aws:SourceAccount": ACCOUNT_ID},
         )
         if service == "states":
-            self._start_execution(arn, payload)
+            assert self.engine is not None
+            self.engine.start_execution(arn, input_text=payload)
         elif service == "lambda":
             self.runner.invoke_async(arn, payload.encode())
         elif service == "sqs":
@@ -597,11 +691,15 @@ class LocalRuntime:
             ]
             await self._clients["sqs"].send_message(QueueUrl=url, MessageBody=payload)
 
-    def _dead_letter_schedule(self, spec: ScheduleSpec, payload: str, exc: Exception) -> bool:
-        """Send an undeliverable scheduled invocation to the target's DLQ (the role must be
-        allowed to send there, as on AWS). Returns whether it was dead-lettered."""
+    def _dead_letter_schedule(
+        self, invocation: _SchedulerInvocation, error: str, exhausted: str | None
+    ) -> bool:
+        """Send an undeliverable scheduled invocation to the target's DLQ with the attributes
+        EventBridge Scheduler sets (the role must be allowed to send there, as on AWS).
+        Returns whether it was dead-lettered."""
         from moto.sqs.models import sqs_backends
 
+        spec = invocation.spec
         dlq = str((spec.target.get("DeadLetterConfig") or {}).get("Arn") or "")
         if not dlq:
             return False
@@ -610,17 +708,31 @@ class LocalRuntime:
         except AccessDeniedError as dlq_exc:
             log.warning("schedule %s: dead-letter queue refused: %s", spec.name, dlq_exc)
             return False
+        code, _, message = error.partition(": ")
+        attributes = {
+            "ERROR_CODE": code,
+            "ERROR_MESSAGE": message[:256] or code,
+            "EXECUTION_ID": invocation.execution_id,
+            "IS_PAYLOAD_TRUNCATED": "false",
+            "RETRY_ATTEMPTS": str(invocation.retries),
+            "SCHEDULED_TIME": invocation.scheduled_time,
+            "SCHEDULE_ARN": _schedule_arn(spec.name),
+            "TARGET_ARN": str(spec.target["Arn"]),
+        }
+        if exhausted:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
         parts = dlq.split(":")
-        sqs_backends[parts[4]][parts[3]].send_message(
-            queue_name=parts[5],
-            message_body=payload,
-            message_attributes={
-                "ERROR_CODE": {"DataType": "String", "StringValue": "AccessDenied"},
-                "ERROR_MESSAGE": {"DataType": "String", "StringValue": str(exc)[:256]},
-                "SCHEDULE_ARN": {"DataType": "String", "StringValue": _schedule_arn(spec.name)},
-                "TARGET_ARN": {"DataType": "String", "StringValue": str(spec.target["Arn"])},
-            },
-        )
+        try:
+            sqs_backends[parts[4]][parts[3]].send_message(
+                queue_name=parts[5],
+                message_body=invocation.payload(),
+                message_attributes={
+                    k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+                },
+            )
+        except Exception as exc:
+            log.error("schedule %s: dead-letter delivery failed: %s", spec.name, exc)
+            return False
         return True
 
     # ------------------------------------------------------------------ authorization
@@ -695,6 +807,27 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ cross-thread hooks
 
+    def _check_target(self, target: dict[str, Any]) -> None:
+        """A Lambda or Step Functions rule target must exist (EventBridge dead-letters an event
+        for a deleted target at once, without retries).
+
+        Raises:
+            TargetNotFound: no such function or state machine.
+        """
+        from sluice.local.workflow.errors import ApiError
+
+        arn = str(target["Arn"])
+        service = arn.split(":")[2]
+        try:
+            if service == "lambda":
+                self.runner.resolve(arn)
+            elif service == "states" and self.engine is not None:
+                self.engine.state_machine(arn)
+        except FunctionNotFound as exc:
+            raise TargetNotFound(str(exc)) from exc
+        except ApiError as exc:
+            raise TargetNotFound(exc.message) from exc
+
     def _invoke_from_thread(self, arn: str, payload: bytes) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._invoke_async, arn, payload)
@@ -703,12 +836,41 @@ class LocalRuntime:
         try:
             self.runner.invoke_async(arn, payload)
         except FunctionNotFound as exc:
-            # EventBridge drops events for a target that does not exist; say so in the log.
+            # Deleted between the check and the invoke; EventBridge would drop it the same way.
             log.warning("rule target %s: %s", arn, exc)
 
     def _start_from_thread(self, arn: str, payload: str) -> None:
+        """StartExecution for a rule target, from a moto or timer thread: waits for the engine's
+        answer so that a refusal (an input that is not JSON, a missing state machine) fails the
+        delivery and reaches the target's DLQ.
+
+        Raises:
+            TargetError: the engine refused the execution.
+        """
+        from sluice.local.workflow.errors import ApiError
+
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._start_execution, arn, payload)
+
+        async def start() -> None:
+            assert self.engine is not None
+            self.engine.start_execution(arn, input_text=payload)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._loop.call_soon(self._start_execution, arn, payload)
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=30)
+        except ApiError as exc:
+            error: TargetError = (
+                TargetNotFound(exc.message)
+                if exc.type_name == "StateMachineDoesNotExist"
+                else TargetError(f"{exc.type_name}: {exc.message}")
+            )
+            raise error from exc
 
     def _start_execution(self, arn: str, payload: str) -> None:
         assert self.engine is not None
@@ -859,18 +1021,55 @@ def _schedule_arn(name: str) -> str:
     return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{name}"
 
 
-def _scheduler_input(spec: ScheduleSpec, when: datetime) -> str:
-    template = spec.target.get("Input")
-    if template is None:
-        return "{}"
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    values = {
-        "aws.scheduler.scheduled-time": stamp,
-        "aws.scheduler.execution-id": str(uuid.uuid4()),
-        "aws.scheduler.attempt-number": "1",
-        "aws.scheduler.schedule-arn": _schedule_arn(spec.name),
+@dataclass
+class _SchedulerInvocation:
+    """One scheduled invocation and its retry state."""
+
+    spec: ScheduleSpec
+    when: datetime
+    execution_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+    retries: int = 0
+    denied: bool = False
+    error: tuple[str, str] = ("", "")
+
+    @property
+    def scheduled_time(self) -> str:
+        return self.when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def payload(self) -> str:
+        """The target's `Input` with the scheduler's context attributes substituted."""
+        template = self.spec.target.get("Input")
+        if template is None:
+            return "{}"
+        values = {
+            "aws.scheduler.scheduled-time": self.scheduled_time,
+            "aws.scheduler.execution-id": self.execution_id,
+            "aws.scheduler.attempt-number": str(self.retries + 1),
+            "aws.scheduler.schedule-arn": _schedule_arn(self.spec.name),
+        }
+        text = str(template)
+        for key, value in values.items():
+            text = text.replace(f"<{key}>", value)
+        return text
+
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
     }
-    text = str(template)
-    for key, value in values.items():
-        text = text.replace(f"<{key}>", value)
-    return text
+)
+"""Errors of a target call the scheduler retries (others go to the DLQ at once)."""
+
+
+def _client_error_code(exc: Exception) -> str | None:
+    """The AWS error code of a botocore `ClientError`, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or "") or None
+    return None

@@ -162,7 +162,7 @@ class RuleProvider(ResourceProvider):
             await events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
         out_notes = []
         if any("RetryPolicy" in t for t in targets):
-            out_notes.append("RetryPolicy: delivery is in-process, failures go to the DLQ at once")
+            out_notes.append("RetryPolicy: honoured on a compressed clock (sluice/local/README)")
         if schedule:
             await self.ctx.sink.register_schedule(
                 ScheduleSpec(name, str(schedule), state == "ENABLED", "rule", bus)

@@ -1,0 +1,183 @@
+"""EventBridge and S3-notification corrections of moto 5.2.5, for the moto embedded in the local
+runtime (applied by `sluice.local.moto_patches.apply`). What AWS documents, and what moto did:
+
+1. **PutEvents limits** (`EventsBackend.put_events`): moto accepted entries of any size and a
+   `Detail` that is JSON but not an object (`"[1,2]"`, only a warning). AWS refuses a request
+   whose entries total more than 256 KB, measured as AWS documents it (Time 14 bytes, then the
+   UTF-8 bytes of Source, DetailType, Detail and each Resources entry), with
+   `ValidationException` "Total size of the entries in the request is over the limit.", and
+   answers a `Detail` that is not a JSON object with the per-entry error `MalformedDetail`
+   "Detail is malformed." (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html,
+   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html).
+2. **Replays ignored their window and filters** (`Replay.replay_events`): moto replayed every
+   archived event to every rule of the bus. AWS replays the events between `EventStartTime`
+   (inclusive) and `EventEndTime` to the rules of the destination (only those in
+   `Destination.FilterArns` when given), marked with `replay-name`; archive rules never see a
+   replayed event.
+3. **S3 "Object Deleted"** (`S3Backend.delete_object`): moto sent an event only for deleting an
+   unversioned object or the last version of a key, never for a delete marker. AWS sends one
+   for each: `reason` `DeleteObject`, `deletion-type` `Permanently Deleted` (an unversioned
+   object, or a version deleted by id) or `Delete Marker Created` (a versioned delete without
+   a version id) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MAX_ENTRY_BYTES = 256 * 1024
+"""PutEvents: the most the entries of one request may total."""
+SIZE_MESSAGE = "Total size of the entries in the request is over the limit."
+DELETE_MARKER_ETAG = "d41d8cd98f00b204e9800998ecf8427e"
+"""The ETag S3 reports for a delete marker (the MD5 of no bytes)."""
+
+_deleting = threading.local()
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """A PutEvents entry's size as AWS computes it (eb-putevent-size)."""
+    size = 14 if entry.get("Time") is not None else 0
+    for name in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(name) or "").encode())
+    size += sum(len(str(r).encode()) for r in entry.get("Resources") or [])
+    return size
+
+
+def in_delete() -> bool:
+    """True while the patched `delete_object` runs on this thread (moto's own "Object Deleted"
+    is then left out: the patch sends the right one itself)."""
+    return bool(getattr(_deleting, "active", False))
+
+
+def apply() -> Callable[[], None]:
+    """Apply the patches to the moto in this process.
+
+    Returns:
+        A callable that restores moto's original functions.
+    """
+    from moto.events.exceptions import ValidationException
+    from moto.events.models import EventsBackend, Replay
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    saved: list[tuple[Any, str, Any]] = [
+        (EventsBackend, "put_events", EventsBackend.put_events),
+        (Replay, "replay_events", Replay.replay_events),
+        (S3Backend, "delete_object", S3Backend.delete_object),
+    ]
+    original_put_events = EventsBackend.put_events
+    original_delete = S3Backend.delete_object
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(events) <= 10 and sum(entry_size(e) for e in events) > MAX_ENTRY_BYTES:
+            raise ValidationException(SIZE_MESSAGE)
+        results: list[dict[str, Any] | None] = []
+        valid: list[dict[str, Any]] = []
+        for entry in events:
+            if _detail_not_object(entry):
+                results.append(
+                    {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+                )
+            else:
+                results.append(None)
+                valid.append(entry)
+        answered = iter(original_put_events(self, valid) if valid else [])
+        return [r if r is not None else next(answered) for r in results]
+
+    def delete_object(
+        self: Any,
+        bucket_name: str,
+        key_name: str,
+        version_id: str | None = None,
+        bypass: bool = False,
+    ) -> tuple[bool, dict[str, Any]]:
+        bucket = self.get_bucket(bucket_name)
+        versioned = bool(getattr(bucket, "is_versioned", False))
+        before = list(bucket.keys.getlist(key_name, [])) if key_name in bucket.keys else []
+        _deleting.active = True
+        try:
+            deleted, meta = original_delete(self, bucket_name, key_name, version_id, bypass)
+        finally:
+            _deleting.active = False
+        if not before:
+            return deleted, meta
+        removed: Any = None
+        event = notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_EVENT
+        if not versioned:
+            removed = before[-1]
+        elif version_id is None:
+            after = bucket.keys.getlist(key_name, []) if key_name in bucket.keys else []
+            removed = after[-1] if after else None
+            event = notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT
+        else:
+            removed = next((k for k in before if str(k.version_id) == str(version_id)), None)
+        if removed is not None:
+            notifications.send_event(self.account_id, event, bucket, removed)
+        return deleted, meta
+
+    setattr(EventsBackend, "put_events", put_events)  # noqa: B010
+    setattr(Replay, "replay_events", _replay_events)  # noqa: B010
+    setattr(S3Backend, "delete_object", delete_object)  # noqa: B010
+
+    def undo() -> None:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+    return undo
+
+
+def _detail_not_object(entry: dict[str, Any]) -> bool:
+    """A present `Detail` that parses as JSON but not as an object (moto answers the other
+    malformed cases itself)."""
+    import json
+
+    detail = entry.get("Detail")
+    if not detail or not entry.get("Source") or not entry.get("DetailType"):
+        return False
+    try:
+        return not isinstance(json.loads(detail), dict)
+    except ValueError:
+        return False
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    text = str(value)
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+def _replay_events(self: Any, archive: Any) -> None:
+    from moto.core.utils import unix_time
+    from moto.events.models import ReplayState, events_backends
+
+    backend = events_backends[self.account_id][self.region]
+    bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+    allowed = set(self.destination.get("FilterArns") or [])
+    start, end = _epoch(self.event_start_time), _epoch(self.event_end_time)
+    for event in list(archive.events):
+        when = _epoch(event.get("time"))
+        if when is not None and (
+            (start is not None and when < start) or (end is not None and when >= end)
+        ):
+            continue
+        replayed = dict(event, id=str(uuid.uuid4()), **{"replay-name": self.name})
+        for rule in list(bus.rules.values()):
+            if allowed and rule.arn not in allowed:
+                continue
+            rule.send_to_targets(replayed, transform_input=False)  # type: ignore[arg-type]
+    self.state = ReplayState.COMPLETED
+    self.end_time = unix_time()
