@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate locks audit
+.PHONY: prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate contracts-package locks audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,9 +43,15 @@ browser:
 contracts-check: setup
 	$(BIN)/python -m contracts.tools check
 	$(BIN)/sluice contracts check --datasets
+	$(BIN)/sluice contracts check --path samples/team_events/acme_inventory
 
 contracts-generate: setup
 	$(BIN)/python -m contracts.tools generate
+
+## The event contracts as their own wheel (sluice-contracts, import name sluice_contracts), built
+## offline from contracts/ with the project's hatchling: dist/sluice_contracts-*.whl.
+contracts-package: setup
+	$(UV) build --offline --no-build-isolation --wheel --python $(BIN)/python -o dist packages/sluice-contracts
 
 lint: setup
 	$(BIN)/ruff check .

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 from uuid import uuid4
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.errors import EventTooLarge
@@ -117,8 +116,8 @@ class Envelope(BaseModel, Generic[DataT]):
         return typed(**attributes)
 
     def to_json(self) -> bytes:
-        """The envelope as compact JSON (orjson): what EventBridge carries as `Detail`."""
-        return orjson.dumps(self.model_dump(mode="json"))
+        """The envelope as compact JSON: what EventBridge carries as `Detail`."""
+        return self.model_dump_json().encode()
 
 
 _ENVELOPE_CLASSES: dict[type[Any], type[Envelope[Any]]] = {}

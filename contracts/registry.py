@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from contracts.envelope import ContractModel, Envelope, envelope_class
 from contracts.errors import ContractTypeMismatch, InvalidContract, UnknownContractType
@@ -110,8 +110,8 @@ def _decode(detail: Mapping[str, Any] | bytes | str) -> Mapping[str, Any]:
     if isinstance(detail, Mapping):
         return detail
     try:
-        decoded = orjson.loads(detail)
-    except orjson.JSONDecodeError as exc:
+        decoded = from_json(detail)
+    except ValueError as exc:
         raise InvalidContract(
             f"event detail is not JSON: {exc}", problems=[f"not JSON: {exc}"]
         ) from None

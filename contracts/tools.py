@@ -1,7 +1,11 @@
 """Contract tooling: generate JSON schemas, and check that contracts keep their promises.
 
-    python -m contracts.tools generate               # write schema.json, record new examples
-    python -m contracts.tools check [--against REF]  # exit 1 and list every problem
+    python -m contracts.tools generate [DIR]               # write schema.json, record examples
+    python -m contracts.tools check [DIR] [--against REF]  # exit 1 and list every problem
+
+Without DIR, the built-in contracts; with DIR, a team's own contract folder anywhere
+(`DIR/<fact>/v<N>/model.py`, see `discover`). The installed package runs the same as
+`python -m sluice_contracts generate|check DIR`.
 
 `check` reports (a) a `schema.json` that differs from its model, (b) a golden example that does
 not parse, (c) an example changed or removed after it was recorded in `examples/CHECKSUMS`, and
@@ -14,17 +18,22 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import importlib.util
 import inspect
+import json
+import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
+from pydantic import ValidationError
 
-from contracts.envelope import ContractModel
+from contracts.envelope import ContractModel, Envelope
 from contracts.errors import ContractError
 from contracts.events import BUILTIN_MODELS
 from contracts.registry import ContractRegistry, parse_envelope
@@ -75,6 +84,84 @@ class ContractFolder:
         return sorted(self.examples_path.glob("*.json"))
 
 
+MODEL_FILE = "model.py"
+_MAJOR_DIR = re.compile(r"^v[1-9][0-9]*$")
+
+
+def discover(root: Path) -> list[ContractFolder]:
+    """The contract folders under a team's `root`: every `<fact>/v<N>/model.py` (at any depth)
+    and the one ContractModel with a `TYPE` it defines, sorted by path.
+
+    When `root` and every folder down to a model are packages (`__init__.py`), the models are
+    imported by their dotted names with `root`'s parent on `sys.path`, so a v2 model can import
+    its v1 (`from acme_events.order_placed.v1.model import OrderPlacedV1`); otherwise each
+    `model.py` is loaded from its file. Raises ToolError when `root` is not a folder, holds no
+    model, a model file fails to import, or defines no model or more than one.
+    """
+    root = root.resolve()
+    if not root.is_dir():
+        raise ToolError(f"{root} is not a folder")
+    model_files = sorted(
+        path
+        for path in root.rglob(MODEL_FILE)
+        if _MAJOR_DIR.match(path.parent.name) and "__pycache__" not in path.parts
+    )
+    if not model_files:
+        raise ToolError(f"{root} holds no contract (expected <fact>/v<N>/{MODEL_FILE})")
+    folders = []
+    for path in model_files:
+        module = _import_model_file(root, path)
+        models = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, ContractModel)
+            and value.__module__ == module.__name__
+            and isinstance(getattr(value, "TYPE", None), str)
+        ]
+        where = path.relative_to(root).as_posix()
+        if len(models) != 1:
+            found = ", ".join(m.__name__ for m in models) or "none"
+            raise ToolError(
+                f"{where}: expected one ContractModel with a TYPE, found {found} "
+                "(one model per <fact>/v<N>/ folder)"
+            )
+        folders.append(ContractFolder(model=models[0], path=path.parent))
+    return folders
+
+
+def _import_model_file(root: Path, path: Path) -> Any:
+    relative = path.relative_to(root).with_suffix("").parts
+    packages = [root, *(root.joinpath(*relative[:i]) for i in range(1, len(relative)))]
+    try:
+        if all((folder / "__init__.py").is_file() for folder in packages):
+            if str(root.parent) not in sys.path:
+                sys.path.insert(0, str(root.parent))
+            module = importlib.import_module(".".join((root.name, *relative)))
+            origin = getattr(module, "__file__", None)
+            if origin is None or Path(origin).resolve() != path:
+                raise ToolError(
+                    f"{module.__name__} is already imported from {origin}, not {path}; "
+                    "run the tool in a fresh process"
+                )
+            return module
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        name = f"_sluice_team_contracts_{digest}." + ".".join(relative)
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ToolError(f"{path}: cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    except ToolError:
+        raise
+    except Exception as exc:
+        raise ToolError(
+            f"{path.relative_to(root).as_posix()}: import failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def builtin_folders() -> list[ContractFolder]:
     """The folders of every built-in contract."""
     return [ContractFolder.of(model) for model in BUILTIN_MODELS]
@@ -91,8 +178,8 @@ def schema_of(model: type[ContractModel]) -> dict[str, Any]:
 
 def render_schema(model: type[ContractModel]) -> bytes:
     """`schema_of(model)` as deterministic JSON: sorted keys, 2-space indent, trailing newline."""
-    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-    return orjson.dumps(schema_of(model), option=options)
+    rendered = json.dumps(schema_of(model), indent=2, sort_keys=True, ensure_ascii=False)
+    return (rendered + "\n").encode()
 
 
 def _sha256(data: bytes) -> str:
@@ -114,8 +201,43 @@ def _render_checksums(entries: Mapping[str, str]) -> str:
     return "".join(f"{entries[name]}  {name}\n" for name in sorted(entries))
 
 
+FIRST_EXAMPLE = "first.json"
+EXAMPLE_CORRELATION_ID = "golden-example"
+
+
+def first_example(model: type[ContractModel]) -> bytes | None:
+    """A golden example (a whole envelope, as JSON) built from the first of each field's
+    `examples` (`Field(examples=[...])`); fields with a default and no examples are left out.
+
+    Returns None when a required field has no examples, or the model declares no `SOURCE`.
+    Raises ToolError when the examples do not validate against the model.
+    """
+    data: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if info.examples:
+            data[key] = info.examples[0]
+        elif info.is_required():
+            return None
+    if not model.SOURCE:
+        return None
+    try:
+        instance = model.model_validate(data)
+    except ValidationError as exc:
+        raise ToolError(f"{model.TYPE}: the fields' examples do not validate: {exc}") from None
+    envelope = Envelope.wrap(
+        instance,
+        correlationid=EXAMPLE_CORRELATION_ID,
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, model.dataschema_uri())),
+    )
+    rendered = json.dumps(envelope.model_dump(mode="json"), indent=2, ensure_ascii=False)
+    return (rendered + "\n").encode()
+
+
 def generate(folders: Iterable[ContractFolder] | None = None) -> list[Path]:
-    """Write each folder's `schema.json` and record new examples in `examples/CHECKSUMS`.
+    """Write each folder's `schema.json`, a first golden example when the folder has none and
+    every required field gives `examples` (`first_example`), and record new examples in
+    `examples/CHECKSUMS`.
 
     Recorded checksums are never rewritten: an example changed after it was recorded stays a
     `check` failure. Returns the files written (unchanged files are left alone).
@@ -127,6 +249,13 @@ def generate(folders: Iterable[ContractFolder] | None = None) -> list[Path]:
             folder.schema_path.write_bytes(rendered)
             written.append(folder.schema_path)
         examples = folder.example_files()
+        starter = None if examples else first_example(folder.model)
+        if starter is not None:
+            folder.examples_path.mkdir(exist_ok=True)
+            path = folder.examples_path / FIRST_EXAMPLE
+            path.write_bytes(starter)
+            written.append(path)
+            examples = [path]
         if not examples:
             continue
         recorded = (
@@ -202,7 +331,7 @@ def _canonical(schema: Mapping[str, Any], root: Mapping[str, Any]) -> bytes:
             return [normalise(item) for item in node]
         return node
 
-    return orjson.dumps(normalise(schema), option=orjson.OPT_SORT_KEYS)
+    return json.dumps(normalise(schema), sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -392,12 +521,15 @@ def _check_folder(folder: ContractFolder, baseline: _Baseline) -> list[str]:
 
     old_schema = baseline.read(folder.schema_path)
     if old_schema is not None:
-        for problem in check_compatibility(orjson.loads(old_schema), schema_of(model)):
+        for problem in check_compatibility(json.loads(old_schema), schema_of(model)):
             problems.append(f"{model.TYPE}: {problem}; {NEEDS_NEW_MAJOR}")
 
     examples = folder.example_files()
     if not examples:
-        problems.append(f"{EXAMPLES_DIR}/ has no golden example (*.json)")
+        problems.append(
+            f"{EXAMPLES_DIR}/ has no golden example (*.json): write one, or give every required "
+            "field `examples=[...]` and a SOURCE, and run generate"
+        )
     registry = ContractRegistry([model])
     for example in examples:
         try:
@@ -460,20 +592,30 @@ def _label(path: Path) -> str:
         return path.as_posix()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m contracts.tools`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m contracts.tools", description=__doc__)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m contracts.tools") -> int:
+    """Entry point of `python -m contracts.tools` (and `python -m sluice_contracts`); returns
+    the exit code: 0 fine, 1 contract problems, 2 bad arguments."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("generate", help="write schema.json files and record new examples")
+    generator = commands.add_parser("generate", help="write schema.json files and record examples")
     checker = commands.add_parser("check", help="report stale, broken or incompatible contracts")
+    for sub in (generator, checker):
+        sub.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            metavar="DIR",
+            help="a team's contract folder (<fact>/v<N>/model.py); default: the built-ins",
+        )
     checker.add_argument("--against", metavar="GITREF", help="baseline commit (default: HEAD)")
     args = parser.parse_args(argv)
-    if args.command == "generate":
-        for path in generate():
-            print(f"wrote {_label(path)}")
-        return 0
     try:
-        problems = check(against=args.against)
+        folders = builtin_folders() if args.path is None else discover(args.path)
+        if args.command == "generate":
+            for path in generate(folders):
+                print(f"wrote {_label(path)}")
+            return 0
+        problems = check(folders, against=args.against)
     except ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -482,7 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         print(f"{len(problems)} contract problem(s)", file=sys.stderr)
         return 1
-    print(f"{len(builtin_folders())} contracts OK")
+    print(f"{len(folders)} contracts OK")
     return 0
 
 

@@ -1,5 +1,6 @@
 """`sluice contracts check [--against REF]`: the compatibility rules as a CI gate, for the event
-contracts and (`--datasets`) the data contracts."""
+contracts and (`--datasets`) the data contracts; `sluice contracts generate [--path DIR]`: the
+schemas and golden-example checksums of the built-in contracts or of a team's own folder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 from contracts.datasets.compat import check_against
 from contracts.datasets.lint import Location, lint_catalog
 from contracts.datasets.loader import DATASETS_DIR
-from contracts.tools import ContractFolder, ToolError, builtin_folders, check
+from contracts.tools import ContractFolder, ToolError, builtin_folders, check, discover, generate
 from sluice.ops.calls import Failed
 from sluice.ops.events import EventToolError, load_model
 
@@ -24,6 +25,51 @@ if TYPE_CHECKING:
 def command() -> None:
     """Contract checks: event contracts (schemas, golden examples, compatibility within a major)
     and, with --datasets, data contracts (lint, lookups, compatibility within a version)."""
+
+
+_path_option = click.option(
+    "--path",
+    "team_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A team's contract folder anywhere (<fact>/v<N>/model.py, a ContractModel each).",
+)
+
+
+def _folders(team_path: Path | None, models: tuple[str, ...] = ()) -> list[ContractFolder]:
+    if team_path is not None and models:
+        raise click.UsageError("--path and --model both choose the contracts; give one")
+    try:
+        if team_path is not None:
+            return discover(team_path)
+    except ToolError as exc:
+        raise click.BadParameter(str(exc), param_hint="--path") from None
+    try:
+        return [ContractFolder.of(load_model(m)) for m in models] or builtin_folders()
+    except EventToolError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from None
+
+
+@command.command("generate")
+@_path_option
+@click.pass_obj
+def generate_command(ctx: CliContext, team_path: Path | None) -> None:
+    """Write each contract's schema.json, a first golden example where a folder has none (from
+    the fields' `examples`) and the checksums of new examples; recorded ones are never rewritten.
+
+    Exit codes: 0 written or up to date, 2 bad --path.
+    """
+    folders = _folders(team_path)
+    try:
+        written = generate(folders)
+    except ToolError as exc:
+        raise click.BadParameter(str(exc), param_hint="--path") from None
+    human = "\n".join(f"wrote {path}" for path in written) or (
+        f"{len(folders)} contracts up to date"
+    )
+    ctx.emit(
+        {"contracts": [f.model.TYPE for f in folders], "written": [str(p) for p in written]}, human
+    )
 
 
 @command.command("check")
@@ -41,6 +87,7 @@ def command() -> None:
     help="Check a team's contract (its folder holds schema.json and examples/); repeatable. "
     "Default: the built-in contracts.",
 )
+@_path_option
 @click.option(
     "--datasets",
     "datasets",
@@ -58,6 +105,7 @@ def check_command(
     ctx: CliContext,
     against: str | None,
     models: tuple[str, ...],
+    team_path: Path | None,
     datasets: bool,
     datasets_dir: Path | None,
 ) -> None:
@@ -72,14 +120,13 @@ def check_command(
     if datasets_dir is not None and not datasets:
         raise click.UsageError("--datasets-dir goes with --datasets")
     if datasets:
-        if models:
-            raise click.UsageError("--model checks event contracts; leave it out with --datasets")
+        if models or team_path:
+            raise click.UsageError(
+                "--model and --path check event contracts; leave them out with --datasets"
+            )
         _check_datasets(ctx, datasets_dir or DATASETS_DIR, against)
         return
-    try:
-        folders = [ContractFolder.of(load_model(m)) for m in models] or builtin_folders()
-    except EventToolError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model") from None
+    folders = _folders(team_path, models)
     try:
         problems = check(folders, against=against)
     except ToolError as exc:

@@ -11,6 +11,7 @@ import orjson
 
 from contracts.envelope import to_eventbridge_entry
 from contracts.errors import ContractError, InvalidContract, UnknownContractType
+from contracts.publish import entries_json
 from sluice.ops.calls import Failed, aws_errors
 from sluice.ops.events import (
     CustomSchema,
@@ -175,7 +176,16 @@ def _data(value: str) -> Any:
     "--correlation-id", default=None, help="Default: data.file_id, data.run_id or a new uuid."
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Validate and print the PutEvents entry; send nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Validate and print the PutEvents entries (as `aws events put-events --entries "
+    "file://...` reads them); send nothing.",
+)
+@click.option(
+    "--bus",
+    default=None,
+    metavar="NAME|ARN",
+    help="The event bus (default: the stage's, from SSM, printed as its ARN).",
 )
 @_schema_option
 @_model_option
@@ -187,14 +197,17 @@ def publish_command(
     source: str | None,
     correlation_id: str | None,
     dry_run: bool,
+    bus: str | None,
     schema: CustomSchema | None,
     registry: Any,
 ) -> None:
     """Validate an event against its contract, then put it on the stage's bus.
 
-    Nothing is sent unless the event is valid. Exit codes: 0 sent (or valid with --dry-run),
-    1 invalid event or the bus rejected it, 2 bad arguments or unknown type, 3 endpoint
-    unreachable.
+    Nothing is sent unless the event is valid. With --dry-run the entry list is printed
+    instead: the real bus (resolved like a send), `Detail` a JSON string, `Time` ISO 8601,
+    ready for `aws events put-events --entries file://entries.json`. Exit codes: 0 sent (or
+    valid with --dry-run), 1 invalid event or the bus rejected it, 2 bad arguments or unknown
+    type, 3 endpoint unreachable.
     """
     data = _data(data_text)
     try:
@@ -221,18 +234,15 @@ def publish_command(
         raise click.UsageError(str(exc)) from None
     if dry_run:
         try:
-            entry = to_eventbridge_entry(envelope, "<bus>")
+            entries = entries_json([to_eventbridge_entry(envelope, bus or _stage_bus_arn(ctx))])
         except ContractError as exc:
             raise Failed(str(exc)) from None
-        entry["Detail"] = orjson.loads(entry["Detail"])
         ctx.emit(
-            {"ok": True, "sent": False, "entry": entry},
-            orjson.dumps(entry, option=orjson.OPT_INDENT_2, default=str).decode(),
+            {"ok": True, "sent": False, "entries": entries},
+            orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode(),
         )
         return
-    bus = ctx.names().get("event_bus")
-    if not bus:
-        raise click.ClickException(f"stage {ctx.stage} publishes no event bus name in SSM")
+    bus = bus or _stage_bus(ctx)
     try:
         with aws_errors(ctx, f"publishing to {bus}"):
             sent = publish(ctx.client("events"), envelope, bus)
@@ -251,6 +261,21 @@ def publish_command(
         f"sent {sent.contract_type} id={sent.envelope_id} to {sent.bus} "
         f"(EventBridge id {sent.event_id}, correlationid {envelope.correlationid})",
     )
+
+
+def _stage_bus(ctx: CliContext) -> str:
+    bus = ctx.names().get("event_bus")
+    if not bus:
+        raise click.ClickException(f"stage {ctx.stage} publishes no event bus name in SSM")
+    return bus
+
+
+def _stage_bus_arn(ctx: CliContext) -> str:
+    """The stage's bus as an ARN: an entry naming the ARN is accepted from any account the bus
+    policy admits, a bare name only in the bus's own account."""
+    name = _stage_bus(ctx)
+    with aws_errors(ctx, f"describing the event bus {name}"):
+        return str(ctx.client("events").describe_event_bus(Name=name)["Arn"])
 
 
 @command.command("example")

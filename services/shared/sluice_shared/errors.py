@@ -25,6 +25,7 @@ SluiceError                              contracts.errors   (the root; see there
 ├── StaleRunError                        sluice_shared.ports   batch run record changed
 ├── IllegalTransitionError               sluice_shared.ports   never-allowed transition (a bug)
 ├── PublishRejected                      sluice_shared.ports   the bus refused an entry for good
+├── PublishFailed                        contracts.publish   a producer's entries refused
 ├── ConditionalCheckFailed               sluice_shared.aws.errors  a DynamoDB condition lost
 ├── AwsConfigurationError                sluice_shared.aws.errors  missing resource, no access
 ├── AwsServiceError                      sluice_shared.aws.errors  any other AWS 4xx

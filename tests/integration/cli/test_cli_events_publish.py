@@ -75,3 +75,29 @@ async def test_events_publish_invalid_event_sends_nothing(
     assert "data.rows_out" in result.stdout
     received = platform.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)
     assert received.get("Messages", []) == []
+
+
+async def test_events_publish_dry_run_entries_are_accepted_by_put_events(
+    platform: Platform, sluice: Invoke
+) -> None:
+    # GIVEN a consumer queue on the stage's bus; WHEN --dry-run prints the entries
+    url = _queue_on_bus(platform)
+    data = _golden_data()
+    printed = sluice(
+        "events", "publish", "--type", PROCESSED, "--data", orjson.dumps(data).decode(),
+        "--dry-run",
+    )  # fmt: skip
+
+    # THEN nothing was sent, the bus is the stage's ARN (resolved, not a placeholder), and the
+    # printed list goes to PutEvents unchanged, as `aws events put-events --entries file://` would
+    assert printed.exit_code == 0, printed.output
+    entries = orjson.loads(printed.stdout)
+    events = platform.client("events")
+    bus_arn = events.describe_event_bus(Name=platform.names["event_bus"])["Arn"]
+    assert [e["EventBusName"] for e in entries] == [bus_arn]
+    sqs = platform.client("sqs")
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+    response = events.put_events(Entries=entries)
+    assert response["FailedEntryCount"] == 0
+    [message] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert parse_eventbridge_event(message["Body"]).data.file_id == data["file_id"]

@@ -130,6 +130,55 @@ def test_contracts_check_bad_model_path_exits_2(sluice: Invoke) -> None:
     assert "cannot import" in result.stderr
 
 
+SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "team_events" / "acme_inventory"
+
+
+@pytest.fixture
+def team_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """GIVEN the sample team folder (models only) outside the repository and outside git."""
+    import shutil
+
+    root = tmp_path / "acme_inventory"
+    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("__pycache__", "examples"))
+    (root / "inventory_counted" / "v1" / "schema.json").unlink()
+    for name in list(sys.modules):
+        if name.startswith("acme_inventory"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    return root
+
+
+def test_contracts_generate_path_writes_a_team_folder_then_check_passes(
+    sluice: Invoke, team_folder: Path
+) -> None:
+    generated = sluice("--json", "contracts", "generate", "--path", str(team_folder))
+    checked = sluice("contracts", "check", "--path", str(team_folder))
+
+    assert generated.exit_code == 0, generated.output
+    written = orjson.loads(generated.stdout)["written"]
+    assert sorted(Path(p).name for p in written) == ["CHECKSUMS", "first.json", "schema.json"]
+    assert checked.exit_code == 0, checked.output
+    assert "1 contracts OK" in checked.stdout
+
+
+def test_contracts_check_path_without_generate_fails_with_the_hint(
+    sluice: Invoke, team_folder: Path
+) -> None:
+    result = sluice("--json", "contracts", "check", "--path", str(team_folder))
+
+    assert result.exit_code == 1
+    problems = orjson.loads(result.stdout)["problems"]
+    assert any("schema.json is missing" in p for p in problems), problems
+    assert any("has no golden example" in p for p in problems), problems
+
+
+def test_contracts_generate_path_without_contracts_exits_2(sluice: Invoke, tmp_path: Path) -> None:
+    result = sluice("contracts", "generate", "--path", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert "holds no contract" in result.stderr
+
+
 def _regenerate(folder: Path) -> None:
     import importlib
 

@@ -15,6 +15,7 @@ from contracts.events import BUILTIN_MODELS
 from tests.unit.cli.support import Invoke
 
 PROCESSED = "sluice.file.processed.v1"
+BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-bus/sluice-dev-bus"
 
 
 def _example(sluice: Invoke, contract_type: str) -> dict[str, Any]:
@@ -108,13 +109,36 @@ def test_events_publish_dry_run_validates_before_sending(sluice: Invoke) -> None
         "--data",
         orjson.dumps(data).decode(),
         "--dry-run",
+        "--bus",
+        BUS_ARN,
     )
 
     assert result.exit_code == 0, result.output
-    entry = orjson.loads(result.stdout)["entry"]
+    [entry] = orjson.loads(result.stdout)["entries"]
     assert entry["DetailType"] == PROCESSED
     assert entry["Source"] == "sluice.output"
-    assert entry["Detail"]["correlationid"] == data["file_id"]
+    assert entry["EventBusName"] == BUS_ARN
+    assert orjson.loads(entry["Detail"])["correlationid"] == data["file_id"]
+
+
+def test_events_publish_dry_run_prints_entries_put_events_reads(sluice: Invoke) -> None:
+    # GIVEN a valid event; WHEN printed with --dry-run (human output, meant for a file)
+    data = _example(sluice, PROCESSED)["data"]
+
+    result = sluice(
+        "events", "publish", "--type", PROCESSED, "--data", orjson.dumps(data).decode(),
+        "--dry-run", "--bus", BUS_ARN,
+    )  # fmt: skip
+
+    # THEN it is the list `aws events put-events --entries file://...` takes: Detail a JSON
+    # string, Time ISO 8601, the real bus
+    assert result.exit_code == 0, result.output
+    [entry] = orjson.loads(result.stdout)
+    assert set(entry) == {"Source", "DetailType", "Detail", "EventBusName", "Time"}
+    assert isinstance(entry["Detail"], str)
+    assert orjson.loads(entry["Detail"])["data"] == data
+    assert entry["Time"].endswith("Z")
+    assert entry["EventBusName"] == BUS_ARN
 
 
 def test_events_publish_invalid_data_exits_1_before_any_network(
@@ -184,12 +208,14 @@ def test_events_publish_custom_type_with_schema_builds_envelope(
         "--correlation-id",
         "o1",
         "--dry-run",
+        "--bus",
+        BUS_ARN,
     )
     bad = sluice(*args, "--source", "acme.orders", "--data", '{"total": -3}', "--dry-run")
     no_source = sluice(*args, "--data", '{"order_id": "o1", "total": 3}', "--dry-run")
 
     assert ok.exit_code == 0, ok.output
-    detail = orjson.loads(ok.stdout)["entry"]["Detail"]
+    detail = orjson.loads(orjson.loads(ok.stdout)["entries"][0]["Detail"])
     assert detail["dataschema"] == SCHEMA["$id"]
     assert (detail["source"], detail["correlationid"]) == ("acme.orders", "o1")
     assert bad.exit_code == 1
@@ -253,11 +279,13 @@ def test_events_custom_model_is_read_with_model_option(
         "--data",
         '{"order_id": "o1", "total": 2.5}',
         "--dry-run",
+        "--bus",
+        BUS_ARN,
     )
     missing = sluice("events", "validate", "-", "--model", "acme_events_cli:Nope", input="{}")
 
     assert result.exit_code == 0, result.output
-    assert orjson.loads(result.stdout)["entry"]["Source"] == "acme.orders"
+    assert orjson.loads(result.stdout)["entries"][0]["Source"] == "acme.orders"
     assert missing.exit_code == 2
     assert "not a contracts ContractModel" in missing.stderr
 

@@ -1,0 +1,1 @@
+"""A team's own event contracts, checked and published with `sluice-contracts`."""

@@ -1,0 +1,1 @@
+"""`acme.inventory.counted`: one folder per major."""
