@@ -85,6 +85,15 @@ CHECK_TOOLS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed \
 check-templates: setup $(CHECK_TOOLS)
 	bash tools/check_templates.sh
 
+## The conformance corpus (tests/conformance/): each case through the local endpoint and on
+## moto's interpreter, then its definition through statelint and asl-validator. `make test` runs
+## both parts (the pytest run and check-templates).
+.PHONY: conformance
+conformance: setup $(TOOLS)/statelint/.installed $(TOOLS)/asl-validator/.installed
+	$(BIN)/pytest -q -p no:cacheprovider tests/conformance
+	$(BIN)/python -m tests.conformance.crosscheck --statelint $(TOOLS)/statelint/bin/statelint \
+	  --asl-validator $(TOOLS)/asl-validator/node_modules/.bin/asl-validator
+
 ## Least privilege, necessity: remove each role statement in turn (a copy of deploy/), run the
 ## tests that exercise the role on a runtime provisioned from the copy, write the table in
 ## docs/security.md (tools/iam_proof.py; long, progress printed).

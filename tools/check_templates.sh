@@ -38,6 +38,9 @@ step "render ASL with DefinitionSubstitutions" "$BIN/python" -m tools.templates 
 step "statelint + asl-validator" "$BIN/python" -m tools.lint_asl \
   --statelint "$TOOLS/statelint/bin/statelint" \
   --asl-validator "$TOOLS/asl-validator/node_modules/.bin/asl-validator" build/asl/*.asl.json
+step "conformance corpus: statelint + asl-validator" "$BIN/python" -m tests.conformance.crosscheck \
+  --statelint "$TOOLS/statelint/bin/statelint" \
+  --asl-validator "$TOOLS/asl-validator/node_modules/.bin/asl-validator"
 step "translate SAM -> CloudFormation" "$BIN/python" -m tools.templates translate --out build/translated
 step "checkov (skips justified in deploy/checkov.yaml)" \
   "$TOOLS/checkov/bin/checkov" --directory build/translated --config-file deploy/checkov.yaml

@@ -53,7 +53,7 @@ def statelint_problems(statelint: str, path: Path) -> list[str]:
     problems: list[str] = []
     for line in result.stdout.splitlines() + result.stderr.splitlines():
         line = line.strip()
-        if not line or re.fullmatch(r"\d+ errors?:", line):
+        if not line or re.fullmatch(r"(?:\d+|One) errors?:", line):
             continue
         gap = KNOWN_GAP.match(line)
         if gap and input_types.get(gap.group(1)) in READER_INPUT_TYPES:
