@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.envelope import ContractModel, Envelope
+from contracts.envelope import SCHEMA_BASE_URI, ContractModel, Envelope, envelope_class
 from contracts.errors import ContractError
 from contracts.events import BUILTIN_MODELS
 from contracts.registry import ContractRegistry, parse_envelope
@@ -172,6 +172,23 @@ def schema_of(model: type[ContractModel]) -> dict[str, Any]:
     schema = model.model_json_schema(mode="validation")
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = model.dataschema_uri()
+    schema["x-sluice-type"] = model.TYPE
+    return schema
+
+
+def detail_schema_of(model: type[ContractModel]) -> dict[str, Any]:
+    """The JSON schema (2020-12) of what a consumer receives as EventBridge `detail`: the whole
+    envelope, its `type` pinned to `model.TYPE` and its `data` the model (in `$defs`).
+
+    This is what the Schema Registry holds per DetailType (deploy/gen_schemas.py), so code
+    generated from it reads the event as it arrives, not only its payload.
+    """
+    schema = envelope_class(model).model_json_schema(mode="validation")
+    properties = schema["properties"]
+    properties["type"] = {**properties["type"], "const": model.TYPE}
+    schema["title"] = f"{model.TYPE} (EventBridge detail)"
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = f"{SCHEMA_BASE_URI}{model.TYPE}.detail.json"
     schema["x-sluice-type"] = model.TYPE
     return schema
 

@@ -1,15 +1,15 @@
 """Generate the schema-registry section of deploy/platform.yaml from the event contracts.
 
-One `AWS::EventSchemas::Schema` per `contracts/events/<fact>/v<N>/schema.json`, named after the
-contract type (`file_ingested/v1` -> `sluice.file.ingested.v1`). The registry takes JSON Schema
-draft 4, while pydantic writes draft 2020-12, so the few keywords that differ are rewritten
-(`$defs` -> `definitions`, `const` -> `enum`, numeric `exclusiveMinimum/Maximum`).
+One `AWS::EventSchemas::Schema` per built-in contract (`contracts/events/<fact>/v<N>/`), named
+after the contract type (= the EventBridge DetailType, `sluice.file.ingested.v1`). Its content
+is the *detail* schema (`contracts.tools.detail_schema_of`): the whole envelope a consumer
+receives as `detail`, with the folder's model as `data` — code bindings generated from the
+registry then read the event as it arrives, not only its payload. The registry takes JSON
+Schema draft 4, while pydantic writes draft 2020-12, so the few keywords that differ are
+rewritten (`$defs` -> `definitions`, `const` -> `enum`, numeric `exclusiveMinimum/Maximum`).
 
     python deploy/gen_schemas.py            # rewrite the section in place
     python deploy/gen_schemas.py --check    # exit 1 if the section is out of date (CI)
-
-A contract folder without `schema.json` yet is reported and left out, so the platform template
-stays deployable while contracts are being written.
 """
 
 from __future__ import annotations
@@ -18,34 +18,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from contracts.events import BUILTIN_MODELS
+from contracts.tools import ContractFolder, detail_schema_of
+
+if TYPE_CHECKING:
+    from contracts.envelope import ContractModel
 
 REPO = Path(__file__).resolve().parents[1]
 PLATFORM = REPO / "deploy" / "platform.yaml"
-EVENTS = REPO / "contracts" / "events"
 BEGIN = "  # BEGIN GENERATED SCHEMAS"
 END = "  # END GENERATED SCHEMAS"
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
 
-def contract_type(schema_path: Path) -> str:
-    """The contract type (= EventBridge DetailType) of a schema file.
-
-    Args:
-        schema_path: `contracts/events/<fact>/v<N>/schema.json`.
-
-    Returns:
-        e.g. `sluice.file.ingested.v1` for `file_ingested/v1`.
-    """
-    version = schema_path.parent.name
-    fact = schema_path.parent.parent.name
-    return "sluice." + fact.replace("_", ".") + "." + version
-
-
-def logical_id(schema_path: Path) -> str:
-    """CloudFormation logical id for a schema: `Schema` + CamelCase fact + version."""
-    fact = schema_path.parent.parent.name
-    version = schema_path.parent.name
+def logical_id(folder: Path) -> str:
+    """CloudFormation logical id for a contract folder: `Schema` + CamelCase fact + version."""
+    fact = folder.parent.name
+    version = folder.name
     return "Schema" + "".join(part.capitalize() for part in fact.split("_")) + version.upper()
 
 
@@ -81,51 +72,29 @@ def to_draft4(node: Any) -> Any:
     return out
 
 
-def schema_files(events_root: Path = EVENTS) -> tuple[list[Path], list[Path]]:
-    """Find the contract schema files.
-
-    Args:
-        events_root: the `contracts/events` folder.
-
-    Returns:
-        (schema files found, contract version folders that have no schema.json yet), sorted.
-    """
-    found: list[Path] = []
-    missing: list[Path] = []
-    for version_dir in sorted(events_root.glob("*/v*")):
-        if not version_dir.is_dir():
-            continue
-        schema = version_dir / "schema.json"
-        if schema.is_file():
-            found.append(schema)
-        else:
-            missing.append(version_dir)
-    return found, missing
-
-
-def render_section(schemas: list[Path]) -> str:
+def render_section(models: tuple[type[ContractModel], ...] = BUILTIN_MODELS) -> str:
     """The YAML for the generated section, markers included.
 
     Args:
-        schemas: schema files, in the order to emit them.
+        models: the contract models, in the order to emit them (sorted by folder).
 
     Returns:
         Text from the BEGIN marker line to the END marker line (inclusive, newline-terminated).
     """
     lines = [BEGIN + " (deploy/gen_schemas.py; edit the contracts, then re-run it)"]
-    for path in schemas:
-        document = to_draft4(json.loads(path.read_text("utf-8")))
-        document = {"$schema": DRAFT4, **document}
+    folders = sorted((ContractFolder.of(model) for model in models), key=lambda f: f.path)
+    for folder in folders:
+        document = {"$schema": DRAFT4, **to_draft4(detail_schema_of(folder.model))}
         content = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True)
-        rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        rel = folder.path.relative_to(REPO) if folder.path.is_relative_to(REPO) else folder.path
         lines += [
-            f"  {logical_id(path)}:",
+            f"  {logical_id(folder.path)}:",
             "    Type: AWS::EventSchemas::Schema",
             "    Properties:",
             "      RegistryName: !GetAtt SchemaRegistry.RegistryName",
-            f"      SchemaName: {contract_type(path)}",
+            f"      SchemaName: {folder.model.TYPE}",
             "      Type: JSONSchemaDraft4",
-            f"      Description: Generated from {rel}",
+            f"      Description: The detail (envelope) of {folder.model.TYPE}, from {rel}/",
             "      Content: |-",
             *("        " + line for line in content.splitlines()),
             "",
@@ -134,12 +103,12 @@ def render_section(schemas: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def regenerate(template_text: str, schemas: list[Path]) -> str:
+def regenerate(template_text: str, section: str) -> str:
     """Replace the generated section of a platform template.
 
     Args:
         template_text: the template's text.
-        schemas: the schema files to emit.
+        section: the new section (`render_section`).
 
     Returns:
         The new template text.
@@ -152,7 +121,7 @@ def regenerate(template_text: str, schemas: list[Path]) -> str:
     if start < 0 or end < start:
         raise ValueError("platform template: generated-schema markers missing or out of order")
     end = template_text.index("\n", end) + 1
-    return template_text[:start] + render_section(schemas) + template_text[end:]
+    return template_text[:start] + section + template_text[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,13 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy/gen_schemas.py")
     parser.add_argument("--check", action="store_true", help="fail if the template is stale")
     parser.add_argument("--template", type=Path, default=PLATFORM)
-    parser.add_argument("--events", type=Path, default=EVENTS)
     args = parser.parse_args(argv)
-    schemas, missing = schema_files(args.events)
-    for folder in missing:
-        print(f"gen_schemas: no schema.json yet in {folder}; left out", file=sys.stderr)
+    schemas = len(BUILTIN_MODELS)
     current = args.template.read_text("utf-8")
-    wanted = regenerate(current, schemas)
+    wanted = regenerate(current, render_section())
     if args.check:
         if wanted != current:
             print(
@@ -182,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"gen_schemas: {len(schemas)} schema(s) up to date")
+        print(f"gen_schemas: {schemas} schema(s) up to date")
         return 0
     if wanted != current:
         args.template.write_text(wanted, "utf-8")
-    print(f"gen_schemas: {len(schemas)} schema(s) written to {args.template}")
+    print(f"gen_schemas: {schemas} schema(s) written to {args.template}")
     return 0
 
 

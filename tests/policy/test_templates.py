@@ -223,6 +223,31 @@ def test_platform_schema_section_matches_contracts() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_schema_registry_holds_the_detail_every_consumer_receives() -> None:
+    # GIVEN the registry's schemas as deployed (draft 4, from the platform template)
+    import jsonschema
+
+    from contracts.events import BUILTIN_MODELS
+    from contracts.tools import ContractFolder
+
+    platform = load_template(REPO / "deploy" / "platform.yaml")
+    schemas = {
+        props["SchemaName"]: json.loads(props["Content"])
+        for _, props in checks.resources_of(platform, "AWS::EventSchemas::Schema")
+    }
+    assert set(schemas) == {model.TYPE for model in BUILTIN_MODELS}
+    for model in BUILTIN_MODELS:
+        validator = jsonschema.Draft4Validator(schemas[model.TYPE])
+        for example in ContractFolder.of(model).example_files():
+            envelope = json.loads(example.read_text("utf-8"))
+            # THEN each golden example, a whole envelope as it arrives in `detail`, validates
+            assert list(validator.iter_errors(envelope)) == [], (model.TYPE, example.name)
+            # and the payload alone does not: the schema is the envelope, not only its data
+            assert not validator.is_valid(envelope["data"]), (model.TYPE, example.name)
+            # and the envelope of another type does not: the type is pinned
+            assert not validator.is_valid({**envelope, "type": "sluice.other.fact.v1"})
+
+
 # ---------------------------------------------------------------- each check catches its breach
 
 
