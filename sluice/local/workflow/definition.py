@@ -9,6 +9,7 @@ serves is refused here, at CreateStateMachine, never discovered mid-execution.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sluice.local.workflow import jsonpath
@@ -42,6 +43,7 @@ from sluice.local.workflow.tree import (
     SucceedState,
     TaskState,
     WaitState,
+    catchers,
 )
 from sluice.local.workflow.values import Intrinsic, Literal, PathRef, Template, Value
 
@@ -88,23 +90,48 @@ def parse(definition: str | dict[str, Any]) -> Machine:
         document = definition
     if not isinstance(document, dict):
         raise DefinitionError("definition must be a JSON object")
-    return _machine(document, where=None, inherited=JSONPATH, top=True)
+    return _machine(document, where=None, inherited=JSONPATH, top=True, base="")
+
+
+def _pointer(field_name: str) -> str:
+    """`Retry[0].ErrorEquals` → `Retry/0/ErrorEquals` (a JSON pointer's tail)."""
+    return re.sub(r"\[(\d+)\]", r"/\1", field_name).replace(".", "/").strip("/")
 
 
 class _Fields:
-    """A state's (or block's) fields; remembers which were read so leftovers can be refused."""
+    """A state's (or block's) fields; remembers which were read so leftovers can be refused.
 
-    def __init__(self, raw: dict[str, Any], state: str | None, prefix: str = ""):
+    `base` is the JSON pointer of the state (`/States/A`, `/States/P/Branches/0/States/B`) or of
+    the machine, `prefix` the field path of this block inside it (`ItemReader.ReaderConfig.`).
+    """
+
+    def __init__(self, raw: dict[str, Any], state: str | None, prefix: str = "", base: str = ""):
         self.raw = raw
         self.state = state
         self.prefix = prefix
+        self.base = base
         self.used: set[str] = set()
 
     def name(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
-    def error(self, key: str, message: str) -> DefinitionError:
-        return DefinitionError(message, state=self.state, field=self.name(key))
+    def sub(self, raw: dict[str, Any], prefix: str) -> _Fields:
+        """A nested block of the same state."""
+        return _Fields(raw, self.state, prefix, self.base)
+
+    def error(
+        self, key: str, message: str, code: str = "SCHEMA_VALIDATION_FAILED"
+    ) -> DefinitionError:
+        return self.error_at(self.name(key), message, code)
+
+    def error_at(
+        self, field_name: str, message: str, code: str = "SCHEMA_VALIDATION_FAILED"
+    ) -> DefinitionError:
+        tail = _pointer(field_name)
+        pointer = f"{self.base}/{tail}" if tail else (self.base or "/")
+        return DefinitionError(
+            message, state=self.state, field=field_name or None, code=code, pointer=pointer
+        )
 
     def __contains__(self, key: str) -> bool:
         return key in self.raw
@@ -143,21 +170,25 @@ class _Fields:
         value = self.get(key)
         if not isinstance(value, dict):
             raise self.error(key, "must be an object")
-        return _Fields(value, self.state, f"{self.name(key)}.")
+        return self.sub(value, f"{self.name(key)}.")
 
     def unknown(self) -> list[str]:
         return [key for key in self.raw if key not in self.used]
 
-    def refuse_unknown(self, what: str) -> None:
+    def refuse_unknown(self) -> None:
+        """AWS refuses any field a state type (or block) does not define; so does this."""
         for key in self.unknown():
-            raise self.error(key, f"is not a supported field of {what}")
+            raise self.error(key, f"Field '{key}' is not supported")
 
 
 # -- machines ----------------------------------------------------------------------------------
 
 
-def _machine(raw: dict[str, Any], where: str | None, inherited: str, *, top: bool) -> Machine:
-    fields = _Fields(raw, where)
+def _machine(
+    raw: dict[str, Any], where: str | None, inherited: str, *, top: bool, base: str
+) -> Machine:
+    """A machine, branch or ItemProcessor at JSON pointer `base` (`""` for the definition)."""
+    fields = _Fields(raw, where, base=base)
     language = fields.choice("QueryLanguage", (JSONPATH, JSONATA), inherited)
     if language == JSONATA:
         raise fields.error("QueryLanguage", "only JSONPath is supported")
@@ -175,13 +206,54 @@ def _machine(raw: dict[str, Any], where: str | None, inherited: str, *, top: boo
         fields.get("ProcessorConfig")  # read by the Map that owns this processor
     parsed: dict[str, State] = {}
     for name, state in states.items():
+        state_base = f"{base}/States/{name}"
         if len(name) > 80:
-            raise DefinitionError("state names are at most 80 characters", state=name)
+            raise DefinitionError(
+                "state names are at most 80 characters", state=name, pointer=state_base
+            )
         if not isinstance(state, dict):
-            raise DefinitionError("must be an object", state=name)
-        parsed[name] = _state(name, state, states, language)
-    fields.refuse_unknown("a state machine" if top else "a branch or ItemProcessor")
+            raise DefinitionError("must be an object", state=name, pointer=state_base)
+        parsed[name] = _state(name, state, states, language, state_base)
+    fields.refuse_unknown()
+    _check_graph(start, parsed, base)
     return Machine(start, parsed, language, timeout, comment)
+
+
+def _transitions(state: State) -> list[str]:
+    targets = [] if state.next is None else [state.next]
+    if isinstance(state, ChoiceState):
+        targets += [option.next for option in state.choices]
+        if state.default is not None:
+            targets.append(state.default)
+    targets += [catcher.next for catcher in catchers(state)]
+    return targets
+
+
+def _check_graph(start: str, states: dict[str, State], base: str) -> None:
+    """Every state reachable from StartAt, and at least one that ends (AWS's two graph rules)."""
+    seen = {start}
+    todo = [start]
+    while todo:
+        for target in _transitions(states[todo.pop()]):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for name in states:
+        if name not in seen:
+            raise DefinitionError(
+                f'State "{name}" is not reachable.',
+                state=name,
+                code="MISSING_TRANSITION_TARGET",
+                pointer=f"{base}/States/{name}",
+            )
+    if not any(
+        isinstance(state, SucceedState | FailState)
+        or (state.next is None and not isinstance(state, ChoiceState))
+        for state in states.values()
+    ):
+        raise DefinitionError(
+            "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
+        )
 
 
 # -- shared pieces -----------------------------------------------------------------------------
@@ -190,7 +262,9 @@ def _machine(raw: dict[str, Any], where: str | None, inherited: str, *, top: boo
 def _target(fields: _Fields, key: str, states: dict[str, Any]) -> str:
     value = fields.get(key)
     if not isinstance(value, str) or value not in states:
-        raise fields.error(key, f"{value!r} is not a state in this scope")
+        raise fields.error(
+            key, f"Missing '{key}' target: {value}", code="MISSING_TRANSITION_TARGET"
+        )
     return value
 
 
@@ -280,10 +354,22 @@ def _number_or_path(
 def _error_names(sub: _Fields, where: str) -> tuple[str, ...]:
     names = sub.get("ErrorEquals")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise DefinitionError(
-            "ErrorEquals must be a non-empty list of strings", state=sub.state, field=where
+        raise sub.error_at(where, "ErrorEquals must be a non-empty list of strings")
+    if "States.ALL" in names and len(names) > 1:
+        raise sub.error(
+            "ErrorEquals", "States.ALL must appear alone in ErrorEquals (it matches every error)"
         )
     return tuple(names)
+
+
+def _all_last(fields: _Fields, key: str, entries: list[tuple[str, ...]]) -> None:
+    """A retrier or catcher matching States.ALL must be the last one (later ones are dead)."""
+    for index, names in enumerate(entries[:-1]):
+        if "States.ALL" in names:
+            raise fields.error(
+                f"{key}[{index}].ErrorEquals",
+                f"a {key} entry with States.ALL must be the last one",
+            )
 
 
 def _entries(fields: _Fields, key: str) -> list[tuple[str, _Fields]]:
@@ -295,7 +381,7 @@ def _entries(fields: _Fields, key: str) -> list[tuple[str, _Fields]]:
         where = f"{key}[{index}]"
         if not isinstance(entry, dict):
             raise fields.error(where, "must be an object")
-        out.append((where, _Fields(entry, fields.state, f"{where}.")))
+        out.append((where, fields.sub(entry, f"{where}.")))
     return out
 
 
@@ -309,7 +395,7 @@ def _retry(fields: _Fields) -> tuple[Retrier, ...]:
         max_delay = sub.number("MaxDelaySeconds", minimum=1, integer=True)
         jitter = sub.choice("JitterStrategy", ("FULL", "NONE"), "NONE")
         sub.get("Comment")
-        sub.refuse_unknown("a retrier")
+        sub.refuse_unknown()
         out.append(
             Retrier(
                 names,
@@ -320,6 +406,7 @@ def _retry(fields: _Fields) -> tuple[Retrier, ...]:
                 jitter,
             )
         )
+    _all_last(fields, "Retry", [r.error_equals for r in out])
     return tuple(out)
 
 
@@ -331,8 +418,9 @@ def _catch(fields: _Fields, states: dict[str, Any]) -> tuple[Catcher, ...]:
         result_path = _path(sub, "ResultPath")
         _reference(sub, "ResultPath", result_path)
         sub.get("Comment")
-        sub.refuse_unknown("a catcher")
+        sub.refuse_unknown()
         out.append(Catcher(names, target, result_path))
+    _all_last(fields, "Catch", [c.error_equals for c in out])
     return tuple(out)
 
 
@@ -344,8 +432,10 @@ def _reference(fields: _Fields, key: str, path: str | None) -> None:
 # -- states ------------------------------------------------------------------------------------
 
 
-def _state(name: str, raw: dict[str, Any], states: dict[str, Any], inherited: str) -> State:
-    fields = _Fields(raw, name)
+def _state(
+    name: str, raw: dict[str, Any], states: dict[str, Any], inherited: str, base: str
+) -> State:
+    fields = _Fields(raw, name, base=base)
     kind = fields.get("Type")
     if kind not in STATE_TYPES:
         raise fields.error("Type", f"unknown state type {kind!r}")
@@ -367,7 +457,7 @@ def _state(name: str, raw: dict[str, Any], states: dict[str, Any], inherited: st
             next_state = _target(fields, "Next", states)
     io = _io(fields, kind)
     state = _BUILDERS[kind](fields, name, language, next_state, io, comment, states)
-    fields.refuse_unknown(f"a {kind} state")
+    fields.refuse_unknown()
     return state
 
 
@@ -419,6 +509,14 @@ def _task(
         raise fields.error("Resource", "a Task needs a Resource ARN")
     timeout = _number_or_path(fields, "TimeoutSeconds", minimum=1, integer=True)
     heartbeat = _number_or_path(fields, "HeartbeatSeconds", minimum=1, integer=True)
+    if (
+        isinstance(timeout, Literal)
+        and isinstance(heartbeat, Literal)
+        and heartbeat.value >= timeout.value
+    ):
+        raise fields.error(
+            "HeartbeatSeconds", "HeartbeatSeconds must be smaller than TimeoutSeconds"
+        )
     credentials = _template_field(fields, "Credentials")
     retry, catch = _retry(fields), _catch(fields, states)
     # The integrations' registry decides what runs here; anything else is refused now, never
@@ -457,7 +555,7 @@ def _choice(
     for index, entry in enumerate(raw):
         if not isinstance(entry, dict):
             raise fields.error(f"Choices[{index}]", "a choice rule must be an object")
-        sub = _Fields(entry, name, f"Choices[{index}].")
+        sub = fields.sub(entry, f"Choices[{index}].")
         target = _target(sub, "Next", states)
         sub.prefix = f"Choices[{index}]"
         rule = _rule(sub)
@@ -473,9 +571,7 @@ def _rule(fields: _Fields) -> ChoiceRule:
         if key in fields:
             inner = fields.get(key)
             if not isinstance(inner, list) or not inner:
-                raise DefinitionError(
-                    "must be a non-empty list", state=fields.state, field=f"{where}.{key}"
-                )
+                raise fields.error_at(f"{where}.{key}", "must be a non-empty list")
             rules = tuple(
                 _nested_rule(fields, f"{where}.{key}[{i}]", r) for i, r in enumerate(inner)
             )
@@ -487,9 +583,7 @@ def _rule(fields: _Fields) -> ChoiceRule:
         return rule
     operators = [key for key in fields.raw if key in _COMPARISONS]
     if len(operators) != 1:
-        raise DefinitionError(
-            "needs exactly one comparison operator", state=fields.state, field=where
-        )
+        raise fields.error_at(where, "needs exactly one comparison operator")
     operator = operators[0]
     fields.prefix = f"{where}."
     variable = _path_ref(fields, "Variable")
@@ -516,15 +610,15 @@ def _check_operand(fields: _Fields, operator: str, operand: Any) -> None:
 
 def _nested_rule(parent: _Fields, where: str, raw: Any) -> ChoiceRule:
     if not isinstance(raw, dict):
-        raise DefinitionError("a choice rule must be an object", state=parent.state, field=where)
-    return _rule(_Fields(raw, parent.state, where))
+        raise parent.error_at(where, "a choice rule must be an object")
+    return _rule(parent.sub(raw, where))
 
 
 def _rule_done(fields: _Fields, where: str) -> None:
     fields.prefix = f"{where}."
     fields.get("Next")  # checked by the caller on top-level rules only
     fields.get("Comment")
-    fields.refuse_unknown("a choice rule")
+    fields.refuse_unknown()
 
 
 def _wait(
@@ -602,7 +696,9 @@ def _parallel(
     for index, branch in enumerate(raw):
         if not isinstance(branch, dict):
             raise fields.error(f"Branches[{index}]", "must be an object")
-        branches.append(_machine(branch, name, language, top=False))
+        branches.append(
+            _machine(branch, name, language, top=False, base=f"{fields.base}/Branches/{index}")
+        )
     return ParallelState(
         name,
         language,
@@ -628,18 +724,18 @@ def _map(
     raw = fields.get(key)
     if not isinstance(raw, dict):
         raise fields.error("ItemProcessor", "a Map needs ItemProcessor (or Iterator)")
-    processor = _machine(raw, name, language, top=False)
+    processor = _machine(raw, name, language, top=False, base=f"{fields.base}/{key}")
     raw_config = raw.get("ProcessorConfig", {})
     if not isinstance(raw_config, dict):
         raise fields.error(f"{key}.ProcessorConfig", "must be an object")
-    config = _Fields(raw_config, name, f"{key}.ProcessorConfig.")
+    config = fields.sub(raw_config, f"{key}.ProcessorConfig.")
     mode = config.get("Mode", "INLINE")
     if mode not in ("INLINE", "DISTRIBUTED"):
-        raise DefinitionError("must be INLINE or DISTRIBUTED", state=name, field="Mode")
+        raise config.error("Mode", "must be INLINE or DISTRIBUTED")
     execution_type = config.get("ExecutionType", "STANDARD")
     if execution_type not in ("STANDARD", "EXPRESS"):
-        raise DefinitionError("must be STANDARD or EXPRESS", state=name, field="ExecutionType")
-    config.refuse_unknown("ProcessorConfig")
+        raise config.error("ExecutionType", "must be STANDARD or EXPRESS")
+    config.refuse_unknown()
     if "ItemSelector" in fields and "Parameters" in fields:
         raise fields.error("Parameters", "ItemSelector and Parameters are exclusive")
     selector_key = "ItemSelector" if "ItemSelector" in fields else "Parameters"
@@ -696,7 +792,7 @@ def _reader(fields: _Fields) -> ItemReader | None:
     if resource not in _READERS:
         raise block.error("Resource", f"unsupported reader {resource!r}")
     parameters = _template_field(block, "Parameters")
-    config = block.block("ReaderConfig") or _Fields({}, fields.state, "ItemReader.ReaderConfig.")
+    config = block.block("ReaderConfig") or block.sub({}, "ItemReader.ReaderConfig.")
     input_type = config.get("InputType")
     if resource.endswith("getObject") and input_type not in _INPUT_TYPES:
         raise config.error("InputType", "must be JSON, JSONL, CSV, PARQUET or MANIFEST")
@@ -719,7 +815,8 @@ def _reader(fields: _Fields) -> ItemReader | None:
         "CSVDelimiter", ("COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"), "COMMA"
     )
     max_items = _number_or_path(config, "MaxItems", integer=True)
-    block.refuse_unknown("ItemReader")
+    config.refuse_unknown()
+    block.refuse_unknown()
     return ItemReader(
         resource,
         parameters,
@@ -743,7 +840,7 @@ def _batcher(fields: _Fields) -> ItemBatcher | None:
         _number_or_path(block, "MaxInputBytesPerBatch", integer=True),
         _template_field(block, "BatchInput"),
     )
-    block.refuse_unknown("ItemBatcher")
+    block.refuse_unknown()
     return batcher
 
 
@@ -751,18 +848,27 @@ def _writer(fields: _Fields) -> ResultWriter | None:
     block = fields.block("ResultWriter")
     if block is None:
         return None
-    resource = block.get("Resource")
-    if resource != _WRITER:
-        raise block.error("Resource", f"must be {_WRITER}")
-    raw = block.get("Parameters", {})
-    if not isinstance(raw, dict) or ("Bucket" not in raw and "Bucket.$" not in raw):
-        raise block.error("Parameters", "needs Bucket")
-    parameters = _template(block, "Parameters", raw)
-    config = block.block("WriterConfig") or _Fields({}, fields.state, "ResultWriter.WriterConfig.")
+    # AWS's combinations: WriterConfig alone (shape the output, export nothing), Resource with
+    # Parameters (export to S3), or all three.
+    # https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html
+    exports = "Resource" in block or "Parameters" in block
+    if not exports and "WriterConfig" not in block:
+        raise fields.error("ResultWriter", "needs WriterConfig, or Resource and Parameters")
+    resource: str | None = None
+    parameters: Value | None = None
+    if exports:
+        resource = block.get("Resource")
+        if resource != _WRITER:
+            raise block.error("Resource", f"must be {_WRITER}")
+        raw = block.get("Parameters", {})
+        if not isinstance(raw, dict) or ("Bucket" not in raw and "Bucket.$" not in raw):
+            raise block.error("Parameters", "needs Bucket")
+        parameters = _template(block, "Parameters", raw)
+    config = block.block("WriterConfig") or block.sub({}, "ResultWriter.WriterConfig.")
     output_type = config.choice("OutputType", ("JSON", "JSONL"), "JSON")
     transformation = config.choice("Transformation", ("NONE", "COMPACT", "FLATTEN"), "NONE")
-    config.refuse_unknown("WriterConfig")
-    block.refuse_unknown("ResultWriter")
+    config.refuse_unknown()
+    block.refuse_unknown()
     return ResultWriter(resource, parameters, output_type, transformation)
 
 

@@ -168,7 +168,7 @@ class DistributedMap:
         map_run.status = "FAILED" if exceeded else "SUCCEEDED"
         map_run.stop = self.deps.clock.now()
         writer_output = None
-        if state.writer is not None:
+        if state.writer is not None and state.writer.resource is not None:
             writer_output = await self._write_results(state.writer, effective, ctx, map_run)
         if exceeded:
             cause = "The specified tolerated failure threshold was exceeded"
@@ -182,6 +182,9 @@ class DistributedMap:
         parent.record(self.deps.clock.now(), "MapRunSucceeded")
         if writer_output is not None:
             return writer_output
+        if state.writer is not None:
+            # WriterConfig alone: the output shaped as it would be exported, nothing written.
+            return self._shape(map_run, state.writer.transformation)["ALL"]
         return [self._compact(map_run.children[i].execution) for i in sorted(map_run.children)]
 
     # -- items ----------------------------------------------------------------------------
@@ -417,6 +420,31 @@ class DistributedMap:
         )
         return doc
 
+    def _shape(self, map_run: MapRunRecord, transformation: str) -> dict[str, list[Any]]:
+        """Children's results by result file (SUCCEEDED, FAILED, PENDING) and, under "ALL", in
+        item order: a succeeded child's output per `transformation` (NONE: its execution
+        document; COMPACT: its output; FLATTEN: an array output's elements), anything else its
+        execution document."""
+        groups: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": [], "ALL": []}
+        for index in sorted(map_run.children):
+            execution = map_run.children[index].execution
+            status = execution.status
+            group = (
+                "SUCCEEDED"
+                if status == "SUCCEEDED"
+                else ("PENDING" if status == "RUNNING" else "FAILED")
+            )
+            entries: list[Any]
+            if group == "SUCCEEDED" and transformation in ("COMPACT", "FLATTEN"):
+                output = execution.output
+                flat = transformation == "FLATTEN" and isinstance(output, list)
+                entries = list(output) if flat else [output]
+            else:
+                entries = [self.child_document(execution)]
+            groups[group].extend(entries)
+            groups["ALL"].extend(entries)
+        return groups
+
     async def _write_results(
         self, writer: ResultWriter, effective: Any, ctx: dict[str, Any], map_run: MapRunRecord
     ) -> dict[str, Any]:
@@ -431,23 +459,9 @@ class DistributedMap:
         transformation = writer.transformation
         jsonl = writer.output_type == "JSONL"
         base = f"{prefix}{map_run.id}/"
-        groups: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
         children = [map_run.children[i] for i in sorted(map_run.children)]
-        for child in children:
-            status = child.execution.status
-            group = (
-                "SUCCEEDED"
-                if status == "SUCCEEDED"
-                else ("PENDING" if status == "RUNNING" else "FAILED")
-            )
-            if group == "SUCCEEDED" and transformation in ("COMPACT", "FLATTEN"):
-                output = child.execution.output
-                if transformation == "FLATTEN" and isinstance(output, list):
-                    groups[group].extend(output)
-                else:
-                    groups[group].append(output)
-            else:
-                groups[group].append(self.child_document(child.execution))
+        groups = self._shape(map_run, transformation)
+        del groups["ALL"]
         files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
         try:
             for group, entries in groups.items():

@@ -115,7 +115,10 @@ class WorkflowEngine:
         try:
             return definition_module.parse(definition)
         except DefinitionError as exc:
-            raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: {exc}") from exc
+            # AWS's shape: `Invalid State Machine Definition: '<CODE>: <what> at <pointer>'`.
+            raise ApiError(
+                "InvalidDefinition", f"Invalid State Machine Definition: '{exc}'"
+            ) from exc
 
     def state_machine(self, arn: str) -> StateMachineRecord:
         """Look up a state machine.

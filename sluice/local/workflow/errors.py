@@ -17,18 +17,34 @@ class WorkflowError(Exception):
 
 
 class DefinitionError(WorkflowError):
-    """The definition is invalid; the message names the state and the field."""
+    """The definition is invalid; the message names the state and the field.
 
-    def __init__(self, message: str, *, state: str | None = None, field: str | None = None):
-        where = []
-        if state is not None:
-            where.append(f"state {state!r}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(f"{prefix}{message}")
+    `str()` is one diagnostic as AWS words it inside `InvalidDefinition`:
+    `<CODE>: <message> at <JSON pointer>` (`SCHEMA_VALIDATION_FAILED: Field 'Parameters' is not
+    supported at /States/Stop`); `pointer` locates the state (`/States/<name>`, nested ones as
+    `/States/P/Branches/0/States/<name>`) and, where it applies, the field.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        state: str | None = None,
+        field: str | None = None,
+        code: str = "SCHEMA_VALIDATION_FAILED",
+        pointer: str | None = None,
+    ):
+        if pointer is None:
+            parts = [] if state is None else ["States", state]
+            if field:
+                parts.append(field)
+            pointer = "/" + "/".join(parts) if parts else "null"
+        super().__init__(f"{code}: {message} at {pointer}")
+        self.message = message
         self.state = state
         self.field = field
+        self.code = code
+        self.pointer = pointer
 
 
 class StatesError(WorkflowError):

@@ -51,8 +51,11 @@ async def test_create_with_invalid_definition_names_state_and_field() -> None:
     bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}})
     status, doc = await _call(engine, "CreateStateMachine", name="m", definition=bad, roleArn=ROLE)
     assert (status, doc["__type"]) == (400, "InvalidDefinition")
-    assert "state 'A'" in doc["message"]
-    assert "field 'Next'" in doc["message"]
+    # AWS's wording: a code, the problem and the JSON pointer of the state's field.
+    assert doc["message"] == (
+        "Invalid State Machine Definition: "
+        "'MISSING_TRANSITION_TARGET: Missing 'Next' target: B at /States/A/Next'"
+    )
 
 
 async def test_create_same_name_different_definition_is_rejected() -> None:

@@ -109,7 +109,7 @@ def test_definition_invalid_construct_names_state_and_field(
         load(json.dumps(definition))
     assert info.value.state == state
     assert info.value.field == field
-    assert f"state {state!r}" in str(info.value)
+    assert f"/States/{state}" in str(info.value)
 
 
 def test_definition_nested_branch_error_names_inner_state() -> None:
