@@ -257,5 +257,5 @@ async def test_an_unsupported_resource_is_refused_at_create_naming_state_and_res
             )
     error = refused.value.response["Error"]
     assert error["Code"] == "InvalidDefinition"
-    assert "state 'Crawl'" in error["Message"]
+    assert "/States/Crawl/Resource" in error["Message"]
     assert "arn:aws:states:::glue:startCrawler.sync" in error["Message"]

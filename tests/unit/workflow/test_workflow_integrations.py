@@ -65,7 +65,7 @@ def test_create_refuses_an_unsupported_resource_naming_state_and_resource(
     with pytest.raises(ApiError) as refused:
         engine.create_state_machine("bad", json.dumps(definition), ROLE)
     assert refused.value.type_name == "InvalidDefinition"
-    assert "state 'T', field 'Resource'" in refused.value.message
+    assert "at /States/P/Branches/0/States/T/Resource" in refused.value.message
     assert resource in refused.value.message
     assert says in refused.value.message
 
