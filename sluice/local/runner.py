@@ -214,7 +214,8 @@ class Worker:
             _frame(
                 {
                     "request_id": request_id,
-                    "payload": payload.decode() or "null",
+                    # An Invoke without a payload reaches the handler as {}, as on Lambda.
+                    "payload": payload.decode() or "{}",
                     "deadline_ms": deadline_ms,
                 }
             )

@@ -465,6 +465,13 @@ class LocalRuntime:
         """Provisioner hook: add or update a function."""
         await self.runner.register(config)
 
+    def function_timeout(self, name_or_arn: str) -> float | None:
+        """Provisioner hook: a registered function's `Timeout` (None: no such function)."""
+        try:
+            return self.runner.functions[self.runner.resolve(name_or_arn)].timeout_s
+        except FunctionNotFound:
+            return None
+
     async def register_mapping(self, config: MappingConfig, queue_url: str) -> None:
         """Provisioner hook: (re)start the poller of an SQS event source mapping.
 

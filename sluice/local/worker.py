@@ -94,8 +94,19 @@ def _error(kind: str, exc: BaseException, request_id: str = "") -> dict[str, Any
         "errorMessage": str(exc),
         "errorType": kind,
         "requestId": request_id,
-        "stackTrace": traceback.format_tb(exc.__traceback__),
+        "stackTrace": _stack_trace(exc),
     }
+
+
+def _stack_trace(exc: BaseException) -> list[str]:
+    """The frames of the failure from the handler inward, as Lambda's Python runtime reports
+    them: the runtime's own frames (here, this module calling the handler) are left out."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = os.path.realpath(__file__)
+    start = 0
+    while start < len(frames) and os.path.realpath(frames[start].filename) == own:
+        start += 1
+    return traceback.format_list(frames[start:])
 
 
 def _max_rss_mb() -> int:
@@ -176,7 +187,8 @@ def main() -> int:
             }
         else:
             try:
-                result = handler(json.loads(frame["payload"] or "null"), context)
+                # An Invoke without a payload reaches the handler as {} (Lambda's default event).
+                result = handler(json.loads(frame["payload"] or "{}"), context)
                 try:
                     reply = {"ok": True, "payload": json.dumps(result)}
                 except (TypeError, ValueError) as exc:

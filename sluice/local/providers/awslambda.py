@@ -172,6 +172,19 @@ class EventSourceMappingProvider(ResourceProvider):
         )
         sqs = self.ctx.clients("sqs")
         queue_url = (await sqs.get_queue_url(QueueName=source.split(":")[5]))["QueueUrl"]
+        # CreateEventSourceMapping refuses a queue whose visibility timeout is shorter than the
+        # function's timeout (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+        attributes = await sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+        visibility = int(attributes["Attributes"]["VisibilityTimeout"])
+        timeout = self.ctx.sink.function_timeout(config.function_name)
+        if timeout is not None and visibility < timeout:
+            raise request.error(
+                f"InvalidParameterValueException: Queue visibility timeout: {visibility} "
+                f"seconds is less than Function timeout: {timeout:g} seconds",
+                prop="EventSourceArn",
+            )
         try:
             await self.ctx.sink.register_mapping(config, queue_url)
         except AccessDeniedError as exc:

@@ -53,6 +53,10 @@ class RuntimeSink(Protocol):
         """Add or update an SQS event source mapping (a poller)."""
         ...
 
+    def function_timeout(self, name_or_arn: str) -> float | None:
+        """The `Timeout` of a registered function, in seconds (None: no such function)."""
+        ...
+
     async def register_state_machine(
         self, name: str, definition: str, role_arn: str, type_: str
     ) -> str:
