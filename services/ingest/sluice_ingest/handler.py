@@ -9,7 +9,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from contracts.envelope import Envelope
 from contracts.events import published_majors
-from sluice_ingest.adapters import open_ingest_deps
 from sluice_ingest.config import IngestSettings
 from sluice_ingest.domain import ObjectCreated, ingest_object
 from sluice_ingest.events import S3ObjectCreated, parse_s3_event
@@ -21,6 +20,8 @@ from sluice_shared.sqs import Concurrency
 from sluice_shared.stages import event_id, fail_file
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from contracts.envelope import ContractModel
     from sluice_ingest.adapters import IngestServiceDeps
 
@@ -29,8 +30,17 @@ _telemetry = telemetry(settings.service_name)
 logger, metrics, tracer = _telemetry.logger, _telemetry.metrics, _telemetry.tracer
 # A subsegment for the domain step; a pass-through with POWERTOOLS_TRACE_DISABLED (local, tests).
 traced_ingest = tracer.capture_method(ingest_object)
+
+
+def _open_deps() -> AbstractAsyncContextManager[IngestServiceDeps]:
+    # The AWS libraries load with the clients, on the first invocation (sluice_shared.aws.clients).
+    from sluice_ingest.adapters import open_ingest_deps
+
+    return open_ingest_deps(settings)
+
+
 runtime: Runtime[IngestServiceDeps] = Runtime(
-    lambda: open_ingest_deps(settings),
+    _open_deps,
     dlq_url=settings.dlq_url,
     logger=logger,
     parse=parse_s3_event,

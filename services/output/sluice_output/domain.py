@@ -15,9 +15,8 @@ import orjson
 
 from contracts.events import FileProcessedV1
 from sluice_shared.clock import not_before
-from sluice_shared.datapath.buckets import bucket_count_for
 from sluice_shared.errors import PoisonInputError
-from sluice_shared.keys import StageKeys, s3_uri
+from sluice_shared.keys import StageKeys, bucket_count_for, s3_uri
 from sluice_shared.observability import END_TO_END_LATENCY, end_to_end_ms
 from sluice_shared.ports import FileStatus, utc_now
 from sluice_shared.scratch import reused_scratch_dir

@@ -7,12 +7,25 @@ objects instead of adding new ones.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 
 from sluice_shared.errors import InputLimitExceeded, UnknownDatasetError
 
 _DATASET_SEGMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def bucket_count_for(size_bytes: int, target_bytes: int = 512 * 2**20) -> int:
+    """Number of hash buckets for a file of `size_bytes` (decompressed, or as stored).
+
+    At least 1; one more bucket per `target_bytes`, so one bucket fits a transform invocation.
+    (Here, not in `sluice_shared.datapath.buckets`, which re-exports it: the stages need the
+    count without importing pyarrow at cold start.)
+    """
+    if target_bytes <= 0:
+        raise ValueError("target_bytes must be positive")
+    return max(1, math.ceil(max(size_bytes, 0) / target_bytes))
 
 
 def file_id_for(bucket: str, key: str, version_id: str | None, etag: str | None) -> str:

@@ -11,12 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from contracts.datasets import DatasetCatalog
 from contracts.errors import DatasetContractInvalid
 from contracts.events import FileRejectedV1, FileTransformedV1
-from sluice_shared.datapath.buckets import bucket_count_for
-from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
-from sluice_shared.keys import StageKeys, bucket_of_staged_key, s3_uri
+from sluice_shared.keys import StageKeys, bucket_count_for, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
@@ -76,6 +73,11 @@ async def transform_validated_file(
     for a duplicate delivery. Raises TransientError
     for AWS failures worth a retry.
     """
+    # The data path (pyarrow) and the catalog (YAML) load on the first file, not at cold start
+    # (bench/cold_start.py).
+    from contracts.datasets import DatasetCatalog
+    from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
+
     before = await registered(deps.ledger, validated.file_id)
     keys = StageKeys(before.file_id, before.dataset)
     claims = {

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 
 from contracts.errors import DatasetContractInvalid
 from contracts.events import FileRejectedV1, FileValidatedV1
-from sluice_shared.datapath.buckets import bucket_count_for
-from sluice_shared.datapath.validate import validate_file
-from sluice_shared.keys import StageKeys, s3_uri
+from sluice_shared.keys import StageKeys, bucket_count_for, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
 from sluice_shared.stages import (
@@ -71,6 +69,9 @@ async def validate_ingested_file(
     file already moved past validation (a duplicate delivery). Raises TransientError for AWS
     failures worth a retry; everything about the data itself ends in a quarantine or a rejection.
     """
+    # The data path (pyarrow) loads on the first file, not at cold start (bench/cold_start.py).
+    from sluice_shared.datapath.validate import validate_file
+
     before = await registered(deps.ledger, ingested.file_id)
     check_against_ledger(
         ingested.file_id,

@@ -8,11 +8,13 @@ Values are read as little-endian 64-bit words (x86-64 and arm64 Lambda are both 
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# Re-exported: it lives with the keys so the stages import it without pyarrow.
+from sluice_shared.keys import bucket_count_for as bucket_count_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,16 +26,6 @@ _MIX2 = pa.scalar(0xC4CEB9FE1A85EC53, _U64)
 _SEED = 0xCBF29CE484222325  # FNV offset basis
 _SHIFT = pa.scalar(33, _U64)
 _PAD8 = pa.scalar(b"\x00" * 8, pa.binary())
-
-
-def bucket_count_for(size_bytes: int, target_bytes: int = 512 * 2**20) -> int:
-    """Number of hash buckets for a file of `size_bytes` (decompressed, or as stored).
-
-    At least 1; one more bucket per `target_bytes`, so one bucket fits a transform invocation.
-    """
-    if target_bytes <= 0:
-        raise ValueError("target_bytes must be positive")
-    return max(1, math.ceil(max(size_bytes, 0) / target_bytes))
 
 
 def _fmix(h: pa.Array) -> pa.Array:
