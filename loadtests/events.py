@@ -6,6 +6,11 @@ does exactly that: `LoadtestReplayedV1` is a custom contract whose `data` carrie
 one of the contracts' golden examples, so the bus carries realistic payload sizes and shapes
 without ever matching the suite's own rules (publishing a real `sluice.file.ingested.v1` would
 make validate work on files that do not exist).
+
+A team load-tests its own event type instead with `--event-example PATH` (`team_events`): a
+golden example of its contract folder (or the folder, for all of them), each validated against
+the folder's `schema.json` before anything is sent; the run then publishes that type, with a
+fresh id per event and the run as correlation id, and its sink matches that type.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from contracts.envelope import ContractModel, Envelope, to_eventbridge_entry
 from contracts.registry import ContractRegistry, parse_eventbridge_event
+from contracts.tools import EXAMPLES_DIR, SCHEMA_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_GLOB = "contracts/events/*/v*/examples/*.json"
@@ -64,6 +70,76 @@ def golden_examples(root: Path = REPO_ROOT) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+@dataclass(frozen=True)
+class TeamEvent:
+    """A team's event type, taken from one of its golden examples (already validated)."""
+
+    example: str
+    source: str
+    type: str
+    dataschema: str | None
+    data: dict[str, Any]
+
+
+class TeamEventError(ValueError):
+    """A golden example that cannot be load-tested; the message lists every problem."""
+
+
+def team_events(path: Path) -> list[TeamEvent]:
+    """The team event types to send: the golden example `path`
+    (`<fact>/v<N>/examples/<case>.json`), or every golden example under the folder `path`.
+
+    Each is a whole envelope whose `data` must validate against its folder's `schema.json`
+    (`sluice contracts generate --path` writes it) and whose source is the team's: `sluice.*`
+    sources belong to Sluice's services (the bus policy refuses them from anyone else, and
+    Sluice's rules would act on them).
+
+    Raises:
+        TeamEventError: nothing found, or an example is not a valid envelope of its schema.
+    """
+    files = [path] if path.is_file() else sorted(path.rglob(f"{EXAMPLES_DIR}/*.json"))
+    if not files:
+        raise TeamEventError(f"{path}: no golden example (<fact>/v<N>/{EXAMPLES_DIR}/*.json)")
+    return [_team_event(file) for file in files]
+
+
+def _team_event(file: Path) -> TeamEvent:
+    import jsonschema
+
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+        envelope = Envelope[dict[str, Any]].model_validate(document)
+    except (OSError, ValueError) as exc:
+        detail = exc.errors() if isinstance(exc, ValidationError) else exc
+        raise TeamEventError(f"{file}: not a golden example (a whole envelope): {detail}") from None
+    if envelope.source.startswith("sluice."):
+        raise TeamEventError(
+            f"{file}: source {envelope.source!r} is Sluice's own; a team event has its own source"
+        )
+    schema_path = file.parent.parent / SCHEMA_FILE
+    if file.parent.name != EXAMPLES_DIR or not schema_path.is_file():
+        raise TeamEventError(
+            f"{file}: no {SCHEMA_FILE} beside {EXAMPLES_DIR}/ to validate it against "
+            "(run `sluice contracts generate --path` on the contract folder)"
+        )
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    declared = schema.get("x-sluice-type")
+    problems = [] if declared in (None, envelope.type) else [f"type: not {declared!r}"]
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for error in validator.iter_errors(envelope.data):
+        where = ".".join(str(part) for part in ("data", *error.absolute_path))
+        problems.append(f"{where}: {error.message}")
+    if problems:
+        raise TeamEventError(f"{file}: breaks {schema_path}: " + "; ".join(problems))
+    return TeamEvent(
+        example=file.as_posix(),
+        source=envelope.source,
+        type=envelope.type,
+        dataschema=envelope.dataschema,
+        data=envelope.data,
+    )
+
+
 @dataclass
 class EventFactory:
     """Builds unique custom envelopes, cycling through the golden examples.
@@ -71,16 +147,29 @@ class EventFactory:
     Args:
         run_id: the load-test run; every envelope carries it (and the sink rule matches it).
         prefix: makes ids unique across the factories of one run (e.g. the user's number).
+        team: a team's event types (`team_events`): sent as they are instead of the
+            `LoadtestReplayedV1` wrapper.
     """
 
     run_id: str
     prefix: str = ""
     examples: list[tuple[str, dict[str, Any]]] = field(default_factory=golden_examples)
+    team: list[TeamEvent] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
-    def envelope(self) -> Envelope[LoadtestReplayedV1]:
+    def envelope(self) -> Envelope[Any]:
         """The next envelope: a fresh uuid4 id, the next golden payload, `correlationid` = run."""
         seq = next(self._seq)
+        if self.team:
+            event = self.team[seq % len(self.team)]
+            return Envelope[dict[str, Any]](
+                id=f"{self.prefix}{uuid.uuid4()}",
+                source=event.source,
+                type=event.type,
+                dataschema=event.dataschema,
+                correlationid=self.run_id,
+                data=event.data,
+            )
         name, data = self.examples[seq % len(self.examples)]
         model = LoadtestReplayedV1(run_id=self.run_id, seq=seq, example=name, payload=data)
         return Envelope.wrap(
@@ -121,11 +210,21 @@ def sink_name(stage: str, run_id: str) -> str:
     return f"sluice-{stage}-lt-{run_id}"[:64]
 
 
-def create_sink(sqs: Any, events: Any, *, bus_name: str, stage: str, run_id: str) -> Sink:
-    """Create the sink queue and a rule on `bus_name` matching this run's custom events.
+def create_sink(
+    sqs: Any,
+    events: Any,
+    *,
+    bus_name: str,
+    stage: str,
+    run_id: str,
+    team: list[TeamEvent] | None = None,
+) -> Sink:
+    """Create the sink queue and a rule on `bus_name` matching this run's custom events (the
+    `team` event types when given, else `LoadtestReplayedV1`).
 
     The queue policy lets EventBridge send (needed on AWS; stored but not enforced locally).
     """
+    team = team or []
     name = sink_name(stage, run_id)
     url = sqs.create_queue(
         QueueName=name,
@@ -140,8 +239,8 @@ def create_sink(sqs: Any, events: Any, *, bus_name: str, stage: str, run_id: str
         State="ENABLED",
         EventPattern=json.dumps(
             {
-                "source": [LoadtestReplayedV1.SOURCE],
-                "detail-type": [LoadtestReplayedV1.TYPE],
+                "source": sorted({e.source for e in team} or {LoadtestReplayedV1.SOURCE}),
+                "detail-type": sorted({e.type for e in team} or {LoadtestReplayedV1.TYPE}),
                 "detail": {"correlationid": [run_id]},
             }
         ),
@@ -169,6 +268,25 @@ def delete_sink(sqs: Any, events: Any, sink: Sink) -> None:
     events.remove_targets(Rule=sink.rule_name, EventBusName=sink.bus_name, Ids=["sink"])
     events.delete_rule(Name=sink.rule_name, EventBusName=sink.bus_name)
     sqs.delete_queue(QueueUrl=sink.queue_url)
+
+
+def read_event(body: str) -> Envelope[Any]:
+    """The envelope of a sink message: `LoadtestReplayedV1` with its model, a team's type as an
+    envelope of plain data (validated before it was sent).
+
+    Raises:
+        ValueError: the body is no EventBridge event carrying an envelope.
+    """
+    event = json.loads(body)
+    if event.get("detail-type") == LoadtestReplayedV1.TYPE:
+        try:
+            return parse_eventbridge_event(event, registry=REGISTRY)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise ValueError("no detail")
+    return Envelope[dict[str, Any]].model_validate(detail)
 
 
 @dataclass
@@ -215,7 +333,7 @@ def drain_sink(
         for message in messages:
             received += 1
             try:
-                envelope = parse_eventbridge_event(message["Body"], registry=REGISTRY)
+                envelope = read_event(message["Body"])
             except ValueError:
                 got.unreadable += 1
                 continue

@@ -12,6 +12,7 @@ Configuration (environment; see also `loadtests.target` for endpoint/profile/sta
 |---|---|---|
 | `SLUICE_LOADTEST_RUN_ID` | run id (keys, event correlation id, sink rule) | random |
 | `SLUICE_LOADTEST_EVENT_RATE` | PutEvents calls per second per publishing user | 5 |
+| `SLUICE_LOADTEST_EVENT_EXAMPLE` | a team's golden example or contract folder: its type | unset |
 | `SLUICE_LOADTEST_BATCH` | entries per PutEvents call (1..10) | 10 |
 | `SLUICE_LOADTEST_FILE_RATE` | uploads per second per uploading user | 1 |
 | `SLUICE_LOADTEST_DATASET` | `orders`, `sensor_readings` or `mixed` | mixed |
@@ -33,7 +34,7 @@ from typing import Any
 from locust import User, constant_throughput, events, task
 
 from loadtests import shapes
-from loadtests.events import EventFactory, entry_id
+from loadtests.events import EventFactory, entry_id, team_events
 from loadtests.files import DATASETS, body, raw_key, uploaded_file_id
 from loadtests.journal import JOURNAL, Upload
 from loadtests.target import Target
@@ -43,6 +44,8 @@ RUN_ID = (
     or f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
 )
 TARGET = Target.from_env()
+_EXAMPLE = os.environ.get("SLUICE_LOADTEST_EVENT_EXAMPLE")
+TEAM_EVENTS = team_events(Path(_EXAMPLE)) if _EXAMPLE else []
 _user_numbers = itertools.count()
 
 
@@ -78,7 +81,7 @@ class SluiceUser(User):
         """Resolve the stage's names once per user (cached on the shared target)."""
         self.number = next(_user_numbers)
         self.names = TARGET.names()
-        self.factory = EventFactory(RUN_ID, prefix=f"u{self.number}-")
+        self.factory = EventFactory(RUN_ID, prefix=f"u{self.number}-", team=TEAM_EVENTS)
         self.uploads = itertools.count()
         dataset = os.environ.get("SLUICE_LOADTEST_DATASET") or "mixed"
         self.datasets = list(DATASETS) if dataset == "mixed" else [dataset]

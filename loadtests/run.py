@@ -27,7 +27,14 @@ from typing import Any
 import locust  # noqa: F401  (first: gevent monkey-patching; see the module docstring)
 
 from loadtests import report as rpt
-from loadtests.events import create_sink, delete_sink, drain_sink, reconcile_events
+from loadtests.events import (
+    TeamEventError,
+    create_sink,
+    delete_sink,
+    drain_sink,
+    reconcile_events,
+    team_events,
+)
 from loadtests.files import TERMINAL, file_steps, ledger_by_key, wait_files
 from loadtests.local import ensure_local_runtime, machine, stop_local_runtime
 from loadtests.shapes import SHAPES, make_shape
@@ -46,6 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     p.add_argument("--event-rate", type=float, default=2.0, help="PutEvents/s per user")
     p.add_argument("--batch", type=int, default=10, help="entries per PutEvents (1..10)")
+    p.add_argument(
+        "--event-example",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="send a team's event type: a golden example <fact>/v<N>/examples/<case>.json, or a "
+        "contract folder for all of its examples (validated against schema.json first)",
+    )
     p.add_argument("--file-rate", type=float, default=1.0, help="uploads/s per file user")
     p.add_argument("--dataset", choices=("orders", "sensor_readings", "mixed"), default="mixed")
     p.add_argument("--rows", type=int, default=50, help="rows per uploaded file")
@@ -218,8 +233,14 @@ def execute(args: argparse.Namespace, target: Target, run_id: str, out_dir: Path
     sqs, events_client = target.client("sqs"), target.client("events")
     s3, dynamodb = target.client("s3"), target.client("dynamodb")
     urls = queue_urls(target)
+    team = team_events(args.event_example) if args.event_example else []
     sink = create_sink(
-        sqs, events_client, bus_name=names["event_bus"], stage=target.stage, run_id=run_id
+        sqs,
+        events_client,
+        bus_name=names["event_bus"],
+        stage=target.stage,
+        run_id=run_id,
+        team=team,
     )
     try:
         JOURNAL.reset(run_id)
@@ -425,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run a whole load test; returns 0 when everything reconciled, 1 otherwise, 2 on setup
     errors (no runtime, stage not provisioned)."""
     args = parse_args(argv)
+    if args.event_example is not None:
+        try:
+            for event in team_events(args.event_example):
+                print(f"event type {event.type} from {event.example}: valid")
+        except TeamEventError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     run_id = args.run_id or f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     target = Target(
         endpoint_url=None
@@ -445,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             "SLUICE_LOADTEST_DATASET": args.dataset,
             "SLUICE_LOADTEST_FILE_ROWS": str(args.rows),
             "SLUICE_LOADTEST_BAD_RATIO": str(args.bad_ratio),
+            "SLUICE_LOADTEST_EVENT_EXAMPLE": str(args.event_example or ""),
         }
     )
     out_dir = Path(args.out) if args.out else REPO_ROOT / "loadtests" / "out" / run_id
