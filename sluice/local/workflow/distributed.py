@@ -59,6 +59,10 @@ class MapRunHost(Protocol):
         """Register and return a new Map Run of `parent`'s state `state_name`."""
         ...
 
+    def redrive_child(self, child: ExecutionRecord) -> ExecutionRecord:
+        """Reopen an unsuccessful child for a redrive (same ARN, redrive count up)."""
+        ...
+
     def create_child(
         self,
         map_run: MapRunRecord,
@@ -119,6 +123,12 @@ class DistributedMap:
             map_run.redrive_date = self.deps.clock.now()
             map_run.status = "RUNNING"
             map_run.stop = None
+            parent.record(
+                map_run.redrive_date,
+                "MapRunRedriven",
+                "mapRunRedrivenEventDetails",
+                {"mapRunArn": map_run.arn, "redriveCount": map_run.redrive_count},
+            )
         else:
             items = await self._read_items(state, effective, ctx)
             selected = [
@@ -182,10 +192,10 @@ class DistributedMap:
         parent.record(self.deps.clock.now(), "MapRunSucceeded")
         if writer_output is not None:
             return writer_output
-        if state.writer is not None:
-            # WriterConfig alone: the output shaped as it would be exported, nothing written.
-            return self._shape(map_run, state.writer.transformation)["ALL"]
-        return [self._compact(map_run.children[i].execution) for i in sorted(map_run.children)]
+        # Without an export the result is COMPACT unless a WriterConfig says otherwise; an
+        # unsuccessful child comes back as its execution result whatever the transformation.
+        transformation = "COMPACT" if state.writer is None else state.writer.transformation
+        return self._shape(map_run, transformation)["ALL"]
 
     # -- items ----------------------------------------------------------------------------
 
@@ -297,9 +307,17 @@ class DistributedMap:
             try:
                 if exceeded.is_set():
                     return
-                child = self.host.create_child(map_run, parent, label, execution_type, child_input)
+                earlier = failed.get(index)
+                if earlier is not None and execution_type == "STANDARD":
+                    # AWS redrives an unsuccessful STANDARD child in place: same ARN, its
+                    # redrive count up, resumed in the state it failed in.
+                    child = self.host.redrive_child(earlier)
+                else:
+                    child = self.host.create_child(
+                        map_run, parent, label, execution_type, child_input
+                    )
                 map_run.children[index] = ChildResult(index, child, items)
-                await self._run_child(processor, child)
+                await self._run_child(processor, child, redrive=child.redrive_count > 0)
                 if tolerance.exceeded(failed_items(), map_run.total_items):
                     exceeded.set()
             finally:
@@ -311,9 +329,12 @@ class DistributedMap:
             for i, (child_input, items) in enumerate(inputs)
             if i not in map_run.children or map_run.children[i].execution.status != "SUCCEEDED"
         ]
+        failed: dict[int, ExecutionRecord] = {}
         for index, _, _ in todo:
-            # A redrive starts fresh children; the old failures stop counting against tolerance.
-            map_run.children.pop(index, None)
+            # Redriven children start over against the tolerance.
+            earlier = map_run.children.pop(index, None)
+            if earlier is not None:
+                failed[index] = earlier.execution
         tasks = [asyncio.ensure_future(one(*job)) for job in todo]
         waiter = asyncio.ensure_future(exceeded.wait())
         try:
@@ -335,16 +356,19 @@ class DistributedMap:
                 raise task.exception()  # type: ignore[misc]
         return exceeded.is_set() or tolerance.exceeded(failed_items(), map_run.total_items)
 
-    async def _run_child(self, processor: Machine, child: ExecutionRecord) -> None:
+    async def _run_child(
+        self, processor: Machine, child: ExecutionRecord, *, redrive: bool = False
+    ) -> None:
         # A child runs as its parent's role (the Map state's execution role).
         EXECUTION_ROLE.set(child.role_arn or None)
         clock = self.deps.clock
-        child.record(
-            clock.now(),
-            "ExecutionStarted",
-            "executionStartedEventDetails",
-            {"input": child.input_text, "roleArn": child.role_arn},
-        )
+        if not redrive:
+            child.record(
+                clock.now(),
+                "ExecutionStarted",
+                "executionStartedEventDetails",
+                {"input": child.input_text, "roleArn": child.role_arn},
+            )
         context = {
             "Execution": {
                 "Id": child.arn,
@@ -352,13 +376,13 @@ class DistributedMap:
                 "Input": child.input,
                 "StartTime": iso(child.start),
                 "RoleArn": child.role_arn,
-                "RedriveCount": 0,
+                "RedriveCount": child.redrive_count,
             },
             "StateMachine": {"Id": child.state_machine_arn, "Name": child.state_machine_name},
         }
         try:
             output = await self.interpreter.run_machine(
-                processor, child.input, Run(child, context, top_level=False)
+                processor, child.input, Run(child, context, top_level=False, redrive=redrive)
             )
         except StatesError as err:
             child.status, child.error, child.cause = "FAILED", err.error, err.cause
@@ -385,12 +409,6 @@ class DistributedMap:
             child.done.set()
 
     # -- results --------------------------------------------------------------------------
-
-    @staticmethod
-    def _compact(child: ExecutionRecord) -> Any:
-        if child.status == "SUCCEEDED":
-            return child.output
-        return {"Error": child.error or "States.Aborted", "Cause": child.cause or ""}
 
     @staticmethod
     def child_document(child: ExecutionRecord) -> dict[str, Any]:

@@ -465,6 +465,22 @@ class WorkflowEngine:
         self.executions[child.arn] = child
         return child
 
+    def redrive_child(self, child: ExecutionRecord) -> ExecutionRecord:
+        """Reopen an unsuccessful Map Run child for its Map Run's redrive (AWS keeps the ARN and
+        counts the redrive on the child)."""
+        child.status, child.error, child.cause, child.output = "RUNNING", None, None, None
+        child.stop = None
+        child.redrive_count += 1
+        child.redrive_date = self._now()
+        child.done = asyncio.Event()
+        child.record(
+            child.redrive_date,
+            "ExecutionRedriven",
+            "executionRedrivenEventDetails",
+            {"redriveCount": child.redrive_count},
+        )
+        return child
+
     def map_run(self, arn: str) -> MapRunRecord:
         """Look up a Map Run.
 

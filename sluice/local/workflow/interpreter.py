@@ -18,6 +18,7 @@ from sluice.local.workflow.integrations import TaskServices, TaskTokens
 from sluice.local.workflow.integrations.dispatch import TaskDispatcher
 from sluice.local.workflow.models import ExecutionRecord, dumps
 from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller
+from sluice.local.workflow.redrive import Path, ResumePoints
 from sluice.local.workflow.tree import (
     ChoiceState,
     FailState,
@@ -57,6 +58,7 @@ class Run:
     map_item: dict[str, Any] | None = None
     redrive: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    path: Path = ()
 
     def context_for(self, state_name: str, entered: datetime, retry_count: int) -> dict[str, Any]:
         """The `$$` object for a state (Execution, StateMachine, State, Map.Item)."""
@@ -70,13 +72,16 @@ class Run:
             ctx["Map"] = {"Item": self.map_item}
         return ctx
 
-    def child(self, map_item: dict[str, Any] | None) -> Run:
-        """A nested path (Parallel branch, inline Map iteration) of the same execution."""
+    def child(self, map_item: dict[str, Any] | None, step: tuple[str, int]) -> Run:
+        """A nested path (Parallel branch, inline Map iteration `step`) of the same execution;
+        it is redriven when its parent is."""
         return Run(
             self.execution,
             self.context,
             top_level=False,
             map_item=map_item if map_item is not None else self.map_item,
+            redrive=self.redrive,
+            path=(*self.path, step),
         )
 
 
@@ -151,6 +156,11 @@ class Interpreter:
             StatesError: an unhandled error; for a top-level run, the failed state and its
             input are recorded on the execution for redrive.
         """
+        restart = (
+            run.execution.resume.restart(run.path) if run.redrive and start_at is None else None
+        )
+        if restart is not None:
+            start_at, data = restart
         name: str = start_at or machine.start_at
         while True:
             state = machine.states[name]
@@ -165,6 +175,7 @@ class Interpreter:
             if run.top_level:
                 # Where a redrive restarts if the execution fails, times out or is stopped here.
                 run.execution.failed_state, run.execution.failed_input = name, data
+            run.execution.resume.enter(run.path, name, data)
             outcome = await self._run_state(state, data, run, entered)
             run.execution.record(
                 self.deps.clock.now(),
@@ -371,15 +382,40 @@ class Interpreter:
     async def _parallel(self, state: ParallelState, effective: Any, run: Run) -> Any:
         record = run.execution.record
         record(self.deps.clock.now(), "ParallelStateStarted")
+        resume = self._resume(state, run)
         try:
             results = await fail_fast(
-                [self.run_machine(branch, effective, run.child(None)) for branch in state.branches]
+                [
+                    self._nested(branch, effective, run.child(None, (state.name, index)))
+                    for index, branch in enumerate(state.branches)
+                ]
             )
         except StatesError:
             record(self.deps.clock.now(), "ParallelStateFailed")
             raise
+        resume.reset(run.path, state.name)
         record(self.deps.clock.now(), "ParallelStateSucceeded")
         return results
+
+    @staticmethod
+    def _resume(state: State, run: Run) -> ResumePoints:
+        """The execution's resume points; a state entered afresh forgets its earlier branches."""
+        resume = run.execution.resume
+        if not run.redrive:
+            resume.reset(run.path, state.name)
+        return resume
+
+    async def _nested(self, machine: Machine, data: Any, run: Run) -> Any:
+        """One branch or iteration. Redriven, one that succeeded before returns its output
+        again and one that failed resumes in the state it failed in."""
+        resume = run.execution.resume
+        if run.redrive:
+            done, output = resume.earlier(run.path)
+            if done:
+                return output
+        output = await self.run_machine(machine, data, run)
+        resume.finish(run.path, output)
+        return output
 
     async def _map(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
         if state.distributed:
@@ -392,6 +428,7 @@ class Interpreter:
         limit = max_concurrency(state, effective, ctx)
         gate = asyncio.Semaphore(limit) if limit > 0 else None
         record = run.execution.record
+        resume = self._resume(state, run)
         record(
             self.deps.clock.now(),
             "MapStateStarted",
@@ -402,6 +439,11 @@ class Interpreter:
         async def iterate(index: int, key: str | None, value: Any) -> Any:
             item = item_context(index, key, value)
             item_input = select_item(state, effective, ctx, item)
+            iteration = run.child(item, (state.name, index))
+            if iteration.redrive:
+                done, earlier = resume.earlier(iteration.path)
+                if done:
+                    return earlier
             if gate is not None:
                 await gate.acquire()
             try:
@@ -413,7 +455,7 @@ class Interpreter:
                     details,
                 )
                 try:
-                    output = await self.run_machine(processor, item_input, run.child(item))
+                    output = await self._nested(processor, item_input, iteration)
                 except StatesError:
                     record(
                         self.deps.clock.now(),
@@ -438,6 +480,7 @@ class Interpreter:
         except StatesError:
             record(self.deps.clock.now(), "MapStateFailed")
             raise
+        resume.reset(run.path, state.name)
         record(self.deps.clock.now(), "MapStateSucceeded")
         return results
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sluice.local.workflow.redrive import ResumePoints
 from sluice.local.workflow.tree import Machine
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -60,6 +61,9 @@ class ExecutionRecord:
     # The top-level state last entered and its raw input: where a redrive restarts.
     failed_state: str | None = None
     failed_input: Any = None
+    # Where every path (top level, branches, iterations) stood: a redrive resumes only those
+    # that failed.
+    resume: ResumePoints = field(default_factory=ResumePoints)
     # The last Map Run of each top-level Distributed Map state (redrive reuses its successes).
     map_runs: dict[str, MapRunRecord] = field(default_factory=dict)
 
