@@ -1,0 +1,156 @@
+"""The producer path end to end: the `sluice-contracts` wheel, built offline from contracts/ and
+installed alone into a fresh virtual environment, validates a team's own event and publishes it
+to the local runtime, where a rule delivers it to a queue.
+
+Every step runs in a subprocess of the fresh environment (asynchronously: the runtime serves
+requests on this test's event loop), so nothing of the project's environment helps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contracts.registry import ContractRegistry, parse_eventbridge_event
+from contracts.tools import discover
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sluice.local.runtime import LocalRuntime
+    from tests.integration.local.conftest import Waiter
+
+REPO = Path(__file__).resolve().parents[3]
+UV = Path(sys.executable).parent / "uv"
+SAMPLE = REPO / "samples" / "team_events" / "acme_inventory"
+
+PRODUCER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+
+    import sluice_contracts
+    from sluice_contracts import Envelope, InvalidContract, publish, validated
+    from acme_inventory.inventory_counted.v1 import InventoryCountedV1
+
+    # A bad event is refused with every problem, before anything is sent.
+    bad = {"specversion": "1.0", "id": "x", "source": "acme.warehouse",
+           "type": "acme.inventory.counted.v1", "time": "2024-03-01T09:30:00Z",
+           "correlationid": "c", "data": {"warehouse": "", "sku": "no spaces", "quantity": -1}}
+    try:
+        validated(bad, registry=sluice_contracts.ContractRegistry([InventoryCountedV1]))
+    except InvalidContract as exc:
+        print("refused", len(exc.problems))
+    counted = InventoryCountedV1(
+        warehouse="ams-1", sku="SKU-7", quantity=3, counted_at=datetime.now(UTC)
+    )
+    event = Envelope.wrap(counted, correlationid="count-7")
+    [event_id] = publish([event])  # bus from $SLUICE_EVENT_BUS, endpoint from $AWS_ENDPOINT_URL
+    print("published", event.id, event_id)
+    """
+)
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, f"{args}: {out.decode()}{err.decode()}"
+    return out.decode()
+
+
+def _queue_policy(queue_arn: str, rule_arn: str) -> str:
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+async def test_contracts_package_alone_publishes_a_team_event_to_the_local_runtime(
+    runtime: LocalRuntime, aws: Callable[[str], Any], wait_for: Waiter, tmp_path: Path
+) -> None:
+    # GIVEN the wheel built offline from contracts/, installed alone in a fresh venv
+    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    package = str(REPO / "packages" / "sluice-contracts")
+    offline = ["--offline", "--quiet", "--python"]
+    await _run(str(UV), "build", "--no-build-isolation", "--wheel", *offline, sys.executable,
+               "-o", str(dist), package)  # fmt: skip
+    [wheel] = dist.glob("sluice_contracts-*.whl")
+    await _run(str(UV), "venv", "--quiet", "--python", sys.executable, str(venv))
+    python = str(venv / "bin" / "python")
+    requirement = f"sluice-contracts[publish] @ {wheel.as_uri()}"
+    lock = str(REPO / "requirements.lock")
+    await _run(str(UV), "pip", "install", *offline, python, requirement, "-c", lock)
+    isolated = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    probe = (
+        "import importlib.util as u; print([m for m in ('contracts', 'pyarrow', 'orjson', "
+        "'yaml', 'aioboto3', 'moto', 'sluice') if u.find_spec(m)])"
+    )
+    assert (await _run(python, "-c", probe, env=isolated, cwd=tmp_path)).strip() == "[]"
+    # and a team's contract folder outside the repository, checked by the package's own CLI
+    team = tmp_path / "team" / "acme_inventory"
+    shutil.copytree(SAMPLE, team, ignore=shutil.ignore_patterns("__pycache__"))
+    check = [python, "-m", "sluice_contracts", "check", str(team)]
+    assert "1 contracts OK" in await _run(*check, env=isolated, cwd=tmp_path)
+
+    # and a consumer: a rule on the runtime's bus delivering the team's events to a queue
+    bus = "sluice-test"
+    async with aws("sqs") as sqs, aws("events") as events:
+        url = (await sqs.create_queue(QueueName="acme-inventory-consumer"))["QueueUrl"]
+        attributes = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        queue_arn = attributes["Attributes"]["QueueArn"]
+        pattern = {"source": ["acme.warehouse"], "detail-type": ["acme.inventory.counted.v1"]}
+        rule = await events.put_rule(
+            Name="acme-inventory", EventBusName=bus, EventPattern=json.dumps(pattern)
+        )
+        await sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": _queue_policy(queue_arn, rule["RuleArn"])}
+        )
+        await events.put_targets(
+            Rule="acme-inventory", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
+
+        # WHEN the team's producer code runs in the fresh venv against the runtime's endpoint
+        env = {
+            **isolated,
+            "PYTHONPATH": str(team.parent),
+            "AWS_ENDPOINT_URL": runtime.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "SLUICE_EVENT_BUS": bus,
+        }
+        script = tmp_path / "producer.py"
+        script.write_text(PRODUCER)
+        output = (await _run(python, str(script), env=env, cwd=tmp_path)).split()
+
+        # THEN the bad event was refused with its four problems and the good one arrived
+        assert output[:2] == ["refused", "4"]
+        assert output[2] == "published"
+
+        async def received() -> list[dict[str, str]]:
+            answer = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            return list(answer.get("Messages", []))
+
+        [message] = await wait_for(received, timeout=30)
+    [folder] = discover(team)
+    envelope = parse_eventbridge_event(message["Body"], registry=ContractRegistry([folder.model]))
+    assert envelope.id == output[3]
+    assert (envelope.type, envelope.source) == ("acme.inventory.counted.v1", "acme.warehouse")
+    assert envelope.data.sku == "SKU-7"
+    assert envelope.correlationid == "count-7"
