@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+# pytest processes for make test (one per core here; each test module stays on one worker).
+TEST_WORKERS ?= 2
 
 .PHONY: prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate contracts-package locks audit
 
@@ -25,7 +27,7 @@ run: setup
 
 ## The whole test suite (what CI runs).
 test: setup browser lint typecheck contracts-check check-templates
-	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/policy  # policy tests ran in check-templates
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --ignore=tests/policy  # policy tests ran in check-templates
 	$(BIN)/python -m tests.prove  # the suite just passed: now every mechanism switched off must fail it
 
 ## Every promise of docs/guarantees.md proved: each mechanism switched off (tests/prove) must fail

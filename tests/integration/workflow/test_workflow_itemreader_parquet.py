@@ -156,4 +156,7 @@ def test_athena_manifest_with_a_json_input_type_is_refused_at_create(sfn: Any) -
     with pytest.raises(ClientError) as refused:
         sfn.create_state_machine(name="bad", definition=json.dumps(definition), roleArn=ROLE)
     assert refused.value.response["Error"]["Code"] == "InvalidDefinition"
-    assert "/States/Each Row/ItemReader/ReaderConfig/InputType" in refused.value.response["Error"]["Message"]
+    assert (
+        "/States/Each Row/ItemReader/ReaderConfig/InputType"
+        in refused.value.response["Error"]["Message"]
+    )
