@@ -22,7 +22,9 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ from sluice.local.template import ACCOUNT_ID, REGION
 from sluice.local.worker import SPEC_ENV
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
 log = logging.getLogger("sluice.local.runner")
 
@@ -97,6 +99,61 @@ class InvokeResult:
     def json(self) -> Any:
         """The payload decoded as JSON (None for an empty payload)."""
         return json.loads(self.payload) if self.payload else None
+
+
+ASYNC_TIME_SCALE = 60.0
+"""Seconds of event age one local second counts for in asynchronous invocations (Lambda waits
+about a minute before its first retry; locally one second)."""
+ASYNC_RETRY_DELAYS_S = (1.0, 2.0)
+"""Local waits before the first and second retry of a failed asynchronous invocation."""
+
+
+@dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """A function's `EventInvokeConfig`: retries, maximum event age, destinations (ARNs)."""
+
+    max_retries: int = 2
+    max_event_age_s: float = 21_600.0
+    on_success: str = ""
+    on_failure: str = ""
+
+
+SendToDestination = Callable[[FunctionConfig, str, dict[str, Any]], Awaitable[None]]
+"""(function, destination ARN, invocation record) → sends the record there."""
+
+
+def invocation_record(
+    config: FunctionConfig,
+    payload: bytes,
+    result: InvokeResult | None,
+    condition: str,
+    attempts: int,
+    stamp: datetime,
+) -> dict[str, Any]:
+    """The record Lambda sends to an asynchronous invocation's destination
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+    request_payload = json.loads(payload) if payload else {}
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
+        "requestContext": {
+            "requestId": result.request_id if result else str(uuid.uuid4()),
+            "functionArn": f"{config.arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": request_payload,
+    }
+    if result is not None:
+        context: dict[str, Any] = {
+            "statusCode": result.status_code,
+            "executedVersion": result.executed_version,
+        }
+        if result.function_error:
+            context["functionError"] = result.function_error
+        record["responseContext"] = context
+        record["responsePayload"] = result.json()
+    return record
 
 
 class FunctionNotFound(LookupError):
@@ -345,6 +402,9 @@ class FunctionRunner:
         self.credentials = credentials
         self._pools: dict[str, _Pool] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._async_configs: dict[str, AsyncInvokeConfig] = {}
+        self.destinations: SendToDestination | None = None
+        """Sends an asynchronous invocation's record to a destination (set by the runtime)."""
 
     def base_env(self) -> dict[str, str]:
         """The environment every worker starts from (never the caller's own credentials)."""
@@ -412,24 +472,68 @@ class FunctionRunner:
         async with pool.slots:
             return await self._invoke_in_pool(pool, payload)
 
-    def invoke_async(
-        self, name_or_arn: str, payload: bytes, retries: int = 2, retry_delay_s: float = 1.0
-    ) -> None:
-        """Invoke asynchronously (InvocationType=Event): queued, retried twice on error.
+    def set_async_config(self, name_or_arn: str, config: AsyncInvokeConfig | None) -> None:
+        """A function's `EventInvokeConfig` (None: Lambda's defaults, no destinations).
+
+        Raises:
+            FunctionNotFound: no such function.
+        """
+        name = self.resolve(name_or_arn)
+        if config is None:
+            self._async_configs.pop(name, None)
+        else:
+            self._async_configs[name] = config
+
+    def async_config(self, name_or_arn: str) -> AsyncInvokeConfig:
+        """The asynchronous-invocation settings of a function (defaults when none is set)."""
+        return self._async_configs.get(self.resolve(name_or_arn), AsyncInvokeConfig())
+
+    def invoke_async(self, name_or_arn: str, payload: bytes) -> None:
+        """Invoke asynchronously (InvocationType=Event): queued, retried on error as the
+        function's `EventInvokeConfig` says (two retries, after 1 s and 2 s, by default), the
+        record of the outcome sent to its on-success or on-failure destination
+        (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
+
+        Time is compressed: the retries wait 1 s and 2 s where Lambda waits about 1 and
+        2 minutes, and `MaximumEventAgeInSeconds` counts `ASYNC_TIME_SCALE` seconds of event age
+        per local second.
 
         Raises:
             FunctionNotFound: no such function (checked before queueing, as Lambda does).
         """
-        self.resolve(name_or_arn)
+        name = self.resolve(name_or_arn)
+        queued = time.monotonic()
+        stamp = datetime.now(UTC)
 
         async def run() -> None:
-            for attempt in range(retries + 1):
-                result = await self.invoke(name_or_arn, payload)
+            config = self.async_config(name)
+            attempts = 0
+            result: InvokeResult | None = None
+            condition = "RetriesExhausted"
+            while True:
+                age = (time.monotonic() - queued) * ASYNC_TIME_SCALE
+                if attempts and age > config.max_event_age_s:
+                    condition = "EventAgeExceeded"
+                    break
+                attempts += 1
+                result = await self.invoke(name, payload)
                 if result.function_error is None:
-                    return
-                if attempt < retries:
-                    await asyncio.sleep(retry_delay_s * (attempt + 1))
-            log.warning("async invoke of %s failed after %d attempts", name_or_arn, retries + 1)
+                    condition = "Success"
+                    break
+                if attempts > config.max_retries:
+                    break
+                await asyncio.sleep(ASYNC_RETRY_DELAYS_S[min(attempts, 2) - 1])
+            if condition != "Success":
+                log.warning("async invoke of %s: %s after %d attempts", name, condition, attempts)
+            destination = config.on_success if condition == "Success" else config.on_failure
+            if destination and self.destinations is not None:
+                record = invocation_record(
+                    self.functions[name], payload, result, condition, attempts, stamp
+                )
+                try:
+                    await self.destinations(self.functions[name], destination, record)
+                except Exception as exc:
+                    log.warning("destination %s of %s failed: %s", destination, name, exc)
 
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)

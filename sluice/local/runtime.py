@@ -39,7 +39,12 @@ from sluice.local.poller import (
     SqsPoller,
 )
 from sluice.local.provisioner import Limits, Provisioner, ResourceReport, ScheduleSpec
-from sluice.local.runner import FunctionConfig, FunctionNotFound, FunctionRunner
+from sluice.local.runner import (
+    AsyncInvokeConfig,
+    FunctionConfig,
+    FunctionNotFound,
+    FunctionRunner,
+)
 from sluice.local.schedules import parse_schedule, scheduled_event
 from sluice.local.targets import (
     TargetAccessDenied,
@@ -190,6 +195,7 @@ class LocalRuntime:
         self.runner = FunctionRunner(
             options.state_dir, self.endpoint_url, credentials=self._function_credentials
         )
+        self.runner.destinations = self._send_to_destination
         self.enforcer = Enforcer(
             self.principals,
             self.resource_policies,
@@ -199,6 +205,7 @@ class LocalRuntime:
         )
         self.dispatcher: TargetDispatcher | None = None
         self.schedule_denials = 0
+        self.destination_denials = 0
         self.pollers: dict[tuple[str, str], SqsPoller] = {}
         self.schedules: dict[str, tuple[ScheduleSpec, datetime]] = {}
         self.reports: list[ResourceReport] = []
@@ -464,6 +471,67 @@ class LocalRuntime:
     async def register_function(self, config: FunctionConfig) -> None:
         """Provisioner hook: add or update a function."""
         await self.runner.register(config)
+
+    async def register_invoke_config(self, function: str, config: AsyncInvokeConfig) -> None:
+        """Provisioner hook: a function's `EventInvokeConfig`.
+
+        Raises:
+            FunctionNotFound: no such function.
+        """
+        self.runner.set_async_config(function, config)
+
+    async def _send_to_destination(
+        self, function: FunctionConfig, destination: str, record: dict[str, Any]
+    ) -> None:
+        """Send an asynchronous invocation's record to its destination as Lambda does, with the
+        function's execution role (which needs `sqs:SendMessage`, `sns:Publish`,
+        `events:PutEvents` or `lambda:InvokeFunction` on it)."""
+        parts = destination.split(":")
+        service = parts[2]
+        action = _DESTINATION_ACTIONS[service]
+        if function.role_arn:
+            principal = self.principals.session(function.role_arn, function.name)
+            try:
+                self.enforcer.check(principal, Access(action, destination))
+            except AccessDeniedError as exc:
+                self.destination_denials += 1
+                log.warning("destination %s of %s refused: %s", destination, function.name, exc)
+                return
+        body = json.dumps(record)
+        if service == "lambda":
+            self.runner.invoke_async(destination, body.encode())
+            return
+        success = record["requestContext"]["condition"] == "Success"
+
+        def send() -> None:
+            if service == "sqs":
+                from moto.sqs.models import sqs_backends
+
+                sqs_backends[parts[4]][parts[3]].send_message(
+                    queue_name=parts[5], message_body=body
+                )
+            elif service == "sns":
+                from moto.sns.models import sns_backends
+
+                sns_backends[parts[4]][parts[3]].publish(message=body, arn=destination)
+            elif service == "events":
+                from moto.events.models import events_backends
+
+                events_backends[parts[4]][parts[3]].put_events(
+                    [
+                        {
+                            "Source": "lambda",
+                            "DetailType": "Lambda Function Invocation Result - "
+                            + ("Success" if success else "Failure"),
+                            "Detail": body,
+                            "Resources": [function.arn, destination],
+                            "EventBusName": parts[5].split("/", 1)[1],
+                        }
+                    ]
+                )
+
+        pool = self.endpoint.pool if self.endpoint else None
+        await asyncio.get_running_loop().run_in_executor(pool, send)
 
     def function_timeout(self, name_or_arn: str) -> float | None:
         """Provisioner hook: a registered function's `Timeout` (None: no such function)."""
@@ -932,6 +1000,7 @@ class LocalRuntime:
                 "resource_policies": self.resource_policies.describe(),
                 "rule_targets": describe_counts(self.dispatcher) if self.dispatcher else {},
                 "schedule_denials": self.schedule_denials,
+                "destination_denials": self.destination_denials,
             },
             "functions": {
                 name: {
@@ -1015,6 +1084,14 @@ def _stack_name(path: Path, repo_root: Path) -> str:
     parts = [p for p in rel.with_suffix("").parts if p not in ("deploy",)]
     return "-".join(parts) or path.stem
 
+
+_DESTINATION_ACTIONS = {
+    "sqs": "sqs:SendMessage",
+    "sns": "sns:Publish",
+    "events": "events:PutEvents",
+    "lambda": "lambda:InvokeFunction",
+}
+"""The action a function's role needs on an asynchronous invocation's destination."""
 
 _SCHEDULER_ACTIONS = {
     "states": "states:StartExecution",

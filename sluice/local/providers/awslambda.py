@@ -1,6 +1,7 @@
 """`AWS::Lambda::*`: functions run by the local function runner, SQS event source mappings by
 the local pollers, layers from the project environment, permissions kept as function policies;
-versions and aliases resolve to `$LATEST`."""
+versions and aliases resolve to `$LATEST`; `EventInvokeConfig` sets the retries, maximum event
+age and destinations of asynchronous invocations."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sluice.local.providers.base import (
     generated_name,
     register,
 )
-from sluice.local.runner import FunctionConfig
+from sluice.local.runner import AsyncInvokeConfig, FunctionConfig, FunctionNotFound
 from sluice.local.template import CODE_BUCKET, Outputs
 
 if TYPE_CHECKING:
@@ -288,3 +289,77 @@ class PermissionProvider(ResourceProvider):
         self.ctx.policies.put_function_statement(function_arn, sid, statement)
         request.report.note = "; ".join([f"function policy of {function_arn}", *notes])
         return Outputs(ref=sid)
+
+
+DESTINATION_SERVICES = {
+    "sqs": "an SQS queue",
+    "sns": "an SNS topic",
+    "events": "an event bus",
+    "lambda": "a function",
+}
+"""Destinations an asynchronous invocation's record can be sent to (Lambda's four)."""
+
+
+@register
+class EventInvokeConfigProvider(ResourceProvider):
+    """A function's asynchronous-invocation settings: `MaximumRetryAttempts` (0-2),
+    `MaximumEventAgeInSeconds` (60-21600) and on-success/on-failure destinations
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+
+    type_name = "AWS::Lambda::EventInvokeConfig"
+    honoured = frozenset(
+        {
+            "FunctionName",
+            "Qualifier",
+            "MaximumRetryAttempts",
+            "MaximumEventAgeInSeconds",
+            "DestinationConfig",
+        }
+    )
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        retries = int(props.get("MaximumRetryAttempts", 2))
+        if not 0 <= retries <= 2:
+            raise request.error("must be between 0 and 2", prop="MaximumRetryAttempts")
+        age = int(props.get("MaximumEventAgeInSeconds", 21_600))
+        if not 60 <= age <= 21_600:
+            raise request.error("must be between 60 and 21600", prop="MaximumEventAgeInSeconds")
+        destinations = props.get("DestinationConfig") or {}
+        chosen: dict[str, str] = {}
+        for key in ("OnSuccess", "OnFailure"):
+            target = str((destinations.get(key) or {}).get("Destination") or "")
+            if not target:
+                continue
+            parts = target.split(":")
+            service = parts[2] if len(parts) > 5 else ""
+            if service not in DESTINATION_SERVICES or (
+                service == "events" and not parts[5].startswith("event-bus/")
+            ):
+                raise request.error(
+                    f"{target!r}: a destination must be {', '.join(DESTINATION_SERVICES.values())}"
+                    " (other destinations are not emulated locally)",
+                    prop=f"DestinationConfig.{key}.Destination",
+                )
+            chosen[key] = target
+        qualifier = str(props.get("Qualifier") or "$LATEST")
+        function = str(props["FunctionName"])
+        config = AsyncInvokeConfig(
+            max_retries=retries,
+            max_event_age_s=float(age),
+            on_success=chosen.get("OnSuccess", ""),
+            on_failure=chosen.get("OnFailure", ""),
+        )
+        try:
+            await self.ctx.sink.register_invoke_config(function, config)
+        except FunctionNotFound as exc:
+            raise request.error(str(exc), prop="FunctionName") from exc
+        request.report.action = "emulated"
+        request.report.note = "; ".join(
+            [
+                f"retries {retries}, max age {age} s",
+                *(f"{k} -> {v}" for k, v in chosen.items()),
+                *([f"qualifier {qualifier} resolves to $LATEST"] if qualifier != "$LATEST" else []),
+            ]
+        )
+        return Outputs(ref=f"{function}|{qualifier}")

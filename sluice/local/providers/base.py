@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from sluice.local.poller import MappingConfig
-    from sluice.local.runner import FunctionConfig
+    from sluice.local.runner import AsyncInvokeConfig, FunctionConfig
     from sluice.local.template import Outputs
 
 
@@ -51,6 +51,10 @@ class RuntimeSink(Protocol):
 
     async def register_mapping(self, config: MappingConfig, queue_url: str) -> None:
         """Add or update an SQS event source mapping (a poller)."""
+        ...
+
+    async def register_invoke_config(self, function: str, config: AsyncInvokeConfig) -> None:
+        """Set a function's asynchronous-invocation settings and destinations."""
         ...
 
     def function_timeout(self, name_or_arn: str) -> float | None:
