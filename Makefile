@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pytest processes for make test (one per core here; each test module stays on one worker).
 TEST_WORKERS ?= 2
 
-.PHONY: prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate contracts-package locks audit
+.PHONY: docs-figures bench-cold-start prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate contracts-package locks audit
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -142,6 +142,15 @@ locks: $(BIN)/python
 	for platform in $(LAYER_TARGETS); do for python in $(LAYER_PYTHONS); do \
 	  $(UV) pip compile $(LOCK_ARGS) pyproject.toml -c requirements.lock --python-version $$python --python-platform $$platform --only-binary :all: --generate-hashes -o tools/locks/layer/$$platform-py$$python.txt || exit 1; \
 	done; done
+
+## README's performance, memory, batch, cold-start and event figures, generated from the bench
+## RESULTS files (tools/docs_figures.py); make test fails when they disagree (tests/unit/docs).
+docs-figures: setup
+	$(BIN)/python -m tools.docs_figures
+
+## Cold starts per real-time function from fresh interpreters (bench/cold_start.py).
+bench-cold-start: setup
+	$(BIN)/python -m bench.cold_start --write
 
 bench: setup
 	$(UV) pip install --quiet --compile-bytecode --require-hashes --python $(BIN)/python -r requirements.lock

@@ -35,6 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench import sections
 from bench.datapath import DATA_DIR, ensure_csv
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -289,13 +290,13 @@ def render(args: argparse.Namespace, csv_path: Path, runs: list[dict[str, Any]],
            identity: tuple[bool, int, str] | None, whole_s: float | None) -> str:  # fmt: skip
     size_gb = csv_path.stat().st_size / 1e9
     lines = [
-        "# Batch path benchmark",
-        "",
-        f"`python -m bench.batch_path --size {args.size_text} --partition-bytes "
-        f"{args.partition_bytes}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}: "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"Python {platform.python_version()}; load average at the start "
-        f"{args.load_at_start}.",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- tree: {sections.tree()}",
+        f"- load: at the start {args.load_at_start}; at the end {sections.load()}",
+        f"- command: `python -m bench.batch_path --size {args.size_text} --partition-bytes "
+        f"{args.partition_bytes}`",
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical "
+        f"CPUs, Python {platform.python_version()}",
         "",
         f"Input: `{csv_path.name}` ({size_gb:.2f} GB, generated orders with 1% bad rows and 1% "
         "duplicates), uploaded to an archive bucket of the local runtime and processed by the "
@@ -338,11 +339,6 @@ def render(args: argparse.Namespace, csv_path: Path, runs: list[dict[str, Any]],
             f"sorted by order_id): **{'yes' if same else 'NO'}** — {rows} rows, {note}"
             + (f"; whole-file processing took {whole_s:.1f} s in one process." if whole_s else ".")
         )
-    lines += [
-        "",
-        "The full-size command is `python -m bench.batch_path` (about 2 GB).",
-        "",
-    ]
     return "\n".join(lines)
 
 
@@ -355,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS-batch.md")
     parser.add_argument("--keep", action="store_true", help="keep the Parquet under bench/out/")
     args = parser.parse_args(argv)
-    args.load_at_start = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    args.load_at_start = sections.load()
     size = parse_size(args.size_text)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -376,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     text = render(args, csv_path, runs, identity, whole_s)
     print(text)
     if not args.no_write:
-        RESULTS.write_text(text)
+        sections.replace_section(RESULTS, "batch", text)
     if any(r["status"] != "SUCCEEDED" for r in runs) or (identity is not None and not identity[0]):
         raise SystemExit(1)
 

@@ -34,8 +34,9 @@ import platform
 import statistics
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
+
+from bench import sections
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "RESULTS-cold-start.md"
@@ -169,22 +170,6 @@ def table(measured: dict[str, list[dict[str, float]]]) -> list[str]:
     return lines
 
 
-def _tree() -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return proc.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per function")
@@ -195,15 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(functions) - set(FUNCTIONS))
     if unknown or args.runs < 1:
         parser.error(f"unknown functions {unknown}" if unknown else "--runs must be ≥ 1")
-    started = datetime.now(UTC)
-    load_before = os.getloadavg()
+    started, load_before = sections.now(), sections.load()
     measured = {function: measure(function, args.runs) for function in functions}
-    load_after = os.getloadavg()
     header = [
-        f"- date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- tree: {_tree()}",
-        f"- load: {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute average, "
-        f"{os.cpu_count()} CPUs)",
+        f"- date: {started}",
+        f"- tree: {sections.tree()}",
+        f"- load: before {load_before}; after {sections.load()}",
         f"- machine: {platform.machine()}, Python {platform.python_version()}; "
         f"{args.runs} fresh interpreters per function, median (min–max)",
     ]

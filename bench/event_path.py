@@ -23,7 +23,9 @@ The local runtime's overhead is separated from the handlers' own time two ways:
   processes (the handlers), from psutil.
 
 Writes `bench/out/event_path-<time>.json` (and `.png`: per-hop latency against handler time)
-and prints a markdown table.
+and prints a markdown table; `--write` also puts the figures of record (date, tree, load, a
+`figure | value` table) in the `latest` section of bench/RESULTS-events.md, which README's
+event figures are generated from (`make docs-figures`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 
 import psutil
 
+from bench import sections
 from loadtests import report as rpt
 from loadtests.events import (
     EventFactory,
@@ -58,6 +61,7 @@ from loadtests.target import Target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "bench" / "out"
+RESULTS = REPO_ROOT / "bench" / "RESULTS-events.md"
 FUNCTIONS = ("ingest", "validate", "transform", "output")
 _REPORT = re.compile(r"REPORT RequestId: \S+\tDuration: (?P<duration>[\d.]+) ms")
 _INIT = re.compile(r"\tInit Duration: (?P<init>[\d.]+) ms")
@@ -325,6 +329,57 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def figures_of_record(doc: dict[str, Any], command: str) -> str:
+    """The `latest` section of RESULTS-events.md: provenance and one row per figure."""
+    lines = [
+        f"- date: {doc['when'][:16]} UTC",
+        f"- tree: {doc['tree']}",
+        f"- load: before {_load(doc['load_average'])}; after {_load(doc['load_average_after'])}"
+        f" on {os.cpu_count()} CPUs",
+        f"- command: {command}",
+        f"- machine: {doc['machine']}",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+    ]
+    files = doc.get("files")
+    if files:
+        cpu = files["cpu_s_per_file"]
+        by_action = files.get("endpoint_requests_per_file_by_action", {})
+        handler = ", ".join(
+            f"{name} {fn['handler_ms_per_file']:.0f}" for name, fn in files["functions"].items()
+        )
+        lines += [
+            f"| files | {files['files']} |",
+            f"| files completed | {files['completed']} |",
+            f"| rows per file | {files['rows_per_file']} |",
+            f"| small files/s | {files['files_per_s']:.2f} |",
+            f"| end-to-end p50 / p95 s | {_f(files['latency_s']['p50'])} / "
+            f"{_f(files['latency_s']['p95'])} |",
+            f"| CPU-s per file | {cpu['runtime'] + cpu['workers']:.3f} |",
+            f"| runtime CPU-s per file | {cpu['runtime']:.3f} |",
+            f"| functions CPU-s per file | {cpu['workers']:.3f} |",
+            f"| endpoint requests per file | {files['endpoint_requests_per_file']:.1f} |",
+            "| requests per file by action | "
+            + ", ".join(f"{action} {count:g}" for action, count in by_action.items())
+            + " |",
+            f"| handler ms per file | {handler} |",
+        ]
+    events = doc.get("events")
+    if events:
+        lines += [
+            f"| custom events/s | {events['accepted_per_s']:,.0f} |",
+            f"| events lost | {events['lost']} |",
+            f"| events duplicated | {events['duplicated']} |",
+            f"| publish → sink p95 s | {_f(events['delivery_latency_s']['p95'])} |",
+        ]
+    return "\n".join(lines)
+
+
+def _load(values: Any) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def plot(doc: dict[str, Any], path: Path) -> Path:
     """Per hop: p50 and p95 wall time against the handler's own time per file."""
     import matplotlib
@@ -368,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-concurrency", type=int, default=2)
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--label", default="event path")
+    p.add_argument(
+        "--write", action="store_true", help="put the figures in bench/RESULTS-events.md (latest)"
+    )
     args = p.parse_args(argv)
+    command = "`python -m bench.event_path " + " ".join(argv or sys.argv[1:]) + "`"
     port = args.port or free_port()
     with (
         tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp,
@@ -380,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "machine": machine(),
             "load_average": os.getloadavg(),
+            "tree": sections.tree(),
             "args": vars(args),
         }
         if args.files:
@@ -395,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(doc))
     print(f"load average before/after: {doc['load_average']} / {doc['load_average_after']}")
     print(f"written: {path}")
+    if args.write:
+        sections.replace_section(RESULTS, "latest", figures_of_record(doc, command))
+        print(f"written: {RESULTS.relative_to(REPO_ROOT)} (latest)")
     bad = doc.get("events", {}).get("lost") or doc.get("events", {}).get("duplicated")
     not_done = doc.get("files", {}).get("completed", 0) < args.files
     return 1 if bad or not_done else 0

@@ -1,0 +1,118 @@
+"""README's performance, memory, batch, cold-start and event figures come from the RESULTS files
+(`tools/docs_figures.py`, `make docs-figures`): README and RESULTS never disagree, and every
+RESULTS file states the date, tree and load of its runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tools import docs_figures
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_readme_figures_agree_with_the_results_files() -> None:
+    readme = docs_figures.README.read_text(encoding="utf-8")
+    rendered = docs_figures.render(readme)
+    assert docs_figures.stale_blocks(readme, rendered) == [], "run `make docs-figures`"
+
+
+def test_a_figure_changed_in_results_makes_the_check_name_its_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a copy of the RESULTS files where the event run's requests per file changed
+    bench = tmp_path / "bench"
+    shutil.copytree(docs_figures.BENCH, bench, ignore=shutil.ignore_patterns("data", "out"))
+    events = bench / "RESULTS-events.md"
+    text = events.read_text(encoding="utf-8")
+    changed = re.sub(
+        r"\| endpoint requests per file \| [\d.]+ \|", "| endpoint requests per file | 14.0 |", text
+    )
+    assert changed != text
+    events.write_text(changed, encoding="utf-8")
+    monkeypatch.setattr(docs_figures, "BENCH", bench)
+    readme = docs_figures.README.read_text(encoding="utf-8")
+    # WHEN README is checked against them
+    stale = docs_figures.stale_blocks(readme, docs_figures.render(readme))
+    # THEN the events block disagrees, and its verdict is judged from the new figure
+    assert stale == ["events"]
+    assert "**14.0 endpoint requests**" in docs_figures.block_events()
+    assert "target ≤ 15: **met**" in docs_figures.block_events()
+
+
+def test_a_results_section_without_its_tree_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = tmp_path / "bench"
+    shutil.copytree(docs_figures.BENCH, bench, ignore=shutil.ignore_patterns("data", "out"))
+    batch = bench / "RESULTS-batch.md"
+    batch.write_text(
+        re.sub(r"(?m)^- tree: .*\n", "", batch.read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    monkeypatch.setattr(docs_figures, "BENCH", bench)
+    with pytest.raises(docs_figures.FiguresError, match=r"RESULTS-batch.md \[batch\].*tree"):
+        docs_figures.block_batch()
+
+
+@pytest.mark.parametrize(
+    "results", sorted(p.name for p in docs_figures.BENCH.glob("RESULTS*.md")), ids=str
+)
+def test_every_results_file_states_date_tree_and_load(results: str) -> None:
+    text = (docs_figures.BENCH / results).read_text(encoding="utf-8")
+    sections = re.findall(r"<!-- begin:([\w-]+) -->\n(.*?)<!-- end:\1 -->", text, re.S)
+    assert sections, f"{results} has no generated section"
+    for name, body in sections:
+        for fact in ("date", "tree", "load"):
+            assert re.search(rf"(?m)^- {fact}: \S", body), f"{results} [{name}] lacks `- {fact}:`"
+
+
+def test_event_path_writes_the_section_the_readme_block_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import event_path, sections
+
+    # GIVEN a benchmark result as bench.event_path builds it
+    doc = {
+        "when": "2026-12-07 08:10:00 UTC",
+        "tree": "abc123def456",
+        "machine": "test box",
+        "load_average": (0.5, 0.4, 0.3),
+        "load_average_after": (1.5, 0.9, 0.5),
+        "files": {
+            "files": 400,
+            "completed": 400,
+            "rows_per_file": 20,
+            "files_per_s": 12.5,
+            "latency_s": {"p50": 10.0, "p95": 20.0},
+            "cpu_s_per_file": {"runtime": 0.04, "workers": 0.06},
+            "endpoint_requests_per_file": 16.0,
+            "endpoint_requests_per_file_by_action": {"s3.PUT": 5.0, "TransactWriteItems": 4.0},
+            "functions": {"ingest": {"handler_ms_per_file": 30.2}},
+        },
+        "events": {"accepted_per_s": 1234.5, "lost": 0, "duplicated": 0,
+                   "delivery_latency_s": {"p95": 0.05}},
+    }  # fmt: skip
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    results = bench / "RESULTS-events.md"
+    results.write_text("# Event path\n\nHand-written reading.\n", encoding="utf-8")
+    # WHEN its figures are written and README's block is rendered from them
+    body = event_path.figures_of_record(doc, "`python -m bench.event_path --files 400`")
+    sections.replace_section(results, "latest", body)
+    monkeypatch.setattr(docs_figures, "BENCH", bench)
+    block = docs_figures.block_events()
+    # THEN the hand-written text stays, and the block carries the run's figures and provenance
+    assert "Hand-written reading." in results.read_text(encoding="utf-8")
+    assert "**1,234 events/s**" in block
+    assert "**0.100 CPU-s**" in block
+    assert (
+        "**16.0 endpoint requests** (s3.PUT 5, TransactWriteItems 4; target ≤ 15: **not met**)"
+        in block
+    )
+    assert "tree abc123def456" in block
+    assert "load before 0.50, 0.40, 0.30" in block
