@@ -190,11 +190,17 @@ def up(
     health = running(port)
     if health:
         refuse_other_checkout(health, port)
+        _refuse_changes_to_running(ctx, health, port, stage)
+        body: dict[str, Any] = {
+            "templates": [str(t.resolve()) for t in templates],
+            "parameters": dict(_parse_param(p) for p in params),
+        }
         try:
-            doc = _call(port, "provision", {}, timeout=startup_timeout)
+            doc = _call(port, "provision", body, timeout=startup_timeout)
         except LocalRuntimeError as exc:
             raise click.ClickException(str(exc)) from exc
-        click.echo(f"sluice local is already running on 127.0.0.1:{port}; re-provisioned")
+        which = ", ".join(t.name for t in templates) if templates else "its templates"
+        click.echo(f"sluice local is already running on 127.0.0.1:{port}; provisioned {which}")
         print_report(doc["resources"])
         return
     directory = _state_dir(state_dir)
@@ -235,6 +241,39 @@ def up(
         asyncio.run(_serve(options))
     except LocalRuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+_FIXED_AT_START = ("detach", "max_concurrency", "no_schedules", "no_prewarm", "no_iam")
+"""`up` options a running runtime was started with and cannot change."""
+
+
+def _refuse_changes_to_running(
+    ctx: click.Context, health: dict[str, Any], port: int, stage: str
+) -> None:
+    """A usage error when `up` against a running runtime asks for what only a new runtime can
+    be: another stage, state dir, IAM mode, concurrency cap, schedules or pre-warming."""
+    given = [
+        name
+        for name in _FIXED_AT_START
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    wanted_dir, used_dir = ctx.params.get("state_dir"), health.get("state_dir")
+    if wanted_dir and used_dir and Path(wanted_dir).resolve() != Path(used_dir).resolve():
+        given.insert(0, f"state dir {wanted_dir} (it uses {used_dir})")
+    root = ctx.find_root()
+    stage_given = root.get_parameter_source("stage") in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+    )
+    if stage_given and health.get("stage") not in (None, stage):
+        given.insert(0, f"stage {stage} (it runs {health['stage']})")
+    if given:
+        options = ", ".join(f"--{g.replace('_', '-')}" if " " not in g else g for g in given)
+        raise click.UsageError(
+            f"the runtime on 127.0.0.1:{port} is already running; {options} cannot change it. "
+            f"Stop it first (`sluice local down --port {port}`), or run `up` with `--template` "
+            "and `--param` only to provision templates into it"
+        )
 
 
 async def _serve(options: Any) -> None:

@@ -334,13 +334,23 @@ class LocalRuntime:
         self._write_state()
         return reports
 
-    async def provision(self) -> list[ResourceReport]:
-        """Provision (or re-provision, idempotently) every template in order."""
+    async def provision(
+        self, templates: list[Path] | None = None, parameters: dict[str, str] | None = None
+    ) -> list[ResourceReport]:
+        """Provision (or re-provision, idempotently) every template in order: `templates`
+        when given (`up --template X` against a running runtime: X only, with `parameters`
+        over the runtime's own), else the runtime's templates."""
         assert self.provisioner is not None
         async with self._provision_lock:
-            overrides = {"Stage": self.options.stage, **self.options.parameters}
+            overrides = {
+                "Stage": self.options.stage,
+                **self.options.parameters,
+                **(parameters or {}),
+            }
             reports: list[ResourceReport] = []
-            templates = self.options.templates or default_templates(self.options.repo_root)
+            templates = (
+                templates or self.options.templates or default_templates(self.options.repo_root)
+            )
             if not templates:
                 raise LocalRuntimeError("no templates found (deploy/platform.yaml missing?)")
             for path in templates:
@@ -1037,8 +1047,15 @@ class LocalRuntime:
         }
 
     async def _provision_route(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        body = body if isinstance(body, dict) else {}
+        templates = [Path(str(t)) for t in body.get("templates") or []]
+        missing = [str(t) for t in templates if not t.is_file()]
+        if missing:
+            return web.json_response({"error": f"no such template: {missing[0]}"}, status=400)
+        parameters = {str(k): str(v) for k, v in (body.get("parameters") or {}).items()}
         try:
-            reports = await self.provision()
+            reports = await self.provision(templates or None, parameters)
         except LocalRuntimeError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"resources": [asdict(r) for r in reports]})

@@ -47,6 +47,22 @@ def _items(port: int) -> list[dict[str, Any]]:
     return [dict(item) for item in ddb.scan(TableName="sluice-test-ledger")["Items"]]
 
 
+EXTRA = """\
+Resources:
+  Extra:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: sluice-test-extra
+"""
+
+
+def _queues(port: int) -> list[str]:
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+    return [url.rsplit("/", 1)[1] for url in sqs.list_queues().get("QueueUrls", [])]
+
+
 def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
     port = free_port()
     state = tmp_path / "state"
@@ -75,6 +91,19 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
         assert "already running" in again.stdout
         assert json.loads((state / "runtime.json").read_text())["pid"] == pid
         assert any("TICK#" in str(i["PK"]) for i in _items(port))
+        # AND `up --template X` against it provisions X, and X only
+        extra = tmp_path / "extra.yaml"
+        extra.write_text(EXTRA)
+        added = sluice(*_up_args(port, state)[:-4], "--template", str(extra))
+        assert added.returncode == 0, added.stderr
+        assert "provisioned extra.yaml" in added.stdout
+        assert "resources: 1 " in added.stdout
+        assert "sluice-test-extra" in _queues(port)
+        # AND what only a new runtime can change is refused, naming the way out
+        refused = sluice(*_up_args(port, state), "--no-iam")
+        assert refused.returncode != 0
+        assert "--no-iam cannot change it" in refused.stderr
+        assert "sluice local down" in refused.stderr
     finally:
         stopped = sluice("--endpoint-url", f"http://127.0.0.1:{port}", "local", "down")
     # THEN down stops it and removes its state file
