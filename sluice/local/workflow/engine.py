@@ -304,6 +304,7 @@ class WorkflowEngine:
             )
         finally:
             execution.stop = execution.stop if execution.status == "ABORTED" else self._now()
+            self.tokens.close_execution(execution.arn)
             execution.done.set()
 
     def execution(self, arn: str) -> ExecutionRecord:

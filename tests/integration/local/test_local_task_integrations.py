@@ -136,6 +136,11 @@ async def test_sns_sqs_child_sync2_and_a_callback_lambda_task_complete_through_t
             "sns:Publish",
             "sqs:SendMessage",
             "states:StartExecution",
+            "states:DescribeExecution",
+            "states:StopExecution",
+            "events:PutTargets",
+            "events:PutRule",
+            "events:DescribeRule",
             "lambda:InvokeFunction",
         )
         child = await sfn.create_state_machine(

@@ -413,3 +413,72 @@ async def test_each_retry_attempt_gets_a_fresh_token() -> None:
     execution = await run_definition(engine, definition, {})
     assert execution.output == {"attempt": 2}
     assert len(set(tokens)) == 2
+
+
+async def test_a_token_whose_task_failed_before_waiting_is_closed_with_its_execution() -> None:
+    # GIVEN a callback task whose Parameters fail after its token was issued
+    engine, *_ = make_engine()
+    definition = _task(
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        Parameters={"FunctionName": "worker", "Payload": {"t.$": "$$.Task.Token", "x.$": "$.nope"}},
+    )
+    execution = await run_definition(engine, definition, {})
+    # THEN the execution fails and leaves no token open
+    assert execution.error == "States.Runtime"
+    assert engine.tokens.open_for(execution.arn) == 0
+
+
+def _allow_all_but(*denied: str) -> Any:
+    def authorize(role: str, action: str, resource: str) -> str | None:
+        return f"{role} may not {action} on {resource}" if action in denied else None
+
+    return authorize
+
+
+_SLOW_CHILD = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+
+
+@pytest.mark.parametrize(
+    ("denied", "child_runs"),
+    [(("events:PutRule",), False), (("states:DescribeExecution",), True)],
+)
+async def test_start_execution_sync_needs_the_documented_watch_permissions(
+    denied: tuple[str, ...], child_runs: bool
+) -> None:
+    # GIVEN a role allowed StartExecution but not one of the .sync permissions
+    engine = WorkflowEngine(
+        invoker=FakeInvoker(),
+        sdk=InMemoryS3(),
+        clock=FakeClock(),
+        authorize=_allow_all_but(*denied),
+    )
+    engine.create_state_machine("child", json.dumps(_CHILD), ROLE)
+    definition = _task(
+        "arn:aws:states:::states:startExecution.sync",
+        Parameters={"StateMachineArn": MACHINE + "child"},
+    )
+    # WHEN the parent runs THEN the task fails naming the permission
+    execution = await run_definition(engine, definition, {}, name="parent")
+    assert execution.error == "StepFunctions.AccessDeniedException"
+    assert denied[0] in (execution.cause or "")
+    children = engine.list_executions(MACHINE + "child")
+    # AND a child started before the denial is stopped
+    assert [c.status for c in children] == (["ABORTED"] if child_runs else [])
+
+
+async def test_stopping_the_parent_stops_its_sync_child() -> None:
+    clock = ManualClock()
+    engine = WorkflowEngine(invoker=FakeInvoker(), sdk=InMemoryS3(), clock=clock)
+    engine.create_state_machine("child", json.dumps(_SLOW_CHILD), ROLE)
+    definition = _task(
+        "arn:aws:states:::states:startExecution.sync:2",
+        Parameters={"StateMachineArn": MACHINE + "child"},
+    )
+    engine.create_state_machine("parent", json.dumps(definition), ROLE)
+    parent = engine.start_execution(MACHINE + "parent", "{}")
+    await clock.advance(0)
+    (child,) = engine.list_executions(MACHINE + "child")
+    assert child.status == "RUNNING"
+    engine.stop_execution(parent.arn)
+    await engine.wait(parent.arn)
+    assert (await engine.wait(child.arn)).status == "ABORTED"

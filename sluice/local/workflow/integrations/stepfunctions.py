@@ -7,7 +7,10 @@ AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.
   string; `.sync:2`: the same with `Input` and `Output` as JSON;
 - a child that does not succeed fails the task with `States.TaskFailed`, Cause = that document;
 - stopping the parent stops a `.sync` child.
-The execution role needs `states:StartExecution` on the child state machine.
+The execution role needs `states:StartExecution` on the child state machine and, for `.sync`,
+`states:DescribeExecution`/`states:StopExecution` on its executions and `events:PutTargets`,
+`events:PutRule`, `events:DescribeRule` on the managed rule
+(https://docs.aws.amazon.com/step-functions/latest/dg/stepfunctions-iam.html).
 """
 
 from __future__ import annotations
@@ -59,6 +62,27 @@ def describe(child: ExecutionRecord, *, as_json: bool) -> dict[str, Any]:
     return doc
 
 
+_MANAGED_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
+_RULE_ACTIONS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
+_WATCH_ACTIONS = ("states:DescribeExecution", "states:StopExecution")
+
+
+def _region_account(arn: str) -> tuple[str, str]:
+    parts = arn.split(":")
+    return (parts[3], parts[4]) if len(parts) > 4 else ("", "")
+
+
+def _authorize(call: TaskCall, services: TaskServices, needs: list[tuple[str, str]]) -> None:
+    """Every (action, resource) must be allowed to the execution's role."""
+    role = call.execution.role_arn
+    if services.authorize is None or not role:
+        return
+    for action, resource in needs:
+        denial = services.authorize(role, action, resource)
+        if denial is not None:
+            raise StatesError("StepFunctions.AccessDeniedException", denial)
+
+
 class StartExecution:
     """`states:startExecution` on the local engine."""
 
@@ -74,11 +98,13 @@ class StartExecution:
         if host is None:
             raise StatesError("States.TaskFailed", "no execution host is configured")
         machine_arn = params["StateMachineArn"]
-        role = call.execution.role_arn
-        if services.authorize is not None and role:
-            denial = services.authorize(role, "states:StartExecution", machine_arn)
-            if denial is not None:
-                raise StatesError("StepFunctions.AccessDeniedException", denial)
+        sync = call.resource.pattern in (Pattern.SYNC, Pattern.SYNC_JSON)
+        needs = [("states:StartExecution", machine_arn)]
+        if sync:
+            region, account = _region_account(machine_arn)
+            rule = f"arn:aws:events:{region}:{account}:rule/{_MANAGED_RULE}"
+            needs += [(action, rule) for action in _RULE_ACTIONS]
+        _authorize(call, services, needs)
         text = as_text(params["Input"]) if "Input" in params else None
         try:
             child = host.start_execution(machine_arn, text, params.get("Name"))
@@ -86,8 +112,13 @@ class StartExecution:
             name = exc.type_name.removesuffix("Exception")
             raise StatesError(f"StepFunctions.{name}Exception", exc.message) from exc
         started = {"ExecutionArn": child.arn, "StartDate": _millis(child.start)}
-        if call.resource.pattern not in (Pattern.SYNC, Pattern.SYNC_JSON):
+        if not sync:
             return http_metadata(started)
+        try:
+            _authorize(call, services, [(a, child.arn) for a in _WATCH_ACTIONS])
+        except StatesError:
+            host.stop_execution(child.arn, "States.Aborted", "the parent may not watch it")
+            raise
         call.events.submitted(started)
         try:
             done = await host.wait(child.arn)

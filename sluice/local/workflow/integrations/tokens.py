@@ -87,6 +87,16 @@ class TaskTokens:
         finally:
             self.close(token)
 
+    def open_for(self, execution_arn: str) -> int:
+        """How many tokens of `execution_arn` are still open."""
+        return sum(1 for p in self._open.values() if p.execution_arn == execution_arn)
+
+    def close_execution(self, execution_arn: str) -> None:
+        """Close every token of an execution that ended (one issued for a task whose
+        Parameters then failed never reached a wait)."""
+        for token in [t for t, p in self._open.items() if p.execution_arn == execution_arn]:
+            self.close(token)
+
     def close(self, token: str) -> None:
         """Forget an open token (its task ended); later callbacks get TaskTimedOut."""
         pending = self._open.pop(token, None)
