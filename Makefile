@@ -45,7 +45,7 @@ browser:
 contracts-check: setup
 	$(BIN)/python -m contracts.tools check
 	$(BIN)/sluice contracts check --datasets
-	$(BIN)/sluice contracts check --path samples/team_events/acme_inventory
+	$(BIN)/sluice contracts check --path packages/sluice-contracts/examples/acme_inventory
 
 contracts-generate: setup
 	$(BIN)/python -m contracts.tools generate

@@ -18,8 +18,9 @@ SluiceError                     .code: a stable snake_case reason
     └── DatasetContractInvalid  a data contract that does not load
 ```
 
-Why the root lives here. `contracts` is a leaf package (it imports pydantic, orjson and PyYAML,
-never `sluice_shared`) and may one day be installed on its own, yet a contract error is poison
+Why the root lives here. `contracts` is a leaf package (pydantic; PyYAML and pyarrow for the
+data contracts; never `sluice_shared`), and its event half is installed on its own by producer
+teams (`packages/sluice-contracts`), yet a contract error is poison
 input: a consumer must park the event with its reason, never retry it. Two roots would need an
 adapter in every consumer that remembers to translate; instead the root and the two public
 families live with the contracts, and `sluice_shared.errors` re-exports them (the same class

@@ -26,7 +26,7 @@ from loadtests.events import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = REPO_ROOT / "samples" / "team_events" / "acme_inventory"
+SAMPLE = REPO_ROOT / "packages" / "sluice-contracts" / "examples" / "acme_inventory"
 EXAMPLE = SAMPLE / "inventory_counted" / "v1" / "examples" / "first.json"
 TYPE = "acme.inventory.counted.v1"
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[3]
 UV = Path(sys.executable).parent / "uv"
-SAMPLE = REPO / "samples" / "team_events" / "acme_inventory"
+SAMPLE = REPO / "packages" / "sluice-contracts" / "examples" / "acme_inventory"
 
 PRODUCER = textwrap.dedent(
     """
@@ -148,6 +148,8 @@ async def test_contracts_package_alone_publishes_a_team_event_to_the_local_runti
             return list(answer.get("Messages", []))
 
         [message] = await wait_for(received, timeout=30)
+    for name in [m for m in sys.modules if m.startswith("acme_inventory")]:
+        del sys.modules[name]  # an earlier test's copy of the same package
     [folder] = discover(team)
     envelope = parse_eventbridge_event(message["Body"], registry=ContractRegistry([folder.model]))
     assert envelope.id == output[3]

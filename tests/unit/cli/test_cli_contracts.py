@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -130,11 +131,17 @@ def test_contracts_check_bad_model_path_exits_2(sluice: Invoke) -> None:
     assert "cannot import" in result.stderr
 
 
-SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "team_events" / "acme_inventory"
+SAMPLE = (
+    Path(__file__).resolve().parents[3]
+    / "packages"
+    / "sluice-contracts"
+    / "examples"
+    / "acme_inventory"
+)
 
 
 @pytest.fixture
-def team_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def team_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """GIVEN the sample team folder (models only) outside the repository and outside git."""
     import shutil
 
@@ -145,7 +152,10 @@ def team_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("acme_inventory"):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    return root
+    yield root
+    # the copy is gone after the test: a later import must not find its modules
+    for name in [m for m in sys.modules if m.startswith("acme_inventory")]:
+        del sys.modules[name]
 
 
 def test_contracts_generate_path_writes_a_team_folder_then_check_passes(

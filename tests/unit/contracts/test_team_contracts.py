@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,13 @@ from contracts.publish import entries, entries_json, validated
 from contracts.tools import ToolError, check, discover, first_example, generate
 
 REPO = Path(__file__).resolve().parents[3]
-SAMPLE = REPO / "samples" / "team_events" / "acme_inventory"
+SAMPLE = REPO / "packages" / "sluice-contracts" / "examples" / "acme_inventory"
 SAMPLE_TYPE = "acme.inventory.counted.v1"
 BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-bus/sluice-dev-bus"
 
 
 @pytest.fixture
-def team_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def team_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """GIVEN the sample team folder copied outside the repository, schema and examples removed."""
     root = tmp_path / "team" / "acme_inventory"
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
@@ -38,7 +39,10 @@ def team_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith("acme_inventory"):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    return root
+    yield root
+    # the copy is gone after the test: a later import must not find its modules
+    for name in [m for m in sys.modules if m.startswith("acme_inventory")]:
+        del sys.modules[name]
 
 
 def test_sluice_contracts_imports_as_the_same_modules_in_the_repository() -> None:
