@@ -46,6 +46,9 @@ class Run:
     cores: int
     pin: str = "affinity"  # affinity: the process may use `cores` CPUs; pools: Arrow pools = 1
     limit: int | None = None  # rows read (the Python csv baseline runs on a prefix)
+    dataset: str = "orders"
+    loops: int = 1  # the job run this many times in the one process (small files)
+    process_defaults: bool = False  # Sluice without `prepare_process`: pyarrow's defaults
 
 
 @dataclass
@@ -83,12 +86,16 @@ ENGINE_MODULES = {
     "pycsv": ["pyarrow.parquet"],
     "pandas": ["pandas", "numpy", "pyarrow.parquet"],
     "polars": ["polars"],
+    "polars-streaming": ["polars"],
     "duckdb": ["duckdb"],
+    "duckdb-single": ["duckdb"],
+    "duckdb-jsonl": ["duckdb"],
+    "floor-jsonl": ["pyarrow.json", "pyarrow.parquet"],
 }
 # Sluice's Lambda package ships pyarrow without numpy or pandas (DESIGN 5a). Here they are
 # installed for the baselines, and pyarrow would import pandas on its first `pa.scalar(None)`
 # (+45 MB RSS); the Sluice and floor children block both, as in the deployed function.
-LAMBDA_LIKE = {"sluice", "sluice-batch", "floor"}
+LAMBDA_LIKE = {"sluice", "sluice-batch", "floor", "floor-jsonl"}
 SLUICE_ENGINES = {"sluice", "sluice-batch"}
 # Arrow's allocator for the Lambda-like children: "" keeps what a function process uses (the
 # Sluice children call `prepare_process`: jemalloc purging at once, see datapath/memory.py; set
@@ -120,7 +127,7 @@ def _pin(cores: int, pin: str) -> None:
         pa.set_io_thread_count(1)
 
 
-def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
+def run_sluice(csv_path: Path, out_dir: Path, dataset: str = "orders") -> dict[str, Any]:
     """Sluice's data path on local files, as one file on the real-time path would run it."""
     import pyarrow as pa
 
@@ -131,7 +138,7 @@ def run_sluice(csv_path: Path, out_dir: Path) -> dict[str, Any]:
     from sluice_shared.datapath.validate import validate_file
     from sluice_shared.limits import Limits
 
-    contract = load_contract("orders")
+    contract = load_contract(dataset)
     work = out_dir / "_work"
     buckets = bucket_count_for(csv_path.stat().st_size)
     times: dict[str, float] = {"validate_s": 0.0, "transform_s": 0.0, "output_s": 0.0}
@@ -280,7 +287,8 @@ def child_main(args: argparse.Namespace) -> None:
     if engine in LAMBDA_LIKE:
         sys.meta_path.insert(0, _Absent({"pandas", "numpy"}))
     _pin(args.cores, args.pin)
-    if engine in SLUICE_ENGINES and not os.environ.get("SLUICE_BENCH_PROCESS_DEFAULTS"):
+    defaults = args.process_defaults or os.environ.get("SLUICE_BENCH_PROCESS_DEFAULTS")
+    if engine in SLUICE_ENGINES and not defaults:
         # what a function process runs: the worker allocator settings (datapath/memory.py)
         from sluice_shared.datapath.memory import prepare_process
 
@@ -288,17 +296,21 @@ def child_main(args: argparse.Namespace) -> None:
     for module in ENGINE_MODULES.get(engine, []):
         importlib.import_module(module)
     from bench import baselines
-    from bench.job import orders_job
+    from bench.job import dataset_job
 
     csv_path = Path(args.csv)
     out_dir = Path(args.out)
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    job = orders_job()
+    job = dataset_job(args.dataset)
     started = time.perf_counter()
     cpu_started = _cpu_seconds()
     if engine == "sluice":
-        result = run_sluice(csv_path, out_dir)
+        for _ in range(args.loops - 1):  # small files: the same job again in a warm process
+            run_sluice(csv_path, out_dir, args.dataset)
+            shutil.rmtree(out_dir)
+            out_dir.mkdir(parents=True)
+        result = run_sluice(csv_path, out_dir, args.dataset)
     elif engine == "sluice-batch":
         result = run_sluice_batch(csv_path, out_dir, workers=args.cores)
     elif engine == "pycsv":
@@ -307,16 +319,34 @@ def child_main(args: argparse.Namespace) -> None:
         result = baselines.run_pandas(job, csv_path, out_dir)
     elif engine == "polars":
         result = baselines.run_polars(job, csv_path, out_dir)
+    elif engine == "polars-streaming":
+        result = baselines.run_polars_streaming(job, csv_path, out_dir)
     elif engine == "duckdb":
         result = baselines.run_duckdb(job, csv_path, out_dir, threads=args.cores)
+    elif engine == "duckdb-single":
+        result = baselines.run_duckdb_single(job, csv_path, out_dir, threads=args.cores)
     elif engine == "floor":
         result = baselines.run_floor(job, csv_path, out_dir)
+    elif engine == "duckdb-jsonl":
+        from sluice_shared.limits import Limits
+
+        depth = Limits().max_json_depth
+        result = baselines.run_duckdb_jsonl(job, csv_path, out_dir, args.cores, depth)
+    elif engine == "floor-jsonl":
+        result = baselines.run_floor_jsonl(job, csv_path, out_dir)
     else:
         raise SystemExit(f"unknown engine {engine!r}")
     seconds = time.perf_counter() - started
     cpu_s = _cpu_seconds() - cpu_started
     shutil.rmtree(out_dir, ignore_errors=True)
-    print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, **result}), flush=True)
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's across fork+exec);
+    # the batch path's workers report theirs to this process when they are reaped
+    status = Path("/proc/self/status").read_text("utf-8")
+    vmhwm_kb = next(int(line.split()[1]) for line in status.splitlines() if "VmHWM" in line)
+    workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = max(vmhwm_kb, workers_kb)
+    output = {"seconds": seconds, "cpu_s": cpu_s, "peak_kb": peak_kb, **result}
+    print(json.dumps(output), flush=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,6 +373,12 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
     ]
     if run.limit is not None:
         cmd += ["--limit", str(run.limit)]
+    if run.loops > 1:
+        cmd += ["--loops", str(run.loops)]
+    if run.dataset != "orders":
+        cmd += ["--dataset", run.dataset]
+    if run.process_defaults:
+        cmd.append("--process-defaults")
     env = {**os.environ, "POLARS_MAX_THREADS": str(run.cores)}
     if run.engine in LAMBDA_LIKE and ARROW_POOL:
         env["ARROW_DEFAULT_MEMORY_POOL"] = ARROW_POOL
@@ -380,23 +416,32 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
     cpu_s = float(result.pop("cpu_s"))  # the job's own, imports excluded
     rows_out = int(result.pop("rows_out"))
     rows_bad = int(result.pop("rows_bad"))
+    peak_mb = int(result.pop("peak_kb")) / 1024  # the child's own (or its largest worker's)
     return Outcome(run, seconds, rows_in, rows_out, rows_bad, peak_mb, cpu_s, result)
 
 
-def ensure_csv(rows: int | None, *, clean: bool = False, size_bytes: int | None = None) -> Path:
-    """The cached generated orders CSV of `rows` rows or about `size_bytes` bytes (bench/data/,
-    git-ignored), with its ground truth next to it."""
+def ensure_csv(
+    rows: int | None,
+    *,
+    clean: bool = False,
+    size_bytes: int | None = None,
+    dataset: str = "orders",
+) -> Path:
+    """The cached generated orders CSV (or `dataset`'s file: sensor_readings is JSON Lines) of
+    `rows` rows or about `size_bytes` bytes (bench/data/, git-ignored), with its ground truth
+    next to it."""
     from sluice.generate import generate
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     suffix = "clean" if clean else f"bad{BAD_RATIO}-dup{DUPLICATE_RATIO}"
     amount = f"{rows}" if size_bytes is None else f"{size_bytes // 10**6}MB"
-    path = DATA_DIR / f"orders-{amount}-{suffix}-seed{SEED}.csv"
+    ext = "jsonl" if dataset == "sensor_readings" else "csv"
+    path = DATA_DIR / f"{dataset}-{amount}-{suffix}-seed{SEED}.{ext}"
     if not path.exists():
         print(f"generating {path.name} ...", flush=True)
         partial = path.with_suffix(".partial")
         truth = generate(
-            "orders",
+            dataset,
             partial,
             rows=rows if size_bytes is None else None,
             size_bytes=size_bytes,
@@ -425,6 +470,8 @@ def machine_facts() -> dict[str, str]:
         mem_kb = int(fh.readline().split()[1])
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "tree": tree_commit(),
+        "load": load_average(),
         "cpu": f"{model}, {os.cpu_count()} logical CPUs",
         "memory": f"{mem_kb / 2**20:.1f} GiB",
         "os": platform.platform(),
@@ -434,6 +481,26 @@ def machine_facts() -> dict[str, str]:
             f"pandas {pandas.__version__}, duckdb {duckdb.__version__}"
         ),
     }
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages now (the box is shared: every figure states it)."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} CPUs)"
+
+
+def tree_commit() -> str:
+    """The commit of the measured tree, `+dirty` when the work tree has changes."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(
+            ["git", *argv], cwd=BENCH_DIR.parent, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS*")
+    return commit + ("+dirty" if dirty else "")
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -479,6 +546,8 @@ def render(
         )
     head = [
         f"- date: {facts['date']}",
+        f"- tree: {facts['tree']}",
+        f"- load: at start {facts.get('load_start', '?')}; at end {facts['load']}",
         f"- machine: {facts['cpu']}, {facts['memory']} RAM; {facts['os']}",
         f"- software: Python {facts['python']}; {facts['versions']}",
         f"- input: `{csv_path.name}`, {size / 1e6:,.0f} MB, {outcomes[0].rows_in:,} data rows",
@@ -504,23 +573,23 @@ def main_compare(args: argparse.Namespace) -> None:
     clean_path = Path(args.csv) if args.csv else ensure_csv(args.rows, clean=True)
     rows_in = count_rows(csv_path)
     pycsv_limit = min(rows_in, args.pycsv_rows)
-    runs = [
-        Run("sluice", "sluice", 1),
-        Run("sluice", "sluice", 2),
-        Run("sluice batch path, 2 workers", "sluice-batch", 2),
-        Run("floor: pyarrow read+write", "floor", 1),
-        Run("floor: pyarrow read+write", "floor", 2),
-        Run("polars", "polars", 1),
-        Run("polars", "polars", 2),
-        Run("duckdb", "duckdb", 1),
-        Run("duckdb", "duckdb", 2),
-        Run("pandas", "pandas", 1),
-        Run("python csv", "pycsv", 1, limit=pycsv_limit),
+    engines = [
+        ("sluice", "sluice"),
+        ("floor: pyarrow read+write", "floor"),
+        ("polars", "polars"),
+        ("polars streaming", "polars-streaming"),
+        ("duckdb", "duckdb"),
+        ("duckdb single pass", "duckdb-single"),
+        ("pandas", "pandas"),
     ]
+    runs = [Run(label, engine, cores) for label, engine in engines for cores in (1, 2)]
+    runs.insert(2, Run("sluice batch path, 2 workers", "sluice-batch", 2))
+    runs += [Run("python csv", "pycsv", cores, limit=pycsv_limit) for cores in (1, 2)]
     if args.engines:
         wanted = set(args.engines.split(","))
         runs = [r for r in runs if r.engine in wanted or r.engine.startswith("sluice")]
     outcomes: list[Outcome] = []
+    load_start = load_average()
     for run in runs:
         source = clean_path if run.engine == "floor" else csv_path
         label = f"{run.label} ({run.cores} core{'s' if run.cores > 1 else ''})"
@@ -539,7 +608,7 @@ def main_compare(args: argparse.Namespace) -> None:
         outcomes.append(outcome)
         print(f"  {outcome.seconds} s, {outcome.peak_rss_mb} MB, {outcome.note}", flush=True)
     reference = next((o for o in outcomes if o.run.engine == "sluice" and o.run.cores == 1), None)
-    table = render(outcomes, csv_path, reference, machine_facts())
+    table = render(outcomes, csv_path, reference, {**machine_facts(), "load_start": load_start})
     print(table)
     # a quick run (--rows N < 5M) does not replace the published results
     if args.write_results and rows_in >= 5_000_000:
@@ -603,6 +672,8 @@ def update_results(section: str, text: str) -> None:
             "<!-- begin:memory -->\n<!-- end:memory -->\n"
         )
     )
+    if begin not in current:
+        current = current.rstrip("\n") + f"\n\n{begin}\n{end}\n"
     head, _, rest = current.partition(begin)
     _, _, tail = rest.partition(end)
     RESULTS.write_text(f"{head}{begin}\n{text}{end}{tail}", "utf-8")
@@ -613,8 +684,9 @@ def main_memory(args: argparse.Namespace) -> None:
     csv_path = Path(args.csv) if args.csv else ensure_csv(None, size_bytes=args.memory_bytes)
     size = csv_path.stat().st_size
     print(f"memory run on {csv_path.name}: {size / 1e9:.2f} GB", flush=True)
+    load_start = load_average()
     outcome = spawn(Run("sluice", "sluice", 1), csv_path, count_rows(csv_path))
-    facts = machine_facts()
+    facts = {**machine_facts(), "load_start": load_start}
     table = render([outcome], csv_path, outcome, facts)
     print(table)
     peak = outcome.peak_rss_mb
@@ -624,6 +696,94 @@ def main_memory(args: argparse.Namespace) -> None:
     if args.write_results and args.csv is None:
         update_results(
             "memory", f"## Memory: Sluice on a {size / 1e9:.1f} GB CSV\n\n{line}\n\n{table}"
+        )
+
+
+SMALL_FILE_ROWS = 20
+JSONL_ROWS = 2_000_000
+
+
+def main_jsonl(args: argparse.Namespace) -> None:
+    """The JSON Lines job (sensor_readings) at 1 and 2 cores: Sluice, the floor, DuckDB."""
+    path = ensure_csv(args.jsonl_rows, dataset="sensor_readings")
+    clean = ensure_csv(args.jsonl_rows, dataset="sensor_readings", clean=True)
+    runs = [
+        Run(label, engine, cores, dataset="sensor_readings")
+        for label, engine in (
+            ("sluice", "sluice"),
+            ("floor: pyarrow read_json+write", "floor-jsonl"),
+            ("duckdb", "duckdb-jsonl"),
+        )
+        for cores in (1, 2)
+    ]
+    outcomes = []
+    load_start = load_average()
+    for run in runs:
+        source = clean if run.engine == "floor-jsonl" else path
+        print(f"running {run.label} ({run.cores} cores) ...", flush=True)
+        attempts = [spawn(run, source, count_rows(source)) for _ in range(args.repeat)]
+        finished = [a for a in attempts if a.seconds is not None]
+        outcome = min(finished, key=lambda a: a.seconds or 0.0) if finished else attempts[0]
+        if args.repeat > 1:
+            outcome.note = (outcome.note + "; " if outcome.note else "") + f"best of {args.repeat}"
+        outcomes.append(outcome)
+        print(f"  {outcome.seconds} s, {outcome.peak_rss_mb} MB, {outcome.note}", flush=True)
+    reference = next((o for o in outcomes if o.run.engine == "sluice" and o.run.cores == 1), None)
+    table = render(outcomes, path, reference, {**machine_facts(), "load_start": load_start})
+    print(table)
+    if args.write_results and args.jsonl_rows >= JSONL_ROWS:
+        update_results(
+            "jsonl",
+            "## JSON Lines: the sensor_readings job\n\n"
+            "polars is not in this table: see bench/README.md (JSON Lines).\n\n" + table,
+        )
+
+
+def main_small(args: argparse.Namespace) -> None:
+    """The cost of the function-process memory settings on small files: N files of 20 rows
+    through validate → transform → output in one warm process, with `prepare_process` (what
+    the functions run) and without it (pyarrow's defaults), alternating, `--repeat` pairs."""
+    csv_path = ensure_csv(SMALL_FILE_ROWS)
+    rows_in = count_rows(csv_path)
+    loops = args.small_files
+    runs = [
+        Run("sluice, function settings", "sluice", 1, loops=loops),
+        Run("sluice, pyarrow defaults", "sluice", 1, loops=loops, process_defaults=True),
+    ]
+    best: dict[str, Outcome] = {}
+    load_start = load_average()
+    for _ in range(args.repeat):
+        for run in runs:
+            outcome = spawn(run, csv_path, rows_in)
+            if outcome.seconds is None:
+                raise SystemExit(f"{run.label}: {outcome.note}")
+            kept = best.get(run.label)
+            if kept is None or (outcome.cpu_s or 0.0) < (kept.cpu_s or 0.0):
+                best[run.label] = outcome
+    facts = machine_facts()
+    lines = [
+        f"- date: {facts['date']}",
+        f"- tree: {facts['tree']}",
+        f"- load: at start {load_start}; at end {facts['load']}",
+        f"- input: `{csv_path.name}`, {csv_path.stat().st_size:,} bytes, {rows_in} data rows, "
+        f"{loops} files per process, best of {args.repeat} (by CPU)",
+        "",
+        "| settings | files | ms per file | CPU ms per file | peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, o in best.items():
+        lines.append(
+            f"| {label} | {loops} | {(o.seconds or 0.0) * 1000 / loops:.2f} "
+            f"| {(o.cpu_s or 0.0) * 1000 / loops:.2f} | {_fmt(o.peak_rss_mb, '.0f')} |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.write_results:
+        update_results(
+            "small",
+            "## Small files: the function-process memory settings\n\n"
+            "Validate → transform → output of one 20-row file, repeated in one warm process.\n\n"
+            + table,
         )
 
 
@@ -641,7 +801,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.datapath", description=__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000, help="rows of the generated CSV")
     parser.add_argument("--csv", help="use this orders CSV instead of generating one")
-    parser.add_argument("--engines", help="comma list: floor,polars,duckdb,pandas,pycsv")
+    parser.add_argument(
+        "--engines",
+        help="comma list: floor,polars,polars-streaming,duckdb,duckdb-single,pandas,pycsv",
+    )
     parser.add_argument(
         "--pycsv-rows", type=int, default=500_000, help="python csv runs on a prefix"
     )
@@ -655,6 +818,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--pin", default="affinity", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--loops", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", default="orders", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="the JSON Lines job (sensor_readings, --jsonl-rows rows): Sluice, floor, DuckDB",
+    )
+    parser.add_argument("--jsonl-rows", type=int, default=JSONL_ROWS)
+    parser.add_argument("--process-defaults", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--small-files",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N small files through Sluice in one process, deployed settings vs pyarrow defaults",
+    )
     args = parser.parse_args(argv)
     if args.child:
         child_main(args)
@@ -662,6 +841,10 @@ def main(argv: list[str] | None = None) -> None:
         main_memory(args)
     elif args.probe_pools:
         probe_pools(args)
+    elif args.small_files:
+        main_small(args)
+    elif args.jsonl:
+        main_jsonl(args)
     else:
         main_compare(args)
 

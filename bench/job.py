@@ -62,6 +62,12 @@ class Job:
 
 
 def orders_job() -> Job:
-    contract = load_contract(DATASET)
+    return dataset_job(DATASET)
+
+
+def dataset_job(dataset: str) -> Job:
+    """The job on `dataset` (orders: the CSV job above; sensor_readings: the JSON Lines job,
+    the same steps with its contract's checks, derived columns and lookup)."""
+    contract = load_contract(dataset)
     (lk,) = contract.transform.lookups
-    return Job(contract, DatasetCatalog().lookup_path(DATASET, lk.table))
+    return Job(contract, DatasetCatalog().lookup_path(dataset, lk.table))

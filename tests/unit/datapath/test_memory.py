@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from sluice_shared.datapath.memory import WORKER_POOL
 
 FUNCTION_ENV = "AWS_LAMBDA_FUNCTION_NAME"
@@ -49,8 +51,27 @@ def test_batch_package_in_function_process_uses_worker_pool_without_pandas() -> 
     assert pandas_loaded == "False"
 
 
+@pytest.mark.parametrize(
+    ("package", "function"),
+    [
+        ("sluice_validate.domain", "sluice-dev-validate"),
+        ("sluice_transform.domain", "sluice-dev-transform"),
+        ("sluice_output.domain", "sluice-dev-output"),
+    ],
+)
+def test_realtime_handler_in_function_process_uses_worker_pool_without_pandas(
+    package: str, function: str
+) -> None:
+    # the deployed real-time functions run the allocator settings the benchmark measures
+    backend, pandas_loaded = _run(
+        _REPORT.replace("sluice_batch.work", package), **{FUNCTION_ENV: function}
+    )
+    assert backend == WORKER_POOL
+    assert pandas_loaded == "False"
+
+
 def test_datapath_import_in_function_process_leaves_pool_alone() -> None:
-    # the real-time services opt in themselves; importing the data path changes nothing
+    # each function package opts in itself; importing the data path alone changes nothing
     out = _run(
         "import sys, pyarrow as pa\n"
         "import sluice_shared.datapath.validate\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,44 @@ def test_validate_csv_rows_keep_file_order_across_blocks(
     table = _staged(result)
     assert table.column("order_id").to_pylist() == [f"ORD-{n:06d}" for n in range(1, 301)]
     assert table.column("__row").to_pylist() == list(range(1, 301))
+
+
+def test_validate_checks_blocks_on_threads_with_the_sequential_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import sluice_shared.datapath.validate as validate_module
+    from sluice_shared.datapath import checks
+
+    # GIVEN many small blocks with bad rows spread through them, on two CPUs
+    monkeypatch.setattr(validate_module, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    rows = [_order(n, quantity="0" if n % 7 == 0 else "3") for n in range(1, 401)]
+    data = HEADER + b"".join(rows)
+    seen: set[str] = set()
+    real_check = checks.check_block
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.add(threading.current_thread().name)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "check_block", spy)
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    # WHEN it is validated with two check threads, then with one
+    threaded = _run(tmp_path / "two", data, bucket_count=2)
+    monkeypatch.setattr(validate_module, "CHECK_THREADS", 1)
+    sequential = _run(tmp_path / "one", data, bucket_count=2)
+    # THEN the blocks were checked off the caller's thread, and nothing else changed
+    on_pool = seen - {"MainThread"}
+    assert on_pool
+    assert all(name.startswith("sluice-check") for name in on_pool)
+    assert threaded.rows_quarantined == sequential.rows_quarantined == 400 // 7
+    assert _staged(threaded).equals(_staged(sequential))
+    assert _quarantined(threaded) == _quarantined(sequential)
+    for result in (threaded, sequential):
+        assert sorted(result.staged) == [0, 1]
 
 
 # ------------------------------------------------------------------------- file rejections
