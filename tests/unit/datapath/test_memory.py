@@ -52,33 +52,22 @@ def test_batch_package_in_function_process_uses_worker_pool_without_pandas() -> 
 
 
 @pytest.mark.parametrize(
-    ("package", "function"),
+    ("domain", "module", "function"),
     [
-        ("sluice_validate.domain", "sluice-dev-validate"),
-        ("sluice_transform.domain", "sluice-dev-transform"),
-        ("sluice_output.domain", "sluice-dev-output"),
+        ("sluice_validate.domain", "sluice_shared.datapath.validate", "sluice-dev-validate"),
+        ("sluice_transform.domain", "sluice_shared.datapath.transform", "sluice-dev-transform"),
+        ("sluice_output.domain", "sluice_shared.datapath.output", "sluice-dev-output"),
     ],
 )
-def test_realtime_handler_in_function_process_uses_worker_pool_without_pandas(
-    package: str, function: str
+def test_realtime_stage_in_function_process_runs_worker_pool_without_pandas(
+    domain: str, module: str, function: str
 ) -> None:
-    # the deployed real-time functions run the allocator settings the benchmark measures
-    backend, pandas_loaded = _run(
-        _REPORT.replace("sluice_batch.work", package), **{FUNCTION_ENV: function}
-    )
+    # the deployed real-time functions run the allocator settings the benchmark measures: the
+    # stage loads the data path with its first file, and that import applies them
+    code = _REPORT.replace("import sluice_batch.work\n", f"import {domain}\nimport {module}\n")
+    backend, pandas_loaded = _run(code, **{FUNCTION_ENV: function})
     assert backend == WORKER_POOL
     assert pandas_loaded == "False"
-
-
-def test_datapath_import_in_function_process_leaves_pool_alone() -> None:
-    # each function package opts in itself; importing the data path alone changes nothing
-    out = _run(
-        "import sys, pyarrow as pa\n"
-        "import sluice_shared.datapath.validate\n"
-        "print(pa.default_memory_pool().backend_name)\n",
-        **{FUNCTION_ENV: "sluice-dev-validate"},
-    )
-    assert out == [_default_backend()]
 
 
 def test_prepare_process_outside_function_process_changes_nothing() -> None:

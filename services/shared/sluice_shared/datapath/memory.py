@@ -11,10 +11,10 @@ imported pandas (+45 MB) in every worker of the development environment.
 
 `prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
 purging after 100 ms, the Arrow pool; `release_memory` hands back what is left after a step.
-Every function that runs the data path applies it on import (`sluice_batch`, `sluice_validate`,
-`sluice_transform`, `sluice_output`: their `__init__.py`), so the real-time functions run what
-`bench.datapath` measures; outside a function process (tests, the CLI, notebooks) nothing is
-changed unless asked.
+Every function that runs the data path applies it when the data path is first imported
+(`sluice_shared/datapath/__init__.py`; the real-time stages import it with their first file,
+the batch package at import), so the real-time functions run what `bench.datapath` measures;
+outside a function process (tests, the CLI, notebooks) nothing is changed unless asked.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ def use_worker_pool(backend: str = WORKER_POOL) -> str:
 
 def prepare_process(*, force: bool = False) -> None:
     """Apply the function-process settings once: no pandas probe, one glibc arena, the worker
-    pool. Call it first thing in a function package (each data-path package's `__init__.py`
-    does).
+    pool. Call it before the first pyarrow conversion of a function process (importing
+    `sluice_shared.datapath` does).
 
     Acts only inside a function process (`AWS_LAMBDA_FUNCTION_NAME` set) unless `force` (the
     benchmarks, to measure what a function runs). Idempotent.
