@@ -1,22 +1,12 @@
-"""The Distributed Map: ItemReader, ItemSelector, ItemBatcher, child executions bounded by
-MaxConcurrency, tolerated failures, ResultWriter, Map Run records and redrive.
-
-AWS references (shapes reproduced here):
-- ItemReader: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html
-  (an S3 listing item is {"Etag","Key","LastModified" (epoch seconds),"Size","StorageClass"}).
-- ItemBatcher: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatcher.html
-  (child input {"BatchInput": ..., "Items": [...]}).
-- ResultWriter: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html
-  (`<Prefix>/<map run id>/manifest.json` with DestinationBucket, MapRunArn and
-  ResultFiles {FAILED, PENDING, SUCCEEDED: [{Key, Size}]}, result files SUCCEEDED_0.json /
-  FAILED_0.json holding child execution records; the state's output becomes
-  {"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}}).
+"""The Distributed Map: reads its items (`itemreader.py`), selects and batches them
+(`itembatcher.py`), runs them as child executions bounded by MaxConcurrency with tolerated
+failures, Map Run records and redrive (here), and shapes or exports the results
+(`resultwriter.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,15 +21,17 @@ from sluice.local.workflow.interpreter import (
     select_item,
     whole_number,
 )
+from sluice.local.workflow.itembatcher import batch_items
 from sluice.local.workflow.itemreader import ItemReaderRunner
 from sluice.local.workflow.models import ChildResult, dumps
 from sluice.local.workflow.ports import EXECUTION_ROLE, ServiceError
+from sluice.local.workflow.resultwriter import shape_results, write_results
 from sluice.local.workflow.values import Scope
 
 if TYPE_CHECKING:
     from sluice.local.workflow.interpreter import Deps
     from sluice.local.workflow.models import ExecutionRecord, MapRunRecord
-    from sluice.local.workflow.tree import Machine, MapState, ResultWriter
+    from sluice.local.workflow.tree import Machine, MapState
 
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
 
@@ -135,7 +127,7 @@ class DistributedMap:
                 select_item(state, effective, ctx, item_context(i, key, value))
                 for i, (key, value) in enumerate(items)
             ]
-            inputs = self._batch(state, effective, ctx, selected)
+            inputs = batch_items(state.batcher, Scope(effective, ctx), selected)
             pct, count = self._tolerance(state, effective, ctx)
             map_run = self.host.create_map_run(
                 parent,
@@ -179,7 +171,9 @@ class DistributedMap:
         map_run.stop = self.deps.clock.now()
         writer_output = None
         if state.writer is not None and state.writer.resource is not None:
-            writer_output = await self._write_results(state.writer, effective, ctx, map_run)
+            writer_output = await write_results(
+                self._s3, state.writer, Scope(effective, ctx), map_run
+            )
         if exceeded:
             cause = "The specified tolerated failure threshold was exceeded"
             parent.record(
@@ -195,7 +189,7 @@ class DistributedMap:
         # Without an export the result is COMPACT unless a WriterConfig says otherwise; an
         # unsuccessful child comes back as its execution result whatever the transformation.
         transformation = "COMPACT" if state.writer is None else state.writer.transformation
-        return self._shape(map_run, transformation)["ALL"]
+        return shape_results(map_run, transformation)["ALL"]
 
     # -- items ----------------------------------------------------------------------------
 
@@ -226,38 +220,6 @@ class DistributedMap:
         if self.deps.sdk is None:
             raise ServiceError("States.TaskFailed", "no SDK caller is configured")
         return await self.deps.sdk.call("s3", action, params)
-
-    def _batch(
-        self, state: MapState, effective: Any, ctx: dict[str, Any], items: list[Any]
-    ) -> list[tuple[Any, int]]:
-        """Child inputs with their item counts; one per item without an ItemBatcher."""
-        batcher = state.batcher
-        if batcher is None:
-            return [(item, 1) for item in items]
-        scope = Scope(effective, ctx)
-        max_items = whole_number(batcher.max_items_per_batch, "MaxItemsPerBatch", scope)
-        max_bytes = whole_number(batcher.max_input_bytes_per_batch, "MaxInputBytesPerBatch", scope)
-        # AWS caps a child's input at 256 KiB whatever the batcher says.
-        max_bytes = min(max_bytes or 262_144, 262_144)
-        envelope: dict[str, Any] = {}
-        if batcher.batch_input is not None:
-            envelope["BatchInput"] = batcher.batch_input.evaluate(scope)
-        base = len(dumps({**envelope, "Items": []}).encode())
-        batches: list[tuple[Any, int]] = []
-        current: list[Any] = []
-        size = base
-        for item in items:
-            item_size = len(dumps(item).encode()) + (1 if current else 0)
-            full = (max_items and len(current) >= max_items) or size + item_size > max_bytes
-            if current and full:
-                batches.append(({**envelope, "Items": current}, len(current)))
-                current, size = [], base
-                item_size -= 1
-            current.append(item)
-            size += item_size
-        if current:
-            batches.append(({**envelope, "Items": current}, len(current)))
-        return batches
 
     def _tolerance(
         self, state: MapState, effective: Any, ctx: dict[str, Any]
@@ -407,102 +369,3 @@ class DistributedMap:
         finally:
             child.stop = clock.now()
             child.done.set()
-
-    # -- results --------------------------------------------------------------------------
-
-    @staticmethod
-    def child_document(child: ExecutionRecord) -> dict[str, Any]:
-        """One entry of SUCCEEDED_n.json / FAILED_n.json, shaped like AWS's."""
-        doc: dict[str, Any] = {
-            "ExecutionArn": child.arn,
-            "Input": child.input_text,
-            "InputDetails": {"Included": True},
-            "Name": child.name,
-        }
-        if child.status == "SUCCEEDED":
-            doc["Output"] = dumps(child.output)
-            doc["OutputDetails"] = {"Included": True}
-        else:
-            doc["Error"] = child.error or "States.Aborted"
-            doc["Cause"] = child.cause or ""
-        doc.update(
-            {
-                "RedriveCount": child.redrive_count,
-                "RedriveStatus": "NOT_REDRIVABLE",
-                "RedriveStatusReason": f"Execution is {child.status} and cannot be redriven",
-                "StartDate": iso(child.start),
-                "StateMachineArn": child.state_machine_arn,
-                "Status": child.status,
-                "StopDate": iso(child.stop or child.start),
-            }
-        )
-        return doc
-
-    def _shape(self, map_run: MapRunRecord, transformation: str) -> dict[str, list[Any]]:
-        """Children's results by result file (SUCCEEDED, FAILED, PENDING) and, under "ALL", in
-        item order: a succeeded child's output per `transformation` (NONE: its execution
-        document; COMPACT: its output; FLATTEN: an array output's elements), anything else its
-        execution document."""
-        groups: dict[str, list[Any]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": [], "ALL": []}
-        for index in sorted(map_run.children):
-            execution = map_run.children[index].execution
-            status = execution.status
-            group = (
-                "SUCCEEDED"
-                if status == "SUCCEEDED"
-                else ("PENDING" if status == "RUNNING" else "FAILED")
-            )
-            entries: list[Any]
-            if group == "SUCCEEDED" and transformation in ("COMPACT", "FLATTEN"):
-                output = execution.output
-                flat = transformation == "FLATTEN" and isinstance(output, list)
-                entries = list(output) if flat else [output]
-            else:
-                entries = [self.child_document(execution)]
-            groups[group].extend(entries)
-            groups["ALL"].extend(entries)
-        return groups
-
-    async def _write_results(
-        self, writer: ResultWriter, effective: Any, ctx: dict[str, Any], map_run: MapRunRecord
-    ) -> dict[str, Any]:
-        assert writer.parameters is not None
-        params = writer.parameters.evaluate(Scope(effective, ctx))
-        if not isinstance(params, dict) or not isinstance(params.get("Bucket"), str):
-            raise runtime_error("ResultWriter parameters need a Bucket string")
-        bucket: str = params["Bucket"]
-        prefix: str = params.get("Prefix", "")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        transformation = writer.transformation
-        jsonl = writer.output_type == "JSONL"
-        base = f"{prefix}{map_run.id}/"
-        children = [map_run.children[i] for i in sorted(map_run.children)]
-        groups = self._shape(map_run, transformation)
-        del groups["ALL"]
-        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
-        try:
-            for group, entries in groups.items():
-                if not entries:
-                    continue
-                key = f"{base}{group}_0.{'jsonl' if jsonl else 'json'}"
-                body = "\n".join(dumps(e) for e in entries) + "\n" if jsonl else dumps(entries)
-                await self._s3("putObject", {"Bucket": bucket, "Key": key, "Body": body})
-                files[group].append({"Key": key, "Size": len(body.encode())})
-            manifest = {"DestinationBucket": bucket, "MapRunArn": map_run.arn, "ResultFiles": files}
-            await self._s3(
-                "putObject",
-                {
-                    "Bucket": bucket,
-                    "Key": f"{base}manifest.json",
-                    "Body": json.dumps(manifest, indent=2),
-                },
-            )
-        except ServiceError as exc:
-            raise StatesError("States.ResultWriterFailed", f"{exc.error}: {exc.cause}") from exc
-        map_run.results_written = len(children)
-        map_run.results_written_items = sum(c.items for c in children)
-        return {
-            "MapRunArn": map_run.arn,
-            "ResultWriterDetails": {"Bucket": bucket, "Key": f"{base}manifest.json"},
-        }
