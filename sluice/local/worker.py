@@ -103,8 +103,20 @@ def _stack_trace(exc: BaseException) -> list[str]:
     them: the runtime's own frames (here, this module calling the handler) are left out."""
     frames = traceback.extract_tb(exc.__traceback__)
     own = os.path.realpath(__file__)
+    importlib_dir = os.path.dirname(os.path.realpath(importlib.__file__)) + os.sep
+
+    def runtime_frame(frame: traceback.FrameSummary) -> bool:
+        # This module, and the import machinery it loads the handler with (an import that
+        # fails reports no frames, as Lambda's Runtime.ImportModuleError does).
+        path = os.path.realpath(frame.filename)
+        return (
+            frame.filename.startswith("<frozen importlib")
+            or path == own
+            or path.startswith(importlib_dir)
+        )
+
     start = 0
-    while start < len(frames) and os.path.realpath(frames[start].filename) == own:
+    while start < len(frames) and runtime_frame(frames[start]):
         start += 1
     return traceback.format_list(frames[start:])
 

@@ -39,6 +39,32 @@ TARGET_SERVICES = ("sqs", "lambda", "states", "events", "logs")
 """Services a rule target may be delivered to locally."""
 
 
+def check_retry_and_dlq(request: ResourceRequest, target: dict[str, Any], where: str) -> None:
+    """`RetryPolicy` within AWS's ranges (0-185 retries, 60-86400 s of event age) and a
+    `DeadLetterConfig` that is a standard SQS queue, as EventBridge and EventBridge Scheduler
+    require (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
+
+    Raises:
+        ProvisioningError: a value AWS refuses.
+    """
+    policy = target.get("RetryPolicy") or {}
+    retries = policy.get("MaximumRetryAttempts")
+    if retries is not None and not 0 <= int(retries) <= 185:
+        raise request.error(
+            "must be between 0 and 185", prop=f"{where}.RetryPolicy.MaximumRetryAttempts"
+        )
+    age = policy.get("MaximumEventAgeInSeconds")
+    if age is not None and not 60 <= int(age) <= 86_400:
+        raise request.error(
+            "must be between 60 and 86400", prop=f"{where}.RetryPolicy.MaximumEventAgeInSeconds"
+        )
+    dlq = str((target.get("DeadLetterConfig") or {}).get("Arn") or "")
+    if dlq and (dlq.split(":")[2:3] != ["sqs"] or dlq.endswith(".fifo")):
+        raise request.error(
+            "a dead-letter queue must be a standard SQS queue", prop=f"{where}.DeadLetterConfig.Arn"
+        )
+
+
 @register
 class EventBusProvider(ResourceProvider):
     """A custom event bus."""
@@ -154,6 +180,7 @@ class RuleProvider(ResourceProvider):
                 raise request.error(
                     f"{service} targets are not emulated locally", prop="Targets.Arn"
                 )
+            check_retry_and_dlq(request, target, "Targets")
             clean = dict(target)
             if isinstance(clean.get("InputTransformer", {}).get("InputPathsMap"), dict):
                 clean["InputTransformer"] = dict(clean["InputTransformer"])
@@ -172,3 +199,36 @@ class RuleProvider(ResourceProvider):
         rule_arn = arn("events", f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}")
         ref = name if bus == "default" else f"{bus}|{name}"
         return Outputs(ref=ref, attrs={"Arn": rule_arn})
+
+
+@register
+class ArchiveProvider(ResourceProvider):
+    """An archive of a bus's events (moto stores it; the runtime's dispatcher fills it and
+    `StartReplay` sends its events back, see sluice/local/README)."""
+
+    type_name = "AWS::Events::Archive"
+    honoured = frozenset(
+        {"ArchiveName", "SourceArn", "Description", "EventPattern", "RetentionDays"}
+    )
+    noted: ClassVar[Mapping[str, str]] = {
+        "KmsKeyIdentifier": "archived events are not encrypted locally",
+    }
+
+    async def create(self, request: ResourceRequest, notes: list[str]) -> Outputs:
+        props = request.props
+        events = self.ctx.clients("events")
+        name = str(props.get("ArchiveName") or generated_name(request.stack, request.logical_id))
+        args: dict[str, Any] = {"ArchiveName": name}
+        for key in ("Description", "RetentionDays"):
+            if props.get(key) is not None:
+                args[key] = props[key]
+        if props.get("EventPattern") is not None:
+            pattern = props["EventPattern"]
+            args["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        try:
+            await events.create_archive(EventSourceArn=str(props["SourceArn"]), **args)
+        except events.exceptions.ResourceAlreadyExistsException:
+            await events.update_archive(**args)
+            request.report.action = "updated"
+        request.report.note = "; ".join(notes)
+        return Outputs(ref=name, attrs={"Arn": arn("events", f"archive/{name}")})

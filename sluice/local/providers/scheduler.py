@@ -12,6 +12,7 @@ from sluice.local.providers.base import (
     generated_name,
     register,
 )
+from sluice.local.providers.events import check_retry_and_dlq
 from sluice.local.schedules import ScheduleError, parse_schedule
 from sluice.local.template import Outputs
 
@@ -53,6 +54,7 @@ class ScheduleProvider(ResourceProvider):
         except ScheduleError as exc:
             raise request.error(str(exc), prop="ScheduleExpression") from exc
         target = dict(props["Target"])
+        check_retry_and_dlq(request, target, "Target")
         service = str(target["Arn"]).split(":")[2]
         if service not in SCHEDULER_TARGET_SERVICES:
             raise request.error(

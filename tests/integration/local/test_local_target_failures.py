@@ -4,11 +4,16 @@ the local runtime (real runner, engine and IAM enforcer) and boto3 clients on it
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from sluice.local.errors import ProvisioningError
 from sluice.local.providers.base import ScheduleSpec
 from sluice.local.runtime import LocalRuntime
-from tests.integration.local.conftest import Waiter
+from tests.integration.local.conftest import Waiter, fixture_options
+from tests.processes import free_port
 
 PREFIX = "arn:aws:{}:us-east-1:123456789012:"
 
@@ -165,3 +170,75 @@ async def test_a_failed_scheduled_invocation_goes_to_the_target_dlq_as_its_role_
     assert json.loads(message["Body"]) == {"at": attributes["SCHEDULED_TIME"]}
     assert attributes["EXECUTION_ID"]
     assert attributes["IS_PAYLOAD_TRUNCATED"] == "false"
+
+
+ARCHIVED = """
+Resources:
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties:
+      Name: archived-bus
+  Archive:
+    Type: AWS::Events::Archive
+    Properties:
+      ArchiveName: archived-bus-archive
+      SourceArn: !GetAtt Bus.Arn
+      RetentionDays: 7
+      EventPattern:
+        source: [shop]
+  Dlq:
+    Type: AWS::SQS::Queue
+  Target:
+    Type: AWS::SQS::Queue
+  Rule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventBusName: !Ref Bus
+      EventPattern:
+        source: [shop]
+      Targets:
+        - Id: q
+          Arn: !GetAtt Target.Arn
+          RetryPolicy:
+            MaximumRetryAttempts: RETRIES
+          DeadLetterConfig:
+            Arn: !GetAtt Dlq.Arn
+"""
+
+
+async def test_archive_resource_archives_and_out_of_range_retry_policy_fails_up(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Follows https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-archive.html
+    # and API_RetryPolicy.html (MaximumRetryAttempts 0-185).
+    import aioboto3
+
+    template = tmp_path / "archived.yaml"
+    template.write_text(ARCHIVED.replace("RETRIES", "3"))
+    options = fixture_options(tmp_path / "state", free_port())
+    options.templates = [template]
+    options.prewarm = False
+    runtime = LocalRuntime(options)
+    await runtime.start()
+    try:
+        session = aioboto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        async with session.client("events", endpoint_url=runtime.endpoint_url) as events:
+            await events.put_events(
+                Entries=[
+                    {"Source": "shop", "DetailType": "t", "Detail": "{}", "EventBusName": b}
+                    for b in ("archived-bus", "archived-bus")
+                ]
+            )
+            archive = await events.describe_archive(ArchiveName="archived-bus-archive")
+        assert archive["EventCount"] == 2
+        assert archive["RetentionDays"] == 7
+    finally:
+        await runtime.stop()
+    template.write_text(ARCHIVED.replace("RETRIES", "186"))
+    options = fixture_options(tmp_path / "state2", free_port())
+    options.templates = [template]
+    options.prewarm = False
+    with pytest.raises(ProvisioningError, match=r"Targets\.RetryPolicy\.MaximumRetryAttempts"):
+        await LocalRuntime(options).start()

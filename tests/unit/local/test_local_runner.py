@@ -184,6 +184,8 @@ async def test_invoke_missing_module_reports_import_error(runner: FunctionRunner
     await runner.register(FunctionConfig("fx-missing", "nowhere.handler", FIXTURES))
     result = await runner.invoke("fx-missing", b"{}")
     assert result.json()["errorType"] == "Runtime.ImportModuleError"
+    # as Lambda reports it: no frames of the runtime or of the import machinery
+    assert result.json()["stackTrace"] == []
 
 
 async def test_invoke_missing_handler_attribute_reports_handler_not_found(
