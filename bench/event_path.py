@@ -361,7 +361,7 @@ def figures_of_record(doc: dict[str, Any], command: str) -> str:
             f"| functions CPU-s per file | {cpu['workers']:.3f} |",
             f"| endpoint requests per file | {files['endpoint_requests_per_file']:.1f} |",
             "| requests per file by action | "
-            + ", ".join(f"{action} {count:g}" for action, count in by_action.items())
+            + ", ".join(f"{_action(action)} {count:g}" for action, count in by_action.items())
             + " |",
             f"| handler ms per file | {handler} |",
         ]
@@ -374,6 +374,12 @@ def figures_of_record(doc: dict[str, Any], command: str) -> str:
             f"| publish → sink p95 s | {_f(events['delivery_latency_s']['p95'])} |",
         ]
     return "\n".join(lines)
+
+
+def _action(name: str) -> str:
+    """`DynamoDB_20120810.GetItem` → `GetItem`, `AWSEvents.PutEvents` → `PutEvents`; S3's
+    `s3.PUT` stays as it is (its action is the HTTP method)."""
+    return name if name.startswith("s3.") else name.rsplit(".", 1)[-1]
 
 
 def _load(values: Any) -> str:
