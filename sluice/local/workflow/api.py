@@ -79,6 +79,7 @@ def _execution(record: ExecutionRecord, *, full: bool) -> dict[str, Any]:
                     "REDRIVABLE"
                     if record.status in ("FAILED", "ABORTED", "TIMED_OUT")
                     and record.failed_state is not None
+                    and record.type != "EXPRESS"
                     else "NOT_REDRIVABLE"
                 ),
             }

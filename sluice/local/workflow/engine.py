@@ -17,6 +17,7 @@ from sluice.local.workflow.distributed import DistributedMap
 from sluice.local.workflow.errors import ApiError, DefinitionError, StatesError
 from sluice.local.workflow.integrations import TaskServices, TaskTokens
 from sluice.local.workflow.integrations.dispatch import TaskDispatcher
+from sluice.local.workflow.integrations.express import express_refusal
 from sluice.local.workflow.interpreter import Deps, Interpreter, Run, iso
 from sluice.local.workflow.models import (
     TERMINAL,
@@ -95,7 +96,7 @@ class WorkflowEngine:
             raise ApiError("InvalidName", f"Invalid Name: '{name}'")
         if type_ not in ("STANDARD", "EXPRESS"):
             raise ApiError("StateMachineTypeNotSupported", f"unknown type {type_}")
-        parsed = self._parse(definition)
+        parsed = self._parse(definition, type_)
         arn = self._arn("stateMachine", name)
         existing = self.state_machines.get(arn)
         if existing is not None:
@@ -111,9 +112,13 @@ class WorkflowEngine:
         return record
 
     @staticmethod
-    def _parse(definition: str) -> Machine:
+    def _parse(definition: str, type_: str) -> Machine:
         try:
-            return definition_module.parse(definition)
+            parsed = definition_module.parse(definition)
+            refusal = express_refusal(parsed, type_ == "EXPRESS")
+            if refusal is not None:
+                raise refusal
+            return parsed
         except DefinitionError as exc:
             # AWS's shape: `Invalid State Machine Definition: '<CODE>: <what> at <pointer>'`.
             raise ApiError(
@@ -139,7 +144,7 @@ class WorkflowEngine:
         """Replace definition and/or role; running executions keep the old definition."""
         record = self.state_machine(arn)
         if definition is not None:
-            record.parsed = self._parse(definition)
+            record.parsed = self._parse(definition, record.type)
             record.definition = definition
         if role_arn is not None:
             record.role_arn = role_arn
@@ -382,6 +387,7 @@ class WorkflowEngine:
             execution.status not in ("FAILED", "TIMED_OUT", "ABORTED")
             or (execution.failed_state is None)
             or execution.map_run_arn is not None
+            or execution.type == "EXPRESS"
         ):
             raise ApiError(
                 "ExecutionNotRedrivable",

@@ -482,3 +482,43 @@ async def test_stopping_the_parent_stops_its_sync_child() -> None:
     engine.stop_execution(parent.arn)
     await engine.wait(parent.arn)
     assert (await engine.wait(child.arn)).status == "ABORTED"
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "child_type", "pointer"),
+    [
+        ("EXPRESS", None, "/States/T/Resource"),
+        ("STANDARD", "EXPRESS", "/States/Fan/ItemProcessor/States/T/Resource"),
+    ],
+)
+def test_an_express_workflow_refuses_sync_and_callback_integrations(
+    machine_type: str, child_type: str | None, pointer: str
+) -> None:
+    # GIVEN a callback task in an EXPRESS machine, or in a Distributed Map's EXPRESS children
+    task = _task("arn:aws:states:::sqs:sendMessage.waitForTaskToken")
+    definition: dict[str, Any] = task
+    if child_type is not None:
+        processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": child_type}}
+        definition = {
+            "StartAt": "Fan",
+            "States": {"Fan": {"Type": "Map", "ItemProcessor": {**processor, **task}, "End": True}},
+        }
+    engine, *_ = make_engine()
+    # WHEN it is created THEN it is refused, as AWS refuses it, pointing at the Task
+    with pytest.raises(ApiError) as refused:
+        engine.create_state_machine("x", json.dumps(definition), ROLE, machine_type)
+    assert refused.value.type_name == "InvalidDefinition"
+    assert "Express state machine does not support '.waitForTaskToken'" in refused.value.message
+    assert pointer in refused.value.message
+    # AND the same task in a STANDARD workflow is accepted
+    engine.create_state_machine("std", json.dumps(task), ROLE, "STANDARD")
+
+
+async def test_an_express_execution_is_not_redrivable() -> None:
+    engine, *_ = make_engine()
+    failing = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}
+    engine.create_state_machine("ex", json.dumps(failing), ROLE, "EXPRESS")
+    execution = await engine.start_sync_execution(MACHINE + "ex", "{}")
+    assert execution.status == "FAILED"
+    status, doc = await _send(engine, "RedriveExecution", executionArn=execution.arn)
+    assert (status, doc["__type"]) == (400, "ExecutionNotRedrivable")
