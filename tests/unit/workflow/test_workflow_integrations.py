@@ -522,3 +522,35 @@ async def test_an_express_execution_is_not_redrivable() -> None:
     assert execution.status == "FAILED"
     status, doc = await _send(engine, "RedriveExecution", executionArn=execution.arn)
     assert (status, doc["__type"]) == (400, "ExecutionNotRedrivable")
+
+
+@pytest.mark.parametrize(
+    ("resource", "params", "carrier"),
+    [
+        (
+            "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+            "MessageBody",
+        ),
+        (
+            "arn:aws:states:::sns:publish.waitForTaskToken",
+            {"TopicArn": "t", "Message": {"token.$": "$$.Task.Token"}},
+            "Message",
+        ),
+    ],
+)
+async def test_a_message_carrying_the_token_completes_the_task_when_answered(
+    resource: str, params: dict[str, Any], carrier: str
+) -> None:
+    # GIVEN a consumer that answers the token found in the message it receives
+    class Consumer(InMemoryS3):
+        async def call(self, service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+            token = json.loads(params[carrier])["token"]
+            asyncio.get_running_loop().call_soon(engine.tokens.succeed, token, '{"done": 1}')
+            return {"MessageId": "m"}
+
+    engine = WorkflowEngine(invoker=FakeInvoker(), sdk=Consumer(), clock=FakeClock())
+    # WHEN the callback task sends the message
+    execution = await run_definition(engine, _task(resource, Parameters=params), {})
+    # THEN its result is the answer, not the send's response
+    assert (execution.status, execution.output) == ("SUCCEEDED", {"done": 1})
