@@ -615,6 +615,70 @@ def main_compare(args: argparse.Namespace) -> None:
         plot(outcomes, csv_path, PLOT)
         figure = f"![CPU seconds and peak RSS per engine]({PLOT.name})\n\n"
         update_results("speed", "## Speed: the same job, every engine\n\n" + figure + table)
+        update_results("targets", render_targets(outcomes))
+    else:
+        print(render_targets(outcomes))
+
+
+# The data path's targets (bench/README.md, Targets), judged from one run's rows.
+FLOOR_RATIO_TARGET = 3.0  # Sluice CPU s ≤ 3 × the floor's, 1 core
+TWO_CORE_GAIN_TARGET = 1.6  # real-time path: 1-core seconds / 2-core seconds
+PEER_MARGIN_AT_2 = 1.10  # at 2 cores, Sluice's seconds ≤ 1.1 × the strongest peer's
+PEERS = {"polars": ("polars", "polars-streaming"), "duckdb": ("duckdb", "duckdb-single")}
+
+
+def render_targets(outcomes: list[Outcome]) -> str:
+    """The targets table, computed from `outcomes` (so it cannot disagree with the speed table
+    it sits under). At 1 core a peer is compared by CPU seconds (its wall time on an idle CPU),
+    at 2 cores by wall seconds (what a second core buys); each tool by its stronger form."""
+
+    def find(engine: str, cores: int) -> Outcome | None:
+        return next((o for o in outcomes if o.run.engine == engine and o.run.cores == cores), None)
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    rows = ["| target | result | figures |", "|---|---|---|"]
+    one, two = find("sluice", 1), find("sluice", 2)
+    floor = find("floor", 1)
+    if one and floor and one.cpu_s and floor.cpu_s:
+        ratio = one.cpu_s / floor.cpu_s
+        rows.append(
+            f"| Sluice CPU ≤ {FLOOR_RATIO_TARGET:g}× the floor's (1 core) "
+            f"| {verdict(ratio <= FLOOR_RATIO_TARGET)} "
+            f"| {ratio:.2f}×: {one.cpu_s:.2f} vs {floor.cpu_s:.2f} CPU s |"
+        )
+    if one and two and one.seconds and two.seconds:
+        gain = one.seconds / two.seconds
+        rows.append(
+            f"| real-time path ≥ {TWO_CORE_GAIN_TARGET:g}× faster on 2 cores than on 1 "
+            f"| {verdict(gain >= TWO_CORE_GAIN_TARGET)} "
+            f"| {gain:.2f}×: {one.seconds:.2f} s → {two.seconds:.2f} s |"
+        )
+    for tool, engines in PEERS.items():
+        at1 = [o for e in engines if (o := find(e, 1)) and o.cpu_s and o.rows_out is not None]
+        if one and one.cpu_s and at1:
+            best = min(at1, key=lambda o: o.cpu_s or 0.0)
+            ahead = one.cpu_s < (best.cpu_s or 0.0)
+            rows.append(
+                f"| ahead of the strongest {tool} at 1 core (CPU s) | {verdict(ahead)} "
+                f"| Sluice {one.cpu_s:.2f} vs {best.run.label} {best.cpu_s:.2f} |"
+            )
+        at2 = [o for e in engines if (o := find(e, 2)) and o.seconds and o.rows_out is not None]
+        if two and two.seconds and at2:
+            best = min(at2, key=lambda o: o.seconds or 0.0)
+            share = two.seconds / (best.seconds or 1.0)
+            rows.append(
+                f"| within {PEER_MARGIN_AT_2 - 1:.0%} of the strongest {tool} at 2 cores "
+                f"(seconds) | {verdict(share <= PEER_MARGIN_AT_2)} "
+                f"| Sluice {two.seconds:.2f} vs {best.run.label} {best.seconds:.2f} "
+                f"({share:.2f}×) |"
+            )
+    return (
+        "## Targets, judged from the speed run above\n\n"
+        "Computed by `python -m bench.datapath` from the rows of the speed table (same run); "
+        "the memory target is in the memory section.\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def plot(outcomes: list[Outcome], csv_path: Path, path: Path) -> None:
