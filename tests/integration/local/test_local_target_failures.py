@@ -42,6 +42,31 @@ def _events_may_send(queue_arn: str, rule_arn: str) -> str:
     )
 
 
+async def _events_role(iam: Any, machine: str) -> str:
+    """A role EventBridge may assume (this account's rules) that may start `machine`."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = await iam.create_role(
+        RoleName="rule-starts-flow", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    start = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "states:StartExecution", "Resource": machine}],
+    }
+    await iam.put_role_policy(
+        RoleName="rule-starts-flow", PolicyName="start", PolicyDocument=json.dumps(start)
+    )
+    return str(role["Role"]["Arn"])
+
+
 async def _received(sqs: Any, url: str) -> list[dict[str, Any]]:
     answer = await sqs.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
@@ -61,7 +86,9 @@ async def test_rule_targets_that_do_not_exist_go_to_the_dlq_the_queue_policy_all
     # ERROR_CODE, ERROR_MESSAGE and RETRY_ATTEMPTS; EventBridge needs the DLQ's policy.
     function = PREFIX.format("lambda") + "function:deleted-function"
     machine = PREFIX.format("states") + "stateMachine:deleted-machine"
-    async with aws("sqs") as sqs, aws("events") as events:
+    flow = PREFIX.format("states") + "stateMachine:sluice-test-flow"
+    async with aws("sqs") as sqs, aws("events") as events, aws("iam") as iam:
+        role_arn = await _events_role(iam, flow)
         dlq_url, dlq_arn = await _queue(sqs, "rule-target-dlq")
         closed_url, closed_arn = await _queue(sqs, "closed-dlq")
         rule_arn = (
@@ -82,6 +109,15 @@ async def test_rule_targets_that_do_not_exist_go_to_the_dlq_the_queue_policy_all
                     "RetryPolicy": retry,
                     "DeadLetterConfig": {"Arn": dlq_arn},
                 },
+                # StartExecution refuses an input that is not JSON: not retried either
+                {
+                    "Id": "flow",
+                    "Arn": flow,
+                    "RoleArn": role_arn,
+                    "Input": "not json",
+                    "RetryPolicy": retry,
+                    "DeadLetterConfig": {"Arn": dlq_arn},
+                },
                 # a DLQ whose policy does not let EventBridge send: the event is dropped
                 {"Id": "closed", "Arn": function, "DeadLetterConfig": {"Arn": closed_arn}},
             ],
@@ -89,12 +125,16 @@ async def test_rule_targets_that_do_not_exist_go_to_the_dlq_the_queue_policy_all
         await events.put_events(
             Entries=[{"Source": "gone", "DetailType": "t", "Detail": '{"n": 7}'}]
         )
-        messages = await wait_for(lambda: _received(sqs, dlq_url))
-        if len(messages) < 2:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < 3:
             messages += await wait_for(lambda: _received(sqs, dlq_url))
         assert await _received(sqs, closed_url) == []
     by_target = {_attributes(m)["TARGET_ARN"]: m for m in messages}
-    assert set(by_target) == {function, machine}
+    assert set(by_target) == {function, machine, flow}
+    refused = _attributes(by_target.pop(flow))
+    assert refused["ERROR_CODE"] == "SDK_CLIENT_ERROR"
+    assert refused["ERROR_MESSAGE"].startswith("InvalidExecutionInput")
+    assert refused["RETRY_ATTEMPTS"] == "0"
     for arn, message in by_target.items():
         attributes = _attributes(message)
         assert attributes["RULE_ARN"] == rule_arn
@@ -104,7 +144,7 @@ async def test_rule_targets_that_do_not_exist_go_to_the_dlq_the_queue_policy_all
         assert "EXHAUSTED_RETRY_CONDITION" not in attributes
         assert json.loads(message["Body"])["detail"] == {"n": 7}
     counts = runtime.describe()["iam"]["rule_targets"]
-    assert (counts["failed"], counts["dead_lettered"], counts["dropped"]) == (3, 2, 1)
+    assert (counts["failed"], counts["dead_lettered"], counts["dropped"]) == (4, 3, 1)
 
 
 async def test_a_failed_scheduled_invocation_goes_to_the_target_dlq_as_its_role_may(
