@@ -554,3 +554,33 @@ async def test_a_message_carrying_the_token_completes_the_task_when_answered(
     execution = await run_definition(engine, _task(resource, Parameters=params), {})
     # THEN its result is the answer, not the send's response
     assert (execution.status, execution.output) == ("SUCCEEDED", {"done": 1})
+
+
+async def test_lambda_invoke_event_does_not_wait_for_the_function() -> None:
+    # GIVEN a function that only finishes when the test lets it
+    gate = asyncio.Event()
+    finished: list[Any] = []
+
+    async def slow(payload: Any) -> Any:
+        await gate.wait()
+        finished.append(payload)
+        return payload
+
+    engine, _, invoker, _ = make_engine({"slow": slow})
+    definition = _task(
+        "arn:aws:states:::lambda:invoke",
+        Parameters={"FunctionName": "slow", "Payload": {"n": 1}, "InvocationType": "Event"},
+    )
+    # WHEN the task invokes it with InvocationType Event
+    execution = await run_definition(engine, definition, {})
+    # THEN the task succeeds at once with Lambda's 202 and an empty payload, the function
+    # still running
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert (execution.output["StatusCode"], execution.output["Payload"]) == (202, "")
+    assert execution.output["SdkHttpMetadata"]["HttpStatusCode"] == 202
+    assert invoker.calls == [("slow", {"n": 1})]
+    assert finished == []
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert finished == [{"n": 1}]

@@ -166,7 +166,7 @@ def as_text(value: Any) -> str:
 
 
 def http_metadata(
-    response: dict[str, Any], headers: dict[str, str] | None = None
+    response: dict[str, Any], headers: dict[str, str] | None = None, status: int = 200
 ) -> dict[str, Any]:
     """Add `SdkHttpMetadata` and `SdkResponseMetadata`, which optimised integrations return
     beside the service's response (e.g. the Lambda, SNS and SQS pages of
@@ -178,7 +178,7 @@ def http_metadata(
         "SdkHttpMetadata": {
             "AllHttpHeaders": {k: [v] for k, v in all_headers.items()},
             "HttpHeaders": all_headers,
-            "HttpStatusCode": 200,
+            "HttpStatusCode": status,
         },
         "SdkResponseMetadata": {"RequestId": request_id},
     }

@@ -8,8 +8,11 @@ the optimised resource).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+from sluice.local.workflow.errors import StatesError, runtime_error
 from sluice.local.workflow.integrations.base import (
     Pattern,
     TaskCall,
@@ -20,6 +23,8 @@ from sluice.local.workflow.integrations.base import (
     require,
 )
 
+log = logging.getLogger(__name__)
+
 
 class LambdaInvoke:
     """`arn:aws:states:::lambda:invoke[.waitForTaskToken]`."""
@@ -28,9 +33,18 @@ class LambdaInvoke:
 
     async def run(self, call: TaskCall, services: TaskServices) -> Any:
         """Invoke `FunctionName` with `Payload`; the result as the optimised integration
-        returns it."""
+        returns it. `InvocationType: Event` hands the payload over without waiting (202, empty
+        Payload); `DryRun` invokes nothing (204)."""
         params = params_object(call)
         require(params, call, "FunctionName")
+        invocation = params.get("InvocationType", "RequestResponse")
+        if invocation not in ("RequestResponse", "Event", "DryRun"):
+            raise runtime_error(f"lambda:invoke InvocationType {invocation!r} is not valid")
+        if invocation != "RequestResponse":
+            if invocation == "Event":
+                _in_background(services, params["FunctionName"], params.get("Payload"))
+            status = 202 if invocation == "Event" else 204
+            return {**http_metadata({"Payload": ""}, status=status), "StatusCode": status}
         payload, version = await invoke_function(
             services, params["FunctionName"], params.get("Payload")
         )
@@ -39,6 +53,24 @@ class LambdaInvoke:
             {"X-Amz-Executed-Version": version},
         )
         return {**result, "StatusCode": 200}
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(services: TaskServices, function: str, payload: Any) -> None:
+    """An asynchronous invocation: the task goes on; the function's outcome is not its concern
+    (Lambda's own retries of failed asynchronous invocations are not emulated here)."""
+
+    async def invoke() -> None:
+        try:
+            await invoke_function(services, function, payload)
+        except StatesError as exc:
+            log.warning("asynchronous invocation of %s failed: %s", function, exc)
+
+    task = asyncio.get_running_loop().create_task(invoke())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 class LambdaFunction:
