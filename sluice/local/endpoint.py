@@ -2,7 +2,8 @@
 
 - Lambda `Invoke` (`POST /2015-03-31/functions/<name>/invocations`) → the function runner.
 - Step Functions (`X-Amz-Target: AWSStepFunctions.*`) → the workflow engine's API facade.
-- Schema Registry (`schemas`) → a clear "not emulated" error (moto has no such service).
+- Schema Registry (`schemas`) → `schemas.SchemaRegistries`: the templates' registries and
+  schemas, read-only (moto has no such service).
 - `/_sluice/*` → the runtime's control API (health, state, provision, trigger, shutdown).
 - Everything else → moto's WSGI application, called in-process on a thread pool.
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from sluice.local.iam.enforcer import Enforcer
     from sluice.local.iam.ports import Principal
     from sluice.local.runner import FunctionRunner
+    from sluice.local.schemas import SchemaRegistries
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _FUNCTION = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$")
@@ -91,8 +93,10 @@ class Endpoint:
         port: int,
         threads: int = 64,
         enforcer: Enforcer | None = None,
+        schemas: SchemaRegistries | None = None,
     ) -> None:
         self.moto_app = moto_app
+        self.schemas = schemas
         self.runner = runner
         self.sfn = sfn
         self.control = control
@@ -151,12 +155,11 @@ class Endpoint:
         if service == "lambda" or path.startswith("/2015-03-31/functions"):
             return await self._lambda(request)
         if service == "schemas":
-            return _error(
-                501,
-                "NotImplemented",
-                "sluice local: the EventBridge Schema Registry (schemas) is not emulated "
-                "(moto has no schemas service); `sluice local up` lists the registry as skipped",
-            )
+            if self.schemas is None:
+                return _error(
+                    501, "NotImplemented", "sluice local: no Schema Registry on this endpoint"
+                )
+            return await self.schemas.handle(request)
         response = await self._moto(request)
         if response.status == 404 and enforcer is not None and authorized is not None:
             return self._missing_object(response, enforcer, *authorized)

@@ -29,6 +29,7 @@ from sluice.local.providers import (
     RuntimeSink,
     ScheduleSpec,
 )
+from sluice.local.schemas import SchemaRegistries
 from sluice.local.template import (
     ACCOUNT_ID,
     Outputs,
@@ -59,6 +60,7 @@ class Provisioner:
         limits: local concurrency caps.
         principals: the role registry (a new one if not given).
         resource_policies: the resource-policy registry (a new one if not given).
+        schemas: the Schema Registry the endpoint serves (a new one if not given).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Provisioner:
         *,
         principals: PrincipalRegistry | None = None,
         resource_policies: ResourcePolicyRegistry | None = None,
+        schemas: SchemaRegistries | None = None,
     ) -> None:
         self.clients = clients
         self.ctx = ProvisionContext(
@@ -79,6 +82,7 @@ class Provisioner:
             limits or Limits(),
             principals=principals or PrincipalRegistry(ACCOUNT_ID),
             resource_policies=resource_policies,
+            schemas=schemas or SchemaRegistries(),
         )
         self.reports: list[ResourceReport] = []
         self._providers: dict[str, ResourceProvider] = {}

@@ -46,6 +46,7 @@ from sluice.local.runner import (
     FunctionRunner,
 )
 from sluice.local.schedules import parse_schedule, scheduled_event
+from sluice.local.schemas import SchemaRegistries
 from sluice.local.targets import (
     TargetAccessDenied,
     TargetDispatcher,
@@ -192,6 +193,8 @@ class LocalRuntime:
         self.state_dir = options.state_dir
         self.principals = PrincipalRegistry(ACCOUNT_ID)
         self.resource_policies = ResourcePolicyRegistry(ACCOUNT_ID, REGION, self.principals)
+        self.schemas = SchemaRegistries()
+        """The Schema Registry: provisioned from the templates, served by the endpoint."""
         self.runner = FunctionRunner(
             options.state_dir, self.endpoint_url, credentials=self._function_credentials
         )
@@ -282,6 +285,7 @@ class LocalRuntime:
             self.options.host,
             self.options.port,
             enforcer=self.enforcer,
+            schemas=self.schemas,
         )
         try:
             await self.endpoint.start()
@@ -323,6 +327,7 @@ class LocalRuntime:
             self.options.limits,
             principals=self.principals,
             resource_policies=self.resource_policies,
+            schemas=self.schemas,
         )
         self._tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
         self._tasks.append(asyncio.create_task(self._reaper(), name="reaper"))

@@ -15,6 +15,7 @@ from sluice.local.providers import (  # noqa: F401  (registration on import)
     logs,
     s3,
     scheduler,
+    schemas,
     skipped,
     sns,
     sqs,

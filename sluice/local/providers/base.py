@@ -19,6 +19,7 @@ from sluice.local.errors import ProvisioningError
 from sluice.local.iam.principals import PrincipalRegistry
 from sluice.local.iam.resources import ResourcePolicyRegistry
 from sluice.local.poller import DEFAULT_CONCURRENCY
+from sluice.local.schemas import SchemaRegistries
 from sluice.local.template import ACCOUNT_ID, REGION, Stack
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class ProvisionContext:
         stack: the stack being provisioned (its local code folders).
         principals: the role registry (roles live in moto's IAM; credentials are issued here).
         resource_policies: bus and function policies (bucket and queue policies are in moto).
+        schemas: the Schema Registry's registries and schemas (moto has no `schemas`).
     """
 
     clients: Callable[[str], Any]
@@ -120,6 +122,7 @@ class ProvisionContext:
     stack: Stack | None = None
     principals: PrincipalRegistry = field(default_factory=lambda: PrincipalRegistry(ACCOUNT_ID))
     resource_policies: ResourcePolicyRegistry | None = None
+    schemas: SchemaRegistries = field(default_factory=SchemaRegistries)
 
     def __post_init__(self) -> None:
         if self.resource_policies is None:

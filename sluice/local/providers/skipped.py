@@ -18,8 +18,6 @@ from sluice.local.template import Outputs
 SKIPPED: dict[str, str] = {
     "AWS::CloudWatch::Alarm": "no CloudWatch metrics locally",
     "AWS::CloudWatch::Dashboard": "no CloudWatch metrics locally",
-    "AWS::EventSchemas::Registry": "moto has no EventBridge Schema Registry (schemas)",
-    "AWS::EventSchemas::Schema": "moto has no EventBridge Schema Registry (schemas)",
     "AWS::XRay::Group": "X-Ray is not emulated",
     "AWS::XRay::SamplingRule": "X-Ray is not emulated",
     "AWS::SNS::Subscription": "alarm notifications are not emulated",
@@ -38,32 +36,13 @@ def placeholder(request: ResourceRequest, type_name: str) -> Outputs:
     """Plausible Ref/GetAtt values for a skipped resource, so references still resolve."""
     props = request.props
     name = str(
-        props.get("RegistryName")
-        or props.get("AlarmName")
+        props.get("AlarmName")
         or props.get("DashboardName")
         or generated_name(request.stack, request.logical_id)
     )
     service = type_name.split("::")[1].lower()
-    if type_name == "AWS::EventSchemas::Registry":
-        resource_arn = arn("schemas", f"registry/{name}")
-    elif type_name == "AWS::EventSchemas::Schema":
-        resource_arn = arn(
-            "schemas", f"schema/{props.get('RegistryName')}/{props.get('SchemaName')}"
-        )
-        name = resource_arn
-    else:
-        resource_arn = arn(service, f"{request.logical_id}/{name}")
-    return Outputs(
-        ref=resource_arn if type_name.startswith("AWS::EventSchemas") else name,
-        attrs={
-            "Arn": resource_arn,
-            "RegistryName": str(props.get("RegistryName", name)),
-            "RegistryArn": resource_arn,
-            "SchemaArn": resource_arn,
-            "SchemaName": str(props.get("SchemaName", "")),
-            "SchemaVersion": "1",
-        },
-    )
+    resource_arn = arn(service, f"{request.logical_id}/{name}")
+    return Outputs(ref=name, attrs={"Arn": resource_arn})
 
 
 for _type_name, _reason in SKIPPED.items():

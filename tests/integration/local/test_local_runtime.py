@@ -332,16 +332,6 @@ async def test_unknown_schedule_trigger_is_an_error(runtime: LocalRuntime) -> No
         await runtime.fire("ghost")
 
 
-async def test_schema_registry_calls_get_a_clear_not_emulated_error(runtime: LocalRuntime) -> None:
-    from botocore.exceptions import ClientError
-
-    client = boto3.client("schemas", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
-    with pytest.raises(ClientError) as info:
-        await asyncio.to_thread(client.list_registries)
-    assert info.value.response["Error"]["Code"] == "NotImplemented"
-    assert "Schema Registry" in str(info.value)
-
-
 async def test_lambda_get_and_list_functions_describe_template_functions(
     runtime: LocalRuntime,
 ) -> None:
