@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from sluice.local.errors import ProvisioningError
 from sluice.local.providers.base import ScheduleSpec
@@ -148,12 +149,13 @@ async def test_rule_targets_that_do_not_exist_go_to_the_dlq_the_queue_policy_all
 
 
 async def test_a_failed_scheduled_invocation_goes_to_the_target_dlq_as_its_role_may(
-    runtime: LocalRuntime, aws: Any
+    runtime: LocalRuntime, aws: Any, wait_for: Waiter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Follows https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html
     # (the schedule's execution role sends to the DLQ; ERROR_CODE, ERROR_MESSAGE, EXECUTION_ID,
     # RETRY_ATTEMPTS, SCHEDULED_TIME, SCHEDULE_ARN, TARGET_ARN) and
-    # managing-schedule-retry-policy.html (a target that does not exist is not retried).
+    # managing-schedule-retry-policy.html (a target that does not exist is not retried; a
+    # throttled one is, up to MaximumRetryAttempts).
     machine = PREFIX.format("states") + "stateMachine:deleted-machine"
     (role_name,) = [r.physical_id for r in runtime.reports if r.logical_id == "FlowScheduleRole"]
     role_arn = f"arn:aws:iam::123456789012:role/{role_name}"
@@ -210,6 +212,31 @@ async def test_a_failed_scheduled_invocation_goes_to_the_target_dlq_as_its_role_
     assert json.loads(message["Body"]) == {"at": attributes["SCHEDULED_TIME"]}
     assert attributes["EXECUTION_ID"]
     assert attributes["IS_PAYLOAD_TRUNCATED"] == "false"
+
+    # WHEN the target throttles (Step Functions answering ThrottlingException) THEN the
+    # invocation is retried MaximumRetryAttempts times in the background, then dead-lettered
+    attempts: list[str] = []
+
+    async def throttled(spec: ScheduleSpec, payload: str) -> None:
+        attempts.append(payload)
+        error: Any = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+        raise ClientError(error, "StartExecution")
+
+    throttling = dict(target, Input='{"attempt": <aws.scheduler.attempt-number>}')
+    throttling["RetryPolicy"] = {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
+    await runtime.register_schedule(
+        ScheduleSpec("throttled-probe", "rate(1 day)", True, "scheduler", target=throttling)
+    )
+    monkeypatch.setattr(runtime, "_deliver_scheduler_target", throttled)
+    fired = await runtime.fire("throttled-probe")
+    assert fired["retrying"] is True
+    async with aws("sqs") as sqs:
+        (message,) = await wait_for(lambda: _received(sqs, dlq_url))
+    attributes = _attributes(message)
+    assert [json.loads(a)["attempt"] for a in attempts] == [1, 2, 3]
+    assert attributes["ERROR_CODE"] == "ThrottlingException"
+    assert attributes["RETRY_ATTEMPTS"] == "2"
+    assert attributes["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
 
 
 ARCHIVED = """
