@@ -38,6 +38,11 @@ TARGETS = {
 }
 
 
+# Sections computed from another section of the same file (no run of their own): they state no
+# date, tree or load; the section they come from does.
+DERIVED_SECTIONS = {"targets": "speed"}
+
+
 class FiguresError(Exception):
     """A RESULTS file lacks a section, a fact or a row the README needs."""
 
@@ -158,14 +163,45 @@ def block_speed() -> str:
 
 
 def block_targets() -> str:
-    """The data-path targets, judged from the speed and memory runs."""
+    """The data-path targets: the targets section `bench.datapath` computes from the speed run
+    when RESULTS.md has one (else the same judgement made here), plus pandas and memory."""
     speed = section(BENCH / "RESULTS.md", "speed")
     memory = section(BENCH / "RESULTS.md", "memory")
     sluice1 = _one(speed, "sluice", 1)
     if sluice1 is None:
         raise FiguresError("bench/RESULTS.md [speed] has no 1-core sluice row")
     cpu1 = number(sluice1["CPU s"])
-    out = []
+    try:
+        judged = section(BENCH / "RESULTS.md", "targets").rows
+    except FiguresError:
+        judged = []
+    out = (
+        [f"- {r['target']}: {r['result']} — {r['figures']}" for r in judged]
+        if judged
+        else _judge_speed(speed, sluice1)
+    )
+
+    pandas = _one(speed, "pandas", 1)
+    if pandas is not None:
+        ratio = number(pandas["CPU s"]) / cpu1
+        out.append(
+            f"- {TARGETS['pandas_ratio']:g}× less CPU than pandas:"
+            f" {verdict(ratio >= TARGETS['pandas_ratio'])} — {ratio:.1f}×"
+        )
+    peak = re.search(r"Peak RSS ([\d,]+) MB for ([\d.]+ GB)", memory.text)
+    if peak is None:
+        raise FiguresError("bench/RESULTS.md [memory] states no `Peak RSS <n> MB for <size> GB`")
+    mb = number(peak.group(1))
+    out.append(
+        f"- constant memory, peak RSS < {TARGETS['memory_mb']} MB on a {peak.group(2)} CSV:"
+        f" {verdict(mb < TARGETS['memory_mb'])} — {mb:.0f} MB ({memory.provenance()})"
+    )
+    return "\n".join(["Against the data-path targets (judged from the runs above):", "", *out])
+
+
+def _judge_speed(speed: Section, sluice1: dict[str, str]) -> list[str]:
+    """The speed targets judged here, for a RESULTS.md without a targets section."""
+    cpu1 = number(sluice1["CPU s"])
 
     def strongest(prefix: str, cores: int, column: str) -> tuple[str, float] | None:
         rows = _rows(speed, prefix=prefix, cores=cores)
@@ -174,6 +210,7 @@ def block_targets() -> str:
         best = min(rows, key=lambda r: number(r[column]))
         return best["engine"], number(best[column])
 
+    out: list[str] = []
     peers = [p for p in (strongest("polars", 1, "CPU s"), strongest("duckdb", 1, "CPU s")) if p]
     if peers:
         ahead = all(cpu1 <= cpu for _, cpu in peers)
@@ -212,22 +249,7 @@ def block_targets() -> str:
                 f"- within {margin:.0%} of the strongest polars and DuckDB at 2 cores (wall s):"
                 f" {verdict(within)} — Sluice {wall2:.2f} vs {against}"
             )
-    pandas = _one(speed, "pandas", 1)
-    if pandas is not None:
-        ratio = number(pandas["CPU s"]) / cpu1
-        out.append(
-            f"- {TARGETS['pandas_ratio']:g}× less CPU than pandas:"
-            f" {verdict(ratio >= TARGETS['pandas_ratio'])} — {ratio:.1f}×"
-        )
-    peak = re.search(r"Peak RSS ([\d,]+) MB for ([\d.]+ GB)", memory.text)
-    if peak is None:
-        raise FiguresError("bench/RESULTS.md [memory] states no `Peak RSS <n> MB for <size> GB`")
-    mb = number(peak.group(1))
-    out.append(
-        f"- constant memory, peak RSS < {TARGETS['memory_mb']} MB on a {peak.group(2)} CSV:"
-        f" {verdict(mb < TARGETS['memory_mb'])} — {mb:.0f} MB ({memory.provenance()})"
-    )
-    return "\n".join(["Against the data-path targets (judged from the runs above):", "", *out])
+    return out
 
 
 def block_batch() -> str:
