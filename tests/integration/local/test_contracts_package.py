@@ -156,3 +156,66 @@ async def test_contracts_package_alone_publishes_a_team_event_to_the_local_runti
     assert (envelope.type, envelope.source) == ("acme.inventory.counted.v1", "acme.warehouse")
     assert envelope.data.sku == "SKU-7"
     assert envelope.correlationid == "count-7"
+
+
+async def test_dry_run_entries_are_sent_by_the_aws_cli_to_the_local_runtime(
+    runtime: LocalRuntime, aws: Callable[[str], Any], wait_for: Waiter, tmp_path: Path
+) -> None:
+    # GIVEN the entries `sluice events publish --dry-run` prints for a team's event
+    from click.testing import CliRunner
+
+    from sluice.cli import cli
+
+    bus = "sluice-test"
+    async with aws("sqs") as sqs, aws("events") as events:
+        bus_arn = (await events.describe_event_bus(Name=bus))["Arn"]
+        url = (await sqs.create_queue(QueueName="acme-cli-consumer"))["QueueUrl"]
+        attributes = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        queue_arn = attributes["Attributes"]["QueueArn"]
+        pattern = {"source": ["acme.warehouse"]}
+        rule = await events.put_rule(
+            Name="acme-cli", EventBusName=bus, EventPattern=json.dumps(pattern)
+        )
+        await sqs.set_queue_attributes(
+            QueueUrl=url, Attributes={"Policy": _queue_policy(queue_arn, rule["RuleArn"])}
+        )
+        await events.put_targets(
+            Rule="acme-cli", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
+        data = json.loads(next(iter(SAMPLE.rglob("first.json"))).read_text())["data"]
+        args = [
+            "events", "publish", "--type", "acme.inventory.counted.v1", "--data", json.dumps(data),
+            "--model", "acme_inventory.inventory_counted.v1.model:InventoryCountedV1",
+            "--bus", bus_arn, "--dry-run",
+        ]  # fmt: skip
+        sys.path.insert(0, str(SAMPLE.parent))
+        try:
+            printed = await asyncio.to_thread(CliRunner().invoke, cli, args)
+        finally:
+            sys.path.remove(str(SAMPLE.parent))
+            for name in [m for m in sys.modules if m.startswith("acme_inventory")]:
+                del sys.modules[name]
+        assert printed.exit_code == 0, printed.output
+        entries = tmp_path / "entries.json"
+        entries.write_text(printed.stdout)
+
+        # WHEN the AWS CLI sends them as they are
+        cli_path = shutil.which("aws")
+        assert cli_path is not None, "the AWS CLI is part of the machine's base Python"
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+        put = ["events", "put-events", "--entries", f"file://{entries}"]
+        sent = json.loads(
+            await _run(cli_path, "--endpoint-url", runtime.endpoint_url, *put, env=env)
+        )
+
+        # THEN the bus accepted them and the consumer received the team's event
+        assert sent["FailedEntryCount"] == 0
+
+        async def received() -> list[dict[str, str]]:
+            answer = await sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            return list(answer.get("Messages", []))
+
+        [message] = await wait_for(received, timeout=30)
+    body = json.loads(message["Body"])
+    assert body["detail-type"] == "acme.inventory.counted.v1"
+    assert body["detail"]["data"] == data
