@@ -110,9 +110,9 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert not (state / "runtime.json").exists()
     # (refused, not merely slow: a timeout would pass a runtime that is still up but loaded)
-    with pytest.raises(urllib.error.URLError) as refused:
+    with pytest.raises(urllib.error.URLError) as gone:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_sluice/health", timeout=60)
-    assert isinstance(refused.value.reason, ConnectionRefusedError), refused.value
+    assert isinstance(gone.value.reason, ConnectionRefusedError), gone.value
 
 
 def test_up_on_a_taken_port_names_port_and_holder(tmp_path: Path) -> None:
