@@ -26,7 +26,7 @@ Evaluate = Callable[[Any, dict[str, Any]], Any]
 ERROR = object()
 UNDEFINED = object()
 
-ORDERS = {
+ORDERS: dict[str, list[dict[str, Any]]] = {
     "orders": [
         {"id": i, "product": f"p{i}", "price": i * 7 % 200, "tags": ["a", "b"][: i % 3]}
         for i in range(50)
@@ -68,10 +68,15 @@ CASES: list[tuple[str, Any, dict[str, Any], Any]] = [
     ('$replace("a-b-c", "-", "+")', None, {}, "a+b+c"),
     ('$formatNumber(1234.5, "#,##0.00")', None, {}, "1,234.50"),
     ("$sort([3, 1, 2])", None, {}, [1, 2, 3]),
-    ("$sort(x, function($l, $r) { $l.n < $r.n })", {"x": [{"n": 1}, {"n": 2}]}, {}, [
-        {"n": 2},
-        {"n": 1},
-    ]),
+    (
+        "$sort(x, function($l, $r) { $l.n < $r.n })",
+        {"x": [{"n": 1}, {"n": 2}]},
+        {},
+        [
+            {"n": 2},
+            {"n": 1},
+        ],
+    ),
     ("($x := 5; $x * 2)", None, {}, 10),
     ("$boolean(0) or $not(false)", None, {}, True),
     ("$distinct([1, 1, 2])", None, {}, [1, 2]),
@@ -141,7 +146,7 @@ WORKLOAD = [
 
 
 def _jsonata_python() -> Callable[[str], Evaluate]:
-    import jsonata
+    import jsonata  # type: ignore[import-not-found, unused-ignore]
 
     def build(expr: str) -> Evaluate:
         compiled = jsonata.Jsonata(expr)
@@ -151,7 +156,7 @@ def _jsonata_python() -> Callable[[str], Evaluate]:
 
 
 def _jsonata_rs() -> Callable[[str], Evaluate]:
-    import jsonata
+    import jsonata  # type: ignore[import-not-found, unused-ignore]
 
     if not hasattr(jsonata, "UNDEFINED"):
         raise ImportError("the installed `jsonata` module is not jsonata-rs")
@@ -164,7 +169,7 @@ def _jsonata_rs() -> Callable[[str], Evaluate]:
 
 
 def _jsonatapy() -> Callable[[str], Evaluate]:
-    import jsonatapy
+    import jsonatapy  # type: ignore[import-not-found, unused-ignore]
 
     def build(expr: str) -> Evaluate:
         compiled = jsonatapy.compile(expr)
@@ -174,7 +179,7 @@ def _jsonatapy() -> Callable[[str], Evaluate]:
 
 
 def _jlens() -> Callable[[str], Evaluate]:
-    import jlens
+    import jlens  # type: ignore[import-not-found, unused-ignore]
 
     def build(expr: str) -> Evaluate:
         compiled = jlens.Expression(expr)
@@ -236,6 +241,14 @@ def correctness(build: Callable[[str], Evaluate]) -> list[str]:
     return failures
 
 
+def tells_undefined(build: Callable[[str], Evaluate]) -> bool:
+    """Whether JSONata's undefined comes back distinct from JSON null: Step Functions fails a
+    field whose expression returns nothing, so the engine must tell the two apart."""
+    missing = build("missing")({"a": None}, {})
+    null = build("a")({"a": None}, {})
+    return missing is not None and null is None
+
+
 def speed(build: Callable[[str], Evaluate], rounds: int = 100) -> tuple[float, float]:
     """(µs per compile, µs per evaluation) over WORKLOAD, the best of 5 repetitions (the
     machine is shared: the minimum is the least disturbed measurement)."""
@@ -256,7 +269,10 @@ def speed(build: Callable[[str], Evaluate], rounds: int = 100) -> tuple[float, f
 
 def main() -> None:
     print(f"{len(CASES)} correctness cases; workload of {len(WORKLOAD)} expressions")
-    print(f"{'package':16s} {'version':9s} {'correct':>8s} {'compile µs':>11s} {'eval µs':>9s}")
+    print(
+        f"{'package':16s} {'version':9s} {'correct':>8s} {'undefined':>9s} "
+        f"{'compile µs':>11s} {'eval µs':>9s}"
+    )
     for name, (dist, loader) in CANDIDATES.items():
         try:
             build = loader()
@@ -266,7 +282,11 @@ def main() -> None:
         failures = correctness(build)
         compile_us, eval_us = speed(build)
         passed = len(CASES) - len(failures)
-        print(f"{name:16s} {version:9s} {passed:>3d}/{len(CASES):<4d} {compile_us:11.1f} {eval_us:9.1f}")
+        undefined = "yes" if tells_undefined(build) else "no"
+        print(
+            f"{name:16s} {version:9s} {passed:>3d}/{len(CASES):<4d} {undefined:>9s} "
+            f"{compile_us:11.1f} {eval_us:9.1f}"
+        )
         for failure in failures:
             print(f"    x {failure}")
 

@@ -17,6 +17,7 @@ from sluice.local.workflow.errors import DefinitionError, StatesError
 from sluice.local.workflow.integrations import REGISTRY
 from sluice.local.workflow.intrinsics import parse as parse_intrinsic
 from sluice.local.workflow.intrinsics import path_arguments, unknown_functions
+from sluice.local.workflow.jsonata import ExpressionSyntaxError, compile_expression, expression_text
 from sluice.local.workflow.tree import (
     JSONATA,
     JSONPATH,
@@ -27,6 +28,7 @@ from sluice.local.workflow.tree import (
     ChoiceRule,
     ChoiceState,
     Comparison,
+    Condition,
     FailState,
     Io,
     ItemBatcher,
@@ -45,7 +47,7 @@ from sluice.local.workflow.tree import (
     WaitState,
     catchers,
 )
-from sluice.local.workflow.values import Intrinsic, Literal, PathRef, Template, Value
+from sluice.local.workflow.values import Expression, Intrinsic, Literal, PathRef, Template, Value
 
 STATE_TYPES = frozenset({"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
 
@@ -73,6 +75,7 @@ _MANIFEST_INPUTS = {
 }
 _READERS = frozenset({"arn:aws:states:::s3:listObjectsV2", "arn:aws:states:::s3:getObject"})
 _WRITER = "arn:aws:states:::s3:putObject"
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
 
 
 def parse(definition: str | dict[str, Any]) -> Machine:
@@ -90,7 +93,9 @@ def parse(definition: str | dict[str, Any]) -> Machine:
         document = definition
     if not isinstance(document, dict):
         raise DefinitionError("definition must be a JSON object")
-    return _machine(document, where=None, inherited=JSONPATH, top=True, base="")
+    machine = _machine(document, where=None, inherited=JSONPATH, top=True, base="")
+    _check_scopes(machine, frozenset(), "")
+    return machine
 
 
 def _pointer(field_name: str) -> str:
@@ -190,8 +195,6 @@ def _machine(
     """A machine, branch or ItemProcessor at JSON pointer `base` (`""` for the definition)."""
     fields = _Fields(raw, where, base=base)
     language = fields.choice("QueryLanguage", (JSONPATH, JSONATA), inherited)
-    if language == JSONATA:
-        raise fields.error("QueryLanguage", "only JSONPath is supported")
     states = fields.get("States")
     if not isinstance(states, dict) or not states:
         raise fields.error("States", "must be a non-empty object")
@@ -256,6 +259,52 @@ def _check_graph(start: str, states: dict[str, State], base: str) -> None:
         )
 
 
+def _names(value: Value | None) -> set[str]:
+    if isinstance(value, Template) and value.fields is not None:
+        return {key for key, _ in value.fields}
+    if isinstance(value, Literal) and isinstance(value.value, dict):
+        return {key.removesuffix(".$") for key in value.value}
+    return set()
+
+
+def _assigned(state: State) -> set[str]:
+    """Every variable name a state may assign (its own, its choice rules', its catchers')."""
+    names = _names(state.io.assign)
+    if isinstance(state, ChoiceState):
+        for option in state.choices:
+            names |= _names(option.assign)
+    for catcher in catchers(state):
+        names |= _names(catcher.assign)
+    return names
+
+
+def _check_scopes(machine: Machine, outer: frozenset[str], base: str) -> None:
+    """A Parallel branch or inline Map iteration reads the variables of the scopes around it
+    but may not assign them; a Distributed Map's children see none of them."""
+    here = outer.union(*(_assigned(state) for state in machine.states.values()))
+    for name, state in machine.states.items():
+        nested: list[tuple[Machine, str, frozenset[str]]] = []
+        if isinstance(state, ParallelState):
+            nested = [
+                (branch, f"{base}/States/{name}/Branches/{i}", here)
+                for i, branch in enumerate(state.branches)
+            ]
+        elif isinstance(state, MapState) and state.processor is not None:
+            sees = frozenset() if state.distributed else here
+            nested = [(state.processor, f"{base}/States/{name}/ItemProcessor", sees)]
+        for inner, inner_base, visible in nested:
+            for inner_name, inner_state in inner.states.items():
+                clash = sorted(_assigned(inner_state) & visible)
+                if clash:
+                    raise DefinitionError(
+                        f"the variable '{clash[0]}' belongs to an outer scope: an inner state "
+                        "can read it but not assign it",
+                        state=inner_name,
+                        pointer=f"{inner_base}/States/{inner_name}/Assign",
+                    )
+            _check_scopes(inner, visible, inner_base)
+
+
 # -- shared pieces -----------------------------------------------------------------------------
 
 
@@ -271,7 +320,10 @@ def _target(fields: _Fields, key: str, states: dict[str, Any]) -> str:
 def _check_path(fields: _Fields, key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise fields.error(key, "must be a path string")
+    variable = PathRef(value).variable
     text = value[1:] if value.startswith("$$") else value
+    if variable is not None:
+        text = "$" + value[1 + len(variable) :]
     try:
         jsonpath.validate(text)
     except jsonpath.PathSyntaxError as exc:
@@ -335,6 +387,78 @@ def _template_field(fields: _Fields, key: str) -> Value | None:
     if key not in fields:
         return None
     return _template(fields, key, fields.get(key))
+
+
+def _jsonata(fields: _Fields, key: str, value: Any) -> Value:
+    """A JSONata field value: `{% ... %}` strings are expressions (at any depth of an object or
+    array), everything else is literal."""
+    source = expression_text(value)
+    if source is not None:
+        try:
+            compiled = compile_expression(source)
+        except ExpressionSyntaxError as exc:
+            raise fields.error(key, f"invalid JSONata expression '{source}': {exc}") from exc
+        return Expression(source, _pointer(fields.name(key)), compiled)
+    if isinstance(value, dict):
+        members = [(k, _jsonata(fields, f"{key}.{k}", v)) for k, v in value.items()]
+        if all(isinstance(v, Literal) for _, v in members):
+            return Literal(value)
+        return Template(fields=tuple(members))
+    if isinstance(value, list):
+        items = tuple(_jsonata(fields, key, inner) for inner in value)
+        if all(isinstance(v, Literal) for v in items):
+            return Literal(value)
+        return Template(items=items)
+    return Literal(value)
+
+
+def _jsonata_field(fields: _Fields, key: str) -> Value | None:
+    if key not in fields:
+        return None
+    return _jsonata(fields, key, fields.get(key))
+
+
+def _number_or_expression(
+    fields: _Fields, key: str, *, minimum: float = 0, integer: bool = False
+) -> Value | None:
+    """A JSONata state's number field: a number, or an expression evaluated at run time."""
+    if key not in fields:
+        return None
+    if expression_text(fields.raw[key]) is not None:
+        return _jsonata(fields, key, fields.get(key))
+    return Literal(fields.number(key, minimum=minimum, integer=integer))
+
+
+def _count(
+    fields: _Fields, key: str, jsonata: bool, *, minimum: float = 0, integer: bool = True
+) -> Value | None:
+    """`Key`/`KeyPath` (JSONPath) or `Key` as number or expression (JSONata)."""
+    if jsonata:
+        return _number_or_expression(fields, key, minimum=minimum, integer=integer)
+    return _number_or_path(fields, key, minimum=minimum, integer=integer)
+
+
+def _payload(fields: _Fields, key: str, jsonata: bool) -> Value | None:
+    """A payload template: JSONPath (`.$` keys) or JSONata (`{% %}` values)."""
+    return _jsonata_field(fields, key) if jsonata else _template_field(fields, key)
+
+
+def _assign(fields: _Fields, jsonata: bool) -> Value | None:
+    """`Assign`: variable names to values (JSONata expressions, or JSONPath `name.$` paths)."""
+    if "Assign" not in fields:
+        return None
+    raw = fields.get("Assign")
+    if not isinstance(raw, dict):
+        raise fields.error("Assign", "must be an object")
+    for key in raw:
+        name = key[:-2] if key.endswith(".$") and not jsonata else key
+        if not _VARIABLE_NAME.match(name) or name == "states":
+            raise fields.error(
+                f"Assign.{key}",
+                f"'{name}' is not a valid variable name (a letter or _, then letters, digits "
+                "or _, at most 80; 'states' is reserved)",
+            )
+    return _jsonata(fields, "Assign", raw) if jsonata else _template(fields, "Assign", raw)
 
 
 def _number_or_path(
@@ -410,16 +534,22 @@ def _retry(fields: _Fields) -> tuple[Retrier, ...]:
     return tuple(out)
 
 
-def _catch(fields: _Fields, states: dict[str, Any]) -> tuple[Catcher, ...]:
+def _catch(fields: _Fields, states: dict[str, Any], jsonata: bool) -> tuple[Catcher, ...]:
     out: list[Catcher] = []
     for where, sub in _entries(fields, "Catch"):
         names = _error_names(sub, where)
         target = _target(sub, "Next", states)
-        result_path = _path(sub, "ResultPath")
-        _reference(sub, "ResultPath", result_path)
+        result_path: str | None = "$"
+        output = None
+        if jsonata:
+            output = _jsonata_field(sub, "Output")
+        else:
+            result_path = _path(sub, "ResultPath")
+            _reference(sub, "ResultPath", result_path)
+        assign = _assign(sub, jsonata)
         sub.get("Comment")
         sub.refuse_unknown()
-        out.append(Catcher(names, target, result_path))
+        out.append(Catcher(names, target, result_path, output, assign))
     _all_last(fields, "Catch", [c.error_equals for c in out])
     return tuple(out)
 
@@ -439,12 +569,11 @@ def _state(
     kind = fields.get("Type")
     if kind not in STATE_TYPES:
         raise fields.error("Type", f"unknown state type {kind!r}")
-    for key in ("Assign", "Arguments", "Output"):
-        if key in fields:
-            raise fields.error(key, "JSONata and variables are not supported")
     language = fields.choice("QueryLanguage", (JSONPATH, JSONATA), inherited)
-    if language == JSONATA:
-        raise fields.error("QueryLanguage", "only JSONPath is supported")
+    if inherited == JSONATA and language == JSONPATH:
+        raise fields.error(
+            "QueryLanguage", "a state can't use JSONPath when the state machine uses JSONata"
+        )
     comment = fields.string("Comment")
     next_state: str | None = None
     if kind not in ("Succeed", "Fail", "Choice"):
@@ -455,24 +584,31 @@ def _state(
             raise fields.error("Next", "exactly one of Next or End: true")
         if has_next:
             next_state = _target(fields, "Next", states)
-    io = _io(fields, kind)
+    io = _io(fields, kind, language == JSONATA)
     state = _BUILDERS[kind](fields, name, language, next_state, io, comment, states)
     fields.refuse_unknown()
     return state
 
 
-def _io(fields: _Fields, kind: str) -> Io:
+def _io(fields: _Fields, kind: str, jsonata: bool) -> Io:
+    """Input/output fields of the state's language; the other language's are left unread,
+    so the unknown-field check refuses them (`Parameters` in a JSONata state, ...)."""
     if kind == "Fail":
         return Io()
+    # Succeed and Fail end the run: nothing comes after them to read a variable.
+    assign = None if kind == "Succeed" else _assign(fields, jsonata)
+    if jsonata:
+        arguments = _jsonata_field(fields, "Arguments") if kind in ("Task", "Parallel") else None
+        return Io(arguments=arguments, output=_jsonata_field(fields, "Output"), assign=assign)
     input_path = _path(fields, "InputPath")
     output_path = _path(fields, "OutputPath")
     if kind in ("Choice", "Wait", "Succeed"):
-        return Io(input_path=input_path, output_path=output_path)
+        return Io(input_path=input_path, output_path=output_path, assign=assign)
     result_path = _path(fields, "ResultPath")
     _reference(fields, "ResultPath", result_path)
     parameters = None if kind == "Map" else _template_field(fields, "Parameters")
     selector = None if kind == "Pass" else _template_field(fields, "ResultSelector")
-    return Io(input_path, parameters, selector, result_path, output_path)
+    return Io(input_path, parameters, selector, result_path, output_path, assign=assign)
 
 
 def _pass(
@@ -484,6 +620,8 @@ def _pass(
     comment: str | None,
     states: dict[str, Any],
 ) -> State:
+    if language == JSONATA:
+        return PassState(name, language, next_state, io, comment)
     return PassState(
         name,
         language,
@@ -507,8 +645,9 @@ def _task(
     resource = fields.get("Resource")
     if not isinstance(resource, str) or not resource:
         raise fields.error("Resource", "a Task needs a Resource ARN")
-    timeout = _number_or_path(fields, "TimeoutSeconds", minimum=1, integer=True)
-    heartbeat = _number_or_path(fields, "HeartbeatSeconds", minimum=1, integer=True)
+    jsonata = language == JSONATA
+    timeout = _count(fields, "TimeoutSeconds", jsonata, minimum=1)
+    heartbeat = _count(fields, "HeartbeatSeconds", jsonata, minimum=1)
     if (
         isinstance(timeout, Literal)
         and isinstance(heartbeat, Literal)
@@ -517,8 +656,8 @@ def _task(
         raise fields.error(
             "HeartbeatSeconds", "HeartbeatSeconds must be smaller than TimeoutSeconds"
         )
-    credentials = _template_field(fields, "Credentials")
-    retry, catch = _retry(fields), _catch(fields, states)
+    credentials = _payload(fields, "Credentials", jsonata)
+    retry, catch = _retry(fields), _catch(fields, states, jsonata)
     # The integrations' registry decides what runs here; anything else is refused now, never
     # discovered mid-run.
     unsupported = REGISTRY.unsupported(resource)
@@ -557,11 +696,30 @@ def _choice(
             raise fields.error(f"Choices[{index}]", "a choice rule must be an object")
         sub = fields.sub(entry, f"Choices[{index}].")
         target = _target(sub, "Next", states)
+        assign = _assign(sub, language == JSONATA)
+        if language == JSONATA:
+            if "Condition" not in sub:
+                raise sub.error("Condition", "a JSONata choice rule needs a Condition")
+            rule: ChoiceRule = Condition(_condition(sub))
+            output = _jsonata_field(sub, "Output")
+            sub.get("Comment")
+            sub.refuse_unknown()
+            choices.append(Choice(rule, target, output, assign))
+            continue
         sub.prefix = f"Choices[{index}]"
-        rule = _rule(sub)
-        choices.append(Choice(rule, target))
+        choices.append(Choice(_rule(sub), target, None, assign))
     default = _target(fields, "Default", states) if "Default" in fields else None
     return ChoiceState(name, language, None, io, comment, choices=tuple(choices), default=default)
+
+
+def _condition(fields: _Fields) -> Value:
+    value = fields.raw["Condition"]
+    if isinstance(value, bool):
+        fields.get("Condition")
+        return Literal(value)
+    if expression_text(value) is None:
+        raise fields.error("Condition", "must be a JSONata expression {% ... %} or a boolean")
+    return _jsonata(fields, "Condition", fields.get("Condition"))
 
 
 def _rule(fields: _Fields) -> ChoiceRule:
@@ -630,14 +788,25 @@ def _wait(
     comment: str | None,
     states: dict[str, Any],
 ) -> State:
-    given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if k in fields]
+    jsonata = language == JSONATA
+    keys = (
+        ("Seconds", "Timestamp")
+        if jsonata
+        else ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
+    )
+    given = [k for k in keys if k in fields]
     if len(given) != 1:
-        raise fields.error(
-            "Seconds", "exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
-        )
+        raise fields.error("Seconds", f"exactly one of {', '.join(keys)}")
     seconds: Value | None = None
     timestamp: Value | None = None
-    if given[0] in ("Seconds", "SecondsPath"):
+    if jsonata:
+        if given[0] == "Seconds":
+            seconds = _number_or_expression(fields, "Seconds", integer=True)
+        elif expression_text(fields.raw["Timestamp"]) is not None:
+            timestamp = _jsonata_field(fields, "Timestamp")
+        else:
+            timestamp = Literal(fields.string("Timestamp", required=True))
+    elif given[0] in ("Seconds", "SecondsPath"):
         seconds = _number_or_path(fields, "Seconds", integer=True)
     elif given[0] == "Timestamp":
         timestamp = Literal(fields.string("Timestamp", required=True))
@@ -669,6 +838,12 @@ def _fail(
 ) -> State:
     values: list[Value | None] = []
     for key in ("Error", "Cause"):
+        if language == JSONATA:
+            if key in fields and expression_text(fields.raw[key]) is not None:
+                values.append(_jsonata_field(fields, key))
+            else:
+                values.append(Literal(fields.string(key)) if key in fields else None)
+            continue
         if key in fields and f"{key}Path" in fields:
             raise fields.error(key, f"{key} and {key}Path are exclusive")
         if key in fields:
@@ -707,7 +882,7 @@ def _parallel(
         comment,
         branches=tuple(branches),
         retry=_retry(fields),
-        catch=_catch(fields, states),
+        catch=_catch(fields, states, language == JSONATA),
     )
 
 
@@ -736,16 +911,25 @@ def _map(
     if execution_type not in ("STANDARD", "EXPRESS"):
         raise config.error("ExecutionType", "must be STANDARD or EXPRESS")
     config.refuse_unknown()
-    if "ItemSelector" in fields and "Parameters" in fields:
-        raise fields.error("Parameters", "ItemSelector and Parameters are exclusive")
-    selector_key = "ItemSelector" if "ItemSelector" in fields else "Parameters"
-    item_selector = _template_field(fields, selector_key)
-    items_path = _path(fields, "ItemsPath") or "$"
-    max_concurrency = _number_or_path(fields, "MaxConcurrency", integer=True)
-    percentage = _number_or_path(fields, "ToleratedFailurePercentage")
+    jsonata = language == JSONATA
+    items: Value | None = None
+    items_path = "$"
+    if jsonata:
+        item_selector = _jsonata_field(fields, "ItemSelector")
+        items = _jsonata_field(fields, "Items")
+        if isinstance(items, Literal) and not isinstance(items.value, list | dict):
+            raise fields.error("Items", "must be an array, an object or a JSONata expression")
+    else:
+        if "ItemSelector" in fields and "Parameters" in fields:
+            raise fields.error("Parameters", "ItemSelector and Parameters are exclusive")
+        selector_key = "ItemSelector" if "ItemSelector" in fields else "Parameters"
+        item_selector = _template_field(fields, selector_key)
+        items_path = _path(fields, "ItemsPath") or "$"
+    max_concurrency = _count(fields, "MaxConcurrency", jsonata)
+    percentage = _count(fields, "ToleratedFailurePercentage", jsonata, integer=False)
     if isinstance(percentage, Literal) and percentage.value > 100:
         raise fields.error("ToleratedFailurePercentage", "must be <= 100")
-    count = _number_or_path(fields, "ToleratedFailureCount", integer=True)
+    count = _count(fields, "ToleratedFailureCount", jsonata)
     distributed_only = (
         "ItemReader",
         "ItemBatcher",
@@ -772,26 +956,27 @@ def _map(
         execution_type=execution_type,
         label=label,
         items_path=items_path,
+        items=items,
         item_selector=item_selector,
         max_concurrency=max_concurrency,
-        reader=_reader(fields),
-        batcher=_batcher(fields),
-        writer=_writer(fields),
+        reader=_reader(fields, jsonata),
+        batcher=_batcher(fields, jsonata),
+        writer=_writer(fields, jsonata),
         tolerated_failure_percentage=percentage,
         tolerated_failure_count=count,
         retry=_retry(fields),
-        catch=_catch(fields, states),
+        catch=_catch(fields, states, jsonata),
     )
 
 
-def _reader(fields: _Fields) -> ItemReader | None:
+def _reader(fields: _Fields, jsonata: bool) -> ItemReader | None:
     block = fields.block("ItemReader")
     if block is None:
         return None
     resource = block.get("Resource")
     if resource not in _READERS:
         raise block.error("Resource", f"unsupported reader {resource!r}")
-    parameters = _template_field(block, "Parameters")
+    parameters = _payload(block, "Arguments" if jsonata else "Parameters", jsonata)
     config = block.block("ReaderConfig") or block.sub({}, "ItemReader.ReaderConfig.")
     input_type = config.get("InputType")
     if resource.endswith("getObject") and input_type not in _INPUT_TYPES:
@@ -814,7 +999,7 @@ def _reader(fields: _Fields) -> ItemReader | None:
     delimiter = config.choice(
         "CSVDelimiter", ("COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"), "COMMA"
     )
-    max_items = _number_or_path(config, "MaxItems", integer=True)
+    max_items = _count(config, "MaxItems", jsonata)
     config.refuse_unknown()
     block.refuse_unknown()
     return ItemReader(
@@ -831,39 +1016,40 @@ def _reader(fields: _Fields) -> ItemReader | None:
     )
 
 
-def _batcher(fields: _Fields) -> ItemBatcher | None:
+def _batcher(fields: _Fields, jsonata: bool) -> ItemBatcher | None:
     block = fields.block("ItemBatcher")
     if block is None:
         return None
     batcher = ItemBatcher(
-        _number_or_path(block, "MaxItemsPerBatch", integer=True),
-        _number_or_path(block, "MaxInputBytesPerBatch", integer=True),
-        _template_field(block, "BatchInput"),
+        _count(block, "MaxItemsPerBatch", jsonata),
+        _count(block, "MaxInputBytesPerBatch", jsonata),
+        _payload(block, "BatchInput", jsonata),
     )
     block.refuse_unknown()
     return batcher
 
 
-def _writer(fields: _Fields) -> ResultWriter | None:
+def _writer(fields: _Fields, jsonata: bool) -> ResultWriter | None:
     block = fields.block("ResultWriter")
     if block is None:
         return None
     # AWS's combinations: WriterConfig alone (shape the output, export nothing), Resource with
     # Parameters (export to S3), or all three.
     # https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html
-    exports = "Resource" in block or "Parameters" in block
+    key = "Arguments" if jsonata else "Parameters"
+    exports = "Resource" in block or key in block
     if not exports and "WriterConfig" not in block:
-        raise fields.error("ResultWriter", "needs WriterConfig, or Resource and Parameters")
+        raise fields.error("ResultWriter", f"needs WriterConfig, or Resource and {key}")
     resource: str | None = None
     parameters: Value | None = None
     if exports:
         resource = block.get("Resource")
         if resource != _WRITER:
             raise block.error("Resource", f"must be {_WRITER}")
-        raw = block.get("Parameters", {})
+        raw = block.get(key, {})
         if not isinstance(raw, dict) or ("Bucket" not in raw and "Bucket.$" not in raw):
-            raise block.error("Parameters", "needs Bucket")
-        parameters = _template(block, "Parameters", raw)
+            raise block.error(key, "needs Bucket")
+        parameters = _jsonata(block, key, raw) if jsonata else _template(block, key, raw)
     config = block.block("WriterConfig") or block.sub({}, "ResultWriter.WriterConfig.")
     output_type = config.choice("OutputType", ("JSON", "JSONL"), "JSON")
     transformation = config.choice("Transformation", ("NONE", "COMPACT", "FLATTEN"), "NONE")

@@ -26,12 +26,12 @@ from sluice.local.workflow.itemreader import ItemReaderRunner
 from sluice.local.workflow.models import ChildResult, dumps
 from sluice.local.workflow.ports import EXECUTION_ROLE, ServiceError
 from sluice.local.workflow.resultwriter import shape_results, write_results
-from sluice.local.workflow.values import Scope
 
 if TYPE_CHECKING:
     from sluice.local.workflow.interpreter import Deps
     from sluice.local.workflow.models import ExecutionRecord, MapRunRecord
     from sluice.local.workflow.tree import Machine, MapState
+    from sluice.local.workflow.values import Scope
 
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
 
@@ -93,7 +93,7 @@ class DistributedMap:
         self.interpreter = interpreter
         self.reader = ItemReaderRunner(self._s3)
 
-    async def __call__(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
+    async def __call__(self, state: MapState, scope: Scope, run: Run) -> Any:
         """Run one Distributed Map state; returns the state's result (before ResultSelector).
 
         Raises:
@@ -122,18 +122,18 @@ class DistributedMap:
                 {"mapRunArn": map_run.arn, "redriveCount": map_run.redrive_count},
             )
         else:
-            items = await self._read_items(state, effective, ctx)
+            items = await self._read_items(state, scope)
             selected = [
-                select_item(state, effective, ctx, item_context(i, key, value))
+                select_item(state, scope, item_context(i, key, value))
                 for i, (key, value) in enumerate(items)
             ]
-            inputs = batch_items(state.batcher, Scope(effective, ctx), selected)
-            pct, count = self._tolerance(state, effective, ctx)
+            inputs = batch_items(state.batcher, scope, selected)
+            pct, count = self._tolerance(state, scope)
             map_run = self.host.create_map_run(
                 parent,
                 name,
                 label,
-                max_concurrency(state, effective, ctx),
+                max_concurrency(state, scope),
                 -1.0 if pct is None else pct,
                 -1 if count is None else count,
             )
@@ -171,9 +171,7 @@ class DistributedMap:
         map_run.stop = self.deps.clock.now()
         writer_output = None
         if state.writer is not None and state.writer.resource is not None:
-            writer_output = await write_results(
-                self._s3, state.writer, Scope(effective, ctx), map_run
-            )
+            writer_output = await write_results(self._s3, state.writer, scope, map_run)
         if exceeded:
             cause = "The specified tolerated failure threshold was exceeded"
             parent.record(
@@ -193,13 +191,10 @@ class DistributedMap:
 
     # -- items ----------------------------------------------------------------------------
 
-    async def _read_items(
-        self, state: MapState, effective: Any, ctx: dict[str, Any]
-    ) -> list[tuple[str | None, Any]]:
+    async def _read_items(self, state: MapState, scope: Scope) -> list[tuple[str | None, Any]]:
         reader = state.reader
         if reader is None:
-            return map_items(state, effective, ctx)
-        scope = Scope(effective, ctx)
+            return map_items(state, scope)
         params = {} if reader.parameters is None else reader.parameters.evaluate(scope)
         if not isinstance(params, dict):
             raise runtime_error("ItemReader parameters must be an object")
@@ -221,10 +216,7 @@ class DistributedMap:
             raise ServiceError("States.TaskFailed", "no SDK caller is configured")
         return await self.deps.sdk.call("s3", action, params)
 
-    def _tolerance(
-        self, state: MapState, effective: Any, ctx: dict[str, Any]
-    ) -> tuple[float | None, int | None]:
-        scope = Scope(effective, ctx)
+    def _tolerance(self, state: MapState, scope: Scope) -> tuple[float | None, int | None]:
         node = state.tolerated_failure_percentage
         pct: Any = None if node is None else node.evaluate(scope)
         node = state.tolerated_failure_count

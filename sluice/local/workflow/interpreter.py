@@ -16,10 +16,12 @@ from sluice.local.workflow import choice, jsonpath
 from sluice.local.workflow.errors import StatesError, runtime_error
 from sluice.local.workflow.integrations import TaskServices, TaskTokens
 from sluice.local.workflow.integrations.dispatch import TaskDispatcher
+from sluice.local.workflow.jsonata import QueryEvaluationError
 from sluice.local.workflow.models import ExecutionRecord, dumps
 from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller
 from sluice.local.workflow.redrive import Path, ResumePoints
 from sluice.local.workflow.tree import (
+    Catcher,
     ChoiceState,
     FailState,
     Machine,
@@ -35,6 +37,7 @@ from sluice.local.workflow.tree import (
     retriers,
 )
 from sluice.local.workflow.values import Literal, Scope, Value, resolve
+from sluice.local.workflow.variables import Variables
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,18 @@ class Run:
     redrive: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path = ()
+    variables: Variables | None = None
+
+    def __post_init__(self) -> None:
+        if self.variables is None:
+            # An execution's own scope: a redrive resumes with the values it failed with.
+            self.variables = Variables(self.execution.variables)
+
+    @property
+    def scope(self) -> Variables:
+        """This path's variable scope."""
+        assert self.variables is not None
+        return self.variables
 
     def context_for(self, state_name: str, entered: datetime, retry_count: int) -> dict[str, Any]:
         """The `$$` object for a state (Execution, StateMachine, State, Map.Item)."""
@@ -82,6 +97,7 @@ class Run:
             map_item=map_item if map_item is not None else self.map_item,
             redrive=self.redrive,
             path=(*self.path, step),
+            variables=self.scope.child(),
         )
 
 
@@ -94,6 +110,7 @@ def iso(when: datetime) -> str:
 class _Outcome:
     next: str | None
     output: Any
+    assigned: dict[str, Any] | None = None
 
 
 _NO_RETRY = frozenset({"States.Runtime", "States.DataLimitExceeded"})
@@ -127,7 +144,7 @@ async def fail_fast(coros: list[Coroutine[Any, Any, Any]]) -> list[Any]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-DistributedRunner = Callable[[MapState, Any, Run, dict[str, Any]], Awaitable[Any]]
+DistributedRunner = Callable[[MapState, Scope, Run], Awaitable[Any]]
 
 
 class Interpreter:
@@ -177,11 +194,13 @@ class Interpreter:
                 run.execution.failed_state, run.execution.failed_input = name, data
             run.execution.resume.enter(run.path, name, data)
             outcome = await self._run_state(state, data, run, entered)
+            details: dict[str, Any] = {"name": name, "output": dumps(outcome.output)}
+            if outcome.assigned:
+                run.scope.assign(outcome.assigned)
+                details["assignedVariables"] = {k: dumps(v) for k, v in outcome.assigned.items()}
+                details["assignedVariablesDetails"] = {"truncated": False}
             run.execution.record(
-                self.deps.clock.now(),
-                f"{kind}StateExited",
-                "stateExitedEventDetails",
-                {"name": name, "output": dumps(outcome.output)},
+                self.deps.clock.now(), f"{kind}StateExited", "stateExitedEventDetails", details
             )
             if outcome.next is None:
                 return outcome.output
@@ -190,18 +209,44 @@ class Interpreter:
 
     # -- one state -------------------------------------------------------------------------
 
+    def _scope(self, state: State, raw: Any, run: Run, ctx: dict[str, Any]) -> Scope:
+        """What the state's fields see: `$` = its raw input (JSONPath), or `$states` (JSONata)."""
+        return Scope(
+            raw,
+            ctx,
+            run.scope.view(),
+            {"input": raw, "context": ctx} if state.jsonata else None,
+            state.name,
+            len(run.execution.history),
+        )
+
     async def _run_state(self, state: State, raw: Any, run: Run, entered: datetime) -> _Outcome:
+        try:
+            return await self._attempts(state, raw, run, entered)
+        except QueryEvaluationError as err:
+            self._evaluation_failed(err, run)
+            raise
+
+    def _evaluation_failed(self, err: QueryEvaluationError, run: Run) -> None:
+        run.execution.record(
+            self.deps.clock.now(),
+            "EvaluationFailed",
+            "evaluationFailedEventDetails",
+            {"cause": err.cause, "error": err.error, "location": err.location, "state": err.state},
+        )
+
+    async def _attempts(self, state: State, raw: Any, run: Run, entered: datetime) -> _Outcome:
         if not isinstance(state, TaskState | ParallelState | MapState):
             ctx = run.context_for(state.name, entered, 0)
-            return await self._run_simple(state, raw, run, ctx)
+            return await self._run_simple(state, raw, run, self._scope(state, raw, run, ctx))
         retry = retriers(state)
         attempts = [0] * len(retry)
         retry_count = 0
         while True:
             ctx = run.context_for(state.name, entered, retry_count)
+            scope = self._scope(state, raw, run, ctx)
             try:
-                output = await self._run_body(state, raw, run, ctx)
-                return _Outcome(state.next, output)
+                return await self._run_body(state, raw, run, scope)
             except StatesError as err:
                 if err.error in _NO_RETRY:
                     raise
@@ -212,11 +257,29 @@ class Interpreter:
                     continue
                 for catcher in catchers(state):
                     if error_matches(catcher.error_equals, err.error):
-                        payload = {"Error": err.error, "Cause": err.cause}
-                        path = catcher.result_path
-                        output = raw if path is None else jsonpath.put(raw, path, payload)
-                        return _Outcome(catcher.next, output)
+                        if isinstance(err, QueryEvaluationError):
+                            self._evaluation_failed(err, run)
+                        return self._caught(state, catcher, raw, err, scope)
                 raise
+
+    @staticmethod
+    def _caught(
+        state: State, catcher: Catcher, raw: Any, err: StatesError, scope: Scope
+    ) -> _Outcome:
+        """The catcher's output and variables: JSONata sees `$states.errorOutput`, JSONPath `$`
+        is the error output; without Output (JSONata) the state's output is the error output."""
+        payload = {"Error": err.error, "Cause": err.cause}
+        if state.jsonata:
+            error_scope = scope.with_states(errorOutput=payload)
+            output = payload if catcher.output is None else catcher.output.evaluate(error_scope)
+            assigned = None if catcher.assign is None else catcher.assign.evaluate(error_scope)
+            return _Outcome(catcher.next, output, assigned)
+        path = catcher.result_path
+        output = raw if path is None else jsonpath.put(raw, path, payload)
+        assigned = None
+        if catcher.assign is not None:
+            assigned = catcher.assign.evaluate(scope.with_data(payload))
+        return _Outcome(catcher.next, output, assigned)
 
     def _retry_delay(
         self, retry: tuple[Retrier, ...], attempts: list[int], err: StatesError
@@ -236,87 +299,160 @@ class Interpreter:
             return float(delay)
         return None
 
+    # -- JSONPath input and output processing ------------------------------------------------
+
     @staticmethod
-    def _effective_input(state: State, raw: Any, ctx: dict[str, Any]) -> Any:
+    def _effective_input(state: State, raw: Any, scope: Scope) -> Any:
         path = state.io.input_path
         if path is None:
             return {}
-        return raw if path == "$" else resolve(path, Scope(raw, ctx))
+        return raw if path == "$" else resolve(path, scope.with_data(raw))
 
     @staticmethod
-    def _parameters(state: State, effective: Any, ctx: dict[str, Any]) -> Any:
+    def _parameters(state: State, effective: Any, scope: Scope) -> Any:
         template = state.io.parameters
-        return effective if template is None else template.evaluate(Scope(effective, ctx))
+        return effective if template is None else template.evaluate(scope.with_data(effective))
 
-    def _finish(self, state: State, raw: Any, result: Any, ctx: dict[str, Any]) -> Any:
-        if state.io.result_selector is not None:
-            result = state.io.result_selector.evaluate(Scope(result, ctx))
+    @staticmethod
+    def _assign(state: State, data: Any, scope: Scope) -> dict[str, Any] | None:
+        """JSONPath `Assign`, `$` being the state's result (or its input where it has none)."""
+        if state.io.assign is None:
+            return None
+        return state.io.assign.evaluate(scope.with_data(data))  # type: ignore[no-any-return]
+
+    def _finish(
+        self, state: State, raw: Any, result: Any, scope: Scope, *, selected: bool = False
+    ) -> _Outcome:
+        if state.io.result_selector is not None and not selected:
+            result = state.io.result_selector.evaluate(scope.with_data(result))
+        assigned = self._assign(state, result, scope)
         result_path = state.io.result_path
         output = raw if result_path is None else jsonpath.put(raw, result_path, result)
-        return self._output_path(state, output)
+        return _Outcome(state.next, self._output_path(state, output, scope), assigned)
 
     @staticmethod
-    def _output_path(state: State, output: Any) -> Any:
+    def _output_path(state: State, output: Any, scope: Scope) -> Any:
         path = state.io.output_path
         if path == "$":
             return output
-        return {} if path is None else jsonpath.get(output, path)
+        return {} if path is None else resolve(path, scope.with_data(output))
 
-    async def _run_body(self, state: State, raw: Any, run: Run, ctx: dict[str, Any]) -> Any:
-        effective = self._effective_input(state, raw, ctx)
+    # -- JSONata output ---------------------------------------------------------------------
+
+    @staticmethod
+    def _jsonata_end(
+        next_state: str | None,
+        output: Value | None,
+        assign: Value | None,
+        default: Any,
+        scope: Scope,
+    ) -> _Outcome:
+        """Output (default: `default`) and Assign, both seeing the same variables and $states."""
+        assigned = None if assign is None else assign.evaluate(scope)
+        value = default if output is None else output.evaluate(scope)
+        return _Outcome(next_state, value, assigned)
+
+    # -- state bodies -----------------------------------------------------------------------
+
+    async def _run_body(self, state: State, raw: Any, run: Run, scope: Scope) -> _Outcome:
+        """A Task, Parallel or Map attempt."""
+        if isinstance(state, TaskState):
+            # `$$.Task.Token` of a callback task must resolve in its Parameters/Arguments.
+            scope = scope.with_context(
+                self.tasks.task_context(state.resource, dict(scope.context), run.execution)
+            )
+        if state.jsonata:
+            if isinstance(state, MapState):
+                result = await self._map(state, scope, run)
+            else:
+                arguments = (
+                    raw if state.io.arguments is None else state.io.arguments.evaluate(scope)
+                )
+                if isinstance(state, TaskState):
+                    result = await self._task(state, arguments, run, scope)
+                else:
+                    assert isinstance(state, ParallelState)
+                    result = await self._parallel(state, arguments, run)
+            end_scope = scope.with_states(result=result)
+            return self._jsonata_end(
+                state.next, state.io.output, state.io.assign, result, end_scope
+            )
+        effective = self._effective_input(state, raw, scope)
         if isinstance(state, MapState):
-            result = await self._map(state, effective, run, ctx)
+            result = await self._map(state, scope.with_data(effective), run)
         else:
+            effective = self._parameters(state, effective, scope)
             if isinstance(state, TaskState):
-                # `$$.Task.Token` of a callback task must resolve in its Parameters.
-                ctx = self.tasks.task_context(state.resource, ctx, run.execution)
-            effective = self._parameters(state, effective, ctx)
-            if isinstance(state, TaskState):
-                result = await self._task(state, effective, run, ctx)
+                result = await self._task(state, effective, run, scope.with_data(effective))
             else:
                 assert isinstance(state, ParallelState)
                 result = await self._parallel(state, effective, run)
-        return self._finish(state, raw, result, ctx)
+        return self._finish(state, raw, result, scope)
 
-    async def _run_simple(self, state: State, raw: Any, run: Run, ctx: dict[str, Any]) -> _Outcome:
+    async def _run_simple(self, state: State, raw: Any, run: Run, scope: Scope) -> _Outcome:
         if isinstance(state, FailState):
-            raise StatesError(*self._fail_fields(state, raw, ctx))
-        effective = self._effective_input(state, raw, ctx)
+            raise StatesError(*self._fail_fields(state, scope))
+        if state.jsonata:
+            return await self._run_simple_jsonata(state, raw, scope)
+        effective = self._effective_input(state, raw, scope)
         if isinstance(state, PassState):
-            effective = self._parameters(state, effective, ctx)
+            effective = self._parameters(state, effective, scope)
             result = state.result if state.has_result else effective
-            return _Outcome(state.next, self._finish(state, raw, result, ctx))
+            return self._finish(state, raw, result, scope, selected=True)
         if isinstance(state, SucceedState):
-            return _Outcome(None, self._output_path(state, effective))
+            return _Outcome(None, self._output_path(state, effective, scope))
         if isinstance(state, WaitState):
-            await self._wait(state, effective, ctx)
-            return _Outcome(state.next, self._output_path(state, effective))
+            await self._wait(state, scope.with_data(effective))
+            return _Outcome(
+                state.next,
+                self._output_path(state, effective, scope),
+                self._assign(state, effective, scope),
+            )
         assert isinstance(state, ChoiceState)
-        scope = Scope(effective, ctx)
+        rule_scope = scope.with_data(effective)
+        output = self._output_path(state, effective, scope)
         for option in state.choices:
-            if choice.evaluate(option.rule, scope):
-                return _Outcome(option.next, self._output_path(state, effective))
+            if choice.evaluate(option.rule, rule_scope):
+                # A matching rule's Assign replaces the state's (the state's is for Default).
+                assigned = None if option.assign is None else option.assign.evaluate(rule_scope)
+                return _Outcome(option.next, output, assigned)
         if state.default is not None:
-            return _Outcome(state.default, self._output_path(state, effective))
+            return _Outcome(state.default, output, self._assign(state, effective, scope))
         raise StatesError("States.NoChoiceMatched", f"No Matches! Input: {dumps(effective)}")
 
+    async def _run_simple_jsonata(self, state: State, raw: Any, scope: Scope) -> _Outcome:
+        io = state.io
+        if isinstance(state, PassState | SucceedState):
+            return self._jsonata_end(state.next, io.output, io.assign, raw, scope)
+        if isinstance(state, WaitState):
+            await self._wait(state, scope)
+            return self._jsonata_end(state.next, io.output, io.assign, raw, scope)
+        assert isinstance(state, ChoiceState)
+        for option in state.choices:
+            if choice.evaluate(option.rule, scope):
+                # A matching rule's Output and Assign replace the state's.
+                return self._jsonata_end(option.next, option.output, option.assign, raw, scope)
+        if state.default is not None:
+            return self._jsonata_end(state.default, io.output, io.assign, raw, scope)
+        raise StatesError("States.NoChoiceMatched", f"No Matches! Input: {dumps(raw)}")
+
     @staticmethod
-    def _fail_fields(state: FailState, raw: Any, ctx: dict[str, Any]) -> tuple[str, str]:
+    def _fail_fields(state: FailState, scope: Scope) -> tuple[str, str]:
         values: list[str] = []
         for field_name, node in (("Error", state.error), ("Cause", state.cause)):
-            value = "" if node is None else node.evaluate(Scope(raw, ctx))
+            value = "" if node is None else node.evaluate(scope)
             if not isinstance(value, str):
-                raise runtime_error(f"{field_name}Path must resolve to a string")
+                where = field_name if state.jsonata else f"{field_name}Path"
+                raise runtime_error(f"{where} must resolve to a string")
             values.append(value)
         return values[0] or "States.Fail", values[1]
 
-    async def _wait(self, state: WaitState, effective: Any, ctx: dict[str, Any]) -> None:
+    async def _wait(self, state: WaitState, scope: Scope) -> None:
         now = self.deps.clock.now()
-        scope = Scope(effective, ctx)
         if state.seconds is not None:
             value = state.seconds.evaluate(scope)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise runtime_error("SecondsPath must resolve to a non-negative number")
+                raise runtime_error("Seconds must resolve to a non-negative number")
             seconds = float(value)
         else:
             assert state.timestamp is not None
@@ -329,14 +465,15 @@ class Interpreter:
 
     # -- Task -----------------------------------------------------------------------------
 
-    async def _task(self, state: TaskState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
-        scope = Scope(effective, ctx)
+    async def _task(self, state: TaskState, effective: Any, run: Run, scope: Scope) -> Any:
+        """Run the integration with `effective` (Parameters or Arguments); TimeoutSeconds and
+        HeartbeatSeconds (numbers, paths or expressions) are evaluated in `scope`."""
         return await self.tasks.run(
             state.name,
             state.resource,
             effective,
             run.execution,
-            ctx,
+            dict(scope.context),
             time_limit=self._seconds(state.timeout_seconds, "TimeoutSeconds", scope),
             heartbeat=self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
             limit=self.with_timeout,
@@ -417,15 +554,16 @@ class Interpreter:
         resume.finish(run.path, output)
         return output
 
-    async def _map(self, state: MapState, effective: Any, run: Run, ctx: dict[str, Any]) -> Any:
+    async def _map(self, state: MapState, scope: Scope, run: Run) -> Any:
+        """`scope.data` is the effective input (JSONPath); JSONata reads `$states`."""
         if state.distributed:
             if self.distributed is None:
                 raise runtime_error("Distributed Map is not available here")
-            return await self.distributed(state, effective, run, ctx)
+            return await self.distributed(state, scope, run)
         processor = state.processor
         assert processor is not None
-        items = map_items(state, effective, ctx)
-        limit = max_concurrency(state, effective, ctx)
+        items = map_items(state, scope)
+        limit = max_concurrency(state, scope)
         gate = asyncio.Semaphore(limit) if limit > 0 else None
         record = run.execution.record
         resume = self._resume(state, run)
@@ -438,7 +576,7 @@ class Interpreter:
 
         async def iterate(index: int, key: str | None, value: Any) -> Any:
             item = item_context(index, key, value)
-            item_input = select_item(state, effective, ctx, item)
+            item_input = select_item(state, scope, item)
             iteration = run.child(item, (state.name, index))
             if iteration.redrive:
                 done, earlier = resume.earlier(iteration.path)
@@ -485,14 +623,21 @@ class Interpreter:
         return results
 
 
-def map_items(state: MapState, effective: Any, ctx: dict[str, Any]) -> list[tuple[str | None, Any]]:
-    """The (key, value) items a Map iterates: ItemsPath's array, or an object's entries."""
-    items = resolve(state.items_path, Scope(effective, ctx))
+def map_items(state: MapState, scope: Scope) -> list[tuple[str | None, Any]]:
+    """The (key, value) items a Map iterates: `Items` (JSONata; default the state input) or
+    ItemsPath's array, or an object's entries."""
+    if state.items is not None:
+        items = state.items.evaluate(scope)
+    elif state.jsonata:
+        items = (scope.states or {}).get("input")
+    else:
+        items = resolve(state.items_path, scope)
     if isinstance(items, list):
         return [(None, item) for item in items]
     if isinstance(items, dict):
         return list(items.items())
-    raise runtime_error(f"Map ItemsPath must point to an array, got {dumps(items)[:200]}")
+    field_name = "Items" if state.jsonata else "ItemsPath"
+    raise runtime_error(f"Map {field_name} must be an array, got {dumps(items)[:200]}")
 
 
 def item_context(index: int, key: str | None, value: Any) -> dict[str, Any]:
@@ -503,18 +648,22 @@ def item_context(index: int, key: str | None, value: Any) -> dict[str, Any]:
     return item
 
 
-def select_item(state: MapState, effective: Any, ctx: dict[str, Any], item: dict[str, Any]) -> Any:
-    """Apply ItemSelector (or the legacy Parameters) to one item; else the item itself."""
+def select_item(state: MapState, scope: Scope, item: dict[str, Any]) -> Any:
+    """Apply ItemSelector (or the legacy Parameters) to one item; else the item itself. The
+    item is `$$.Map.Item` (JSONPath) and `$states.context.Map.Item` (JSONata)."""
     if state.item_selector is None:
         return item["Value"]
-    return state.item_selector.evaluate(Scope(effective, {**ctx, "Map": {"Item": item}}))
+    return state.item_selector.evaluate(
+        scope.with_context({**scope.context, "Map": {"Item": item}})
+    )
 
 
 def whole_number(node: Value | None, field_name: str, scope: Scope) -> int | None:
-    """A count field (`MaxConcurrency`, `MaxItems`, ...) or its `...Path` form; None if unset.
+    """A count field (`MaxConcurrency`, `MaxItems`, ...): a number, a `...Path` or a JSONata
+    expression; None if unset.
 
     Raises:
-        StatesError: `States.Runtime` when a path resolves to anything but a whole number >= 0.
+        StatesError: `States.Runtime` when it evaluates to anything but a whole number >= 0.
     """
     if node is None:
         return None
@@ -526,7 +675,7 @@ def whole_number(node: Value | None, field_name: str, scope: Scope) -> int | Non
     return value
 
 
-def max_concurrency(state: MapState, effective: Any, ctx: dict[str, Any]) -> int:
-    """MaxConcurrency or MaxConcurrencyPath; 0 means unbounded."""
-    limit = whole_number(state.max_concurrency, "MaxConcurrencyPath", Scope(effective, ctx))
+def max_concurrency(state: MapState, scope: Scope) -> int:
+    """MaxConcurrency (number, path or expression); 0 means unbounded."""
+    limit = whole_number(state.max_concurrency, "MaxConcurrency", scope)
     return limit or 0

@@ -218,6 +218,15 @@ def call_intrinsic(call: Call, resolve: Callable[[str], Any]) -> Any:
         raise StatesError(_INTRINSIC_FAILURE, f"{call.name}: {exc}") from exc
 
 
+def call_function(name: str, *args: Any) -> Any:
+    """Call one intrinsic by name with evaluated arguments (JSONata's equivalents reuse them).
+
+    Raises:
+        StatesError: `States.IntrinsicFailure` for bad arguments.
+    """
+    return _FUNCTIONS[name](*args)
+
+
 def _need(condition: bool, message: str) -> None:
     if not condition:
         raise StatesError(_INTRINSIC_FAILURE, message)

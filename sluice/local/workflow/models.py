@@ -66,6 +66,8 @@ class ExecutionRecord:
     resume: ResumePoints = field(default_factory=ResumePoints)
     # The last Map Run of each top-level Distributed Map state (redrive reuses its successes).
     map_runs: dict[str, MapRunRecord] = field(default_factory=dict)
+    # The execution's top-level workflow variables (kept for a redrive).
+    variables: dict[str, Any] = field(default_factory=dict)
 
     def record(
         self,

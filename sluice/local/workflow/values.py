@@ -7,7 +7,8 @@ Value
 ├── Literal        a constant (JSON value, or a number field such as Seconds)
 ├── Template       an object or array whose members are Values (Parameters, Arguments, ...)
 ├── PathRef        a JSONPath reference: `$...` (input), `$$...` (context), `$name...` (variable)
-└── Intrinsic      a `States.*(...)` call
+├── Intrinsic      a `States.*(...)` call
+└── Expression     a JSONata expression (`{% ... %}`), compiled at parse time
 ```
 
 Every node evaluates against a `Scope`: the data `$` refers to, the context object, the
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import runtime_error
 from sluice.local.workflow.intrinsics import Call, call_intrinsic
+from sluice.local.workflow.jsonata import evaluate as evaluate_expression
 
 _VARIABLE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)(.*)$", re.DOTALL)
 
@@ -39,10 +41,23 @@ class Scope:
     data: Any
     context: Mapping[str, Any]
     variables: Mapping[str, Any] = field(default_factory=dict)
+    states: Mapping[str, Any] | None = None
+    # Where an expression runs, for the cause of a States.QueryEvaluationError.
+    state_name: str = ""
+    entered_id: int = 0
 
     def with_data(self, data: Any) -> Scope:
         """The same scope with another `$`."""
-        return Scope(data, self.context, self.variables)
+        return replace(self, data=data)
+
+    def with_states(self, **values: Any) -> Scope:
+        """The same scope with `$states` fields added (`result`, `errorOutput`)."""
+        return replace(self, states={**(self.states or {}), **values})
+
+    def with_context(self, context: Mapping[str, Any]) -> Scope:
+        """The same scope with another context object (`$$`, `$states.context`)."""
+        states = None if self.states is None else {**self.states, "context": context}
+        return replace(self, context=context, states=states)
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,19 @@ class Intrinsic:
         return call_intrinsic(self.call, lambda path: resolve(path, scope))
 
 
-Value = Literal | Template | PathRef | Intrinsic
+@dataclass(frozen=True)
+class Expression:
+    """A JSONata expression; `location` is its field (`Output`, `Arguments/FunctionName`)."""
+
+    source: str
+    location: str
+    compiled: Any = field(compare=False, repr=False)
+
+    def evaluate(self, scope: Scope) -> Any:
+        return evaluate_expression(self, scope)
+
+
+Value = Literal | Template | PathRef | Intrinsic | Expression
 
 
 def resolve(path: str, scope: Scope) -> Any:

@@ -34,7 +34,7 @@ def _machine(**states: object) -> dict[str, object]:
         (_machine(A={"Type": "Wait", "End": True}), "A", "Seconds"),
         (_machine(A={**PASS_END, "ResultPath": "$.a[*]"}), "A", "ResultPath"),
         (_machine(A={**PASS_END, "InputPath": "a.b"}), "A", "InputPath"),
-        (_machine(A={**PASS_END, "Assign": {"x": 1}}), "A", "Assign"),
+        (_machine(A={**PASS_END, "Assign": {"1x": 1}}), "A", "Assign.1x"),
         (_machine(A={**PASS_END, "Parameters": {"x.$": "nope"}}), "A", "Parameters.x.$"),
         (
             _machine(

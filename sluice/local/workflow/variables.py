@@ -1,0 +1,44 @@
+"""Workflow variables (`Assign`, `$name`) and their scopes, as Step Functions documents them
+(https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html):
+
+- the top-level states of an execution share one scope;
+- each Parallel branch and inline Map iteration runs in a scope of its own that reads the
+  scopes around it (assigning their names is refused at create, see `definition.py`), and
+  whose variables are gone when it ends;
+- a Distributed Map child execution starts with no variables at all;
+- a state's `Assign` takes effect when the state ends: everything the state evaluates (its
+  Output and Assign included) reads the values it was entered with.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class Variables:
+    """One scope's values, chained to the scopes around it."""
+
+    def __init__(self, values: dict[str, Any] | None = None, parent: Variables | None = None):
+        self.values: dict[str, Any] = {} if values is None else values
+        self.parent = parent
+
+    def view(self) -> Mapping[str, Any]:
+        """Every variable in sight, inner scopes first."""
+        maps: list[dict[str, Any]] = []
+        scope: Variables | None = self
+        while scope is not None:
+            maps.append(scope.values)
+            scope = scope.parent
+        return ChainMap(*maps)
+
+    def child(self) -> Variables:
+        """The scope of a Parallel branch or inline Map iteration."""
+        return Variables(parent=self)
+
+    def assign(self, values: Mapping[str, Any]) -> None:
+        """Apply a state's `Assign` (at the end of the state)."""
+        self.values.update(values)
