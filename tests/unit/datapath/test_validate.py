@@ -463,6 +463,31 @@ def test_validate_timestamp_forms_are_read_as_utc(tmp_path: Path) -> None:
     assert _staged(result).column("order_ts").to_pylist() == list(forms.values())
 
 
+def test_validate_impossible_days_next_to_every_timestamp_form(tmp_path: Path) -> None:
+    # One block: impossible days of the common forms (Arrow's cast refuses the whole column
+    # for one) among valid values of every form, days of 29 and more among them.
+    valid = {
+        "2024-03-31T12:00:00Z": datetime(2024, 3, 31, 12, tzinfo=UTC),
+        "2024-02-29 00:00:00Z": datetime(2024, 2, 29, tzinfo=UTC),
+        "2024-01-30T23:59:59Z": datetime(2024, 1, 30, 23, 59, 59, tzinfo=UTC),
+        "2024-03-01T12:00:00": datetime(2024, 3, 1, 12, tzinfo=UTC),
+        "2024-03-29T12:00:00.5+02:00": datetime(2024, 3, 29, 10, 0, 0, 500000, tzinfo=UTC),
+        "2024-03-01T12:00:00.123456789-01:30": datetime(2024, 3, 1, 13, 30, 0, 123456, tzinfo=UTC),
+        "2024-12-28T00:00:00Z": datetime(2024, 12, 28, tzinfo=UTC),
+    }
+    impossible = ["2024-02-30T12:00:00Z", "2023-02-29 00:00:00Z", "2024-04-31T00:00:00Z"]
+    texts = [*valid][:3] + impossible[:2] + [*valid][3:] + impossible[2:]
+    rows = [_order(n, order_ts=text) for n, text in enumerate(texts, start=1)]
+    result = _run(tmp_path, HEADER + b"".join(rows))
+    bad = _quarantined(result)
+    assert [(b["row_number"], b["reason_code"], b["column"]) for b in bad] == [
+        (4, "type_mismatch", "order_ts"),
+        (5, "type_mismatch", "order_ts"),
+        (10, "type_mismatch", "order_ts"),
+    ]
+    assert _staged(result).column("order_ts").to_pylist() == list(valid.values())
+
+
 def test_validate_null_markers_are_exact_and_per_column(tmp_path: Path) -> None:
     contract = _contract(
         [

@@ -216,6 +216,21 @@ def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array
         typed = pc.cast(pc.if_else(present, text, _NULL_STRING), _TIMESTAMP)
     except pa.ArrowInvalid:
         typed = None
+    if typed is None:
+        # Some value is not a timestamp Arrow reads: usually an impossible day of a common form
+        # (2024-02-30). Only a day of 29 or more can be one; strptime decides those rows, and
+        # the rest is cast again without the impossible ones.
+        day = pc.utf8_slice_codeunits(text, 8, 10)
+        unsure = pc.and_(common, _clean(pc.greater_equal(day, "29")))
+        impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
+        if impossible.true_count:
+            readable = pc.and_(present, pc.invert(impossible))
+            try:
+                typed = pc.cast(pc.if_else(readable, text, _NULL_STRING), _TIMESTAMP)
+            except pa.ArrowInvalid:
+                typed = None
+            if typed is not None:
+                common = pc.and_(common, pc.invert(impossible))
     if typed is not None:
         # Every present value is a real instant to Arrow: the common forms pass as they are.
         ok = pc.or_(common, _subset_matches(text, other, _TS_RE))
