@@ -8,8 +8,9 @@ first record, measured from a fresh interpreter per run.
 Each run starts a fresh `python -c` (`CHILD`) with the environment the local
 runtime gives a function worker (`sluice.local.runner`: dummy credentials, X-Ray tracing off)
 plus the variables the function's template sets, and with numpy and pandas made unimportable
-(the deployed layer ships neither, `tools/layer.py`). The child measures, with
-`time.perf_counter` (wall) and `time.process_time` (CPU of the process):
+(the deployed layer ships neither, `tools/layer.py`); every function is measured again with
+X-Ray tracing on, as deployed (`Tracing: Active`; the rows marked "X-Ray on"). The child
+measures, with `time.perf_counter` (wall) and `time.process_time` (CPU of the process):
 
 - **import**: `import sluice_<function>.handler`, what Lambda's init phase runs (the target,
   ≤ 0.3 s per handler on the project's 2-core box);
@@ -54,9 +55,11 @@ FIRST_FILE_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-def function_env(function: str) -> dict[str, str]:
+def function_env(function: str, *, xray: bool = False) -> dict[str, str]:
     """A function worker's environment: the local runner's base plus the template's variables
-    (resource names are placeholders; nothing is contacted)."""
+    (resource names are placeholders; nothing is contacted). `xray`: tracing on, as deployed
+    (`Tracing: Active`: Lambda sets LAMBDA_TASK_ROOT and Powertools traces), instead of the
+    local runner's POWERTOOLS_TRACE_DISABLED."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -83,6 +86,10 @@ def function_env(function: str) -> dict[str, str]:
         "SLUICE_LEDGER_TABLE": "sluice-bench-ledger",
         "SLUICE_DLQ_URL": f"http://127.0.0.1:9/123456789012/sluice-bench-{function}-dlq",
     }
+    if xray:
+        del env["POWERTOOLS_TRACE_DISABLED"]
+        env["LAMBDA_TASK_ROOT"] = str(REPO_ROOT)
+        env["AWS_XRAY_CONTEXT_MISSING"] = "IGNORE_ERROR"
     if function == "ingest":
         env["SLUICE_BATCH_THRESHOLD_BYTES"] = str(100 * 2**20)
         env["SLUICE_BATCH_STATE_MACHINE_ARN"] = (
@@ -120,7 +127,7 @@ print(json.dumps({{"import_s": wall1 - wall0, "import_cpu_s": cpu1 - cpu0,
 """
 
 
-def measure(function: str, runs: int) -> list[dict[str, float]]:
+def measure(function: str, runs: int, *, xray: bool = False) -> list[dict[str, float]]:
     """`runs` fresh interpreters for `function`, one after another."""
     results = []
     for _ in range(runs):
@@ -135,7 +142,7 @@ def measure(function: str, runs: int) -> list[dict[str, float]]:
                 ),
             ],
             cwd=REPO_ROOT,
-            env=function_env(function),
+            env=function_env(function, xray=xray),
             capture_output=True,
             text=True,
             check=False,
@@ -181,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.runs < 1:
         parser.error(f"unknown functions {unknown}" if unknown else "--runs must be ≥ 1")
     started, load_before = sections.now(), sections.load()
-    measured = {function: measure(function, args.runs) for function in functions}
+    measured = {
+        f"{function}{', X-Ray on' if xray else ''}": measure(function, args.runs, xray=xray)
+        for function in functions
+        for xray in (False, True)
+    }
     header = [
         f"- date: {started}",
         f"- tree: {sections.tree()}",
@@ -204,8 +215,9 @@ def render(header: list[str], rows: list[str]) -> str:
             "# Cold starts of the real-time functions",
             "",
             "Written by `python -m bench.cold_start --write` (see its docstring). Each run is a",
-            "fresh interpreter with a function worker's environment (X-Ray off, as locally) and",
-            "without numpy or pandas (as in the deployed layer). **import** is",
+            "fresh interpreter with a function worker's environment (X-Ray off, as locally; the",
+            "rows marked X-Ray on have tracing on, as deployed) and without numpy or pandas (as in",
+            "the deployed layer). **import** is",
             "`import sluice_<function>.handler` (Lambda's init phase; target ≤ 0.3 s); **clients**",
             "is opening the AWS clients and their libraries, which the first invocation does",
             "before its first record (no request is sent); **data path** is importing the Arrow",

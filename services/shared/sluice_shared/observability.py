@@ -14,12 +14,15 @@ creation to the file's completion, emitted by output), `Files<Outcome>` (one per
 
 Tracer: X-Ray, switched off locally with `POWERTOOLS_TRACE_DISABLED=true` (the local runner and the
 tests set it; every decorator then calls straight through). Switched off, the Tracer gets a no-op
-provider: Powertools would otherwise import the X-Ray SDK, whose recorder builds two botocore X-Ray
-clients at import (a third of a CPU second per cold start, for nothing). The trace crosses hops
-without help from the envelope: Lambda hands the SQS record's `AWSTraceHeader` system attribute to
-X-Ray, and EventBridge forwards the trace header of a traced `PutEvents` to its targets. The
-contract envelope ignores unknown attributes (its models drop them on parse), so the trace id is not
-put into it; the log lines carry both ids instead.
+provider and the X-Ray SDK is never imported. Switched on (the templates' `Tracing: Active`), it
+is built without Powertools' auto-patching, which would import every library X-Ray can patch
+(aiobotocore, aiohttp, botocore, requests: a third of a CPU second) at the handler's import;
+`trace_aws_calls` patches the AWS clients' libraries when the clients are opened instead
+(`sluice_shared.aws.clients.open_aws_deps`), so every AWS call is still a subsegment. The trace
+crosses hops without help from the envelope: Lambda hands the SQS record's `AWSTraceHeader` system
+attribute to X-Ray, and EventBridge forwards the trace header of a traced `PutEvents` to its
+targets. The contract envelope ignores unknown attributes (its models drop them on parse), so the
+trace id is not put into it; the log lines carry both ids instead.
 """
 
 from __future__ import annotations
@@ -135,13 +138,24 @@ def telemetry(service: str) -> Telemetry:
     tracer = (
         Tracer(service=service, disabled=True, provider=NoTracing())
         if tracing_disabled()
-        else Tracer(service=service)
+        else Tracer(service=service, auto_patch=False)  # see trace_aws_calls
     )
     return Telemetry(
         logger=Logger(service=service, level=level),
         metrics=Metrics(namespace=namespace, service=service),
         tracer=tracer,
     )
+
+
+# What X-Ray instruments: the AWS SDK the adapters call through (nothing else makes requests).
+TRACED_MODULES = ("aiobotocore", "botocore")
+
+
+def trace_aws_calls(service: str) -> None:
+    """Patch the AWS SDK for X-Ray (each call a subsegment of the invocation's trace); a no-op
+    with tracing off. Called when the clients are opened, not at import: patching imports the
+    libraries it patches. Patching twice is harmless (X-Ray skips a patched module)."""
+    telemetry(service).tracer.patch(TRACED_MODULES)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from sluice_shared.aws.events import EventBridgePublisher
 from sluice_shared.aws.s3 import S3ObjectStore
 from sluice_shared.aws.sqs import SqsParker
 from sluice_shared.faults import install_from_env
+from sluice_shared.observability import trace_aws_calls
 from sluice_shared.ports import AwsDeps
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ async def open_aws_deps(
     once per execution environment (`sluice_shared.runtime.Runtime` does), never per invocation.
     The endpoint is botocore's own choice (`AWS_ENDPOINT_URL` locally).
     """
+    trace_aws_calls(settings.service_name)  # before the first client exists
     session = aioboto3.Session(region_name=settings.region)
     chosen = config or client_config()
     async with AsyncExitStack() as stack:
