@@ -93,9 +93,7 @@ def parse(definition: str | dict[str, Any]) -> Machine:
         document = definition
     if not isinstance(document, dict):
         raise DefinitionError("definition must be a JSON object")
-    machine = _machine(document, where=None, inherited=JSONPATH, top=True, base="")
-    _check_scopes(machine, frozenset(), "")
-    return machine
+    return _machine(document, where=None, inherited=JSONPATH, top=True, base="")
 
 
 def _pointer(field_name: str) -> str:
@@ -257,52 +255,6 @@ def _check_graph(start: str, states: dict[str, State], base: str) -> None:
         raise DefinitionError(
             "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
         )
-
-
-def _names(value: Value | None) -> set[str]:
-    if isinstance(value, Template) and value.fields is not None:
-        return {key for key, _ in value.fields}
-    if isinstance(value, Literal) and isinstance(value.value, dict):
-        return {key.removesuffix(".$") for key in value.value}
-    return set()
-
-
-def _assigned(state: State) -> set[str]:
-    """Every variable name a state may assign (its own, its choice rules', its catchers')."""
-    names = _names(state.io.assign)
-    if isinstance(state, ChoiceState):
-        for option in state.choices:
-            names |= _names(option.assign)
-    for catcher in catchers(state):
-        names |= _names(catcher.assign)
-    return names
-
-
-def _check_scopes(machine: Machine, outer: frozenset[str], base: str) -> None:
-    """A Parallel branch or inline Map iteration reads the variables of the scopes around it
-    but may not assign them; a Distributed Map's children see none of them."""
-    here = outer.union(*(_assigned(state) for state in machine.states.values()))
-    for name, state in machine.states.items():
-        nested: list[tuple[Machine, str, frozenset[str]]] = []
-        if isinstance(state, ParallelState):
-            nested = [
-                (branch, f"{base}/States/{name}/Branches/{i}", here)
-                for i, branch in enumerate(state.branches)
-            ]
-        elif isinstance(state, MapState) and state.processor is not None:
-            sees = frozenset() if state.distributed else here
-            nested = [(state.processor, f"{base}/States/{name}/ItemProcessor", sees)]
-        for inner, inner_base, visible in nested:
-            for inner_name, inner_state in inner.states.items():
-                clash = sorted(_assigned(inner_state) & visible)
-                if clash:
-                    raise DefinitionError(
-                        f"the variable '{clash[0]}' belongs to an outer scope: an inner state "
-                        "can read it but not assign it",
-                        state=inner_name,
-                        pointer=f"{inner_base}/States/{inner_name}/Assign",
-                    )
-            _check_scopes(inner, visible, inner_base)
 
 
 # -- shared pieces -----------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 
 - the top-level states of an execution share one scope;
 - each Parallel branch and inline Map iteration runs in a scope of its own that reads the
-  scopes around it (assigning their names is refused at create, see `definition.py`), and
-  whose variables are gone when it ends;
+  scopes around it but may not assign their variables (`States.Runtime`), and whose variables
+  are gone when it ends;
 - a Distributed Map child execution starts with no variables at all;
 - a state's `Assign` takes effect when the state ends: everything the state evaluates (its
   Output and Assign included) reads the values it was entered with.
@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
+
+from sluice.local.workflow.errors import runtime_error
+from sluice.local.workflow.models import dumps
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,5 +43,18 @@ class Variables:
         return Variables(parent=self)
 
     def assign(self, values: Mapping[str, Any]) -> None:
-        """Apply a state's `Assign` (at the end of the state)."""
+        """Apply a state's `Assign` (at the end of the state).
+
+        Raises:
+            StatesError: `States.Runtime` when a name belongs to an outer scope.
+        """
+        scope = self.parent
+        while scope is not None:
+            for name, value in values.items():
+                if name in scope.values:
+                    raise runtime_error(
+                        f"Cannot bind value '{dumps(value)}' to variable '{name}' as it belongs "
+                        "to an outer scope."
+                    )
+            scope = scope.parent
         self.values.update(values)

@@ -386,7 +386,8 @@ async def test_distributed_map_children_do_not_see_outer_variables() -> None:
     assert child.error == "States.QueryEvaluationError"
 
 
-def test_inner_state_assigning_an_outer_variable_is_refused_at_create() -> None:
+async def test_inner_state_assigning_an_outer_variable_fails_the_run() -> None:
+    # Outer variables are read-only inside a branch: the assignment fails with States.Runtime.
     branch = {"StartAt": "In", "States": {"In": {"Type": "Pass", "Assign": {"x": 2}, "End": True}}}
     definition = _jsonata(
         {
@@ -394,10 +395,27 @@ def test_inner_state_assigning_an_outer_variable_is_refused_at_create() -> None:
             "Both": {"Type": "Parallel", "Branches": [branch], "End": True},
         }
     )
-    with pytest.raises(DefinitionError) as info:
-        parse(definition)
-    assert info.value.pointer == "/States/Both/Branches/0/States/In/Assign"
-    assert "'x'" in str(info.value)
+    engine, *_ = make_engine()
+    execution = await run_definition(engine, definition, {})
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
+    assert execution.cause == (
+        "Cannot bind value '2' to variable 'x' as it belongs to an outer scope."
+    )
+
+
+async def test_a_branch_may_assign_a_name_the_outer_scope_assigns_only_later() -> None:
+    branch = {"StartAt": "In", "States": {"In": {"Type": "Pass", "Assign": {"x": 2}, "End": True}}}
+    definition = _jsonata(
+        {
+            "Both": {"Type": "Parallel", "Branches": [branch], "Next": "Set"},
+            "Set": {"Type": "Pass", "Assign": {"x": 1}, "Next": "Read"},
+            "Read": {"Type": "Pass", "Output": "{% $x %}", "End": True},
+        }
+    )
+    engine, *_ = make_engine()
+    execution = await run_definition(engine, definition, {})
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output == 1
 
 
 async def test_a_jsonata_state_in_a_jsonpath_machine() -> None:
