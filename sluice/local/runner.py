@@ -60,6 +60,9 @@ class FunctionConfig:
     max_workers: int = 4
     role_arn: str = ""
     """The function's execution role; its workers carry temporary credentials of it."""
+    dead_letter_arn: str = ""
+    """`DeadLetterConfig.TargetArn`: the SQS queue or SNS topic a failed asynchronous
+    invocation's event goes to."""
 
     @property
     def arn(self) -> str:
@@ -120,6 +123,9 @@ class AsyncInvokeConfig:
 
 SendToDestination = Callable[[FunctionConfig, str, dict[str, Any]], Awaitable[None]]
 """(function, destination ARN, invocation record) → sends the record there."""
+SendToDeadLetter = Callable[["FunctionConfig", bytes, "InvokeResult | None"], Awaitable[None]]
+"""(function, the event, the last result) → sends the event to the function's dead-letter
+queue or topic."""
 
 
 def invocation_record(
@@ -405,6 +411,8 @@ class FunctionRunner:
         self._async_configs: dict[str, AsyncInvokeConfig] = {}
         self.destinations: SendToDestination | None = None
         """Sends an asynchronous invocation's record to a destination (set by the runtime)."""
+        self.dead_letters: SendToDeadLetter | None = None
+        """Sends a failed asynchronous invocation's event to the function's `DeadLetterConfig`."""
 
     def base_env(self) -> dict[str, str]:
         """The environment every worker starts from (never the caller's own credentials)."""
@@ -534,6 +542,12 @@ class FunctionRunner:
                     await self.destinations(self.functions[name], destination, record)
                 except Exception as exc:
                     log.warning("destination %s of %s failed: %s", destination, name, exc)
+            function = self.functions[name]
+            if condition != "Success" and function.dead_letter_arn and self.dead_letters:
+                try:
+                    await self.dead_letters(function, payload, result)
+                except Exception as exc:
+                    log.warning("dead-letter queue of %s failed: %s", name, exc)
 
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)

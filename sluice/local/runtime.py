@@ -44,6 +44,7 @@ from sluice.local.runner import (
     FunctionConfig,
     FunctionNotFound,
     FunctionRunner,
+    InvokeResult,
 )
 from sluice.local.schedules import parse_schedule, scheduled_event
 from sluice.local.schemas import SchemaRegistries
@@ -199,6 +200,7 @@ class LocalRuntime:
             options.state_dir, self.endpoint_url, credentials=self._function_credentials
         )
         self.runner.destinations = self._send_to_destination
+        self.runner.dead_letters = self._send_to_dead_letter
         self.enforcer = Enforcer(
             self.principals,
             self.resource_policies,
@@ -543,6 +545,53 @@ class LocalRuntime:
                             "EventBusName": parts[5].split("/", 1)[1],
                         }
                     ]
+                )
+
+        pool = self.endpoint.pool if self.endpoint else None
+        await asyncio.get_running_loop().run_in_executor(pool, send)
+
+    async def _send_to_dead_letter(
+        self, function: FunctionConfig, payload: bytes, result: InvokeResult | None
+    ) -> None:
+        """Send a failed asynchronous invocation's event, as it came, to the function's
+        `DeadLetterConfig` queue or topic with Lambda's attributes (RequestID, ErrorCode,
+        ErrorMessage), as the function's execution role
+        (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+        target = function.dead_letter_arn
+        parts = target.split(":")
+        action = _DESTINATION_ACTIONS[parts[2]]
+        if function.role_arn:
+            principal = self.principals.session(function.role_arn, function.name)
+            try:
+                self.enforcer.check(principal, Access(action, target))
+            except AccessDeniedError as exc:
+                self.destination_denials += 1
+                log.warning("dead-letter queue %s of %s refused: %s", target, function.name, exc)
+                return
+        body = result.json() if result is not None and result.payload else {}
+        message = str(body.get("errorMessage", "")) if isinstance(body, dict) else ""
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": result.request_id if result else ""},
+            "ErrorCode": {
+                "DataType": "Number",
+                "StringValue": str(result.status_code if result else 200),
+            },
+            "ErrorMessage": {"DataType": "String", "StringValue": message[:1024] or "error"},
+        }
+        text = payload.decode() or "{}"
+
+        def send() -> None:
+            if parts[2] == "sqs":
+                from moto.sqs.models import sqs_backends
+
+                sqs_backends[parts[4]][parts[3]].send_message(
+                    queue_name=parts[5], message_body=text, message_attributes=attributes
+                )
+            else:
+                from moto.sns.models import sns_backends
+
+                sns_backends[parts[4]][parts[3]].publish(
+                    message=text, arn=target, message_attributes=attributes
                 )
 
         pool = self.endpoint.pool if self.endpoint else None

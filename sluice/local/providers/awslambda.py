@@ -83,6 +83,7 @@ class FunctionProvider(ResourceProvider):
             "LoggingConfig",
             "ReservedConcurrentExecutions",
             "Description",
+            "DeadLetterConfig",
         }
     )
     noted: ClassVar[Mapping[str, str]] = {
@@ -90,7 +91,6 @@ class FunctionProvider(ResourceProvider):
         "TracingConfig": "X-Ray is not emulated",
         "KmsKeyArn": "environment variables are not encrypted locally",
         "EphemeralStorage": "/tmp is the machine's",
-        "DeadLetterConfig": "async invoke DLQ not emulated",
         "VpcConfig": "no VPC locally",
     }
 
@@ -109,6 +109,11 @@ class FunctionProvider(ResourceProvider):
             layers += self.ctx.layers[str(layer)]
         name = str(props.get("FunctionName") or generated_name(request.stack, request.logical_id))
         env = (props.get("Environment") or {}).get("Variables") or {}
+        dead_letter = str((props.get("DeadLetterConfig") or {}).get("TargetArn") or "")
+        if dead_letter and dead_letter.split(":")[2:3] not in (["sqs"], ["sns"]):
+            raise request.error(
+                "must be an SQS queue or an SNS topic", prop="DeadLetterConfig.TargetArn"
+            )
         reserved = props.get("ReservedConcurrentExecutions")
         workers = self.ctx.limits.max_workers_per_function
         if reserved is not None:
@@ -126,6 +131,7 @@ class FunctionProvider(ResourceProvider):
                 architecture=str((props.get("Architectures") or ["x86_64"])[0]),
                 max_workers=workers,
                 role_arn=str(props.get("Role") or ""),
+                dead_letter_arn=dead_letter,
             )
         )
         request.report.action = "emulated"

@@ -159,10 +159,17 @@ Resources:
     Type: AWS::SQS::Queue
     Properties:
       QueueName: aged-failures
+  AgedDlq:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: aged-dlq
   Aged:
     Type: AWS::Serverless::Function
     Properties:
       FunctionName: async-aged
+      DeadLetterQueue:
+        Type: SQS
+        TargetArn: !GetAtt AgedDlq.Arn
       Policies:
         - DynamoDBCrudPolicy: {{TableName: !Ref LedgerTable}}
         - SQSSendMessagePolicy: {{QueueName: !GetAtt AgedFailures.QueueName}}
@@ -252,6 +259,20 @@ async def test_async_invocations_honour_event_invoke_config_and_send_records_to_
             too_old = await wait_for(lambda: one(aged))
             assert too_old["requestContext"]["condition"] == "EventAgeExceeded"
             assert too_old["requestContext"]["approximateInvokeCount"] == 1
+            # AND the function's own dead-letter queue gets the event as it came, with
+            # RequestID, ErrorCode and ErrorMessage (the older async DLQ, same page)
+            dlq = (await sqs.get_queue_url(QueueName="aged-dlq"))["QueueUrl"]
+
+            async def dead_letters() -> Any:
+                got = await sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"])
+                return got.get("Messages")
+
+            (dead,) = await wait_for(dead_letters)
+            assert json.loads(dead["Body"]) == RAISE
+            attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+            assert attributes["RequestID"] == too_old["requestContext"]["requestId"]
+            assert attributes["ErrorCode"] == "200"
+            assert attributes["ErrorMessage"] == "fixture asked to raise"
             # WHEN its success record is for a queue its role may not send to THEN it is refused
             await lam.invoke(
                 FunctionName="async-aged",
