@@ -16,6 +16,8 @@ LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 RUNTIME_STATE_FILE = "runtime.json"
 """What `sluice local up` writes into its state directory while it runs (pid, port, …)."""
+STATUS_PAGE_PATH = "/_sluice/status/"
+"""Where a local runtime serves its status page (files, rows, throughput, `why` per file)."""
 
 # SSM parameters the platform stack publishes (deploy/platform.yaml); the local runtime
 # provisions the same stack, so the same lookup works locally and on AWS.

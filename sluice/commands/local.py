@@ -202,6 +202,7 @@ def up(
         which = ", ".join(t.name for t in templates) if templates else "its templates"
         click.echo(f"sluice local is already running on 127.0.0.1:{port}; provisioned {which}")
         print_report(doc["resources"])
+        click.echo(status_page_line(port))
         return
     directory = _state_dir(state_dir)
     overrides = dict(_parse_param(p) for p in params)
@@ -221,6 +222,7 @@ def up(
         start_detached(args, directory, port, startup_timeout)
         click.echo(f"sluice local is up on http://127.0.0.1:{port} (detached; `sluice local down`)")
         print_report(_call(port, "state")["resources"])
+        click.echo(status_page_line(port))
         return
     from sluice.local.provisioner import Limits
     from sluice.local.runtime import RuntimeOptions
@@ -276,6 +278,13 @@ def _refuse_changes_to_running(
         )
 
 
+def status_page_line(port: int) -> str:
+    """Where the runtime serves its status page (files, rows, throughput, `why` per file)."""
+    from sluice.context import STATUS_PAGE_PATH
+
+    return f"status page: http://127.0.0.1:{port}{STATUS_PAGE_PATH}"
+
+
 async def _serve(options: Any) -> None:
     from sluice.local.runtime import LocalRuntime
 
@@ -288,6 +297,7 @@ async def _serve(options: Any) -> None:
         f"sluice local is up on {runtime.endpoint_url} (stage {options.stage}); "
         f"logs in {options.state_dir / 'logs'}; Ctrl-C stops it (all state is in memory)"
     )
+    click.echo(status_page_line(options.port))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: loop.create_task(runtime.stop()))
@@ -530,6 +540,7 @@ def run(
             300.0,
         )
         started_here = True
+    click.echo(status_page_line(port))
     runs = [FileRun(p, ds, key, expected=expected_outcome(p)) for p, ds, key in planned]
     since_ms = int(time.time() * 1000)
     try:

@@ -106,11 +106,11 @@ def command(
         found = logs or ctx.local_state_dir() or Path(__file__).resolve().parents[2] / ".sluice"
         _metrics(ctx, found, since)
         return
+    if serve:
+        _serve(ctx, since, port)
+        return
     names = ctx.names()
     reader = LedgerReader(ctx.client("dynamodb"), names["ledger_table"])
-    if serve:
-        _serve(ctx, reader, since, port)
-        return
     if file_id is not None:
         with aws_errors(ctx, f"reading file {file_id}"):
             detail = reader.file(file_id)
@@ -204,24 +204,11 @@ def _one(record: FileRecord) -> str:
     return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in values.items())
 
 
-def _serve(ctx: CliContext, reader: LedgerReader, window: Any, port: int) -> None:
-    from sluice.ops.executions import map_run_counts
-    from sluice.ops.statuspage import Snapshot, StatusPageServer, collect
-
-    sqs = ctx.client("sqs")
-    sfn = ctx.client("stepfunctions")
-
-    def snapshot() -> Snapshot:
-        return collect(
-            stage=ctx.stage,
-            ledger=reader,
-            sqs=sqs,
-            window=window,
-            map_run_counts=lambda arn: map_run_counts(sfn, arn),
-        )
+def _serve(ctx: CliContext, window: Any, port: int) -> None:
+    from sluice.ops.statuspage import StatusPageServer, stage_page
 
     try:
-        server = StatusPageServer(snapshot, "127.0.0.1", port)
+        server = StatusPageServer(stage_page(ctx, window), "127.0.0.1", port)
     except OSError as exc:
         raise click.BadParameter(f"cannot listen on 127.0.0.1:{port}: {exc}") from None
     click.echo(f"status page on {server.url} (stage {ctx.stage}); Ctrl-C stops it")

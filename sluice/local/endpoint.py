@@ -4,7 +4,8 @@
 - Step Functions (`X-Amz-Target: AWSStepFunctions.*`) → the workflow engine's API facade.
 - Schema Registry (`schemas`) → `schemas.SchemaRegistries`: the templates' registries and
   schemas, read-only (moto has no such service).
-- `/_sluice/*` → the runtime's control API (health, state, provision, trigger, shutdown).
+- `/_sluice/*` → the runtime's control API (health, state, provision, trigger, shutdown) and
+  the status page (`/_sluice/status`).
 - Everything else → moto's WSGI application, called in-process on a thread pool.
 
 With an `Enforcer` (enabled), every AWS request — moto-bound, Lambda, Step Functions, schemas —
@@ -133,7 +134,10 @@ class Endpoint:
         self.requests += 1
         path = request.path
         if path.startswith("/_sluice/"):
-            handler = self.control.get(path.removeprefix("/_sluice/").strip("/"))
+            # `/_sluice/<name>` or, for a handler with routes of its own, `/_sluice/<name>/…`
+            # (the status page: `/_sluice/status/api/status`, `/_sluice/status/why/<file>`).
+            name = path.removeprefix("/_sluice/").strip("/")
+            handler = self.control.get(name) or self.control.get(name.split("/", 1)[0] + "/")
             if handler is None:
                 return _error(404, "NotFound", f"no control action {path}")
             return await handler(request)

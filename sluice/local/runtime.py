@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sluice.context import RUNTIME_STATE_FILE
+from sluice.context import RUNTIME_STATE_FILE, STATUS_PAGE_PATH
 from sluice.local import moto_patches
 from sluice.local.endpoint import Endpoint
 from sluice.local.errors import LocalRuntimeError, PortInUseError
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from contextlib import AsyncExitStack
 
     from sluice.local.workflow.engine import WorkflowEngine
+    from sluice.ops.statuspage import StatusPage
 
 log = logging.getLogger("sluice.local")
 
@@ -82,6 +83,7 @@ PREWARM_PARALLEL = max(1, os.cpu_count() or 1)
 DEPLOY_DIR_ENV = "SLUICE_DEPLOY_DIR"
 """Replaces `<repo>/deploy` as the folder the default templates come from: a modified copy of
 the templates (`make iam-proof` removes one statement at a time). Read at each provisioning."""
+STATUS_PATH = STATUS_PAGE_PATH
 
 
 def default_templates(repo_root: Path) -> list[Path]:
@@ -225,6 +227,7 @@ class LocalRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: WorkflowEngine | None = None
         self.endpoint: Endpoint | None = None
+        self._status_page: StatusPage | None = None
         self.provisioner: Provisioner | None = None
         self._provision_lock = asyncio.Lock()
         self._poll_pool = ThreadPoolExecutor(
@@ -283,6 +286,8 @@ class LocalRuntime:
                 "trigger": self._trigger_route,
                 "credentials": self._credentials_route,
                 "shutdown": self._shutdown_route,
+                "status": self._status_route,
+                "status/": self._status_route,
             },
             self.options.host,
             self.options.port,
@@ -1044,6 +1049,34 @@ class LocalRuntime:
                 "state_dir": str(self.state_dir.resolve()),
             }
         )
+
+    @property
+    def status_url(self) -> str:
+        """The status page this runtime serves (see `sluice.ops.statuspage`)."""
+        return self.endpoint_url + STATUS_PATH
+
+    async def _status_route(self, request: web.Request) -> web.Response:
+        if self._status_page is None:
+            from datetime import timedelta
+
+            from sluice.context import CliContext
+            from sluice.ops.statuspage import stage_page
+
+            ctx = CliContext.build(
+                endpoint_url=self.endpoint_url,
+                profile=None,
+                region=REGION,
+                stage=self.options.stage,
+                as_json=False,
+            )
+            self._status_page = stage_page(ctx, timedelta(hours=1), base=STATUS_PATH)
+        # The page reads the stage through this very endpoint (the same calls as `sluice
+        # status` and `sluice why`), so it runs on a thread while this loop serves them.
+        code, content_type, body = await asyncio.to_thread(
+            self._status_page.respond, request.path_qs
+        )
+        headers = {"Content-Type": content_type, "Cache-Control": "no-store"}
+        return web.Response(status=code, body=body, headers=headers)
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.describe())
