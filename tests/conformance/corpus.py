@@ -3,7 +3,8 @@
 `cases/states/*.json` — a state machine:
 
     {"doc": "<AWS page>", "about": "...", "definition": {...},
-     "s3": {"<key>": <JSON value or string>},               (objects put in conformance-data)
+     "s3": {"<key>": <JSON value or string>},   (objects put in conformance-data under <case>/)
+     "machines": {"<name>": {...}},             (state machines created first, e.g. children)
      "runs": [{"input": ..., "expect": {"status": "SUCCEEDED", "output": ...}},
               {"input": ..., "expect": {"status": "FAILED", "error": "...", "cause": "..."}}],
      "moto": {"lacks": "<why moto's interpreter cannot run it>"}
@@ -12,13 +13,17 @@
 or, for a definition AWS refuses at CreateStateMachine:
 
     {"doc": ..., "about": ..., "definition": {...},
-     "rejected": {"error": "InvalidDefinition", "names": ["<state name the message names>"]}}
+     "rejected": {"error": "InvalidDefinition", "names": ["<what the message names>"]}}
+
+A definition AWS accepts but the local engine refuses (a construct it does not run, refused at
+create rather than failing mid-run) adds `"unsupported": "<why>"` to `rejected`.
 
 `cases/events/*.json` — a rule on a bus with an SQS target and what reaches the queue:
 
     {"doc": ..., "about": ..., "pattern": {...},
      "target": {"InputPath": ...} | {"InputTransformer": ...} | {"Input": ...},   (optional)
-     "events": [{"put": {<PutEvents entry>}, "delivers": <the body, or null for no delivery>}]}
+     "events": [{"put": {<PutEvents entry>}, "delivers": <the body, or null for no delivery>}
+                | {"put": {...}, "rejected": "<the entry's ErrorCode>"}]}
      | "s3": [{"put": "<key>", "body": "..."} | {"delete": "<key>"}], "delivers": [<events>]
 
 A `"*"` in an expected event stands for any value (ids, times, etags); every other key and value
@@ -64,23 +69,32 @@ class StatesCase:
     runs: tuple[Run, ...] = ()
     rejected_error: str | None = None
     rejected_names: tuple[str, ...] = ()
+    unsupported: str | None = None
     s3: dict[str, Any] = field(default_factory=dict)
+    machines: dict[str, Any] = field(default_factory=dict)
     machine_type: str = "STANDARD"
     moto_lacks: str | None = None
     moto_differs: str | None = None
 
     @property
     def rejected(self) -> bool:
-        """AWS refuses the definition at CreateStateMachine."""
+        """The local engine refuses the definition at CreateStateMachine."""
         return self.rejected_error is not None
+
+    @property
+    def aws_rejects(self) -> bool:
+        """AWS refuses the definition at CreateStateMachine."""
+        return self.rejected and self.unsupported is None
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event put on the bus and the body that reaches the queue (None: nothing does)."""
+    """One event put on the bus and the body that reaches the queue (None: nothing does), or
+    the ErrorCode PutEvents fails the entry with."""
 
     put: dict[str, Any]
     body: Any
+    error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,9 @@ def states_cases() -> list[StatesCase]:
                 runs=runs,
                 rejected_error=rejected.get("error", "InvalidDefinition") if rejected else None,
                 rejected_names=tuple(rejected.get("names", [])) if rejected else (),
+                unsupported=rejected.get("unsupported") if rejected else None,
                 s3=dict(doc.get("s3", {})),
+                machines=dict(doc.get("machines", {})),
                 machine_type=str(doc.get("type", "STANDARD")),
                 moto_lacks=moto.get("lacks"),
                 moto_differs=moto.get("differs"),
@@ -169,7 +185,8 @@ def events_cases() -> list[EventsCase]:
         if not isinstance(doc.get("pattern"), dict):
             raise CaseError(f"{path}: 'pattern' is the rule's event pattern (an object)")
         deliveries = tuple(
-            Delivery(put=dict(e["put"]), body=e.get("delivers")) for e in doc.get("events", [])
+            Delivery(put=dict(e["put"]), body=e.get("delivers"), error_code=e.get("rejected"))
+            for e in doc.get("events", [])
         )
         s3_actions = tuple(doc.get("s3", []))
         if bool(deliveries) == bool(s3_actions):

@@ -1,7 +1,8 @@
 """Cross-check the corpus's definitions with statelint and asl-validator.
 
-Every definition the local engine accepts (a case with `runs`) must be accepted by both linters,
-and every definition AWS refuses (a case with `rejected`) refused by both — unless the case lists
+Every definition AWS accepts (a case with `runs`, or one the local engine refuses as
+`unsupported`) must be accepted by both linters, and every definition AWS refuses (a case with
+`rejected`) refused by both — unless the case lists
 the linter under `"linters": {"<statelint|asl-validator>": "<why it differs>"}`, in which case
 the linter must still differ (a stale note fails too). statelint's known ItemReader InputType gap
 is filtered as in `make check-templates` (tools/lint_asl.py).
@@ -18,11 +19,10 @@ import re
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conformance.corpus import CASES, states_cases
-from tools.lint_asl import statelint_problems
+from tools.lint_asl import statelint_problems_of
 
 LINTERS = ("statelint", "asl-validator")
 
@@ -32,7 +32,7 @@ VERDICT = re.compile(r'^(✓|✕) State machine definition "(.+)" is (?:valid|in
 
 def asl_validator_findings(asl_validator: str, paths: list[Path]) -> dict[str, str]:
     """asl-validator's findings per file ('' = accepted), from one run over every file (node's
-    start dominates a run). Raises RuntimeError when a file gets no verdict."""
+    start, as statelint's, dominates a run). Raises RuntimeError when a file gets no verdict."""
     args = [asl_validator]
     for path in paths:
         args += ["--json-path", str(path)]
@@ -72,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             paths[case.name].write_text(json.dumps(case.definition), "utf-8")
         validated = asl_validator_findings(args.asl_validator, list(paths.values()))
-        with ThreadPoolExecutor(max_workers=4) as pool:  # statelint: one process per file
-            problems = pool.map(lambda p: statelint_problems(args.statelint, p), paths.values())
-            linted = {name: "; ".join(found) for name, found in zip(paths, problems, strict=True)}
+        problems = statelint_problems_of(args.statelint, list(paths.values()))
+        linted = {name: "; ".join(problems[path]) for name, path in paths.items()}
         for case in cases:
             path = paths[case.name]
             notes = json.loads((CASES / "states" / f"{case.name}.json").read_text("utf-8")).get(
@@ -86,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             for linter in LINTERS:
                 refuses = bool(found[linter])
-                expected = case.rejected != (linter in notes)
+                expected = case.aws_rejects != (linter in notes)
                 if refuses == expected:
                     continue
                 wrong += 1
                 what = "refuses" if refuses else "accepts"
-                engine = "refused" if case.rejected else "accepted"
+                engine = "refuses" if case.aws_rejects else "accepts"
                 note = f" (note: {notes[linter]})" if linter in notes else ""
                 print(f"crosscheck: {case.name}: {linter} {what} a definition AWS {engine}{note}")
                 if found[linter]:

@@ -125,6 +125,11 @@ def test_rule_delivers_as_documented(
         # GIVEN an event put on the bus
         entry = _entry(delivery, bus)
         result = clients["events"].put_events(Entries=[entry])
+        if delivery.error_code is not None:
+            # THEN PutEvents fails the entry as documented, and nothing is delivered
+            assert result["Entries"][0].get("ErrorCode") == delivery.error_code, result
+            assert _drain(clients["sqs"], url) == [], case.doc
+            continue
         assert result["FailedEntryCount"] == 0, result
         # THEN the queue gets what AWS documents (or nothing, for a non-match)
         _check(delivery.body, entry, _drain(clients["sqs"], url), case.doc)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+
+import boto3
 
 
 def echo(event: Any, context: Any) -> Any:
@@ -28,3 +31,17 @@ def sleep(event: dict[str, Any], context: Any) -> Any:
     """Sleep `event["seconds"]`, then return the payload."""
     time.sleep(float(event["seconds"]))
     return event
+
+
+def callback(event: dict[str, Any], context: Any) -> Any:
+    """Answer the task token in `event["token"]` over the Step Functions API: SendTaskFailure
+    with `event["error"]`/`event["cause"]` when given, else SendTaskSuccess with `event["output"]`.
+    """
+    sfn = boto3.client("stepfunctions")
+    if "error" in event:
+        sfn.send_task_failure(
+            taskToken=event["token"], error=event["error"], cause=event.get("cause", "")
+        )
+    else:
+        sfn.send_task_success(taskToken=event["token"], output=json.dumps(event["output"]))
+    return {"answered": True}
