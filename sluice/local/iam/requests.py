@@ -173,6 +173,11 @@ class RequestMapper:
                 return MappedRequest(
                     service, action, "query", key, _dedupe(accesses), region=region
                 )
+        if service == "schemas":
+            operation, accesses = _schemas(_Ctx(self.account, region, request))
+            return MappedRequest(
+                "schemas", operation, "rest-json", key, _dedupe(accesses), region=region
+            )
         if service in (None, "s3"):
             ctx = _Ctx(self.account, region, request)
             operation, accesses = _s3(ctx, dict(parse_qsl(request.query, keep_blank_values=True)))
@@ -892,6 +897,32 @@ _LAMBDA_SUBROUTES: dict[tuple[str, str], str] = {
     ("POST", "invocations"): "InvokeFunction",
     ("POST", "invoke-async"): "InvokeFunction",
 }
+
+
+_SCHEMAS_ROUTE = re.compile(
+    r"^/v1/registries(?:/name/(?P<registry>[^/]+)"
+    r"(?:(?P<list>/schemas)(?:/name/(?P<schema>[^/]+)(?P<export>/export)?)?)?)?/?$"
+)
+
+
+def _schemas(ctx: _Ctx) -> tuple[str, list[Access]]:
+    """The Schema Registry's read operations (the ones the local runtime serves), by route."""
+    request = ctx.request
+    route = _SCHEMAS_ROUTE.match(request.path)
+    if request.method != "GET" or route is None:
+        operation = f"{request.method}{unquote(request.path)}"
+        return operation, [Access(f"schemas:{operation}", "*")]
+    registry, schema = route.group("registry"), route.group("schema")
+    if registry is None:
+        return "ListRegistries", [Access("schemas:ListRegistries", "*")]
+    registry_arn = ctx.arn("schemas", f"registry/{unquote(registry)}")
+    if schema is None:
+        if route.group("list"):
+            return "ListSchemas", [Access("schemas:ListSchemas", registry_arn)]
+        return "DescribeRegistry", [Access("schemas:DescribeRegistry", registry_arn)]
+    schema_arn = ctx.arn("schemas", f"schema/{unquote(registry)}/{unquote(schema)}")
+    operation = "ExportSchema" if route.group("export") else "DescribeSchema"
+    return operation, [Access(f"schemas:{operation}", schema_arn)]
 
 
 def _lambda(ctx: _Ctx) -> tuple[str, list[Access]]:

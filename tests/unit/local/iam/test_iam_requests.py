@@ -722,6 +722,41 @@ def test_lambda_routes(
     assert pairs(result) == [expected]
 
 
+SCHEMA_ARN = f"arn:aws:schemas:{REGION}:{ACCT}:schema/reg/acme.thing.counted.v1"
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda c: c.list_registries(), ("schemas:ListRegistries", "*")),
+        (
+            lambda c: c.describe_registry(RegistryName="reg"),
+            ("schemas:DescribeRegistry", f"arn:aws:schemas:{REGION}:{ACCT}:registry/reg"),
+        ),
+        (
+            lambda c: c.list_schemas(RegistryName="reg"),
+            ("schemas:ListSchemas", f"arn:aws:schemas:{REGION}:{ACCT}:registry/reg"),
+        ),
+        (
+            lambda c: c.describe_schema(RegistryName="reg", SchemaName="acme.thing.counted.v1"),
+            ("schemas:DescribeSchema", SCHEMA_ARN),
+        ),
+        (
+            lambda c: c.export_schema(
+                RegistryName="reg", SchemaName="acme.thing.counted.v1", Type="JSONSchemaDraft4"
+            ),
+            ("schemas:ExportSchema", SCHEMA_ARN),
+        ),
+    ],
+)
+def test_schema_registry_reads_map_to_their_actions_and_arns(
+    call: Callable[[Any], Any], expected: tuple[str, str]
+) -> None:
+    result = mapped("schemas", call)
+    assert (result.service, result.protocol) == ("schemas", "rest-json")
+    assert pairs(result) == [expected]
+
+
 # ---------------------------------------------------------------- fallbacks
 
 
