@@ -20,7 +20,12 @@ import pytest
 
 from sluice.local.workflow import DefinitionError
 from sluice.local.workflow.definition import parse
-from tests.unit.workflow.workflow_fakes import FunctionRaised, make_engine, run_definition
+from tests.unit.workflow.workflow_fakes import (
+    FunctionRaised,
+    InMemoryS3,
+    make_engine,
+    run_definition,
+)
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 INVOKE = "arn:aws:states:::lambda:invoke"
@@ -539,3 +544,72 @@ async def test_jsonata_wait_seconds_fail_error_cause_and_timeout_expressions() -
     assert (execution.error, execution.cause) == ("Stopped.5", "after 5s")
     scheduled = [e for e in execution.history if e["type"] == "LambdaFunctionScheduled"]
     assert scheduled[0]["lambdaFunctionScheduledEventDetails"]["timeoutInSeconds"] == 50
+
+
+async def test_jsonata_distributed_map_reader_batcher_writer_and_parallel_arguments() -> None:
+    # GIVEN a JSONL manifest in S3 and a JSONata Distributed Map whose reader, batcher and
+    # writer take Arguments and expressions, behind a Parallel that hands branches Arguments
+    s3 = InMemoryS3()
+    s3.objects[("work", "in/items.jsonl")] = "\n".join(json.dumps({"n": n}) for n in range(5))
+    engine, _, _, s3 = make_engine({}, s3)
+    fan = {
+        "Type": "Map",
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSONL", "MaxItems": "{% $states.input.limit %}"},
+            "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "in/items.jsonl"},
+        },
+        "ItemBatcher": {
+            "MaxItemsPerBatch": "{% $states.input.per %}",
+            "BatchInput": {"tag": "{% $states.input.tag %}"},
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "Sum",
+            "States": {
+                "Sum": {
+                    "Type": "Pass",
+                    "Output": {
+                        "tag": "{% $states.input.BatchInput.tag %}",
+                        "sum": "{% $sum($states.input.Items.n) %}",
+                    },
+                    "End": True,
+                }
+            },
+        },
+        "ResultWriter": {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Arguments": {"Bucket": "{% $states.input.bucket %}", "Prefix": "out"},
+            "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSON"},
+        },
+        "End": True,
+    }
+    definition = _jsonata(
+        {
+            "Both": {
+                "Type": "Parallel",
+                "Arguments": {
+                    "bucket": "work",
+                    "limit": "{% $states.input.limit %}",
+                    "per": 2,
+                    "tag": "t",
+                },
+                "Branches": [{"StartAt": "Fan", "States": {"Fan": fan}}],
+                "Output": "{% $states.result[0].ResultWriterDetails %}",
+                "End": True,
+            }
+        }
+    )
+    # WHEN it runs over the first four items
+    execution = await run_definition(engine, definition, {"limit": 4})
+    # THEN two batches of two were summed and written where the Arguments said
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.output["Bucket"] == "work"
+    manifest = json.loads(s3.objects[("work", execution.output["Key"])])
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    results = json.loads(s3.objects[("work", succeeded["Key"])])
+    assert sorted(results, key=lambda r: r["sum"]) == [
+        {"tag": "t", "sum": 1},
+        {"tag": "t", "sum": 5},
+    ]
+    assert execution.output["Key"].startswith("out/")
