@@ -110,15 +110,27 @@ def number(text: str) -> float:
     return float(found.group(0).replace(",", ""))
 
 
+def maybe_number(text: str) -> float | None:
+    """`number(text)`, or None for a cell without one (`—`: the run gave no figure)."""
+    try:
+        return number(text)
+    except FiguresError:
+        return None
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
 def _rows(speed: Section, *, prefix: str, cores: int) -> list[dict[str, str]]:
+    """Rows of engines named `prefix…` at `cores`, with a CPU and a wall figure."""
     return [
         r
         for r in speed.rows
-        if r.get("engine", "").startswith(prefix) and number(r.get("cores", "0")) == cores
+        if r.get("engine", "").startswith(prefix)
+        and maybe_number(r.get("cores", "")) == cores
+        and maybe_number(r.get("CPU s", "")) is not None
+        and maybe_number(r.get("seconds", "")) is not None
     ]
 
 
@@ -127,7 +139,11 @@ def _one(speed: Section, engine: str, cores: int) -> dict[str, str] | None:
     return exact[0] if exact else None
 
 
-def _gb(mb: float) -> str:
+def _size(cell: str) -> str:
+    """A `peak RSS MB` cell as MB or GB (`—` stays)."""
+    mb = maybe_number(cell)
+    if mb is None:
+        return cell
     return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
 
 
@@ -141,11 +157,29 @@ def block_speed() -> str:
         f"The speed run ({speed.provenance()}). CPU seconds of the job, imports excluded, are",
         "the steadier measure on a shared box:",
         "",
+        *_engine_table(speed),
+    ]
+    return "\n".join(lines)
+
+
+def block_jsonl() -> str:
+    """The JSON Lines job (sensor_readings), when RESULTS.md has its section."""
+    try:
+        jsonl = section(BENCH / "RESULTS.md", "jsonl")
+    except FiguresError:
+        return "The JSON Lines job (sensor_readings) has no run in bench/RESULTS.md yet."
+    return "\n".join(
+        [f"The JSON Lines job, sensor_readings ({jsonl.provenance()}):", "", *_engine_table(jsonl)]
+    )
+
+
+def _engine_table(run: Section) -> list[str]:
+    lines = [
         "| engine | cores | CPU s | wall s | peak RSS | CPU × Sluice (1 core) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     notes = []
-    for row in speed.rows:
+    for row in run.rows:
         engine = row["engine"]
         label = f"**{engine}**" if engine == "sluice" else engine
         prefix = re.search(r"ran ([\d,]+) rows", row.get("note", ""))
@@ -157,9 +191,9 @@ def block_speed() -> str:
             )
         lines.append(
             f"| {label} | {row['cores']} | {row['CPU s']} | {row['seconds']} "
-            f"| {_gb(number(row['peak RSS MB']))} | {row['CPU × Sluice (1 core)']} |"
+            f"| {_size(row['peak RSS MB'])} | {row['CPU × Sluice (1 core)']} |"
         )
-    return "\n".join([*lines, *(["", *notes] if notes else [])])
+    return [*lines, *(["", *notes] if notes else [])]
 
 
 def block_targets() -> str:
@@ -330,6 +364,7 @@ def block_cold_start() -> str:
 
 BLOCKS = {
     "speed": block_speed,
+    "jsonl": block_jsonl,
     "targets": block_targets,
     "batch": block_batch,
     "events": block_events,

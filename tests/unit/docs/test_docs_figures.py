@@ -139,3 +139,27 @@ def test_targets_come_from_the_speed_runs_own_targets_section_when_it_has_one(
     assert "- Sluice CPU ≤ 3× the floor's (1 core): **met** — 2.90×: 6.38 vs 2.20 CPU s" in block
     assert "the floor's (typed read" not in block  # not judged a second time here
     assert "peak RSS < 300 MB" in block
+
+
+def test_a_run_without_figures_shows_a_dash_and_is_left_out_of_the_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a speed run where polars at 1 core gave no figures (the writer prints `—`)
+    bench = tmp_path / "bench"
+    shutil.copytree(docs_figures.BENCH, bench, ignore=shutil.ignore_patterns("data", "out"))
+    results = bench / "RESULTS.md"
+    text = results.read_text(encoding="utf-8")
+    changed = re.sub(r"(?m)^\| polars \| 1 \|[^\n]*$", "| polars | 1 | — | — | — | — | — | — "
+                     "| — | — | — | run failed |", text)  # fmt: skip
+    assert changed != text
+    # (judged here, not by a targets section of the speed run)
+    changed = re.sub(r"<!-- begin:targets -->.*?<!-- end:targets -->", "", changed, flags=re.S)
+    results.write_text(changed, encoding="utf-8")
+    monkeypatch.setattr(docs_figures, "BENCH", bench)
+    # THEN the table shows the dashes and the verdicts judge the runs that have figures
+    assert "| polars | 1 | — | — | — | — |" in docs_figures.block_speed()
+    peers = next(
+        line for line in docs_figures.block_targets().splitlines() if "at 1 core (CPU s)" in line
+    )
+    assert "duckdb" in peers
+    assert "polars 11.1" not in peers
