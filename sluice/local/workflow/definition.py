@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import fields as dataclass_fields
+from dataclasses import is_dataclass
+from typing import TYPE_CHECKING, Any
 
 from sluice.local.workflow import jsonpath
 from sluice.local.workflow.errors import DefinitionError, StatesError
 from sluice.local.workflow.integrations import REGISTRY
 from sluice.local.workflow.intrinsics import parse as parse_intrinsic
 from sluice.local.workflow.intrinsics import path_arguments, unknown_functions
-from sluice.local.workflow.jsonata import ExpressionSyntaxError, compile_expression, expression_text
+from sluice.local.workflow.jsonata import (
+    ExpressionSyntaxError,
+    compile_expression,
+    expression_text,
+    states_references,
+)
 from sluice.local.workflow.tree import (
     JSONATA,
     JSONPATH,
@@ -48,6 +55,9 @@ from sluice.local.workflow.tree import (
     catchers,
 )
 from sluice.local.workflow.values import Expression, Intrinsic, Literal, PathRef, Template, Value
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 STATE_TYPES = frozenset({"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
 
@@ -539,7 +549,50 @@ def _state(
     io = _io(fields, kind, language == JSONATA)
     state = _BUILDERS[kind](fields, name, language, next_state, io, comment, states)
     fields.refuse_unknown()
+    if state.jsonata:
+        _check_states_references(fields, state)
     return state
+
+
+# `$states` members every JSONata field may read; `result` and `errorOutput` exist only in the
+# Output/Assign of a Task, Parallel or Map (result) and of a catcher (errorOutput), and `$$`
+# is JSONPath's (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html).
+_ANYWHERE = frozenset({"$states.input", "$states.context"})
+
+
+def _expressions(value: Any) -> Iterator[Expression]:
+    """Every JSONata expression in a state's typed fields (nested machines excluded)."""
+    if isinstance(value, Expression):
+        yield value
+    elif isinstance(value, Template):
+        for _, member in value.fields or ():
+            yield from _expressions(member)
+        for item in value.items or ():
+            yield from _expressions(item)
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _expressions(item)
+    elif is_dataclass(value) and not isinstance(value, Machine | type):
+        for declared in dataclass_fields(value):
+            yield from _expressions(getattr(value, declared.name))
+
+
+def _check_states_references(fields: _Fields, state: State) -> None:
+    extra: dict[int, str] = {}
+    if isinstance(state, TaskState | ParallelState | MapState):
+        for expression in _expressions((state.io.output, state.io.assign)):
+            extra[id(expression)] = "$states.result"
+    for catcher in catchers(state):
+        for expression in _expressions((catcher.output, catcher.assign)):
+            extra[id(expression)] = "$states.errorOutput"
+    for expression in _expressions(state):
+        allowed = _ANYWHERE | {extra.get(id(expression), "")}
+        for reference in sorted(states_references(expression.source) - allowed):
+            raise fields.error_at(
+                expression.location.replace("/", "."),
+                f"the JSONata expression '{expression.source}' reads {reference}, which is not "
+                f"available in the field '{expression.location}'",
+            )
 
 
 def _io(fields: _Fields, kind: str, jsonata: bool) -> Io:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 _DELIMITED = re.compile(r"^\{%(.*)%\}$", re.DOTALL)
 _NAME = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+_MEMBER = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 # `$random` is a JSONata built-in without a seed; Step Functions' takes one. The expression's
 # calls are renamed to this function (outside string literals) so the seeded form works.
 _RANDOM = "$sfnRandom"
@@ -61,7 +62,7 @@ def expression_text(value: Any) -> str | None:
 
 
 def _names(source: str) -> list[tuple[int, str]]:
-    """`$name` tokens outside string literals, with their offsets."""
+    """`$name` tokens (and `$$`) outside string literals and comments, with their offsets."""
     found: list[tuple[int, str]] = []
     pos, quote = 0, ""
     while pos < len(source):
@@ -78,6 +79,10 @@ def _names(source: str) -> list[tuple[int, str]]:
             end = source.find("*/", pos + 2)
             pos = len(source) if end < 0 else end + 2
             continue
+        elif source.startswith("$$", pos):
+            found.append((pos, "$$"))
+            pos += 2
+            continue
         elif char == "$":
             match = _NAME.match(source, pos)
             if match is not None:
@@ -85,6 +90,20 @@ def _names(source: str) -> list[tuple[int, str]]:
                 pos = match.end()
                 continue
         pos += 1
+    return found
+
+
+def states_references(source: str) -> set[str]:
+    """What an expression reads that Step Functions only offers in some fields: `$$` (never in
+    JSONata) and the `$states` members (`$states.result`, `$states.errorOutput`, ...)."""
+    found: set[str] = set()
+    for pos, name in _names(source):
+        if name == "$$":
+            found.add(name)
+        elif name == "$states":
+            member = _MEMBER.match(source, pos + len(name))
+            if member is not None:
+                found.add(f"$states.{member.group(1)}")
     return found
 
 

@@ -489,6 +489,70 @@ def test_jsonata_construct_refused_at_create_names_state_and_field(
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("state", "field", "reference"),
+    [
+        (
+            {"Type": "Pass", "Output": "{% $states.result %}", "End": True},
+            "Output",
+            "$states.result",
+        ),
+        (
+            {
+                "Type": "Task",
+                "Resource": FN + "f",
+                "Arguments": {"a": "{% $states.result.x %}"},
+                "End": True,
+            },
+            "Arguments.a",
+            "$states.result",
+        ),
+        (
+            {
+                "Type": "Task",
+                "Resource": FN + "f",
+                "Output": "{% $states.errorOutput %}",
+                "End": True,
+            },
+            "Output",
+            "$states.errorOutput",
+        ),
+        (
+            {"Type": "Pass", "Assign": {"id": "{% $$.Execution.Id %}"}, "End": True},
+            "Assign.id",
+            "$$",
+        ),
+    ],
+)
+def test_states_member_read_where_aws_does_not_offer_it_is_refused(
+    state: dict[str, Any], field: str, reference: str
+) -> None:
+    with pytest.raises(DefinitionError) as info:
+        parse(_jsonata({"A": state}))
+    assert (info.value.state, info.value.field) == ("A", field)
+    assert f"reads {reference}" in str(info.value)
+
+
+def test_states_result_and_error_output_where_aws_offers_them_are_accepted() -> None:
+    state = {
+        "Type": "Task",
+        "Resource": FN + "f",
+        "Arguments": {"in": "{% $states.input %}", "ctx": "{% $states.context.Execution.Id %}"},
+        "Output": "{% $states.result %}",
+        "Assign": {"r": "{% $states.result %}", "s": "{% '$states.errorOutput' %}"},
+        "Catch": [
+            {
+                "ErrorEquals": ["States.ALL"],
+                "Output": "{% $states.errorOutput %}",
+                "Assign": {"e": "{% $states.errorOutput.Error %}"},
+                "Next": "B",
+            }
+        ],
+        "Next": "B",
+    }
+    parse(_jsonata({"A": state, "B": {"Type": "Succeed"}}))
+
+
 async def test_step_functions_jsonata_functions() -> None:
     engine, *_ = make_engine()
     definition = _jsonata(
