@@ -102,11 +102,15 @@ async def test_contracts_package_alone_publishes_a_team_event_to_the_local_runti
         "'yaml', 'aioboto3', 'moto', 'sluice') if u.find_spec(m)])"
     )
     assert (await _run(python, "-c", probe, env=isolated, cwd=tmp_path)).strip() == "[]"
-    # and a team's contract folder outside the repository, checked by the package's own CLI
+    # and a team's contract folder outside the repository (only its model), generated and
+    # checked by the package's own CLI
     team = tmp_path / "team" / "acme_inventory"
-    shutil.copytree(SAMPLE, team, ignore=shutil.ignore_patterns("__pycache__"))
-    check = [python, "-m", "sluice_contracts", "check", str(team)]
-    assert "1 contracts OK" in await _run(*check, env=isolated, cwd=tmp_path)
+    shutil.copytree(SAMPLE, team, ignore=shutil.ignore_patterns("__pycache__", "examples"))
+    (team / "inventory_counted" / "v1" / "schema.json").unlink()
+    tool = [python, "-m", "sluice_contracts"]
+    generated = await _run(*tool, "generate", str(team), env=isolated, cwd=tmp_path)
+    assert generated.count("wrote ") == 3  # schema.json, examples/first.json, CHECKSUMS
+    assert "1 contracts OK" in await _run(*tool, "check", str(team), env=isolated, cwd=tmp_path)
 
     # and a consumer: a rule on the runtime's bus delivering the team's events to a queue
     bus = "sluice-test"
