@@ -35,7 +35,7 @@ step "cfn-lint" "$BIN/cfn-lint" "${TEMPLATES[@]}"
 step "schema registry section up to date" "$BIN/python" deploy/gen_schemas.py --check
 step "query catalog section up to date" "$BIN/python" deploy/gen_catalog.py --check
 step "render ASL with DefinitionSubstitutions" "$BIN/python" -m tools.templates render-asl --out build/asl
-step "statelint + asl-validator" "$BIN/python" -m tools.lint_asl \
+step "statelint + asl-validator + local engine" "$BIN/python" -m tools.lint_asl \
   --statelint "$TOOLS/statelint/bin/statelint" \
   --asl-validator "$TOOLS/asl-validator/node_modules/.bin/asl-validator" build/asl/*.asl.json
 step "conformance corpus: statelint + asl-validator" "$BIN/python" -m tests.conformance.crosscheck \

@@ -4,7 +4,8 @@ statelint 3.1.0 (PyPI) predates the Distributed Map ItemReader `ReaderConfig.Inp
 (CSV | JSON | JSONL | MANIFEST, documented by Step Functions): it reports every use as "Field
 "InputType" not allowed". Exactly that message is accepted here, and only for a value Step
 Functions documents; every other statelint finding fails the run. asl-validator (npm) knows
-InputType and checks the JSONPaths too, so both run.
+InputType and checks the JSONPaths too, so both run. The local workflow engine's own parse
+(what CreateStateMachine runs locally) must accept every file as well.
 
     python -m tools.lint_asl --statelint .tools/statelint/bin/statelint \
         --asl-validator .tools/asl-validator/node_modules/.bin/asl-validator build/asl/*.json
@@ -91,6 +92,19 @@ def statelint_problems_of(statelint: str, paths: list[Path]) -> dict[Path, list[
     return found
 
 
+def local_engine_refusal(path: Path) -> str:
+    """Why the local workflow engine would refuse the definition at CreateStateMachine ('' when
+    it accepts it): the project's own definitions must run locally as they deploy."""
+    from sluice.local.workflow.definition import parse
+    from sluice.local.workflow.errors import DefinitionError
+
+    try:
+        parse(path.read_text(encoding="utf-8"))
+    except DefinitionError as exc:
+        return str(exc)
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point (see the module docstring).
 
@@ -118,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         if validator.returncode != 0:
             print(f"asl-validator: {path}:\n{validator.stdout}{validator.stderr}")
-        failed = failed or bool(problems) or validator.returncode != 0
-        status = "FAILED" if problems or validator.returncode else "ok"
-        print(f"lint_asl: {path}: statelint + asl-validator {status}")
+        refused = local_engine_refusal(path)
+        if refused:
+            print(f"local engine: {path}: {refused}")
+        failed = failed or bool(problems) or validator.returncode != 0 or bool(refused)
+        status = "FAILED" if problems or validator.returncode or refused else "ok"
+        print(f"lint_asl: {path}: statelint + asl-validator + local engine {status}")
     return 1 if failed else 0
 
 
