@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from sluice.local.workflow.errors import ApiError
+from sluice.local.workflow import definition as definition_module
+from sluice.local.workflow.errors import ApiError, DefinitionError
 from sluice.local.workflow.models import dumps
 
 if TYPE_CHECKING:
@@ -249,7 +250,24 @@ async def _send_heartbeat(engine: WorkflowEngine, body: dict[str, Any]) -> dict[
     return {}
 
 
+async def _validate(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
+    """ValidateStateMachineDefinition: the same parse CreateStateMachine runs, its refusal as
+    one ERROR diagnostic (AWS may list several; this engine stops at the first)."""
+    try:
+        definition_module.parse(body["definition"])
+    except DefinitionError as exc:
+        diagnostic = {
+            "severity": "ERROR",
+            "code": exc.code,
+            "message": exc.message,
+            "location": exc.pointer,
+        }
+        return {"result": "FAIL", "diagnostics": [diagnostic], "truncated": False}
+    return {"result": "OK", "diagnostics": [], "truncated": False}
+
+
 _OPERATIONS = {
+    "ValidateStateMachineDefinition": _validate,
     "CreateStateMachine": _create,
     "DescribeStateMachine": _describe_machine,
     "ListStateMachines": _list_machines,

@@ -189,9 +189,16 @@ class _Fields:
         return [key for key in self.raw if key not in self.used]
 
     def refuse_unknown(self) -> None:
-        """AWS refuses any field a state type (or block) does not define; so does this."""
+        """AWS refuses any field a state type (or block) does not define; so does this, at the
+        pointer of the object holding the field, as AWS locates it (`/States/<state>`)."""
         for key in self.unknown():
-            raise self.error(key, f"Field '{key}' is not supported")
+            tail = _pointer(self.prefix)
+            raise DefinitionError(
+                f"Field '{key}' is not supported",
+                state=self.state,
+                field=self.name(key),
+                pointer=f"{self.base}/{tail}" if tail else (self.base or "/"),
+            )
 
 
 # -- machines ----------------------------------------------------------------------------------

@@ -234,3 +234,26 @@ async def test_target_with_or_without_prefix_is_accepted(target: str) -> None:
     engine, *_ = make_engine()
     _status, doc = await api.handle(engine, target, {"executionArn": "arn:aws:states:x"})
     assert doc["__type"] == "ExecutionDoesNotExist"
+
+
+async def test_validate_state_machine_definition_reports_the_create_refusal() -> None:
+    # The same parse as CreateStateMachine, answered as AWS's diagnostics
+    # (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html)
+    engine, *_ = make_engine()
+    bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True, "X": 1}}})
+    status, doc = await _call(engine, "ValidateStateMachineDefinition", definition=bad)
+    assert status == 200
+    assert doc == {
+        "result": "FAIL",
+        "diagnostics": [
+            {
+                "severity": "ERROR",
+                "code": "SCHEMA_VALIDATION_FAILED",
+                "message": "Field 'X' is not supported",
+                "location": "/States/A",
+            }
+        ],
+        "truncated": False,
+    }
+    status, doc = await _call(engine, "ValidateStateMachineDefinition", definition=PASS)
+    assert (status, doc["result"], doc["diagnostics"]) == (200, "OK", [])
