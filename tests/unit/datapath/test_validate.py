@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -154,7 +153,7 @@ def test_validate_checks_blocks_on_threads_with_the_sequential_output(
 
     # GIVEN many small blocks with bad rows spread through them, on two CPUs
     monkeypatch.setattr(validate_module, "BLOCK_BYTES", 512)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(validate_module, "usable_cpus", lambda: 2)
     rows = [_order(n, quantity="0" if n % 7 == 0 else "3") for n in range(1, 401)]
     data = HEADER + b"".join(rows)
     seen: set[str] = set()

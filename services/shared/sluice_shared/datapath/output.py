@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sluice_shared.datapath.ahead import read_ahead
 from sluice_shared.datapath.schema import ROW_COLUMN
 from sluice_shared.datapath.transform import transformed_schema
 
@@ -434,7 +435,7 @@ def write_partitioned(
         inline_writes=sum(path.stat().st_size for path in inputs) <= INLINE_WRITE_BYTES,
     )
     try:
-        for table in _read_tables(inputs, row_group_rows):
+        for table in read_ahead(_read_tables(inputs, row_group_rows)):
             writer.add(table)
         return writer.finish()
     except BaseException:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from contracts.datasets import DatasetCatalog, DatasetContract
+from sluice_shared.datapath.ahead import read_ahead
 from sluice_shared.datapath.buckets import assign_buckets
 from sluice_shared.datapath.derive import compute_derived, derived_type
 from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
@@ -505,7 +506,7 @@ def transform_bucket(
     with QuarantineWriter(quarantine_path, keep_raw=keep_raw) as qwriter:
         quarantine = _Quarantine(qwriter)
         try:
-            for chunk in _chunks(inputs, source_columns):
+            for chunk in read_ahead(_chunks(inputs, source_columns)):
                 rows_in += chunk.num_rows
                 table = chunk
                 last_row = _check_order(table, last_row)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice_shared.datapath import checks
+from sluice_shared.datapath.ahead import usable_cpus
 from sluice_shared.datapath.blocks import (
     UTF8_BOM,
     Block,
@@ -89,7 +89,7 @@ THREADED_BLOCK_BYTES = 2 << 20
 def check_threads() -> int:
     """Threads that parse and check blocks: `CHECK_THREADS`, at most the CPUs this process may
     run on (1 = all on the caller's thread, as on a one-vCPU function)."""
-    return max(1, min(CHECK_THREADS, len(os.sched_getaffinity(0))))
+    return max(1, min(CHECK_THREADS, usable_cpus()))
 
 
 @dataclass(frozen=True)

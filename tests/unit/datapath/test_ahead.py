@@ -1,0 +1,75 @@
+"""read_ahead: the next item is produced on another thread, in order, errors where they occur."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sluice_shared.datapath import ahead
+from sluice_shared.datapath.ahead import read_ahead
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def _items(log: list[tuple[int, str]], n: int, fail_at: int | None = None) -> Iterator[int]:
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f"item {i} is broken")
+        log.append((i, threading.current_thread().name))
+        yield i
+
+
+def test_read_ahead_two_cpus_produces_next_item_while_caller_holds_current(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ahead, "usable_cpus", lambda: 2)
+    log: list[tuple[int, str]] = []
+    seen = []
+    for item in read_ahead(_items(log, 5)):
+        if item == 1:
+            # while the caller holds item 1, item 2 is being (or has been) produced
+            for _ in range(200):
+                if len(log) >= 3:
+                    break
+                threading.Event().wait(0.01)
+            assert [i for i, _ in log] == [0, 1, 2]
+        seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+    assert {name for _, name in log} != {threading.current_thread().name}
+    assert all(name.startswith("sluice-read") for _, name in log)
+
+
+def test_read_ahead_one_cpu_runs_on_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ahead, "usable_cpus", lambda: 1)
+    log: list[tuple[int, str]] = []
+    assert list(read_ahead(_items(log, 3))) == [0, 1, 2]
+    assert {name for _, name in log} == {threading.current_thread().name}
+
+
+def test_read_ahead_error_is_raised_where_that_item_would_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ahead, "usable_cpus", lambda: 2)
+    items = read_ahead(_items([], 5, fail_at=2))
+    assert [next(items), next(items)] == [0, 1]
+    with pytest.raises(ValueError, match="item 2 is broken"):
+        next(items)
+
+
+def test_read_ahead_stopped_early_closes_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ahead, "usable_cpus", lambda: 2)
+    closed = []
+
+    def source() -> Iterator[int]:
+        try:
+            yield from range(100)
+        finally:
+            closed.append(True)
+
+    for item in read_ahead(source()):
+        if item == 3:
+            break
+    assert closed == [True]
