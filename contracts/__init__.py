@@ -13,6 +13,7 @@ from contracts.envelope import (
     ContractModel,
     Envelope,
     entry_size,
+    envelope_class,
     to_eventbridge_entry,
 )
 from contracts.errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "entries",
     "entries_json",
     "entry_size",
+    "envelope_class",
     "parse_envelope",
     "parse_eventbridge_event",
     "publish",
