@@ -584,3 +584,30 @@ async def test_lambda_invoke_event_does_not_wait_for_the_function() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
     assert finished == [{"n": 1}]
+
+
+async def test_a_jsonata_callback_task_hands_out_states_context_task_token() -> None:
+    # GIVEN a JSONata Task whose Arguments pass `$states.context.Task.Token`
+    async def worker(payload: Any) -> Any:
+        engine.tokens.succeed(payload["token"], '{"approved": true}')
+        return None
+
+    engine, *_ = make_engine({"worker": worker})
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Arguments": {
+                    "FunctionName": "worker",
+                    "Payload": {"token": "{% $states.context.Task.Token %}"},
+                },
+                "Output": "{% $states.result.approved %}",
+                "End": True,
+            }
+        },
+    }
+    execution = await run_definition(engine, definition, {})
+    assert (execution.status, execution.output) == ("SUCCEEDED", True), execution.cause
