@@ -9,7 +9,8 @@ https://docs.aws.amazon.com/step-functions/latest/dg/redrive-map-run.html (a Dis
 redrives its unsuccessful STANDARD child executions in place).
 
 A path is a tuple of steps, each `(state name, branch or iteration index)`; `()` is the
-execution's own top level.
+execution's own top level. Paths are indexed by parent so that finishing or resetting one
+touches only its own subtree (an inline Map of many items stays linear).
 """
 
 from __future__ import annotations
@@ -26,20 +27,25 @@ class ResumePoints:
 
     entered: dict[Path, tuple[str, Any]] = field(default_factory=dict)
     succeeded: dict[Path, Any] = field(default_factory=dict)
+    _children: dict[Path, set[Path]] = field(default_factory=dict)
 
     def enter(self, path: Path, state: str, data: Any) -> None:
         """`path` entered `state` with raw input `data`."""
         self.entered[path] = (state, data)
+        self._link(path)
 
     def restart(self, path: Path) -> tuple[str, Any] | None:
         """Where a redriven path restarts (the state it failed in, with its input)."""
         return self.entered.get(path)
 
     def finish(self, path: Path, output: Any) -> None:
-        """`path` (a branch or iteration) succeeded with `output`."""
+        """`path` (a branch or iteration) succeeded with `output`; its own resume points are
+        no longer needed."""
+        for child in self._children.pop(path, set()):
+            self._forget(child)
+        self.entered.pop(path, None)
         self.succeeded[path] = output
-        for key in [k for k in self.entered if k[: len(path)] == path]:
-            del self.entered[key]
+        self._link(path)
 
     def earlier(self, path: Path) -> tuple[bool, Any]:
         """(True, output) when `path` succeeded before the redrive."""
@@ -50,7 +56,19 @@ class ResumePoints:
     def reset(self, path: Path, state: str) -> None:
         """Forget the branches/iterations of `state` at `path`: it runs afresh (a loop re-entered
         it) or finished (its outputs now live in its result)."""
-        for store in (self.entered, self.succeeded):
-            for key in [k for k in store if len(k) > len(path) and k[: len(path)] == path]:
-                if key[len(path)][0] == state:
-                    del store[key]
+        children = self._children.get(path)
+        if not children:
+            return
+        for child in [c for c in children if c[-1][0] == state]:
+            children.discard(child)
+            self._forget(child)
+
+    def _link(self, path: Path) -> None:
+        if path:
+            self._children.setdefault(path[:-1], set()).add(path)
+
+    def _forget(self, path: Path) -> None:
+        self.entered.pop(path, None)
+        self.succeeded.pop(path, None)
+        for child in self._children.pop(path, set()):
+            self._forget(child)
