@@ -3,7 +3,7 @@
 `cases/states/*.json` — a state machine:
 
     {"doc": "<AWS page>", "about": "...", "definition": {...},
-     "s3": {"<key>": <JSON value or string>},   (objects put in conformance-data under <case>/)
+     "s3": {"<key>": <JSON value, text or "base64:...">},   (in conformance-data under <case>/)
      "machines": {"<name>": {...}},             (state machines created first, e.g. children)
      "runs": [{"input": ..., "expect": {"status": "SUCCEEDED", "output": ...}},
               {"input": ..., "expect": {"status": "FAILED", "error": "...", "cause": "..."}}],
@@ -33,6 +33,7 @@ Every case names the AWS documentation page (`doc`) whose documented outcome it 
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,16 @@ def events_cases() -> list[EventsCase]:
             )
         )
     return cases
+
+
+def object_bytes(value: Any) -> bytes:
+    """The bytes of an S3 object of a case: text as UTF-8, "base64:..." decoded (binary files
+    such as Parquet), anything else as its JSON text."""
+    if isinstance(value, str):
+        if value.startswith("base64:"):
+            return base64.b64decode(value.removeprefix("base64:"), validate=True)
+        return value.encode()
+    return json.dumps(value).encode()
 
 
 def shaped_like(expected: Any, actual: Any) -> bool:

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conformance.conftest import client
-from tests.conformance.corpus import Run, StatesCase, states_cases
+from tests.conformance.corpus import Run, StatesCase, object_bytes, states_cases
 
 ROLE = "arn:aws:iam::123456789012:role/conformance"
 BUCKET = "conformance-data"
@@ -37,12 +37,14 @@ class Outcome:
     results: tuple[dict[str, Any], ...] = ()
 
 
-def _start(sfn: Any, case: StatesCase, prefix: str) -> tuple[Outcome, list[str]]:
+def _start(sfn: Any, case: StatesCase) -> tuple[Outcome, list[str]]:
+    """Create the case's machines (its own named after it, as on both endpoints: ARNs in a
+    case's expectations are the same for both) and start one execution per run."""
     for name, definition in case.machines.items():
         sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
     try:
         arn = sfn.create_state_machine(
-            name=f"{prefix}{case.name}",
+            name=case.name,
             definition=json.dumps(case.definition),
             roleArn=ROLE,
             type=case.machine_type,
@@ -81,8 +83,7 @@ def _finish(sfn: Any, started: dict[str, tuple[Outcome, list[str]]]) -> dict[str
 def _put_objects(s3: Any) -> None:
     for case in CASES:
         for key, value in case.s3.items():
-            body = value if isinstance(value, str) else json.dumps(value)
-            s3.put_object(Bucket=BUCKET, Key=f"{case.name}/{key}", Body=body.encode())
+            s3.put_object(Bucket=BUCKET, Key=f"{case.name}/{key}", Body=object_bytes(value))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def local_outcomes(local_endpoint: str) -> dict[str, Outcome]:
     """Every case run through the local endpoint."""
     _put_objects(client(local_endpoint, "s3"))
     sfn = client(local_endpoint, "stepfunctions")
-    started = {case.name: _start(sfn, case, "") for case in CASES}
+    started = {case.name: _start(sfn, case) for case in CASES}
     return _finish(sfn, started)
 
 
@@ -114,7 +115,7 @@ def moto_outcomes(
     try:
         sfn = client(moto_server, "stepfunctions")
         runnable = [c for c in CASES if not c.rejected and c.moto_lacks is None]
-        started = {case.name: _start(sfn, case, "moto-") for case in runnable}
+        started = {case.name: _start(sfn, case) for case in runnable}
         yield _finish(sfn, started)
     finally:
         _moto_execution(moto_server, False)
