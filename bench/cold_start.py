@@ -127,8 +127,15 @@ print(json.dumps({{"import_s": wall1 - wall0, "import_cpu_s": cpu1 - cpu0,
 """
 
 
-def measure(function: str, runs: int, *, xray: bool = False) -> list[dict[str, float]]:
-    """`runs` fresh interpreters for `function`, one after another."""
+def measure(
+    function: str, runs: int, *, xray: bool = False, tree: Path | None = None
+) -> list[dict[str, float]]:
+    """`runs` fresh interpreters for `function`, one after another; `tree`: import the
+    project from that checkout instead of this one (a before/after comparison)."""
+    env = function_env(function, xray=xray)
+    if tree is not None:
+        code = [tree, *sorted(p for p in (tree / "services").iterdir() if p.is_dir())]
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in code)
     results = []
     for _ in range(runs):
         proc = subprocess.run(
@@ -142,7 +149,7 @@ def measure(function: str, runs: int, *, xray: bool = False) -> list[dict[str, f
                 ),
             ],
             cwd=REPO_ROOT,
-            env=function_env(function, xray=xray),
+            env=env,
             capture_output=True,
             text=True,
             check=False,
@@ -182,20 +189,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per function")
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS-cold-start.md")
+    parser.add_argument(
+        "--tree", type=Path, help="measure another checkout of the project (e.g. an older commit)"
+    )
     args = parser.parse_args(argv)
     functions = [f.strip() for f in args.functions.split(",") if f.strip()]
     unknown = sorted(set(functions) - set(FUNCTIONS))
+    if args.tree is not None and args.write:
+        parser.error("--tree measures another checkout: its figures are not this tree's RESULTS")
     if unknown or args.runs < 1:
         parser.error(f"unknown functions {unknown}" if unknown else "--runs must be ≥ 1")
     started, load_before = sections.now(), sections.load()
     measured = {
-        f"{function}{', X-Ray on' if xray else ''}": measure(function, args.runs, xray=xray)
+        f"{function}{', X-Ray on' if xray else ''}": measure(
+            function, args.runs, xray=xray, tree=args.tree
+        )
         for function in functions
         for xray in (False, True)
     }
     header = [
         f"- date: {started}",
-        f"- tree: {sections.tree()}",
+        f"- tree: {sections.tree() if args.tree is None else args.tree}",
         f"- load: before {load_before}; after {sections.load()}",
         f"- machine: {platform.machine()}, Python {platform.python_version()}; "
         f"{args.runs} fresh interpreters per function, median (min–max)",
