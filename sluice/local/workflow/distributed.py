@@ -360,4 +360,5 @@ class DistributedMap:
             )
         finally:
             child.stop = clock.now()
+            self.interpreter.tasks.services.tokens.close_execution(child.arn)
             child.done.set()

@@ -611,3 +611,30 @@ async def test_a_jsonata_callback_task_hands_out_states_context_task_token() -> 
     }
     execution = await run_definition(engine, definition, {})
     assert (execution.status, execution.output) == ("SUCCEEDED", True), execution.cause
+
+
+async def test_a_distributed_map_child_closes_its_tokens_when_it_ends() -> None:
+    # GIVEN Distributed Map children whose callback task fails after its token was issued
+    engine, *_ = make_engine()
+    callback = _task(
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        Parameters={"FunctionName": "worker", "Payload": {"t.$": "$$.Task.Token", "x.$": "$.nope"}},
+    )
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}
+    definition = {
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Map",
+                "ToleratedFailurePercentage": 100,
+                "ItemProcessor": {**processor, **callback},
+                "End": True,
+            }
+        },
+    }
+    execution = await run_definition(engine, definition, [1, 2])
+    # THEN every child failed and none left a token open
+    (map_run,) = engine.list_map_runs(execution.arn)
+    children = [c.execution for c in map_run.children.values()]
+    assert [c.error for c in children] == ["States.Runtime", "States.Runtime"]
+    assert [engine.tokens.open_for(c.arn) for c in children] == [0, 0]

@@ -37,6 +37,7 @@ class TaskTokens:
 
     def __init__(self) -> None:
         self._open: dict[str, _Pending] = {}
+        self._by_execution: dict[str, set[str]] = {}
         # Tokens whose task ended (succeeded, failed, timed out, stopped): a late callback
         # gets TaskTimedOut, as on AWS, rather than TaskDoesNotExist.
         self._closed: dict[str, None] = {}
@@ -45,6 +46,7 @@ class TaskTokens:
         """A fresh token for one attempt of a callback task of `execution_arn`."""
         token = secrets.token_urlsafe(48)
         self._open[token] = _Pending(execution_arn, asyncio.get_running_loop().create_future())
+        self._by_execution.setdefault(execution_arn, set()).add(token)
         return token
 
     def is_open(self, token: str) -> bool:
@@ -89,12 +91,12 @@ class TaskTokens:
 
     def open_for(self, execution_arn: str) -> int:
         """How many tokens of `execution_arn` are still open."""
-        return sum(1 for p in self._open.values() if p.execution_arn == execution_arn)
+        return len(self._by_execution.get(execution_arn, ()))
 
     def close_execution(self, execution_arn: str) -> None:
         """Close every token of an execution that ended (one issued for a task whose
         Parameters then failed never reached a wait)."""
-        for token in [t for t, p in self._open.items() if p.execution_arn == execution_arn]:
+        for token in list(self._by_execution.get(execution_arn, ())):
             self.close(token)
 
     def close(self, token: str) -> None:
@@ -102,6 +104,11 @@ class TaskTokens:
         pending = self._open.pop(token, None)
         if pending is None:
             return
+        tokens = self._by_execution.get(pending.execution_arn)
+        if tokens is not None:
+            tokens.discard(token)
+            if not tokens:
+                del self._by_execution[pending.execution_arn]
         if not pending.result.done():
             pending.result.cancel()
         elif not pending.result.cancelled():
