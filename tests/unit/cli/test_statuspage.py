@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from sluice.ops.statuspage import Snapshot, StatusPageServer, render_page, run_progress, throughput
+from sluice.ops.statuspage import (
+    Snapshot,
+    StatusPage,
+    StatusPageServer,
+    render_page,
+    run_progress,
+    throughput,
+)
 from sluice_shared.ports import FileRecord, FileStatus, RunRecord
 
 T0 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
@@ -74,4 +81,4 @@ def test_status_page_server_refuses_non_loopback_host() -> None:
         return Snapshot(stage="dev", generated_at="", window_s=60)
 
     with pytest.raises(ValueError, match="loopback"):
-        StatusPageServer(snapshot, "0.0.0.0", 0)
+        StatusPageServer(StatusPage(snapshot, lambda file_id: ""), "0.0.0.0", 0)
