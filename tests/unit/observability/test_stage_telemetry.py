@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from contracts.datasets import DatasetCatalog
@@ -162,13 +161,6 @@ def metric_units(emf: list[dict[str, Any]]) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def fresh_cold_start() -> None:
     reset_cold_start_flag()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture(autouse=True)
-def no_metrics_left_over() -> None:
-    # Powertools' Metrics instances share one metric set per process: a test elsewhere that
-    # ran a handler without flushing must not add its values to the EMF these tests read.
-    Metrics().clear_metrics()
 
 
 @pytest.fixture(autouse=True)
