@@ -123,3 +123,67 @@ def test_redrive_reruns_the_failed_standard_child_under_its_own_arn(
         "redriveCount": 1,
     }
     assert sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])["redriveCount"] == 1
+
+
+PARALLEL = {
+    "StartAt": "Both",
+    "States": {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {
+                    "StartAt": "Zero",
+                    "States": {
+                        "Zero": {"Type": "Pass", "Result": {"n": 0}, "Next": "Work0"},
+                        "Work0": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work",
+                            "End": True,
+                        },
+                    },
+                },
+                {
+                    "StartAt": "One",
+                    "States": {
+                        "One": {"Type": "Pass", "Result": {"n": 1}, "Next": "Work1"},
+                        "Work1": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work",
+                            "End": True,
+                        },
+                    },
+                },
+            ],
+            "End": True,
+        }
+    },
+}
+
+
+def test_redrive_of_a_parallel_state_reruns_only_its_failed_branch(
+    endpoint: tuple[Any, Recovering],
+) -> None:
+    # AWS page followed: https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html
+    sfn, function = endpoint
+    arn = sfn.create_state_machine(name="both", definition=json.dumps(PARALLEL), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    # GIVEN the second branch failed in its Task
+    started = sfn.start_execution(stateMachineArn=arn, input="{}")
+    assert _wait(sfn, started["executionArn"])["status"] == "FAILED"
+    before = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    # WHEN it is redriven after the fix
+    function.fixed = True
+    sfn.redrive_execution(executionArn=started["executionArn"])
+    done = _wait(sfn, started["executionArn"])
+    # THEN it succeeds, and the redrive entered only the failed branch's Task again
+    assert done["status"] == "SUCCEEDED", done.get("cause")
+    assert done["redriveCount"] == 1
+    assert json.loads(done["output"]) == [{"n": 0, "ok": True}, {"n": 1, "ok": True}]
+    events = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    after = events[len(before) :]
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in after if "stateEnteredEventDetails" in e
+    ]
+    assert after[0]["type"] == "ExecutionRedriven"
+    assert entered == ["Both", "Work1"]
