@@ -26,6 +26,10 @@ create rather than failing mid-run) adds `"unsupported": "<why>"` to `rejected`.
                 | {"put": {...}, "rejected": "<the entry's ErrorCode>"}]}
      | "s3": [{"put": "<key>", "body": "..."} | {"delete": "<key>"}], "delivers": [<events>]
 
+With `"dead_letter_from": "<target ARN>"` the rule targets that ARN instead, with the case's
+queue as its DeadLetterConfig: deliveries are then what is dead-lettered, and an event may state
+the message `"attributes"` EventBridge adds (RULE_ARN, ERROR_CODE, ...).
+
 A `"*"` in an expected event stands for any value (ids, times, etags); every other key and value
 is compared exactly, so a key AWS documents and the runtime leaves out (or adds) fails.
 Every case names the AWS documentation page (`doc`) whose documented outcome it holds.
@@ -96,6 +100,7 @@ class Delivery:
     put: dict[str, Any]
     body: Any
     error_code: str | None = None
+    attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class EventsCase:
     deliveries: tuple[Delivery, ...] = ()
     s3_actions: tuple[dict[str, Any], ...] = ()
     s3_events: tuple[Any, ...] = ()
+    dead_letter_from: str | None = None
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -186,7 +192,12 @@ def events_cases() -> list[EventsCase]:
         if not isinstance(doc.get("pattern"), dict):
             raise CaseError(f"{path}: 'pattern' is the rule's event pattern (an object)")
         deliveries = tuple(
-            Delivery(put=dict(e["put"]), body=e.get("delivers"), error_code=e.get("rejected"))
+            Delivery(
+                put=dict(e["put"]),
+                body=e.get("delivers"),
+                error_code=e.get("rejected"),
+                attributes=e.get("attributes"),
+            )
             for e in doc.get("events", [])
         )
         s3_actions = tuple(doc.get("s3", []))
@@ -201,6 +212,7 @@ def events_cases() -> list[EventsCase]:
                 deliveries=deliveries,
                 s3_actions=s3_actions,
                 s3_events=tuple(doc.get("delivers", [])) if s3_actions else (),
+                dead_letter_from=doc.get("dead_letter_from"),
             )
         )
     return cases

@@ -51,9 +51,10 @@ def rule(clients: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[tu
     ]
     name = f"conformance-{case.name}"
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(case.pattern))
-    events.put_targets(
-        Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn, **case.target}]
-    )
+    target = {"Id": "queue", "Arn": arn, **case.target}
+    if case.dead_letter_from is not None:
+        target.update(Arn=case.dead_letter_from, DeadLetterConfig={"Arn": arn})
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
     try:
         yield bus, url
     finally:
@@ -64,16 +65,22 @@ def rule(clients: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[tu
         sqs.delete_queue(QueueUrl=url)
 
 
-def _drain(sqs: Any, url: str) -> list[str]:
-    bodies: list[str] = []
+def _drain_messages(sqs: Any, url: str) -> list[dict[str, Any]]:
+    drained: list[dict[str, Any]] = []
     while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        )
         messages = got.get("Messages", [])
         if not messages:
-            return bodies
+            return drained
         for message in messages:
-            bodies.append(message["Body"])
+            drained.append(message)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _drain(sqs: Any, url: str) -> list[str]:
+    return [str(m["Body"]) for m in _drain_messages(sqs, url)]
 
 
 def _entry(delivery: Delivery, bus: str) -> dict[str, Any]:
@@ -132,7 +139,12 @@ def test_rule_delivers_as_documented(
             continue
         assert result["FailedEntryCount"] == 0, result
         # THEN the queue gets what AWS documents (or nothing, for a non-match)
-        _check(delivery.body, entry, _drain(clients["sqs"], url), case.doc)
+        messages = _drain_messages(clients["sqs"], url)
+        _check(delivery.body, entry, [str(m["Body"]) for m in messages], case.doc)
+        if delivery.attributes is not None:
+            got = {k: v["StringValue"] for k, v in messages[0].get("MessageAttributes", {}).items()}
+            shown = f"{case.doc}: attributes {got}"
+            assert shaped_like(delivery.attributes, got), shown
 
 
 @pytest.mark.parametrize(
