@@ -499,7 +499,9 @@ def tree_commit() -> str:
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS*")
+    # what the benchmarks themselves write does not make the measured tree dirty
+    written = (":!bench/RESULTS*", ":!bench/results.png")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *written)
     return commit + ("+dirty" if dirty else "")
 
 
