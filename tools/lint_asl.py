@@ -1,7 +1,7 @@
 """Lint rendered ASL files (placeholders already substituted) with statelint and asl-validator.
 
 statelint 3.1.0 (PyPI) predates the Distributed Map ItemReader `ReaderConfig.InputType` field
-(CSV | JSON | JSONL | MANIFEST, documented by Step Functions): it reports every use as "Field
+(CSV | JSON | JSONL | MANIFEST | PARQUET, documented by Step Functions): it reports every use as "Field
 "InputType" not allowed". Exactly that message is accepted here, and only for a value Step
 Functions documents; every other statelint finding fails the run. asl-validator (npm) knows
 InputType and checks the JSONPaths too, so both run. The local workflow engine's own parse
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-READER_INPUT_TYPES = frozenset({"CSV", "JSON", "JSONL", "MANIFEST"})
+READER_INPUT_TYPES = frozenset({"CSV", "JSON", "JSONL", "MANIFEST", "PARQUET"})
 KNOWN_GAP = re.compile(
     r'^Field "InputType" not allowed in State Machine\.States\.(.+)\.ItemReader\.ReaderConfig$'
 )
