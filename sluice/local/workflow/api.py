@@ -7,6 +7,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from sluice.local.workflow import definition as definition_module
+from sluice.local.workflow import limits
 from sluice.local.workflow.errors import ApiError, DefinitionError
 from sluice.local.workflow.models import dumps
 
@@ -253,6 +254,9 @@ async def _send_heartbeat(engine: WorkflowEngine, body: dict[str, Any]) -> dict[
 async def _validate(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
     """ValidateStateMachineDefinition: the same parse CreateStateMachine runs, its refusal as
     one ERROR diagnostic (AWS may list several; this engine stops at the first)."""
+    too_long = limits.length_error("definition", body["definition"], limits.DEFINITION_CHARS)
+    if too_long is not None:
+        raise too_long
     try:
         definition_module.parse(body["definition"])
     except DefinitionError as exc:

@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sluice.local.workflow import definition as definition_module
+from sluice.local.workflow import limits
 from sluice.local.workflow.distributed import DistributedMap
 from sluice.local.workflow.errors import ApiError, DefinitionError, StatesError
 from sluice.local.workflow.integrations import TaskServices, TaskTokens
@@ -113,6 +114,9 @@ class WorkflowEngine:
 
     @staticmethod
     def _parse(definition: str, type_: str) -> Machine:
+        too_long = limits.length_error("definition", definition, limits.DEFINITION_CHARS)
+        if too_long is not None:
+            raise too_long
         try:
             parsed = definition_module.parse(definition)
             refusal = express_refusal(parsed, type_ == "EXPRESS")
@@ -177,6 +181,9 @@ class WorkflowEngine:
         """
         machine = self.state_machine(state_machine_arn)
         text = "{}" if input_text is None else input_text
+        too_long = limits.length_error("input", text, limits.PAYLOAD_BYTES)
+        if too_long is not None:
+            raise too_long
         try:
             data = json.loads(text)
         except ValueError as exc:

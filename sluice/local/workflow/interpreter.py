@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sluice.local.workflow import choice, jsonpath
+from sluice.local.workflow import choice, jsonpath, limits
 from sluice.local.workflow.errors import StatesError, runtime_error
 from sluice.local.workflow.integrations import TaskServices, TaskTokens
 from sluice.local.workflow.integrations.dispatch import TaskDispatcher
@@ -183,21 +183,27 @@ class Interpreter:
             state = machine.states[name]
             kind = state.type
             entered = self.deps.clock.now()
+            input_text = dumps(data)
             run.execution.record(
                 entered,
                 f"{kind}StateEntered",
                 "stateEnteredEventDetails",
-                {"name": name, "input": dumps(data)},
+                {"name": name, "input": input_text},
             )
             if run.top_level:
                 # Where a redrive restarts if the execution fails, times out or is stopped here.
                 run.execution.failed_state, run.execution.failed_input = name, data
             run.execution.resume.enter(run.path, name, data)
+            limits.check_input(name, input_text)
             outcome = await self._run_state(state, data, run, entered)
-            details: dict[str, Any] = {"name": name, "output": dumps(outcome.output)}
+            output_text = dumps(outcome.output)
+            limits.check_output(name, output_text)
+            details: dict[str, Any] = {"name": name, "output": output_text}
             if outcome.assigned:
-                run.scope.assign(outcome.assigned)
-                details["assignedVariables"] = {k: dumps(v) for k, v in outcome.assigned.items()}
+                texts = {k: dumps(v) for k, v in outcome.assigned.items()}
+                limits.check_assigned(name, texts)
+                run.scope.assign(outcome.assigned, texts, state=name)
+                details["assignedVariables"] = texts
                 details["assignedVariablesDetails"] = {"truncated": False}
             run.execution.record(
                 self.deps.clock.now(), f"{kind}StateExited", "stateExitedEventDetails", details
@@ -468,7 +474,8 @@ class Interpreter:
     async def _task(self, state: TaskState, effective: Any, run: Run, scope: Scope) -> Any:
         """Run the integration with `effective` (Parameters or Arguments); TimeoutSeconds and
         HeartbeatSeconds (numbers, paths or expressions) are evaluated in `scope`."""
-        return await self.tasks.run(
+        limits.check_input(state.name, dumps(effective))
+        result = await self.tasks.run(
             state.name,
             state.resource,
             effective,
@@ -478,6 +485,8 @@ class Interpreter:
             heartbeat=self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
             limit=self.with_timeout,
         )
+        limits.check_output(state.name, dumps(result))
+        return result
 
     @staticmethod
     def _seconds(node: Value | None, field_name: str, scope: Scope) -> float | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
+from sluice.local.workflow import limits
 from sluice.local.workflow.errors import runtime_error
 from sluice.local.workflow.models import dumps
 
@@ -28,6 +29,24 @@ class Variables:
     def __init__(self, values: dict[str, Any] | None = None, parent: Variables | None = None):
         self.values: dict[str, Any] = {} if values is None else values
         self.parent = parent
+        # Bytes of each value's JSON (for the 10 MiB quota); filled lazily after a redrive.
+        self.sizes: dict[str, int] = {}
+
+    def stored_bytes(self, replacing: Mapping[str, str]) -> int:
+        """Bytes of every variable in sight once `replacing` (name → JSON text) is assigned
+        here."""
+        total = sum(len(text.encode("utf-8")) for text in replacing.values())
+        scope: Variables | None = self
+        while scope is not None:
+            for name, value in scope.values.items():
+                if scope is self and name in replacing:
+                    continue
+                size = scope.sizes.get(name)
+                if size is None:
+                    size = scope.sizes[name] = len(dumps(value).encode("utf-8"))
+                total += size
+            scope = scope.parent
+        return total
 
     def view(self) -> Mapping[str, Any]:
         """Every variable in sight, inner scopes first."""
@@ -42,11 +61,12 @@ class Variables:
         """The scope of a Parallel branch or inline Map iteration."""
         return Variables(parent=self)
 
-    def assign(self, values: Mapping[str, Any]) -> None:
-        """Apply a state's `Assign` (at the end of the state).
+    def assign(self, values: Mapping[str, Any], texts: Mapping[str, str], *, state: str) -> None:
+        """Apply a state's `Assign` (at the end of the state); `texts` are the values' JSON.
 
         Raises:
-            StatesError: `States.Runtime` when a name belongs to an outer scope.
+            StatesError: `States.Runtime` when a name belongs to an outer scope;
+            `States.DataLimitExceeded` when the variables in sight would exceed 10 MiB.
         """
         scope = self.parent
         while scope is not None:
@@ -57,4 +77,6 @@ class Variables:
                         "to an outer scope."
                     )
             scope = scope.parent
+        limits.check_total(state, self.stored_bytes(texts))
         self.values.update(values)
+        self.sizes.update({name: len(text.encode("utf-8")) for name, text in texts.items()})
