@@ -6,7 +6,8 @@
      "s3": {"<key>": <JSON value, text or "base64:...">},   (in conformance-data under <case>/)
      "machines": {"<name>": {...}},             (state machines created first, e.g. children)
      "runs": [{"input": ..., "expect": {"status": "SUCCEEDED", "output": ...}},
-              {"input": ..., "expect": {"status": "FAILED", "error": "...", "cause": "..."}}],
+              {"input": ..., "expect": {"status": "FAILED", "error": "...", "cause": "..."},
+               "redrive": {"status": ..., ...}}],   (RedriveExecution, then that outcome)
      "moto": {"lacks": "<why moto's interpreter cannot run it>"}
            | {"differs": "<how moto's result differs from AWS's, and why>"}}   (optional)
 
@@ -62,6 +63,8 @@ class Run:
     error: str | None = None
     cause: str | None = None
     cause_contains: str | None = None
+    redrive: Run | None = None
+    """After this outcome, RedriveExecution, and the outcome the execution then ends with."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,10 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _run(path: Path, raw: dict[str, Any]) -> Run:
+    redrive = raw.get("redrive")
+    if redrive is not None and raw["expect"].get("status") == "SUCCEEDED":
+        raise CaseError(f"{path}: only an execution that did not succeed is redriven")
+    then = _run(path, {"input": raw.get("input"), "expect": redrive}) if redrive else None
     expect = raw.get("expect")
     if not isinstance(expect, dict) or "status" not in expect:
         raise CaseError(f"{path}: every run has 'input' and 'expect' with a 'status'")
@@ -149,6 +156,7 @@ def _run(path: Path, raw: dict[str, Any]) -> Run:
         error=expect.get("error"),
         cause=expect.get("cause"),
         cause_contains=expect.get("cause_contains"),
+        redrive=then,
     )
 
 
