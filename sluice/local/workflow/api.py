@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.local.workflow import definition as definition_module
 from sluice.local.workflow import limits
 from sluice.local.workflow.errors import ApiError, DefinitionError
+from sluice.local.workflow.integrations.express import express_refusal
 from sluice.local.workflow.models import dumps
 
 if TYPE_CHECKING:
@@ -252,21 +253,36 @@ async def _send_heartbeat(engine: WorkflowEngine, body: dict[str, Any]) -> dict[
 
 
 async def _validate(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
-    """ValidateStateMachineDefinition: the same parse CreateStateMachine runs, its refusal as
-    one ERROR diagnostic (AWS may list several; this engine stops at the first)."""
+    """ValidateStateMachineDefinition: the same parse CreateStateMachine runs, every problem it
+    finds as an ERROR diagnostic (`maxResults`, default and maximum 100; `truncated` when more
+    were found), as the API reference documents it."""
     too_long = limits.length_error("definition", body["definition"], limits.DEFINITION_CHARS)
     if too_long is not None:
         raise too_long
+    size = int(body.get("maxResults") or 100)
+    if not 0 < size <= 100:
+        raise ApiError("ValidationException", "maxResults must be between 1 and 100")
     try:
-        definition_module.parse(body["definition"])
+        machine = definition_module.parse(body["definition"])
+        if body.get("type") in ("STANDARD", "EXPRESS"):
+            refusal = express_refusal(machine, body["type"] == "EXPRESS")
+            if refusal is not None:
+                raise refusal
     except DefinitionError as exc:
-        diagnostic = {
-            "severity": "ERROR",
-            "code": exc.code,
-            "message": exc.message,
-            "location": exc.pointer,
+        diagnostics = [
+            {
+                "severity": "ERROR",
+                "code": problem.code,
+                "message": problem.message,
+                "location": problem.pointer,
+            }
+            for problem in exc.problems
+        ]
+        return {
+            "result": "FAIL",
+            "diagnostics": diagnostics[:size],
+            "truncated": len(diagnostics) > size,
         }
-        return {"result": "FAIL", "diagnostics": [diagnostic], "truncated": False}
     return {"result": "OK", "diagnostics": [], "truncated": False}
 
 

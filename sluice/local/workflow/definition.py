@@ -189,16 +189,20 @@ class _Fields:
         return [key for key in self.raw if key not in self.used]
 
     def refuse_unknown(self) -> None:
-        """AWS refuses any field a state type (or block) does not define; so does this, at the
-        pointer of the object holding the field, as AWS locates it (`/States/<state>`)."""
-        for key in self.unknown():
-            tail = _pointer(self.prefix)
-            raise DefinitionError(
+        """AWS refuses any field a state type (or block) does not define; so does this, each
+        at the pointer of the object holding the field, as AWS locates it (`/States/<state>`)."""
+        tail = _pointer(self.prefix)
+        problems = [
+            DefinitionError(
                 f"Field '{key}' is not supported",
                 state=self.state,
                 field=self.name(key),
                 pointer=f"{self.base}/{tail}" if tail else (self.base or "/"),
             )
+            for key in self.unknown()
+        ]
+        if problems:
+            raise DefinitionError.combine(problems)
 
 
 # -- machines ----------------------------------------------------------------------------------
@@ -222,56 +226,78 @@ def _machine(
     timeout = None if seconds is None else int(seconds)
     if not top:
         fields.get("ProcessorConfig")  # read by the Map that owns this processor
+    # Every problem is reported, as AWS lists them: each state's first, then the graph's.
+    problems: list[DefinitionError] = []
     parsed: dict[str, State] = {}
     for name, state in states.items():
         state_base = f"{base}/States/{name}"
-        if len(name) > 80:
-            raise DefinitionError(
-                "state names are at most 80 characters", state=name, pointer=state_base
-            )
-        if not isinstance(state, dict):
-            raise DefinitionError("must be an object", state=name, pointer=state_base)
-        parsed[name] = _state(name, state, states, language, state_base)
-    fields.refuse_unknown()
-    _check_graph(start, parsed, base)
+        try:
+            if len(name) > 80:
+                raise DefinitionError(
+                    "state names are at most 80 characters", state=name, pointer=state_base
+                )
+            if not isinstance(state, dict):
+                raise DefinitionError("must be an object", state=name, pointer=state_base)
+            parsed[name] = _state(name, state, states, language, state_base)
+        except DefinitionError as exc:
+            problems.append(exc)
+    try:
+        fields.refuse_unknown()
+    except DefinitionError as exc:
+        problems.append(exc)
+    problems += _graph_problems(start, states, base)
+    if problems:
+        raise DefinitionError.combine(problems)
     return Machine(start, parsed, language, timeout, comment)
 
 
-def _transitions(state: State) -> list[str]:
-    targets = [] if state.next is None else [state.next]
-    if isinstance(state, ChoiceState):
-        targets += [option.next for option in state.choices]
-        if state.default is not None:
-            targets.append(state.default)
-    targets += [catcher.next for catcher in catchers(state)]
-    return targets
+def _transitions(raw: Any) -> list[str]:
+    """The states a state's raw definition names (Next, Default, Choices, Catch): read from
+    the raw dicts, so that the graph is checked even when a state failed to parse."""
+    if not isinstance(raw, dict):
+        return []
+    targets = [raw.get("Next"), raw.get("Default")]
+    for key in ("Choices", "Catch"):
+        entries = raw.get(key)
+        if isinstance(entries, list):
+            targets += [entry.get("Next") for entry in entries if isinstance(entry, dict)]
+    return [target for target in targets if isinstance(target, str)]
 
 
-def _check_graph(start: str, states: dict[str, State], base: str) -> None:
-    """Every state reachable from StartAt, and at least one that ends (AWS's two graph rules)."""
+def _terminal(raw: Any) -> bool:
+    return isinstance(raw, dict) and (
+        raw.get("Type") in ("Succeed", "Fail")
+        or (raw.get("Type") != "Choice" and raw.get("End") is True)
+    )
+
+
+def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[DefinitionError]:
+    """Every state reachable from StartAt, and at least one that ends (AWS's two graph rules);
+    one problem per unreachable state."""
     seen = {start}
     todo = [start]
     while todo:
         for target in _transitions(states[todo.pop()]):
-            if target not in seen:
+            if target in states and target not in seen:
                 seen.add(target)
                 todo.append(target)
-    for name in states:
-        if name not in seen:
-            raise DefinitionError(
-                f'State "{name}" is not reachable.',
-                state=name,
-                code="MISSING_TRANSITION_TARGET",
-                pointer=f"{base}/States/{name}",
-            )
-    if not any(
-        isinstance(state, SucceedState | FailState)
-        or (state.next is None and not isinstance(state, ChoiceState))
-        for state in states.values()
-    ):
-        raise DefinitionError(
-            "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
+    problems = [
+        DefinitionError(
+            f'State "{name}" is not reachable.',
+            state=name,
+            code="MISSING_TRANSITION_TARGET",
+            pointer=f"{base}/States/{name}",
         )
+        for name in states
+        if name not in seen
+    ]
+    if not any(_terminal(raw) for raw in states.values()):
+        problems.append(
+            DefinitionError(
+                "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
+            )
+        )
+    return problems
 
 
 # -- shared pieces -----------------------------------------------------------------------------

@@ -45,6 +45,27 @@ class DefinitionError(WorkflowError):
         self.field = field
         self.code = code
         self.pointer = pointer
+        # Every problem found (this one first); `combine` gathers several.
+        self.problems: list[DefinitionError] = [self]
+
+    @classmethod
+    def combine(cls, problems: list[DefinitionError]) -> DefinitionError:
+        """One error for several problems: the first's fields, every problem in `problems`,
+        `str()` listing them all as AWS's InvalidDefinition message does (`, `-separated)."""
+        flat = [p for problem in problems for p in problem.problems]
+        first = flat[0]
+        if len(flat) == 1:
+            return first
+        combined = cls(
+            first.message,
+            state=first.state,
+            field=first.field,
+            code=first.code,
+            pointer=first.pointer,
+        )
+        combined.problems = flat
+        combined.args = (", ".join(str(problem) for problem in flat),)
+        return combined
 
 
 class StatesError(WorkflowError):

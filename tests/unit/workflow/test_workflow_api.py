@@ -51,10 +51,12 @@ async def test_create_with_invalid_definition_names_state_and_field() -> None:
     bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}})
     status, doc = await _call(engine, "CreateStateMachine", name="m", definition=bad, roleArn=ROLE)
     assert (status, doc["__type"]) == (400, "InvalidDefinition")
-    # AWS's wording: a code, the problem and the JSON pointer of the state's field.
+    # AWS's wording: a code, the problem and the JSON pointer of the state's field; every
+    # problem found, `, `-separated (here the missing target leaves no terminal state).
     assert doc["message"] == (
         "Invalid State Machine Definition: "
-        "'MISSING_TRANSITION_TARGET: Missing 'Next' target: B at /States/A/Next'"
+        "'MISSING_TRANSITION_TARGET: Missing 'Next' target: B at /States/A/Next, "
+        "MISSING_END_STATE: Workflow has no terminal state at null'"
     )
 
 
