@@ -90,14 +90,17 @@ class Run:
     def child(self, map_item: dict[str, Any] | None, step: tuple[str, int]) -> Run:
         """A nested path (Parallel branch, inline Map iteration `step`) of the same execution;
         it is redriven when its parent is."""
+        path = (*self.path, step)
+        # Its own variable scope; redriven, the values it had when it failed.
+        values = self.execution.resume.scope_values(path, redrive=self.redrive)
         return Run(
             self.execution,
             self.context,
             top_level=False,
             map_item=map_item if map_item is not None else self.map_item,
             redrive=self.redrive,
-            path=(*self.path, step),
-            variables=self.scope.child(),
+            path=path,
+            variables=Variables(values, parent=self.scope),
         )
 
 

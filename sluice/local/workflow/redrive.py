@@ -1,6 +1,7 @@
 """What a redrive needs to restart only what failed: for every path of an execution (the
 top level, each Parallel branch, each inline Map iteration, at any depth) the state it was in
-and that state's input, and the outputs of the branches and iterations that already succeeded.
+and that state's input, the variables of each branch and iteration, and the outputs of the
+branches and iterations that already succeeded.
 
 AWS: https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html (a redrive
 restarts from the unsuccessful step; in Parallel and inline Map states only the unsuccessful
@@ -27,7 +28,20 @@ class ResumePoints:
 
     entered: dict[Path, tuple[str, Any]] = field(default_factory=dict)
     succeeded: dict[Path, Any] = field(default_factory=dict)
+    # The variables each branch or iteration assigned (its own scope), kept so that a
+    # redriven one resumes with the values it failed with.
+    variables: dict[Path, dict[str, Any]] = field(default_factory=dict)
     _children: dict[Path, set[Path]] = field(default_factory=dict)
+
+    def scope_values(self, path: Path, *, redrive: bool) -> dict[str, Any]:
+        """The variables of branch/iteration `path`: those it had when it failed if it is being
+        redriven, else a fresh scope."""
+        if redrive and path in self.variables:
+            return self.variables[path]
+        values: dict[str, Any] = {}
+        self.variables[path] = values
+        self._link(path)
+        return values
 
     def enter(self, path: Path, state: str, data: Any) -> None:
         """`path` entered `state` with raw input `data`."""
@@ -44,6 +58,7 @@ class ResumePoints:
         for child in self._children.pop(path, set()):
             self._forget(child)
         self.entered.pop(path, None)
+        self.variables.pop(path, None)
         self.succeeded[path] = output
         self._link(path)
 
@@ -70,5 +85,6 @@ class ResumePoints:
     def _forget(self, path: Path) -> None:
         self.entered.pop(path, None)
         self.succeeded.pop(path, None)
+        self.variables.pop(path, None)
         for child in self._children.pop(path, set()):
             self._forget(child)

@@ -6,6 +6,8 @@
   scopes around it but may not assign their variables (`States.Runtime`), and whose variables
   are gone when it ends;
 - a Distributed Map child execution starts with no variables at all;
+- a redriven branch or iteration resumes with the variables it had when it failed (the
+  execution's resume points keep each one's scope, `redrive.py`);
 - a state's `Assign` takes effect when the state ends: everything the state evaluates (its
   Output and Assign included) reads the values it was entered with.
 """
@@ -56,10 +58,6 @@ class Variables:
             maps.append(scope.values)
             scope = scope.parent
         return ChainMap(*maps)
-
-    def child(self) -> Variables:
-        """The scope of a Parallel branch or inline Map iteration."""
-        return Variables(parent=self)
 
     def assign(self, values: Mapping[str, Any], texts: Mapping[str, str], *, state: str) -> None:
         """Apply a state's `Assign` (at the end of the state); `texts` are the values' JSON.
