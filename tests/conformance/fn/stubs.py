@@ -35,9 +35,13 @@ def sleep(event: dict[str, Any], context: Any) -> Any:
 
 def callback(event: dict[str, Any], context: Any) -> Any:
     """Answer the task token in `event["token"]` over the Step Functions API: SendTaskFailure
-    with `event["error"]`/`event["cause"]` when given, else SendTaskSuccess with `event["output"]`.
+    with `event["error"]`/`event["cause"]` when given, else SendTaskSuccess with `event["output"]`;
+    first, `event["heartbeats"]` SendTaskHeartbeat calls `event["every"]` seconds apart.
     """
     sfn = boto3.client("stepfunctions")
+    for _ in range(int(event.get("heartbeats", 0))):
+        sfn.send_task_heartbeat(taskToken=event["token"])
+        time.sleep(float(event["every"]))
     if "error" in event:
         sfn.send_task_failure(
             taskToken=event["token"], error=event["error"], cause=event.get("cause", "")
