@@ -1,11 +1,11 @@
 """Lint rendered ASL files (placeholders already substituted) with statelint and asl-validator.
 
-statelint 3.1.0 (PyPI) predates the Distributed Map ItemReader `ReaderConfig.InputType` field
-(CSV | JSON | JSONL | MANIFEST | PARQUET, documented by Step Functions): it reports every use as "Field
-"InputType" not allowed". Exactly that message is accepted here, and only for a value Step
-Functions documents; every other statelint finding fails the run. asl-validator (npm) knows
-InputType and checks the JSONPaths too, so both run. The local workflow engine's own parse
-(what CreateStateMachine runs locally) must accept every file as well.
+statelint 3.1.0 (PyPI) predates the Distributed Map ItemReader `ReaderConfig.InputType`
+field (CSV | JSON | JSONL | MANIFEST | PARQUET, documented by Step Functions): it reports every
+use as "Field "InputType" not allowed". Exactly that message is accepted here, and only for a
+value Step Functions documents; every other statelint finding fails the run. asl-validator
+(npm) knows InputType and checks the JSONPaths too, so both run. The local workflow engine's
+own parse (what CreateStateMachine runs locally) must accept every file as well.
 
     python -m tools.lint_asl --statelint .tools/statelint/bin/statelint \
         --asl-validator .tools/asl-validator/node_modules/.bin/asl-validator build/asl/*.json
