@@ -96,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 if found[linter]:
                     print(f"  {found[linter].strip()}")
     print(f"crosscheck: {len(cases)} definitions, {wrong} verdicts differing from the corpus")
+    if wrong:
+        print(
+            'crosscheck: a linter gap goes in the case as "linters": {"<linter>": "<why>"}; '
+            "a stale note (the linter now agrees) is removed"
+        )
     return 1 if wrong else 0
 
 
