@@ -128,20 +128,27 @@ class Runtime:
         stop_local_runtime(self.port, self.pid)
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds so far: `runtime` (the runtime process) and `workers` (its children)."""
+        """CPU seconds so far: `runtime` (the runtime process), `workers` (its children) and
+        `worker:<function>` (the live workers of each function, by their
+        AWS_LAMBDA_FUNCTION_NAME; a worker that already exited counts in `workers` only)."""
         assert self.pid is not None
         proc = psutil.Process(self.pid)
         times = proc.cpu_times()
         workers = 0.0
+        by_function = dict.fromkeys((f"worker:{f}" for f in FUNCTIONS), 0.0)
         for child in proc.children(recursive=True):
             try:
                 t = child.cpu_times()
+                name = child.environ().get("AWS_LAMBDA_FUNCTION_NAME", "")
             except psutil.Error:
                 continue
             workers += t.user + t.system
+            function = f"worker:{name.rsplit('-', 1)[-1]}"
+            if function in by_function:
+                by_function[function] += t.user + t.system
         # Children that already exited (cold workers killed) are in children_user/system.
         workers += times.children_user + times.children_system
-        return {"runtime": times.user + times.system, "workers": workers}
+        return {"runtime": times.user + times.system, "workers": workers, **by_function}
 
     def logs(self) -> dict[str, Path]:
         """Function log file by short name."""
@@ -349,6 +356,9 @@ def figures_of_record(doc: dict[str, Any], command: str) -> str:
         handler = ", ".join(
             f"{name} {fn['handler_ms_per_file']:.0f}" for name, fn in files["functions"].items()
         )
+        by_function = ", ".join(
+            f"{name} {cpu.get(f'worker:{name}', 0.0) * 1000:.0f}" for name in FUNCTIONS
+        )
         lines += [
             f"| files | {files['files']} |",
             f"| files completed | {files['completed']} |",
@@ -364,6 +374,7 @@ def figures_of_record(doc: dict[str, Any], command: str) -> str:
             + ", ".join(f"{_action(action)} {count:g}" for action, count in by_action.items())
             + " |",
             f"| handler ms per file | {handler} |",
+            f"| worker CPU ms per file by function | {by_function} |",
         ]
     events = doc.get("events")
     if events:

@@ -340,6 +340,11 @@ def block_events() -> str:
             f"endpoint requests** ({get('requests per file by action')}; target ≤ "
             f"{TARGETS['requests_per_file']}: {verdict(requests <= TARGETS['requests_per_file'])})",
             f"- handler ms per file: {get('handler ms per file')}",
+            *(
+                [f"- worker CPU ms per file: {figures['worker CPU ms per file by function']}"]
+                if "worker CPU ms per file by function" in figures
+                else []
+            ),
         ]
     )
 

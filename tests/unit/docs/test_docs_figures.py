@@ -92,7 +92,7 @@ def test_event_path_writes_the_section_the_readme_block_reads(
             "rows_per_file": 20,
             "files_per_s": 12.5,
             "latency_s": {"p50": 10.0, "p95": 20.0},
-            "cpu_s_per_file": {"runtime": 0.04, "workers": 0.06},
+            "cpu_s_per_file": {"runtime": 0.04, "workers": 0.06, "worker:ingest": 0.012},
             "endpoint_requests_per_file": 16.0,
             "endpoint_requests_per_file_by_action": {"s3.PUT": 5.0, "TransactWriteItems": 4.0},
             "functions": {"ingest": {"handler_ms_per_file": 30.2}},
@@ -117,6 +117,7 @@ def test_event_path_writes_the_section_the_readme_block_reads(
         "**16.0 endpoint requests** (s3.PUT 5, TransactWriteItems 4; target ≤ 15: **not met**)"
         in block
     )
+    assert "- worker CPU ms per file: ingest 12, validate 0, transform 0, output 0" in block
     assert "tree abc123def456" in block
     assert "load before 0.50, 0.40, 0.30" in block
 
