@@ -11,6 +11,7 @@ from sluice.local.workflow import limits
 from sluice.local.workflow.errors import ApiError, DefinitionError
 from sluice.local.workflow.integrations.express import express_refusal
 from sluice.local.workflow.models import dumps
+from sluice.local.workflow.references import variable_references
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -53,6 +54,37 @@ def _machine(record: StateMachineRecord) -> dict[str, Any]:
             "loggingConfiguration": {"level": "OFF", "includeExecutionData": False},
             "tracingConfiguration": {"enabled": False},
             "revisionId": str(record.revision),
+            "variableReferences": variable_references(record.parsed) or None,
+        }
+    )
+
+
+def _machine_for_execution(engine: WorkflowEngine, record: ExecutionRecord) -> dict[str, Any]:
+    """DescribeStateMachineForExecution: the definition the execution runs (the state machine's
+    as it was when the execution started; a Map Run child's ItemProcessor, with `mapRunArn` and
+    `label`)."""
+    machine = engine.state_machines.get(record.state_machine_arn)
+    if record.map_run_arn is not None:
+        updated = record.start
+    elif machine is not None:
+        updated = machine.updated or machine.created
+    else:
+        updated = record.start
+    return _clean(
+        {
+            "stateMachineArn": record.state_machine_arn,
+            "name": record.state_machine_name,
+            "definition": record.definition if record.definition is not None else "{}",
+            "roleArn": record.role_arn,
+            "updateDate": _ts(updated),
+            "loggingConfiguration": {"level": "OFF", "includeExecutionData": False},
+            "tracingConfiguration": {"enabled": False},
+            "mapRunArn": record.map_run_arn,
+            "label": record.label,
+            "revisionId": None if record.revision is None else str(record.revision),
+            "variableReferences": (
+                variable_references(record.parsed) or None if record.parsed else None
+            ),
         }
     )
 
@@ -144,6 +176,10 @@ async def _create(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any
 
 async def _describe_machine(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
     return _machine(engine.state_machine(body["stateMachineArn"]))
+
+
+async def _describe_for_execution(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
+    return _machine_for_execution(engine, engine.execution(body["executionArn"]))
 
 
 async def _list_machines(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +326,7 @@ _OPERATIONS = {
     "ValidateStateMachineDefinition": _validate,
     "CreateStateMachine": _create,
     "DescribeStateMachine": _describe_machine,
+    "DescribeStateMachineForExecution": _describe_for_execution,
     "ListStateMachines": _list_machines,
     "UpdateStateMachine": _update,
     "DeleteStateMachine": _delete,

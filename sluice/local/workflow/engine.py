@@ -34,6 +34,7 @@ from sluice.local.workflow.ports import (
     SdkCaller,
     SystemClock,
 )
+from sluice.local.workflow.references import processor_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -209,6 +210,9 @@ class WorkflowEngine:
             input_text=text,
             role_arn=machine.role_arn,
             start=self._now(),
+            definition=machine.definition,
+            parsed=machine.parsed,
+            revision=machine.revision,
         )
         self.executions[arn] = execution
         execution.record(
@@ -475,7 +479,10 @@ class WorkflowEngine:
             role_arn=parent.role_arn,
             start=self._now(),
             map_run_arn=map_run.arn,
+            label=label,
         )
+        if parent.definition is not None and parent.parsed is not None:
+            child.definition, child.parsed = processor_of(parent.definition, parent.parsed, label)
         self.executions[child.arn] = child
         return child
 

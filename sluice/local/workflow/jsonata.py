@@ -107,6 +107,18 @@ def states_references(source: str) -> set[str]:
     return found
 
 
+def expression_names(source: str) -> list[tuple[str, bool]]:
+    """Every `$name` an expression mentions (without the `$`; `$$` left out), and whether it
+    is called as a function (`$name(`)."""
+    found: list[tuple[str, bool]] = []
+    for pos, name in _names(source):
+        if name == "$$":
+            continue
+        rest = source[pos + len(name) :].lstrip()
+        found.append((name[1:], rest.startswith("(")))
+    return found
+
+
 def compile_expression(source: str) -> Any:
     """Compile one expression with the Step Functions functions registered.
 

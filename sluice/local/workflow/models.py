@@ -68,6 +68,12 @@ class ExecutionRecord:
     map_runs: dict[str, MapRunRecord] = field(default_factory=dict)
     # The execution's top-level workflow variables (kept for a redrive).
     variables: dict[str, Any] = field(default_factory=dict)
+    # The definition it runs (DescribeStateMachineForExecution): the state machine's as it was
+    # at the start, or a Map Run child's ItemProcessor; its revision and Map label.
+    definition: str | None = None
+    parsed: Machine | None = None
+    revision: int | None = None
+    label: str | None = None
 
     def record(
         self,
