@@ -22,8 +22,9 @@ measures, with `time.perf_counter` (wall) and `time.process_time` (CPU of the pr
 - **total**: the three together, what a cold execution environment spends before its first
   record's own work.
 
-The parent prints the median, minimum and maximum of each over the runs, with the load average
-before and after (wall times move with the load; CPU seconds much less).
+The parent runs the configurations round-robin (a burst of load costs each one sample) and
+prints the median, minimum and maximum of each over the runs, with the load average before and
+after (wall times move with the load; CPU seconds much less).
 """
 
 from __future__ import annotations
@@ -200,13 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.runs < 1:
         parser.error(f"unknown functions {unknown}" if unknown else "--runs must be ≥ 1")
     started, load_before = sections.now(), sections.load()
-    measured = {
-        f"{function}{', X-Ray on' if xray else ''}": measure(
-            function, args.runs, xray=xray, tree=args.tree
-        )
-        for function in functions
-        for xray in (False, True)
+    # Round-robin, one run of every configuration per round: a burst of load on the shared box
+    # then costs each configuration one sample, not one configuration all of its samples.
+    configs = [(function, xray) for function in functions for xray in (False, True)]
+    measured: dict[str, list[dict[str, float]]] = {
+        f"{function}{', X-Ray on' if xray else ''}": [] for function, xray in configs
     }
+    for _ in range(args.runs):
+        for function, xray in configs:
+            label = f"{function}{', X-Ray on' if xray else ''}"
+            measured[label] += measure(function, 1, xray=xray, tree=args.tree)
     header = [
         f"- date: {started}",
         f"- tree: {sections.tree() if args.tree is None else args.tree}",
