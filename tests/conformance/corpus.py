@@ -27,6 +27,10 @@ create rather than failing mid-run) adds `"unsupported": "<why>"` to `rejected`.
                 | {"put": {...}, "rejected": "<the entry's ErrorCode>"}]}
      | "s3": [{"put": "<key>", "body": "..."} | {"delete": "<key>"}], "delivers": [<events>]
 
+With `"replay": "<replay name>"` the bus is archived: once the events are put, every archived
+event is replayed to the rule (StartReplay, FilterArns), and each event the rule delivered
+unchanged (`"delivers": true`) must arrive again with `replay-name`.
+
 With `"dead_letter_from": "<target ARN>"` the rule targets that ARN instead, with the case's
 queue as its DeadLetterConfig: deliveries are then what is dead-lettered, and an event may state
 the message `"attributes"` EventBridge adds (RULE_ARN, ERROR_CODE, ...).
@@ -118,6 +122,7 @@ class EventsCase:
     s3_actions: tuple[dict[str, Any], ...] = ()
     s3_events: tuple[Any, ...] = ()
     dead_letter_from: str | None = None
+    replay: str | None = None
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -221,6 +226,7 @@ def events_cases() -> list[EventsCase]:
                 s3_actions=s3_actions,
                 s3_events=tuple(doc.get("delivers", [])) if s3_actions else (),
                 dead_letter_from=doc.get("dead_letter_from"),
+                replay=doc.get("replay"),
             )
         )
     return cases

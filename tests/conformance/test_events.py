@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.conformance.corpus import ANY, Delivery, EventsCase, events_cases, sh
 
 CASES = events_cases()
 BUCKET = "conformance-data"
+BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-bus"
 ENVELOPE = {
     "version": "0",
     "id": ANY,
@@ -55,9 +57,13 @@ def rule(clients: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[tu
     if case.dead_letter_from is not None:
         target.update(Arn=case.dead_letter_from, DeadLetterConfig={"Arn": arn})
     events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+    if case.replay is not None:
+        events.create_archive(ArchiveName=name, EventSourceArn=f"{BUS_ARN}/{bus}")
     try:
         yield bus, url
     finally:
+        if case.replay is not None:
+            events.delete_archive(ArchiveName=name)
         events.remove_targets(Rule=name, EventBusName=bus, Ids=["queue"])
         events.delete_rule(Name=name, EventBusName=bus)
         if bus != "default":
@@ -145,6 +151,35 @@ def test_rule_delivers_as_documented(
             got = {k: v["StringValue"] for k, v in messages[0].get("MessageAttributes", {}).items()}
             shown = f"{case.doc}: attributes {got}"
             assert shaped_like(delivery.attributes, got), shown
+    if case.replay is not None:
+        _replay_all(case, bus, url, clients)
+
+
+def _replay_all(case: EventsCase, bus: str, url: str, clients: dict[str, Any]) -> None:
+    """Replay the bus's archive to the case's rule; the events it delivered come again."""
+    events = clients["events"]
+    name = f"conformance-{case.name}"
+    now = datetime.now(UTC)
+    events.start_replay(
+        ReplayName=str(case.replay),
+        EventSourceArn=events.describe_archive(ArchiveName=name)["ArchiveArn"],
+        EventStartTime=now - timedelta(minutes=10),
+        EventEndTime=now + timedelta(minutes=1),
+        Destination={
+            "Arn": f"{BUS_ARN}/{bus}",
+            "FilterArns": [events.describe_rule(Name=name, EventBusName=bus)["Arn"]],
+        },
+    )
+    wanted = [
+        {**_as_delivered(_entry(d, bus)), "replay-name": case.replay}
+        for d in case.deliveries
+        if d.body is True
+    ]
+    replayed = [json.loads(body) for body in _drain(clients["sqs"], url)]
+    shown = f"{case.doc}:\nexpected {json.dumps(wanted)}\ngot {json.dumps(replayed)}"
+    assert len(replayed) == len(wanted), shown
+    for want in wanted:
+        assert any(shaped_like(want, got) for got in replayed), shown
 
 
 @pytest.mark.parametrize(
