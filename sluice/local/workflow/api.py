@@ -305,13 +305,16 @@ async def _validate(engine: WorkflowEngine, body: dict[str, Any]) -> dict[str, A
             if refusal is not None:
                 raise refusal
     except DefinitionError as exc:
+        # A problem of the whole workflow (no terminal state) carries no location on AWS.
         diagnostics = [
-            {
-                "severity": "ERROR",
-                "code": problem.code,
-                "message": problem.message,
-                "location": problem.pointer,
-            }
+            _clean(
+                {
+                    "severity": "ERROR",
+                    "code": problem.code,
+                    "message": problem.message,
+                    "location": None if problem.pointer == "null" else problem.pointer,
+                }
+            )
             for problem in exc.problems
         ]
         return {

@@ -24,6 +24,7 @@ from sluice.local.workflow.jsonata import (
     compile_expression,
     expression_text,
     states_references,
+    top_level_references,
 )
 from sluice.local.workflow.tree import (
     JSONATA,
@@ -272,8 +273,15 @@ def _terminal(raw: Any) -> bool:
 
 
 def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[DefinitionError]:
-    """Every state reachable from StartAt, and at least one that ends (AWS's two graph rules);
-    one problem per unreachable state."""
+    """At least one state that ends, and every state reachable from StartAt (AWS's two graph
+    rules; one problem per unreachable state). As on AWS, a workflow without a terminal state
+    gets that one problem and no reachability walk."""
+    if not any(_terminal(raw) for raw in states.values()):
+        return [
+            DefinitionError(
+                "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
+            )
+        ]
     seen = {start}
     todo = [start]
     while todo:
@@ -281,7 +289,7 @@ def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[Defin
             if target in states and target not in seen:
                 seen.add(target)
                 todo.append(target)
-    problems = [
+    return [
         DefinitionError(
             f'State "{name}" is not reachable.',
             state=name,
@@ -291,13 +299,6 @@ def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[Defin
         for name in states
         if name not in seen
     ]
-    if not any(_terminal(raw) for raw in states.values()):
-        problems.append(
-            DefinitionError(
-                "Workflow has no terminal state", code="MISSING_END_STATE", pointer=base or "null"
-            )
-        )
-    return problems
 
 
 # -- shared pieces -----------------------------------------------------------------------------
@@ -392,7 +393,22 @@ def _jsonata(fields: _Fields, key: str, value: Any) -> Value:
         try:
             compiled = compile_expression(source)
         except ExpressionSyntaxError as exc:
-            raise fields.error(key, f"invalid JSONata expression '{source}': {exc}") from exc
+            raise fields.error(
+                key, f"invalid JSONata expression '{source}': {exc}", "INVALID_JSONATA_EXPRESSION"
+            ) from exc
+        # The expression has no context item: a bare name is refused, one problem per name.
+        names = top_level_references(source)
+        if names:
+            raise DefinitionError.combine(
+                [
+                    fields.error(
+                        key,
+                        f"Reference to '{name}' at the top level is not supported.",
+                        "UNSUPPORTED_JSONATA_EXPRESSION",
+                    )
+                    for name in names
+                ]
+            )
         return Expression(source, _pointer(fields.name(key)), compiled)
     if isinstance(value, dict):
         members = [(k, _jsonata(fields, f"{key}.{k}", v)) for k, v in value.items()]

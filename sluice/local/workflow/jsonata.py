@@ -18,9 +18,13 @@ import json
 import random
 import re
 import uuid
+from dataclasses import fields as dataclass_fields
+from dataclasses import is_dataclass
 from typing import TYPE_CHECKING, Any
 
 import jsonata2py
+from jsonata2py.parser.ast_nodes import FieldRef
+from jsonata2py.parser.parser import Parser
 
 from sluice.local.workflow import intrinsics
 from sluice.local.workflow.errors import StatesError
@@ -117,6 +121,53 @@ def expression_names(source: str) -> list[tuple[str, bool]]:
         rest = source[pos + len(name) :].lstrip()
         found.append((name[1:], rest.startswith("(")))
     return found
+
+
+# Where an expression's sub-expressions run against the items a step selected rather than
+# against the expression's own (empty) context: these fields hold no top-level reference (of a
+# path, only the first step runs against the context).
+_RELATIVE: dict[str, frozenset[str]] = {
+    "PathExpr": frozenset({"steps"}),
+    "PredicateExpr": frozenset({"predicate"}),
+    "ArraySubscript": frozenset({"index"}),
+    "SortExpr": frozenset({"keys"}),
+    "GroupByExpr": frozenset({"pairs"}),
+    "TransformLambda": frozenset({"pattern", "update", "delete"}),
+    "TransformExpr": frozenset({"pattern", "update", "delete"}),
+}
+
+
+def top_level_references(source: str) -> list[str]:
+    """The field names an expression reads from its context item (`phone`, `a.b`): Step
+    Functions evaluates an expression with none (the input is `$states.input`), and refuses
+    such a reference when the definition is created (`UNSUPPORTED_JSONATA_EXPRESSION`)."""
+    try:
+        tree = Parser.parse(source)
+    except Exception:  # the compile step reports syntax errors; nothing to add here
+        return []
+    found: list[str] = []
+    _top_level(tree, found)
+    return list(dict.fromkeys(found))
+
+
+def _top_level(node: Any, found: list[str]) -> None:
+    if isinstance(node, list | tuple):
+        for item in node:
+            _top_level(item, found)
+        return
+    if not is_dataclass(node) or isinstance(node, type):
+        return
+    if isinstance(node, FieldRef):
+        found.append(str(node.name))
+        return
+    kind = type(node).__name__
+    relative = _RELATIVE.get(kind, frozenset())
+    for declared in dataclass_fields(node):
+        value = getattr(node, declared.name)
+        if declared.name not in relative:
+            _top_level(value, found)
+        elif kind == "PathExpr" and value:
+            _top_level(value[0], found)
 
 
 def compile_expression(source: str) -> Any:

@@ -104,3 +104,61 @@ def test_create_refuses_with_every_problem_in_the_message(sfn: Any) -> None:
     assert [p.rsplit(" at ", 1)[1] for p in problems.split(", ")] == [
         location for _, location in EXPECTED
     ]
+
+
+def _diagnostics(sfn: Any, definition: dict[str, Any]) -> list[dict[str, Any]]:
+    doc = sfn.validate_state_machine_definition(definition=json.dumps(definition))
+    return list(doc["diagnostics"])
+
+
+def test_a_workflow_without_a_terminal_state_is_that_one_problem(sfn: Any) -> None:
+    cycle: dict[str, Any] = {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}
+    loop = {"StartAt": "A", "States": cycle}
+    # No location: the problem is the whole workflow's.
+    expected = [
+        {
+            "severity": "ERROR",
+            "code": "MISSING_END_STATE",
+            "message": "Workflow has no terminal state",
+        }
+    ]
+    assert _diagnostics(sfn, loop) == expected
+    # A state nothing reaches is not reported on top of it...
+    with_orphan = {"StartAt": "A", "States": {**cycle, "C": {"Type": "Pass", "Next": "A"}}}
+    assert _diagnostics(sfn, with_orphan) == expected
+    # ...but once a terminal state exists, the orphan is the problem.
+    with_end = {"StartAt": "A", "States": {**cycle, "C": {"Type": "Succeed"}}}
+    assert [(d["code"], d["location"]) for d in _diagnostics(sfn, with_end)] == [
+        ("MISSING_TRANSITION_TARGET", "/States/C")
+    ]
+
+
+def test_jsonata_expressions_are_checked_at_create(sfn: Any) -> None:
+    def machine(expression: str) -> dict[str, Any]:
+        return {
+            "QueryLanguage": "JSONata",
+            "StartAt": "E",
+            "States": {"E": {"Type": "Pass", "Output": {"v": expression}, "End": True}},
+        }
+
+    # The expression has no context item: a bare name is refused, once per name.
+    bare = _diagnostics(sfn, machine("{% phone & $states.input.name & phone & address.city %}"))
+    assert [(d["code"], d["message"], d["location"]) for d in bare] == [
+        (
+            "UNSUPPORTED_JSONATA_EXPRESSION",
+            "Reference to 'phone' at the top level is not supported.",
+            "/States/E/Output/v",
+        ),
+        (
+            "UNSUPPORTED_JSONATA_EXPRESSION",
+            "Reference to 'address' at the top level is not supported.",
+            "/States/E/Output/v",
+        ),
+    ]
+    # Names inside a path, a filter or an object built from a path are the items' fields.
+    relative = "{% $states.input.items[price > 1].{'name': name, 'n': $count(tags)} %}"
+    assert _diagnostics(sfn, machine(relative)) == []
+    broken = _diagnostics(sfn, machine("{% 1 + %}"))
+    assert [(d["code"], d["location"]) for d in broken] == [
+        ("INVALID_JSONATA_EXPRESSION", "/States/E/Output/v")
+    ]
