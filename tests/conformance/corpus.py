@@ -25,7 +25,9 @@ create rather than failing mid-run) adds `"unsupported": "<why>"` to `rejected`.
      "target": {"InputPath": ...} | {"InputTransformer": ...} | {"Input": ...},   (optional)
      "events": [{"put": {<PutEvents entry>}, "delivers": <the body, or null for no delivery>}
                 | {"put": {...}, "rejected": "<the entry's ErrorCode>"}]}
-     | "s3": [{"put": "<key>", "body": "..."} | {"delete": "<key>"}], "delivers": [<events>]
+     | "s3": [{"put": "<key>", "body": "..."} | {"copy": "<key>", "to": "<key>"}
+             | {"delete": "<key>"}],
+       "delivers": [<events>]
 
 With `"replay": "<replay name>"` the bus is archived: once the events are put, every archived
 event is replayed to the rule (StartReplay, FilterArns), and each event the rule delivered

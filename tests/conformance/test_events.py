@@ -197,6 +197,9 @@ def test_s3_events_as_documented(
     for action in case.s3_actions:
         if "put" in action:
             s3.put_object(Bucket=BUCKET, Key=action["put"], Body=action["body"].encode())
+        elif "copy" in action:
+            source = {"Bucket": BUCKET, "Key": action["copy"]}
+            s3.copy_object(Bucket=BUCKET, Key=action["to"], CopySource=source)
         else:
             s3.delete_object(Bucket=BUCKET, Key=action["delete"])
     # THEN the rule's queue gets the events AWS documents, in order
