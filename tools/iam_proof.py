@@ -358,6 +358,8 @@ def write_copy(work: Path, statement: RoleStatement | None) -> Path:
         target = deploy / relative
         if not target.exists() or target.read_text("utf-8") != text:
             target.write_text(text, "utf-8")
+    # The environments' overrides (the runtime layer's SSM name), read by `sluice local up`.
+    shutil.copyfile(DEPLOY / "samconfig.toml", deploy / "samconfig.toml")
     return deploy
 
 

@@ -65,22 +65,53 @@ def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) 
 _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
-def load_template(path: Path) -> dict[str, Any]:
+def load_template(path: Path, *, resolve_names: bool = True) -> dict[str, Any]:
     """Parse a CloudFormation/SAM YAML template into the long (JSON) form.
 
     Args:
         path: the template file.
+        resolve_names: replace the platform names' dynamic references as CloudFormation does
+            at deploy time, for stage `FAKE_STAGE` (see `resolve_platform_names`); False keeps
+            the template as written.
 
     Returns:
         The template as a dict; short-form tags become `{"Fn::Sub": …}` etc.
 
     Raises:
         yaml.YAMLError: the file is not valid YAML.
+        KeyError: a dynamic reference to a name the platform does not publish.
     """
     loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: not a template (top level is not a mapping)")
-    return loaded
+    resolved: dict[str, Any] = resolve_platform_names(loaded) if resolve_names else loaded
+    return resolved
+
+
+PLATFORM_NAME_REFERENCE = re.compile(r"\{\{resolve:ssm:/sluice/\$\{Stage\}/([a-z0-9-]+)\}\}")
+"""How a service or orchestration template names a platform resource: a CloudFormation dynamic
+reference to the SSM parameter the platform of the stack's own Stage publishes."""
+FAKE_STAGE = "dev"
+
+
+def resolve_platform_names(node: Any, stage: str = FAKE_STAGE) -> Any:
+    """`node` with every `{{resolve:ssm:/sluice/${Stage}/KEY}}` replaced by the value the
+    platform of `stage` publishes (`ssm_value`), as CloudFormation resolves it at deploy time; a
+    `Fn::Sub` left without variables becomes its string. Static analysers then see real names.
+
+    Raises:
+        KeyError: a name the platform does not publish.
+    """
+    if isinstance(node, list):
+        return [resolve_platform_names(item, stage) for item in node]
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            text = PLATFORM_NAME_REFERENCE.sub(
+                lambda m: ssm_value(f"/sluice/{stage}/{m.group(1)}"), node["Fn::Sub"]
+            )
+            return text if "${" not in text else {"Fn::Sub": text}
+        return {key: resolve_platform_names(value, stage) for key, value in node.items()}
+    return node
 
 
 def ssm_value(ssm_name: str) -> str:
@@ -133,10 +164,18 @@ def parameter_values(template: dict[str, Any]) -> dict[str, Any]:
         template: a loaded template.
 
     Returns:
-        Parameter name -> value (only parameters that have a default).
+        Parameter name -> value (only parameters that have a default, and `Stage`, which has
+        none in the templates that derive platform names from it: `FAKE_STAGE`).
     """
     values: dict[str, Any] = {}
     for name, spec in template.get("Parameters", {}).items():
+        is_ssm = str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value")
+        if name == "Stage" and "Default" not in spec:
+            values[name] = FAKE_STAGE
+        elif is_ssm and "Default" not in spec:
+            # No default (samconfig.toml names it per stage): RuntimeLayerArn -> runtime-layer-arn.
+            key = re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+            values[name] = ssm_value(f"/sluice/{FAKE_STAGE}/{key}")
         if "Default" not in spec:
             continue
         default = spec["Default"]

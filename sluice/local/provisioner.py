@@ -37,6 +37,7 @@ from sluice.local.template import (
     Stack,
     dependency_order,
     localize_code,
+    resolve_dynamic_references,
     resolve_parameters,
     translate,
 )
@@ -137,6 +138,9 @@ class Provisioner:
             if condition and not resolver.condition(str(condition)):
                 continue
             props = resolver.resolve(res.get("Properties") or {}, logical_id) or {}
+            props = await resolve_dynamic_references(
+                props, read, stack=stack.name, resource=logical_id
+            )
             report = ResourceReport(stack.name, logical_id, rtype, "", "created")
             out = await self._create(stack.name, logical_id, rtype, props, report)
             outputs[logical_id] = out

@@ -102,6 +102,32 @@ def default_templates(repo_root: Path) -> list[Path]:
     return [p for p in ordered if p.is_file()]
 
 
+def samconfig_overrides(template: Path, stage: str) -> dict[str, str]:
+    """The `parameter_overrides` of the `samconfig.toml` environment `<stage>-…` whose build
+    `template_file` is `template` (the file next to the template or one folder up, as in
+    `deploy/`); empty when there is none. Raises LocalRuntimeError for a file that is not TOML."""
+    import tomllib
+
+    for folder in (template.parent, template.parent.parent):
+        config_path = folder / "samconfig.toml"
+        if not config_path.is_file():
+            continue
+        try:
+            config = tomllib.loads(config_path.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise LocalRuntimeError(f"{config_path}: {exc}") from exc
+        for env, sections in config.items():
+            if not env.startswith(f"{stage}-") or not isinstance(sections, dict):
+                continue
+            build = sections.get("build", {}).get("parameters", {})
+            built = build.get("template_file")
+            if built and (folder / str(built)).resolve() == template.resolve():
+                deploy = sections.get("deploy", {}).get("parameters", {})
+                text = str(deploy.get("parameter_overrides", ""))
+                return dict(item.split("=", 1) for item in text.split() if "=" in item)
+    return {}
+
+
 def port_holder(port: int) -> str | None:
     """Describe the process listening on 127.0.0.1:`port`, if it can be found."""
     import psutil
@@ -369,6 +395,10 @@ class LocalRuntime:
                 stack = load_template(path, _stack_name(path, self.options.repo_root))
                 params = stack.template.get("Parameters") or {}
                 wanted = {k: v for k, v in overrides.items() if k in params}
+                # What `sam deploy --config-env <stage>-<stack>` passes (the layer's SSM name).
+                for name, value in samconfig_overrides(path, self.options.stage).items():
+                    if name in params:
+                        wanted.setdefault(name, value)
                 for name, spec in params.items():
                     default = spec.get("Default")
                     if str(spec.get("Type", "")).startswith("AWS::SSM") and default:

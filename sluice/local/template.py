@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.local.errors import ProvisioningError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -56,6 +56,60 @@ def load_template(path: Path, name: str | None = None) -> Stack:
     if not isinstance(parsed, dict) or "Resources" not in parsed:
         raise ProvisioningError(f"{path} is not a template (no Resources)", stack=path.stem)
     return Stack(name=name or path.stem, path=path, template=parsed)
+
+
+_DYNAMIC = re.compile(r"\{\{resolve:(?P<service>[a-z-]+):(?P<name>[^}]*)\}\}")
+
+
+async def resolve_dynamic_references(
+    value: Any, read_ssm: Callable[[str], Awaitable[str]], *, stack: str, resource: str
+) -> Any:
+    """Replace CloudFormation dynamic references `{{resolve:ssm:NAME}}` (and
+    `{{resolve:ssm:NAME:VERSION}}`) in every string of `value` by the parameter's value, as
+    CloudFormation does when it creates the resource; `value` has its intrinsics resolved.
+
+    Raises:
+        ProvisioningError: a parameter that does not exist (the deploy fails, it never falls
+        back to another name) or a dynamic reference to another service (`ssm-secure`,
+        `secretsmanager`), which the runtime does not emulate.
+    """
+    if isinstance(value, list):
+        return [
+            await resolve_dynamic_references(v, read_ssm, stack=stack, resource=resource)
+            for v in value
+        ]
+    if isinstance(value, dict):
+        return {
+            k: await resolve_dynamic_references(v, read_ssm, stack=stack, resource=resource)
+            for k, v in value.items()
+        }
+    if not isinstance(value, str) or "{{resolve:" not in value:
+        return value
+    out, end = [], 0
+    for match in _DYNAMIC.finditer(value):
+        if match.group("service") != "ssm":
+            raise ProvisioningError(
+                f"dynamic reference {match.group(0)} is not supported locally (only ssm)",
+                stack=stack,
+                resource=resource,
+            )
+        name = match.group("name")
+        # NAME:VERSION pins a version; parameter names never contain ':'.
+        name = name.rsplit(":", 1)[0] if ":" in name else name
+        try:
+            resolved = await read_ssm(name)
+        except KeyError as exc:
+            raise ProvisioningError(
+                f"dynamic reference {match.group(0)}: SSM parameter {name} does not exist "
+                "(provision the stack that publishes it first, with the same Stage)",
+                stack=stack,
+                resource=resource,
+            ) from exc
+        out.append(value[end : match.start()])
+        out.append(resolved)
+        end = match.end()
+    out.append(value[end:])
+    return "".join(out)
 
 
 def resolve_parameters(

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from tools.templates import FAKE_STAGE, ssm_value
+
 Template = dict[str, Any]
 
 # Actions whose APIs accept no resource ARN, so "*" is the only possible Resource.
@@ -482,14 +484,24 @@ def check_error_names(definition: dict[str, Any], known: set[str]) -> list[str]:
     return problems
 
 
+RULE_PLATFORM_NAMES = {"RawBucketName": "raw-bucket-name"}
+"""Placeholders of orchestration/rules/*.json that stand for a platform name: the templates
+read them by a dynamic reference, `{{resolve:ssm:/sluice/${Stage}/<name>}}`."""
+
+
 def placeholders_to_refs(node: Any) -> Any:
-    """Turn `"${Name}"` strings in a rule pattern file into `{"Ref": "Name"}` (template form)."""
+    """Turn `"${Name}"` strings in a rule pattern file into the template's form: a platform
+    name (`RULE_PLATFORM_NAMES`) into the value its dynamic reference resolves to for
+    `FAKE_STAGE` (as `load_template` resolves the template), anything else into
+    `{"Ref": "Name"}`."""
     if isinstance(node, dict):
         return {key: placeholders_to_refs(value) for key, value in node.items()}
     if isinstance(node, list):
         return [placeholders_to_refs(item) for item in node]
     if isinstance(node, str):
         match = PLACEHOLDER.fullmatch(node)
+        if match and match.group(1) in RULE_PLATFORM_NAMES:
+            return ssm_value(f"/sluice/{FAKE_STAGE}/{RULE_PLATFORM_NAMES[match.group(1)]}")
         if match:
             return {"Ref": match.group(1)}
     return node

@@ -13,7 +13,17 @@ import pytest
 
 import sluice_shared.errors as sluice_errors
 from tests.policy import checks
-from tools.templates import SERVICES, load_template, render_asl, template_paths
+from tools.templates import (
+    FAKE_STAGE,
+    SERVICES,
+    load_template,
+    render_asl,
+    ssm_value,
+    template_paths,
+)
+
+RAW_BUCKET = ssm_value(f"/sluice/{FAKE_STAGE}/raw-bucket-name")
+WORK_BUCKET = ssm_value(f"/sluice/{FAKE_STAGE}/work-bucket-name")
 
 REPO = Path(__file__).resolve().parents[2]
 GEN_SCHEMAS = REPO / "deploy" / "gen_schemas.py"
@@ -151,7 +161,7 @@ def test_service_role_s3_only_its_buckets_and_prefixes(
     assert grants == EXPECTED_S3[(name, role_id)]
     # Listing the work bucket is limited to the staged prefix.
     for statement in _statements(translated[name], role_id):
-        if statement.get("Action") == "s3:ListBucket" and "WorkBucketName" in str(statement):
+        if statement.get("Action") == "s3:ListBucket" and WORK_BUCKET in str(statement):
             assert statement["Condition"] == {"StringLike": {"s3:prefix": "stage/*"}}
 
 
@@ -181,7 +191,8 @@ def test_ingest_rule_on_default_bus_others_on_custom_bus() -> None:
     for svc in SERVICES:
         template = load_template(template_paths()[svc])
         ((_, rule),) = checks.resources_of(template, "AWS::Events::Rule")
-        expected = "default" if svc == "ingest" else {"Ref": "EventBusName"}
+        bus = ssm_value(f"/sluice/{FAKE_STAGE}/event-bus-name")
+        expected = "default" if svc == "ingest" else bus
         assert rule["EventBusName"] == expected, svc
 
 
@@ -283,7 +294,7 @@ def test_s3_grants_extra_prefix_detected(
         {
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}/*"},
+            "Resource": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{RAW_BUCKET}/*"},
         }
     )
     grants = checks.role_s3_grants(cfn, "FunctionRole", params["ingest"])

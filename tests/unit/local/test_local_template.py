@@ -16,6 +16,7 @@ from sluice.local.template import (
     dependency_order,
     load_template,
     localize_code,
+    resolve_dynamic_references,
     resolve_parameters,
     translate,
 )
@@ -190,3 +191,44 @@ def test_translate_fixture_turns_sam_events_into_cloudformation() -> None:
     definition = Resolver("svc", {}, {}, {}).resolve(flow["DefinitionString"])
     assert json.loads(definition)["StartAt"] == "Tick"
     assert flow["DefinitionSubstitutions"]["TickArn"] == {"Fn::GetAtt": ["TickFunction", "Arn"]}
+
+
+async def _platform_ssm(name: str) -> str:
+    published = {
+        "/sluice/staging/raw-bucket-name": "sluice-staging-raw",
+        "/sluice/staging/kms-key-arn": "arn:aws:kms:us-east-1:123456789012:key/k",
+    }
+    if name not in published:
+        raise KeyError(name)
+    return published[name]
+
+
+async def test_dynamic_references_resolved_inside_strings_lists_and_maps() -> None:
+    props = {
+        "Resource": "arn:aws:s3:::{{resolve:ssm:/sluice/staging/raw-bucket-name}}/*",
+        "Keys": ["{{resolve:ssm:/sluice/staging/kms-key-arn:3}}", 7],
+        "Plain": "no reference",
+    }
+
+    resolved = await resolve_dynamic_references(props, _platform_ssm, stack="s", resource="R")
+
+    assert resolved == {
+        "Resource": "arn:aws:s3:::sluice-staging-raw/*",
+        "Keys": ["arn:aws:kms:us-east-1:123456789012:key/k", 7],
+        "Plain": "no reference",
+    }
+
+
+async def test_dynamic_reference_to_a_missing_name_fails_the_resource() -> None:
+    # A stage whose platform is not provisioned: the deploy fails, it never reads another name.
+    props = {"Name": "{{resolve:ssm:/sluice/prod/raw-bucket-name}}"}
+
+    with pytest.raises(ProvisioningError, match=r"/sluice/prod/raw-bucket-name does not exist"):
+        await resolve_dynamic_references(props, _platform_ssm, stack="s", resource="R")
+
+
+async def test_dynamic_reference_to_secrets_refused() -> None:
+    props = {"Password": "{{resolve:secretsmanager:db:SecretString:password}}"}
+
+    with pytest.raises(ProvisioningError, match="only ssm"):
+        await resolve_dynamic_references(props, _platform_ssm, stack="s", resource="R")
