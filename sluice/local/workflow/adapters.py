@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from sluice.local.workflow.ports import EXECUTION_ROLE, InvokeResult, ServiceError
 
@@ -44,6 +45,56 @@ _ERROR_PREFIX = {
 
 def _snake(action: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", action).lower()
+
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _to_api(shape: Shape | None, value: Any) -> Any:
+    """Parameters as Step Functions takes them → the API's own member names.
+
+    The AWS SDK integrations take PascalCase names even where the API is camelCase (`sfn`'s
+    `StateMachineArn` for `stateMachineArn`), `EqualsValue` for a member named `Equals`, and
+    treat a null member as not set
+    (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+    A name the API does not define is passed on unchanged, for botocore to refuse.
+    """
+    if shape is None:
+        return value
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        members: dict[str, str] = {str(name).lower(): str(name) for name in shape.members}
+        if "equals" in members:
+            members.setdefault("equalsvalue", members["equals"])
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            name: str = members.get(str(key).lower(), str(key))
+            out[name] = _to_api(shape.members.get(name), item)
+        return out
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_to_api(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {key: _to_api(shape.value, item) for key, item in value.items()}
+    return value
+
+
+def _from_api(shape: Shape | None, value: Any) -> Any:
+    """A response with every member name in PascalCase, as the AWS SDK integrations return it
+    (`sfn:listExecutions` gives `Executions[].ExecutionArn`); map keys stay as they are."""
+    if shape is None:
+        return value
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {
+            _pascal(key) if key in shape.members else key: _from_api(shape.members.get(key), item)
+            for key, item in value.items()
+        }
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_from_api(shape.member, item) for item in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {key: _from_api(shape.value, item) for key, item in value.items()}
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,8 +193,11 @@ class Boto3SdkCaller:
         method = getattr(client, _snake(action), None)
         if method is None:
             raise ServiceError(f"{prefix}.InvalidActionException", f"unknown action {action}")
+        operation = client.meta.service_model.operation_model(
+            client.meta.method_to_api_mapping.get(_snake(action), action[:1].upper() + action[1:])
+        )
         try:
-            response = dict(method(**params))
+            response = dict(method(**_to_api(operation.input_shape, params)))
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
             name = code if code.endswith("Exception") else f"{code}Exception"
@@ -162,7 +216,7 @@ class Boto3SdkCaller:
             except UnicodeDecodeError:
                 response["Body"] = raw
             return {k: (v if k == "Body" else _jsonable(v)) for k, v in response.items()}
-        return dict(_jsonable(response))
+        return dict(_jsonable(_from_api(operation.output_shape, response)))
 
 
 class Boto3FunctionInvoker:
