@@ -18,7 +18,7 @@ from sluice.local.workflow.integrations import TaskServices, TaskTokens
 from sluice.local.workflow.integrations.dispatch import TaskDispatcher
 from sluice.local.workflow.jsonata import QueryEvaluationError
 from sluice.local.workflow.models import ExecutionRecord, dumps
-from sluice.local.workflow.ports import Clock, FunctionInvoker, SdkCaller
+from sluice.local.workflow.ports import EXECUTION_ROLE, Clock, FunctionInvoker, SdkCaller
 from sluice.local.workflow.redrive import Path, ResumePoints
 from sluice.local.workflow.tree import (
     Catcher,
@@ -390,9 +390,12 @@ class Interpreter:
         if isinstance(state, MapState):
             result = await self._map(state, scope.with_data(effective), run)
         else:
+            selected = effective
             effective = self._parameters(state, effective, scope)
             if isinstance(state, TaskState):
-                result = await self._task(state, effective, run, scope.with_data(effective))
+                result = await self._task(
+                    state, effective, run, scope.with_data(effective), scope.with_data(selected)
+                )
             else:
                 assert isinstance(state, ParallelState)
                 result = await self._parallel(state, effective, run)
@@ -474,11 +477,55 @@ class Interpreter:
 
     # -- Task -----------------------------------------------------------------------------
 
-    async def _task(self, state: TaskState, effective: Any, run: Run, scope: Scope) -> Any:
+    async def _task(
+        self,
+        state: TaskState,
+        effective: Any,
+        run: Run,
+        scope: Scope,
+        credentials_scope: Scope | None = None,
+    ) -> Any:
         """Run the integration with `effective` (Parameters or Arguments); TimeoutSeconds and
-        HeartbeatSeconds (numbers, paths or expressions) are evaluated in `scope`."""
+        HeartbeatSeconds (numbers, paths or expressions) are evaluated in `scope`, Credentials
+        in `credentials_scope` (JSONPath: the input after InputPath; default `scope`)."""
         limits.check_input(state.name, dumps(effective))
-        result = await self.tasks.run(
+        role = self._assumed_role(state, credentials_scope or scope, run)
+        # The task's calls (SDK, Lambda, child executions) are made as its Credentials role.
+        acting = EXECUTION_ROLE.set(role) if role is not None else None
+        try:
+            result = await self._run_task(state, effective, run, scope)
+        finally:
+            if acting is not None:
+                EXECUTION_ROLE.reset(acting)
+        limits.check_output(state.name, dumps(result))
+        return result
+
+    def _assumed_role(self, state: TaskState, scope: Scope, run: Run) -> str | None:
+        """The role of the Task's `Credentials` (a literal, path or expression `RoleArn`),
+        assumed by the execution's role as AWS does: the execution role needs `sts:AssumeRole`
+        on it and the role's trust policy must trust the execution role
+        (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-access-cross-acct-resources.html).
+
+        Raises:
+            StatesError: `States.Runtime` for a RoleArn that is not a role ARN,
+            `States.Permissions` when the role may not be assumed.
+        """
+        if state.credentials is None:
+            return None
+        credentials = state.credentials.evaluate(scope)
+        role = credentials.get("RoleArn") if isinstance(credentials, dict) else None
+        if not isinstance(role, str) or not role.startswith("arn:aws:iam::"):
+            raise runtime_error(f"Credentials.RoleArn must be an IAM role ARN, got {role!r}")
+        authorize = self.tasks.services.authorize
+        execution_role = EXECUTION_ROLE.get() or run.execution.role_arn
+        if authorize is not None and execution_role:
+            denial = authorize(execution_role, "sts:AssumeRole", role)
+            if denial is not None:
+                raise StatesError("States.Permissions", denial)
+        return role
+
+    async def _run_task(self, state: TaskState, effective: Any, run: Run, scope: Scope) -> Any:
+        return await self.tasks.run(
             state.name,
             state.resource,
             effective,
@@ -488,8 +535,6 @@ class Interpreter:
             heartbeat=self._seconds(state.heartbeat_seconds, "HeartbeatSeconds", scope),
             limit=self.with_timeout,
         )
-        limits.check_output(state.name, dumps(result))
-        return result
 
     @staticmethod
     def _seconds(node: Value | None, field_name: str, scope: Scope) -> float | None:

@@ -30,6 +30,7 @@ from sluice.local.workflow.integrations.base import (
     require,
 )
 from sluice.local.workflow.models import dumps
+from sluice.local.workflow.ports import EXECUTION_ROLE
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -73,8 +74,9 @@ def _region_account(arn: str) -> tuple[str, str]:
 
 
 def _authorize(call: TaskCall, services: TaskServices, needs: list[tuple[str, str]]) -> None:
-    """Every (action, resource) must be allowed to the execution's role."""
-    role = call.execution.role_arn
+    """Every (action, resource) must be allowed to the role the task acts as (the execution's,
+    or the one its `Credentials` assumed)."""
+    role = EXECUTION_ROLE.get() or call.execution.role_arn
     if services.authorize is None or not role:
         return
     for action, resource in needs:
