@@ -71,7 +71,13 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert f"up on http://127.0.0.1:{port}" in started.stdout
     assert "skipped" in started.stdout
+    page = f"http://127.0.0.1:{port}/_sluice/status/"
+    assert f"status page: {page}" in started.stdout
     try:
+        # AND the status page it prints is served by the runtime itself
+        with urllib.request.urlopen(page, timeout=30) as answer:
+            assert answer.status == 200
+            assert "<title>sluice — test</title>" in answer.read().decode()
         pid = json.loads((state / "runtime.json").read_text())["pid"]
         # WHEN a schedule is triggered from the CLI
         # (pointed at the runtime the way every other command is: --endpoint-url)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from sluice.ops.calls import Missing
 from sluice.ops.statuspage import (
     Snapshot,
     StatusPage,
     StatusPageServer,
+    dataset_rows,
     render_page,
     run_progress,
     throughput,
@@ -82,3 +84,60 @@ def test_status_page_server_refuses_non_loopback_host() -> None:
 
     with pytest.raises(ValueError, match="loopback"):
         StatusPageServer(StatusPage(snapshot, lambda file_id: ""), "0.0.0.0", 0)
+
+
+def test_throughput_rates_per_minute_and_rows_written() -> None:
+    # GIVEN two completed files in the first 10-minute bucket, 300 and 100 rows written
+    records = [
+        _file(1, FileStatus.COMPLETED, 1).model_copy(update={"rows_out": 300}),
+        _file(2, FileStatus.COMPLETED, 2).model_copy(update={"rows_out": 100}),
+    ]
+
+    rows = throughput(records, since=T0, until=T0 + timedelta(hours=1), buckets=6)
+
+    assert rows[0]["rows"] == 400
+    assert rows[0]["files_per_min"] == 0.2
+    assert rows[0]["rows_per_min"] == 40.0
+    assert rows[1]["rows_per_min"] == 0.0
+
+
+def test_dataset_rows_sum_the_ledger_counts_per_dataset() -> None:
+    records = [
+        _file(1, FileStatus.COMPLETED, 1).model_copy(
+            update={"rows_in": 10, "rows_out": 9, "rows_quarantined": 1}
+        ),
+        _file(2, FileStatus.VALIDATING, 2),  # not counted yet: adds a file, no rows
+        _file(3, FileStatus.QUARANTINED, 3).model_copy(
+            update={"dataset": "sensors", "rows_in": 5, "rows_out": 0, "rows_quarantined": 5}
+        ),
+    ]
+
+    assert dataset_rows(records) == [
+        {"dataset": "orders", "files": 2, "rows_in": 10, "rows_out": 9, "rows_quarantined": 1},
+        {"dataset": "sensors", "files": 1, "rows_in": 5, "rows_out": 0, "rows_quarantined": 5},
+    ]
+
+
+def test_status_page_routes_below_its_base() -> None:
+    def snapshot() -> Snapshot:
+        return Snapshot(stage="dev", generated_at="", window_s=60)
+
+    def explain(file_id: str) -> str:
+        if file_id != "abc":
+            raise Missing(f"file {file_id} is not in the ledger of stage dev")
+        return "file abc  COMPLETED <b>"
+
+    page = StatusPage(snapshot, explain, base="/_sluice/status/")
+
+    assert page.respond("/_sluice/status")[0] == 200
+    assert page.respond("/_sluice/status/?x=1")[1].startswith("text/html")
+    code, kind, body = page.respond("/_sluice/status/api/status")
+    assert (code, kind) == (200, "application/json")
+    assert orjson.loads(body)["stage"] == "dev"
+    code, _, body = page.respond("/_sluice/status/why/abc")
+    assert code == 200
+    assert b"file abc  COMPLETED &lt;b&gt;" in body
+    assert b"<code id=command>sluice why abc</code>" in body
+    assert page.respond("/_sluice/status/why/zzz")[0] == 404
+    assert page.respond("/_sluice/status/why/a%20b")[0] == 400
+    assert page.respond("/_sluice/other")[0] == 404
