@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sluice.local.workflow.errors import StatesError
 from sluice.local.workflow.redrive import ResumePoints
 from sluice.local.workflow.tree import Machine
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# A STANDARD execution's history holds at most this many events (AWS's hard quota).
+HISTORY_EVENTS = 25_000
+_CLOSING = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+)
 
 
 def dumps(value: Any) -> str:
@@ -82,7 +88,23 @@ class ExecutionRecord:
         details_key: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Append a history event with AWS's event type and `<type>EventDetails` key."""
+        """Append a history event with AWS's event type and `<type>EventDetails` key.
+
+        Raises:
+            StatesError: `States.Runtime` when a STANDARD execution's history is full: 25,000
+            events, the last one the execution's failure (service-quotas.html); nothing is
+            appended, and the execution can no longer be redriven.
+        """
+        if (
+            len(self.history) >= HISTORY_EVENTS - 1
+            and self.type == "STANDARD"
+            and type_ not in _CLOSING
+        ):
+            self.failed_state = None
+            raise StatesError(
+                "States.Runtime",
+                f"The execution reached the maximum number of history events ({HISTORY_EVENTS}).",
+            )
         event: dict[str, Any] = {
             "timestamp": when,
             "type": type_,

@@ -202,3 +202,33 @@ def test_oversized_execution_input_and_definition_are_refused_by_the_api(
         sfn.create_state_machine(name="definition-quota", definition=json.dumps(huge), roleArn=ROLE)
     assert too_long.value.response["Error"]["Code"] == "ValidationException"
     assert "1048576" in too_long.value.response["Error"]["Message"]
+
+
+def test_a_standard_execution_fails_when_its_history_reaches_25000_events(
+    endpoint: tuple[Any, BigResult],
+) -> None:
+    sfn, _ = endpoint
+    spin = {
+        "StartAt": "Spin",
+        "States": {
+            "Spin": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                "Default": "Again",
+            },
+            "Again": {"Type": "Pass", "Next": "Spin"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    doc = _run(sfn, "spin", spin, {})
+    assert (doc["status"], doc["error"]) == ("FAILED", "States.Runtime")
+    assert doc["cause"] == "The execution reached the maximum number of history events (25000)."
+    assert doc["redriveStatus"] == "NOT_REDRIVABLE"
+    last = sfn.get_execution_history(
+        executionArn=doc["executionArn"], reverseOrder=True, maxResults=2
+    )["events"]
+    # The failure is event 25,000; event 24,999 is the last one the machine produced.
+    assert [(e["id"], e["type"]) for e in last] == [
+        (25000, "ExecutionFailed"),
+        (24999, "ChoiceStateExited"),
+    ]
