@@ -108,8 +108,9 @@ def parse(definition: str | dict[str, Any]) -> Machine:
 
 
 def _pointer(field_name: str) -> str:
-    """`Retry[0].ErrorEquals` → `Retry/0/ErrorEquals` (a JSON pointer's tail)."""
-    return re.sub(r"\[(\d+)\]", r"/\1", field_name).replace(".", "/").strip("/")
+    """`Retry[0].ErrorEquals` → `Retry[0]/ErrorEquals`: the location's tail as AWS writes it,
+    `/` per object key and `[i]` per array index (`/States/C/Choices[0]/Next`)."""
+    return field_name.replace(".", "/").strip("/")
 
 
 class _Fields:
@@ -307,9 +308,8 @@ def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[Defin
 def _target(fields: _Fields, key: str, states: dict[str, Any]) -> str:
     value = fields.get(key)
     if not isinstance(value, str) or value not in states:
-        raise fields.error(
-            key, f"Missing '{key}' target: {value}", code="MISSING_TRANSITION_TARGET"
-        )
+        # AWS says 'Next' whatever the field (Next, Default, a rule's or a catcher's Next).
+        raise fields.error(key, f"Missing 'Next' target: {value}", code="MISSING_TRANSITION_TARGET")
     return value
 
 
@@ -416,7 +416,9 @@ def _jsonata(fields: _Fields, key: str, value: Any) -> Value:
             return Literal(value)
         return Template(fields=tuple(members))
     if isinstance(value, list):
-        items = tuple(_jsonata(fields, key, inner) for inner in value)
+        items = tuple(
+            _jsonata(fields, f"{key}[{index}]", inner) for index, inner in enumerate(value)
+        )
         if all(isinstance(v, Literal) for v in items):
             return Literal(value)
         return Template(items=items)

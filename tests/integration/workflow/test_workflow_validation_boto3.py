@@ -162,3 +162,35 @@ def test_jsonata_expressions_are_checked_at_create(sfn: Any) -> None:
     assert [(d["code"], d["location"]) for d in broken] == [
         ("INVALID_JSONATA_EXPRESSION", "/States/E/Output/v")
     ]
+
+
+def test_a_missing_target_is_located_as_aws_locates_it(sfn: Any) -> None:
+    # `Missing 'Next' target` whichever field names it; `[i]` per array index in the location.
+    definition = {
+        "StartAt": "C",
+        "States": {
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "Nowhere"}],
+                "Default": "T",
+            },
+            "D": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "T"}],
+                "Default": "Gone",
+            },
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Lost"}],
+                "End": True,
+            },
+        },
+    }
+    found = [(d["message"], d.get("location")) for d in _diagnostics(sfn, definition)]
+    assert found == [
+        ("Missing 'Next' target: Nowhere", "/States/C/Choices[0]/Next"),
+        ("Missing 'Next' target: Gone", "/States/D/Default"),
+        ("Missing 'Next' target: Lost", "/States/T/Catch[0]/Next"),
+        ('State "D" is not reachable.', "/States/D"),
+    ]
