@@ -120,19 +120,29 @@ class _Fields:
     the machine, `prefix` the field path of this block inside it (`ItemReader.ReaderConfig.`).
     """
 
-    def __init__(self, raw: dict[str, Any], state: str | None, prefix: str = "", base: str = ""):
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        state: str | None,
+        prefix: str = "",
+        base: str = "",
+        deferred: list[DefinitionError] | None = None,
+    ):
         self.raw = raw
         self.state = state
         self.prefix = prefix
         self.base = base
         self.used: set[str] = set()
+        # Problems that do not stop the parse of the state (a dangling transition target),
+        # reported with the state's other problems when it is done (shared by its blocks).
+        self.deferred: list[DefinitionError] = [] if deferred is None else deferred
 
     def name(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
     def sub(self, raw: dict[str, Any], prefix: str) -> _Fields:
         """A nested block of the same state."""
-        return _Fields(raw, self.state, prefix, self.base)
+        return _Fields(raw, self.state, prefix, self.base, self.deferred)
 
     def error(
         self, key: str, message: str, code: str = "SCHEMA_VALIDATION_FAILED"
@@ -190,9 +200,10 @@ class _Fields:
     def unknown(self) -> list[str]:
         return [key for key in self.raw if key not in self.used]
 
-    def refuse_unknown(self) -> None:
+    def refuse_unknown(self, *, done: bool = False) -> None:
         """AWS refuses any field a state type (or block) does not define; so does this, each
-        at the pointer of the object holding the field, as AWS locates it (`/States/<state>`)."""
+        at the pointer of the object holding the field, as AWS locates it (`/States/<state>`).
+        `done` (the state's own fields, checked last): the deferred problems come first."""
         tail = _pointer(self.prefix)
         problems = [
             DefinitionError(
@@ -203,6 +214,8 @@ class _Fields:
             )
             for key in self.unknown()
         ]
+        if done:
+            problems = self.deferred + problems
         if problems:
             raise DefinitionError.combine(problems)
 
@@ -306,10 +319,15 @@ def _graph_problems(start: str, states: dict[str, Any], base: str) -> list[Defin
 
 
 def _target(fields: _Fields, key: str, states: dict[str, Any]) -> str:
+    """A transition target; one naming no state is a problem reported with the state's others
+    (the parse goes on, so every dangling target of a state is listed)."""
     value = fields.get(key)
     if not isinstance(value, str) or value not in states:
         # AWS says 'Next' whatever the field (Next, Default, a rule's or a catcher's Next).
-        raise fields.error(key, f"Missing 'Next' target: {value}", code="MISSING_TRANSITION_TARGET")
+        fields.deferred.append(
+            fields.error(key, f"Missing 'Next' target: {value}", code="MISSING_TRANSITION_TARGET")
+        )
+        return str(value)
     return value
 
 
@@ -579,6 +597,16 @@ def _state(
     name: str, raw: dict[str, Any], states: dict[str, Any], inherited: str, base: str
 ) -> State:
     fields = _Fields(raw, name, base=base)
+    try:
+        return _state_fields(fields, name, states, inherited)
+    except DefinitionError as exc:
+        # A problem that stops the parse still comes with the targets found dangling before.
+        if fields.deferred and not any(p in exc.problems for p in fields.deferred):
+            raise DefinitionError.combine([*fields.deferred, exc]) from exc
+        raise
+
+
+def _state_fields(fields: _Fields, name: str, states: dict[str, Any], inherited: str) -> State:
     kind = fields.get("Type")
     if kind not in STATE_TYPES:
         raise fields.error("Type", f"unknown state type {kind!r}")
@@ -599,7 +627,7 @@ def _state(
             next_state = _target(fields, "Next", states)
     io = _io(fields, kind, language == JSONATA)
     state = _BUILDERS[kind](fields, name, language, next_state, io, comment, states)
-    fields.refuse_unknown()
+    fields.refuse_unknown(done=True)
     if state.jsonata:
         _check_states_references(fields, state)
     return state

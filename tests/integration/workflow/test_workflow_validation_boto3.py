@@ -165,19 +165,19 @@ def test_jsonata_expressions_are_checked_at_create(sfn: Any) -> None:
 
 
 def test_a_missing_target_is_located_as_aws_locates_it(sfn: Any) -> None:
-    # `Missing 'Next' target` whichever field names it; `[i]` per array index in the location.
+    # `Missing 'Next' target` whichever field names it; `[i]` per array index in the location;
+    # every problem of one state, not only its first.
     definition = {
         "StartAt": "C",
         "States": {
             "C": {
                 "Type": "Choice",
-                "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "Nowhere"}],
-                "Default": "T",
-            },
-            "D": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "T"}],
+                "Choices": [
+                    {"Variable": "$.a", "IsPresent": True, "Next": "Nowhere"},
+                    {"Variable": "$.b", "IsPresent": True, "Next": "T"},
+                ],
                 "Default": "Gone",
+                "Colour": "blue",
             },
             "T": {
                 "Type": "Task",
@@ -190,7 +190,7 @@ def test_a_missing_target_is_located_as_aws_locates_it(sfn: Any) -> None:
     found = [(d["message"], d.get("location")) for d in _diagnostics(sfn, definition)]
     assert found == [
         ("Missing 'Next' target: Nowhere", "/States/C/Choices[0]/Next"),
-        ("Missing 'Next' target: Gone", "/States/D/Default"),
+        ("Missing 'Next' target: Gone", "/States/C/Default"),
+        ("Field 'Colour' is not supported", "/States/C"),
         ("Missing 'Next' target: Lost", "/States/T/Catch[0]/Next"),
-        ('State "D" is not reachable.', "/States/D"),
     ]
