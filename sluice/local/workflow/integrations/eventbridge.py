@@ -1,7 +1,8 @@
 """EventBridge: `arn:aws:states:::events:putEvents[.waitForTaskToken]`.
 
-AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-eventbridge.html (a response
-with FailedEntryCount > 0 fails the task with `EventBridge.FailedEntry`).
+AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-eventbridge.html (an entry's
+`Detail` may be a JSON object, sent as its JSON text; a response with FailedEntryCount > 0 fails
+the task with `EventBridge.FailedEntry`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sluice.local.workflow.integrations.base import (
     Pattern,
     TaskCall,
     TaskServices,
+    as_text,
     params_object,
     sdk_call,
 )
@@ -26,7 +28,16 @@ class PutEvents:
 
     async def run(self, call: TaskCall, services: TaskServices) -> Any:
         """Put the entries; any failed entry fails the task."""
-        response = await sdk_call(services, "events", "putEvents", params_object(call))
+        params = dict(params_object(call))
+        entries = params.get("Entries")
+        if isinstance(entries, list):
+            params["Entries"] = [
+                {**entry, "Detail": as_text(entry["Detail"])}
+                if isinstance(entry, dict) and "Detail" in entry
+                else entry
+                for entry in entries
+            ]
+        response = await sdk_call(services, "events", "putEvents", params)
         if response.get("FailedEntryCount", 0):
             raise StatesError("EventBridge.FailedEntry", dumps(response))
         return response

@@ -2,7 +2,9 @@
 (`putItem`, `updateItem`, `getItem`, `deleteItem`) and S3 (`putObject`, `getObject`).
 
 AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html (request-response
-only).
+only). DynamoDB's response comes with `SdkHttpMetadata` and `SdkResponseMetadata` beside it, as
+with the other optimized integrations (AWS's sample workflows read
+`$.SdkHttpMetadata.HttpStatusCode` after `putItem`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sluice.local.workflow.integrations.base import (
     Pattern,
     TaskCall,
     TaskServices,
+    http_metadata,
     params_object,
     sdk_call,
 )
@@ -26,4 +29,5 @@ class ServiceAction:
     async def run(self, call: TaskCall, services: TaskServices) -> Any:
         """Call the action with the parameters."""
         resource = call.resource
-        return await sdk_call(services, resource.family, resource.action, params_object(call))
+        response = await sdk_call(services, resource.family, resource.action, params_object(call))
+        return http_metadata(response) if resource.family == "dynamodb" else response
