@@ -321,7 +321,11 @@ class DistributedMap:
                 clock.now(),
                 "ExecutionStarted",
                 "executionStartedEventDetails",
-                {"input": child.input_text, "roleArn": child.role_arn},
+                {
+                    "input": child.input_text,
+                    "inputDetails": {"truncated": False},
+                    "roleArn": child.role_arn,
+                },
             )
         context = {
             "Execution": {
@@ -356,7 +360,7 @@ class DistributedMap:
                 clock.now(),
                 "ExecutionSucceeded",
                 "executionSucceededEventDetails",
-                {"output": dumps(output)},
+                {"output": dumps(output), "outputDetails": {"truncated": False}},
             )
         finally:
             child.stop = clock.now()

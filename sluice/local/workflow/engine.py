@@ -219,7 +219,7 @@ class WorkflowEngine:
             execution.start,
             "ExecutionStarted",
             "executionStartedEventDetails",
-            {"input": text, "roleArn": machine.role_arn},
+            {"input": text, "inputDetails": {"truncated": False}, "roleArn": machine.role_arn},
         )
         execution.task = asyncio.get_running_loop().create_task(
             self._run(execution, machine.parsed, data, None, redrive=False)
@@ -316,7 +316,7 @@ class WorkflowEngine:
                 self._now(),
                 "ExecutionSucceeded",
                 "executionSucceededEventDetails",
-                {"output": dumps(output)},
+                {"output": dumps(output), "outputDetails": {"truncated": False}},
             )
         finally:
             execution.stop = execution.stop if execution.status == "ABORTED" else self._now()

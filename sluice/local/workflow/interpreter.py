@@ -191,7 +191,7 @@ class Interpreter:
                 entered,
                 f"{kind}StateEntered",
                 "stateEnteredEventDetails",
-                {"name": name, "input": input_text},
+                {"name": name, "input": input_text, "inputDetails": {"truncated": False}},
             )
             if run.top_level:
                 # Where a redrive restarts if the execution fails, times out or is stopped here.
@@ -201,7 +201,11 @@ class Interpreter:
             outcome = await self._run_state(state, data, run, entered)
             output_text = dumps(outcome.output)
             limits.check_output(name, output_text)
-            details: dict[str, Any] = {"name": name, "output": output_text}
+            details: dict[str, Any] = {
+                "name": name,
+                "output": output_text,
+                "outputDetails": {"truncated": False},
+            }
             if outcome.assigned:
                 texts = {k: dumps(v) for k, v in outcome.assigned.items()}
                 limits.check_assigned(name, texts)

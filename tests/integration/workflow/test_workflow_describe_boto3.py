@@ -145,3 +145,25 @@ def test_describe_state_machine_for_execution_gives_the_definition_it_ran(sfn: A
     assert child_machine["label"] == "Fanout"
     assert json.loads(child_machine["definition"]) == first["States"]["Fan"]["ItemProcessor"]
     assert child_machine["variableReferences"] == {"Keep": ["want"]}
+
+
+def test_history_events_carry_the_data_details_aws_adds(sfn: Any) -> None:
+    # AWS marks every payload in the history as whole (`truncated: false`) beside it.
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Keep",
+        "States": {"Keep": {"Type": "Pass", "Assign": {"k": 1}, "End": True}},
+    }
+    arn = sfn.create_state_machine(name="details", definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    execution = sfn.start_execution(stateMachineArn=arn, input='{"a": 1}')["executionArn"]
+    assert _wait(sfn, execution)["status"] == "SUCCEEDED"
+    events = {e["type"]: e for e in sfn.get_execution_history(executionArn=execution)["events"]}
+    whole = {"truncated": False}
+    assert events["ExecutionStarted"]["executionStartedEventDetails"]["inputDetails"] == whole
+    assert events["PassStateEntered"]["stateEnteredEventDetails"]["inputDetails"] == whole
+    exited = events["PassStateExited"]["stateExitedEventDetails"]
+    assert (exited["outputDetails"], exited["assignedVariablesDetails"]) == (whole, whole)
+    assert exited["assignedVariables"] == {"k": "1"}
+    assert events["ExecutionSucceeded"]["executionSucceededEventDetails"]["outputDetails"] == whole
