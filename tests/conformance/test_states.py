@@ -90,7 +90,10 @@ def _finish(
     deadline = time.monotonic() + DEADLINE
     while pending and time.monotonic() < deadline:
         for arn in list(pending):
-            doc = sfn.describe_execution(executionArn=arn)
+            try:
+                doc = sfn.describe_execution(executionArn=arn)
+            except ClientError as exc:  # one broken execution fails its own case, not all
+                doc = {"status": "DESCRIBE_FAILED", "error": str(exc)}
             if doc["status"] == "RUNNING":
                 continue
             pending.remove(arn)
