@@ -14,7 +14,12 @@ runtime (applied by `sluice.local.moto_patches.apply`). What AWS documents, and 
    (inclusive) and `EventEndTime` to the rules of the destination (only those in
    `Destination.FilterArns` when given), marked with `replay-name`; archive rules never see a
    replayed event.
-3. **S3 "Object Deleted"** (`S3Backend.delete_object`): moto sent an event only for deleting an
+3. **PutEvents to a bus that does not exist** (`EventsBackend.put_events`): moto failed the
+   whole request with `ResourceNotFoundException`. AWS answers the entry with an `EventId`, as
+   for any accepted entry, and no rule sees it (FailedEntryCount 0; reported to AWS in
+   aws/aws-cli#9186 and aws/aws-sdk#186 and unchanged). The runtime logs a warning naming the
+   bus, so a misspelt name is still visible locally.
+4. **S3 "Object Deleted"** (`S3Backend.delete_object`): moto sent an event only for deleting an
    unversioned object or the last version of a key, never for a delete marker. AWS sends one
    for each: `reason` `DeleteObject`, `deletion-type` `Permanently Deleted` (an unversioned
    object, or a version deleted by id) or `Delete Marker Created` (a versioned delete without
@@ -23,6 +28,7 @@ runtime (applied by `sluice.local.moto_patches.apply`). What AWS documents, and 
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -38,6 +44,7 @@ DELETE_MARKER_ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 """The ETag S3 reports for a delete marker (the MD5 of no bytes)."""
 
 _deleting = threading.local()
+_log = logging.getLogger(__name__)
 
 
 def entry_size(entry: dict[str, Any]) -> int:
@@ -84,6 +91,10 @@ def apply() -> Callable[[], None]:
                 results.append(
                     {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
                 )
+            elif _bus_missing(self, entry):
+                bus = entry.get("EventBusName")
+                _log.warning("PutEvents: no event bus %r; the event goes nowhere, as on AWS", bus)
+                results.append({"EventId": str(uuid.uuid4())})
             else:
                 results.append(None)
                 valid.append(entry)
@@ -130,6 +141,12 @@ def apply() -> Callable[[], None]:
             setattr(owner, name, value)
 
     return undo
+
+
+def _bus_missing(backend: Any, entry: dict[str, Any]) -> bool:
+    """The entry names a bus (by name or ARN) this account and region do not have."""
+    name = backend._normalize_event_bus_arn(entry.get("EventBusName"))
+    return name not in backend.event_buses
 
 
 def _detail_not_object(entry: dict[str, Any]) -> bool:
