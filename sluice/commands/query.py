@@ -23,9 +23,16 @@ class BadQuery(click.ClickException):
     exit_code = 2
 
 
+class ContractDoesNotLoad(click.ClickException):
+    """A table's data contract does not load: the thing checked is not right (exit 1)."""
+
+    exit_code = 1
+
+
 def load_tables(ctx: CliContext, sql: str) -> tuple[dict[str, pa.Table], list[str]]:
     """The tables the SQL names, read from the stage's processed bucket, and every table name."""
     from contracts.datasets import DatasetCatalog
+    from contracts.errors import DatasetContractInvalid
     from sluice.ops.query import load_table, referenced
 
     catalog = DatasetCatalog()
@@ -34,11 +41,17 @@ def load_tables(ctx: CliContext, sql: str) -> tuple[dict[str, pa.Table], list[st
     tables: dict[str, pa.Table] = {}
     if not wanted:
         return tables, known
+    try:
+        contracts = {name: catalog.load(name) for name in wanted}
+    except DatasetContractInvalid as error:
+        raise ContractDoesNotLoad(
+            f"{error} — `sluice contracts check --datasets` lists every problem"
+        ) from None
     bucket = ctx.names()["processed_bucket"]
     s3 = ctx.client("s3")
     with aws_errors(ctx, f"reading s3://{bucket}"):
-        for name in wanted:
-            tables[name] = load_table(s3, bucket, catalog.load(name))
+        for name, contract in contracts.items():
+            tables[name] = load_table(s3, bucket, contract)
     return tables, known
 
 

@@ -8,13 +8,16 @@ manifest (a file still being written), and must never show.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pytest
 from click.testing import CliRunner
 
+import contracts.datasets
 from contracts.datasets import DatasetCatalog
 from sluice.cli import cli
 from sluice_shared.datapath.output import write_partitioned
@@ -168,3 +171,25 @@ def test_query_with_unreachable_endpoint_exits_3() -> None:
 
     assert result.exit_code == 3
     assert "cannot reach" in result.output
+
+
+async def test_query_of_a_table_whose_contract_does_not_load_exits_1_with_the_yaml_path(
+    platform: Platform, sluice: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The YAML `on:` mistake in a lookup (read as the boolean true), in a copy of the contracts.
+    root = tmp_path / "datasets"
+    shutil.copytree(DatasetCatalog().root, root, ignore=shutil.ignore_patterns("*.py", "__*"))
+    contract = root / "orders" / "v1.yaml"
+    text = contract.read_text()
+    assert "{table: countries, column: country," in text
+    contract.write_text(
+        text.replace("{table: countries, column: country,", "{table: countries, on: country,")
+    )
+    monkeypatch.setattr(contracts.datasets, "DatasetCatalog", lambda: DatasetCatalog(root))
+
+    result = sluice("query", "select count(*) from orders")
+
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "transform.lookups[0].on" in result.output
+    assert "contracts check --datasets" in result.output
