@@ -24,6 +24,11 @@ runtime (applied by `sluice.local.moto_patches.apply`). What AWS documents, and 
    for each: `reason` `DeleteObject`, `deletion-type` `Permanently Deleted` (an unversioned
    object, or a version deleted by id) or `Delete Marker Created` (a versioned delete without
    a version id) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html).
+5. **S3 "Object Created" for a multipart upload** (`S3Backend.complete_multipart_upload`): moto
+   stores the assembled object through its own `put_object`, which notified "Object Created"
+   with `reason` `PutObject`, and then notified again with `CompleteMultipartUpload`: two events
+   for one object, so every consumer saw a large file twice. S3 sends one, with `reason`
+   `CompleteMultipartUpload` (same EventBridge page).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ DELETE_MARKER_ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 """The ETag S3 reports for a delete marker (the MD5 of no bytes)."""
 
 _deleting = threading.local()
+_completing = threading.local()
 _log = logging.getLogger(__name__)
 
 
@@ -77,7 +83,11 @@ def apply() -> Callable[[], None]:
         (EventsBackend, "put_events", EventsBackend.put_events),
         (Replay, "replay_events", Replay.replay_events),
         (S3Backend, "delete_object", S3Backend.delete_object),
+        (S3Backend, "complete_multipart_upload", S3Backend.complete_multipart_upload),
+        (S3Backend, "put_object", S3Backend.put_object),
     ]
+    original_complete = S3Backend.complete_multipart_upload
+    original_put_object = S3Backend.put_object
     original_put_events = EventsBackend.put_events
     original_delete = S3Backend.delete_object
 
@@ -132,6 +142,22 @@ def apply() -> Callable[[], None]:
             notifications.send_event(self.account_id, event, bucket, removed)
         return deleted, meta
 
+    def complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _completing.active = True
+        try:
+            return original_complete(self, *args, **kwargs)
+        finally:
+            _completing.active = False
+
+    def put_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_completing, "active", False):
+            # the object a CompleteMultipartUpload assembles: its one event comes from the
+            # completion itself (reason CompleteMultipartUpload), not from this store
+            kwargs["disable_notification"] = True
+        return original_put_object(self, *args, **kwargs)
+
+    setattr(S3Backend, "complete_multipart_upload", complete_multipart_upload)  # noqa: B010
+    setattr(S3Backend, "put_object", put_object)  # noqa: B010
     setattr(EventsBackend, "put_events", put_events)  # noqa: B010
     setattr(Replay, "replay_events", _replay_events)  # noqa: B010
     setattr(S3Backend, "delete_object", delete_object)  # noqa: B010

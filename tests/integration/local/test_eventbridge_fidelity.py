@@ -264,6 +264,39 @@ def test_s3_object_deleted_names_reason_and_deletion_type(aws: Aws) -> None:
     assert gone["object"]["version-id"] == first["VersionId"]
 
 
+def test_s3_multipart_upload_sends_one_object_created_with_its_reason(aws: Aws) -> None:
+    # Follows https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html (Object
+    # Created: reason PutObject, POST Object, CopyObject or CompleteMultipartUpload): one
+    # upload, one event, with the API that created the object.
+    url, queue_arn = aws.queue("created")
+    aws.events.put_rule(
+        Name="created",
+        EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"]}),
+    )
+    aws.events.put_targets(Rule="created", Targets=[{"Id": "q", "Arn": queue_arn}])
+    aws.s3.create_bucket(Bucket="uploads")
+    aws.s3.put_bucket_notification_configuration(
+        Bucket="uploads", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    upload = aws.s3.create_multipart_upload(Bucket="uploads", Key="big.csv")
+    part = aws.s3.upload_part(
+        Bucket="uploads", Key="big.csv", UploadId=upload["UploadId"], PartNumber=1, Body=b"a,b\n"
+    )
+    aws.s3.complete_multipart_upload(
+        Bucket="uploads",
+        Key="big.csv",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    aws.s3.put_object(Bucket="uploads", Key="after.csv", Body=b"a")  # delivered after big.csv's
+
+    details = [json.loads(body)["detail"] for body in aws.bodies(url)]
+    assert [(d["object"]["key"], d["reason"]) for d in details] == [
+        ("big.csv", "CompleteMultipartUpload"),
+        ("after.csv", "PutObject"),
+    ]
+
+
 # ---------------------------------------------------------------- archive and replay
 
 
