@@ -143,7 +143,11 @@ def check_command(
         raise Failed(f"{len(problems)} contract problem(s)")
 
 
-def _check_datasets(ctx: CliContext, root: Path, against: str | None) -> None:
+def _check_datasets(
+    ctx: CliContext, root: Path, against: str | None, *, quiet: bool = False
+) -> None:
+    """Lint and compatibility-check the data contracts under `root`; Failed (exit 1) with the
+    report when any problem is found. `quiet` emits the report only when there are problems."""
     if not root.is_dir():
         raise click.BadParameter(f"{root} is not a folder", param_hint="--datasets-dir")
     found = lint_catalog(root, extra=[derived_type_problems])
@@ -163,7 +167,8 @@ def _check_datasets(ctx: CliContext, root: Path, against: str | None) -> None:
     }
     count = sum(1 for f in root.glob("*/v*.y*ml"))
     human = "\n".join(problems) if problems else f"{count} data contracts OK"
-    ctx.emit(report, human)
+    if problems or not quiet:
+        ctx.emit(report, human)
     if problems:
         raise Failed(f"{len(problems)} data contract problem(s)")
 
@@ -190,3 +195,56 @@ def derived_type_problems(contract: DatasetContract) -> list[tuple[Location, str
                 )
             ]
     return []
+
+
+@command.command("publish")
+@click.option(
+    "--datasets",
+    "datasets",
+    is_flag=True,
+    required=True,
+    help="Publish the data contracts (required: event contracts ship as a package).",
+)
+@click.option(
+    "--datasets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The folder of data contracts to publish (default: contracts/datasets).",
+)
+@click.option(
+    "--against",
+    default=None,
+    metavar="REF",
+    help="Git ref the compatibility rules compare with (default: HEAD).",
+)
+@click.pass_obj
+def publish_command(
+    ctx: CliContext, datasets: bool, datasets_dir: Path | None, against: str | None
+) -> None:
+    """Check the data contracts as `check --datasets` does, then publish them to the stage's
+    processed bucket under `_contracts/` (content-addressed files, then the manifest): the
+    functions read them within a minute, with no deploy. Nothing is published when a check
+    fails.
+
+    Exit codes: 0 published, 1 a contract has problems, 2 bad arguments, 3 endpoint unreachable.
+    """
+    from sluice.ops.calls import aws_errors
+    from sluice_shared.published_contracts import DEFAULT_PREFIX, publish
+
+    root = datasets_dir or DATASETS_DIR
+    _check_datasets(ctx, root, against, quiet=True)
+    bucket = ctx.names()["processed_bucket"]
+    with aws_errors(ctx, f"publishing to s3://{bucket}/{DEFAULT_PREFIX}"):
+        files = publish(ctx.client("s3"), bucket, root)
+    datasets_published = sorted({rel.split("/", 1)[0] for rel in files})
+    report = {
+        "bucket": bucket,
+        "prefix": DEFAULT_PREFIX,
+        "datasets": datasets_published,
+        "files": files,
+    }
+    human = (
+        f"published {len(files)} files of {len(datasets_published)} datasets"
+        f" ({', '.join(datasets_published)}) to s3://{bucket}/{DEFAULT_PREFIX}"
+    )
+    ctx.emit(report, human)

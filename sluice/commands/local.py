@@ -593,6 +593,7 @@ def _upload_and_follow(
 
     from sluice.local.run import LiveWatch, progress_line, summary_table, update_from_item
     from sluice_shared.keys import file_id_for
+    from sluice_shared.published_contracts import publish
 
     session = boto3.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
@@ -608,6 +609,10 @@ def _upload_and_follow(
         raise click.ClickException(
             f"stage {stage} is not provisioned on {endpoint} (SSM /sluice/{stage}/…): {exc}"
         ) from exc
+    # The checkout's data contracts as they are now, unchecked (as provisioning publishes them):
+    # an edited or new contract applies to this run, a broken one quarantines its files.
+    processed = ssm.get_parameter(Name=f"/sluice/{stage}/processed-bucket-name")
+    publish(s3, processed["Parameter"]["Value"], repo_root() / "contracts" / "datasets")
     sqs = session.client("sqs", endpoint_url=endpoint)
     watch = LiveWatch(logs_dir)
     _watch(watch, port, sqs, stage)  # the baseline: what happened before this run is not shown

@@ -408,10 +408,27 @@ class LocalRuntime:
                             str(default).replace("/sluice/dev/", f"/sluice/{self.options.stage}/"),
                         )
                 reports += await self.provisioner.provision(stack, wanted)
+            await self.publish_contracts()
             self.reports = reports
             if self.options.prewarm:
                 await self.prewarm()
             return reports
+
+    async def publish_contracts(self) -> None:
+        """Publish the checkout's data contracts to the processed bucket, as
+        `sluice contracts publish --datasets` does on AWS: the functions read them from there
+        (`sluice_shared.published_contracts`). Skipped when no platform stack is provisioned."""
+        from sluice_shared.published_contracts import publish_plan
+
+        ssm, s3 = self._clients["ssm"], self._clients["s3"]
+        name = f"/sluice/{self.options.stage}/processed-bucket-name"
+        try:
+            bucket = (await ssm.get_parameter(Name=name))["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            return
+        _, puts = publish_plan(self.options.repo_root / "contracts" / "datasets")
+        for key, body in puts:
+            await s3.put_object(Bucket=bucket, Key=key, Body=body)
 
     async def prewarm(self) -> dict[str, int]:
         """Start the workers the enabled event source mappings will use (their concurrent

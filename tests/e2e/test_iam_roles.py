@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import shutil
 import time
 import urllib.request
 import uuid
@@ -543,3 +544,85 @@ def test_bus_takes_a_stage_source_only_from_its_role_and_a_team_source_from_the_
                 capture.seen.append(orjson.loads(message["Body"]))
     finally:
         capture.close()
+
+
+def _contracts_with(tmp: Path, *extra: str) -> Path:
+    """The checkout's data contracts plus a copy of `orders` under each name of `extra`."""
+    from contracts.datasets.loader import DATASETS_DIR
+
+    root = tmp / "datasets"
+    for name in ("orders", "sensor_readings"):
+        shutil.copytree(DATASETS_DIR / name, root / name)
+    for name in extra:
+        text = (DATASETS_DIR / "orders/v1.yaml").read_text("utf-8")
+        (root / name / "lookups").mkdir(parents=True)
+        (root / name / "v1.yaml").write_text(text.replace("name: orders", f"name: {name}"))
+        shutil.copy(DATASETS_DIR / "orders/lookups/countries.csv", root / name / "lookups")
+    return root
+
+
+def test_dataset_published_while_running_completes_without_a_redeploy(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # GIVEN the runtime running with warm functions (a first orders file went through)
+    orders_key = f"orders/iam-roles/{uuid.uuid4().hex}.csv"
+    upload_sample(runtime, orders_key)
+    orders = runtime.wait_terminal(orders_key, denied_roles=SERVICES)
+    assert orders["status"] == "COMPLETED", orders
+    # WHEN a new dataset's contract is published, functions left as they are
+    name = f"returns_{uuid.uuid4().hex[:6]}"
+    published = run_sluice(
+        "--endpoint-url",
+        runtime.endpoint,
+        "contracts",
+        "publish",
+        "--datasets",
+        "--datasets-dir",
+        str(_contracts_with(tmp_path, name)),
+        timeout=120,
+        cwd=REPO,
+    )
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert name in published.stdout
+    # ... and a file of that dataset lands at once
+    key = f"{name}/iam-roles/{uuid.uuid4().hex}.csv"
+    upload_sample(runtime, key)
+    record = runtime.wait_terminal(key, denied_roles=SERVICES)
+    # THEN every role reads the published contract: the file completes as the same rows did
+    # under orders, and its output is the new dataset's
+    assert record["status"] == "COMPLETED", record
+    assert record["dataset"] == name
+    assert (record["rows_out"], record["rows_quarantined"]) == (
+        orders["rows_out"],
+        orders["rows_quarantined"],
+    )
+    manifest = f"_manifests/dataset={name}/{record['file_id']}.json"
+    body = runtime.client("s3").get_object(
+        Bucket=runtime.name("processed-bucket-name"), Key=manifest
+    )
+    assert orjson.loads(body["Body"].read())["file_id"] == record["file_id"]
+
+
+def test_tampered_published_contract_quarantines_the_file_as_contract_invalid(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from sluice_shared.published_contracts import publish_plan, sha256_hex
+
+    # GIVEN contracts published with one file whose bytes differ from the manifest's sha256
+    name = f"tampered_{uuid.uuid4().hex[:6]}"
+    files, puts = publish_plan(_contracts_with(tmp_path, name))
+    bad_key = f"_contracts/objects/{files[f'{name}/v1.yaml']}"
+    s3, bucket = runtime.client("s3"), runtime.name("processed-bucket-name")
+    for key, body in puts:
+        if key == bad_key:
+            body = body.replace(b"max_bad_ratio: ", b"max_bad_ratio:  ")
+            assert sha256_hex(body) != files[f"{name}/v1.yaml"]
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    # WHEN a file of that dataset lands
+    key = f"{name}/iam-roles/{uuid.uuid4().hex}.csv"
+    upload_sample(runtime, key)
+    # THEN it is refused, not retried: QUARANTINED contract_invalid naming the file
+    record = runtime.wait_terminal(key, denied_roles=SERVICES)
+    assert record["status"] == "QUARANTINED", record
+    assert record["error_code"] == "contract_invalid", record
+    assert f"{name}/v1.yaml: sha256" in str(record["error"]), record

@@ -47,25 +47,32 @@ PUT_STAGE = _arns("work", "/stage/*", *WRITE)
 READ_STAGE = _arns("work", "/stage/*", "s3:GetObject")
 QUARANTINE = _arns("error", "/quarantine/*", *WRITE)
 PROCESSED = _arns("processed", "/*", *WRITE)
+# Every role that loads data contracts reads the published ones (sluice_shared.published_contracts).
+CONTRACTS = _arns("processed", "/_contracts/*", "s3:GetObject")
 EXPECTED_S3: dict[tuple[str, str], set[tuple[str, str]]] = {
-    ("ingest", "FunctionRole"): READ_RAW | LIST_RAW,
-    ("validate", "FunctionRole"): READ_RAW | LIST_RAW | PUT_STAGE | QUARANTINE,
-    ("transform", "FunctionRole"): LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE,
+    ("ingest", "FunctionRole"): CONTRACTS | READ_RAW | LIST_RAW,
+    ("validate", "FunctionRole"): CONTRACTS | READ_RAW | LIST_RAW | PUT_STAGE | QUARANTINE,
+    ("transform", "FunctionRole"): CONTRACTS | LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE,
     # Output re-reads a completed file's manifest to re-publish file.processed (_replay_completed).
     ("output", "FunctionRole"): (
-        LIST_WORK | READ_STAGE | PROCESSED | _arns("processed", "/_manifests/*", "s3:GetObject")
+        CONTRACTS
+        | LIST_WORK
+        | READ_STAGE
+        | PROCESSED
+        | _arns("processed", "/_manifests/*", "s3:GetObject")
     ),
     ("orchestration", "PlanRole"): (
-        READ_RAW | LIST_RAW | _arns("work", "/batch/*", "s3:PutObject")
+        CONTRACTS | READ_RAW | LIST_RAW | _arns("work", "/batch/*", "s3:PutObject")
     ),
     ("orchestration", "RunPartitionRole"): (
-        READ_RAW | LIST_RAW | LIST_WORK | PUT_STAGE | QUARANTINE
+        CONTRACTS | READ_RAW | LIST_RAW | LIST_WORK | PUT_STAGE | QUARANTINE
     ),
     ("orchestration", "RunBucketRole"): (
-        LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE | PROCESSED
+        CONTRACTS | LIST_WORK | READ_STAGE | PUT_STAGE | QUARANTINE | PROCESSED
     ),
     ("orchestration", "ReconcileRole"): (
-        _arns("work", "/batch/*", "s3:GetObject")
+        CONTRACTS
+        | _arns("work", "/batch/*", "s3:GetObject")
         | _arns("processed", "/_manifests/*", "s3:GetObject", "s3:PutObject")
     ),
     ("orchestration", "StateMachineRole"): (

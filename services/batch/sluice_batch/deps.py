@@ -30,14 +30,14 @@ class BatchDeps:
 @asynccontextmanager
 async def open_batch_deps(settings: SluiceSettings) -> AsyncIterator[BatchDeps]:
     """Open the AWS clients once per execution environment and yield the batch deps."""
-    from contracts.datasets import DatasetCatalog
     from sluice_shared.aws.clients import open_aws_deps
+    from sluice_shared.published_contracts import contract_source
 
     async with open_aws_deps(settings) as aws:
         yield BatchDeps(
             objects=aws.objects,
             ledger=aws.ledger,
             publisher=aws.publisher,
-            contracts=DatasetCatalog(),
+            contracts=contract_source(settings),
             parker=aws.parker,
         )

@@ -15,11 +15,11 @@ import aioboto3
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from contracts.datasets import DatasetCatalog
 from sluice_ingest.ports import IngestDeps
 from sluice_shared.aws.clients import client_config, open_aws_deps
 from sluice_shared.aws.errors import translate
 from sluice_shared.ports import AwsDeps
+from sluice_shared.published_contracts import contract_source
 from sluice_shared.retry import with_retry
 
 if TYPE_CHECKING:
@@ -76,19 +76,21 @@ async def open_ingest_deps(settings: IngestSettings) -> AsyncIterator[IngestServ
             session = aioboto3.Session(region_name=settings.region)
             async with session.client("stepfunctions", config=client_config()) as sfn:
                 workflow = StepFunctionsStarter(sfn, settings.batch_state_machine_arn)
-                yield _deps(aws, workflow)
+                yield _deps(aws, workflow, settings)
                 return
-        yield _deps(aws, workflow)
+        yield _deps(aws, workflow, settings)
 
 
-def _deps(aws: AwsDeps, workflow: StepFunctionsStarter | None) -> IngestServiceDeps:
+def _deps(
+    aws: AwsDeps, workflow: StepFunctionsStarter | None, settings: IngestSettings
+) -> IngestServiceDeps:
     return IngestServiceDeps(
         aws=aws,
         ingest=IngestDeps(
             objects=aws.objects,
             publisher=aws.publisher,
             ledger=aws.ledger,
-            contracts=DatasetCatalog(),
+            contracts=contract_source(settings),
             workflow=workflow,
         ),
     )

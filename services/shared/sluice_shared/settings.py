@@ -40,6 +40,10 @@ class SluiceSettings(BaseModel):
     log_level: str = "INFO"
     # Informational only: botocore reads AWS_ENDPOINT_URL itself for every client.
     endpoint_url: str | None = None
+    # Where the data contracts are read from: the processed bucket under this prefix, as
+    # `sluice contracts publish --datasets` put them (`sluice_shared.published_contracts`);
+    # unset, the copy packaged with the code (tests and tools only).
+    contracts_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-/]+/$")
 
     @classmethod
     def env_names(cls, field: str) -> tuple[str, ...]:

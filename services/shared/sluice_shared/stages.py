@@ -366,13 +366,15 @@ class ServiceDeps:
 @asynccontextmanager
 async def open_stage_deps(settings: SluiceSettings) -> AsyncIterator[ServiceDeps]:
     """Open the AWS clients once and build the stage's deps over them (see `Runtime`)."""
-    from contracts.datasets import DatasetCatalog
     from sluice_shared.aws.clients import open_aws_deps
+    from sluice_shared.published_contracts import contract_source
 
     async with open_aws_deps(settings) as aws:
         yield ServiceDeps(
             aws=aws,
-            stage=StageDeps(objects=aws.objects, ledger=aws.ledger, contracts=DatasetCatalog()),
+            stage=StageDeps(
+                objects=aws.objects, ledger=aws.ledger, contracts=contract_source(settings)
+            ),
         )
 
 

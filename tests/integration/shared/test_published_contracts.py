@@ -1,0 +1,160 @@
+"""Data contracts read at runtime from the processed bucket (`sluice_shared.published_contracts`),
+against a real moto server: a new dataset is seen without a restart, a changed contract within
+the TTL, a tampered file is refused as `contract_invalid`, a missing manifest is retried."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from contracts.datasets import DatasetCatalog
+from contracts.datasets.loader import DATASETS_DIR
+from contracts.errors import DatasetContractInvalid, TransientError
+from sluice_shared.published_contracts import (
+    DEFAULT_PREFIX,
+    OBJECTS,
+    PublishedCatalog,
+    publish,
+)
+
+BUCKET = "processed"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def s3(moto_endpoint: str) -> Any:
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def contracts(tmp_path: Path) -> Path:
+    root = tmp_path / "datasets"
+    for name in ("orders", "sensor_readings"):
+        shutil.copytree(DATASETS_DIR / name, root / name)
+    return root
+
+
+def _catalog(s3: Any, clock: Clock) -> PublishedCatalog:
+    return PublishedCatalog(BUCKET, client=s3, ttl_s=30.0, clock=clock)
+
+
+def test_published_contracts_load_as_the_packaged_ones(s3: Any, contracts: Path) -> None:
+    publish(s3, BUCKET, contracts)
+    catalog = _catalog(s3, Clock())
+    assert catalog.names() == ["orders", "sensor_readings"]
+    assert catalog.load("orders") == DatasetCatalog().load("orders")
+    lookup = catalog.lookup_path("orders", "countries")
+    assert lookup.read_bytes() == (DATASETS_DIR / "orders/lookups/countries.csv").read_bytes()
+
+
+def test_new_dataset_is_seen_by_a_warm_catalog_at_once(s3: Any, contracts: Path) -> None:
+    publish(s3, BUCKET, contracts.parent / "datasets")
+    clock = Clock()
+    catalog = _catalog(s3, clock)
+    catalog.load("orders")  # warm: the manifest was read just now
+    text = (contracts / "orders/v1.yaml").read_text().replace("name: orders", "name: returns")
+    (contracts / "returns").mkdir()
+    (contracts / "returns/v1.yaml").write_text(text)
+    shutil.copytree(contracts / "orders/lookups", contracts / "returns/lookups")
+    publish(s3, BUCKET, contracts)
+    clock.now += 2  # well within the TTL
+    assert catalog.load("returns").name == "returns"
+
+
+def test_changed_contract_is_seen_after_the_ttl(s3: Any, contracts: Path) -> None:
+    publish(s3, BUCKET, contracts)
+    clock = Clock()
+    catalog = _catalog(s3, clock)
+    assert catalog.load("orders").owner != "team-new"
+    path = contracts / "orders/v1.yaml"
+    lines = [
+        "owner: team-new" if line.startswith("owner:") else line
+        for line in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    publish(s3, BUCKET, contracts)
+    clock.now += 5
+    assert catalog.load("orders").owner != "team-new"  # trusted until the TTL runs out
+    clock.now += 30
+    assert catalog.load("orders").owner == "team-new"
+
+
+def test_tampered_file_is_refused_as_contract_invalid(s3: Any, contracts: Path) -> None:
+    files = publish(s3, BUCKET, contracts)
+    key = f"{DEFAULT_PREFIX}{OBJECTS}{files['orders/v1.yaml']}"
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body.replace(b"max_bad_ratio", b"max_bad_ratio "))
+    catalog = _catalog(s3, Clock())
+    with pytest.raises(DatasetContractInvalid) as caught:
+        catalog.load("orders")
+    assert caught.value.code == "contract_invalid"
+    assert "orders/v1.yaml: sha256" in caught.value.message
+    assert files["orders/v1.yaml"] in caught.value.message
+    # the other dataset's files are intact and still load
+    assert catalog.load("sensor_readings").name == "sensor_readings"
+
+
+def test_missing_manifest_is_retried_never_the_packaged_copy(s3: Any) -> None:
+    catalog = _catalog(s3, Clock())
+    with pytest.raises(TransientError, match="sluice contracts publish --datasets"):
+        catalog.load("orders")
+
+
+def _cli(moto_endpoint: str, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from sluice.cli import cli
+
+    return CliRunner().invoke(cli, ["--endpoint-url", moto_endpoint, *args])
+
+
+@pytest.fixture
+def stage(s3: Any, moto_endpoint: str) -> None:
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=moto_endpoint)
+    for suffix, value in (("processed-bucket-name", BUCKET), ("ledger-table-name", "ledger")):
+        ssm.put_parameter(Name=f"/sluice/dev/{suffix}", Value=value, Type="String")
+
+
+@pytest.mark.usefixtures("stage")
+def test_cli_publish_checks_first_and_publishes_nothing_broken(
+    s3: Any, contracts: Path, moto_endpoint: str
+) -> None:
+    # GIVEN a contract with the YAML `on:` mistake (read as a boolean key)
+    path = contracts / "orders/v1.yaml"
+    path.write_text(path.read_text().replace("key: code", "on: code", 1))
+    # WHEN it is published THEN the lint refuses it, with its YAML path, and nothing is written
+    broken = _cli(
+        moto_endpoint, "contracts", "publish", "--datasets", "--datasets-dir", str(contracts)
+    )
+    assert broken.exit_code == 1, broken.output
+    assert "orders/v1.yaml" in broken.output
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    # AND once fixed it is published: the manifest lists every file with its sha256
+    shutil.rmtree(contracts / "orders")
+    shutil.copytree(DATASETS_DIR / "orders", contracts / "orders")
+    good = _cli(
+        moto_endpoint, "contracts", "publish", "--datasets", "--datasets-dir", str(contracts)
+    )
+    assert good.exit_code == 0, good.output
+    assert "orders, sensor_readings" in good.output
+    manifest = s3.get_object(Bucket=BUCKET, Key=f"{DEFAULT_PREFIX}manifest.json")["Body"].read()
+    assert sorted(orjson.loads(manifest)["files"]) == [
+        "orders/lookups/countries.csv",
+        "orders/v1.yaml",
+        "sensor_readings/lookups/sites.csv",
+        "sensor_readings/v1.yaml",
+    ]
