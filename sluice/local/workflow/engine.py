@@ -193,8 +193,12 @@ class WorkflowEngine:
             name = str(uuid.uuid4())
         elif not _NAME.match(name):
             raise ApiError("InvalidName", f"Invalid Name: '{name}'")
-        kind = "express" if machine.type == "EXPRESS" else "execution"
-        arn = self._arn(kind, f"{machine.name}:{name}")
+        if machine.type == "EXPRESS":
+            # An Express execution's ARN ends with an id after its name, as AWS's do
+            # (`...:express:<machine>:<name>:<uuid>`), so its name need not be unique.
+            arn = self._arn("express", f"{machine.name}:{name}:{uuid.uuid4()}")
+        else:
+            arn = self._arn("execution", f"{machine.name}:{name}")
         existing = self.executions.get(arn)
         if existing is not None and machine.type == "STANDARD":
             if existing.status == "RUNNING" and existing.input_text == text:
