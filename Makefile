@@ -23,7 +23,7 @@ setup: $(STAMP)
 
 ## The main job: the whole suite up locally, the sample datasets through it, a summary table.
 run: setup
-	$(BIN)/sluice local run --sample
+	$(BIN)/sluice local run --sample --fresh --keep-up
 
 ## The whole test suite (what CI runs).
 test: setup browser lint typecheck contracts-check check-templates

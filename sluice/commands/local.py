@@ -80,6 +80,11 @@ def _port(ctx: click.Context, port: int | None) -> int:
     return port if port is not None else local_port_default()
 
 
+def _down_command(port: int) -> str:
+    """The `local down` a user types for the runtime on `port` (its port named unless default)."""
+    return "sluice local down" + ("" if port == local_port_default() else f" --port {port}")
+
+
 def other_checkout(health: dict[str, Any]) -> str | None:
     """The checkout a running runtime serves when it is not this one, else None."""
     served = health.get("repo_root")
@@ -220,7 +225,8 @@ def up(
         if no_iam:
             args.append("--no-iam")
         start_detached(args, directory, port, startup_timeout)
-        click.echo(f"sluice local is up on http://127.0.0.1:{port} (detached; `sluice local down`)")
+        down = _down_command(port)
+        click.echo(f"sluice local is up on http://127.0.0.1:{port} (detached; `{down}`)")
         print_report(_call(port, "state")["resources"])
         click.echo(status_page_line(port))
         return
@@ -488,6 +494,12 @@ def status_lite(ctx: click.Context, port: int | None) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 @click.option("--keep-up", is_flag=True, help="Leave a runtime this command started running.")
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="Restart a runtime of this checkout already on the port, so the run starts from "
+    "empty buckets and ledger (another checkout's runtime is still refused).",
+)
+@click.option(
     "--no-iam",
     is_flag=True,
     help="Start the runtime (when this command starts one) without IAM enforcement.",
@@ -502,6 +514,7 @@ def run(
     state_dir: str | None,
     timeout: float,
     keep_up: bool,
+    fresh: bool,
     no_iam: bool,
 ) -> None:
     """Upload FILEs (or the samples), follow each to a terminal state, print a summary."""
@@ -521,14 +534,18 @@ def run(
     health = running(port)
     if health:
         refuse_other_checkout(health, port)
+    directory = _state_dir(state_dir)
+    if health and isinstance(health.get("state_dir"), str):
+        directory = Path(health["state_dir"])
+    if fresh and health:
+        click.echo(f"stopping this checkout's runtime on 127.0.0.1:{port} for a fresh run …")
+        _shutdown_and_wait(port, 30.0)
+        health = None
     if no_iam and health:
         raise click.UsageError(
             f"a runtime already runs on 127.0.0.1:{port}; --no-iam applies to one this command "
             f"starts (`sluice local down --port {port}`, then run again)"
         )
-    directory = _state_dir(state_dir)
-    if health and isinstance(health.get("state_dir"), str):
-        directory = Path(health["state_dir"])
     if not health:
         click.echo(f"starting sluice local on 127.0.0.1:{port} …")
         up_args = ["--stage", stage, "local", "up", "--port", str(port)]
@@ -550,6 +567,11 @@ def run(
     finally:
         if started_here and not keep_up:
             _shutdown_and_wait(port, 30.0)
+    if keep_up or not started_here:
+        click.echo(
+            f'\nthe runtime stays up on http://127.0.0.1:{port}: `sluice query "SQL"`, '
+            f"`sluice status`, the status page; `{_down_command(port)}` stops it"
+        )
     if failed:
         raise SystemExit(1)
 

@@ -94,3 +94,33 @@ def test_aws_cli_copy_is_processed_to_completed(suite: int, tmp_path: Path) -> N
     rows_in = int(record["rows_in"]["N"])
     assert rows_in == truth["rows_total"]
     assert rows_in == int(record["rows_out"]["N"]) + int(record["rows_quarantined"]["N"])
+
+
+def _make_run_args() -> list[str]:
+    """The `sluice` arguments of `make run`'s recipe, as the Makefile has them."""
+    lines = (REPO / "Makefile").read_text().splitlines()
+    recipe = lines[lines.index("run: setup") + 1].split()
+    assert recipe[0] == "$(BIN)/sluice", recipe
+    return recipe[1:]
+
+
+def test_make_run_starts_fresh_and_leaves_the_runtime_up_for_query(suite: int) -> None:
+    # GIVEN this checkout's runtime already holds outputs (the runs above)
+    endpoint = f"http://127.0.0.1:{suite}"
+    before = _sluice("--endpoint-url", endpoint, "query", "select count(*) from orders")
+    assert before.returncode == 0, before.stdout + before.stderr
+    assert int(before.stdout.splitlines()[2]) > 286
+    # WHEN make run's command runs against it
+    args = _make_run_args()
+    ran = _sluice(*args, "--port", str(suite), "--timeout", "300")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "for a fresh run" in ran.stdout
+    assert f"sluice local down --port {suite}` stops it" in ran.stdout
+    # THEN the runtime is still up and holds the samples' rows alone (178 + 108 orders)
+    after = _sluice("--endpoint-url", endpoint, "query", "select count(*) from orders")
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert [line.strip() for line in after.stdout.splitlines()[:3]] == [
+        "count_star()",
+        "------------",
+        "286",
+    ]
