@@ -221,21 +221,31 @@ def derived_type_problems(contract: DatasetContract) -> list[tuple[Location, str
 def publish_command(
     ctx: CliContext, datasets: bool, datasets_dir: Path | None, against: str | None
 ) -> None:
-    """Check the data contracts as `check --datasets` does, then publish them to the stage's
+    """Check the data contracts as `check --datasets` does and against the versions published
+    now (a change that breaks a live version is refused), then publish them to the stage's
     processed bucket under `_contracts/` (content-addressed files, then the manifest): the
-    functions read them within a minute, with no deploy. Nothing is published when a check
-    fails.
+    functions read them within 30 s, with no deploy. Nothing is published when a check fails.
 
     Exit codes: 0 published, 1 a contract has problems, 2 bad arguments, 3 endpoint unreachable.
     """
     from sluice.ops.calls import aws_errors
-    from sluice_shared.published_contracts import DEFAULT_PREFIX, publish
+    from sluice_shared.published_contracts import (
+        DEFAULT_PREFIX,
+        breaking_versus_published,
+        publish,
+    )
 
     root = datasets_dir or DATASETS_DIR
     _check_datasets(ctx, root, against, quiet=True)
     bucket = ctx.names()["processed_bucket"]
+    s3 = ctx.client("s3")
+    with aws_errors(ctx, f"reading s3://{bucket}/{DEFAULT_PREFIX}"):
+        breaking = breaking_versus_published(s3, bucket, root)
+    if breaking:
+        ctx.emit({"bucket": bucket, "ok": False, "problems": breaking}, "\n".join(breaking))
+        raise Failed(f"{len(breaking)} breaking change(s) to published data contracts")
     with aws_errors(ctx, f"publishing to s3://{bucket}/{DEFAULT_PREFIX}"):
-        files = publish(ctx.client("s3"), bucket, root)
+        files = publish(s3, bucket, root)
     datasets_published = sorted({rel.split("/", 1)[0] for rel in files})
     report = {
         "bucket": bucket,

@@ -239,3 +239,46 @@ def publish(client: Any, bucket: str, root: Path, prefix: str = DEFAULT_PREFIX) 
     for key, body in puts:
         client.put_object(Bucket=bucket, Key=key, Body=body)
     return manifest
+
+
+def breaking_versus_published(
+    client: Any, bucket: str, root: Path, prefix: str = DEFAULT_PREFIX
+) -> list[str]:
+    """Every breaking change (`contracts.datasets.compat`) of a contract version under `root`
+    versus the same version as published now: a published version is live, so a change that
+    breaks it must be a new `v<N+1>.yaml`. Nothing to compare on a first publish. Raises
+    botocore's ClientError when the manifest or a file cannot be read."""
+    import yaml
+    from pydantic import ValidationError
+
+    from contracts.datasets.compat import check_dataset_compatibility
+    from contracts.datasets.lint import yaml_path
+    from contracts.datasets.loader import version_of_file
+
+    try:
+        answer = client.get_object(Bucket=bucket, Key=prefix + MANIFEST)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return []
+        raise
+    published = parse_manifest(answer["Body"].read())
+    problems: list[str] = []
+    for rel, body in contract_files(root).items():
+        old_digest = published.get(rel)
+        version = version_of_file(PurePosixPath(rel).name)
+        if version is None or old_digest is None or old_digest == sha256_hex(body):
+            continue
+        key = f"{prefix}{OBJECTS}{old_digest}"
+        old_body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            old = DatasetContract.model_validate(yaml.safe_load(old_body.decode("utf-8")))
+            new = DatasetContract.model_validate(yaml.safe_load(body.decode("utf-8")))
+        except (UnicodeDecodeError, yaml.YAMLError, ValidationError):
+            continue  # the lint reports a contract that does not load
+        for change in check_dataset_compatibility(old, new):
+            problems.append(
+                f"{rel}: {yaml_path(change.loc)}: {change.message} (versus the published"
+                f" v{version}) — hint: breaking within a live version: put the change in"
+                f" v{version + 1}.yaml and keep v{version}.yaml as published"
+            )
+    return problems

@@ -158,3 +158,31 @@ def test_cli_publish_checks_first_and_publishes_nothing_broken(
         "sensor_readings/lookups/sites.csv",
         "sensor_readings/v1.yaml",
     ]
+
+
+@pytest.mark.usefixtures("stage")
+def test_cli_publish_refuses_a_change_that_breaks_a_published_version(
+    s3: Any, contracts: Path, moto_endpoint: str
+) -> None:
+    publish_args = ("contracts", "publish", "--datasets", "--datasets-dir", str(contracts))
+    assert _cli(moto_endpoint, *publish_args).exit_code == 0
+    manifest_key = f"{DEFAULT_PREFIX}manifest.json"
+    before = s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read()
+    # GIVEN v1 of orders published, WHEN v1 is changed in a way that breaks it (a tighter max)
+    path = contracts / "orders/v1.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("{min: 1, max: 1000}", "{min: 1, max: 10}"))
+    refused = _cli(moto_endpoint, *publish_args)
+    # THEN publishing is refused, naming the column and the published version, nothing written
+    assert refused.exit_code == 1, refused.output
+    assert "orders/v1.yaml: columns[4]" in refused.output
+    assert "versus the published v1" in refused.output
+    assert s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read() == before
+    # AND the same change as a new version is published
+    path.write_text(text)
+    (contracts / "orders/v2.yaml").write_text(
+        text.replace("version: 1", "version: 2").replace("{min: 1, max: 1000}", "{min: 1, max: 10}")
+    )
+    published = _cli(moto_endpoint, *publish_args)
+    assert published.exit_code == 0, published.output
+    assert _catalog(s3, Clock()).load("orders").version == 2
