@@ -251,8 +251,9 @@ def up(
         raise click.ClickException(str(exc)) from exc
 
 
-_FIXED_AT_START = ("detach", "max_concurrency", "no_schedules", "no_prewarm", "no_iam")
-"""`up` options a running runtime was started with and cannot change."""
+_FIXED_AT_START = ("max_concurrency", "no_schedules", "no_prewarm", "no_iam")
+"""`up` options a running runtime was started with and cannot change (`--detach` is not one: a
+runtime already up is what it asks for, so `up --detach` re-provisions it like `up`)."""
 
 
 def _refuse_changes_to_running(

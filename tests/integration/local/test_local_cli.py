@@ -97,6 +97,11 @@ def test_detached_up_trigger_reprovision_and_down(tmp_path: Path) -> None:
         assert "already running" in again.stdout
         assert json.loads((state / "runtime.json").read_text())["pid"] == pid
         assert any("TICK#" in str(i["PK"]) for i in _items(port))
+        # AND so does `up --detach` (the README's next step after `make run` left it up)
+        detached = sluice(*_up_args(port, state), "--detach")
+        assert detached.returncode == 0, detached.stderr
+        assert "already running" in detached.stdout
+        assert json.loads((state / "runtime.json").read_text())["pid"] == pid
         # AND `up --template X` against it provisions X, and X only
         extra = tmp_path / "extra.yaml"
         extra.write_text(EXTRA)
