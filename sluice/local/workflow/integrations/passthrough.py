@@ -4,13 +4,16 @@
 AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html (request-response
 only). DynamoDB's response comes with `SdkHttpMetadata` and `SdkResponseMetadata` beside it, as
 with the other optimized integrations (AWS's sample workflows read
-`$.SdkHttpMetadata.HttpStatusCode` after `putItem`).
+`$.SdkHttpMetadata.HttpStatusCode` after `putItem`). Its errors are named `DynamoDB.<error>`
+(`DynamoDB.ConditionalCheckFailedException`, which AWS's DynamoDB semaphore sample catches),
+where the `aws-sdk:dynamodb` integration names them `DynamoDb.<error>`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sluice.local.workflow.errors import StatesError
 from sluice.local.workflow.integrations.base import (
     Pattern,
     TaskCall,
@@ -29,5 +32,16 @@ class ServiceAction:
     async def run(self, call: TaskCall, services: TaskServices) -> Any:
         """Call the action with the parameters."""
         resource = call.resource
-        response = await sdk_call(services, resource.family, resource.action, params_object(call))
-        return http_metadata(response) if resource.family == "dynamodb" else response
+        if resource.family != "dynamodb":
+            return await sdk_call(services, resource.family, resource.action, params_object(call))
+        try:
+            response = await sdk_call(services, "dynamodb", resource.action, params_object(call))
+        except StatesError as exc:
+            if exc.error.startswith(_SDK_PREFIX):
+                raise StatesError(_PREFIX + exc.error[len(_SDK_PREFIX) :], exc.cause) from exc
+            raise
+        return http_metadata(response)
+
+
+_SDK_PREFIX = "DynamoDb."
+_PREFIX = "DynamoDB."
