@@ -3,16 +3,17 @@
 Publishing writes each contract file and lookup once, content-addressed, under
 `<prefix>objects/<sha256>` of the processed bucket, then `<prefix>manifest.json` last:
 
-    {"format": 1, "files": {"orders/v1.yaml": "<sha256>", "orders/lookups/countries.csv": "..."}}
+    {"format": 1, "published_at": "...", "files": {"orders/v1.yaml": "<sha256>", ...}}
 
-A function's `PublishedCatalog` rebuilds its view of the catalog in a private temporary folder
-whenever the manifest changes (a conditional GET on its ETag, at most once per `ttl_s`, so a cold
-and a warm function converge within that), and at once when a dataset or version is not in the
-view it has (a new dataset is seen by the first file that needs it). Every file is checked
-against the manifest's sha256: a file that differs is left out and any `load` of its dataset
-raises `DatasetContractInvalid` naming it, so the file that needed it ends QUARANTINED
-`contract_invalid`, as for a contract that does not parse. A missing or unreadable manifest is
-a `TransientError` (the record is retried): the packaged copy is never used in its place.
+A function's `PublishedCatalog` switches to a fresh view of the catalog (a private temporary
+folder) whenever the manifest changes (a conditional GET on its ETag, at most once per `ttl_s`,
+so a cold and a warm function converge within that), and at once when a dataset or version is
+not in the view it has (a new dataset is seen by the first file that needs it). A dataset's
+files are fetched when it is first needed, each checked against the manifest's sha256: a file
+that differs is left out and any `load` of its dataset raises `DatasetContractInvalid` naming
+it, so the file that needed it ends QUARANTINED `contract_invalid`, as for a contract that does
+not parse. A missing or unreadable manifest is a `TransientError` (the record is retried): the
+packaged copy is never used in its place.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -98,11 +100,23 @@ class PublishedCatalog(DatasetCatalog):
         self._lock = threading.Lock()
         self._etag: str | None = None
         self._checked: float | None = None
+        self._files: dict[str, str] = {}  # the manifest: path → sha256
+        self._fetched: set[str] = set()  # datasets whose files are in the current view
         self._bad: dict[str, str] = {}  # dataset → why one of its files was refused
+        self._bodies: dict[str, bytes] = {}  # sha256 → checked bytes, kept across manifests
 
     def names(self) -> list[str]:
+        from contracts.datasets.loader import version_of_file
+
         self._refresh(force=False)
-        return super().names()
+        return sorted(
+            {
+                PurePosixPath(rel).parts[0]
+                for rel in self._files
+                if len(PurePosixPath(rel).parts) == 2
+                and version_of_file(PurePosixPath(rel).name) is not None
+            }
+        )
 
     def load(self, name: str, version: int | None = None) -> DatasetContract:
         self._refresh(force=False)
@@ -112,7 +126,12 @@ class PublishedCatalog(DatasetCatalog):
             self._refresh(force=True)
             return self._load_checked(name, version)
 
+    def lookup_path(self, name: str, table: str) -> Path:
+        self._fetch(name)
+        return super().lookup_path(name, table)
+
     def _load_checked(self, name: str, version: int | None) -> DatasetContract:
+        self._fetch(name)
         why = self._bad.get(name)
         if why is not None:
             message = f"data contract {name} does not load (1 problem):\n- {why}"
@@ -168,28 +187,46 @@ class PublishedCatalog(DatasetCatalog):
             self._checked = now
 
     def _install(self, files: Mapping[str, str]) -> None:
-        """Fetch and check every file of the manifest into a fresh folder, then switch to it."""
+        """Switch to a fresh, empty view of a new manifest; each dataset's files are fetched
+        into it when the dataset is first needed (`_fetch`), so a cold start reads only the
+        datasets its files belong to."""
         view = Path(tempfile.mkdtemp(dir=self._work, prefix="view-"))
-        bad: dict[str, str] = {}
-        for rel, digest in sorted(files.items()):
-            key = f"{self.prefix}{OBJECTS}{digest}"
-            try:
-                body: bytes = self._s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except (ClientError, BotoCoreError) as exc:
-                raise TransientError(f"published data contract {rel} unreadable: {exc}") from exc
-            got = sha256_hex(body)
-            dataset = PurePosixPath(rel).parts[0]
-            if got != digest:
-                bad.setdefault(
-                    dataset,
-                    f"{rel}: sha256 {got} differs from the manifest's {digest}"
-                    f" (s3://{self.bucket}/{key}); publish the contracts again",
-                )
-                continue
-            target = view.joinpath(*PurePosixPath(rel).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(body)
-        self.root, self._bad = view, bad
+        self.root, self._files, self._fetched, self._bad = view, dict(files), set(), {}
+
+    def _fetch(self, name: str) -> None:
+        """Put dataset `name`'s files of the manifest in the view, each checked against its
+        sha256; a file that differs is left out and recorded as why `name` does not load."""
+        with self._lock:
+            if name in self._fetched:
+                return
+            for rel, digest in sorted(self._files.items()):
+                parts = PurePosixPath(rel).parts
+                if parts[0] != name:
+                    continue
+                cached = self._bodies.get(digest)
+                if cached is not None:
+                    body = cached
+                else:
+                    key = f"{self.prefix}{OBJECTS}{digest}"
+                    try:
+                        body = self._s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                    except (ClientError, BotoCoreError) as exc:
+                        raise TransientError(
+                            f"published data contract {rel} unreadable: {exc}"
+                        ) from exc
+                    got = sha256_hex(body)
+                    if got != digest:
+                        self._bad.setdefault(
+                            name,
+                            f"{rel}: sha256 {got} differs from the manifest's {digest}"
+                            f" (s3://{self.bucket}/{key}); publish the contracts again",
+                        )
+                        continue
+                    self._bodies[digest] = body
+                target = self.root.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+            self._fetched.add(name)
 
 
 def contract_source(settings: SluiceSettings) -> DatasetCatalog:
@@ -226,7 +263,10 @@ def publish_plan(
         raise ValueError(f"{root} holds no data contracts (<dataset>/v<N>.yaml)")
     manifest = {rel: sha256_hex(body) for rel, body in files.items()}
     puts = [(f"{prefix}{OBJECTS}{manifest[rel]}", body) for rel, body in files.items()]
-    document = {"format": FORMAT, "files": manifest}
+    # The time makes every publish a new manifest (a new ETag): publishing the same files again
+    # is how a function drops a file it refused and fetches it anew.
+    published_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    document = {"format": FORMAT, "published_at": published_at, "files": manifest}
     options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
     puts.append((prefix + MANIFEST, orjson.dumps(document, option=options)))
     return manifest, puts

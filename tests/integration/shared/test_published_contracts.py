@@ -186,3 +186,35 @@ def test_cli_publish_refuses_a_change_that_breaks_a_published_version(
     published = _cli(moto_endpoint, *publish_args)
     assert published.exit_code == 0, published.output
     assert _catalog(s3, Clock()).load("orders").version == 2
+
+
+def test_a_dataset_files_are_fetched_only_when_it_is_needed(s3: Any, contracts: Path) -> None:
+    # GIVEN sensor_readings published, then its objects gone from the bucket
+    files = publish(s3, BUCKET, contracts)
+    for rel, digest in files.items():
+        if rel.startswith("sensor_readings/"):
+            s3.delete_object(Bucket=BUCKET, Key=f"{DEFAULT_PREFIX}{OBJECTS}{digest}")
+    catalog = _catalog(s3, Clock())
+    # WHEN orders is loaded THEN only its files are read: it loads
+    assert catalog.names() == ["orders", "sensor_readings"]
+    assert catalog.load("orders").name == "orders"
+    # AND the dataset whose files are gone is retried, not refused
+    with pytest.raises(TransientError, match="sensor_readings/"):
+        catalog.load("sensor_readings")
+
+
+def test_publishing_again_repairs_a_refused_file_in_a_warm_catalog(
+    s3: Any, contracts: Path
+) -> None:
+    files = publish(s3, BUCKET, contracts)
+    key = f"{DEFAULT_PREFIX}{OBJECTS}{files['orders/v1.yaml']}"
+    good = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=good + b"\n# altered\n")
+    clock = Clock()
+    catalog = _catalog(s3, clock)
+    with pytest.raises(DatasetContractInvalid):
+        catalog.load("orders")
+    # WHEN the same contracts are published again THEN the warm catalog loads them after the TTL
+    publish(s3, BUCKET, contracts)
+    clock.now += 31
+    assert catalog.load("orders") == DatasetCatalog().load("orders")
