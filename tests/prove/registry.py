@@ -52,6 +52,8 @@ LEDGER = "sluice_shared.aws.dynamodb"
 STAGES = "sluice_shared.stages"
 SQS = "sluice_shared.sqs"
 INGEST = "sluice_ingest.domain"
+PUBLISHED = "sluice_shared.published_contracts"
+PUBLISHED_TESTS = "tests/integration/shared/test_published_contracts.py"
 
 PROMISES: tuple[Promise, ...] = (
     Promise(
@@ -683,6 +685,44 @@ PROMISES: tuple[Promise, ...] = (
                     f"{TIMING}::test_scenario_clock_skew_between_workers_history_in_version_order_"
                     "no_negative_latency",
                 ),
+            ),
+        ),
+    ),
+    Promise(
+        20,
+        "A dataset is published without a deploy and used only as published: a new dataset is "
+        "seen by its first file, and a contract file altered after publishing is refused "
+        "(`contract_invalid`), never replaced by another copy",
+        (
+            Mechanism(
+                "`sluice_shared.published_contracts`: each file is checked against the sha256 "
+                "of the manifest",
+                _mutation(
+                    "published-contract-unchecked",
+                    _off(
+                        PUBLISHED,
+                        "                    if got != digest:",
+                        "                    if False:",
+                    ),
+                ),
+                (
+                    f"{PUBLISHED_TESTS}::test_tampered_file_is_refused_as_contract_invalid",
+                    "tests/e2e/test_iam_roles.py::"
+                    "test_tampered_published_contract_quarantines_the_file_as_contract_invalid",
+                ),
+            ),
+            Mechanism(
+                "a dataset or version a warm function has not seen makes it read the manifest "
+                "again at once",
+                _mutation(
+                    "published-contract-miss-not-refreshed",
+                    _off(
+                        PUBLISHED,
+                        "            self._refresh(force=True)\n",
+                        "            raise\n",
+                    ),
+                ),
+                (f"{PUBLISHED_TESTS}::test_new_dataset_is_seen_by_a_warm_catalog_at_once",),
             ),
         ),
     ),
