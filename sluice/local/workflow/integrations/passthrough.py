@@ -5,12 +5,15 @@ AWS: https://docs.aws.amazon.com/step-functions/latest/dg/connect-ddb.html (requ
 only). DynamoDB's response comes with `SdkHttpMetadata` and `SdkResponseMetadata` beside it, as
 with the other optimized integrations (AWS's sample workflows read
 `$.SdkHttpMetadata.HttpStatusCode` after `putItem`). Its errors are named `DynamoDB.<error>`
-(`DynamoDB.ConditionalCheckFailedException`, which AWS's DynamoDB semaphore sample catches),
-where the `aws-sdk:dynamodb` integration names them `DynamoDb.<error>`.
+for the errors DynamoDB's API models (`DynamoDB.ConditionalCheckFailedException`), and
+`DynamoDB.AmazonDynamoDBException` for any other (`ValidationException`, e.g. an update of an
+item that does not exist yet), as AWS's DynamoDB semaphore sample relies on; the
+`aws-sdk:dynamodb` integration names them `DynamoDb.<error>`.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sluice.local.workflow.errors import StatesError
@@ -38,10 +41,23 @@ class ServiceAction:
             response = await sdk_call(services, "dynamodb", resource.action, params_object(call))
         except StatesError as exc:
             if exc.error.startswith(_SDK_PREFIX):
-                raise StatesError(_PREFIX + exc.error[len(_SDK_PREFIX) :], exc.cause) from exc
+                name = exc.error[len(_SDK_PREFIX) :]
+                error = _PREFIX + (name if name in _modeled_errors() else _UNMODELED)
+                raise StatesError(error, exc.cause) from exc
             raise
         return http_metadata(response)
 
 
 _SDK_PREFIX = "DynamoDb."
 _PREFIX = "DynamoDB."
+_UNMODELED = "AmazonDynamoDBException"
+
+
+@cache
+def _modeled_errors() -> frozenset[str]:
+    """DynamoDB's modeled error names, each with the `Exception` suffix Step Functions adds."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    names = (str(shape.name) for shape in model.error_shapes)
+    return frozenset(n if n.endswith("Exception") else f"{n}Exception" for n in names)
