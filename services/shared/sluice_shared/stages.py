@@ -167,7 +167,8 @@ class StageSettings(SluiceSettings):
 
 
 class ContractSource(Protocol):
-    """Where data contracts come from (the shipped catalog; a fake in tests)."""
+    """Where data contracts come from (the published ones, `published_contracts`; the packaged
+    catalog in tools; a fake in tests)."""
 
     def load(self, name: str, version: int | None = None) -> DatasetContract:
         """The contract, or KeyError when the dataset/version does not exist."""
