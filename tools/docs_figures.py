@@ -193,6 +193,7 @@ def _engine_table(run: Section) -> list[str]:
             f"| {label} | {row['cores']} | {row['CPU s']} | {row['seconds']} "
             f"| {_size(row['peak RSS MB'])} | {row['CPU × Sluice (1 core)']} |"
         )
+    notes = list(dict.fromkeys(notes))  # one footnote per engine, not per row (1 and 2 cores)
     return [*lines, *(["", *notes] if notes else [])]
 
 
