@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -37,9 +38,13 @@ def test_validate_200mb_csv_peak_rss_is_bounded(tmp_path: Path) -> None:
     # GIVEN a ~200 MB orders file with bad rows, duplicates and quoted newlines
     src = tmp_path / "orders.csv"
     truth = generate("orders", src, size_bytes=200_000_000, bad_ratio=0.01, duplicate_ratio=0.01)
-    # WHEN a fresh process validates it into two buckets
+    # WHEN a fresh process validates it into two buckets, as the validate function runs it:
+    # inside a function process the data path's first import applies the memory settings
+    # deployed with it (services/shared/sluice_shared/datapath/memory.py)
+    function_env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "sluice-dev-validate"}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(src), str(tmp_path / "out")],
+        env=function_env,
         capture_output=True,
         text=True,
         check=True,
