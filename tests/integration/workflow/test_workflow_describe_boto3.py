@@ -12,17 +12,13 @@ AWS pages followed:
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from sluice.local.workflow import ThreadedWorkflowService
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, served, wait_done
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
@@ -30,31 +26,8 @@ ROLE = "arn:aws:iam::123456789012:role/sfn"
 @pytest.fixture
 def sfn() -> Iterator[Any]:
     service = ThreadedWorkflowService().start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False),
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
-
-
-def _wait(sfn: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60  # a deadline for a broken run, not a budget
-    while True:
-        doc = sfn.describe_execution(executionArn=arn)
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
+    with served(service) as url:
+        yield client(url)
 
 
 VARIABLES = {
@@ -129,7 +102,7 @@ def test_describe_state_machine_for_execution_gives_the_definition_it_ran(sfn: A
     text = json.dumps(first)
     arn = sfn.create_state_machine(name="fan", definition=text, roleArn=ROLE)["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [1]}))
-    done = _wait(sfn, execution["executionArn"])
+    done = wait_done(sfn, execution["executionArn"])
     assert done["status"] == "FAILED"  # $want is never assigned: the child fails
     second = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
     sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(second))
@@ -158,7 +131,7 @@ def test_history_events_carry_the_data_details_aws_adds(sfn: Any) -> None:
         "stateMachineArn"
     ]
     execution = sfn.start_execution(stateMachineArn=arn, input='{"a": 1}')["executionArn"]
-    assert _wait(sfn, execution)["status"] == "SUCCEEDED"
+    assert wait_done(sfn, execution)["status"] == "SUCCEEDED"
     events = {e["type"]: e for e in sfn.get_execution_history(executionArn=execution)["events"]}
     whole = {"truncated": False}
     assert events["ExecutionStarted"]["executionStartedEventDetails"]["inputDetails"] == whole

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -20,12 +18,11 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
 from sluice.local.workflow.adapters import Boto3SdkCaller
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, run_to_end, served
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
@@ -40,20 +37,8 @@ class Echo:
 @pytest.fixture
 def sfn(moto_endpoint: str) -> Iterator[Any]:
     service = ThreadedWorkflowService(invoker=Echo(), sdk=Boto3SdkCaller(moto_endpoint)).start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            config=Config(inject_host_prefix=False),
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
+    with served(service) as url:
+        yield client(url)
 
 
 def _parquet(rows: list[dict[str, Any]]) -> bytes:
@@ -91,16 +76,7 @@ def _definition(reader_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(sfn: Any, name: str, definition: dict[str, Any], key: str) -> dict[str, Any]:
-    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)[
-        "stateMachineArn"
-    ]
-    started = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"key": key}))
-    deadline = time.monotonic() + 60  # a deadline for a broken run, not a budget
-    while True:
-        doc = sfn.describe_execution(executionArn=started["executionArn"])
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
+    return run_to_end(sfn, name, definition, {"key": key})
 
 
 def test_parquet_object_rows_become_items_keyed_by_column(sfn: Any, moto_endpoint: str) -> None:

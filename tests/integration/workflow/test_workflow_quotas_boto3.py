@@ -12,18 +12,14 @@ AWS pages followed:
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, run_to_end, served
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:big"
@@ -45,36 +41,12 @@ class BigResult:
 def endpoint() -> Iterator[tuple[Any, BigResult]]:
     function = BigResult()
     service = ThreadedWorkflowService(invoker=function).start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False),
-        )
-        yield client, function
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
+    with served(service) as url:
+        yield client(url), function
 
 
 def _run(sfn: Any, name: str, definition: dict[str, Any], data: Any) -> dict[str, Any]:
-    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)[
-        "stateMachineArn"
-    ]
-    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(data))["executionArn"]
-    deadline = time.monotonic() + 60  # a deadline for a broken run, not a budget
-    while True:
-        doc = sfn.describe_execution(executionArn=execution)
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
+    return run_to_end(sfn, name, definition, data)
 
 
 def test_an_oversized_task_result_fails_the_execution_past_retry_and_catch(

@@ -8,18 +8,14 @@ AWS page followed: https://docs.aws.amazon.com/step-functions/latest/dg/redrive-
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
 from sluice.local.workflow.adapters import Boto3SdkCaller
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, served, wait_done
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
@@ -40,30 +36,8 @@ class Recovering:
 def endpoint(moto_endpoint: str) -> Iterator[tuple[Any, Recovering]]:
     function = Recovering()
     service = ThreadedWorkflowService(invoker=function, sdk=Boto3SdkCaller(moto_endpoint)).start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            config=Config(inject_host_prefix=False),
-        )
-        yield client, function
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
-
-
-def _wait(sfn: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60  # a deadline for a broken run, not a budget
-    while True:
-        doc = sfn.describe_execution(executionArn=arn)
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
+    with served(service) as url:
+        yield client(url), function
 
 
 DEFINITION = {
@@ -100,14 +74,14 @@ def test_redrive_reruns_the_failed_standard_child_under_its_own_arn(
     started = sfn.start_execution(
         stateMachineArn=arn, input=json.dumps({"items": [{"n": 0}, {"n": 1}]})
     )
-    assert _wait(sfn, started["executionArn"])["status"] == "FAILED"
+    assert wait_done(sfn, started["executionArn"])["status"] == "FAILED"
     (map_run,) = sfn.list_map_runs(executionArn=started["executionArn"])["mapRuns"]
     failed = sfn.list_executions(mapRunArn=map_run["mapRunArn"], statusFilter="FAILED")
     (failed_child,) = failed["executions"]
     # WHEN the downstream recovers and the execution is redriven
     function.fixed = True
     sfn.redrive_execution(executionArn=started["executionArn"])
-    done = _wait(sfn, started["executionArn"])
+    done = wait_done(sfn, started["executionArn"])
     # THEN it succeeds, the same child ARN succeeded on its first redrive
     assert done["status"] == "SUCCEEDED", done.get("cause")
     assert json.loads(done["output"]) == [{"n": 0, "ok": True}, {"n": 1, "ok": True}]
@@ -170,12 +144,12 @@ def test_redrive_of_a_parallel_state_reruns_only_its_failed_branch(
     ]
     # GIVEN the second branch failed in its Task
     started = sfn.start_execution(stateMachineArn=arn, input="{}")
-    assert _wait(sfn, started["executionArn"])["status"] == "FAILED"
+    assert wait_done(sfn, started["executionArn"])["status"] == "FAILED"
     before = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
     # WHEN it is redriven after the fix
     function.fixed = True
     sfn.redrive_execution(executionArn=started["executionArn"])
-    done = _wait(sfn, started["executionArn"])
+    done = wait_done(sfn, started["executionArn"])
     # THEN it succeeds, and the redrive entered only the failed branch's Task again
     assert done["status"] == "SUCCEEDED", done.get("cause")
     assert done["redriveCount"] == 1

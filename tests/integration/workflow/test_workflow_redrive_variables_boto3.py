@@ -12,17 +12,13 @@ AWS pages followed:
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, served, wait_done
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:work"
@@ -44,32 +40,8 @@ class Recovering:
 def endpoint() -> Iterator[tuple[Any, Recovering]]:
     function = Recovering()
     service = ThreadedWorkflowService(invoker=function).start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False),
-        )
-        yield client, function
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
-
-
-def _wait(sfn: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60  # a deadline for a broken run, not a budget
-    while True:
-        doc = sfn.describe_execution(executionArn=arn)
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
+    with served(service) as url:
+        yield client(url), function
 
 
 def _processor(language: str) -> dict[str, Any]:
@@ -116,11 +88,11 @@ def _redriven(
         "stateMachineArn"
     ]
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(data))["executionArn"]
-    failed = _wait(sfn, execution)
+    failed = wait_done(sfn, execution)
     assert (failed["status"], failed["error"]) == ("FAILED", "TransientError")
     function.fixed = True
     sfn.redrive_execution(executionArn=execution)
-    done = _wait(sfn, execution)
+    done = wait_done(sfn, execution)
     assert done["status"] == "SUCCEEDED", done
     assert done["redriveCount"] == 1
     events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]

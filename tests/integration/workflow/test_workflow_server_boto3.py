@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from sluice.local.workflow import InvokeResult, ThreadedWorkflowService
 from sluice.local.workflow.adapters import Boto3SdkCaller
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import served, wait_done
 from tests.processes import free_port
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
@@ -40,15 +38,8 @@ class PartitionFunction:
 def endpoint(moto_endpoint: str) -> Iterator[tuple[str, PartitionFunction]]:
     function = PartitionFunction()
     service = ThreadedWorkflowService(invoker=function, sdk=Boto3SdkCaller(moto_endpoint)).start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", function
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
+    with served(service) as url:
+        yield url, function
 
 
 def _sfn(url: str) -> Any:
@@ -59,15 +50,6 @@ def _sfn(url: str) -> Any:
         region_name="us-east-1",
         config=Config(inject_host_prefix=False),
     )
-
-
-def _wait(client: Any, arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60  # a deadline, not a budget: generous for a loaded machine
-    while True:
-        doc = client.describe_execution(executionArn=arn)
-        if doc["status"] != "RUNNING" or time.monotonic() > deadline:
-            return dict(doc)
-        time.sleep(0.02)
 
 
 BATCH = {
@@ -124,7 +106,7 @@ def test_boto3_drives_distributed_map_over_moto_s3(
         name="run1",
         input=json.dumps({"bucket": "work", "manifest": "plans/run1.jsonl", "run": "r1"}),
     )
-    doc = _wait(sfn, started["executionArn"])
+    doc = wait_done(sfn, started["executionArn"])
     assert doc["status"] == "SUCCEEDED", doc.get("cause")
     output = json.loads(doc["output"])
     (run,) = sfn.list_map_runs(executionArn=started["executionArn"])["mapRuns"]
@@ -173,7 +155,7 @@ def test_boto3_redrive_completes_failed_run(
         stateMachineArn=arn,
         input=json.dumps({"bucket": "work", "manifest": "m.jsonl", "run": "r2"}),
     )
-    failed = _wait(sfn, started["executionArn"])
+    failed = wait_done(sfn, started["executionArn"])
     assert (failed["status"], failed["error"]) == (
         "FAILED",
         "States.ExceedToleratedFailureThreshold",
@@ -181,7 +163,7 @@ def test_boto3_redrive_completes_failed_run(
     assert failed["redriveStatus"] == "REDRIVABLE"
     function.bad = set()
     sfn.redrive_execution(executionArn=started["executionArn"])
-    done = _wait(sfn, started["executionArn"])
+    done = wait_done(sfn, started["executionArn"])
     assert done["status"] == "SUCCEEDED", done.get("cause")
     assert done["redriveCount"] == 1
     (run,) = sfn.list_map_runs(executionArn=started["executionArn"])["mapRuns"]

@@ -11,17 +11,14 @@ AWS pages followed:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sluice.local.workflow import ThreadedWorkflowService
-from sluice.local.workflow.server import make_server
+from tests.integration.workflow.support import client, served
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
@@ -29,22 +26,8 @@ ROLE = "arn:aws:iam::123456789012:role/sfn"
 @pytest.fixture
 def sfn() -> Iterator[Any]:
     service = ThreadedWorkflowService().start()
-    server = make_server(service, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield boto3.client(
-            "stepfunctions",
-            endpoint_url=f"http://127.0.0.1:{server.server_port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False),
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.close()
+    with served(service) as url:
+        yield client(url)
 
 
 # Four problems in four places: an unknown field, Parameters on a Fail state, an unknown state
