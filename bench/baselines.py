@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bench.job import Job
-from contracts.datasets import ColumnType
+from contracts.datasets import ColumnSpec, ColumnType
 from sluice_shared.datapath.schema import contract_schema
 
 # The text forms Sluice's validator accepts (sluice_shared/datapath/checks.py docstring): values
@@ -323,14 +323,9 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def run_duckdb(job: Job, csv_path: Path, out_dir: Path, threads: int) -> dict[str, int]:
-    import duckdb
-
-    cols = job.columns
-    con = duckdb.connect()
-    con.execute(f"SET threads={threads}")
-    con.execute("SET TimeZone='UTC'")
-    con.execute("SET preserve_insertion_order=true")
+def _duckdb_columns(cols: list[ColumnSpec]) -> tuple[list[str], list[str]]:
+    """The typed select list (`TRY_CAST(...) AS "col"`) and the `WHEN ... THEN 'col:reason'`
+    arms that name each bad row's first failed check, shared by both DuckDB forms."""
     sql_types = {
         ColumnType.INT64: "BIGINT",
         ColumnType.FLOAT64: "DOUBLE",
@@ -368,6 +363,18 @@ def run_duckdb(job: Job, csv_path: Path, out_dir: Path, threads: int) -> dict[st
                 f"WHEN NOT regexp_matches({name}, {_sql_str(c.regex)}) THEN '{col.name}:regex'"
             )
         typed.append(f"{value} AS {name}")
+    return typed, cases
+
+
+def run_duckdb(job: Job, csv_path: Path, out_dir: Path, threads: int) -> dict[str, int]:
+    import duckdb
+
+    cols = job.columns
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    con.execute("SET TimeZone='UTC'")
+    con.execute("SET preserve_insertion_order=true")
+    typed, cases = _duckdb_columns(cols)
     raw_cols = ", ".join(f'"{c.name}"' for c in cols)
     reason = "CASE " + " ".join(cases) + " END"
     con.execute(
@@ -564,43 +571,7 @@ def run_duckdb_single(job: Job, csv_path: Path, out_dir: Path, threads: int) -> 
     con = duckdb.connect()
     con.execute(f"SET threads={threads}")
     con.execute("SET TimeZone='UTC'")
-    sql_types = {
-        ColumnType.INT64: "BIGINT",
-        ColumnType.FLOAT64: "DOUBLE",
-        ColumnType.TIMESTAMP: "TIMESTAMPTZ",
-    }
-    typed = []
-    cases = []
-    for col in cols:
-        name = f'"{col.name}"'
-        if col.type in sql_types:
-            value = f"TRY_CAST({name} AS {sql_types[col.type]})"
-            pattern = {
-                ColumnType.INT64: INT_PATTERN,
-                ColumnType.FLOAT64: FLOAT_PATTERN,
-                ColumnType.TIMESTAMP: TS_PATTERN,
-            }[col.type]
-            ok = f"(regexp_matches({name}, {_sql_str(pattern)}) AND {value} IS NOT NULL)"
-        else:
-            value, ok = name, "TRUE"
-        if not col.nullable:
-            cases.append(f"WHEN {name} IS NULL THEN '{col.name}:null'")
-        cases.append(f"WHEN {name} IS NOT NULL AND NOT {ok} THEN '{col.name}:type'")
-        c = col.constraints
-        if c.min is not None:
-            cases.append(f"WHEN {value} < {c.min} THEN '{col.name}:range'")
-        if c.max is not None:
-            cases.append(f"WHEN {value} > {c.max} THEN '{col.name}:range'")
-        if c.enum is not None:
-            options = ", ".join(_sql_str(v) for v in c.enum)
-            cases.append(f"WHEN {name} NOT IN ({options}) THEN '{col.name}:enum'")
-        if c.max_length is not None:
-            cases.append(f"WHEN length({name}) > {c.max_length} THEN '{col.name}:max_length'")
-        if c.regex is not None:
-            cases.append(
-                f"WHEN NOT regexp_matches({name}, {_sql_str(c.regex)}) THEN '{col.name}:regex'"
-            )
-        typed.append(f"{value} AS {name}")
+    typed, cases = _duckdb_columns(cols)
     raw_cols = ", ".join(f'"{c.name}"' for c in cols)
     reason = "CASE " + " ".join(cases) + " END"
     # __copy: 1 for the first valid row of a key (in file order), NULL for an invalid row
