@@ -24,14 +24,12 @@ import orjson
 import pytest
 
 from tests.e2e.test_iam_roles import (
-    REPO,
-    RUNTIME_PARAMS,
     SERVICES,
     Capture,
     Runtime,
+    detached_runtime,
     upload_sample,
 )
-from tests.processes import free_port, run_sluice
 from tools import iam_proof
 from tools.templates import template_paths, translate
 
@@ -52,27 +50,8 @@ def runtime(
     copy = deploy / template
     copy.write_text(iam_proof.remove_statement(copy.read_text("utf-8"), role_id, sid), "utf-8")
     monkeypatch_module.setenv(iam_proof.DEPLOY_DIR_ENV, str(deploy))
-    port = free_port()
-    state = tmp_path_factory.mktemp("iam-necessity")
-    up = run_sluice(
-        "local",
-        "up",
-        "--detach",
-        "--no-schedules",
-        "--no-prewarm",
-        "--port",
-        str(port),
-        "--state-dir",
-        str(state),
-        *(arg for param in RUNTIME_PARAMS for arg in ("--param", param)),
-        timeout=300,
-        cwd=REPO,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield Runtime(port)
-    finally:
-        run_sluice("local", "down", "--port", str(port), timeout=120, cwd=REPO)
+    with detached_runtime(tmp_path_factory.mktemp("iam-necessity")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,15 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     if attached:
         yield Runtime(int(attached))
         return
+    with detached_runtime(tmp_path_factory.mktemp("iam-roles")) as started:
+        yield started
+
+
+@contextmanager
+def detached_runtime(state: Path) -> Iterator[Runtime]:
+    """`sluice local up --detach` on a free port with the test parameters (no schedules, no
+    prewarm), state in `state`; stopped with `local down` afterwards."""
     port = free_port()
-    state = tmp_path_factory.mktemp("iam-roles")
     up = run_sluice(
         "local",
         "up",
