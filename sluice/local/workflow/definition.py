@@ -376,6 +376,15 @@ def _dynamic(fields: _Fields, key: str, text: Any) -> Value:
     return Intrinsic(call)
 
 
+def _composite(value: Any, template: Template) -> Value:
+    """An object or array `value` parsed member by member into `template`: the value itself as
+    one Literal when no member needs evaluating."""
+    parts = [v for _, v in template.fields] if template.fields is not None else template.items
+    if all(isinstance(v, Literal) for v in parts or ()):
+        return Literal(value)
+    return template
+
+
 def _template(fields: _Fields, key: str, value: Any) -> Value:
     """A JSONPath payload template: `.$` keys are paths or intrinsics, the rest is literal."""
     if isinstance(value, dict):
@@ -386,14 +395,9 @@ def _template(fields: _Fields, key: str, value: Any) -> Value:
                 members.append((inner_key[:-2], _dynamic(fields, field_name, inner)))
             else:
                 members.append((inner_key, _template(fields, field_name, inner)))
-        if all(isinstance(v, Literal) for _, v in members):
-            return Literal(value)
-        return Template(fields=tuple(members))
+        return _composite(value, Template(fields=tuple(members)))
     if isinstance(value, list):
-        items = tuple(_template(fields, key, inner) for inner in value)
-        if all(isinstance(v, Literal) for v in items):
-            return Literal(value)
-        return Template(items=items)
+        return _composite(value, Template(items=tuple(_template(fields, key, v) for v in value)))
     return Literal(value)
 
 
@@ -429,17 +433,11 @@ def _jsonata(fields: _Fields, key: str, value: Any) -> Value:
             )
         return Expression(source, _pointer(fields.name(key)), compiled)
     if isinstance(value, dict):
-        members = [(k, _jsonata(fields, f"{key}.{k}", v)) for k, v in value.items()]
-        if all(isinstance(v, Literal) for _, v in members):
-            return Literal(value)
-        return Template(fields=tuple(members))
+        members = tuple((k, _jsonata(fields, f"{key}.{k}", v)) for k, v in value.items())
+        return _composite(value, Template(fields=members))
     if isinstance(value, list):
-        items = tuple(
-            _jsonata(fields, f"{key}[{index}]", inner) for index, inner in enumerate(value)
-        )
-        if all(isinstance(v, Literal) for v in items):
-            return Literal(value)
-        return Template(items=items)
+        items = tuple(_jsonata(fields, f"{key}[{i}]", inner) for i, inner in enumerate(value))
+        return _composite(value, Template(items=items))
     return Literal(value)
 
 
