@@ -173,6 +173,7 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
     state_before = _state(runtime.port)
     requests_before = int(state_before.get("requests", 0))
     actions_before: dict[str, int] = dict(state_before.get("requests_by_action") or {})
+    callers_before = caller_totals(state_before)
     uploads: list[dict[str, Any]] = []
 
     def put(n: int) -> dict[str, Any]:
@@ -201,6 +202,10 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
     }
     latencies = rpt.file_latencies(uploads, records)
     completed = len(latencies)
+    callers = {
+        who: {a: n - callers_before.get(who, {}).get(a, 0) for a, n in counts.items()}
+        for who, counts in caller_totals(state_after).items()
+    }
     first = min(u["started_at"] for u in uploads)
     last = max((d for d, _ in latencies), default=first)
     steps = {
@@ -241,10 +246,41 @@ def files_phase(args: argparse.Namespace, target: Target, runtime: Runtime) -> d
             action: round(count / max(completed, 1), 2)
             for action, count in sorted(actions.items(), key=lambda kv: -kv[1])
         },
+        "endpoint_requests_per_file_by_caller": {
+            who: round(sum(counts.values()) / max(completed, 1), 2)
+            for who, counts in sorted(callers.items())
+            if sum(counts.values()) > 0
+        },
+        "pipeline_requests_per_file": pipeline_requests(callers, completed),
         "cpu_s_per_file": {
             k: round((cpu_after[k] - cpu_before[k]) / max(completed, 1), 4) for k in cpu_after
         },
     }
+
+
+def caller_totals(state: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """`requests_by_caller` of the runtime's state, with each function's role named by its
+    function (`sluice-dev-…-validate` → `validate`); other callers keep their label (`root`: this
+    harness, the producer of the files)."""
+    totals: dict[str, dict[str, int]] = {}
+    for who, counts in (state.get("requests_by_caller") or {}).items():
+        name = next((f for f in FUNCTIONS if who.endswith(f"-{f}")), str(who))
+        merged = totals.setdefault(name, {})
+        for action, n in dict(counts).items():
+            merged[action] = merged.get(action, 0) + int(n)
+    return totals
+
+
+def pipeline_requests(callers: dict[str, dict[str, int]], completed: int) -> float | None:
+    """Requests per file the pipeline makes: the four functions' own, plus the producer's one
+    upload. Not the harness's polling of the ledger (`root`'s other requests), which is the
+    benchmark following its files. None when the runtime did not tell callers apart (IAM
+    enforcement off: every caller is `-`)."""
+    if not any(f in callers for f in FUNCTIONS):
+        return None
+    functions = sum(sum(callers.get(f, {}).values()) for f in FUNCTIONS)
+    uploads = callers.get("root", {}).get("s3.PUT", 0)
+    return round((functions + uploads) / max(completed, 1), 2)
 
 
 def events_phase(args: argparse.Namespace, target: Target) -> dict[str, Any]:
@@ -370,6 +406,16 @@ def figures_of_record(doc: dict[str, Any], command: str) -> str:
             f"| runtime CPU-s per file | {cpu['runtime']:.3f} |",
             f"| functions CPU-s per file | {cpu['workers']:.3f} |",
             f"| endpoint requests per file | {files['endpoint_requests_per_file']:.1f} |",
+        ]
+        by_caller = files.get("endpoint_requests_per_file_by_caller") or {}
+        if files.get("pipeline_requests_per_file") is not None:
+            lines += [
+                f"| pipeline requests per file | {files['pipeline_requests_per_file']:.2f} |",
+                "| requests per file by caller | "
+                + ", ".join(f"{who} {count:g}" for who, count in by_caller.items())
+                + " |",
+            ]
+        lines += [
             "| requests per file by action | "
             + ", ".join(f"{_action(action)} {count:g}" for action, count in by_action.items())
             + " |",

@@ -33,7 +33,10 @@ TARGETS = {
     "batch_ratio": 0.65,  # 2 batch workers take ≤ 0.65× the 1-worker time
     "events_per_s": 500,  # custom events accepted by the bus, zero loss
     "files_per_s": 20,  # small files end to end
-    "requests_per_file": 15,  # endpoint requests per small file
+    "requests_per_file": 15,  # pipeline requests per small file (functions' + the upload)
+    # Handler ms per small file, the four functions summed: half the 520 ms (ingest 55, validate
+    # 166, transform 146, output 153) measured on an idle box before the small-file work.
+    "handler_ms_per_file": 260,
     "import_s": 0.3,  # handler import, per function
 }
 
@@ -321,7 +324,13 @@ def block_events() -> str:
 
     files_s = number(get("small files/s"))
     events_s = number(get("custom events/s"))
-    requests = number(get("endpoint requests per file"))
+    # The pipeline's own requests (the functions' and the upload) when the run told callers
+    # apart; the benchmark's polling of the ledger is not a cost of the file.
+    pipeline = figures.get("pipeline requests per file", "-")
+    requests = number(pipeline if pipeline != "-" else get("endpoint requests per file"))
+    handler_ms = sum(
+        number(part.split()[-1]) for part in get("handler ms per file").split(",") if part.strip()
+    )
     lost = int(number(get("events lost"))) + int(number(get("events duplicated")))
     return "\n".join(
         [
@@ -337,10 +346,25 @@ def block_events() -> str:
             f"{verdict(files_s >= TARGETS['files_per_s'])}; files/s depends on the machine)",
             f"- per small file, the figures of record: **{get('CPU-s per file')} CPU-s** "
             f"(runtime {get('runtime CPU-s per file')}, functions "
-            f"{get('functions CPU-s per file')}) and **{get('endpoint requests per file')} "
-            f"endpoint requests** ({get('requests per file by action')}; target ≤ "
-            f"{TARGETS['requests_per_file']}: {verdict(requests <= TARGETS['requests_per_file'])})",
-            f"- handler ms per file: {get('handler ms per file')}",
+            f"{get('functions CPU-s per file')}) and **{requests:g} requests** "
+            + (
+                "made by the pipeline (the four functions' and the upload; "
+                f"{get('endpoint requests per file')} at the endpoint in all, with the "
+                "benchmark's polling"
+                if pipeline != "-"
+                else "at the endpoint (with the benchmark's polling"
+            )
+            + f"; by action: {get('requests per file by action')}"
+            + (
+                f"; by caller: {figures['requests per file by caller']}"
+                if "requests per file by caller" in figures
+                else ""
+            )
+            + f"; target ≤ {TARGETS['requests_per_file']}: "
+            f"{verdict(requests <= TARGETS['requests_per_file'])})",
+            f"- handler ms per file: {get('handler ms per file')}; **{handler_ms:.0f} ms** in all "
+            f"(target ≤ {TARGETS['handler_ms_per_file']}, half of 520 ms before the small-file "
+            f"work: {verdict(handler_ms <= TARGETS['handler_ms_per_file'])})",
             *(
                 [f"- worker CPU ms per file: {figures['worker CPU ms per file by function']}"]
                 if "worker CPU ms per file by function" in figures

@@ -113,6 +113,11 @@ class Endpoint:
         self.requests_by_action: dict[str, int] = {}
         """Requests by `<service>.<action>` (JSON protocols: `X-Amz-Target`; S3: `s3.<METHOD>`;
         Lambda invokes: `lambda.Invoke`); what a load test's request mix is made of."""
+        self.requests_by_caller: dict[str, dict[str, int]] = {}
+        """The same, per caller: the role name of a role session (a function's role), `root`
+        for the account's own keys (a user, a test, a load generator), `service` for a service
+        principal, `-` when IAM is not enforced (the caller is then not resolved). Who made a
+        request is what tells a pipeline's requests from its producer's and observer's."""
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the port is taken."""
@@ -146,10 +151,12 @@ class Endpoint:
         self.requests_by_action[action] = self.requests_by_action.get(action, 0) + 1
         enforcer = self.enforcer
         authorized: tuple[MappedRequest, Principal] | None = None
+        denied: web.Response | None = None
         if enforcer is not None and enforcer.enabled and self._mapper is not None:
             denied, authorized = await self._authorize(request, enforcer, self._mapper)
-            if denied is not None:
-                return denied
+        self._count_caller(authorized[1] if authorized is not None else None, action)
+        if denied is not None:
+            return denied
         if target.startswith("AWSStepFunctions."):
             return await self._step_functions(request, target)
         service = ""
@@ -168,6 +175,16 @@ class Endpoint:
         if response.status == 404 and enforcer is not None and authorized is not None:
             return self._missing_object(response, enforcer, *authorized)
         return response
+
+    def _count_caller(self, principal: Principal | None, action: str) -> None:
+        if principal is None:
+            caller = "-"
+        elif principal.kind == "role":
+            caller = (principal.role_arn or principal.arn).rsplit("/", 1)[-1]
+        else:
+            caller = principal.kind
+        counts = self.requests_by_caller.setdefault(caller, {})
+        counts[action] = counts.get(action, 0) + 1
 
     def _missing_object(
         self,

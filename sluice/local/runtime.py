@@ -1137,6 +1137,11 @@ class LocalRuntime:
             "uptime_s": round((datetime.now(UTC) - self.started_at).total_seconds(), 1),
             "requests": self.endpoint.requests if self.endpoint else 0,
             "requests_by_action": dict(self.endpoint.requests_by_action) if self.endpoint else {},
+            "requests_by_caller": (
+                {k: dict(v) for k, v in self.endpoint.requests_by_caller.items()}
+                if self.endpoint
+                else {}
+            ),
             "resources": [asdict(r) for r in self.reports],
             "iam": {
                 **self.enforcer.describe(),

@@ -417,3 +417,31 @@ def test_without_enforcer_the_endpoint_checks_nothing(tmp_path: Path) -> None:
         assert running.enforcer.describe()["decisions"] == 0
     finally:
         running.close()
+
+
+def test_requests_are_counted_per_caller_role_or_root(local: Running) -> None:
+    # GIVEN a bucket made by root and a role that may write to it
+    bucket = name()
+    local.client("s3").create_bucket(Bucket=bucket)
+    grant(local, allow("s3:PutObject", f"arn:aws:s3:::{bucket}/*"))
+    s3 = local.client("s3", ROLE_KEY)
+    # WHEN the role writes twice and is denied a read, and root writes once
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="b", Body=b"2")
+    denied(lambda: s3.get_object(Bucket=bucket, Key="a"))
+    local.client("s3").put_object(Bucket=bucket, Key="c", Body=b"3")
+    # THEN each request is counted under its caller: the role by name, the account's keys as root
+    # (a denied request was still made)
+    callers = local.endpoint.requests_by_caller
+    assert callers["Output"] == {"s3.PUT": 2, "s3.GET": 1}
+    assert callers["root"] == {"s3.PUT": 2}  # create_bucket and the upload
+
+
+def test_requests_are_not_attributed_when_iam_is_not_enforced(tmp_path: Path) -> None:
+    running = Running(tmp_path, enforce=False)
+    try:
+        bucket = name()
+        running.client("s3", ROLE_KEY).create_bucket(Bucket=bucket)
+        assert running.endpoint.requests_by_caller == {"-": {"s3.PUT": 1}}
+    finally:
+        running.close()
