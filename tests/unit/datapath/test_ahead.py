@@ -73,3 +73,41 @@ def test_read_ahead_stopped_early_closes_the_source(monkeypatch: pytest.MonkeyPa
         if item == 3:
             break
     assert closed == [True]
+
+
+def test_map_ahead_two_threads_computes_off_the_callers_thread_in_order() -> None:
+    names: set[str] = set()
+
+    def square(i: int) -> int:
+        names.add(threading.current_thread().name)
+        threading.Event().wait(0.001 * (5 - i % 5))  # later items may finish first
+        return i * i
+
+    assert list(ahead.map_ahead(square, range(12), 2, name="sluice-test")) == [
+        i * i for i in range(12)
+    ]
+    assert names
+    assert all(name.startswith("sluice-test") for name in names)
+
+
+def test_map_ahead_one_thread_runs_on_the_callers_thread() -> None:
+    names: set[str] = set()
+
+    def ident(i: int) -> int:
+        names.add(threading.current_thread().name)
+        return i
+
+    assert list(ahead.map_ahead(ident, range(3), 1)) == [0, 1, 2]
+    assert names == {threading.current_thread().name}
+
+
+def test_map_ahead_error_is_raised_where_that_result_would_come() -> None:
+    def check(i: int) -> int:
+        if i == 3:
+            raise ValueError("item 3 is broken")
+        return i
+
+    results = ahead.map_ahead(check, range(6), 2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3 is broken"):
+        next(results)

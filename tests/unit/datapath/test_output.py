@@ -288,3 +288,58 @@ def test_write_partitioned_small_input_inline_gives_same_bytes_as_writer_thread(
 
     assert digest(inline) == digest(threaded)
     assert inline.rows == threaded.rows == 300
+
+
+def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sluice_shared.datapath import output
+
+    # GIVEN rows of five days interleaved, written on the writer threads, on two CPUs
+    monkeypatch.setattr(output, "INLINE_WRITE_BYTES", -1)
+    monkeypatch.setattr(output, "usable_cpus", lambda: 2)
+    contract = make_contract(DAY)
+    rows = [{"id": f"r{i}", "ts": ts(1 + i % 5, i % 24), "qty": i} for i in range(3000)]
+    writers: set[str] = set()
+    busy: list[int] = []
+    running = [0]
+    lock = threading.Lock()
+    real_write = pq.ParquetWriter.write_table
+
+    def spy(self: pq.ParquetWriter, *args: Any, **kwargs: Any) -> None:
+        with lock:
+            writers.add(threading.current_thread().name)
+            running[0] += 1
+            busy.append(running[0])
+        try:
+            threading.Event().wait(0.002)  # long enough for the other thread to start one
+            real_write(self, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", spy)
+    # WHEN they are written with two writer threads, then with one
+    two = run(tmp_path, contract, rows, out="two", row_group_rows=64)
+    on_two, most_at_once = set(writers), max(busy)
+    writers.clear()
+    busy.clear()
+    monkeypatch.setattr(output, "WRITER_THREADS", 1)
+    one = run(tmp_path, contract, rows, out="one", row_group_rows=64)
+
+    # THEN two files were encoded at once on two threads, and the objects are byte for byte
+    # those of one writer thread
+    def digest(result: OutputResult) -> dict[str, str]:
+        return {
+            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
+        }
+
+    assert on_two == {"parquet-writer_0", "parquet-writer_1"}
+    assert most_at_once == 2
+    assert writers == {"parquet-writer_0"}
+    assert max(busy) == 1
+    assert digest(two) == digest(one)
+    assert len(two.objects) == 5
+    assert two.rows == one.rows == 3000

@@ -485,3 +485,58 @@ def test_transform_bucket_staged_file_without_key_column_rejected(tmp_path: Path
         transform_bucket(
             [path], contract, tmp_path / "t.arrow", lookups={}, quarantine_path=tmp_path / "q.jsonl"
         )
+
+
+def test_transform_bucket_two_threads_hash_and_transform_off_the_callers_thread_same_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sluice_shared.datapath import transform
+    from sluice_shared.datapath.buckets import assign_buckets
+
+    # GIVEN two partitions of many small chunks with duplicates and failing casts, on two CPUs
+    monkeypatch.setattr(transform, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(transform, "usable_cpus", lambda: 2)
+    contract = make_contract(transform={"dedupe": True, "casts": {"code": "int64"}})
+    partitions = [
+        [
+            {"id": f"k{(p * 300 + i) % 450}", "qty": i, "code": "x" if i % 37 == 0 else str(i)}
+            for i in range(300)
+        ]
+        for p in range(2)
+    ]
+    seen: dict[str, set[str]] = {"hash": set(), "transform": set()}
+    real_hash, real_chunk = assign_buckets, transform._transform_chunk
+
+    def spy_hash(*args: Any) -> Any:
+        seen["hash"].add(threading.current_thread().name)
+        return real_hash(*args)
+
+    def spy_chunk(*args: Any) -> Any:
+        seen["transform"].add(threading.current_thread().name)
+        return real_chunk(*args)
+
+    monkeypatch.setattr(transform, "assign_buckets", spy_hash)
+    monkeypatch.setattr(transform, "_transform_chunk", spy_chunk)
+    # WHEN the bucket is transformed with two threads, then with one
+    threaded = run(tmp_path / "two", contract, partitions)
+    on_threads = {stage: set(names) for stage, names in seen.items()}
+    for names in seen.values():
+        names.clear()
+    monkeypatch.setattr(transform, "TRANSFORM_THREADS", 1)
+    sequential = run(tmp_path / "one", contract, partitions)
+    # THEN keys were hashed and chunks transformed on the second threads, one thread did it
+    # all in the other run, and rows, quarantine records and their order are the same
+    assert on_threads["hash"]
+    assert all(n.startswith("sluice-hash") for n in on_threads["hash"])
+    assert on_threads["transform"] == {"sluice-transform_0"}
+    assert seen == {"hash": {"MainThread"}, "transform": {"MainThread"}}
+    (result_2, table_2, quarantined_2), (result_1, table_1, quarantined_1) = threaded, sequential
+    assert table_2 is not None
+    assert table_1 is not None
+    assert table_2.equals(table_1)
+    assert quarantined_2 == quarantined_1
+    assert {q["reason_code"] for q in quarantined_1} == {"duplicate_primary_key", "cast_failed"}
+    assert result_2.reasons == result_1.reasons
+    assert result_2.rows_in == result_2.rows_out + result_2.rows_quarantined == 600

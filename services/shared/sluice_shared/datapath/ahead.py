@@ -1,21 +1,23 @@
-"""Use the second CPU of a function process: produce the next item on a background thread.
+"""Use the second CPU of a function process: work on the next item on a background thread.
 
 A Lambda function has two vCPUs from 1,769 MB. The data path's reads (Arrow IPC decompression,
-CSV parsing) and compute kernels release the GIL, so reading the next chunk while the caller
-works on the current one runs on the other CPU. On one CPU nothing is gained and the caller's
-thread does it all, as before.
+CSV parsing) and compute kernels release the GIL, so reading the next chunk, or computing on it,
+while the caller works on the current one runs on the other CPU. On one CPU nothing is gained and
+the caller's thread does it all, as before.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar, cast
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 T = TypeVar("T")
+R = TypeVar("R")
 _END = object()
 
 
@@ -45,3 +47,28 @@ def read_ahead(items: Iterable[T]) -> Iterator[T]:
         close = getattr(source, "close", None)
         if close is not None:  # the pool has finished: no other thread is inside `source`
             close()
+
+
+def map_ahead(
+    fn: Callable[[T], R], items: Iterable[T], threads: int, *, name: str = "sluice-map"
+) -> Iterator[R]:
+    """Yield `fn(item)` for each of `items`, in order, computing up to `threads` of them at once
+    on a pool while the caller reads the next item and uses the results (so at most `threads`
+    items are in flight). With `threads` = 1 (one usable CPU) everything runs on the caller's
+    thread. An exception from `fn` is raised where its result would be yielded."""
+    if threads < 2:
+        for item in items:
+            yield fn(item)
+        return
+    window: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix=name) as pool:
+        try:
+            for item in items:
+                window.append(pool.submit(fn, item))
+                if len(window) >= threads:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:  # stopped early: drop the work not started
+                future.cancel()

@@ -10,8 +10,9 @@ input.
 Why it looks like this (DESIGN 5a, measured on this box):
 - one ParquetWriter per output partition with bounded row buffers kept a 2 GB input flat, where
   `pyarrow.dataset.write_dataset` grew to 1.8 GB;
-- Parquet encoding costs more than parsing, so a background thread writes while the caller's
-  thread reads and partitions the next rows (pyarrow releases the GIL while encoding);
+- Parquet encoding costs more than parsing, so background threads write while the caller's
+  thread reads and partitions the next rows (pyarrow releases the GIL while encoding); with two
+  CPUs two threads encode two partitions' files at once;
 - dictionary encoding of high-cardinality columns doubled write time, so only columns that look
   low-cardinality in the first rows are dictionary-encoded.
 """
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import queue
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sluice_shared.datapath.ahead import read_ahead
+from sluice_shared.datapath.ahead import read_ahead, usable_cpus
 from sluice_shared.datapath.schema import ROW_COLUMN
 from sluice_shared.datapath.transform import transformed_schema
 
@@ -47,7 +48,12 @@ ROW_GROUP_ROWS = 32_768  # a partition's buffer is written (one row group) at th
 MAX_BUFFERED_ROWS = 65_536  # all partitions' buffers together; the biggest is flushed beyond
 MAX_OPEN_WRITERS = 32
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
-_WRITE_QUEUE_DEPTH = 2  # row groups waiting for the writer thread (bounds memory, keeps overlap)
+_WRITE_QUEUE_DEPTH = 2  # row groups waiting per writer thread (bounds memory, keeps overlap)
+# Writer threads on a process with two or more CPUs (a Lambda function has two vCPUs from
+# 1,769 MB): Parquet encoding is most of this stage's CPU and releases the GIL, so two files
+# (partitions) are encoded at once. A file's row groups are still written in order, by one
+# thread at a time, so the objects are byte for byte those of one writer thread.
+WRITER_THREADS = 2
 # Inputs up to this size are written on the caller's thread: no writer thread for a small file.
 INLINE_WRITE_BYTES = 1 * 2**20
 
@@ -182,38 +188,63 @@ def _split_by_partition(
 
 
 class _BackgroundWriter:
-    """Runs write jobs in order on one thread; a bounded queue keeps memory flat."""
+    """Runs write jobs on background threads: the jobs of one file in the order submitted, one
+    at a time; jobs of different files at once when there are two threads. Submitting waits
+    while `_WRITE_QUEUE_DEPTH` jobs wait besides the running ones, so memory stays flat (a
+    second thread holds one row group more).
+    """
 
-    def __init__(self, *, inline: bool = False) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(_WRITE_QUEUE_DEPTH)
-        self._error: BaseException | None = None
+    def __init__(self, *, threads: int = 1, inline: bool = False) -> None:
         # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
         # and a queue hop per job cost more than the overlap gains for a few kilobytes.
-        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         if not inline:
-            self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-            self._thread.start()
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet-writer")
+        self._slots = threading.Semaphore(_WRITE_QUEUE_DEPTH + threads)
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[Callable[[], None]]] = {}  # files with jobs in flight
+        self._idle = threading.Condition(self._lock)
+        self._error: BaseException | None = None
 
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+    def submit(self, key: str, job: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._pool is None:
+            job()
+            return
+        self._slots.acquire()
+        with self._lock:
+            waiting = self._queues.get(key)
+            if waiting is not None:  # the file's jobs run in order: after the queued ones
+                waiting.append(job)
+                return
+            self._queues[key] = deque([job])
+        self._pool.submit(self._drain, key)
+
+    def _drain(self, key: str) -> None:
+        """Run the file's queued jobs on this thread until none is left."""
+        while True:
+            with self._lock:
+                job = self._queues[key][0]
             if self._error is None:
                 try:
                     job()
                 except BaseException as exc:  # re-raised on the caller's thread
                     self._error = exc
-
-    def submit(self, job: Callable[[], None]) -> None:
-        if self._error is not None:
-            raise self._error
-        if self._thread is None:
-            job()
-            return
-        self._jobs.put(job)
+            self._slots.release()
+            with self._lock:
+                waiting = self._queues[key]
+                waiting.popleft()
+                if not waiting:
+                    del self._queues[key]
+                    self._idle.notify_all()
+                    return
 
     def finish(self) -> None:
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
+        if self._pool is not None:
+            with self._lock:
+                self._idle.wait_for(lambda: not self._queues)
+            self._pool.shutdown()
         if self._error is not None:
             raise self._error
 
@@ -256,7 +287,8 @@ class _PartitionedWriter:
         self.dictionary_columns: list[str] | None = None
         self.files: dict[str, pq.ParquetWriter] = {}  # touched by the writer thread only
         self.file_rows: dict[str, int] = {}
-        self.background = _BackgroundWriter(inline=inline_writes)
+        threads = max(1, min(WRITER_THREADS, usable_cpus()))
+        self.background = _BackgroundWriter(threads=threads, inline=inline_writes)
 
     def choose_dictionary_columns(self, table: pa.Table) -> None:
         chosen = []
@@ -297,7 +329,9 @@ class _PartitionedWriter:
             assert part.open_key is not None
             self.open.move_to_end(part.path)
             take = min(rows.num_rows - start, self.max_rows_per_file - part.open_rows)
-            self.background.submit(self._write_job(part.open_key, rows.slice(start, take)))
+            self.background.submit(
+                part.open_key, self._write_job(part.open_key, rows.slice(start, take))
+            )
             part.open_rows += take
             start += take
 
@@ -313,7 +347,7 @@ class _PartitionedWriter:
         part.open_key = f"{directory}/{name}"
         part.open_rows = 0
         self.open[part.path] = part
-        self.background.submit(self._open_job(part.open_key))
+        self.background.submit(part.open_key, self._open_job(part.open_key))
 
     def flush_and_close(self, part: _Partition) -> None:
         # An evicted partition's buffered rows go into the file being closed when they fit, so
@@ -323,13 +357,13 @@ class _PartitionedWriter:
             rows = pa.concat_tables(part.buffer).cast(self.schema)
             self.buffered -= part.buffered
             part.buffer, part.buffered = [], 0
-            self.background.submit(self._write_job(part.open_key, rows))
+            self.background.submit(part.open_key, self._write_job(part.open_key, rows))
             part.open_rows += rows.num_rows
         self.close_file(part)
 
     def close_file(self, part: _Partition) -> None:
         if part.open_key is not None:
-            self.background.submit(self._close_job(part.open_key))
+            self.background.submit(part.open_key, self._close_job(part.open_key))
             part.open_key = None
             self.open.pop(part.path, None)
 

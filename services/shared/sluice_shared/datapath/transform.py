@@ -21,6 +21,8 @@ caller's judgement, over validate's and transform's quarantines together.
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from contracts.datasets import DatasetCatalog, DatasetContract
-from sluice_shared.datapath.ahead import read_ahead
+from sluice_shared.datapath.ahead import map_ahead, usable_cpus
 from sluice_shared.datapath.buckets import assign_buckets
 from sluice_shared.datapath.derive import compute_derived, derived_type
 from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
@@ -57,6 +59,18 @@ MAX_VALUE_CHARS = 64
 # Small validated batches (one per bucket per read block) are merged up to this many rows before
 # transforming: per-batch overhead in Python dominates below a few thousand rows.
 CHUNK_ROWS = 65_536
+# Threads working on a bucket on a process with two or more CPUs (a Lambda function has two
+# vCPUs from 1,769 MB): pass 1 hashes two batches of keys at once, and pass 2 quarantines,
+# transforms and writes one chunk on a second thread while the caller reads and dedupes the
+# next (Arrow's kernels and IPC writer release the GIL). Rows, quarantine records and their
+# order are those of one thread; pass 2 holds one chunk more.
+TRANSFORM_THREADS = 2
+
+
+def transform_threads() -> int:
+    """`TRANSFORM_THREADS`, at most the CPUs this process may run on (1 = all on the caller's
+    thread, as on a one-vCPU function)."""
+    return max(1, min(TRANSFORM_THREADS, usable_cpus()))
 
 
 class LookupTableError(PoisonInputError):
@@ -178,25 +192,34 @@ _HASH_SPACE = 2**32 - 1
 _SORT_SLICE = 1 << 20
 
 
-def _candidate_rows(inputs: Sequence[Path], key_columns: list[str]) -> pa.Array | None:
+def _key_batches(inputs: Sequence[Path], key_columns: list[str]) -> Iterator[pa.RecordBatch]:
+    for path in inputs:
+        with _open_stream(path, key_columns) as reader:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+
+
+def _candidate_rows(
+    inputs: Sequence[Path], key_columns: list[str], threads: int = 1
+) -> pa.Array | None:
     """Pass 1: a mask (1 bit per row, in input order) of rows whose key hash occurs more than
     once in the bucket; None when no hash repeats.
 
     Holds 4 bytes per row (the hash), never the rows: only the key columns are read, one batch
     at a time (a memory map would keep every page it touched resident, and counted as RSS,
-    until closed). The hashes stay in their per-batch arrays (concatenating them would double
-    the peak) and are sorted slice by slice of the hash space, so the sort needs a fraction of
-    that again.
+    until closed), and hashed on `threads` threads. The hashes stay in their per-batch arrays
+    (concatenating them would double the peak) and are sorted slice by slice of the hash space,
+    so the sort needs a fraction of that again.
     """
-    parts: list[pa.Array] = []
-    total = 0
-    for path in inputs:
-        with _open_stream(path, key_columns) as reader:
-            for batch in reader:
-                if batch.num_rows:
-                    hashes = assign_buckets(batch, key_columns, _HASH_SPACE)
-                    parts.append(hashes.cast(pa.uint32()))
-                    total += batch.num_rows
+
+    def key_hashes(batch: pa.RecordBatch) -> pa.Array:
+        return assign_buckets(batch, key_columns, _HASH_SPACE).cast(pa.uint32())
+
+    parts = list(
+        map_ahead(key_hashes, _key_batches(inputs, key_columns), threads, name="sluice-hash")
+    )
+    total = sum(len(part) for part in parts)
     if not parts:
         return None
     slices = max(1, total // _SORT_SLICE)
@@ -464,6 +487,41 @@ def _transform_chunk(
     return table
 
 
+class _Out:
+    """The bucket's transformed IPC stream, opened with its first row."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self.sink: pa.NativeFile | None = None
+        self.writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.select(self.schema.names).cast(self.schema)
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.sink = pa.OSFile(str(self.path), "wb")
+            self.writer = pa.ipc.new_stream(self.sink, self.schema)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.sink is not None:
+            self.sink.close()
+
+
+def _second_thread(threads: int) -> contextlib.AbstractContextManager[ThreadPoolExecutor | None]:
+    """A one-thread pool for pass 2 when there are two threads, else None (the caller's)."""
+    if threads < 2:
+        return contextlib.nullcontext()
+    return ThreadPoolExecutor(1, thread_name_prefix="sluice-transform")
+
+
 def transform_bucket(
     inputs: Sequence[Path],
     contract: DatasetContract,
@@ -483,9 +541,10 @@ def transform_bucket(
     schema = transformed_schema(contract)
     source_columns = [*contract_schema(contract).names, ROW_COLUMN, OFFSET_COLUMN]
     key_columns = list(contract.primary_key)
+    threads = transform_threads()
     deduper: _Deduper | None = None
     if contract.transform.dedupe and key_columns:
-        candidates = _candidate_rows(inputs, key_columns)
+        candidates = _candidate_rows(inputs, key_columns, threads)
         if candidates is not None:
             deduper = _Deduper(key_columns, candidates)
     indexes = [_LookupIndex(lk, lookups[lk.table]) for lk in contract.transform.lookups]
@@ -498,51 +557,52 @@ def transform_bucket(
             f"{key_label} repeats row {first & _ROW_MASK} of partition {first >> PARTITION_SHIFT}"
         )
 
-    rows_in = rows_out = 0
+    rows_in = 0
     last_row = -1
-    writer: pa.ipc.RecordBatchStreamWriter | None = None
-    sink: pa.NativeFile | None = None
+    out = _Out(out_path, schema)
     keep_raw = contract.quarantine.policy != "skip"
     with QuarantineWriter(quarantine_path, keep_raw=keep_raw) as qwriter:
         quarantine = _Quarantine(qwriter)
+
+        def finish(table: pa.Table, losers: pa.Array | None) -> None:
+            """Quarantine a chunk's duplicates, transform the rest and write them: on the
+            second thread when there is one, chunk after chunk in input order."""
+            if losers is not None:
+                table = quarantine.rows(
+                    table, losers, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason
+                )
+            out.write(_transform_chunk(table, contract, indexes, quarantine))
+
         try:
-            for chunk in read_ahead(_chunks(inputs, source_columns)):
-                rows_in += chunk.num_rows
-                table = chunk
-                last_row = _check_order(table, last_row)
-                if deduper is not None:
-                    mask = deduper.losers(table)
-                    if mask is not None:
-                        table = quarantine.rows(
-                            table, mask, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason
-                        )
-                table = _transform_chunk(table, contract, indexes, quarantine)
-                if table.num_rows == 0:
-                    continue
-                table = table.select(schema.names).cast(schema)
-                if writer is None:
-                    out_path.parent.mkdir(parents=True, exist_ok=True)
-                    sink = pa.OSFile(str(out_path), "wb")
-                    writer = pa.ipc.new_stream(sink, schema)
-                writer.write_table(table)
-                rows_out += table.num_rows
+            with _second_thread(threads) as pool:
+                pending: Future[None] | None = None
+                for chunk in _chunks(inputs, source_columns):
+                    rows_in += chunk.num_rows
+                    last_row = _check_order(chunk, last_row)
+                    losers = deduper.losers(chunk) if deduper is not None else None
+                    if pool is None:
+                        finish(chunk, losers)
+                        continue
+                    if pending is not None:
+                        pending.result()  # one chunk on the other thread at a time
+                    pending = pool.submit(finish, chunk, losers)
+                if pending is not None:
+                    pending.result()
         finally:
-            if writer is not None:
-                writer.close()
-            if sink is not None:
-                sink.close()
+            out.close()
         rows_quarantined = qwriter.count
         reasons = dict(qwriter.reasons)
         written = qwriter.written
-    if writer is None:
+    wrote = out.writer is not None
+    if not wrote:
         out_path.unlink(missing_ok=True)
     # a warm Lambda runs the next bucket in this process: hand freed pages back (see output.py)
     pa.default_memory_pool().release_unused()
     return TransformResult(
         rows_in=rows_in,
-        rows_out=rows_out,
+        rows_out=out.rows,
         rows_quarantined=rows_quarantined,
-        staged=out_path if writer is not None else None,
+        staged=out_path if wrote else None,
         quarantine_path=quarantine_path if written else None,
         reasons=reasons,
     )
