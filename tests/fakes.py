@@ -35,8 +35,10 @@ from sluice_shared.ports import (
     RunRecord,
     StaleRunError,
     StaleStateError,
+    SupersededError,
     check_fields,
     check_transition,
+    sequencer_order,
 )
 
 
@@ -194,6 +196,8 @@ class InMemoryLedger(_Faults):
         self.records: dict[str, FileRecord] = {}
         self.steps: dict[str, list[dict[str, Any]]] = {}
         self.runs: dict[str, RunRecord] = {}
+        # (bucket, key) -> the latest S3 sequencer registered (`sequencer_order` form)
+        self.sequencers: dict[tuple[str, str], str] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tick = 0
 
@@ -203,11 +207,21 @@ class InMemoryLedger(_Faults):
         moment: datetime = self._clock()
         return moment + timedelta(microseconds=self._tick)
 
-    async def register_file(self, record: FileRecord) -> tuple[bool, FileRecord]:
+    async def register_file(
+        self, record: FileRecord, *, sequencer: str | None = None
+    ) -> tuple[bool, FileRecord]:
         self._maybe_fail()
+        if sequencer is not None:
+            if sequencer_order(sequencer) != sequencer:
+                raise ValueError(f"sequencer {sequencer!r} is not in sequencer_order form")
+            latest = self.sequencers.get((record.bucket, record.key))
+            if latest is not None and latest > sequencer:
+                raise SupersededError(f"{record.key} has a later notification registered")
         existing = self.records.get(record.file_id)
         if existing is not None:
             return False, existing
+        if sequencer is not None:
+            self.sequencers[(record.bucket, record.key)] = sequencer
         self.records[record.file_id] = record
         self.steps[record.file_id] = [
             {

@@ -493,15 +493,35 @@ PROMISES: tuple[Promise, ...] = (
         "Notifications of object versions out of order: the newest version wins",
         (
             Mechanism(
-                "ingest compares the notified version with the object's current one (HEAD) and "
-                "drops older ones as `superseded`",
+                "with a sequencer in the notification, the ledger registration is conditional on "
+                "no later sequencer of the key having been registered (one transaction, no read "
+                "of the object) and drops older ones as `superseded`",
+                _mutation(
+                    "older-sequencer-registered",
+                    _off(
+                        LEDGER,
+                        '"ConditionExpression": "attribute_not_exists(#pk) OR #seq <= :seq",',
+                        '"ConditionExpression": "attribute_not_exists(#pk) OR #seq <= :seq OR '
+                        '#seq > :seq",',
+                    ),
+                ),
+                (
+                    "tests/integration/shared/test_port_contract_ledger.py::"
+                    "test_ledger_register_older_sequencer_of_a_key_is_superseded[dynamodb]",
+                    f"{MESSAGES}::"
+                    "test_scenario_older_version_notified_after_newer_is_superseded_without_a_head",
+                ),
+            ),
+            Mechanism(
+                "without one (a replay, an ambiguous key), ingest compares the notified version "
+                "with the object's current one (HEAD) and drops older ones as `superseded`",
                 _mutation(
                     "older-version-processed",
                     _off(
                         INGEST,
-                        "    if created.version_id and info.version_id and info.version_id != "
+                        "        if created.version_id and info.version_id and info.version_id != "
                         "created.version_id:",
-                        "    if False:",
+                        "        if False:",
                     ),
                 ),
                 (

@@ -295,6 +295,70 @@ def test_scenario_object_versions_out_of_order_newest_version_wins(rig: Rig, ord
         assert rig.delivery.reordered >= 1
 
 
+def object_created(rig: Rig, put: dict[str, Any], key: str, size: int, sequencer: str) -> str:
+    """An EventBridge S3 "Object Created" event for the version `put` wrote, as AWS delivers it:
+    unencoded key, size, ETag, version id and sequencer."""
+    return orjson.dumps(
+        {
+            "version": "0",
+            "id": f"n-{sequencer}",
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "account": "123456789012",
+            "time": "2024-03-01T00:00:00Z",
+            "region": "us-east-1",
+            "resources": [f"arn:aws:s3:::{rig.stack.raw}"],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": rig.stack.raw},
+                "object": {
+                    "key": key,
+                    "size": size,
+                    "etag": put["ETag"].strip('"'),
+                    "version-id": put["VersionId"],
+                    "sequencer": sequencer,
+                },
+                "reason": "PutObject",
+            },
+        }
+    ).decode()
+
+
+def test_scenario_older_version_notified_after_newer_is_superseded_without_a_head(
+    rig: Rig,
+) -> None:
+    # GIVEN two versions of one key in a versioned raw bucket, each with the notification AWS
+    # sends (sequencers of different lengths: compared as hex after left-padding), and a rule
+    # that only counts the HeadObject calls of every handler's S3 client
+    rig.start(
+        {
+            "seed": 1,
+            "rules": [
+                {"service": "s3", "operation": "HeadObject", "kind": "delay", "fraction": 0.0}
+            ],
+        }
+    )
+    s3 = rig.stack.client("s3")
+    s3.put_bucket_versioning(Bucket=rig.stack.raw, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(Bucket=rig.stack.raw, NotificationConfiguration={})
+    newer_body = ORDERS.replace(b"ORD-000002", b"ORD-000003")
+    older = rig.upload("orders/v.csv", ORDERS)
+    newer = rig.upload("orders/v.csv", newer_body)
+    # WHEN the newer version's notification is processed first, and the older one's arrives late
+    send(rig, "ingest", object_created(rig, newer, "orders/v.csv", len(newer_body), "0100"))
+    rig.settle(1)
+    send(rig, "ingest", object_created(rig, older, "orders/v.csv", len(ORDERS), "FF"))
+    rig.settle(1)
+    # THEN only the newer version was registered and processed, the older one was superseded by
+    # the ledger's registration alone: no handler read the object's metadata
+    items = list(ledger_items(rig.stack))
+    assert [(i["version_id"], i["status"]) for i in items] == [(newer["VersionId"], "COMPLETED")]
+    assert rig.injector is not None
+    [counter] = rig.injector.counters()
+    assert counter["seen"] == 0
+    assert_reconciled(rig.reconcile())
+
+
 @pytest.mark.parametrize("fault", ["raises", "unknown_identifier", "swallows"])
 def test_scenario_pump_fails_on_a_handler_fault_it_did_not_inject(
     rig: Rig, tmp_path: Path, fault: str

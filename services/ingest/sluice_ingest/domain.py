@@ -3,6 +3,12 @@
 Duplicate S3 notifications are normal (at-least-once): the ledger's conditional write on the
 file identity (bucket, key, version or etag) makes the second one a no-op. A file that was
 registered but never announced (a crash between the two) is announced on redelivery.
+
+A notification that says everything ingest needs (a version id, size, ETag, sequencer, and a key
+that reads the same URL-decoded or not) is trusted as it is: no request to S3. Otherwise the
+object is read with a HEAD (`_resolve`), as for `sluice replay`'s notifications, which carry
+no sequencer, and for a bucket without versions, where the HEAD binds a notice to the content
+the key holds now.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from sluice_shared.errors import (
     UnknownDatasetError,
 )
 from sluice_shared.keys import dataset_of_key, file_id_for
-from sluice_shared.ports import FileRecord, FileStatus, ObjectInfo, ObjectNotFoundError
+from sluice_shared.ports import (
+    FileRecord,
+    FileStatus,
+    ObjectInfo,
+    ObjectNotFoundError,
+    SupersededError,
+    sequencer_order,
+)
 from sluice_shared.stages import fail_file
 
 if TYPE_CHECKING:
@@ -36,7 +49,7 @@ class ObjectCreated:
 
     bucket: str
     key: str  # as the notification carries it (possibly URL-encoded)
-    size: int
+    size: int | None  # None: the notification did not say
     etag: str
     version_id: str | None
     sequencer: str | None
@@ -52,6 +65,7 @@ class IngestReport:
     outcome: Literal["realtime", "batch", "rejected", "duplicate", "missing", "superseded"]
     event: FileIngestedV1 | FileRejectedV1 | None = None
     execution_arn: str | None = None
+    size_bytes: int = 0  # of a registered file
 
 
 async def ingest_object(
@@ -61,8 +75,11 @@ async def ingest_object(
     large file, or reject it (`file.rejected`: unknown dataset, a contract that does not load
     (`contract_invalid`), limits).
 
-    An older version notified after a newer one was written is `superseded`: only the newest
-    version of a key is processed, whatever order the notifications arrive in.
+    An older version notified after a newer one is `superseded`: of two notifications of a key
+    that reach ingest out of order, the older is never processed. With a sequencer, the ledger
+    registration refuses a notification older than the latest one registered for the key (one
+    write, `Ledger.register_file`); without one, the HEAD compares the notified version with the
+    key's current one.
 
     Raises ContractViolation (`unexpected_bucket`) for a notification about any bucket but the
     raw bucket, before any side effect, and TransientError for AWS failures worth a retry. A
@@ -73,20 +90,27 @@ async def ingest_object(
         raise ContractViolation(
             f"ingest only reads the raw bucket, not {created.bucket!r}", code="unexpected_bucket"
         )
-    info, key = await _resolve(created, deps)
-    if info is None:
-        missing_id = file_id_for(created.bucket, key, created.version_id, created.etag)
-        return IngestReport(file_id=missing_id, outcome="missing")
-    if created.version_id and info.version_id and info.version_id != created.version_id:
-        # HEAD answers for the newest version: this notification is about an older one.
-        old_id = file_id_for(created.bucket, key, created.version_id, created.etag)
-        return IngestReport(file_id=old_id, outcome="superseded")
-    # For a versioned bucket HEAD answers for the newest version; the notification's own figures
-    # describe the version it is about. Emulators (and some producers) leave etag/size out of
-    # the notification: then HEAD's figures are the only ones there are.
-    same_version = info.version_id == created.version_id or created.version_id is None
-    size = info.size if same_version or not created.size else created.size
-    etag = info.etag if same_version or not created.etag else created.etag.strip('"')
+    # Sequencers order the events of one key, whatever its version ids: ordering is kept for
+    # versioned objects, the ones whose older versions can still be read and processed.
+    sequencer = sequencer_order(created.sequencer) if created.version_id else None
+    notified = _notified_facts(created, sequencer)
+    if notified is not None:
+        key, size, etag = notified
+    else:
+        info, key = await _resolve(created, deps)
+        if info is None:
+            missing_id = file_id_for(created.bucket, key, created.version_id, created.etag)
+            return IngestReport(file_id=missing_id, outcome="missing")
+        if created.version_id and info.version_id and info.version_id != created.version_id:
+            # HEAD answers for the newest version: this notification is about an older one.
+            old_id = file_id_for(created.bucket, key, created.version_id, created.etag)
+            return IngestReport(file_id=old_id, outcome="superseded")
+        # For a versioned bucket HEAD answers for the newest version; the notification's own
+        # figures describe the version it is about. Emulators (and some producers) leave
+        # etag/size out of the notification: then HEAD's figures are the only ones there are.
+        same_version = info.version_id == created.version_id or created.version_id is None
+        size = info.size if same_version or created.size is None else created.size
+        etag = info.etag if same_version or not created.etag else created.etag.strip('"')
     file_id = file_id_for(created.bucket, key, created.version_id, etag)
     dataset_version: int | None = None
     rejection: tuple[str, str] | None = None
@@ -117,7 +141,10 @@ async def ingest_object(
         size_bytes=size,
         correlation_id=file_id,
     )
-    created_now, existing = await deps.ledger.register_file(record)
+    try:
+        created_now, existing = await deps.ledger.register_file(record, sequencer=sequencer)
+    except SupersededError:
+        return IngestReport(file_id=file_id, outcome="superseded")
     if not created_now and existing.status is not FileStatus.PENDING:
         return IngestReport(file_id=file_id, outcome="duplicate")
 
@@ -144,7 +171,7 @@ async def ingest_object(
             reason=reason,
             object_created_at=created.time,
         )
-        return IngestReport(file_id=file_id, outcome="rejected", event=rejected)
+        return IngestReport(file_id=file_id, outcome="rejected", event=rejected, size_bytes=size)
 
     assert dataset_version is not None  # set whenever there is no rejection
     batch = (
@@ -172,8 +199,25 @@ async def ingest_object(
             # The notification is parked next; nothing else would ever move the file on.
             await fail_file(deps.ledger, file_id, FileStatus.PENDING, poison)
             raise
-        return IngestReport(file_id=file_id, outcome="batch", execution_arn=arn)
-    return IngestReport(file_id=file_id, outcome="realtime", event=ingested)
+        return IngestReport(file_id=file_id, outcome="batch", execution_arn=arn, size_bytes=size)
+    return IngestReport(file_id=file_id, outcome="realtime", event=ingested, size_bytes=size)
+
+
+def _notified_facts(created: ObjectCreated, sequencer: str | None) -> tuple[str, int, str] | None:
+    """The key, size and ETag of the notified version when the notification alone settles
+    them (None: read the object).
+
+    A sequencer is needed for the ledger to order the notice among its key's (`superseded`),
+    a version id for the notice to name content that stays readable; a key that URL-decoding
+    changes (`+`, `%`) is ambiguous, since S3 URL-encodes the keys of its notifications and a
+    producer may not: `_resolve` finds which one exists.
+    """
+    etag = created.etag.strip('"')
+    if sequencer is None or created.size is None or not etag:
+        return None
+    if unquote_plus(created.key) != created.key:
+        return None
+    return created.key, created.size, etag
 
 
 async def _resolve(created: ObjectCreated, deps: IngestDeps) -> tuple[ObjectInfo | None, str]:

@@ -29,7 +29,7 @@ class _Bucket(_Tolerant):
 
 class _Object(_Tolerant):
     key: str = Field(min_length=1)
-    size: int = Field(default=0, ge=0)
+    size: int | None = Field(default=None, ge=0)  # None: the notification did not say
     etag: str = ""
     version_id: str | None = Field(default=None, alias="version-id")
     sequencer: str | None = None

@@ -76,7 +76,7 @@ async def handle_one(envelope: Envelope[Any], deps: IngestServiceDeps) -> None:
         report = await traced_ingest(created, deps.ingest, settings)
     count_file(metrics, report.outcome)
     if report.outcome in _ACCEPTED_OUTCOMES:
-        metrics.add_metric(name="BytesIngested", unit=MetricUnit.Count, value=notice.object.size)
+        metrics.add_metric(name="BytesIngested", unit=MetricUnit.Count, value=report.size_bytes)
     # The S3 notice carried no file id; from here on the lines carry the file's.
     with correlation_scope(logger, report.file_id):
         logger.info("object ingested", extra={"file_id": report.file_id, "outcome": report.outcome})

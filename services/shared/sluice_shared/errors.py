@@ -22,6 +22,7 @@ SluiceError                              contracts.errors   (the root; see there
 │   ├── EphemeralStorageExhausted        sluice_shared.scratch  /tmp full (ENOSPC) in a unit
 │   └── ReconciliationError              sluice_output.domain  counts do not add up
 ├── StaleStateError                      sluice_shared.ports   ledger record in another state
+├── SupersededError                      sluice_shared.ports   a later notice of the key came first
 ├── StaleRunError                        sluice_shared.ports   batch run record changed
 ├── IllegalTransitionError               sluice_shared.ports   never-allowed transition (a bug)
 ├── PublishRejected                      sluice_shared.ports   the bus refused an entry for good

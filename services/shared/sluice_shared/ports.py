@@ -9,6 +9,7 @@ Errors raised through the ports (besides the `sluice_shared.errors` tree):
 ```
 SluiceError
 ├── StaleStateError           the ledger record is not in an expected state (late duplicate)
+├── SupersededError           a newer version of the object's key was registered first
 ├── IllegalTransitionError    the caller asked for a move the state machine forbids (a bug)
 └── PoisonInputError
     └── ObjectNotFoundError   the object (or version) does not exist
@@ -17,6 +18,7 @@ SluiceError
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -58,6 +60,13 @@ class StaleStateError(SluiceError):
         super().__init__(message)
         self.file_id = file_id
         self.current = current
+
+
+class SupersededError(SluiceError):
+    """A file was not registered: a notification of its key with a later S3 sequencer was
+    registered first, so this one is about an older version (a late, out-of-order notice)."""
+
+    code = "superseded"
 
 
 class StaleRunError(SluiceError):
@@ -174,6 +183,24 @@ class PublishRejected(SluiceError):
 
 
 # ----------------------------------------------------------------------------------------- ledger
+
+# S3 sequencers are hex strings of varying length; left-padded to one width and upper-cased they
+# compare as strings (DynamoDB's `<=` on S) in the order S3 gave them. AWS's are 16-20 digits.
+SEQUENCER_WIDTH = 32
+_SEQUENCER = re.compile(rf"^[0-9A-Fa-f]{{1,{SEQUENCER_WIDTH}}}$")
+
+
+def sequencer_order(sequencer: str | None) -> str | None:
+    """The ledger's comparable form of an S3 event `sequencer` (fixed-width, upper-case hex),
+    or None when there is none or it is not a hex string of at most `SEQUENCER_WIDTH` digits.
+
+    S3 documents that of two events of one key the greater sequencer, compared after
+    left-padding the shorter with zeros, is the later; sequencers of different keys are not
+    comparable.
+    """
+    if sequencer is None or not _SEQUENCER.match(sequencer):
+        return None
+    return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
 
 
 class FileStatus(StrEnum):
@@ -301,11 +328,17 @@ class RunRecord(BaseModel):
 class Ledger(Protocol):
     """The file ledger: one record per file, moved forward by conditional writes."""
 
-    async def register_file(self, record: FileRecord) -> tuple[bool, FileRecord]:
+    async def register_file(
+        self, record: FileRecord, *, sequencer: str | None = None
+    ) -> tuple[bool, FileRecord]:
         """Create the record if its file_id is new.
 
         Returns `(True, record)` when created, `(False, existing)` when the file was already
-        registered (a duplicate notification: do nothing more).
+        registered (a duplicate notification: do nothing more). With `sequencer` (the
+        notification's, in `sequencer_order` form) the registration is also conditional on no
+        later sequencer having been registered for the record's bucket and key, and records
+        this one as the key's latest, in the same write; raises SupersededError (registering
+        nothing) when a later one was, whether or not the file itself exists.
         """
         ...
 

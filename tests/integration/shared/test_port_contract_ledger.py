@@ -20,6 +20,8 @@ from sluice_shared.ports import (
     RunRecord,
     StaleRunError,
     StaleStateError,
+    SupersededError,
+    sequencer_order,
 )
 from tests.fakes import InMemoryLedger
 from tests.integration.shared.ledger_records import DAY, TABLE, Clock, record
@@ -49,6 +51,61 @@ async def test_ledger_register_twice_second_returns_existing(ledger: Ledger) -> 
     assert (created, again) == (True, False)
     assert existing == first
     assert existing.size_bytes == 123
+
+
+def version(n: int, version_id: str) -> FileRecord:
+    """File `n`: version `version_id` of one key (`orders/v.csv`)."""
+    return record(n, key="orders/v.csv", version_id=version_id)
+
+
+def seq(raw: str) -> str:
+    ordered = sequencer_order(raw)
+    assert ordered is not None
+    return ordered
+
+
+async def test_ledger_register_older_sequencer_of_a_key_is_superseded(ledger: Ledger) -> None:
+    # GIVEN the newer version of a key registered with its notification's sequencer; S3's
+    # sequencers differ in length, and compare as hex after left-padding with zeros
+    await ledger.register_file(version(2, "v2"), sequencer=seq("0100"))
+    # WHEN the older version's notification (a shorter, smaller sequencer) registers late
+    with pytest.raises(SupersededError):
+        await ledger.register_file(version(1, "v1"), sequencer=seq("FF"))
+    # THEN the older version is not registered
+    assert await ledger.get(version(1, "v1").file_id) is None
+    # AND a redelivered copy of the older one is refused too, even once it is a file
+    await ledger.register_file(version(3, "v1"))
+    with pytest.raises(SupersededError):
+        await ledger.register_file(version(3, "v1"), sequencer=seq("00FF"))
+
+
+async def test_ledger_register_same_sequencer_again_is_a_duplicate(ledger: Ledger) -> None:
+    created, first = await ledger.register_file(version(1, "v1"), sequencer=seq("0a1b"))
+    again, existing = await ledger.register_file(version(1, "v1"), sequencer=seq("0A1B"))
+
+    assert (created, again) == (True, False)
+    assert existing == first
+
+
+async def test_ledger_register_later_sequencer_or_other_key_registers(ledger: Ledger) -> None:
+    await ledger.register_file(version(1, "v1"), sequencer=seq("05"))
+    # a later version of the key, and an earlier sequencer of another key (not comparable)
+    created_later, _ = await ledger.register_file(version(2, "v2"), sequencer=seq("06"))
+    created_other, _ = await ledger.register_file(record(3), sequencer=seq("01"))
+
+    assert (created_later, created_other) == (True, True)
+
+
+async def test_ledger_register_sequencer_not_in_order_form_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="sequencer_order"):
+        await ledger.register_file(version(1, "v1"), sequencer="0a1b")
+    assert await ledger.get(version(1, "v1").file_id) is None
+
+
+def test_sequencer_order_pads_and_refuses_what_is_not_hex() -> None:
+    assert seq("FF") < seq("0100") < seq("0101")
+    assert seq("0064d3901d00059242") == seq("64D3901D00059242")
+    assert [sequencer_order(s) for s in (None, "", "xyz", "1" * 33)] == [None] * 4
 
 
 async def test_ledger_get_roundtrips_every_field(ledger: Ledger) -> None:

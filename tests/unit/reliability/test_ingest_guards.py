@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -90,3 +92,66 @@ async def test_ingest_older_version_notified_after_newer_is_superseded() -> None
     newest = await ingest_object(created("raw", "orders/x.csv", "v2"), deps, settings)
     assert newest.outcome == "realtime"
     assert [r.version_id for r in ledger.records.values()] == ["v2"]
+
+
+class CountingStore(InMemoryObjectStore):
+    """The in-memory store, counting HEADs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = 0
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        self.heads += 1
+        return await super().head(bucket, key)
+
+
+def complete(version_id: str, sequencer: str) -> ObjectCreated:
+    """A notification of `orders/x.csv` with everything S3 → EventBridge sends."""
+    notice = created("raw", "orders/x.csv", version_id)
+    return dataclasses.replace(notice, etag="0f1e", sequencer=sequencer)
+
+
+async def test_ingest_older_sequencer_after_newer_is_superseded_without_reading_the_object() -> (
+    None
+):
+    # GIVEN notifications that carry version id, size, ETag and sequencer (as EventBridge's do)
+    objects, ledger = CountingStore(), InMemoryLedger()
+    deps, settings = ingest_deps(objects, ledger), IngestSettings(**NAMES)
+    # WHEN the newer version's is processed first and the older one's arrives late
+    newest = await ingest_object(complete("v2", "0100"), deps, settings)
+    older = await ingest_object(complete("v1", "FF"), deps, settings)
+    # THEN the newer one is registered from the notification's facts, the older is superseded,
+    # and the object was never read (not even there: the store is empty)
+    assert (newest.outcome, older.outcome) == ("realtime", "superseded")
+    [record] = ledger.records.values()
+    assert (record.version_id, record.etag, record.size_bytes) == ("v2", "0f1e", len(BODY))
+    assert objects.heads == 0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sequencer": None},
+        {"sequencer": "not hex"},
+        {"size": None},
+        {"etag": ""},
+        {"version_id": None},
+        {"key": "orders/x+y.csv"},
+        {"key": "orders/x%2By.csv"},
+    ],
+    ids=["no-sequencer", "bad-sequencer", "no-size", "no-etag", "unversioned", "plus", "percent"],
+)
+async def test_ingest_notification_that_does_not_settle_the_version_reads_the_object(
+    changes: dict[str, Any],
+) -> None:
+    # GIVEN a notification missing one fact, or whose key may or may not be URL-encoded
+    objects, ledger = CountingStore(), InMemoryLedger()
+    notice = dataclasses.replace(complete("v1", "0A"), **changes)
+    for key in {notice.key, unquote_plus(notice.key)}:
+        objects.put("raw", key, BODY)
+    # WHEN ingest handles it
+    report = await ingest_object(notice, ingest_deps(objects, ledger), IngestSettings(**NAMES))
+    # THEN it read the object's metadata (HEAD) before registering it
+    assert objects.heads == 1
+    assert report.outcome == "realtime"

@@ -32,3 +32,13 @@ def test_s3_event_null_version_is_no_version(
 ) -> None:
     # "null" (versioning off or suspended) names whatever the key holds now: not an identity
     assert parse_s3_event(s3_event(**fields)).data.object.version_id == version_id
+
+
+def test_s3_event_carries_size_etag_sequencer_or_says_it_does_not() -> None:
+    # what EventBridge delivers (the shape of an AWS "Object Created" detail) is kept as it is
+    full = parse_s3_event(s3_event(sequencer="0064D3901D00059242")).data.object
+    assert (full.size, full.etag, full.sequencer) == (10, "abc", "0064D3901D00059242")
+    # a notification without a size says nothing about it (not an empty object): ingest reads it
+    bare = {"bucket": {"name": "sluice-raw"}, "object": {"key": "orders/a.csv"}}
+    event = {**s3_event(), "detail": bare}
+    assert parse_s3_event(event).data.object.size is None

@@ -2,7 +2,8 @@
 
 Every write that changes a file's state is a transaction of two items: the conditional write of
 the `META` item (optimistic lock on `version`) and the `STEP#<ts>#<status>` history item, so the
-history can never disagree with the state.
+history can never disagree with the state. A registration from an S3 notification adds a third:
+the key's `SEQUENCER` item, so an older version notified late is refused by the same write.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from sluice_shared.ports import (
     RunRecord,
     StaleRunError,
     StaleStateError,
+    SupersededError,
     check_fields,
     check_transition,
+    sequencer_order,
     utc_now,
 )
 from sluice_shared.retry import aws_retry, with_retry
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 PK: Final = "PK"
 SK: Final = "SK"
 META: Final = "META"
+SEQUENCER: Final = "SEQUENCER"
+# The position of the `SEQUENCER` item in the registration transaction (after META and STEP).
+_SEQUENCER_ITEM: Final = 2
 GSI1: Final = "gsi1"
 TTL_ATTRIBUTE: Final = "ttl"
 DEFAULT_HISTORY_TTL = timedelta(days=90)
@@ -81,6 +87,11 @@ def iso(moment: datetime) -> str:
 def file_pk(file_id: str) -> str:
     """The partition key of a file's items."""
     return f"FILE#{file_id}"
+
+
+def key_pk(bucket: str, key: str) -> str:
+    """The partition key of the item keeping a raw object key's latest registered sequencer."""
+    return f"KEY#{bucket}/{key}"
 
 
 def status_day_key(status: FileStatus, day: date) -> str:
@@ -173,31 +184,47 @@ class DynamoDbLedger:
 
     # ------------------------------------------------------------------------------------- files
 
-    async def register_file(self, record: FileRecord) -> tuple[bool, FileRecord]:
-        """See `Ledger.register_file`. The history gets a step `from_status=None`."""
+    async def register_file(
+        self, record: FileRecord, *, sequencer: str | None = None
+    ) -> tuple[bool, FileRecord]:
+        """See `Ledger.register_file`. The history gets a step `from_status=None`; with a
+        `sequencer`, the key's `SEQUENCER` item is checked and written in the same transaction
+        (no request of its own)."""
         step = self._step_item(record, from_status=None, fields={})
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _meta_item(record),
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": PK},
+                }
+            },
+            {"Put": {"TableName": self._table, "Item": step}},
+        ]
+        if sequencer is not None:
+            items.append(self._latest_sequencer_put(record, sequencer))
 
         async def call() -> None:
             with translating():
-                await self._client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": _meta_item(record),
-                                "ConditionExpression": "attribute_not_exists(#pk)",
-                                "ExpressionAttributeNames": {"#pk": PK},
-                            }
-                        },
-                        {"Put": {"TableName": self._table, "Item": step}},
-                    ]
-                )
+                await self._client.transact_write_items(TransactItems=items)
 
         try:
             await with_retry(call, self._retry)
-        except ConditionalCheckFailed:
+        except ConditionalCheckFailed as failed:
+            if _SEQUENCER_ITEM in failed.failed_items:
+                raise SupersededError(
+                    f"s3://{record.bucket}/{record.key} has a later notification than "
+                    f"{sequencer} registered"
+                ) from None
             existing = await self.get(record.file_id)
-            if existing is None:  # deleted between the two calls: nothing sane to return
+            if existing is None:
+                if sequencer is not None and not failed.failed_items:
+                    # The endpoint did not say which condition failed, and the file's did not.
+                    raise SupersededError(
+                        f"s3://{record.bucket}/{record.key} has a later notification registered"
+                    ) from None
+                # Deleted between the two calls: nothing sane to return.
                 raise StaleStateError(
                     f"file {record.file_id} existed and then vanished",
                     file_id=record.file_id,
@@ -205,6 +232,34 @@ class DynamoDbLedger:
                 ) from None
             return False, existing
         return True, record
+
+    def _latest_sequencer_put(self, record: FileRecord, sequencer: str) -> dict[str, Any]:
+        """The transaction item that keeps the latest S3 sequencer registered for the record's
+        key, conditional on no later one being there (an equal one is the same notification
+        again, or a retry of this write)."""
+        if sequencer_order(sequencer) != sequencer:
+            raise ValueError(f"sequencer {sequencer!r} is not in sequencer_order form")
+        item = _to_attrs(
+            {
+                PK: key_pk(record.bucket, record.key),
+                SK: SEQUENCER,
+                "bucket": record.bucket,
+                "key": record.key,
+                "sequencer": sequencer,
+                "file_id": record.file_id,
+                "version_id": record.version_id,
+                "updated_at": iso(record.updated_at),
+            }
+        )
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(#pk) OR #seq <= :seq",
+                "ExpressionAttributeNames": {"#pk": PK, "#seq": "sequencer"},
+                "ExpressionAttributeValues": {":seq": {"S": sequencer}},
+            }
+        }
 
     async def transition(
         self,
@@ -379,7 +434,7 @@ class DynamoDbLedger:
         return [_record_from(item) for item in items]
 
     async def _query(self, request: Mapping[str, Any]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+        items: list[Any] = []
         start: dict[str, Any] | None = None
         while True:
             page_request = {"TableName": self._table, **request}

@@ -21,6 +21,7 @@ would not help, and parking them as poison would blame the input for an operator
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -45,9 +46,18 @@ if TYPE_CHECKING:
 
 
 class ConditionalCheckFailed(SluiceError):
-    """A DynamoDB conditional write found the item in another state (an expected race)."""
+    """A DynamoDB conditional write found the item in another state (an expected race).
+
+    `failed_items`: for a cancelled transaction, the positions of the items whose condition
+    failed (empty when the endpoint did not say which)."""
 
     code = "conditional_check_failed"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, failed_items: frozenset[int] = frozenset()
+    ) -> None:
+        super().__init__(message, code=code)
+        self.failed_items = failed_items
 
 
 class RequestRejected(PoisonInputError):
@@ -155,13 +165,19 @@ def _status(exc: ClientError) -> int:
         return 0
 
 
-def _cancelled_by_condition(exc: ClientError) -> bool:
+def _failed_conditions(exc: ClientError) -> frozenset[int] | None:
+    """The positions of a cancelled transaction's items whose condition failed (None: none did,
+    empty: one did, but the answer does not say which)."""
     reasons = cast("list[dict[str, Any]]", exc.response.get("CancellationReasons", []) or [])
-    codes = {str(reason.get("Code", "")) for reason in reasons}
-    if codes:
-        return _CONDITIONAL in codes
-    # Some endpoints carry the reasons only in the message: "[ConditionalCheckFailed, None]".
-    return _CONDITIONAL in str(exc)
+    codes = [str(reason.get("Code", "")) for reason in reasons]
+    if not codes:
+        # Some endpoints carry the reasons only in the message: "[ConditionalCheckFailed, None]".
+        listed = re.search(r"\[([A-Za-z]+(?:, [A-Za-z]+)*)\]", str(exc))
+        if listed is None:
+            return frozenset() if _CONDITIONAL in str(exc) else None
+        codes = listed.group(1).split(", ")
+    failed = frozenset(i for i, code in enumerate(codes) if code == _CONDITIONAL)
+    return failed or None
 
 
 def _translate_client_error(exc: ClientError) -> SluiceError:
@@ -173,8 +189,9 @@ def _translate_client_error(exc: ClientError) -> SluiceError:
     if code == "ConditionalCheckFailedException":
         return ConditionalCheckFailed(message)
     if code == "TransactionCanceledException":
-        if _cancelled_by_condition(exc):
-            return ConditionalCheckFailed(message)
+        failed = _failed_conditions(exc)
+        if failed is not None:
+            return ConditionalCheckFailed(message, failed_items=failed)
         # Cancelled by a conflicting transaction or capacity: worth another try.
         return TransientError(message)
     if code in TRANSIENT_CODES or status >= 500:
