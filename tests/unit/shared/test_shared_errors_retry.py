@@ -94,6 +94,29 @@ def test_translate_cancelled_transaction_by_condition_is_conditional_check_faile
     assert type(translate(conflict)) is TransientError
 
 
+def test_translate_cancelled_transaction_says_which_items_failed_their_condition() -> None:
+    # GIVEN the reasons as a list, or (some endpoints) only in the message
+    listed = client_error(
+        "TransactionCanceledException",
+        400,
+        CancellationReasons=[{"Code": c} for c in ("None", "None", "ConditionalCheckFailed")],
+    )
+    message: dict[str, Any] = {
+        "Error": {
+            "Code": "TransactionCanceledException",
+            "Message": "Transaction cancelled, please refer cancellation reasons for specific "
+            "reasons [ConditionalCheckFailed, None, ConditionalCheckFailed]",
+        },
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
+    in_message = ClientError(message, "TransactWriteItems")  # type: ignore[arg-type]
+    # WHEN translated THEN the positions of the failed conditions are kept
+    first, second = translate(listed), translate(in_message)
+    assert isinstance(first, ConditionalCheckFailed)
+    assert isinstance(second, ConditionalCheckFailed)
+    assert (first.failed_items, second.failed_items) == (frozenset({2}), frozenset({0, 2}))
+
+
 @pytest.mark.parametrize(
     "exc",
     [
