@@ -15,15 +15,20 @@ Each SQS record's body is an EventBridge event as an EventBridge -> SQS target d
   redrive policy parks it later).
 
 Concurrency. A handler spends most of a small file's time waiting for S3, DynamoDB and EventBridge,
-so the records of a standard-queue batch run concurrently, at most `SLUICE_RECORD_CONCURRENCY` at
-once (default 4; 1 runs them one after another). Memory is what concurrency costs, so only
-**small** records share the handler: a record whose fact declares an input of at most
-`SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (`size_bytes` or `bytes_in`, default 16 MiB) or, for
-facts that carry only row counts, at most `SLUICE_CONCURRENT_RECORD_MAX_ROWS` rows
-(`rows_file_in`/`rows_in`, default 200,000). Any other record (large, or of unknown size) runs
-alone: it waits for the running records to finish and holds every slot, so a large file never has
-company. Records are admitted in batch order. A record that does not parse is only parked, and
-counts as small. Each record still gets its own result, reported in the batch's order.
+and Lambda bills the invocation's duration, so the records of a standard-queue batch run
+concurrently: at most `SLUICE_RECORD_CONCURRENCY` at once (default 10, the templates' and Lambda's
+default `BatchSize`, so a batch of small files runs all at once; 1 runs them one after another).
+Memory is what concurrency costs, so the running records' declared inputs together stay within a
+budget: `SLUICE_CONCURRENT_INPUT_BYTES` (default 64 MiB) for facts that declare bytes
+(`size_bytes` or `bytes_in`), `SLUICE_CONCURRENT_INPUT_ROWS` (default 800,000) for facts that
+carry only row counts (`rows_file_in`/`rows_in`): ten 2 KB files run together, four 16 MiB files
+at most, as many as ran together before the budget. Only **small** records share the handler: a
+record declaring at most `SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (default 16 MiB) or
+`SLUICE_CONCURRENT_RECORD_MAX_ROWS` rows (default 200,000). Any other record (large, or of unknown
+size) runs alone: it waits for the running records to finish and holds every slot, so a large file
+never has company. Records are admitted in batch order. A record that does not parse is only
+parked, and counts as small and weightless. Each record still gets its own result, reported in the
+batch's order.
 
 On a FIFO queue records run one after another, in order, and the first failure also fails every
 later record of the batch, which keeps the order of message groups (Lambda requires it).
@@ -75,9 +80,15 @@ MAX_REASON_CHARS = 1024
 RECORD_CONCURRENCY_ENV = "SLUICE_RECORD_CONCURRENCY"
 CONCURRENT_MAX_BYTES_ENV = "SLUICE_CONCURRENT_RECORD_MAX_BYTES"
 CONCURRENT_MAX_ROWS_ENV = "SLUICE_CONCURRENT_RECORD_MAX_ROWS"
-DEFAULT_RECORD_CONCURRENCY = 4
+CONCURRENT_BUDGET_BYTES_ENV = "SLUICE_CONCURRENT_INPUT_BYTES"
+CONCURRENT_BUDGET_ROWS_ENV = "SLUICE_CONCURRENT_INPUT_ROWS"
+DEFAULT_RECORD_CONCURRENCY = 10
 DEFAULT_CONCURRENT_MAX_BYTES = 16 * 2**20
 DEFAULT_CONCURRENT_MAX_ROWS = 200_000
+DEFAULT_CONCURRENT_BUDGET_BYTES = 4 * DEFAULT_CONCURRENT_MAX_BYTES
+DEFAULT_CONCURRENT_BUDGET_ROWS = 4 * DEFAULT_CONCURRENT_MAX_ROWS
+WEIGHT_UNITS = 1_000_000
+"""A record's share of the input budget is counted in millionths: the whole budget is this many."""
 MIN_REMAINING_MS_ENV = "SLUICE_MIN_REMAINING_MS"
 DEFAULT_MIN_REMAINING_MS = 10_000
 OUT_OF_TIME = "out_of_time"
@@ -119,19 +130,25 @@ class Concurrency:
         limit: records at once (1: one after another).
         max_bytes: a record whose fact declares at most this many input bytes is small.
         max_rows: for facts that declare only row counts, at most this many rows is small.
+        budget_bytes: the declared input bytes of the small records running at once stay within
+            this.
+        budget_rows: the same for facts that declare only row counts.
         metadata_only: the consumer never loads a record's data (ingest reads object metadata
-            only), so every record is small whatever size it declares.
+            only), so every record is small and weightless whatever size it declares.
     """
 
     limit: int = 1
     max_bytes: int = DEFAULT_CONCURRENT_MAX_BYTES
     max_rows: int = DEFAULT_CONCURRENT_MAX_ROWS
+    budget_bytes: int = DEFAULT_CONCURRENT_BUDGET_BYTES
+    budget_rows: int = DEFAULT_CONCURRENT_BUDGET_ROWS
     metadata_only: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Concurrency:
-        """Read `SLUICE_RECORD_CONCURRENCY` (default 4), `SLUICE_CONCURRENT_RECORD_MAX_BYTES`
-        and `SLUICE_CONCURRENT_RECORD_MAX_ROWS` (see the module docstring).
+        """Read `SLUICE_RECORD_CONCURRENCY` (default 10), `SLUICE_CONCURRENT_RECORD_MAX_BYTES`,
+        `SLUICE_CONCURRENT_RECORD_MAX_ROWS`, `SLUICE_CONCURRENT_INPUT_BYTES` and
+        `SLUICE_CONCURRENT_INPUT_ROWS` (see the module docstring).
 
         Raises ValueError for a value that is not a positive integer: a typo should fail the
         cold start, not silently change how much memory a handler may use.
@@ -141,6 +158,12 @@ class Concurrency:
             limit=_positive_int(source, RECORD_CONCURRENCY_ENV, DEFAULT_RECORD_CONCURRENCY),
             max_bytes=_positive_int(source, CONCURRENT_MAX_BYTES_ENV, DEFAULT_CONCURRENT_MAX_BYTES),
             max_rows=_positive_int(source, CONCURRENT_MAX_ROWS_ENV, DEFAULT_CONCURRENT_MAX_ROWS),
+            budget_bytes=_positive_int(
+                source, CONCURRENT_BUDGET_BYTES_ENV, DEFAULT_CONCURRENT_BUDGET_BYTES
+            ),
+            budget_rows=_positive_int(
+                source, CONCURRENT_BUDGET_ROWS_ENV, DEFAULT_CONCURRENT_BUDGET_ROWS
+            ),
         )
 
     def is_small(self, envelope: Envelope[Any]) -> bool:
@@ -148,18 +171,32 @@ class Concurrency:
         (`size_bytes`/`bytes_in` against `max_bytes`, else `rows_file_in`/`rows_in` against
         `max_rows`). A fact that declares neither is not small; with `metadata_only` every
         record is."""
+        return self.weight(envelope) < WEIGHT_UNITS
+
+    def weight(self, envelope: Envelope[Any]) -> int:
+        """The record's share of the input budget, in millionths (`WEIGHT_UNITS`, the whole
+        budget, for a record that must run alone: large, or of unknown size). With
+        `metadata_only`, 0."""
         if self.metadata_only:
-            return True
+            return 0
         data = envelope.data
         for name in ("size_bytes", "bytes_in"):
             size = getattr(data, name, None)
             if isinstance(size, int):
-                return size <= self.max_bytes
+                return _share(size, self.max_bytes, self.budget_bytes)
         for name in ("rows_file_in", "rows_in"):
             rows = getattr(data, name, None)
             if isinstance(rows, int):
-                return rows <= self.max_rows
-        return False
+                return _share(rows, self.max_rows, self.budget_rows)
+        return WEIGHT_UNITS
+
+
+def _share(amount: int, largest_small: int, budget: int) -> int:
+    """`amount`'s share of `budget` in millionths, below the whole for a small amount (at most
+    `largest_small`, and no more than the budget) and the whole otherwise."""
+    if amount > largest_small or amount > budget:
+        return WEIGHT_UNITS
+    return min(WEIGHT_UNITS - 1, -(-amount * WEIGHT_UNITS // budget))
 
 
 def min_remaining_ms_from_env(env: Mapping[str, str] | None = None) -> int:
@@ -195,32 +232,43 @@ class TimeGuard:
 
 @dataclass(slots=True)
 class _Slots:
-    """A weighted limiter that admits holders strictly in arrival order: a holder asking for
-    every slot (a large record) waits for the running ones and keeps later ones out meanwhile."""
+    """A limiter of records at once (`limit` seats) and of their summed weight (out of
+    `WEIGHT_UNITS`) that admits holders strictly in arrival order. A holder of the whole weight
+    (a large record) takes every seat too: it waits for the running ones and keeps later ones
+    out meanwhile."""
 
-    free: int
+    limit: int
+    seats: int = 0
+    free: int = WEIGHT_UNITS
     _queue: deque[object] = field(default_factory=deque)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
+    def __post_init__(self) -> None:
+        self.seats = self.limit
+
     @asynccontextmanager
-    async def hold(self, slots: int) -> AsyncIterator[None]:
+    async def hold(self, weight: int) -> AsyncIterator[None]:
+        seats = self.limit if weight >= WEIGHT_UNITS else 1
+        weight = min(weight, WEIGHT_UNITS)
         ticket = object()
         async with self._changed:
             self._queue.append(ticket)
             try:
                 await self._changed.wait_for(
-                    lambda: self._queue[0] is ticket and self.free >= slots
+                    lambda: self._queue[0] is ticket and self.seats >= seats and self.free >= weight
                 )
             finally:
                 # Admitted or cancelled while waiting: either way this ticket leaves the line.
                 self._queue.remove(ticket)
                 self._changed.notify_all()
-            self.free -= slots
+            self.seats -= seats
+            self.free -= weight
         try:
             yield
         finally:
             async with self._changed:
-                self.free += slots
+                self.seats += seats
+                self.free += weight
                 self._changed.notify_all()
 
 
@@ -325,12 +373,12 @@ class BatchProcessor:
         records = sqs_records(event)
         if self.concurrency.limit <= 1 or any(_is_fifo(r) for r in records):
             return batch_response(await self._in_order(records, handle_one, deps, accepted))
-        slots = _Slots(free=self.concurrency.limit)
+        slots = _Slots(limit=self.concurrency.limit)
 
         async def run(record: Mapping[str, Any]) -> RecordResult:
             parsed = self._parse(record, accepted)
-            small = isinstance(parsed, _Poison) or self.concurrency.is_small(parsed)
-            async with slots.hold(1 if small else self.concurrency.limit):
+            weight = 0 if isinstance(parsed, _Poison) else self.concurrency.weight(parsed)
+            async with slots.hold(weight):
                 if self.time_guard.may_start():
                     result = await self._finish(record, parsed, handle_one, deps)
                 else:

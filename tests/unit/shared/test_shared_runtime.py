@@ -25,7 +25,7 @@ from sluice_shared.errors import (
     TransientError,
 )
 from sluice_shared.runtime import Runtime
-from sluice_shared.sqs import Concurrency
+from sluice_shared.sqs import WEIGHT_UNITS, Concurrency
 from tests.fakes import FakeDeps, fake_deps
 
 DLQ = "http://127.0.0.1:1/000000000000/ingest-dlq"
@@ -450,6 +450,42 @@ def test_process_sqs_batch_small_records_run_concurrently_up_to_the_limit(
     assert len(handler.company) == 10
 
 
+def test_process_sqs_batch_default_concurrency_runs_a_batch_of_small_files_at_once(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    # GIVEN the defaults (no SLUICE_* variables) and a full batch (BatchSize 10) of small files
+    rt = concurrent_runtime(deps, log_stream, Concurrency.from_env({}))
+    handler = InFlight()
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(10)))
+    try:
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    # THEN all ten wait for their endpoints together: one round of waiting, not three
+    assert failures(response) == []
+    assert handler.peak == 10
+
+
+def test_process_sqs_batch_running_inputs_stay_within_the_budget(
+    deps: FakeDeps, log_stream: io.StringIO
+) -> None:
+    # GIVEN ten seats but room for the inputs of three 600-byte files at a time
+    rt = concurrent_runtime(
+        deps, log_stream, Concurrency(limit=10, max_bytes=1000, budget_bytes=2000)
+    )
+    handler = InFlight()
+    event = sqs_event(*(record(f"m{i}", body_of(sized(f"{i:032x}", 600))) for i in range(8)))
+    try:
+        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
+    finally:
+        rt.close()
+
+    assert failures(response) == []
+    assert handler.peak == 3
+    assert len(handler.company) == 8
+
+
 def test_process_sqs_batch_large_record_runs_alone(deps: FakeDeps, log_stream: io.StringIO) -> None:
     rt = concurrent_runtime(deps, log_stream, Concurrency(limit=4, max_bytes=1000))
     handler = InFlight()
@@ -543,14 +579,25 @@ def _after_batch_line(logger: Logger, stream: io.StringIO) -> str:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, Concurrency(limit=4, max_bytes=16 * 2**20, max_rows=200_000)),
+        (
+            {},
+            Concurrency(
+                limit=10,
+                max_bytes=16 * 2**20,
+                max_rows=200_000,
+                budget_bytes=64 * 2**20,
+                budget_rows=800_000,
+            ),
+        ),
         (
             {
                 "SLUICE_RECORD_CONCURRENCY": "1",
                 "SLUICE_CONCURRENT_RECORD_MAX_BYTES": "1024",
                 "SLUICE_CONCURRENT_RECORD_MAX_ROWS": "10",
+                "SLUICE_CONCURRENT_INPUT_BYTES": "4096",
+                "SLUICE_CONCURRENT_INPUT_ROWS": "40",
             },
-            Concurrency(limit=1, max_bytes=1024, max_rows=10),
+            Concurrency(limit=1, max_bytes=1024, max_rows=10, budget_bytes=4096, budget_rows=40),
         ),
     ],
 )
@@ -590,6 +637,20 @@ def test_concurrency_is_small_by_bytes_then_rows_unknown_is_large() -> None:
     metadata_only = Concurrency(limit=4, max_bytes=100, metadata_only=True)
     assert metadata_only.is_small(sized(FILE_ID, 10**9))
     assert metadata_only.is_small(no_size)
+
+
+def test_concurrency_weight_is_the_share_of_the_budget_whole_for_large_or_unknown() -> None:
+    limits = Concurrency(limit=10, max_bytes=100, max_rows=5, budget_bytes=400, budget_rows=20)
+    no_size = cast("Envelope[Any]", SimpleNamespace(data=SimpleNamespace(file_id=FILE_ID)))
+
+    assert limits.weight(sized(FILE_ID, 100)) == 250_000
+    assert limits.weight(sized(FILE_ID, 1)) == 2_500
+    assert limits.weight(sized(FILE_ID, 0)) == 0
+    assert limits.weight(sized(FILE_ID, 101)) == WEIGHT_UNITS
+    assert limits.weight(no_size) == WEIGHT_UNITS
+    assert (
+        Concurrency(limit=4, max_bytes=100, metadata_only=True).weight(sized(FILE_ID, 10**9)) == 0
+    )
 
 
 class WorkerDied(BaseException):
