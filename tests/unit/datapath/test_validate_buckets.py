@@ -101,3 +101,44 @@ def test_assign_buckets_rejects_bad_arguments() -> None:
         assign_buckets(_keys(), ["id"], 0)
     with pytest.raises(KeyError):
         assign_buckets(_keys(), ["missing"], 3)
+
+
+def _words_as_written_in_the_format(values: pa.Array) -> list[list[int]]:
+    """Each value's words as the hash reads them, built byte by byte in Python: its bytes in
+    little-endian 64-bit words, the last padded with zero bytes, then zero words up to the
+    longest value's (a null has no bytes)."""
+    raw = [v.encode() if v is not None else b"" for v in values.to_pylist()]
+    count = (max(map(len, raw), default=0) + 7) // 8
+    return [
+        [int.from_bytes(v[8 * k : 8 * k + 8].ljust(8, b"\x00"), "little") for k in range(count)]
+        for v in raw
+    ]
+
+
+def test_assign_buckets_string_words_are_the_values_bytes_in_zero_padded_words() -> None:
+    # GIVEN strings of every length around the word size, multi-byte characters, empty values
+    # and nulls, in a sliced array (a column of a batch cut from a bigger one)
+    import random
+
+    from sluice_shared.datapath import buckets
+
+    rng = random.Random(7)
+    for _ in range(60):
+        values = [
+            None
+            if rng.random() < 0.1
+            else "".join(rng.choice("aZ0-é€") for _ in range(rng.choice([0, 1, 7, 8, 9, 17, 40])))
+            for _ in range(rng.randrange(2, 40))
+        ]
+        column = pa.array(["pad", *values, "pad"], pa.string()).slice(1, len(values))
+        seed = pa.nulls(len(values), pa.uint64()).fill_null(0)
+        # WHEN the words are folded into the hash, and the same words built in Python are
+        expected = seed
+        lengths = pc.fill_null(pc.binary_length(column), 0).cast(pa.uint64())
+        expected = buckets._combine(expected, lengths)
+        words = _words_as_written_in_the_format(column)
+        for k in range(len(words[0])):
+            expected = buckets._combine(expected, pa.array([w[k] for w in words], pa.uint64()))
+        # THEN both give the same hashes
+        folded = buckets._words_of_binary(column.cast(pa.binary()), seed)
+        assert folded.to_pylist() == expected.to_pylist()

@@ -41,15 +41,26 @@ def _combine(h: pa.Array, word: pa.Array) -> pa.Array:
 
 
 def _words_of_binary(values: pa.Array, h: pa.Array) -> pa.Array:
-    """Fold the bytes of each binary value into `h`, eight bytes (one word) at a time."""
+    """Fold the bytes of each binary value into `h`, eight bytes (one word) at a time; a value's
+    last word is padded with zero bytes, and a value shorter than a word's start (or null)
+    contributes a zero word there."""
     lengths = pc.fill_null(pc.binary_length(values), 0)
     longest = pc.max(lengths).as_py() or 0
     h = _combine(h, pc.cast(lengths, _U64))
+    if not longest:
+        return h
+    shortest = pc.min(lengths).as_py() or 0
+    # Every value followed by eight zero bytes, once: then each word is one slice (and a cast),
+    # not a slice, a join and a slice of its own.
+    padded = pc.binary_join_element_wise(values, _PAD8, b"")
+    if padded.null_count:
+        padded = pc.fill_null(padded, _PAD8)
     for start in range(0, longest, 8):
-        piece = pc.binary_slice(values, start, start + 8)
-        padded = pc.binary_slice(pc.binary_join_element_wise(piece, _PAD8, b""), 0, 8)
-        fixed = pc.fill_null(padded, _PAD8).cast(pa.binary(8))
-        word = pa.Array.from_buffers(_U64, len(fixed), [None, fixed.buffers()[1]], 0)
+        piece = pc.binary_slice(padded, start, start + 8)
+        if shortest < start:  # values that end before this word: a zero word, as for a null
+            piece = pc.if_else(pc.less(lengths, start), _PAD8, piece)
+        fixed = piece.cast(pa.binary(8))
+        word = pa.Array.from_buffers(_U64, len(fixed), [None, fixed.buffers()[1]], fixed.offset)
         h = _combine(h, word)
     return h
 
