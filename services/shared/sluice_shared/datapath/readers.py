@@ -167,11 +167,20 @@ class _BlockBytes:
 class _Screened:
     """A block with the records set aside by `_screen` left out."""
 
-    clean: bytes
+    data: bytes  # the whole block
     kept: pa.Int64Array  # block record index of each remaining record, ascending
     bad: list[BadRecord]
     longest: int  # longest remaining record
     dropped: list[tuple[int, int]]  # the byte ranges of the block left out, merged
+    _clean: bytes | None = None
+
+    @property
+    def clean(self) -> bytes:
+        """The block without the `dropped` ranges, copied once when first asked for (a CSV
+        cut that is never read, or whose read is taken from another cut, never copies)."""
+        if self._clean is None:
+            self._clean = _without(self.data, self.dropped)
+        return self._clean
 
 
 def _screen(
@@ -201,10 +210,10 @@ def _screen(
         if i not in bad:
             bad[i] = BadRecord(i, INVALID_UTF8, f"invalid UTF-8 at byte offset {base_offset + at}")
     excluded = sorted(bad)
-    clean, dropped = _drop_ranges(block.data, starts, excluded)
+    dropped = _dropped_ranges(block.data, starts, excluded)
     keep = pc.invert(pc.is_in(arange(n), value_set=pa.array(excluded, pa.int64())))
     kept = pc.filter(arange(n), keep)
-    return _Screened(clean, kept, [bad[i] for i in excluded], longest or 0, dropped)
+    return _Screened(block.data, kept, [bad[i] for i in excluded], longest or 0, dropped)
 
 
 def int64_view(values: pa.Int64Array) -> Sequence[int]:
@@ -216,12 +225,12 @@ def int64_view(values: pa.Int64Array) -> Sequence[int]:
     return words[values.offset : values.offset + len(values)]
 
 
-def _drop_ranges(
+def _dropped_ranges(
     data: bytes, starts: Sequence[int], excluded: list[int]
-) -> tuple[bytes, list[tuple[int, int]]]:
-    """`data` without the records at the (sorted) indices `excluded`, and the byte ranges left
-    out (merged). A record runs to the next record's start (blank lines after it go with it);
-    blank lines before the first record go too (as `_drop_records` does)."""
+) -> list[tuple[int, int]]:
+    """The byte ranges (merged) of the records at the (sorted) indices `excluded`. A record runs
+    to the next record's start (blank lines after it go with it); blank lines before the first
+    record go too (as `_drop_records` does)."""
     n = len(starts)
     dropped: list[tuple[int, int]] = []
     if excluded and starts[0] > 0:
@@ -233,8 +242,13 @@ def _drop_ranges(
             dropped[-1] = (dropped[-1][0], end)
         else:
             dropped.append((start, end))
+    return dropped
+
+
+def _without(data: bytes, dropped: list[tuple[int, int]]) -> bytes:
+    """`data` without the (sorted, merged) byte ranges `dropped`."""
     if not dropped:
-        return data, dropped
+        return data
     view = memoryview(data)  # slices of a view are not copies: the join copies once
     parts: list[memoryview] = []
     previous = 0
@@ -242,7 +256,7 @@ def _drop_ranges(
         parts.append(view[previous:start])
         previous = end
     parts.append(view[previous:])
-    return b"".join(parts), dropped
+    return b"".join(parts)
 
 
 def _drop_records(

@@ -156,13 +156,15 @@ class _Stager:
             self.paths[bucket] = path
         return writer
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch, buckets: pa.Array | None = None) -> None:
+        """Append `batch` to its buckets' files (`buckets`: each row's, when already known)."""
         if batch.num_rows == 0:
             return
         if self.bucket_count == 1:
             self._writer(0).write_batch(batch)
             return
-        buckets = assign_buckets(batch, self.key_columns, self.bucket_count)
+        if buckets is None:
+            buckets = assign_buckets(batch, self.key_columns, self.bucket_count)
         for bucket in pc.unique(buckets).to_pylist():
             part = batch.filter(pc.equal(buckets, pa.scalar(bucket, buckets.type)))
             self._writer(int(bucket)).write_batch(part)
@@ -189,11 +191,17 @@ class _Counts:
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    """A parsed block, its checks (None when it holds no record) and its bad-row mask."""
+    """A parsed block, its checks (None when it holds no record) and its bad-row mask, and its
+    valid rows ready to stage: their block record indices, typed columns (contract order),
+    absolute byte offsets and buckets (None with one bucket)."""
 
     parsed: ParsedBlock
     checked: checks.CheckedBlock | None
     bad_mask: pa.BooleanArray | None
+    rows: pa.Array | None = None
+    columns: list[pa.Array] = field(default_factory=list)
+    offsets: pa.Array | None = None
+    buckets: pa.Array | None = None
 
 
 def _raw_text(data: bytes) -> str:
@@ -222,6 +230,7 @@ class _FileValidator:
         self.is_csv = contract.format.kind == "csv"
         self.names = [c.name for c in contract.columns]
         self.schema = staged_schema(contract)
+        self.typed_schema = pa.schema([self.schema.field(name) for name in self.names])
         self.quarantine = QuarantineWriter(
             out_dir / f"p{partition:05d}.quarantine.jsonl",
             keep_raw=contract.quarantine.policy != "skip",
@@ -404,7 +413,21 @@ class _FileValidator:
             max_field_bytes=self.limits.max_field_bytes,
             check_field_size=parsed.max_record_bytes > self.limits.max_field_bytes,
         )
-        return _Checked(parsed, checked, checked.bad_mask(len(parsed.rows)))
+        bad_mask = checked.bad_mask(len(parsed.rows))
+        # The valid rows' columns, offsets and buckets are computed here too (on a check
+        # thread when there are two): only their row numbers depend on the blocks before.
+        rows = parsed.rows
+        columns = [checked.typed[name] for name in self.names]
+        if bad_mask is not None:
+            good = pc.invert(bad_mask)
+            rows = pc.filter(rows, good)
+            columns = [pc.filter(column, good) for column in columns]
+        offsets = pc.add(pc.take(parsed.bounds.starts, rows), block.offset)
+        buckets = None
+        if self.stager.bucket_count > 1 and len(rows):
+            keys = pa.RecordBatch.from_arrays(columns, schema=self.typed_schema)
+            buckets = assign_buckets(keys, self.stager.key_columns, self.stager.bucket_count)
+        return _Checked(parsed, checked, bad_mask, rows, columns, offsets, buckets)
 
     def _block(self, block: Block, done: _Checked | None = None) -> None:
         """Quarantine the bad rows of a checked block and stage its valid rows, in file order."""
@@ -415,19 +438,14 @@ class _FileValidator:
             return
         if parsed.bad or bad_mask is not None:
             self._quarantine_block(block, parsed, checked, bad_mask)
-        rows = parsed.rows
-        columns = checked.typed
-        if bad_mask is not None:
-            good = pc.invert(bad_mask)
-            rows = pc.filter(rows, good)
-            columns = {name: pc.filter(col, good) for name, col in columns.items()}
+        rows = done.rows
+        assert rows is not None
         self.counts.rows_in += n_records
         if len(rows):
             numbers = pc.add(rows, (self.partition << PARTITION_SHIFT) + self.row_base + 1)
-            offsets = pc.add(pc.take(parsed.bounds.starts, rows), block.offset)
-            arrays = [columns[name] for name in self.names] + [numbers, offsets]
+            arrays = [*done.columns, numbers, done.offsets]
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-            self.stager.write(batch)
+            self.stager.write(batch, done.buckets)
             self.counts.rows_valid += len(rows)
         self.row_base += n_records
 
