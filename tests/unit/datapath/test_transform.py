@@ -496,7 +496,9 @@ def test_transform_bucket_two_threads_hash_and_transform_off_the_callers_thread_
     from sluice_shared.datapath.buckets import assign_buckets
 
     # GIVEN two partitions of many small chunks with duplicates and failing casts, on two CPUs
+    # (threads even for this small input)
     monkeypatch.setattr(transform, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(transform, "INLINE_BYTES", -1)
     monkeypatch.setattr(transform, "usable_cpus", lambda: 2)
     contract = make_contract(transform={"dedupe": True, "casts": {"code": "int64"}})
     partitions = [
@@ -540,3 +542,29 @@ def test_transform_bucket_two_threads_hash_and_transform_off_the_callers_thread_
     assert {q["reason_code"] for q in quarantined_1} == {"duplicate_primary_key", "cast_failed"}
     assert result_2.reasons == result_1.reasons
     assert result_2.rows_in == result_2.rows_out + result_2.rows_quarantined == 600
+
+
+def test_transform_bucket_small_input_stays_on_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sluice_shared.datapath import transform
+
+    # GIVEN a small bucket on two CPUs
+    monkeypatch.setattr(transform, "usable_cpus", lambda: 2)
+    seen: set[str] = set()
+    real_chunk = transform._transform_chunk
+
+    def spy_chunk(*args: Any) -> Any:
+        seen.add(threading.current_thread().name)
+        return real_chunk(*args)
+
+    monkeypatch.setattr(transform, "_transform_chunk", spy_chunk)
+    rows = [{"id": f"k{i % 40}", "qty": i} for i in range(50)]
+    # WHEN it is transformed
+    result, table, _ = run(tmp_path, make_contract(), [rows])
+    # THEN no thread was started for it
+    assert seen == {threading.current_thread().name}
+    assert table is not None
+    assert (result.rows_out, result.rows_quarantined) == (40, 10)

@@ -153,6 +153,7 @@ def test_validate_checks_blocks_on_threads_with_the_sequential_output(
 
     # GIVEN many small blocks with bad rows spread through them, on two CPUs
     monkeypatch.setattr(validate_module, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(validate_module, "INLINE_BYTES", -1)
     monkeypatch.setattr(validate_module, "usable_cpus", lambda: 2)
     rows = [_order(n, quantity="0" if n % 7 == 0 else "3") for n in range(1, 401)]
     data = HEADER + b"".join(rows)
@@ -179,6 +180,33 @@ def test_validate_checks_blocks_on_threads_with_the_sequential_output(
     assert _quarantined(threaded) == _quarantined(sequential)
     for result in (threaded, sequential):
         assert sorted(result.staged) == [0, 1]
+
+
+def test_validate_small_file_is_checked_on_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import sluice_shared.datapath.validate as validate_module
+    from sluice_shared.datapath import checks
+
+    # GIVEN a small file (under INLINE_BYTES) of several blocks, on two CPUs
+    monkeypatch.setattr(validate_module, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(validate_module, "usable_cpus", lambda: 2)
+    data = HEADER + b"".join(_order(n) for n in range(1, 201))
+    seen: set[str] = set()
+    real_check = checks.check_block
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.add(threading.current_thread().name)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "check_block", spy)
+    # WHEN it is validated
+    result = _run(tmp_path, data)
+    # THEN every block was checked without starting a thread
+    assert seen == {threading.current_thread().name}
+    assert result.rows_valid == 200
 
 
 # ------------------------------------------------------------------------- file rejections

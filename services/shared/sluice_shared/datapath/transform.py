@@ -65,11 +65,16 @@ CHUNK_ROWS = 65_536
 # next (Arrow's kernels and IPC writer release the GIL). Rows, quarantine records and their
 # order are those of one thread; pass 2 holds one chunk more.
 TRANSFORM_THREADS = 2
+# Inputs up to this size are transformed on the caller's thread: starting threads costs more
+# than they gain on a small file (the common case on the real-time path).
+INLINE_BYTES = 1 * 2**20
 
 
-def transform_threads() -> int:
-    """`TRANSFORM_THREADS`, at most the CPUs this process may run on (1 = all on the caller's
-    thread, as on a one-vCPU function)."""
+def transform_threads(input_bytes: int) -> int:
+    """`TRANSFORM_THREADS`, at most the CPUs this process may run on; 1 (all on the caller's
+    thread, as on a one-vCPU function) for inputs of at most `INLINE_BYTES`."""
+    if input_bytes <= INLINE_BYTES:
+        return 1
     return max(1, min(TRANSFORM_THREADS, usable_cpus()))
 
 
@@ -541,7 +546,7 @@ def transform_bucket(
     schema = transformed_schema(contract)
     source_columns = [*contract_schema(contract).names, ROW_COLUMN, OFFSET_COLUMN]
     key_columns = list(contract.primary_key)
-    threads = transform_threads()
+    threads = transform_threads(sum(path.stat().st_size for path in inputs))
     deduper: _Deduper | None = None
     if contract.transform.dedupe and key_columns:
         candidates = _candidate_rows(inputs, key_columns, threads)

@@ -84,11 +84,18 @@ CHECK_THREADS = 2
 # 255 MB / 192 MB with the function-process settings; two threads with 4 MiB 381 / 240 MB;
 # two threads with 2 MiB 256 / 186 MB).
 THREADED_BLOCK_BYTES = 2 << 20
+# Plain inputs up to this size are checked on the caller's thread: they are one block, and
+# starting threads for a small file (the common case on the real-time path) costs more than
+# nothing.
+INLINE_BYTES = 1 << 20
 
 
-def check_threads() -> int:
+def check_threads(input_bytes: int | None = None) -> int:
     """Threads that parse and check blocks: `CHECK_THREADS`, at most the CPUs this process may
-    run on (1 = all on the caller's thread, as on a one-vCPU function)."""
+    run on (1 = all on the caller's thread, as on a one-vCPU function, and for plain inputs of
+    `input_bytes` up to `INLINE_BYTES`; None = not known, e.g. gzip)."""
+    if input_bytes is not None and input_bytes <= INLINE_BYTES:
+        return 1
     return max(1, min(CHECK_THREADS, usable_cpus()))
 
 
@@ -240,12 +247,17 @@ class _FileValidator:
         )
         self.row_base = 0  # rows of this partition before the current block
         self.fail_fast = contract.quarantine.policy == "fail"
-        self.threads = check_threads()
-        self.block_bytes = (
-            BLOCK_BYTES if self.threads == 1 else min(BLOCK_BYTES, THREADED_BLOCK_BYTES)
-        )
+        self.threads = 1  # decided by `run`, from the input's size
+        self.block_bytes = BLOCK_BYTES
 
     # ------------------------------------------------------------------ reading
+
+    def _plain_bytes(self) -> int | None:
+        """Bytes this call reads from a plain (not gzip) object; None for gzip."""
+        if is_gzip(self.src, self.key, self.contract.format.compression):
+            return None
+        start, end = self.byte_range or (0, self.src.stat().st_size)
+        return end - start
 
     def _chunks(self) -> Iterator[bytes]:
         size = self.src.stat().st_size
@@ -503,6 +515,9 @@ class _FileValidator:
                 "file_too_large",
                 f"object of {size} bytes exceeds the limit of {self.limits.max_file_bytes} bytes",
             )
+        self.threads = check_threads(self._plain_bytes())
+        if self.threads > 1:
+            self.block_bytes = min(BLOCK_BYTES, THREADED_BLOCK_BYTES)
         try:
             self._run_blocks()
         except SourceError as exc:
