@@ -126,3 +126,62 @@ def test_read_gzip_output_over_file_limit_raises_file_too_large() -> None:
     with pytest.raises(SourceError) as caught:
         b"".join(read_gzip(io.BytesIO(payload), len(payload), 10_000.0, 1000, 512))
     assert caught.value.code == "file_too_large"
+
+
+def _blocks_of_one_buffer(pieces: list[bytes], quote: bytes, block_bytes: int) -> list[Block]:
+    """The blocks as cut from one growing buffer: each piece is appended, and once the buffer
+    holds `block_bytes`, everything up to its last record end is a block."""
+    buf = b""
+    offset = 0
+    blocks = []
+    for piece in pieces:
+        buf += piece
+        if len(buf) < block_bytes:
+            continue
+        cut = last_record_end(buf, quote)
+        if cut:
+            blocks.append(Block(buf[:cut], offset))
+            offset += cut
+            buf = buf[cut:]
+    if buf:
+        blocks.append(Block(buf, offset))
+    return blocks
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_iter_blocks_cuts_at_the_last_record_end_of_each_buffer_whatever_the_chunks(
+    seed: int,
+) -> None:
+    # GIVEN a stream of records with quoted newlines, read in chunks of random sizes
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for _ in range(rng.randrange(1, 60)):
+        text = "".join(rng.choice('ab,"\n') for _ in range(rng.randrange(0, 12)))
+        records.append(f'{rng.randrange(100)},"{text.replace(chr(34), "")}"\n')
+    data = "".join(records).encode()
+    block_bytes = rng.choice([8, 16, 40, 100])
+    pieces = []
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([block_bytes, block_bytes, rng.randrange(1, 2 * block_bytes)])
+        pieces.append(data[pos : pos + size])
+        pos += size
+    # WHEN it is cut into blocks
+    blocks = list(
+        iter_blocks(
+            iter(pieces), offset=0, quote=b'"', block_bytes=block_bytes, max_record_bytes=10**6
+        )
+    )
+    # THEN they are the blocks of one growing buffer: the stream, in order, each ending on a
+    # record end
+    assert blocks == _blocks_of_one_buffer(pieces, b'"', block_bytes)
+    assert b"".join(b.data for b in blocks if isinstance(b, Block)) == data
+    offset = 0
+    for block in blocks:
+        assert isinstance(block, Block)
+        assert block.offset == offset
+        assert block.data.count(b'"') % 2 == 0
+        assert block.data.endswith(b"\n") or offset + len(block.data) == len(data)
+        offset += len(block.data)

@@ -172,6 +172,24 @@ def first_record_end(buf: bytes, quote: bytes | None, odd: int) -> tuple[int, in
         pos = nl + 1
 
 
+def _last_record_end_in(head: bytes, chunk: bytes, quote: bytes | None) -> int:
+    """`last_record_end(head + chunk, quote) - len(head)` when that record end is in `chunk`,
+    else -1; without joining them. `head` must start at a record start."""
+    p = chunk.rfind(b"\n")
+    if p < 0:
+        return -1
+    if quote is None:
+        return p + 1
+    odd = (head.count(quote) + chunk.count(quote, 0, p)) & 1
+    while odd:
+        q = chunk.rfind(b"\n", 0, p)
+        if q < 0:
+            return -1
+        odd ^= chunk.count(quote, q, p) & 1
+        p = q
+    return p + 1
+
+
 def iter_blocks(
     chunks: Iterator[bytes],
     *,
@@ -188,6 +206,16 @@ def iter_blocks(
     """
     buf = b""
     for chunk in chunks:
+        if len(buf) + len(chunk) >= block_bytes:
+            # Usually the block ends in the new chunk: copy it out once (joined to the start
+            # of a record left from the previous chunk), not into a buffer and then out again.
+            end = _last_record_end_in(buf, chunk, quote)
+            if end >= 0:
+                data = b"".join((buf, memoryview(chunk)[:end])) if buf else chunk[:end]
+                yield Block(data, offset)
+                offset += len(data)
+                buf = chunk[end:]
+                continue
         buf = buf + chunk if buf else chunk
         if len(buf) < block_bytes:
             continue
