@@ -34,6 +34,7 @@ from sluice_shared.datapath.blocks import (
     record_bounds,
     split_lines,
 )
+from sluice_shared.datapath.schema import one_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -518,7 +519,7 @@ class _CsvAttempt:
             return ParsedBlock(self.bounds, empty, _index_array([]), bad, 0)
         table = self.table
         if table is not None and table.num_rows + len(self.invalid) == n:
-            columns = {name: table.column(name).combine_chunks() for name in names}
+            columns = {name: one_array(table.column(name)) for name in names}
             if not self.invalid:
                 return ParsedBlock(self.bounds, columns, kept, bad, longest)
             skipped = sorted(number - 1 for number, _ in self.invalid)
@@ -811,7 +812,7 @@ def parse_jsonl_block(
         except pa.ArrowInvalid:
             table = None
         if table is not None and table.num_rows == n:
-            columns = {s.name: table.column(s.source or s.name).combine_chunks() for s in specs}
+            columns = {s.name: one_array(table.column(s.source or s.name)) for s in specs}
             return ParsedBlock(bounds, columns, kept, bad, longest)
     # Slow path. Indices j below number the records of `clean` (record j is kept[j]): set
     # aside suspects, read the rest in one call (in runs around any bad record pyarrow still
@@ -838,7 +839,7 @@ def parse_jsonl_block(
     for first, table in pieces:
         row_parts.append(rows_of_rest.slice(first, table.num_rows))
         for s in specs:
-            column_parts[s.name].append(table.column(s.source or s.name).combine_chunks())
+            column_parts[s.name].append(one_array(table.column(s.source or s.name)))
     rows = pa.concat_arrays(row_parts)
     order = pc.sort_indices(rows)
     columns = {

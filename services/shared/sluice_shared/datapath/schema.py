@@ -1,4 +1,4 @@
-"""Arrow types for data contracts, and the bookkeeping columns of staged data."""
+"""Arrow types for data contracts, the bookkeeping columns of staged data, and a helper."""
 
 from __future__ import annotations
 
@@ -45,3 +45,10 @@ def staged_schema(contract: DatasetContract) -> pa.Schema:
 def global_row(partition: int, row_number: int) -> int:
     """Row id ordering rows by (partition, row number): earlier in the file sorts first."""
     return (partition << PARTITION_SHIFT) | row_number
+
+
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """`column` as one array: its only chunk as it is (`combine_chunks` copies even that)."""
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    return column.combine_chunks()

@@ -43,6 +43,7 @@ from sluice_shared.datapath.schema import (
     ROW_COLUMN,
     arrow_type,
     contract_schema,
+    one_array,
 )
 from sluice_shared.errors import PoisonInputError
 
@@ -487,7 +488,7 @@ def _transform_chunk(
     for index in lookups:
         table = index.apply(table)
     for name, column_type in spec.casts.items():
-        column = table.column(name).combine_chunks()
+        column = one_array(table.column(name))
         table = _cast_column(table, name, column, arrow_type(column_type), quarantine)
     return table
 
