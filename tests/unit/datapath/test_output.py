@@ -343,3 +343,31 @@ def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
     assert digest(two) == digest(one)
     assert len(two.objects) == 5
     assert two.rows == one.rows == 3000
+
+
+def test_write_partitioned_split_by_filter_or_by_sort_gives_the_same_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_shared.datapath import output
+
+    # GIVEN rows of three days and two regions, interleaved
+    contract = make_contract([*DAY, {"name": "region", "column": "region"}])
+    rows = [
+        {"id": f"r{i}", "region": ["eu", "us"][i % 2], "ts": ts(1 + i % 3, i % 24), "qty": i}
+        for i in range(500)
+    ]
+    # WHEN each chunk is split with a filter per partition, then with a sort
+    monkeypatch.setattr(output, "FILTER_SPLIT_PARTITIONS", 64)
+    filtered = run(tmp_path, contract, rows, out="filter", row_group_rows=32)
+    monkeypatch.setattr(output, "FILTER_SPLIT_PARTITIONS", 0)
+    sorted_ = run(tmp_path, contract, rows, out="sort", row_group_rows=32)
+
+    # THEN the objects are the same, byte for byte
+    def digest(result: OutputResult) -> dict[str, str]:
+        return {
+            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
+        }
+
+    assert digest(filtered) == digest(sorted_)
+    assert len(filtered.objects) == 6
+    assert filtered.rows == 500

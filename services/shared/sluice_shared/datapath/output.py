@@ -47,6 +47,9 @@ _HIVE_ESCAPED = frozenset("\"#%'*/:=?\\{[]^")
 ROW_GROUP_ROWS = 32_768  # a partition's buffer is written (one row group) at this many rows
 MAX_BUFFERED_ROWS = 65_536  # all partitions' buffers together; the biggest is flushed beyond
 MAX_OPEN_WRITERS = 32
+# A chunk spanning at most this many partitions is split with one filter per partition, else
+# with one sort (a filter per partition reads the whole chunk each time).
+FILTER_SPLIT_PARTITIONS = 4
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
 _WRITE_QUEUE_DEPTH = 2  # row groups waiting per writer thread (bounds memory, keeps overlap)
 # Writer threads on a process with two or more CPUs (a Lambda function has two vCPUs from
@@ -176,6 +179,13 @@ def _split_by_partition(
     first = combined[0].as_py()
     if pc.all(pc.equal(combined, first)).as_py():
         yield path_of(first), table
+        return
+    codes = pc.unique(combined)
+    if len(codes) <= FILTER_SPLIT_PARTITIONS:
+        # A few partitions (days of an hourly export): one filter each costs less than sorting
+        # the chunk and gathering it; rows keep their input order either way.
+        for code in sorted(codes.to_pylist()):
+            yield path_of(code), table.filter(pc.equal(combined, code))
         return
     order = pc.sort_indices(combined)  # stable: rows keep their input order within a partition
     runs = pc.run_end_encode(combined.take(order))
