@@ -1031,9 +1031,10 @@ class LocalRuntime:
             log.warning("rule target %s: %s", arn, exc)
 
     def _start_from_thread(self, arn: str, payload: str) -> None:
-        """StartExecution for a rule target, from a moto or timer thread: waits for the engine's
-        answer so that a refusal (an input that is not JSON, a missing state machine) fails the
-        delivery and reaches the target's DLQ.
+        """StartExecution for a rule target, from a moto call (on the pool or, for the calls the
+        endpoint runs inline, on the loop) or a timer thread: waits for the engine's answer so
+        that a refusal (an input that is not JSON, a missing state machine) fails the delivery
+        and reaches the target's DLQ.
 
         Raises:
             TargetError: the engine refused the execution.
@@ -1050,11 +1051,13 @@ class LocalRuntime:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop:
-            self._loop.call_soon(self._start_execution, arn, payload)
-            return
         try:
-            asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=30)
+            if running is self._loop:
+                # Already on the loop: the engine answers at once (the execution is a task).
+                assert self.engine is not None
+                self.engine.start_execution(arn, input_text=payload)
+            else:
+                asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=30)
         except ApiError as exc:
             error: TargetError = (
                 TargetNotFound(exc.message)
@@ -1062,13 +1065,6 @@ class LocalRuntime:
                 else TargetError(f"{exc.type_name}: {exc.message}")
             )
             raise error from exc
-
-    def _start_execution(self, arn: str, payload: str) -> None:
-        assert self.engine is not None
-        try:
-            self.engine.start_execution(arn, input_text=payload)
-        except Exception as exc:
-            log.warning("StartExecution %s failed: %s", arn, exc)
 
     async def _sfn(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         from sluice.local.workflow import api
