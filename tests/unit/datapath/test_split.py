@@ -7,6 +7,7 @@ import gzip
 import io
 import itertools
 import tempfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from contracts.datasets import DatasetContract
 from contracts.datasets.loader import load_contract
+from sluice_shared.datapath import split
 from sluice_shared.datapath.split import ByteRange, plan_byte_ranges
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.limits import Limits
@@ -210,3 +212,28 @@ def test_split_jsonl_leading_blank_lines_join_the_first_record(tmp_path: Path) -
     # THEN no range holds only blank lines: the blanks travel with the first record
     assert ranges == [ByteRange(0, 0, len(data))]
     _check_split_equals_whole(data, JSON_CONTRACT, 1)
+
+
+@pytest.mark.parametrize(
+    ("contract", "record"),
+    [(CSV_CONTRACT, b'1,"x"\n'), (JSON_CONTRACT, b'{"id":1}\n')],
+    ids=["csv", "jsonl"],
+)
+def test_split_planning_holds_small_windows_not_a_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract: DatasetContract, record: bytes
+) -> None:
+    # GIVEN an 8 MB object cut in two ranges of 4 MB, scanned in 256 KiB chunks
+    monkeypatch.setattr(split, "SCAN_BYTES", 256 << 10)
+    header = b"id,note\n" if contract.format.kind == "csv" else b""
+    src = tmp_path / "in.data"
+    src.write_bytes(header + record * ((8 << 20) // len(record)))
+    # WHEN the ranges are planned
+    tracemalloc.start()
+    try:
+        ranges, _ = plan_byte_ranges(src, contract, target_bytes=4 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # THEN they were found reading windows of at most 1 MiB, never a whole range at once
+    assert len(ranges) == 2
+    assert peak < 2 << 20, f"planning held {peak} bytes"

@@ -52,11 +52,25 @@ def _skip_blank_lines(fh: BinaryIO, cuts: list[int], size: int) -> list[int]:
             pos += len(window)
         if pos < size and (not moved or pos > moved[-1]):
             moved.append(pos)
-    if moved:
-        fh.seek(0)
-        if not fh.read(moved[0]).lstrip(b"\r\n"):
-            moved.pop(0)
+    if moved and _only_blank_lines(fh, moved[0]):
+        moved.pop(0)
     return moved
+
+
+def _only_blank_lines(fh: BinaryIO, end: int) -> bool:
+    """Whether bytes [0, end) are only newlines, read in small windows up to the first other
+    byte (reading the whole first range at once would hold it in memory: ~210 MB of a 421 MB
+    file cut in two)."""
+    fh.seek(0)
+    pos = 0
+    while pos < end:
+        window = fh.read(min(1 << 16, end - pos))
+        if not window:
+            break
+        if window.lstrip(b"\r\n"):
+            return False
+        pos += len(window)
+    return True
 
 
 def _ranges(cuts: list[int], size: int) -> list[ByteRange]:
