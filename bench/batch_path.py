@@ -6,14 +6,16 @@
 
 For each worker count W it brings up the local runtime (`sluice local up --detach`, the real
 templates) with `BatchMaxConcurrency=W` (children of each Distributed Map running at once, each a
-worker process of the function runner), uploads the CSV to an archive bucket (no notification,
-so the real-time path stays out of it), starts the batch state machine on it and times the
-execution from StartExecution to its end. Peak RSS per worker comes from the runner's Lambda-style
-`REPORT ... Max Memory Used` lines; CPU seconds of the runtime process (in-process moto, workflow
-engine, runner) and of its worker processes come from psutil (pid from `runtime.json`), for the
-upload and for the execution separately. Identity: the Parquet the batch run wrote is compared, per
-Hive partition and after sorting by the primary key, with the Parquet of the same file processed
-whole by the same data-path functions the real-time services call (one partition, in one process).
+worker process of the function runner), uploads the CSV to the raw bucket with its EventBridge
+notification switched off (a batch run reads only the raw bucket; without the notification,
+ingest starts no execution of its own and the real-time path stays out of it), starts the batch
+state machine on it and times the execution from StartExecution to its end. Peak RSS per worker
+comes from the runner's Lambda-style `REPORT ... Max Memory Used` lines; CPU seconds of the
+runtime process (in-process moto, workflow engine, runner) and of its worker processes come from
+psutil (pid from `runtime.json`), for the upload and for the execution separately. Identity: the
+Parquet the batch run wrote is compared, per Hive partition and after sorting by the primary key,
+with the Parquet of the same file processed whole by the same data-path functions the real-time
+services call (one partition, in one process).
 
 Targets (issue 5): 2 workers take at most 0.65x the 1-worker wall time; every worker peaks under
 300 MB; the output is row for row the whole-file output.
@@ -43,7 +45,6 @@ REPO = BENCH_DIR.parent
 OUT_DIR = BENCH_DIR / "out" / "batch"
 RESULTS = BENCH_DIR / "RESULTS-batch.md"
 SLUICE = str(Path(sys.executable).parent / "sluice")
-ARCHIVE = "sluice-bench-archive"
 KEY = "orders/bench/input.csv"
 RSS_TARGET_MB = 300
 SPEEDUP_TARGET = 0.65
@@ -109,14 +110,16 @@ def run_once(
         processed = ssm.get_parameter(Name="/sluice/dev/processed-bucket-name")["Parameter"][
             "Value"
         ]
-        s3.create_bucket(Bucket=ARCHIVE)
+        raw = ssm.get_parameter(Name="/sluice/dev/raw-bucket-name")["Parameter"]["Value"]
+        # No S3 -> EventBridge notification for the upload: the execution below is the only run
+        s3.put_bucket_notification_configuration(Bucket=raw, NotificationConfiguration={})
         runtime = RuntimeCpu(state)
         print(f"  [w={workers}] uploading {csv_path.stat().st_size / 1e9:.2f} GB ...", flush=True)
         upload_started = time.monotonic()
-        s3.upload_file(str(csv_path), ARCHIVE, KEY)
+        s3.upload_file(str(csv_path), raw, KEY)
         upload_s = time.monotonic() - upload_started
         upload_cpu = runtime.lap()
-        request = f'{{"source": "file", "bucket": "{ARCHIVE}", "key": "{KEY}"}}'
+        request = f'{{"source": "file", "bucket": "{raw}", "key": "{KEY}"}}'
         started = time.monotonic()
         arn = sfn.start_execution(stateMachineArn=machine, name=f"bench-w{workers}", input=request)[
             "executionArn"
@@ -299,8 +302,9 @@ def render(args: argparse.Namespace, csv_path: Path, runs: list[dict[str, Any]],
         f"CPUs, Python {platform.python_version()}",
         "",
         f"Input: `{csv_path.name}` ({size_gb:.2f} GB, generated orders with 1% bad rows and 1% "
-        "duplicates), uploaded to an archive bucket of the local runtime and processed by the "
-        "batch state machine (`sluice local up`, real templates, functions in worker processes).",
+        "duplicates), uploaded to the raw bucket of the local runtime (its notification off) and "
+        "processed by the batch state machine (`sluice local up`, real templates, functions in "
+        "worker processes).",
         "",
         "| workers | status | wall time | validate map | buckets map | runtime CPU | workers CPU "
         "| upload (runtime CPU) | peak RSS per worker (MB) |",
