@@ -87,12 +87,15 @@ def re2_problem(pattern: str) -> str | None:
     """
     # pyarrow is a runtime dependency of every stage; imported here only when a contract has a
     # regex, so that loading contracts stays cheap elsewhere. An empty array compiles nothing:
-    # one empty string makes the kernel build its matcher.
+    # one value (a null will do) makes the kernel build its matcher. `pa.nulls`, not `pa.array`
+    # of a Python list: converting Python values makes pyarrow import pandas where it is
+    # installed, a fifth of a CPU second in the first invocation of a function that loads a
+    # contract (the deployed layer has no pandas).
     import pyarrow as pa
     import pyarrow.compute as pc
 
     try:
-        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+        pc.match_substring_regex(pa.nulls(1, pa.string()), pattern)
     except pa.ArrowInvalid as error:
         reason = str(error).removeprefix("Invalid regular expression: ")
         return (
