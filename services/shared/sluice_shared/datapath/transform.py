@@ -62,9 +62,10 @@ MAX_VALUE_CHARS = 64
 CHUNK_ROWS = 65_536
 # Threads working on a bucket on a process with two or more CPUs (a Lambda function has two
 # vCPUs from 1,769 MB): pass 1 hashes two batches of keys at once, and pass 2 quarantines,
-# transforms and writes one chunk on a second thread while the caller reads and dedupes the
-# next (Arrow's kernels and IPC writer release the GIL). Rows, quarantine records and their
-# order are those of one thread; pass 2 holds one chunk more.
+# transforms and writes one chunk on a second thread while the caller reads, dedupes and
+# splits off the duplicates of the next (Arrow's kernels and IPC writer release the GIL).
+# Rows, quarantine records and their order are those of one thread; pass 2 holds one chunk
+# more.
 TRANSFORM_THREADS = 2
 # Inputs up to this size are transformed on the caller's thread: starting threads costs more
 # than they gain on a small file (the common case on the real-time path).
@@ -360,7 +361,12 @@ class _Quarantine:
 
         `reason` is a message or a function of the row's `__row` giving one.
         """
-        bad = table.filter(mask)
+        bad, kept = _split(table, mask)
+        self.write(bad, reason_code, column, reason)
+        return kept
+
+    def write(self, bad: pa.Table, reason_code: str, column: str | None, reason: Any) -> None:
+        """Quarantine every row of `bad` (see `rows`)."""
         rows = bad.column(ROW_COLUMN).to_pylist()
         offsets = bad.column(OFFSET_COLUMN).to_pylist()
         raws = _raw_records(bad) if self.writer.keep_raw else [""] * len(rows)
@@ -376,7 +382,11 @@ class _Quarantine:
                     raw_record=raw,
                 )
             )
-        return table.filter(pc.invert(mask))
+
+
+def _split(table: pa.Table, mask: pa.Array) -> tuple[pa.Table, pa.Table]:
+    """The rows of `table` where `mask` is true, and the other rows."""
+    return table.filter(mask), table.filter(pc.invert(mask))
 
 
 def _try_cast(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
@@ -570,13 +580,11 @@ def transform_bucket(
     with QuarantineWriter(quarantine_path, keep_raw=keep_raw) as qwriter:
         quarantine = _Quarantine(qwriter)
 
-        def finish(table: pa.Table, losers: pa.Array | None) -> None:
-            """Quarantine a chunk's duplicates, transform the rest and write them: on the
-            second thread when there is one, chunk after chunk in input order."""
-            if losers is not None:
-                table = quarantine.rows(
-                    table, losers, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason
-                )
+        def finish(table: pa.Table, duplicates: pa.Table | None) -> None:
+            """Quarantine a chunk's duplicates, transform the other rows and write them: on
+            the second thread when there is one, chunk after chunk in input order."""
+            if duplicates is not None:
+                quarantine.write(duplicates, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason)
             out.write(_transform_chunk(table, contract, indexes, quarantine))
 
         try:
@@ -586,12 +594,15 @@ def transform_bucket(
                     rows_in += chunk.num_rows
                     last_row = _check_order(chunk, last_row)
                     losers = deduper.losers(chunk) if deduper is not None else None
+                    duplicates = None
+                    if losers is not None:
+                        duplicates, chunk = _split(chunk, losers)
                     if pool is None:
-                        finish(chunk, losers)
+                        finish(chunk, duplicates)
                         continue
                     if pending is not None:
                         pending.result()  # one chunk on the other thread at a time
-                    pending = pool.submit(finish, chunk, losers)
+                    pending = pool.submit(finish, chunk, duplicates)
                 if pending is not None:
                     pending.result()
         finally:
