@@ -153,6 +153,23 @@ PROMISES: tuple[Promise, ...] = (
                 (f"{DELIVERY}::test_scenario_every_delivery_duplicated_output_is_identical",),
             ),
             Mechanism(
+                "output's writer threads write each Parquet file's row groups in order, one thread "
+                "at a time (the same bytes on one CPU or two)",
+                _mutation(
+                    "parquet-file-jobs-unordered",
+                    _off(
+                        "sluice_shared.datapath.output",
+                        "        self._slots.acquire()\n        with self._lock:\n",
+                        '        self._slots.acquire()\n        key = f"{key}#{id(job)}"\n'
+                        "        with self._lock:\n",
+                    ),
+                ),
+                (
+                    "tests/unit/datapath/test_output.py::"
+                    "test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes",
+                ),
+            ),
+            Mechanism(
                 "deterministic event ids: a re-published fact keeps its id",
                 _mutation(
                     "event-id-random",
