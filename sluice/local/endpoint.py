@@ -71,8 +71,6 @@ INLINE_ACTIONS = frozenset(
         "DynamoDB_20120810.PutItem",
         "DynamoDB_20120810.UpdateItem",
         "DynamoDB_20120810.DeleteItem",
-        "DynamoDB_20120810.BatchGetItem",
-        "DynamoDB_20120810.BatchWriteItem",
         "DynamoDB_20120810.TransactGetItems",
         "DynamoDB_20120810.TransactWriteItems",
         "AWSEvents.PutEvents",
@@ -82,7 +80,9 @@ INLINE_ACTIONS = frozenset(
         "AmazonSQS.DeleteMessageBatch",
     }
 )
-"""Moto calls short enough to run on the event loop (never `ReceiveMessage`: it may block)."""
+"""Moto calls short enough to run on the event loop. Never `ReceiveMessage` (it may block), nor
+the batch reads and writes (up to 100 items: tens of milliseconds that would hold up every other
+request, where the pool lets them take turns)."""
 
 
 def _latin1(text: str) -> str:

@@ -119,6 +119,7 @@ def test_event_path_calls_run_on_the_loop_the_rest_on_the_pool(local: Running) -
     )
     dynamodb.put_item(TableName=table, Item={"PK": {"S": "f1"}})
     assert dynamodb.get_item(TableName=table, Key={"PK": {"S": "f1"}})["Item"]
+    dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"PK": {"S": "f1"}}]}})
     url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="hi")
     received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)["Messages"]
@@ -132,6 +133,7 @@ def test_event_path_calls_run_on_the_loop_the_rest_on_the_pool(local: Running) -
         assert local.served_by(f"AmazonSQS.{action}") == {"loop"}, action
     assert local.served_by(f"s3.GET:/{bucket}") == {"pool"}  # a listing
     assert local.served_by("DynamoDB_20120810.CreateTable") == {"pool"}
+    assert local.served_by("DynamoDB_20120810.BatchGetItem") == {"pool"}
     assert local.served_by("AmazonSQS.ReceiveMessage") == {"pool"}
     assert local.endpoint.inline_calls == 6
 
