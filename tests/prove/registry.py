@@ -166,7 +166,7 @@ PROMISES: tuple[Promise, ...] = (
                 ),
                 (
                     "tests/unit/datapath/test_output.py::"
-                    "test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes",
+                    "test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile",
                 ),
             ),
             Mechanism(
