@@ -513,3 +513,66 @@ def test_backend_for_host_kept_answers_as_unpatched_moto() -> None:
     assert patched == unpatched == again
     assert "dynamodb" in patched
     assert "s3" in patched
+
+
+# ---------------------------------------------------------------- DynamoDB item construction
+
+
+def _item_size_answers(ddb: Any) -> list[Any]:
+    """Writes just under, at and over moto's item size limit, and a wide item read back."""
+    answers: list[Any] = []
+    key = {"PK": {"S": "F#1"}, "SK": {"S": "META"}}
+    for pad in (404_987, 404_988, 404_989, 500_000):  # names and values: 12 bytes + pad
+        try:
+            ddb.put_item(TableName="t", Item={**key, "p": {"S": "x" * pad}})
+            answers.append("ok")
+        except ddb.exceptions.ClientError as exc:
+            answers.append(exc.response["Error"])
+    wide = {**key, **{f"a{i}": {"L": [{"M": {"at": {"N": str(i)}}}]} for i in range(120)}}
+    ddb.put_item(TableName="t", Item=wide)
+    answers.append(ddb.get_item(TableName="t", Key=key)["Item"] == wide)
+    return answers
+
+
+def test_dynamodb_item_size_limit_answers_as_unpatched_moto() -> None:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        _fresh_table(ddb)
+        undo = moto_patches.apply()
+        try:
+            patched = _item_size_answers(ddb)
+        finally:
+            undo()
+        _fresh_table(ddb)
+        unpatched = _item_size_answers(ddb)
+    assert patched == unpatched
+    assert "ok" in patched
+    assert any(isinstance(a, dict) and a["Code"] == "ValidationException" for a in patched)
+
+
+def test_dynamodb_item_is_sized_once_per_attribute_not_per_insert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    sized = {"calls": 0}
+    size = DynamoType.size
+
+    def counting(self: Any) -> int:
+        sized["calls"] += 1
+        return size(self)
+
+    monkeypatch.setattr(DynamoType, "size", counting)
+    item = {"PK": {"S": "F#1"}, "SK": {"S": "META"}, **{f"a{i}": {"S": "v"} for i in range(200)}}
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        _fresh_table(ddb)
+        undo = moto_patches.apply()
+        try:
+            sized["calls"] = 0
+            ddb.put_item(TableName="t", Item=item)
+        finally:
+            undo()
+
+    # moto's own check sizes every attribute already present at each insert: ~20,000 calls
+    assert sized["calls"] < 2_000
