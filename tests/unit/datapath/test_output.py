@@ -306,6 +306,7 @@ def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
     busy: list[int] = []
     running = [0]
     lock = threading.Lock()
+    two_writing = threading.Event()
     real_write = pq.ParquetWriter.write_table
 
     def spy(self: pq.ParquetWriter, *args: Any, **kwargs: Any) -> None:
@@ -313,8 +314,12 @@ def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
             writers.add(threading.current_thread().name)
             running[0] += 1
             busy.append(running[0])
+            if len(writers) > 1:
+                two_writing.set()
         try:
-            threading.Event().wait(0.002)  # long enough for the other thread to start one
+            # the first file's rows wait (once, at most 5 s) until another file is being written
+            if not two_writing.wait(5):
+                two_writing.set()
             real_write(self, *args, **kwargs)
         finally:
             with lock:
@@ -326,6 +331,7 @@ def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
     on_two, most_at_once = set(writers), max(busy)
     writers.clear()
     busy.clear()
+    two_writing.set()
     monkeypatch.setattr(output, "WRITER_THREADS", 1)
     one = run(tmp_path, contract, rows, out="one", row_group_rows=64)
 

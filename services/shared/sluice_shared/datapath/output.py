@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import queue
 import threading
 from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,19 +207,28 @@ class _BackgroundWriter:
     def __init__(self, *, threads: int = 1, inline: bool = False) -> None:
         # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
         # and a queue hop per job cost more than the overlap gains for a few kilobytes.
-        self._pool: ThreadPoolExecutor | None = None
-        if not inline:
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquet-writer")
         self._slots = threading.Semaphore(_WRITE_QUEUE_DEPTH + threads)
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Callable[[], None]]] = {}  # files with jobs in flight
         self._idle = threading.Condition(self._lock)
         self._error: BaseException | None = None
+        self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # files to drain
+        self._threads: list[threading.Thread] = []
+        if not inline:
+            # Started now, not on demand: each is there when a second file has rows to write.
+            for n in range(threads):
+                thread = threading.Thread(target=self._run, name=f"parquet-writer_{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _run(self) -> None:
+        while (key := self._ready.get()) is not None:
+            self._drain(key)
 
     def submit(self, key: str, job: Callable[[], None]) -> None:
         if self._error is not None:
             raise self._error
-        if self._pool is None:
+        if not self._threads:
             job()
             return
         self._slots.acquire()
@@ -229,7 +238,7 @@ class _BackgroundWriter:
                 waiting.append(job)
                 return
             self._queues[key] = deque([job])
-        self._pool.submit(self._drain, key)
+        self._ready.put(key)
 
     def _drain(self, key: str) -> None:
         """Run the file's queued jobs on this thread until none is left."""
@@ -251,10 +260,14 @@ class _BackgroundWriter:
                     return
 
     def finish(self) -> None:
-        if self._pool is not None:
+        if self._threads:
             with self._lock:
                 self._idle.wait_for(lambda: not self._queues)
-            self._pool.shutdown()
+            for _ in self._threads:
+                self._ready.put(None)
+            for thread in self._threads:
+                thread.join()
+            self._threads.clear()
         if self._error is not None:
             raise self._error
 
