@@ -17,6 +17,7 @@ _INT_FIELDS = {
     "partition_bytes": "SLUICE_BATCH_PARTITION_BYTES",
     "cut_window_bytes": "SLUICE_BATCH_CUT_WINDOW_BYTES",
     "max_concurrency": "SLUICE_BATCH_MAX_CONCURRENCY",
+    "data_cpus": "SLUICE_BATCH_DATA_CPUS",
 }
 
 
@@ -29,12 +30,17 @@ class BatchSettings(StageSettings):
     - max_concurrency: the Distributed Maps' MaxConcurrency (returned by plan).
     - tolerated_failure_percent: bad or failed partitions a run tolerates before it fails (the
       same figure as the Maps' ToleratedFailurePercentage).
+    - data_cpus: CPUs one partition or bucket step's data path may use (`cpu_limit`). 1: the
+      run gets its parallelism from concurrent functions (MaxConcurrency), each step on one
+      thread; a function of `DataMemorySize` below 1,769 MB has less than one vCPU anyway, and
+      a second thread costs a bucket step ~25 MB of its memory (services/batch/README.md).
     """
 
     partition_bytes: int = Field(default=128 * MiB, ge=1)
     cut_window_bytes: int = Field(default=4 * MiB, ge=1024)
     max_concurrency: int = Field(default=4, ge=1, le=10_000)
     tolerated_failure_percent: float = Field(default=10.0, ge=0.0, le=100.0)
+    data_cpus: int = Field(default=1, ge=1, le=64)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BatchSettings:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sluice_shared.datapath.ahead import cpu_limit
 from sluice_shared.datapath.memory import release_memory
 from sluice_shared.datapath.transform import load_lookups, transform_bucket
 from sluice_shared.datapath.validate import validate_file
@@ -88,7 +89,10 @@ async def run_partition(
     """
     contract = deps.contracts.load(item.dataset.name, item.dataset.version)
     keys = StageKeys(item.file_id, item.dataset.name)
-    with scratch_dir(settings.scratch_dir, f"part-{item.file_id}-{item.partition}") as work:
+    with (
+        scratch_dir(settings.scratch_dir, f"part-{item.file_id}-{item.partition}") as work,
+        cpu_limit(settings.data_cpus),
+    ):
         src = await _fetch_partition(item, deps, work)
         result = await asyncio.to_thread(
             validate_file,
@@ -160,7 +164,10 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
     keys = StageKeys(item.file_id, item.dataset.name)
     bucket = item.hash_bucket
     objects: list[dict[str, Any]] = []
-    with scratch_dir(settings.scratch_dir, f"bucket-{item.file_id}-{bucket}") as work:
+    with (
+        scratch_dir(settings.scratch_dir, f"bucket-{item.file_id}-{bucket}") as work,
+        cpu_limit(settings.data_cpus),
+    ):
         inputs: list[Path] = []
         found: list[int] = []
         for partition in range(item.partitions):  # partition order = row order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 
 from contracts.datasets import load_contract
 from sluice.generate import generate
-from sluice_batch import handlers
+from sluice_batch import handlers, work
+from sluice_shared.datapath import output
+from sluice_shared.datapath.ahead import usable_cpus
 from sluice_shared.datapath.split import plan_byte_ranges
 from sluice_shared.errors import PoisonInputError
 from tests.integration.batch.batch_stack import BatchStack, batch_stack
@@ -169,3 +172,52 @@ def test_reconcile_handler_record_item_failure_keeps_file_redrivable(
     run = batch_stack.run_record("p3")
     assert run["status"] == "FAILED"
     assert run["details"]["failed_items"] == [f"partition 0 of file {item['file_id']}"]
+
+
+@pytest.mark.parametrize(("setting", "cpus"), [(None, 1), ("2", 2)])
+def test_partition_and_bucket_steps_run_the_data_path_on_the_batch_data_cpus(
+    batch_stack: BatchStack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    setting: str | None,
+    cpus: int,
+) -> None:
+    # GIVEN a process that may run on four CPUs, the data steps watched as they start, and a
+    # planned file of several partitions
+    if setting is not None:
+        monkeypatch.setenv("SLUICE_BATCH_DATA_CPUS", setting)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    seen: list[tuple[str, int]] = []
+
+    def watched(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def step(*args: object, **kwargs: object) -> object:
+            seen.append((name, usable_cpus()))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, step)
+
+    watched(work, "validate_file")
+    watched(work, "transform_bucket")
+    watched(output, "write_partitioned")
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=3000, seed=5)
+    batch_stack.put_raw("orders/x/cpus.csv", src.read_bytes())
+    payload = handlers.plan(plan_event("p6", {"source": "file", "key": "orders/x/cpus.csv"}), None)
+    work_objects = batch_stack.objects(batch_stack.stack.work, "batch/runs/p6/")
+    partitions = [json.loads(x) for x in work_objects[payload["partitions"]["key"]].split()]
+    buckets = [json.loads(x) for x in work_objects[payload["buckets"]["key"]].split()]
+    # WHEN run_partition and run_bucket process every item
+    for item in partitions:
+        handlers.run_partition({"run_id": "p6", "partition": item}, None)
+    for bucket in buckets:
+        handlers.run_bucket({"run_id": "p6", "bucket": bucket}, None)
+    # THEN every data step used the CPUs SLUICE_BATCH_DATA_CPUS allows (1 unless set), not the
+    # process's four, and the limit ended with the steps
+    steps = len(partitions) + 2 * len(buckets)
+    assert len(partitions) > 1
+    assert seen == [(n, cpus) for n, _ in seen]
+    assert len(seen) == steps
+    assert {n for n, _ in seen} == {"validate_file", "transform_bucket", "write_partitioned"}
+    assert usable_cpus() == 4

@@ -1,7 +1,10 @@
-"""read_ahead: the next item is produced on another thread, in order, errors where they occur."""
+"""read_ahead: the next item is produced on another thread, in order, errors where they occur;
+cpu_limit caps the CPUs a step uses."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -111,3 +114,23 @@ def test_map_ahead_error_is_raised_where_that_result_would_come() -> None:
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="item 3 is broken"):
         next(results)
+
+
+def test_cpu_limit_caps_usable_cpus_in_the_block_and_its_to_thread_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a process that may run on four CPUs
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+    async def step() -> tuple[int, int]:
+        with ahead.cpu_limit(1):
+            return ahead.usable_cpus(), await asyncio.to_thread(ahead.usable_cpus)
+
+    # WHEN a step runs under cpu_limit(1), THEN it and the thread it hands work to see one CPU
+    assert asyncio.run(step()) == (1, 1)
+    # AND the limit ends with the block; a limit above the affinity changes nothing
+    assert ahead.usable_cpus() == 4
+    with ahead.cpu_limit(8):
+        assert ahead.usable_cpus() == 4
+    with pytest.raises(ValueError, match="at least 1"), ahead.cpu_limit(0):
+        pass

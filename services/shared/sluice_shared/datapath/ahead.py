@@ -4,6 +4,9 @@ A Lambda function has two vCPUs from 1,769 MB. The data path's reads (Arrow IPC 
 CSV parsing) and compute kernels release the GIL, so reading the next chunk, or computing on it,
 while the caller works on the current one runs on the other CPU. On one CPU nothing is gained and
 the caller's thread does it all, as before.
+
+A caller whose parallelism comes from elsewhere (the batch path runs partitions and buckets in
+concurrent functions) caps the CPUs a step uses with `cpu_limit`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -19,11 +24,31 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 _END = object()
+# A context variable, not a process global: `asyncio.to_thread` carries it to the step's thread,
+# and it ends with the `cpu_limit` block (in-process callers and tests share one process).
+_CPU_LIMIT: ContextVar[int | None] = ContextVar("sluice_datapath_cpu_limit", default=None)
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, which a container's cpuset narrows)."""
-    return len(os.sched_getaffinity(0))
+    """The CPUs this process may run on (its affinity, which a container's cpuset narrows), at
+    most the enclosing `cpu_limit`."""
+    cpus = len(os.sched_getaffinity(0))
+    limit = _CPU_LIMIT.get()
+    return cpus if limit is None else min(cpus, limit)
+
+
+@contextmanager
+def cpu_limit(cpus: int) -> Iterator[None]:
+    """Within the block (and the threads `asyncio.to_thread` starts from it), the data path uses
+    at most `cpus` CPUs: with 1, every step runs on its caller's thread. Raises ValueError when
+    `cpus` < 1."""
+    if cpus < 1:
+        raise ValueError("cpus must be at least 1")
+    token = _CPU_LIMIT.set(cpus)
+    try:
+        yield
+    finally:
+        _CPU_LIMIT.reset(token)
 
 
 def read_ahead(items: Iterable[T]) -> Iterator[T]:
