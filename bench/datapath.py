@@ -187,22 +187,30 @@ def run_sluice(csv_path: Path, out_dir: Path, dataset: str = "orders") -> dict[s
     return {"rows_out": rows_out, "rows_bad": bad, "buckets": buckets, "files": files, **times}
 
 
+# CPUs one data step of a batch function uses (`SLUICE_BATCH_DATA_CPUS`, default 1): the batch
+# row's workers run each step as run-partition and run-bucket do (not imported from
+# sluice_batch.config, whose imports would add to every worker's RSS).
+BATCH_DATA_CPUS = 1
+
+
 def _validate_range(job: tuple[str, str, int, int, int, int]) -> tuple[int, dict[int, str]]:
     from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.ahead import cpu_limit
     from sluice_shared.datapath.validate import validate_file
     from sluice_shared.limits import Limits
 
     src, work, partition, start, end, buckets = job
-    result = validate_file(
-        Path(src),
-        load_contract("orders"),
-        Path(work),
-        limits=Limits(),
-        key=Path(src).name,
-        bucket_count=buckets,
-        partition=partition,
-        byte_range=(start, end),
-    )
+    with cpu_limit(BATCH_DATA_CPUS):
+        result = validate_file(
+            Path(src),
+            load_contract("orders"),
+            Path(work),
+            limits=Limits(),
+            key=Path(src).name,
+            bucket_count=buckets,
+            partition=partition,
+            byte_range=(start, end),
+        )
     if result.rejection is not None:
         raise RuntimeError(f"range {partition} rejected: {result.rejection}")
     return result.rows_quarantined, {b: str(p) for b, p in result.staged.items()}
@@ -210,24 +218,28 @@ def _validate_range(job: tuple[str, str, int, int, int, int]) -> tuple[int, dict
 
 def _transform_and_write(job: tuple[int, list[str], str]) -> tuple[int, int, int]:
     from contracts.datasets.loader import load_contract
+    from sluice_shared.datapath.ahead import cpu_limit
     from sluice_shared.datapath.output import write_partitioned
     from sluice_shared.datapath.transform import load_lookups, transform_bucket
 
     bucket, inputs, out = job
     contract = load_contract("orders")
     work = Path(out) / "_work"
-    result = transform_bucket(
-        [Path(p) for p in inputs],
-        contract,
-        work / "transformed" / f"b{bucket:04d}.arrow",
-        lookups=load_lookups(contract),
-        quarantine_path=work / "quarantine" / f"b{bucket:04d}.jsonl",
-    )
-    for path in inputs:
-        Path(path).unlink()
-    if result.staged is None:
-        return result.rows_quarantined, 0, 0
-    output = write_partitioned([result.staged], contract, Path(out), file_id="bench", bucket=bucket)
+    with cpu_limit(BATCH_DATA_CPUS):
+        result = transform_bucket(
+            [Path(p) for p in inputs],
+            contract,
+            work / "transformed" / f"b{bucket:04d}.arrow",
+            lookups=load_lookups(contract),
+            quarantine_path=work / "quarantine" / f"b{bucket:04d}.jsonl",
+        )
+        for path in inputs:
+            Path(path).unlink()
+        if result.staged is None:
+            return result.rows_quarantined, 0, 0
+        output = write_partitioned(
+            [result.staged], contract, Path(out), file_id="bench", bucket=bucket
+        )
     result.staged.unlink()
     return result.rows_quarantined, output.rows, len(output.objects)
 
