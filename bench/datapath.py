@@ -394,6 +394,13 @@ def spawn(run: Run, csv_path: Path, rows_in: int, timeout: float = CHILD_TIMEOUT
     env = {**os.environ, "POLARS_MAX_THREADS": str(run.cores)}
     if run.engine in LAMBDA_LIKE and ARROW_POOL:
         env["ARROW_DEFAULT_MEMORY_POOL"] = ARROW_POOL
+    if run.engine in LAMBDA_LIKE:
+        from sluice_shared.datapath.ahead import LAMBDA_MB_PER_VCPU
+
+        # A function's memory size decides how many threads the data path runs (one per 1,769
+        # MB, `ahead.function_vcpus`): the N-core row is a function deployed with the memory that
+        # buys N vCPUs (FunctionMemorySize 1769 for 1, 3538 for 2).
+        env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(LAMBDA_MB_PER_VCPU * run.cores)
     # files, not pipes: the child is reaped with wait4 (for its rusage) before its output is
     # read, and a full pipe would block it forever
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:

@@ -32,8 +32,9 @@ class BatchSettings(StageSettings):
       same figure as the Maps' ToleratedFailurePercentage).
     - data_cpus: CPUs one partition or bucket step's data path may use (`cpu_limit`). 1: the
       run gets its parallelism from concurrent functions (MaxConcurrency), each step on one
-      thread; a function of `DataMemorySize` below 1,769 MB has less than one vCPU anyway, and
-      a second thread costs a bucket step ~25 MB of its memory (services/batch/README.md).
+      thread; a function of `DataMemorySize` below 3,538 MB has less than two vCPUs of CPU
+      time anyway (`usable_cpus` then runs one thread whatever this says), and a second
+      thread costs a bucket step ~25 MB of its memory (services/batch/README.md).
     """
 
     partition_bytes: int = Field(default=128 * MiB, ge=1)

@@ -134,3 +134,26 @@ def test_cpu_limit_caps_usable_cpus_in_the_block_and_its_to_thread_calls(
         assert ahead.usable_cpus() == 4
     with pytest.raises(ValueError, match="at least 1"), ahead.cpu_limit(0):
         pass
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "cpus"),
+    [("128", 1), ("1024", 1), ("1769", 1), ("3008", 1), ("3538", 2), ("10240", 4)],
+)
+def test_a_functions_memory_size_caps_the_cpus_the_data_path_uses(
+    monkeypatch: pytest.MonkeyPatch, memory_mb: str, cpus: int
+) -> None:
+    # GIVEN a function process that sees four cores (Lambda shows two or more at any size)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    # WHEN its memory size buys `cpus` whole vCPUs of CPU time (one per 1,769 MB)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb)
+    # THEN the data path runs on that many threads, not on every core it sees
+    assert ahead.usable_cpus() == cpus
+
+
+def test_outside_a_function_the_affinity_alone_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    assert ahead.usable_cpus() == 2
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "not a number")
+    assert ahead.usable_cpus() == 2

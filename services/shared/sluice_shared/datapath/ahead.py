@@ -1,9 +1,11 @@
 """Use the second CPU of a function process: work on the next item on a background thread.
 
-A Lambda function has two vCPUs from 1,769 MB. The data path's reads (Arrow IPC decompression,
-CSV parsing) and compute kernels release the GIL, so reading the next chunk, or computing on it,
-while the caller works on the current one runs on the other CPU. On one CPU nothing is gained and
-the caller's thread does it all, as before.
+Lambda gives a function CPU in proportion to its memory: the equivalent of one vCPU at 1,769 MB,
+two at 3,538 MB (it shows two cores below 3,009 MB, but they share that one vCPU's time). The data
+path's reads (Arrow IPC decompression, CSV parsing) and compute kernels release the GIL, so
+reading the next chunk, or computing on it, while the caller works on the current one runs on the
+other CPU. With one CPU's worth nothing is gained (a second thread would only hold one more chunk
+in memory) and the caller's thread does it all.
 
 A caller whose parallelism comes from elsewhere (the batch path runs partitions and buckets in
 concurrent functions) caps the CPUs a step uses with `cpu_limit`.
@@ -19,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, TypeVar, cast
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,12 +31,32 @@ _END = object()
 _CPU_LIMIT: ContextVar[int | None] = ContextVar("sluice_datapath_cpu_limit", default=None)
 
 
+# Lambda's memory per vCPU of CPU time (Lambda Developer Guide, "Memory and computing power").
+LAMBDA_MB_PER_VCPU = 1769
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity, which a container's cpuset narrows), at
-    most the enclosing `cpu_limit`."""
+    most the whole vCPUs a function's memory buys (`function_vcpus`) and the enclosing
+    `cpu_limit`."""
     cpus = len(os.sched_getaffinity(0))
+    bought = function_vcpus()
+    if bought is not None:
+        cpus = min(cpus, bought)
     limit = _CPU_LIMIT.get()
     return cpus if limit is None else min(cpus, limit)
+
+
+def function_vcpus(env: Mapping[str, str] | None = None) -> int | None:
+    """Whole vCPUs of CPU time a Lambda function's memory size buys (at least 1), from
+    `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda and by the local runner); None outside a
+    function or when the variable is not a number."""
+    text = (os.environ if env is None else env).get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    try:
+        memory_mb = int(text)
+    except ValueError:
+        return None
+    return max(1, memory_mb // LAMBDA_MB_PER_VCPU)
 
 
 @contextmanager

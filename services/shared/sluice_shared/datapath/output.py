@@ -52,8 +52,8 @@ MAX_OPEN_WRITERS = 32
 FILTER_SPLIT_PARTITIONS = 4
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
 _WRITE_QUEUE_DEPTH = 2  # row groups waiting per writer thread (bounds memory, keeps overlap)
-# Writer threads on a process with two or more CPUs (a Lambda function has two vCPUs from
-# 1,769 MB): Parquet encoding is most of this stage's CPU and releases the GIL, so two files
+# Writer threads on a process with two or more CPUs (`usable_cpus`: a Lambda function from
+# 3,538 MB): Parquet encoding is most of this stage's CPU and releases the GIL, so two files
 # (partitions) are encoded at once. A file's row groups are still written in order, by one
 # thread at a time, so the objects are byte for byte those of one writer thread.
 WRITER_THREADS = 2

@@ -60,8 +60,8 @@ MAX_VALUE_CHARS = 64
 # Small validated batches (one per bucket per read block) are merged up to this many rows before
 # transforming: per-batch overhead in Python dominates below a few thousand rows.
 CHUNK_ROWS = 65_536
-# Threads working on a bucket on a process with two or more CPUs (a Lambda function has two
-# vCPUs from 1,769 MB): pass 1 hashes two batches of keys at once, and pass 2 quarantines,
+# Threads working on a bucket on a process with two or more CPUs (`usable_cpus`: a Lambda
+# function from 3,538 MB): pass 1 hashes two batches of keys at once, and pass 2 quarantines,
 # transforms and writes one chunk on a second thread while the caller reads, dedupes and
 # splits off the duplicates of the next (Arrow's kernels and IPC writer release the GIL).
 # Rows, quarantine records and their order are those of one thread; pass 2 holds one chunk

@@ -74,8 +74,8 @@ BLOCK_BYTES = 4 << 20
 # halves the bytes staged through S3 and keeps the peak well under the 300 MB budget.
 STAGED_COMPRESSION: str | None = "lz4"
 STAGED_WRITE_THREADS = True  # compress a batch's buffers on Arrow's CPU pool (the other core)
-# Blocks parsed and checked at once on a process with two or more CPUs (a Lambda function has
-# two vCPUs from 1,769 MB). pyarrow's CSV reader and compute kernels release the GIL, so a
+# Blocks parsed and checked at once on a process with two or more CPUs (`usable_cpus`: a Lambda
+# function from 3,538 MB). pyarrow's CSV reader and compute kernels release the GIL, so a
 # second thread parses and checks the next block while this one stages and quarantines the
 # current; blocks are still staged and quarantined in file order, so the output is the same.
 CHECK_THREADS = 2
