@@ -36,6 +36,11 @@ def test_record_bounds_blank_lines_are_not_records() -> None:
     assert _records(data, None) == [b"a\n", b"b\r\n"]
 
 
+def test_record_bounds_blank_lines_between_quoted_records_are_not_records() -> None:
+    data = b'"x\n\r\ny",1\n\r\n\n2,"\r"\n\r\n3\n'
+    assert _records(data, b'"') == [b'"x\n\r\ny",1\n', b'2,"\r"\n', b"3\n"]
+
+
 def test_last_record_end_skips_newline_inside_open_quote() -> None:
     buf = b'1,2\n3,"open\nstill open'
     assert last_record_end(buf, b'"') == 4

@@ -286,18 +286,20 @@ class LineSplit:
 
     def bounds(self, quote: bytes | None) -> RecordBounds:
         """The records of the block: see `record_bounds`."""
-        lines, starts, lengths = self.lines, self.starts, self.lengths
+        starts, lengths = self.starts, self.lengths
+        opens = None
         if quote is not None and quote in self.data:
             quotes = self.quote_counts(quote)
             before = pc.subtract(pc.cumulative_sum(quotes), quotes)
             opens = pc.equal(pc.bit_wise_and(before, 1), 0)
             starts = pc.filter(starts, opens)
-            lines = pc.filter(lines, opens)
             lengths = pc.filter(lengths, opens)
         # A record ends where the next one (blank or not) starts.
         ends = pa.concat_arrays([starts.slice(1), pa.array([len(self.data)], pa.int64())])
         blank = pc.less_equal(lengths, 1)
         if pc.any(blank).as_py():
+            # the records' first lines, only now: most blocks have no blank line to look at
+            lines = self.lines if opens is None else pc.filter(self.lines, opens)
             blank = pc.or_(pc.equal(lengths, 0), pc.and_(blank, pc.equal(lines, b"\r")))
             keep = pc.invert(blank)
             return RecordBounds(pc.filter(starts, keep), pc.filter(ends, keep))
