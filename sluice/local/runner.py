@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from sluice.local.packages import hidden_packages
 from sluice.local.template import ACCOUNT_ID, REGION
 from sluice.local.worker import SPEC_ENV
 
@@ -214,6 +215,8 @@ class Worker:
             "log_group": self.config.log_group,
             "log_stream": self.stream,
             "log_file": str(self.log_path),
+            # What the deployed layer does not ship stays out of reach (sluice.local.packages).
+            "hidden": sorted(hidden_packages(self.config.runtime, self.config.architecture)),
         }
         env = dict(self.base_env)
         env.update(dict(self.config.env))

@@ -1,8 +1,10 @@
 """The process one local Lambda execution environment runs in (`python -m sluice.local.worker`).
 
 A fresh interpreter per worker (the `spawn` start method's semantics, with an explicit environment
-like Lambda's): it puts the function's code and layers first on `sys.path`, imports the handler
-(the init phase, timed), then serves invocations one at a time, reused while warm.
+like Lambda's): it puts the function's code and layers first on `sys.path`, hides the installed
+packages the deployed layer does not ship (`sluice.local.packages`: the spec's `hidden` names
+import as they would on Lambda, `ModuleNotFoundError`), imports the handler (the init phase,
+timed), then serves invocations one at a time, reused while warm.
 
 Protocol with the runner, over the worker's original stdout (a private copy of fd 1): frames of a
 4-byte big-endian length followed by JSON. The runner writes invocation frames to stdin. Anything
@@ -13,6 +15,7 @@ captured per invocation for `LogType=Tail`.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import io
 import json
 import math
@@ -137,6 +140,32 @@ def _max_rss_mb() -> int:
     return math.ceil(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+class _LayerView:
+    """The path finder, blind to the packages the function could not import when deployed: an
+    import of one fails as on Lambda, and `importlib.util.find_spec` answers None."""
+
+    def __init__(self, finder: Any, hidden: frozenset[str]) -> None:
+        self.finder = finder
+        self.hidden = hidden
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname.partition(".")[0] in self.hidden:
+            return None
+        return self.finder.find_spec(fullname, path, target)
+
+    def invalidate_caches(self) -> None:
+        self.finder.invalidate_caches()
+
+
+def hide_packages(hidden: frozenset[str]) -> None:
+    """Make the top-level packages `hidden` unimportable in this process (see `_LayerView`)."""
+    if hidden:
+        sys.meta_path[:] = [
+            _LayerView(finder, hidden) if finder is importlib.machinery.PathFinder else finder
+            for finder in sys.meta_path
+        ]
+
+
 def _load_handler(spec: dict[str, Any]) -> Callable[[Any, Any], Any]:
     module_name, _, function_name = str(spec["handler"]).rpartition(".")
     module = importlib.import_module(module_name.replace("/", "."))
@@ -163,6 +192,7 @@ def main() -> int:
     sys.stderr = tee
     for path in reversed(spec["paths"]):
         sys.path.insert(0, path)
+    hide_packages(frozenset(spec.get("hidden", ())))
 
     started = time.perf_counter()
     handler: Callable[[Any, Any], Any] | None = None

@@ -188,6 +188,27 @@ async def test_invoke_missing_module_reports_import_error(runner: FunctionRunner
     assert result.json()["stackTrace"] == []
 
 
+async def test_function_imports_what_its_layer_ships_not_the_whole_venv(
+    runner: FunctionRunner,
+) -> None:
+    # GIVEN a function of the templates' runtime and architecture, on this venv (which also
+    # holds the CLI's, tests' and benchmarks' packages: moto, numpy, ...)
+    await runner.register(_config("imports", runtime="python3.12", architecture="arm64"))
+    names = ["yaml", "pyarrow", "moto", "numpy"]
+
+    result = await runner.invoke("fx-imports", json.dumps({"names": names}).encode())
+
+    # THEN the layer's packages import; the others fail as on Lambda, and pyarrow runs without
+    # numpy as it does deployed (the layer has none)
+    found = result.json()
+    assert found["yaml"] is True
+    assert found["pyarrow"] is True
+    assert found["moto"] == "No module named 'moto'"
+    assert found["numpy"] == "No module named 'numpy'"
+    assert found["find_spec"] == {"yaml": True, "pyarrow": True, "moto": False, "numpy": False}
+    assert found["numpy_loaded"] is False
+
+
 async def test_invoke_missing_handler_attribute_reports_handler_not_found(
     runner: FunctionRunner,
 ) -> None:
