@@ -279,6 +279,21 @@ def _null_mask(raw: pa.Array, markers: list[str]) -> pa.BooleanArray:
     return pc.fill_null(mask, True) if raw.null_count else mask
 
 
+def _nulls_where(column: pa.Array, null: pa.BooleanArray) -> pa.Array:
+    """`column` (strings) with the rows where `null` is true made null. Without nulls of its
+    own, the column keeps its offsets and bytes and only gains a validity bitmap (the bytes of
+    a null row are never read); otherwise its values are copied."""
+    if column.null_count or null.null_count or column.offset or null.offset:
+        return pc.if_else(null, _NULL_STRING, column)
+    valid = pc.invert(null)
+    return pa.Array.from_buffers(
+        column.type,
+        len(column),
+        [valid.buffers()[1], *column.buffers()[1:]],
+        null.true_count,
+    )
+
+
 def check_block(
     contract: DatasetContract,
     raw: Mapping[str, pa.Array],
@@ -327,7 +342,7 @@ def check_block(
                 column = pc.cast(column, target)
             if _is_text(column) and null.true_count:
                 # Null markers become real nulls in the typed column.
-                column = pc.if_else(null, _NULL_STRING, column)
+                column = _nulls_where(column, null)
         typed[spec.name] = column
         rules = spec.constraints
         numeric = spec.type in (ColumnType.INT64, ColumnType.FLOAT64)
