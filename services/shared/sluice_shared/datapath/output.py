@@ -51,7 +51,7 @@ MAX_OPEN_WRITERS = 32
 # with one sort (a filter per partition reads the whole chunk each time).
 FILTER_SPLIT_PARTITIONS = 4
 DICTIONARY_MAX_RATIO = 0.05  # dictionary-encode a column with at most this share of distinct values
-_WRITE_QUEUE_DEPTH = 2  # row groups waiting per writer thread (bounds memory, keeps overlap)
+_WRITE_QUEUE_DEPTH = 2  # row groups waiting for a writer thread (bounds memory, keeps overlap)
 # Writer threads on a process with two or more CPUs (`usable_cpus`: a Lambda function from
 # 3,538 MB): Parquet encoding is most of this stage's CPU and releases the GIL, so two files
 # (partitions) are encoded at once. A file's row groups are still written in order, by one
@@ -200,14 +200,14 @@ def _split_by_partition(
 class _BackgroundWriter:
     """Runs write jobs on background threads: the jobs of one file in the order submitted, one
     at a time; jobs of different files at once when there are two threads. Submitting waits
-    while `_WRITE_QUEUE_DEPTH` jobs wait besides the running ones, so memory stays flat (a
-    second thread holds one row group more).
+    while `_WRITE_QUEUE_DEPTH` + 1 jobs are in flight (running or waiting), however many
+    threads run them, so memory stays flat: a second thread takes one of those, not more.
     """
 
     def __init__(self, *, threads: int = 1, inline: bool = False) -> None:
         # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
         # and a queue hop per job cost more than the overlap gains for a few kilobytes.
-        self._slots = threading.Semaphore(_WRITE_QUEUE_DEPTH + threads)
+        self._slots = threading.Semaphore(_WRITE_QUEUE_DEPTH + 1)
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Callable[[], None]]] = {}  # files with jobs in flight
         self._idle = threading.Condition(self._lock)
