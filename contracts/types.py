@@ -85,6 +85,38 @@ class DatasetRef(BaseModel):
         return f"{self.name}/v{self.version}"
 
 
+LEDGER_STATUS_PATTERN = r"^[A-Z]{1,32}$"
+
+
+class LedgerSnapshot(BaseModel):
+    """A file's ledger record as the producer of a fact left it (its state after the
+    producer's last ledger write), without the identity the fact carries itself (file id,
+    dataset name, bucket, key).
+
+    It lets the next stage claim the file without reading the record first. No consumer trusts
+    it: the claim is conditional on the stored record being exactly this one, field by field, so
+    a claim that succeeds proves the snapshot (and the fact it agrees with) true; one that fails
+    falls back to reading the record. Optional in every fact that carries it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    status: Annotated[str, StringConstraints(pattern=LEDGER_STATUS_PATTERN)]
+    version: NonNegativeInt
+    dataset_version: PositiveInt | None = None
+    version_id: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    etag: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    size_bytes: ObjectSize = 0
+    rows_in: NonNegativeInt | None = None
+    rows_out: NonNegativeInt | None = None
+    rows_quarantined: NonNegativeInt | None = None
+    correlation_id: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    error_code: Annotated[str, StringConstraints(max_length=128)] | None = None
+    error: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
 def split_contract_type(contract_type: str) -> tuple[str, int]:
     """Split `sluice.file.validated.v1` into its fact (`sluice.file.validated`) and major (1).
 

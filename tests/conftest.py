@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -43,10 +45,23 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """One moto server for the session, on a free loopback port; yields its endpoint URL."""
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.server import ThreadedMotoServer
 
     # One access-log line per request drowns every failure report in noise.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # DynamoDB applies a transaction as one step (its conditions hold when its writes land);
+    # moto's threaded server does not: two claims of one file under the ledger's version lock,
+    # checked at once, could both pass. One transaction at a time, as the local runtime's
+    # endpoint runs them (`sluice.local.endpoint.INLINE_ACTIONS`).
+    transact = DynamoDBBackend.transact_write_items
+    one_at_a_time = threading.Lock()
+
+    def atomic_transact(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with one_at_a_time:
+            return transact(self, *args, **kwargs)
+
+    DynamoDBBackend.transact_write_items = atomic_transact  # type: ignore[method-assign]
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -54,6 +69,7 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+        DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -280,6 +280,15 @@ class InMemoryLedger(_Faults):
         )
         return updated
 
+    async def transition_assumed(
+        self, assumed: FileRecord, to: FileStatus, **fields: Any
+    ) -> FileRecord | None:
+        check_transition(to, (assumed.status,))
+        check_fields(fields)
+        if self.records.get(assumed.file_id) != assumed:
+            return None
+        return await self.transition(assumed.file_id, to, expected=(assumed.status,), **fields)
+
     async def record_refusal(
         self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
     ) -> None:

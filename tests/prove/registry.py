@@ -462,6 +462,26 @@ PROMISES: tuple[Promise, ...] = (
                 ),
             ),
             Mechanism(
+                "a claim without a read (the fact carries the record its producer left) is "
+                "conditional on every field of the stored record being that record's: a forged "
+                "fact whose copied record agrees with it claims nothing, and the read refuses it",
+                _mutation(
+                    "claim-assumed-inexact",
+                    _off(
+                        LEDGER,
+                        "        if exact:\n            condition += _exact_condition(",
+                        "        if False:\n            condition += _exact_condition(",
+                    ),
+                ),
+                (
+                    "tests/integration/shared/test_port_contract_ledger.py::"
+                    "test_ledger_transition_assumed_writes_nothing_when_any_field_differs",
+                    f"{REL}/test_spoof_scenarios.py::"
+                    "test_scenario_forged_ingested_event_naming_another_dataset_is_refused"
+                    "[with_snapshot]",
+                ),
+            ),
+            Mechanism(
                 "ingest reads only the raw bucket (`unexpected_bucket`)",
                 _mutation(
                     "ingest-any-bucket",

@@ -1,6 +1,6 @@
 """Two output workers finalising the same file at once, under DynamoDB throttling: both claim the
-step from the same read, the ledger's version lock makes the second claim lose and claim again on
-top of the first, and exactly one of them completes the file."""
+step from the same version of the record, the ledger's version lock makes the second claim lose
+and claim again on top of the first, and exactly one of them completes the file."""
 
 from __future__ import annotations
 
@@ -26,20 +26,29 @@ def steps(rig: Rig, file_id: str) -> list[tuple[str, int]]:
 
 
 def read_together(ledger: Any, barrier: asyncio.Barrier) -> None:
-    """Make `ledger`'s first read wait for the other worker's first read: both workers then
-    decide from the same version of the record (the race, forced)."""
-    read = ledger.get
+    """Make `ledger`'s first look at the record (a read, or a claim without a read on the
+    record the event carries) wait for the other worker's: both workers then decide from the
+    same version of the record (the race, forced)."""
+    read, assumed = ledger.get, ledger.transition_assumed
     first = True
 
-    async def get(file_id: str) -> Any:
+    async def together() -> None:
         nonlocal first
-        record = await read(file_id)
         if first:
             first = False
             await barrier.wait()
+
+    async def get(file_id: str) -> Any:
+        record = await read(file_id)
+        await together()
         return record
 
+    async def transition_assumed(*args: Any, **kwargs: Any) -> Any:
+        await together()
+        return await assumed(*args, **kwargs)
+
     ledger.get = get
+    ledger.transition_assumed = transition_assumed
 
 
 def test_scenario_two_concurrent_finalisers_exactly_one_wins(rig: Rig, tmp_path: Path) -> None:

@@ -6,15 +6,21 @@ the checker, and nothing lands in the output."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from contracts.envelope import Envelope
 from contracts.events import FileIngestedV2, FileValidatedV2
-from contracts.types import DatasetRef
+from contracts.types import DatasetRef, LedgerSnapshot
 from sluice_shared.ports import REASON_ATTRIBUTE, REASON_CODE_ATTRIBUTE
 from tests.e2e.harness import ledger_items
 from tests.reliability.scenario import Rig, assert_reconciled
 from tests.reliability.test_message_scenarios import ORDERS, dlq_messages
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MISMATCH = "event_ledger_mismatch"
 # Rows the attacker wants in someone else's output (orders-shaped).
@@ -39,6 +45,12 @@ def put_event(rig: Rig, envelope: Envelope[Any]) -> None:
         ]
     )
     assert answer["FailedEntryCount"] == 0
+
+
+def genuine_snapshot(message: Mapping[str, Any]) -> LedgerSnapshot:
+    """The ledger record a genuine fact (an SQS message of its EventBridge event) carries."""
+    data = json.loads(message["Body"])["detail"]["data"]
+    return LedgerSnapshot.model_validate(data["ledger"])
 
 
 def file_of(rig: Rig, key: str) -> dict[str, Any]:
@@ -137,9 +149,15 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     assert [(r.file_id, r.reason_code) for r in verdict.refused] == [(victim["file_id"], MISMATCH)]
 
 
-def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(rig: Rig) -> None:
+@pytest.mark.parametrize("snapshot", [False, True], ids=["bare", "with_snapshot"])
+def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(
+    rig: Rig, snapshot: bool
+) -> None:
     # GIVEN orders-shaped rows uploaded where only sensor_readings may be written, registered by
     # ingest as a sensor_readings file; its genuine `file.ingested` held back
+    # (`with_snapshot`: the forger copies the genuine fact's ledger record, which agrees with
+    # the forged fact, since the record's dataset name is the fact's own: only the claim's
+    # condition on every stored field stands between it and a claim without a read)
     rig.start()
     rig.paused.add("validate")
     rig.upload("sensor_readings/x.csv", ATTACKER_ORDERS)
@@ -162,6 +180,7 @@ def test_scenario_forged_ingested_event_naming_another_dataset_is_refused(rig: R
         etag=target["etag"],
         size_bytes=len(ATTACKER_ORDERS),
         object_created_at=target["created_at"],
+        ledger=genuine_snapshot(genuine) if snapshot else None,
     )
     put_event(rig, Envelope.wrap(forged, correlationid=target["file_id"]))
     rig.paused.clear()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote_plus
 
 from contracts.errors import DatasetContractInvalid
-from contracts.events import FileIngestedV1, FileRejectedV1
+from contracts.events import FileIngestedV1, FileIngestedV2, FileRejectedV1
 from contracts.types import DatasetRef
 from sluice_shared.errors import (
     ContractViolation,
@@ -36,7 +36,7 @@ from sluice_shared.ports import (
     SupersededError,
     sequencer_order,
 )
-from sluice_shared.stages import fail_file
+from sluice_shared.stages import fail_file, snapshot_of
 
 if TYPE_CHECKING:
     from sluice_ingest.config import IngestSettings
@@ -179,7 +179,7 @@ async def ingest_object(
         and deps.workflow is not None
         and settings.batch_state_machine_arn is not None
     )
-    ingested = FileIngestedV1(
+    ingested = FileIngestedV2(
         file_id=file_id,
         dataset=DatasetRef(name=dataset, version=dataset_version),
         bucket=created.bucket,
@@ -189,6 +189,8 @@ async def ingest_object(
         size_bytes=size,
         object_created_at=created.time,
         path="batch" if batch else "realtime",
+        # The record validate claims without reading it (`claim_checked`); real-time only.
+        ledger=None if batch else snapshot_of(existing),
     )
     if batch and deps.workflow is not None:
         try:

@@ -25,13 +25,11 @@ from sluice_shared.stages import (
     StageDeps,
     StageSettings,
     announced_staging,
-    check_against_ledger,
-    claim,
+    claim_checked,
     dataset_of,
     download_staged,
     identity_claims,
     processed_fact,
-    registered,
     staging_claim,
     write_bucket_parquet,
 )
@@ -83,29 +81,26 @@ async def write_transformed_file(
     Raises ReconciliationError when the counts do not add up (the file is marked FAILED), and
     TransientError for AWS failures worth a retry.
     """
-    before = await registered(deps.ledger, transformed.file_id)
-    keys = StageKeys(before.file_id, before.dataset)
-    bucket_count = bucket_count_for(before.size_bytes)
-    check_against_ledger(
-        transformed.file_id,
-        {
-            **identity_claims(transformed, before),
+
+    def claims(record: FileRecord) -> dict[str, tuple[object, object]]:
+        return {
+            **identity_claims(transformed, record),
             "transformed_prefix": staging_claim(
                 transformed.transformed_prefix,
                 work_bucket=settings.work_bucket,
-                base=keys.transformed_prefix,
-                record=before,
+                base=StageKeys(record.file_id, record.dataset).transformed_prefix,
+                record=record,
             ),
-            "bucket_count": (transformed.bucket_count, bucket_count),
-            "rows_file_in": (transformed.rows_file_in, before.rows_in),
-            "rows_quarantined": (transformed.rows_quarantined, before.rows_quarantined),
-        },
-    )
-    claimed = await claim(
-        deps.ledger, transformed.file_id, FileStatus.WRITING, CLAIMABLE, current=before
-    )
+            "bucket_count": (transformed.bucket_count, bucket_count_for(record.size_bytes)),
+            "rows_file_in": (transformed.rows_file_in, record.rows_in),
+            "rows_quarantined": (transformed.rows_quarantined, record.rows_quarantined),
+        }
+
+    claimed = await claim_checked(deps.ledger, transformed, FileStatus.WRITING, CLAIMABLE, claims)
+    keys = StageKeys(transformed.file_id, transformed.dataset.name)
     if claimed is None:
         return await _replay_completed(transformed, deps, settings, keys)
+    bucket_count = bucket_count_for(claimed.size_bytes)
     contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
     # Exactly the staging of the transform attempt that announced this event (one of the file's
     # own areas, checked above).

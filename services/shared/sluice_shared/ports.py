@@ -365,6 +365,17 @@ class Ledger(Protocol):
         """
         ...
 
+    async def transition_assumed(
+        self, assumed: FileRecord, to: FileStatus, **fields: Any
+    ) -> FileRecord | None:
+        """Move the file to `to`, setting `fields`, if its stored record is exactly `assumed`
+        (a record not read from the ledger but taken from a fact): the write is conditional on
+        every field of it, not only on its status and version. Returns the new record, or None,
+        having written nothing, when the stored record differs in any field or is missing (the
+        caller then reads it). Raises IllegalTransitionError (before any I/O) when `to` is not
+        reachable from `assumed.status`, ValueError for a field that may not change."""
+        ...
+
     async def record_refusal(
         self, record: FileRecord, *, event_type: str, event_id: str, code: str, reason: str
     ) -> None:

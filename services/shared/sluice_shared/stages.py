@@ -3,7 +3,8 @@ claiming a step in the ledger, and deterministic event ids.
 
 Every stage follows the same at-least-once discipline:
 1. claim the step with a conditional ledger transition (a redelivered message may claim the same
-   step again; a message for a step the file has already left is a duplicate and does nothing),
+   step again; a message for a step the file has already left is a duplicate and does nothing);
+   a fact carrying the record its producer left is claimed without reading it (`claim_checked`),
 2. do the work into deterministic keys (a retry overwrites, never adds),
 3. record counts in the ledger, then return the next event for the handler to publish.
 """
@@ -25,7 +26,7 @@ from pydantic import Field
 
 from contracts.envelope import Envelope
 from contracts.events import FileProcessedV1, FileRejectedV1, accepted_types, published_majors
-from contracts.types import DatasetRef
+from contracts.types import DatasetRef, LedgerSnapshot
 from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, UnknownDatasetError
 from sluice_shared.keys import StagedArea, StageKeys, s3_uri, split_s3_uri
 from sluice_shared.limits import Limits
@@ -284,6 +285,66 @@ async def claim(
         if stale.current is None:
             raise UnknownFileError(f"file {file_id} is not in the ledger") from stale
         return None
+
+
+def snapshot_of(record: FileRecord) -> LedgerSnapshot:
+    """The `ledger` field of a fact its producer publishes after writing `record`."""
+    return LedgerSnapshot.model_validate(
+        record.model_dump(exclude={"file_id", "dataset", "bucket", "key"})
+    )
+
+
+def assumed_record(fact: Any) -> FileRecord | None:
+    """The ledger record a fact says its producer left (its identity fields and its `ledger`
+    snapshot), or None when it carries no snapshot (an older major, a producer from before it)."""
+    snapshot: LedgerSnapshot | None = getattr(fact, "ledger", None)
+    if snapshot is None:
+        return None
+    return FileRecord.model_validate(
+        {
+            **snapshot.model_dump(),
+            "file_id": fact.file_id,
+            "dataset": fact.dataset.name,
+            "bucket": fact.bucket,
+            "key": fact.key,
+        }
+    )
+
+
+async def claim_checked(
+    ledger: Ledger,
+    fact: Any,
+    step: FileStatus,
+    expected: Collection[FileStatus],
+    claims: Callable[[FileRecord], Mapping[str, tuple[object, object]]],
+) -> FileRecord | None:
+    """Check the fact against the file's ledger record (`claims(record)`: field -> (the event's
+    value, the record's value)) and claim `step` from `expected`; the claimed record, or None
+    for a duplicate or late delivery.
+
+    Without a read when the fact carries the record its producer left (`assumed_record`), that
+    record agrees with the fact, is in an `expected` status, and the claim conditional on the
+    stored record being exactly it, field by field (`Ledger.transition_assumed`), succeeds: the
+    stored record is then the one the fact agreed with, which is what a read and a check would
+    have established, and the claimed record is known without a read. Anything else (no or a
+    disagreeing snapshot, a condition that fails: another delivery claimed first, the file moved
+    on, a spoofed snapshot) takes the read: the stored record, checked against the fact
+    (EventLedgerMismatch, before any write), then claimed under its version.
+
+    Raises UnknownFileError (poison) when the ledger never registered the file."""
+    file_id = str(fact.file_id)
+    assumed = assumed_record(fact)
+    if (
+        assumed is not None
+        and assumed.status in expected
+        and all(got == want for got, want in claims(assumed).values())
+    ):
+        claimed = await ledger.transition_assumed(assumed, step)
+        if claimed is not None:
+            return claimed
+    before = await registered(ledger, file_id)
+    check_against_ledger(file_id, claims(before))
+    return await claim(ledger, file_id, step, expected, current=before)
 
 
 MAX_FAILURE_CHARS = 4000

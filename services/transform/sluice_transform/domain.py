@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from contracts.errors import DatasetContractInvalid
-from contracts.events import FileRejectedV1, FileTransformedV1
+from contracts.events import FileRejectedV1, FileTransformedV1, FileTransformedV2
 from sluice_shared.keys import StageKeys, bucket_count_for, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
@@ -22,14 +22,13 @@ from sluice_shared.stages import (
     StageSettings,
     announced_staging,
     attempt_staging,
-    check_against_ledger,
-    claim,
+    claim_checked,
     dataset_of,
     download_staged,
     identity_claims,
     quarantine_file,
-    registered,
     run_data_step,
+    snapshot_of,
     staging_claim,
 )
 
@@ -78,35 +77,37 @@ async def transform_validated_file(
     from contracts.datasets import DatasetCatalog
     from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
 
-    before = await registered(deps.ledger, validated.file_id)
-    keys = StageKeys(before.file_id, before.dataset)
-    claims = {
-        **identity_claims(validated, before),
-        "staged_prefix": staging_claim(
-            validated.staged_prefix,
-            work_bucket=settings.work_bucket,
-            base=keys.validated_prefix,
-            record=before,
-        ),
-        "bucket_count": (validated.bucket_count, bucket_count_for(before.size_bytes)),
-        "partition_count": (validated.partition_count, 1),
-        "rows_in": (validated.rows_in, before.rows_in),
-        "rows_valid + rows_quarantined": (
-            validated.rows_valid + validated.rows_quarantined,
-            before.rows_in,
-        ),
-    }
-    if validated.quarantine_uri is not None:
-        quarantine = s3_uri(settings.error_bucket, keys.quarantine_prefix)
-        claims["quarantine_uri"] = (validated.quarantine_uri, quarantine)
-    if before.status is FileStatus.VALIDATING:  # transform rewrites it (adds duplicates) later
-        claims["rows_quarantined"] = (validated.rows_quarantined, before.rows_quarantined)
-    check_against_ledger(validated.file_id, claims)
-    claimed = await claim(
-        deps.ledger, validated.file_id, FileStatus.TRANSFORMING, CLAIMABLE, current=before
+    def claims(record: FileRecord) -> dict[str, tuple[object, object]]:
+        keys = StageKeys(record.file_id, record.dataset)
+        found = {
+            **identity_claims(validated, record),
+            "staged_prefix": staging_claim(
+                validated.staged_prefix,
+                work_bucket=settings.work_bucket,
+                base=keys.validated_prefix,
+                record=record,
+            ),
+            "bucket_count": (validated.bucket_count, bucket_count_for(record.size_bytes)),
+            "partition_count": (validated.partition_count, 1),
+            "rows_in": (validated.rows_in, record.rows_in),
+            "rows_valid + rows_quarantined": (
+                validated.rows_valid + validated.rows_quarantined,
+                record.rows_in,
+            ),
+        }
+        if validated.quarantine_uri is not None:
+            quarantine = s3_uri(settings.error_bucket, keys.quarantine_prefix)
+            found["quarantine_uri"] = (validated.quarantine_uri, quarantine)
+        if record.status is FileStatus.VALIDATING:  # transform rewrites it (adds duplicates)
+            found["rows_quarantined"] = (validated.rows_quarantined, record.rows_quarantined)
+        return found
+
+    claimed = await claim_checked(
+        deps.ledger, validated, FileStatus.TRANSFORMING, CLAIMABLE, claims
     )
     if claimed is None:
         return TransformReport(event=None)
+    keys = StageKeys(claimed.file_id, claimed.dataset)
     try:
         contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
         # lookup tables live beside the contract they came from
@@ -186,14 +187,14 @@ async def transform_validated_file(
             reason,
             quarantine_uri=s3_uri(settings.error_bucket, keys.quarantine_prefix),
         )
-    await deps.ledger.transition(
+    counted = await deps.ledger.transition(
         validated.file_id,
         FileStatus.TRANSFORMING,
         expected=(FileStatus.TRANSFORMING,),
         current=claimed,
         rows_quarantined=quarantined,
     )
-    event = FileTransformedV1(
+    event = FileTransformedV2(
         file_id=claimed.file_id,
         dataset=dataset_of(claimed),
         bucket=claimed.bucket,
@@ -205,6 +206,7 @@ async def transform_validated_file(
         rows_quarantined=quarantined,
         rows_file_in=validated.rows_in,
         object_created_at=validated.object_created_at,
+        ledger=snapshot_of(counted),
     )
     return TransformReport(event=event, rows_in=rows_in, rows_out=rows_out, rows_duplicate=rows_dup)
 

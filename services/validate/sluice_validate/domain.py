@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from contracts.errors import DatasetContractInvalid
-from contracts.events import FileRejectedV1, FileValidatedV1
+from contracts.events import FileRejectedV1, FileValidatedV1, FileValidatedV2
 from sluice_shared.keys import StageKeys, bucket_count_for, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
@@ -20,13 +20,12 @@ from sluice_shared.stages import (
     StageDeps,
     StageSettings,
     attempt_staging,
-    check_against_ledger,
-    claim,
+    claim_checked,
     dataset_of,
     identity_claims,
     quarantine_file,
-    registered,
     run_data_step,
+    snapshot_of,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +62,8 @@ async def validate_ingested_file(
 
     What to validate (dataset and contract version, bucket, key, version, size) comes from the
     file's ledger record; the event only names the file, and an event that disagrees with the
-    record is refused (EventLedgerMismatch, poison) before any side effect.
+    record is refused (EventLedgerMismatch, poison) before any side effect. An event carrying
+    the record ingest registered claims the file without reading it (`claim_checked`).
 
     Returns the `file.validated` or `file.rejected` fact to publish, or an empty report when the
     file already moved past validation (a duplicate delivery). Raises TransientError for AWS
@@ -72,19 +72,15 @@ async def validate_ingested_file(
     # The data path (pyarrow) loads on the first file, not at cold start (bench/cold_start.py).
     from sluice_shared.datapath.validate import validate_file
 
-    before = await registered(deps.ledger, ingested.file_id)
-    check_against_ledger(
-        ingested.file_id,
-        {
-            **identity_claims(ingested, before),
-            "version_id": (ingested.version_id, before.version_id),
-            "etag": (ingested.etag, before.etag),
-            "size_bytes": (ingested.size_bytes, before.size_bytes),
-        },
-    )
-    claimed = await claim(
-        deps.ledger, ingested.file_id, FileStatus.VALIDATING, CLAIMABLE, current=before
-    )
+    def claims(record: FileRecord) -> dict[str, tuple[object, object]]:
+        return {
+            **identity_claims(ingested, record),
+            "version_id": (ingested.version_id, record.version_id),
+            "etag": (ingested.etag, record.etag),
+            "size_bytes": (ingested.size_bytes, record.size_bytes),
+        }
+
+    claimed = await claim_checked(deps.ledger, ingested, FileStatus.VALIDATING, CLAIMABLE, claims)
     if claimed is None:
         return ValidationReport(event=None)
     created_at = ingested.object_created_at  # not in the ledger: it only feeds latencies
@@ -145,7 +141,7 @@ async def validate_ingested_file(
         for bucket, path in sorted(result.staged.items()):
             await deps.objects.upload_file(path, settings.work_bucket, staging.validated(0, bucket))
 
-    await deps.ledger.transition(
+    counted = await deps.ledger.transition(
         claimed.file_id,
         FileStatus.VALIDATING,
         expected=(FileStatus.VALIDATING,),
@@ -154,7 +150,7 @@ async def validate_ingested_file(
         rows_quarantined=result.rows_quarantined,
         dataset_version=contract.version,
     )
-    event = FileValidatedV1(
+    event = FileValidatedV2(
         file_id=claimed.file_id,
         dataset=dataset_of(claimed),
         bucket=claimed.bucket,
@@ -168,6 +164,7 @@ async def validate_ingested_file(
         bytes_in=result.bytes_in,
         quarantine_uri=quarantine_uri,
         object_created_at=created_at,
+        ledger=snapshot_of(counted),
     )
     return ValidationReport(
         event=event,

@@ -404,3 +404,74 @@ async def test_ledger_step_stamped_after_the_step_before_when_the_clock_is_behin
     steps = await ledger.history(file_id)
     assert [s["version"] for s in steps] == [0, 1, 2]
     assert [s["at"] for s in steps] == sorted(s["at"] for s in steps)
+
+
+async def test_ledger_transition_assumed_claims_the_exact_record_without_a_read(
+    ledger: Ledger,
+) -> None:
+    # GIVEN a file whose record a fact carried exactly (as its producer left it)
+    _, registered = await ledger.register_file(record())
+
+    # WHEN the next stage claims it on the condition that the stored record is that one
+    claimed = await ledger.transition_assumed(registered, FileStatus.VALIDATING, rows_in=10)
+
+    # THEN the claim is the stored record, one version on, with the history step
+    assert claimed is not None
+    assert (claimed.status, claimed.version, claimed.rows_in) == (FileStatus.VALIDATING, 1, 10)
+    assert await ledger.get(registered.file_id) == claimed
+    steps = await ledger.history(registered.file_id)
+    assert [(s["from_status"], s["to_status"], s["version"]) for s in steps] == [
+        (None, "PENDING", 0),
+        ("PENDING", "VALIDATING", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "differs",
+    [
+        {"key": "orders/spoofed.csv"},
+        {"bucket": "other-raw"},
+        {"dataset_version": 2},
+        {"size_bytes": 124},
+        {"rows_in": 7},
+        {"etag": "0" * 32},
+        {"version": 1},
+    ],
+    ids=lambda differs: next(iter(differs)),
+)
+async def test_ledger_transition_assumed_writes_nothing_when_any_field_differs(
+    ledger: Ledger, differs: dict[str, object]
+) -> None:
+    # GIVEN a registered file and a fact whose record differs from it in one field: a spoofed
+    # identity, a count, or a version the file never had (status and version alone would pass)
+    _, stored = await ledger.register_file(record())
+    assumed = stored.model_copy(update=differs)
+
+    # WHEN a stage claims on the assumption
+    claimed = await ledger.transition_assumed(assumed, FileStatus.VALIDATING)
+
+    # THEN nothing is written: the stored record and its history are as they were
+    assert claimed is None
+    assert await ledger.get(stored.file_id) == stored
+    assert len(await ledger.history(stored.file_id)) == 1
+
+
+async def test_ledger_transition_assumed_of_a_stale_record_loses_to_the_claim_before(
+    ledger: Ledger,
+) -> None:
+    # GIVEN two deliveries of one fact; the first has claimed the file
+    _, registered = await ledger.register_file(record())
+    first = await ledger.transition_assumed(registered, FileStatus.VALIDATING)
+
+    # WHEN the second claims on the same (now stale) record
+    second = await ledger.transition_assumed(registered, FileStatus.VALIDATING)
+
+    # THEN it writes nothing (its caller reads the record and decides as without the fact)
+    assert first is not None
+    assert second is None
+    assert await ledger.get(registered.file_id) == first
+
+
+async def test_ledger_transition_assumed_missing_file_writes_nothing(ledger: Ledger) -> None:
+    assert await ledger.transition_assumed(record(), FileStatus.VALIDATING) is None
+    assert await ledger.get(record().file_id) is None

@@ -23,7 +23,12 @@ from contracts.events import (
     routed_type,
 )
 from contracts.tools import check_compatibility, schema_of
-from contracts.types import MAX_BUCKET_COUNT, MAX_OBJECT_BYTES, MAX_PARTITION_COUNT
+from contracts.types import (
+    MAX_BUCKET_COUNT,
+    MAX_OBJECT_BYTES,
+    MAX_PARTITION_COUNT,
+    LedgerSnapshot,
+)
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 COMMON: dict[str, Any] = {
@@ -101,7 +106,7 @@ def test_published_majors_gives_every_live_major_newest_first() -> None:
     majors = published_majors(event)
     assert [type(m) for m in majors] == [FileValidatedV2, FileValidatedV1]
     assert majors[1] is event
-    assert majors[0].model_dump() == event.model_dump()
+    assert majors[0].model_dump() == {**event.model_dump(), "ledger": None}
     # a fact with one major is published as itself
     processed = FileProcessedV1.model_validate(
         {
@@ -116,6 +121,20 @@ def test_published_majors_gives_every_live_major_newest_first() -> None:
         }
     )
     assert published_majors(processed) == [processed]
+
+
+def test_the_ledger_snapshot_travels_in_the_newest_major_only() -> None:
+    # v2's optional `ledger` field: v1 has no such field, so its copy of the fact carries none
+    # and stays what v1 consumers always received.
+    snapshot = LedgerSnapshot(
+        status="VALIDATING", version=2, size_bytes=10, rows_in=10, created_at=NOW, updated_at=NOW
+    )
+    event = FileValidatedV2.model_validate({**VALIDATED, "ledger": snapshot})
+    newest, older = published_majors(event)
+    assert newest is event
+    assert type(older) is FileValidatedV1
+    assert "ledger" not in older.model_dump()
+    assert older.model_dump() == event.model_dump(exclude={"ledger"})
 
 
 def test_published_majors_refuses_a_count_above_the_newer_bound() -> None:

@@ -1,17 +1,18 @@
 """Two copies of one event entering a step afresh at the same instant (two Lambda instances):
 the slower copy must not take the faster copy's announced staging with it.
 
-The interleaving is forced, not hoped for: both copies read the file's record before either
-claims it (a barrier in the ledger's read), and every write of the slower copy waits until the
-faster one has returned its event. The slower copy then dies at its first upload, so nothing
-of it is restaged: what the next stage reads is exactly what the faster copy announced.
+The interleaving is forced, not hoped for: both copies look at the file's record (read it, or
+try the claim without a read that their event allows) before either claims it (a barrier), and
+every write of the slower copy waits until the faster one has returned its event. The slower
+copy then dies at its first upload, so nothing of it is restaged: what the next stage reads
+is exactly what the faster copy announced.
 """
 
 from __future__ import annotations
 
 import asyncio
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from contracts.datasets import DatasetCatalog
 from contracts.events import FileTransformedV1, FileValidatedV1
@@ -34,21 +35,31 @@ ROLE: ContextVar[str] = ContextVar("role", default="")
 
 
 class SameInstantLedger(InMemoryLedger):
-    """Once armed, each copy's first read of the record waits for the other copy's: both see
-    the file where it was before either claimed the step."""
+    """Once armed, each copy's first look at the record (a read, or a claim without a read on
+    the record its event carries) waits for the other copy's: both see the file where it was
+    before either claimed the step."""
 
     def __init__(self) -> None:
         super().__init__()
         self.barrier: asyncio.Barrier | None = None
         self.read: set[str] = set()
 
-    async def get(self, file_id: str) -> FileRecord | None:
-        record = await super().get(file_id)
+    async def _together(self) -> None:
         role = ROLE.get()
         if self.barrier is not None and role and role not in self.read:
             self.read.add(role)
             await self.barrier.wait()
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        record = await super().get(file_id)
+        await self._together()
         return record
+
+    async def transition_assumed(
+        self, assumed: FileRecord, to: FileStatus, **fields: Any
+    ) -> FileRecord | None:
+        await self._together()
+        return await super().transition_assumed(assumed, to, **fields)
 
 
 class SlowSecondStore(InMemoryObjectStore):

@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from contracts.events.file_ingested.v1.model import FileIngestedV1
-from contracts.types import ObjectSize
+from contracts.types import LedgerSnapshot, ObjectSize
 
 
 class FileIngestedV2(FileIngestedV1):
@@ -26,3 +26,11 @@ class FileIngestedV2(FileIngestedV1):
     TYPE: ClassVar[str] = "sluice.file.ingested.v2"
 
     size_bytes: ObjectSize = Field(description="Size of the raw object as stored (at most 5 TiB).")
+    ledger: LedgerSnapshot | None = Field(
+        default=None,
+        description=(
+            "The file's ledger record as this fact's producer left it (optional): the next "
+            "stage claims the file on the condition that the stored record is exactly this, "
+            "and reads the record only when it is not."
+        ),
+    )

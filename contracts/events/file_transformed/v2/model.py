@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from contracts.events.file_transformed.v1.model import FileTransformedV1
-from contracts.types import BucketCount
+from contracts.types import BucketCount, LedgerSnapshot
 
 
 class FileTransformedV2(FileTransformedV1):
@@ -27,4 +27,12 @@ class FileTransformedV2(FileTransformedV1):
 
     bucket_count: BucketCount = Field(
         description="Hash buckets of transformed rows, one Arrow file each (at most 10,240)."
+    )
+    ledger: LedgerSnapshot | None = Field(
+        default=None,
+        description=(
+            "The file's ledger record as this fact's producer left it (optional): the next "
+            "stage claims the file on the condition that the stored record is exactly this, "
+            "and reads the record only when it is not."
+        ),
     )

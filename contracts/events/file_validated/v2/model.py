@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from contracts.events.file_validated.v1.model import FileValidatedV1
-from contracts.types import BucketCount, PartitionCount
+from contracts.types import BucketCount, LedgerSnapshot, PartitionCount
 
 
 class FileValidatedV2(FileValidatedV1):
@@ -30,4 +30,12 @@ class FileValidatedV2(FileValidatedV1):
     )
     partition_count: PartitionCount = Field(
         default=1, description="Byte-range partitions read (at most 100,000)."
+    )
+    ledger: LedgerSnapshot | None = Field(
+        default=None,
+        description=(
+            "The file's ledger record as this fact's producer left it (optional): the next "
+            "stage claims the file on the condition that the stored record is exactly this, "
+            "and reads the record only when it is not."
+        ),
     )

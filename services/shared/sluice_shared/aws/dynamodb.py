@@ -156,6 +156,22 @@ def history_step(step: dict[str, Any], *, drop: tuple[str, ...] = (PK, SK)) -> d
     return step
 
 
+def _exact_condition(record: FileRecord, names: dict[str, str], values: dict[str, Any]) -> str:
+    """` AND ...` clauses requiring every field of the stored `META` item other than its key,
+    status and version to be `record`'s (a field `record` leaves None: absent), adding their
+    placeholders to `names` and `values`."""
+    clauses = []
+    stored = _record_values(record)
+    for index, name in enumerate(sorted(set(stored) - {"file_id", "status", "version"})):
+        names[f"#f{index}"] = name
+        if stored[name] is None:
+            clauses.append(f"attribute_not_exists(#f{index})")
+        else:
+            values[f":f{index}"] = _SERIALIZER.serialize(stored[name])
+            clauses.append(f"#f{index} = :f{index}")
+    return "".join(f" AND {clause}" for clause in clauses)
+
+
 class DynamoDbLedger:
     """The DynamoDB implementation of `sluice_shared.ports.Ledger`.
 
@@ -316,19 +332,49 @@ class DynamoDbLedger:
             current=latest,
         )
 
+    async def transition_assumed(
+        self, assumed: FileRecord, to: FileStatus, **fields: Any
+    ) -> FileRecord | None:
+        """See `Ledger.transition_assumed`: one conditional write, no read, no retry."""
+        check_transition(to, (assumed.status,))
+        check_fields(fields)
+        updated = FileRecord.model_validate(
+            {
+                **assumed.model_dump(),
+                **fields,
+                "status": to,
+                "version": assumed.version + 1,
+                "updated_at": not_before(self._clock(), assumed.updated_at + TICK),
+            }
+        )
+        try:
+            await self._write_transition(assumed, updated, {assumed.status}, fields, exact=True)
+        except ConditionalCheckFailed:
+            return None
+        return updated
+
     async def _write_transition(
         self,
         current: FileRecord,
         updated: FileRecord,
         wanted: set[FileStatus],
         fields: Mapping[str, Any],
+        *,
+        exact: bool = False,
     ) -> None:
+        """The transaction of a transition: the `META` Put, conditional on the status being in
+        `wanted` and the version being `current`'s (with `exact`, also on every other field of
+        the stored record being `current`'s: absent where `current` has None), and the history
+        step."""
         names = {"#status": "status", "#version": "version"}
         values: dict[str, Any] = {":v": {"N": str(current.version)}}
         placeholders = []
         for index, status in enumerate(sorted(wanted)):
             values[f":s{index}"] = {"S": status.value}
             placeholders.append(f":s{index}")
+        condition = f"#status IN ({', '.join(placeholders)}) AND #version = :v"
+        if exact:
+            condition += _exact_condition(current, names, values)
         step = self._step_item(updated, from_status=current.status, fields=fields)
 
         async def call() -> None:
@@ -341,9 +387,7 @@ class DynamoDbLedger:
                             "Put": {
                                 "TableName": self._table,
                                 "Item": _meta_item(updated),
-                                "ConditionExpression": (
-                                    f"#status IN ({', '.join(placeholders)}) AND #version = :v"
-                                ),
+                                "ConditionExpression": condition,
                                 "ExpressionAttributeNames": names,
                                 "ExpressionAttributeValues": values,
                             }
