@@ -142,11 +142,10 @@ class PublishedCatalog(DatasetCatalog):
         if self._client is None:
             import botocore.session
 
-            from sluice_shared.aws.clients import client_config
+            from sluice_shared.aws.clients import client_config, share_service_models
 
-            self._client = botocore.session.get_session().create_client(
-                "s3", config=client_config()
-            )
+            session = share_service_models(botocore.session.get_session())
+            self._client = session.create_client("s3", config=client_config())
         return self._client
 
     def _refresh(self, *, force: bool) -> None:
