@@ -6,6 +6,9 @@ read says the same thing the pydantic model enforces.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Annotated
@@ -18,6 +21,7 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    model_validator,
 )
 
 FILE_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -86,6 +90,49 @@ class DatasetRef(BaseModel):
 
 
 LEDGER_STATUS_PATTERN = r"^[A-Z]{1,32}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+
+# Rows carried in a fact (`InlineRows`): at most this much Arrow IPC, 87,384 characters of
+# base64, so the fact stays far below EventBridge's 256 KB entry and SQS's 256 KiB message.
+MAX_INLINE_BYTES = 64 * 1024
+
+
+class InlineRows(BaseModel):
+    """A small file's rows in the fact itself: the Arrow IPC stream a stage would otherwise
+    stage as an object, base64-encoded, with its sha256 (checked when the fact is read, and
+    recorded in the ledger by the producer with its counts, so the consumer can check the rows
+    are the ones the producer recorded)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    data: Annotated[str, StringConstraints(max_length=(MAX_INLINE_BYTES + 2) // 3 * 4)] = Field(
+        description="The Arrow IPC stream, base64 (empty: no rows)."
+    )
+    sha256: Sha256 = Field(description="sha256 of the decoded bytes, lowercase hex.")
+    rows: NonNegativeInt = Field(description="Rows in the stream.")
+
+    @model_validator(mode="after")
+    def _digest_matches(self) -> InlineRows:
+        if hashlib.sha256(self.payload()).hexdigest() != self.sha256:
+            raise ValueError("inline rows: sha256 is not the digest of data")
+        return self
+
+    def payload(self) -> bytes:
+        """The decoded Arrow IPC bytes. Raises ValueError for data that is not base64."""
+        try:
+            return base64.b64decode(self.data, validate=True)
+        except binascii.Error as bad:
+            raise ValueError(f"inline rows: data is not base64 ({bad})") from None
+
+    @classmethod
+    def of(cls, payload: bytes, *, rows: int) -> InlineRows:
+        """The inline form of `payload` (Arrow IPC bytes) holding `rows` rows."""
+        return cls(
+            data=base64.b64encode(payload).decode("ascii"),
+            sha256=hashlib.sha256(payload).hexdigest(),
+            rows=rows,
+        )
 
 
 class LedgerSnapshot(BaseModel):
@@ -113,6 +160,8 @@ class LedgerSnapshot(BaseModel):
     correlation_id: Annotated[str, StringConstraints(max_length=1024)] | None = None
     error_code: Annotated[str, StringConstraints(max_length=128)] | None = None
     error: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    validated_sha256: Sha256 | None = None
+    transformed_sha256: Sha256 | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
 

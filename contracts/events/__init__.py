@@ -9,6 +9,8 @@ so a message parked before a consumer moved still redrives); their EventBridge r
 newest major only, so a consumer receives every fact once.
 """
 
+from typing import TYPE_CHECKING
+
 from contracts.envelope import ContractModel
 from contracts.events.batch_completed.v1 import BatchCompletedV1
 from contracts.events.batch_failed.v1 import BatchFailedV1
@@ -18,17 +20,24 @@ from contracts.events.file_processed.v1 import FileProcessedV1
 from contracts.events.file_rejected.v1 import FileRejectedV1
 from contracts.events.file_transformed.v1 import FileTransformedV1
 from contracts.events.file_transformed.v2 import FileTransformedV2
+from contracts.events.file_transformed.v3 import FileTransformedV3
 from contracts.events.file_validated.v1 import FileValidatedV1
 from contracts.events.file_validated.v2 import FileValidatedV2
+from contracts.events.file_validated.v3 import FileValidatedV3
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BUILTIN_MODELS: tuple[type[ContractModel], ...] = (
     FileIngestedV1,
     FileIngestedV2,
     FileValidatedV1,
     FileValidatedV2,
+    FileValidatedV3,
     FileRejectedV1,
     FileTransformedV1,
     FileTransformedV2,
+    FileTransformedV3,
     FileProcessedV1,
     BatchCompletedV1,
     BatchFailedV1,
@@ -37,8 +46,8 @@ BUILTIN_MODELS: tuple[type[ContractModel], ...] = (
 
 LIVE_MAJORS: tuple[tuple[type[ContractModel], ...], ...] = (
     (FileIngestedV1, FileIngestedV2),
-    (FileValidatedV1, FileValidatedV2),
-    (FileTransformedV1, FileTransformedV2),
+    (FileValidatedV1, FileValidatedV2, FileValidatedV3),
+    (FileTransformedV1, FileTransformedV2, FileTransformedV3),
 )
 """Facts published in more than one major, oldest first (the newest is the one rules match)."""
 
@@ -51,15 +60,27 @@ def _majors_of(model: type[ContractModel]) -> tuple[type[ContractModel], ...]:
 
 
 def published_majors(event: ContractModel) -> list[ContractModel]:
-    """`event` in every live major of its fact, newest first (a fact with one major: itself).
+    """`event` in every live major of its fact that can say it, newest first (a fact with one
+    major: itself; a fact its older majors cannot say, `in_older_majors()` False: its own major
+    and the newer ones).
 
     Raises pydantic's ValidationError when the event breaks a newer major's constraints (a
     count above its bound): a producer bug, refused before anything is published.
     """
+    majors = _majors_of(type(event))
+    if not _in_older_majors(event):
+        majors = majors[majors.index(type(event)) :]
     return [
         event if type(event) is model else model.model_validate(event.model_dump())
-        for model in reversed(_majors_of(type(event)))
+        for model in reversed(majors)
     ]
+
+
+def _in_older_majors(event: ContractModel) -> bool:
+    """Whether the majors older than `event`'s can say it (a v3 fact with its rows inline and
+    nothing staged cannot: v1 and v2 consumers read a staged prefix)."""
+    says: Callable[[], bool] | None = getattr(event, "in_older_majors", None)
+    return True if says is None else says()
 
 
 def accepted_types(model: type[ContractModel]) -> frozenset[str]:
@@ -83,8 +104,10 @@ __all__ = [
     "FileRejectedV1",
     "FileTransformedV1",
     "FileTransformedV2",
+    "FileTransformedV3",
     "FileValidatedV1",
     "FileValidatedV2",
+    "FileValidatedV3",
     "accepted_types",
     "published_majors",
     "routed_type",

@@ -18,13 +18,15 @@ from typing import Any
 
 import boto3
 
+from contracts.events import FileIngestedV1, FileTransformedV1, FileValidatedV1, routed_type
 from sluice_shared.aws.dynamodb import LEDGER_TABLE_SPEC
 
 SERVICES = ("ingest", "validate", "transform", "output")
+# What each stage's rule routes: the newest live major of the fact it consumes.
 CONSUMES = {
-    "validate": "sluice.file.ingested.v2",
-    "transform": "sluice.file.validated.v2",
-    "output": "sluice.file.transformed.v2",
+    "validate": routed_type(FileIngestedV1),
+    "transform": routed_type(FileValidatedV1),
+    "output": routed_type(FileTransformedV1),
 }
 TERMINAL = {"COMPLETED", "FAILED", "QUARANTINED"}
 

@@ -482,6 +482,23 @@ PROMISES: tuple[Promise, ...] = (
                 ),
             ),
             Mechanism(
+                "rows a fact carries inline (a small file, v3) are used only when their sha256 is "
+                "the one their producer recorded in the ledger with its counts",
+                _mutation(
+                    "inline-rows-unchecked",
+                    _off(
+                        "sluice_transform.domain",
+                        '            found["inline.sha256"] = (inline.sha256, '
+                        "record.validated_sha256)",
+                        '            found["inline.sha256"] = (inline.sha256, inline.sha256)',
+                    ),
+                ),
+                (
+                    "tests/unit/services/test_inline_rows.py::"
+                    "test_inline_rows_other_than_the_recorded_ones_are_refused_unwritten",
+                ),
+            ),
+            Mechanism(
                 "ingest reads only the raw bucket (`unexpected_bucket`)",
                 _mutation(
                     "ingest-any-bucket",

@@ -37,8 +37,8 @@ def test_scenario_forged_bucket_count_parked_at_parse_v1_not_routed(rig: Rig) ->
         object_created_at=datetime(2024, 3, 1, tzinfo=UTC),
     )
     v2 = Envelope.wrap(forged, correlationid="c" * 32).model_dump(mode="json")
-    v2["type"] = "sluice.file.validated.v2"  # what a forger would send
-    v2["dataschema"] = v2["dataschema"].replace(".v1.json", ".v2.json")
+    v2["type"] = "sluice.file.validated.v3"  # the routed major, as a forger would send it
+    v2["dataschema"] = v2["dataschema"].replace(".v1.json", ".v3.json")
     v1 = Envelope.wrap(forged, correlationid="c" * 32).model_dump(mode="json")
     entries = [
         {
@@ -53,14 +53,14 @@ def test_scenario_forged_bucket_count_parked_at_parse_v1_not_routed(rig: Rig) ->
     assert put["FailedEntryCount"] == 0
     # WHEN the pipeline runs until every queue is empty
     rig.settle(0)
-    # THEN transform received only the v2 fact and parked it as an invalid contract at once,
+    # THEN transform received only the routed (v3) fact and parked it as an invalid contract,
     # naming the field; the ledger and the work bucket were never touched
     sqs = rig.stack.client("sqs")
     got = sqs.receive_message(
         QueueUrl=rig.stack.dlqs["transform"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
     )
     (parked,) = got["Messages"]
-    assert orjson.loads(parked["Body"])["detail-type"] == "sluice.file.validated.v2"
+    assert orjson.loads(parked["Body"])["detail-type"] == "sluice.file.validated.v3"
     attributes = parked["MessageAttributes"]
     assert attributes[REASON_CODE_ATTRIBUTE]["StringValue"] == "invalid_contract"
     assert "bucket_count" in attributes[REASON_ATTRIBUTE]["StringValue"]

@@ -194,7 +194,9 @@ def staged_objects(rig: Rig, file_id: str) -> list[str]:
 
 
 def test_replay_cli_reruns_file_output_identical_and_reconciled(rig: Rig, tmp_path: Path) -> None:
-    # GIVEN two completed files and a snapshot of the output
+    # GIVEN two completed files (their rows staged, as large files' are) and a snapshot of the
+    # output
+    rig.monkeypatch.setenv("SLUICE_INLINE_MAX_BYTES", "0")
     truth_dir = completed_rig(rig, tmp_path)
     before = rig.output_snapshot()
     file_id = next(i["file_id"] for i in ledger_items(rig.stack) if i["dataset"] == "orders")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from contracts.envelope import Envelope
-from contracts.events import FileIngestedV2, FileValidatedV2
+from contracts.events import FileIngestedV2, FileValidatedV3
 from contracts.types import DatasetRef, LedgerSnapshot
 from sluice_shared.ports import REASON_ATTRIBUTE, REASON_CODE_ATTRIBUTE
 from tests.e2e.harness import ledger_items
@@ -79,6 +79,7 @@ def processed_keys(rig: Rig, prefix: str = "") -> list[str]:
 def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(rig: Rig) -> None:
     # GIVEN file A whose raw object was deleted before validate ran, and an attacker's file B
     # validated and staged, waiting for transform
+    rig.monkeypatch.setenv("SLUICE_INLINE_MAX_BYTES", "0")  # staged rows, as large files have
     rig.start()
     rig.paused.add("validate")
     rig.upload("orders/a.csv", ORDERS)
@@ -108,7 +109,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     ]
     b_prefix = b_staged.rsplit("/", 1)[0] + "/"  # the attempt area holding B's rows
     # WHEN one PutEvents announces A as validated, its rows staged under B's prefix
-    forged = FileValidatedV2(  # the major the stages' rules route
+    forged = FileValidatedV3(  # the major the stages' rules route
         file_id=victim["file_id"],
         dataset=DatasetRef(name="orders", version=1),
         bucket=rig.stack.raw,
@@ -143,7 +144,7 @@ def test_scenario_forged_validated_event_with_another_staging_prefix_is_refused(
     # AND the ledger keeps the attempt in A's history, and the checker reports it
     [refused] = refusals(rig, victim["file_id"])
     assert refused["error_code"] == MISMATCH
-    assert refused["event_type"] == FileValidatedV2.TYPE
+    assert refused["event_type"] == FileValidatedV3.TYPE
     verdict = rig.reconcile()
     assert_reconciled(verdict)
     assert [(r.file_id, r.reason_code) for r in verdict.refused] == [(victim["file_id"], MISMATCH)]

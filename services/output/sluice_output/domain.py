@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from contracts.events import FileProcessedV1
+from contracts.events import FileProcessedV1, FileTransformedV3
 from sluice_shared.clock import not_before
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys, bucket_count_for, s3_uri
@@ -31,6 +31,7 @@ from sluice_shared.stages import (
     identity_claims,
     processed_fact,
     staging_claim,
+    unpack_inline,
     write_bucket_parquet,
 )
 
@@ -72,7 +73,7 @@ class OutputReport:
 
 
 async def write_transformed_file(
-    transformed: FileTransformedV1, deps: StageDeps, settings: StageSettings
+    transformed: FileTransformedV1 | FileTransformedV3, deps: StageDeps, settings: StageSettings
 ) -> OutputReport:
     """Write the file's Parquet objects and manifest, then mark it COMPLETED.
 
@@ -82,19 +83,26 @@ async def write_transformed_file(
     TransientError for AWS failures worth a retry.
     """
 
+    # Rows the fact carries (v3, a small file): trusted once their digest is the ledger's.
+    inline = transformed.inline if isinstance(transformed, FileTransformedV3) else None
+
     def claims(record: FileRecord) -> dict[str, tuple[object, object]]:
-        return {
+        found: dict[str, tuple[object, object]] = {
             **identity_claims(transformed, record),
-            "transformed_prefix": staging_claim(
-                transformed.transformed_prefix,
-                work_bucket=settings.work_bucket,
-                base=StageKeys(record.file_id, record.dataset).transformed_prefix,
-                record=record,
-            ),
             "bucket_count": (transformed.bucket_count, bucket_count_for(record.size_bytes)),
             "rows_file_in": (transformed.rows_file_in, record.rows_in),
             "rows_quarantined": (transformed.rows_quarantined, record.rows_quarantined),
         }
+        if inline is not None:
+            found["inline.sha256"] = (inline.sha256, record.transformed_sha256)
+        elif transformed.transformed_prefix is not None:
+            found["transformed_prefix"] = staging_claim(
+                transformed.transformed_prefix,
+                work_bucket=settings.work_bucket,
+                base=StageKeys(record.file_id, record.dataset).transformed_prefix,
+                record=record,
+            )
+        return found
 
     claimed = await claim_checked(deps.ledger, transformed, FileStatus.WRITING, CLAIMABLE, claims)
     keys = StageKeys(transformed.file_id, transformed.dataset.name)
@@ -102,18 +110,37 @@ async def write_transformed_file(
         return await _replay_completed(transformed, deps, settings, keys)
     bucket_count = bucket_count_for(claimed.size_bytes)
     contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+    objects: list[dict[str, Any]] = []
+    rows_out = bytes_out = 0
+    if inline is not None:
+        with reused_scratch_dir(settings.scratch_dir, "output") as work:
+            local = unpack_inline(inline, work / "in.arrow")
+            if local is not None:
+                written = await write_bucket_parquet(
+                    deps.objects,
+                    local,
+                    contract,
+                    work / "parquet",
+                    file_id=transformed.file_id,
+                    bucket=0,
+                    processed_bucket=settings.processed_bucket,
+                )
+                objects, bytes_out, rows_out = written.objects, written.bytes_out, written.rows
+        bucket_count = 0  # nothing staged to read
+    else:
+        assert transformed.transformed_prefix is not None  # a v3 fact has one or the other
     # Exactly the staging of the transform attempt that announced this event (one of the file's
     # own areas, checked above).
-    announced = announced_staging(transformed.transformed_prefix, keys.transformed_prefix)
+    announced = announced_staging(
+        transformed.transformed_prefix or s3_uri(settings.work_bucket, keys.transformed_prefix),
+        keys.transformed_prefix,
+    )
     staged_bucket = announced.bucket
     # Transform stages nothing for a bucket without rows: list once, not a request per bucket.
     # A one-bucket file (every small real-time file) has one possible key: fetching it answers
     # the same question without the listing request.
-    single = bucket_count == 1 and announced.own
+    single = bucket_count <= 1 and announced.own
     staged = {announced.area.transformed(0)} if single else set(await announced.keys(deps.objects))
-
-    objects: list[dict[str, Any]] = []
-    rows_out = bytes_out = 0
     for bucket in range(bucket_count):
         staged_key = announced.area.transformed(bucket)
         if staged_key not in staged:
@@ -224,7 +251,10 @@ async def _write_manifest_once(
 
 
 async def _replay_completed(
-    transformed: FileTransformedV1, deps: StageDeps, settings: StageSettings, keys: StageKeys
+    transformed: FileTransformedV1 | FileTransformedV3,
+    deps: StageDeps,
+    settings: StageSettings,
+    keys: StageKeys,
 ) -> OutputReport:
     record = await deps.ledger.get(transformed.file_id)
     if record is None or record.status is not FileStatus.COMPLETED:

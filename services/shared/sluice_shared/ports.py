@@ -282,6 +282,9 @@ class FileRecord(BaseModel):
     correlation_id: str | None = None
     error_code: str | None = None
     error: str | None = None
+    # sha256 of the rows validate/transform carried in their fact instead of staging them.
+    validated_sha256: str | None = None
+    transformed_sha256: str | None = None
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
     version: int = Field(default=0, ge=0)
@@ -298,6 +301,8 @@ MUTABLE_FIELDS = frozenset(
         "error",
         "correlation_id",
         "size_bytes",
+        "validated_sha256",
+        "transformed_sha256",
     }
 )
 

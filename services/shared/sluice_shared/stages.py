@@ -26,7 +26,7 @@ from pydantic import Field
 
 from contracts.envelope import Envelope
 from contracts.events import FileProcessedV1, FileRejectedV1, accepted_types, published_majors
-from contracts.types import DatasetRef, LedgerSnapshot
+from contracts.types import MAX_INLINE_BYTES, DatasetRef, InlineRows, LedgerSnapshot
 from sluice_shared.errors import EventLedgerMismatch, PoisonInputError, UnknownDatasetError
 from sluice_shared.keys import StagedArea, StageKeys, s3_uri, split_s3_uri
 from sluice_shared.limits import Limits
@@ -95,6 +95,25 @@ async def download_staged(
         return None
 
 
+def inline_rows(path: Path | None, rows: int, *, max_bytes: int) -> InlineRows | None:
+    """The rows of a one-bucket file's staged output at `path` (None: no rows) in the form a
+    fact carries them, or None when they are above `max_bytes` (then they are staged)."""
+    if path is None:
+        return InlineRows.of(b"", rows=0) if max_bytes > 0 else None
+    if path.stat().st_size > max_bytes:
+        return None
+    return InlineRows.of(path.read_bytes(), rows=rows)
+
+
+def unpack_inline(inline: InlineRows, path: Path) -> Path | None:
+    """Write rows a fact carried to `path` for the data path; None when there are none."""
+    payload = inline.payload()
+    if not payload:
+        return None
+    path.write_bytes(payload)
+    return path
+
+
 def attempt_staging(keys: StageKeys, claimed: FileRecord) -> StagedArea:
     """Where the attempt holding `claimed` (the record its claim returned) stages its output.
 
@@ -151,6 +170,10 @@ class StageSettings(SluiceSettings):
 
     scratch_dir: Path | None = None  # SLUICE_SCRATCH_DIR; default: the system temp dir (/tmp)
     limits: Limits = Field(default_factory=Limits)
+    # SLUICE_INLINE_MAX_BYTES: a one-bucket file's rows up to this much Arrow IPC travel in the
+    # fact (v3 only) instead of a staged object; 0 stages every file, so every fact is also
+    # published in the older majors (their consumers read staged objects).
+    inline_max_bytes: int = Field(default=MAX_INLINE_BYTES, ge=0, le=MAX_INLINE_BYTES)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StageSettings:
@@ -164,6 +187,7 @@ class StageSettings(SluiceSettings):
             if source.get("SLUICE_SCRATCH_DIR")
             else None,
             limits=Limits.from_env(source),
+            inline_max_bytes=int(source.get("SLUICE_INLINE_MAX_BYTES", MAX_INLINE_BYTES)),
         )
 
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from contracts.errors import DatasetContractInvalid
-from contracts.events import FileRejectedV1, FileTransformedV1, FileTransformedV2
+from contracts.events import (
+    FileRejectedV1,
+    FileTransformedV1,
+    FileTransformedV3,
+    FileValidatedV3,
+)
 from sluice_shared.keys import StageKeys, bucket_count_for, bucket_of_staged_key, s3_uri
 from sluice_shared.ports import FileStatus
 from sluice_shared.scratch import reused_scratch_dir
@@ -26,15 +31,18 @@ from sluice_shared.stages import (
     dataset_of,
     download_staged,
     identity_claims,
+    inline_rows,
     quarantine_file,
     run_data_step,
     snapshot_of,
     staging_claim,
+    unpack_inline,
 )
 
 if TYPE_CHECKING:
     from contracts.datasets import DatasetContract
     from contracts.events import FileValidatedV1
+    from contracts.types import InlineRows
     from sluice_shared.ports import FileRecord
 
 CLAIMABLE = (FileStatus.VALIDATING, FileStatus.TRANSFORMING)
@@ -42,7 +50,7 @@ CLAIMABLE = (FileStatus.VALIDATING, FileStatus.TRANSFORMING)
 
 @dataclass(frozen=True, slots=True)
 class TransformReport:
-    event: FileTransformedV1 | FileRejectedV1 | None
+    event: FileTransformedV1 | FileTransformedV3 | FileRejectedV1 | None
     rows_in: int = 0
     rows_out: int = 0
     rows_duplicate: int = 0
@@ -52,7 +60,7 @@ class TransformReport:
 
 
 async def transform_validated_file(
-    validated: FileValidatedV1, deps: StageDeps, settings: StageSettings
+    validated: FileValidatedV1 | FileValidatedV3, deps: StageDeps, settings: StageSettings
 ) -> TransformReport:
     """Transform every staged bucket of the file and stage the result for output.
 
@@ -77,16 +85,13 @@ async def transform_validated_file(
     from contracts.datasets import DatasetCatalog
     from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
 
+    # Rows the fact carries (v3, a small file): trusted once their digest is the ledger's.
+    inline = validated.inline if isinstance(validated, FileValidatedV3) else None
+
     def claims(record: FileRecord) -> dict[str, tuple[object, object]]:
         keys = StageKeys(record.file_id, record.dataset)
-        found = {
+        found: dict[str, tuple[object, object]] = {
             **identity_claims(validated, record),
-            "staged_prefix": staging_claim(
-                validated.staged_prefix,
-                work_bucket=settings.work_bucket,
-                base=keys.validated_prefix,
-                record=record,
-            ),
             "bucket_count": (validated.bucket_count, bucket_count_for(record.size_bytes)),
             "partition_count": (validated.partition_count, 1),
             "rows_in": (validated.rows_in, record.rows_in),
@@ -95,6 +100,15 @@ async def transform_validated_file(
                 record.rows_in,
             ),
         }
+        if inline is not None:
+            found["inline.sha256"] = (inline.sha256, record.validated_sha256)
+        elif validated.staged_prefix is not None:
+            found["staged_prefix"] = staging_claim(
+                validated.staged_prefix,
+                work_bucket=settings.work_bucket,
+                base=keys.validated_prefix,
+                record=record,
+            )
         if validated.quarantine_uri is not None:
             quarantine = s3_uri(settings.error_bucket, keys.quarantine_prefix)
             found["quarantine_uri"] = (validated.quarantine_uri, quarantine)
@@ -116,23 +130,33 @@ async def transform_validated_file(
     except (DatasetContractInvalid, LookupTableError) as unusable:
         return await _reject(claimed, validated, deps, unusable.code, unusable.message)
     bucket_count = bucket_count_for(claimed.size_bytes)
-    # The staging the validate attempt announced: one of the file's own areas (checked above).
-    announced = announced_staging(validated.staged_prefix, keys.validated_prefix)
-    by_bucket, named = await _staged_inputs(
-        deps, announced, bucket_count=bucket_count, rows_valid=validated.rows_valid
-    )
+    by_bucket: dict[int, list[str]] = {}
+    named = False
+    if inline is None:
+        assert validated.staged_prefix is not None  # a v3 fact has one or the other
+        # The staging the validate attempt announced: one of the file's own areas (checked).
+        announced = announced_staging(validated.staged_prefix, keys.validated_prefix)
+        by_bucket, named = await _staged_inputs(
+            deps, announced, bucket_count=bucket_count, rows_valid=validated.rows_valid
+        )
 
     # This attempt's own staging: never shared, never cleared (see `attempt_staging`).
     staging = attempt_staging(keys, claimed)
     rows_in = rows_out = rows_dup = 0
     reasons: dict[str, int] = {}
+    out_inline: InlineRows | None = None
+    staged_any = False
     for bucket in range(bucket_count):
         inputs = sorted(by_bucket.get(bucket, []))  # partition order: p00000, p00001, ...
-        if not inputs:
+        if not inputs and inline is None:
             continue
         with reused_scratch_dir(settings.scratch_dir, "transform") as work:
             local = []
             size = 0
+            unpacked = unpack_inline(inline, work / "in-00000.arrow") if inline else None
+            if unpacked is not None:
+                local.append(unpacked)
+                size = len(inline.data) if inline else 0
             for index, key in enumerate(inputs):
                 path = work / f"in-{index:05d}.arrow"
                 got = await download_staged(
@@ -162,10 +186,15 @@ async def transform_validated_file(
                     keys.quarantine_dedupe(bucket),
                     content_type="application/x-ndjson",
                 )
-            if result.staged is not None:
+            if result.staged is not None and bucket_count == 1:
+                out_inline = inline_rows(
+                    result.staged, result.rows_out, max_bytes=settings.inline_max_bytes
+                )
+            if result.staged is not None and out_inline is None:
                 await deps.objects.upload_file(
                     result.staged, settings.work_bucket, staging.transformed(bucket)
                 )
+                staged_any = True
         rows_in += result.rows_in
         rows_out += result.rows_out
         rows_dup += result.rows_quarantined
@@ -187,19 +216,26 @@ async def transform_validated_file(
             reason,
             quarantine_uri=s3_uri(settings.error_bucket, keys.quarantine_prefix),
         )
+    if out_inline is None and bucket_count == 1 and not staged_any:
+        out_inline = inline_rows(None, 0, max_bytes=settings.inline_max_bytes)  # no rows out
     counted = await deps.ledger.transition(
         validated.file_id,
         FileStatus.TRANSFORMING,
         expected=(FileStatus.TRANSFORMING,),
         current=claimed,
         rows_quarantined=quarantined,
+        # What output checks inline rows against (and clears a previous attempt's).
+        transformed_sha256=out_inline.sha256 if out_inline is not None else None,
     )
-    event = FileTransformedV2(
+    event = FileTransformedV3(
         file_id=claimed.file_id,
         dataset=dataset_of(claimed),
         bucket=claimed.bucket,
         key=claimed.key,
-        transformed_prefix=s3_uri(settings.work_bucket, staging.prefix),
+        transformed_prefix=(
+            None if out_inline is not None else s3_uri(settings.work_bucket, staging.prefix)
+        ),
+        inline=out_inline,
         bucket_count=bucket_count,
         rows_in=rows_in,
         rows_out=rows_out,
@@ -213,7 +249,7 @@ async def transform_validated_file(
 
 def _judge(
     contract: DatasetContract,
-    validated: FileValidatedV1,
+    validated: FileValidatedV1 | FileValidatedV3,
     rows_transform: int,
     reasons: dict[str, int],
 ) -> tuple[str, str] | None:
@@ -243,7 +279,7 @@ def _judge(
 
 async def _reject(
     claimed: FileRecord,
-    validated: FileValidatedV1,
+    validated: FileValidatedV1 | FileValidatedV3,
     deps: StageDeps,
     reason_code: str,
     reason: str,
@@ -282,7 +318,7 @@ async def _staged_inputs(
     return by_bucket, False
 
 
-def _staging_mismatch(validated: FileValidatedV1, found: int) -> Exception:
+def _staging_mismatch(validated: FileValidatedV1 | FileValidatedV3, found: int) -> Exception:
     from sluice_shared.errors import TransientError
 
     # Staged objects are written before the validated event is published, so a shortfall means

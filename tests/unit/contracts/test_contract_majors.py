@@ -18,6 +18,7 @@ from contracts.events import (
     FileTransformedV2,
     FileValidatedV1,
     FileValidatedV2,
+    FileValidatedV3,
     accepted_types,
     published_majors,
     routed_type,
@@ -27,6 +28,7 @@ from contracts.types import (
     MAX_BUCKET_COUNT,
     MAX_OBJECT_BYTES,
     MAX_PARTITION_COUNT,
+    InlineRows,
     LedgerSnapshot,
 )
 
@@ -104,9 +106,10 @@ def test_the_bound_is_breaking_within_a_major_hence_a_new_major(
 def test_published_majors_gives_every_live_major_newest_first() -> None:
     event = FileValidatedV1.model_validate(VALIDATED)
     majors = published_majors(event)
-    assert [type(m) for m in majors] == [FileValidatedV2, FileValidatedV1]
-    assert majors[1] is event
-    assert majors[0].model_dump() == {**event.model_dump(), "ledger": None}
+    assert [type(m) for m in majors] == [FileValidatedV3, FileValidatedV2, FileValidatedV1]
+    assert majors[2] is event
+    assert majors[1].model_dump() == {**event.model_dump(), "ledger": None}
+    assert majors[0].model_dump() == {**event.model_dump(), "ledger": None, "inline": None}
     # a fact with one major is published as itself
     processed = FileProcessedV1.model_validate(
         {
@@ -130,11 +133,36 @@ def test_the_ledger_snapshot_travels_in_the_newest_major_only() -> None:
         status="VALIDATING", version=2, size_bytes=10, rows_in=10, created_at=NOW, updated_at=NOW
     )
     event = FileValidatedV2.model_validate({**VALIDATED, "ledger": snapshot})
-    newest, older = published_majors(event)
+    newer, newest, older = published_majors(event)
+    assert type(newer) is FileValidatedV3
     assert newest is event
     assert type(older) is FileValidatedV1
     assert "ledger" not in older.model_dump()
     assert older.model_dump() == event.model_dump(exclude={"ledger"})
+
+
+def test_a_fact_with_its_rows_inline_is_published_in_v3_only() -> None:
+    # v1 and v2 consumers read a staged prefix: a v3 fact without one cannot be said in them,
+    # so it goes out in v3 alone; one with a staged prefix goes out in every major, without
+    # the rows (v1 and v2 have no such field).
+    rows = InlineRows.of(b"arrow ipc bytes", rows=3)
+    staged = {**VALIDATED, "bucket_count": 1, "partition_count": 1}
+    inline_only = FileValidatedV3.model_validate({**staged, "staged_prefix": None, "inline": rows})
+    assert published_majors(inline_only) == [inline_only]
+    both = FileValidatedV3.model_validate({**staged, "inline": rows})
+    newest, v2, v1 = published_majors(both)
+    assert newest is both
+    assert "inline" not in v2.model_dump()
+    assert "inline" not in v1.model_dump()
+
+
+def test_inline_rows_whose_digest_is_not_theirs_do_not_parse() -> None:
+    rows = InlineRows.of(b"arrow ipc bytes", rows=3)
+    forged = {**rows.model_dump(), "data": InlineRows.of(b"other rows", rows=3).data}
+    with pytest.raises(ValidationError, match="sha256 is not the digest"):
+        InlineRows.model_validate(forged)
+    with pytest.raises(ValidationError, match="staged_prefix, inline rows, or both"):
+        FileValidatedV3.model_validate({**VALIDATED, "staged_prefix": None})
 
 
 def test_published_majors_refuses_a_count_above_the_newer_bound() -> None:
@@ -150,6 +178,7 @@ def test_consumers_accept_every_live_major_and_rules_route_the_newest() -> None:
         "sluice.file.ingested.v2",
     }
     assert accepted_types(FileValidatedV2) == accepted_types(FileValidatedV1)
-    assert routed_type(FileTransformedV1) == "sluice.file.transformed.v2"
+    assert routed_type(FileTransformedV1) == "sluice.file.transformed.v3"
+    assert routed_type(FileValidatedV1) == "sluice.file.validated.v3"
     assert accepted_types(FileProcessedV1) == {"sluice.file.processed.v1"}
     assert routed_type(FileProcessedV1) == "sluice.file.processed.v1"

@@ -61,9 +61,9 @@ def test_parse_envelope_unknown_major_is_parked_naming_known_majors(
         parse_envelope(detail)
 
     assert raised.value.code == "unknown_contract_type"
-    assert raised.value.known_majors == (1, 2)
+    assert raised.value.known_majors == (1, 2, 3)
     assert "v9" in str(raised.value)
-    assert "knows v1, v2" in str(raised.value)
+    assert "knows v1, v2, v3" in str(raised.value)
 
 
 def test_parse_envelope_unknown_fact_says_no_contract(detail: dict[str, Any]) -> None:

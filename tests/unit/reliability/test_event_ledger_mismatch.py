@@ -30,6 +30,13 @@ BODY = (
 
 
 @pytest.fixture
+def settings(settings: StageSettings) -> StageSettings:
+    """Every file's rows staged (`SLUICE_INLINE_MAX_BYTES=0`), as a large file's are: these
+    tests are about staging."""
+    return settings.model_copy(update={"inline_max_bytes": 0})
+
+
+@pytest.fixture
 def deps() -> StageDeps:
     return StageDeps(
         objects=InMemoryObjectStore(), ledger=InMemoryLedger(), contracts=DatasetCatalog()

@@ -14,6 +14,8 @@ import asyncio
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pytest
+
 from contracts.datasets import DatasetCatalog
 from contracts.events import FileTransformedV1, FileValidatedV1
 from sluice_output.domain import write_transformed_file
@@ -32,6 +34,13 @@ if TYPE_CHECKING:
 E = TypeVar("E", FileValidatedV1, FileTransformedV1)
 # Which copy the running task is: "first" (announces first), "second" (slower), "" (neither).
 ROLE: ContextVar[str] = ContextVar("role", default="")
+
+
+@pytest.fixture
+def settings(settings: StageSettings) -> StageSettings:
+    """Every file's rows staged (`SLUICE_INLINE_MAX_BYTES=0`), as a large file's are: these
+    tests are about staging."""
+    return settings.model_copy(update={"inline_max_bytes": 0})
 
 
 class SameInstantLedger(InMemoryLedger):

@@ -31,6 +31,13 @@ BODY = (
 )
 
 
+@pytest.fixture
+def settings(settings: StageSettings) -> StageSettings:
+    """Every file's rows staged (`SLUICE_INLINE_MAX_BYTES=0`), as a large file's are: these
+    tests are about staging."""
+    return settings.model_copy(update={"inline_max_bytes": 0})
+
+
 async def ingested(deps: StageDeps) -> FileIngestedV1:
     assert isinstance(deps.objects, InMemoryObjectStore)
     deps.objects.put("raw", "orders/a.csv", BODY.encode())

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.datasets import DatasetCatalog
-from contracts.events import FileIngestedV2, FileProcessedV1, FileTransformedV2, FileValidatedV2
+from contracts.events import FileIngestedV2, FileProcessedV1, FileTransformedV3, FileValidatedV3
 from contracts.types import DatasetRef
 from sluice_output.domain import write_transformed_file
 from sluice_shared.errors import EventLedgerMismatch
@@ -88,9 +88,9 @@ async def test_each_stage_claims_the_fact_it_receives_without_reading_the_ledger
 
     # WHEN each stage handles the fact the one before published
     validated = (await validate_ingested_file(ingested, deps, settings)).event
-    assert isinstance(validated, FileValidatedV2)
+    assert isinstance(validated, FileValidatedV3)
     transformed = (await transform_validated_file(validated, deps, settings)).event
-    assert isinstance(transformed, FileTransformedV2)
+    assert isinstance(transformed, FileTransformedV3)
     processed = (await write_transformed_file(transformed, deps, settings)).event
 
     # THEN the file completes and no stage read its record
@@ -128,7 +128,7 @@ async def test_a_redelivered_fact_whose_snapshot_is_stale_claims_after_reading(
     # GIVEN a fact validate has handled once (the file moved on from the record it carries)
     ingested = await _ingested(deps)
     first = (await validate_ingested_file(ingested, deps, settings)).event
-    assert isinstance(first, FileValidatedV2)
+    assert isinstance(first, FileValidatedV3)
     reads = ledger.reads
 
     # WHEN it is delivered again
@@ -137,7 +137,7 @@ async def test_a_redelivered_fact_whose_snapshot_is_stale_claims_after_reading(
     # THEN the second delivery read the record and claimed under its version, as without a
     # snapshot: the same fact again, staged under the new attempt's own prefix
     assert ledger.reads == reads + 1
-    assert isinstance(again, FileValidatedV2)
+    assert isinstance(again, FileValidatedV3)
     assert again.rows_valid == first.rows_valid
     assert again.ledger is not None
     assert first.ledger is not None

@@ -1,4 +1,5 @@
-"""Small one-bucket files: transform and output name their staged object instead of listing."""
+"""Small one-bucket files staged (`SLUICE_INLINE_MAX_BYTES=0`): transform and output name their
+staged object instead of listing."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def staged_key(announced_prefix: str, name: str) -> tuple[str, str]:
     """The (bucket, key) of the object `name` in the staging an event announced."""
     bucket, prefix = split_s3_uri(announced_prefix)
     return bucket, f"{prefix}{name}"
+
+
+@pytest.fixture
+def settings(settings: StageSettings) -> StageSettings:
+    """The staged path for every file (no rows inline): what these tests are about."""
+    return settings.model_copy(update={"inline_max_bytes": 0})
 
 
 @pytest.fixture
