@@ -62,7 +62,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 def test_output_without_manifest_grant_cannot_republish_processed(runtime: Runtime) -> None:
     capture = Capture(
-        runtime, {"detail-type": ["sluice.file.transformed.v1", "sluice.file.processed.v1"]}
+        runtime, {"detail-type": ["sluice.file.transformed.v3", "sluice.file.processed.v1"]}
     )
     try:
         # GIVEN a file completed through the whole chain (the first pass writes the manifest,
@@ -72,7 +72,7 @@ def test_output_without_manifest_grant_cannot_republish_processed(runtime: Runti
         record = runtime.wait_terminal(key, denied_roles=SERVICES)
         assert record["status"] == "COMPLETED", record
         file_id = str(record["file_id"])
-        (transformed,) = capture.wait_for("sluice.file.transformed.v1", file_id)
+        (transformed,) = capture.wait_for("sluice.file.transformed.v3", file_id)
         capture.wait_for("sluice.file.processed.v1", file_id)
         # WHEN the same file.transformed reaches output again
         payload, tail = runtime.invoke_with_message(

@@ -285,7 +285,7 @@ def test_duplicate_transformed_after_completed_republishes_processed(runtime: Ru
     # GIVEN a completed file, its file.transformed and file.processed captured from the bus
     capture = Capture(
         runtime,
-        {"detail-type": ["sluice.file.transformed.v1", "sluice.file.processed.v1"]},
+        {"detail-type": ["sluice.file.transformed.v3", "sluice.file.processed.v1"]},
     )
     try:
         key = f"orders/iam-roles/{uuid.uuid4().hex}.csv"
@@ -293,7 +293,7 @@ def test_duplicate_transformed_after_completed_republishes_processed(runtime: Ru
         record = runtime.wait_terminal(key, denied_roles=SERVICES)
         assert record["status"] == "COMPLETED", record
         file_id = str(record["file_id"])
-        (transformed,) = capture.wait_for("sluice.file.transformed.v1", file_id)
+        (transformed,) = capture.wait_for("sluice.file.transformed.v3", file_id)
         (first,) = capture.wait_for("sluice.file.processed.v1", file_id)
         # WHEN the same file.transformed reaches output again (a duplicate, a DLQ redrive)
         payload, tail = runtime.invoke_with_message(
