@@ -80,6 +80,20 @@ async def _ingested(deps: StageDeps, *, key: str | None = None) -> FileIngestedV
     )
 
 
+async def through_every_stage(
+    ingested: FileIngestedV2, deps: StageDeps, settings: StageSettings
+) -> tuple[FileValidatedV3, FileTransformedV3, FileProcessedV1]:
+    """The facts validate, transform and output publish for `ingested`, each stage handling
+    the fact the one before published (small files: the v3 facts)."""
+    validated = (await validate_ingested_file(ingested, deps, settings)).event
+    assert isinstance(validated, FileValidatedV3)
+    transformed = (await transform_validated_file(validated, deps, settings)).event
+    assert isinstance(transformed, FileTransformedV3)
+    processed = (await write_transformed_file(transformed, deps, settings)).event
+    assert isinstance(processed, FileProcessedV1)
+    return validated, transformed, processed
+
+
 async def test_each_stage_claims_the_fact_it_receives_without_reading_the_ledger(
     deps: StageDeps, ledger: ReadCountingLedger, settings: StageSettings
 ) -> None:
@@ -87,14 +101,9 @@ async def test_each_stage_claims_the_fact_it_receives_without_reading_the_ledger
     ingested = await _ingested(deps)
 
     # WHEN each stage handles the fact the one before published
-    validated = (await validate_ingested_file(ingested, deps, settings)).event
-    assert isinstance(validated, FileValidatedV3)
-    transformed = (await transform_validated_file(validated, deps, settings)).event
-    assert isinstance(transformed, FileTransformedV3)
-    processed = (await write_transformed_file(transformed, deps, settings)).event
+    validated, transformed, processed = await through_every_stage(ingested, deps, settings)
 
     # THEN the file completes and no stage read its record
-    assert isinstance(processed, FileProcessedV1)
     assert (processed.rows_in, processed.rows_out) == (2, 2)
     assert ledger.reads == 0
     # each fact carries the record exactly as its producer left it

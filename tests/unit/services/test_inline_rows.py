@@ -7,16 +7,15 @@ from __future__ import annotations
 import pytest
 
 from contracts.datasets import DatasetCatalog
-from contracts.events import FileProcessedV1, FileTransformedV3, FileValidatedV3, published_majors
+from contracts.events import FileValidatedV3, published_majors
 from contracts.types import InlineRows
-from sluice_output.domain import write_transformed_file
 from sluice_shared.errors import EventLedgerMismatch
 from sluice_shared.ports import FileStatus
 from sluice_shared.stages import StageDeps, StageSettings
 from sluice_transform.domain import transform_validated_file
 from sluice_validate.domain import validate_ingested_file
 from tests.fakes import InMemoryLedger, InMemoryObjectStore
-from tests.unit.services.test_claims_without_a_read import _ingested
+from tests.unit.services.test_claims_without_a_read import _ingested, through_every_stage
 
 
 @pytest.fixture
@@ -40,15 +39,10 @@ async def test_a_small_file_travels_inline_and_completes_with_nothing_staged(
     ingested = await _ingested(deps)
 
     # WHEN it goes through validate, transform and output
-    validated = (await validate_ingested_file(ingested, deps, settings)).event
-    assert isinstance(validated, FileValidatedV3)
-    transformed = (await transform_validated_file(validated, deps, settings)).event
-    assert isinstance(transformed, FileTransformedV3)
-    processed = (await write_transformed_file(transformed, deps, settings)).event
+    validated, transformed, processed = await through_every_stage(ingested, deps, settings)
 
     # THEN its rows travelled in the facts (v3 only: no staged prefix for older majors), their
     # digests are the ledger's, nothing was staged, and the file completed with every row
-    assert isinstance(processed, FileProcessedV1)
     assert (processed.rows_in, processed.rows_out) == (2, 2)
     assert validated.inline is not None
     assert validated.staged_prefix is None
