@@ -434,16 +434,22 @@ def concurrent_runtime(
     return Runtime(Opener(deps), dlq_url=DLQ, logger=logger, concurrency=concurrency)
 
 
+def run_small_batch(rt: Runtime[FakeDeps]) -> tuple[dict[str, Any], InFlight]:
+    """A full batch (BatchSize 10) of small files through `rt` (closed afterwards): the batch
+    response and the handler that counted how many ran at once."""
+    handler = InFlight()
+    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(10)))
+    try:
+        return rt.process_sqs_batch(event, handler, accepted=ACCEPTED), handler
+    finally:
+        rt.close()
+
+
 def test_process_sqs_batch_small_records_run_concurrently_up_to_the_limit(
     deps: FakeDeps, log_stream: io.StringIO
 ) -> None:
     rt = concurrent_runtime(deps, log_stream, Concurrency(limit=3))
-    handler = InFlight()
-    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(10)))
-    try:
-        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
-    finally:
-        rt.close()
+    response, handler = run_small_batch(rt)
 
     assert failures(response) == []
     assert handler.peak == 3
@@ -455,12 +461,7 @@ def test_process_sqs_batch_default_concurrency_runs_a_batch_of_small_files_at_on
 ) -> None:
     # GIVEN the defaults (no SLUICE_* variables) and a full batch (BatchSize 10) of small files
     rt = concurrent_runtime(deps, log_stream, Concurrency.from_env({}))
-    handler = InFlight()
-    event = sqs_event(*(record(f"m{i}", body_of(ingested(f"{i:032x}"))) for i in range(10)))
-    try:
-        response = rt.process_sqs_batch(event, handler, accepted=ACCEPTED)
-    finally:
-        rt.close()
+    response, handler = run_small_batch(rt)
 
     # THEN all ten wait for their endpoints together: one round of waiting, not three
     assert failures(response) == []
