@@ -355,6 +355,30 @@ PROMISES: tuple[Promise, ...] = (
                 (f"{FAULTS}::test_scenario_eventbridge_partial_failures_resend_and_reconcile",),
             ),
             Mechanism(
+                "the records of a batch share PutEvents requests, each still failing alone: an "
+                "entry refused for good or still refused once retries are spent fails only the "
+                "record that published it",
+                _mutation(
+                    "shared-publish-fails-all",
+                    _off(
+                        "sluice_shared.aws.events",
+                        "sorted({item[0] for item in pending if errors[item[0]] is None})",
+                        "range(len(errors))",
+                    ),
+                    _off(
+                        "sluice_shared.aws.events",
+                        "        return [item for item in retry if errors[item[0]] is None]",
+                        "        if rejected:\n"
+                        "            errors[:] = [errors[next(iter(rejected))]] * len(errors)\n"
+                        "        return [item for item in retry if errors[item[0]] is None]",
+                    ),
+                ),
+                (
+                    "tests/integration/shared/test_publish_round.py::"
+                    "test_a_fact_the_bus_refuses_fails_only_its_own_record",
+                ),
+            ),
+            Mechanism(
                 "`sluice dlq redrive` resends the failed `SendMessageBatch` entries alone",
                 _mutation(
                     "redrive-resend-off",

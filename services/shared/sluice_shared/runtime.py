@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from contracts.registry import parse_eventbridge_event
 from sluice_shared.observability import count_file, telemetry
+from sluice_shared.publishing import wait_ms_from_env
 from sluice_shared.sqs import (
     BatchProcessor,
     Concurrency,
@@ -90,6 +91,7 @@ class Runtime(Generic[DepsT]):
             min_remaining_ms if min_remaining_ms is not None else min_remaining_ms_from_env()
         )
         self._concurrency = concurrency if concurrency is not None else Concurrency.from_env()
+        self._publish_wait_ms = wait_ms_from_env()
         self._metrics = metrics
         self._dlq_url = dlq_url
         self._logger = logger if logger is not None else telemetry("sluice").logger
@@ -176,6 +178,7 @@ class Runtime(Generic[DepsT]):
                 time_guard=TimeGuard(
                     getattr(context, "get_remaining_time_in_millis", None), self._min_remaining_ms
                 ),
+                publish_wait_ms=self._publish_wait_ms,
             )
             return await processor.process(event, handle_one, deps, accepted=accepted)
 

@@ -66,6 +66,7 @@ from sluice_shared.errors import (
 )
 from sluice_shared.observability import correlation_scope
 from sluice_shared.ports import QueueParker
+from sluice_shared.publishing import DEFAULT_WAIT_MS, PublishRound, publish_round
 
 if TYPE_CHECKING:
     from contracts.envelope import Envelope
@@ -346,6 +347,8 @@ class BatchProcessor:
             and failed records as metrics there, whatever stage of the record they happened in).
         concurrency: how many standard-queue records run at once (default: one at a time).
         time_guard: stops starting records near the invocation's timeout (default: no limit).
+        publish_wait_ms: how long a record's facts may wait to share PutEvents requests with
+            the records running beside it (`sluice_shared.publishing`; 0: never).
     """
 
     parse: EventParser
@@ -355,6 +358,7 @@ class BatchProcessor:
     on_result: Callable[[RecordResult], None] | None = None
     concurrency: Concurrency = field(default_factory=Concurrency)
     time_guard: TimeGuard = field(default_factory=TimeGuard)
+    publish_wait_ms: int = DEFAULT_WAIT_MS
 
     async def process(
         self,
@@ -375,24 +379,32 @@ class BatchProcessor:
             return batch_response(await self._in_order(records, handle_one, deps, accepted))
         slots = _Slots(limit=self.concurrency.limit)
 
-        async def run(record: Mapping[str, Any]) -> RecordResult:
+        async def run(record: Mapping[str, Any], round_: PublishRound | None) -> RecordResult:
             parsed = self._parse(record, accepted)
             weight = 0 if isinstance(parsed, _Poison) else self.concurrency.weight(parsed)
             async with slots.hold(weight):
-                if self.time_guard.may_start():
-                    result = await self._finish(record, parsed, handle_one, deps)
-                else:
-                    result = self._left(record)
+                if round_ is not None:
+                    round_.started()
+                try:
+                    if self.time_guard.may_start():
+                        result = await self._finish(record, parsed, handle_one, deps)
+                    else:
+                        result = self._left(record)
+                finally:
+                    if round_ is not None:
+                        round_.finished()
             if self.on_result is not None:
                 self.on_result(result)
             return result
 
         # A TaskGroup, not gather: should anything escape a record (the worker dying, a
         # timeout), the other records are cancelled and the whole batch fails with that very
-        # exception, unwrapped, as it would have run in order.
+        # exception, unwrapped, as it would have run in order. The records' tasks inherit the
+        # publish round (their facts share PutEvents requests).
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(run(record)) for record in records]
+            with publish_round(self.publish_wait_ms) as round_:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(run(record, round_)) for record in records]
         except BaseExceptionGroup as escaped:
             raise _first_cause(escaped) from None
         return batch_response([task.result() for task in tasks])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from types_aiobotocore_events.client import EventBridgeClient
 from types_aiobotocore_sqs.client import SQSClient
@@ -69,3 +71,45 @@ async def drain(sqs: SQSClient, url: str, expected: int) -> list[dict[str, objec
         empty_polls = 0 if batch else empty_polls + 1
         messages.extend(dict(m) for m in batch)
     return messages
+
+
+class PutEventsSpy:
+    """Hooks on the client: records the envelope ids of every PutEvents request and, for the
+    first `fail_rounds` responses, marks the entries of the envelopes in `fail_ids` as failed
+    (the bus accepted them, but the response says otherwise: a retry must resend exactly them),
+    with `code`, or the id's own code in `codes`."""
+
+    def __init__(
+        self,
+        events: EventBridgeClient,
+        *,
+        fail_ids: set[str],
+        fail_rounds: int,
+        code: str = "InternalFailure",
+        codes: dict[str, str] | None = None,
+    ) -> None:
+        self.requests: list[list[str]] = []
+        self.fail_ids = fail_ids
+        self.fail_rounds = fail_rounds
+        self.code = code
+        self.codes = codes or {}
+        events.meta.events.register("before-parameter-build.events.PutEvents", self.before)
+        events.meta.events.register("after-call.events.PutEvents", self.after)
+
+    def before(self, params: dict[str, Any], **_: Any) -> None:
+        self.requests.append([json.loads(e["Detail"])["id"] for e in params["Entries"]])
+
+    def after(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.fail_rounds <= 0:
+            return
+        self.fail_rounds -= 1
+        failed = 0
+        sent = self.requests[-1]
+        for position, result in enumerate(parsed["Entries"]):
+            if sent[position] in self.fail_ids:
+                code = self.codes.get(sent[position], self.code)
+                parsed["Entries"][position] = {"ErrorCode": code, "ErrorMessage": "injected"}
+                failed += 1
+            else:
+                assert "EventId" in result
+        parsed["FailedEntryCount"] = failed

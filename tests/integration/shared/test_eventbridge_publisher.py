@@ -4,9 +4,6 @@ proved for this adapter and the fake alike in `test_port_contract_publisher.py`.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 from types_aiobotocore_events.client import EventBridgeClient
 
@@ -15,47 +12,9 @@ from sluice_shared.aws.events import EventBridgePublisher
 from sluice_shared.errors import TransientError
 from sluice_shared.ports import PublishRejected
 from sluice_shared.retry import aws_retry
-from tests.integration.shared.helpers import ingested
+from tests.integration.shared.helpers import PutEventsSpy, ingested
 
 BUS = "sluice-bus"
-
-
-class PutEventsSpy:
-    """Hooks on the client: records the envelope ids of every PutEvents request and, for the
-    first `fail_rounds` responses, marks the entries of the envelopes in `fail_ids` as failed
-    (the bus accepted them, but the response says otherwise: a retry must resend exactly them)."""
-
-    def __init__(
-        self,
-        events: EventBridgeClient,
-        *,
-        fail_ids: set[str],
-        fail_rounds: int,
-        code: str = "InternalFailure",
-    ) -> None:
-        self.requests: list[list[str]] = []
-        self.fail_ids = fail_ids
-        self.fail_rounds = fail_rounds
-        self.code = code
-        events.meta.events.register("before-parameter-build.events.PutEvents", self.before)
-        events.meta.events.register("after-call.events.PutEvents", self.after)
-
-    def before(self, params: dict[str, Any], **_: Any) -> None:
-        self.requests.append([json.loads(e["Detail"])["id"] for e in params["Entries"]])
-
-    def after(self, parsed: dict[str, Any], **_: Any) -> None:
-        if self.fail_rounds <= 0:
-            return
-        self.fail_rounds -= 1
-        failed = 0
-        sent = self.requests[-1]
-        for position, result in enumerate(parsed["Entries"]):
-            if sent[position] in self.fail_ids:
-                parsed["Entries"][position] = {"ErrorCode": self.code, "ErrorMessage": "injected"}
-                failed += 1
-            else:
-                assert "EventId" in result
-        parsed["FailedEntryCount"] = failed
 
 
 async def test_publish_partial_failure_resends_only_failed_entries(
