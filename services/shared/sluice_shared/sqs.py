@@ -28,7 +28,8 @@ record declaring at most `SLUICE_CONCURRENT_RECORD_MAX_BYTES` bytes (default 16 
 size) runs alone: it waits for the running records to finish and holds every slot, so a large file
 never has company. Records are admitted in batch order. A record that does not parse is only
 parked, and counts as small and weightless. Each record still gets its own result, reported in the
-batch's order.
+batch's order. The facts the running records publish share PutEvents requests
+(`sluice_shared.publishing`, `SLUICE_PUBLISH_WAIT_MS`).
 
 On a FIFO queue records run one after another, in order, and the first failure also fails every
 later record of the batch, which keeps the order of message groups (Lambda requires it).
