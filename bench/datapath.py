@@ -298,8 +298,13 @@ def child_main(args: argparse.Namespace) -> None:
     engine = args.child
     if engine in LAMBDA_LIKE:
         sys.meta_path.insert(0, _Absent({"pandas", "numpy"}))
-    _pin(args.cores, args.pin)
     defaults = args.process_defaults or os.environ.get("SLUICE_BENCH_PROCESS_DEFAULTS")
+    if engine in SLUICE_ENGINES and not defaults:
+        # before pyarrow is imported (by `_pin` too): jemalloc's options, as in a function
+        from sluice_shared.jemalloc_options import set_jemalloc_options
+
+        set_jemalloc_options(force=True)
+    _pin(args.cores, args.pin)
     if engine in SLUICE_ENGINES and not defaults:
         # what a function process runs: the worker allocator settings (datapath/memory.py)
         from sluice_shared.datapath.memory import prepare_process

@@ -111,3 +111,59 @@ def test_limit_malloc_arenas_on_glibc_takes_effect() -> None:
         "print(limit_malloc_arenas(1)); release_memory()\n"
     )
     assert out == ["True"]
+
+
+def _jemalloc_narenas(code: str, **env: str) -> str | None:
+    """jemalloc's `opt.narenas` in a fresh interpreter that runs `code`, then allocates from
+    jemalloc, as jemalloc's exit statistics print it (None when it printed none: its options
+    lacked `stats_print`)."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (FUNCTION_ENV, "ARROW_DEFAULT_MEMORY_POOL", "JE_ARROW_MALLOC_CONF")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code + "import pyarrow as pa\npa.array([1, 2, 3])\n"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found = [line for line in done.stderr.splitlines() if "opt.narenas:" in line]
+    return found[0].split(":")[1].strip() if found else None
+
+
+# jemalloc's options with its exit statistics added, to read back what it started with
+_WITH_STATS = (
+    "from sluice_shared import jemalloc_options\n"
+    "jemalloc_options.JEMALLOC_CONF += ',stats_print:true'\n"
+)
+
+
+def test_realtime_stage_in_function_process_starts_jemalloc_with_one_arena() -> None:
+    # GIVEN a function process importing a stage and its data path (pyarrow not yet imported)
+    code = _WITH_STATS + "import sluice_validate.domain\nimport sluice_shared.datapath.validate\n"
+    # WHEN it allocates from jemalloc THEN jemalloc started with one arena
+    assert _jemalloc_narenas(code, **{FUNCTION_ENV: "sluice-dev-validate"}) == "1"
+
+
+def test_jemalloc_options_operator_value_wins_and_outside_functions_untouched() -> None:
+    code = "import sluice_shared.datapath\n"
+    operator = "narenas:3,stats_print:true"
+    assert (
+        _jemalloc_narenas(
+            code, **{FUNCTION_ENV: "sluice-dev-output", "JE_ARROW_MALLOC_CONF": operator}
+        )
+        == "3"
+    )
+    # outside a function process nothing is set (no statistics asked for, none printed)
+    assert _jemalloc_narenas(_WITH_STATS + code) is None
+
+
+def test_set_jemalloc_options_after_pyarrow_import_reports_no_effect() -> None:
+    out = _run(
+        "import pyarrow\nfrom sluice_shared.jemalloc_options import set_jemalloc_options\n"
+        "print(set_jemalloc_options(force=True))\n"
+    )
+    assert out == ["False"]

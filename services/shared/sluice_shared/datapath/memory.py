@@ -10,7 +10,8 @@ glibc's malloc (Python's large buffers) keeps a heap per thread. On top of that,
 imported pandas (+45 MB) in every worker of the development environment.
 
 `prepare_process` hides pandas from pyarrow, limits glibc to one arena and makes jemalloc,
-purging after 100 ms, the Arrow pool; `release_memory` hands back what is left after a step.
+purging after 100 ms, the Arrow pool (with one arena: `sluice_shared/jemalloc_options.py`, set
+before pyarrow is imported); `release_memory` hands back what is left after a step.
 Every function that runs the data path applies it when the data path is first imported
 (`sluice_shared/datapath/__init__.py`; the real-time stages import it with their first file,
 the batch package at import), so the real-time functions run what `bench.datapath` measures;
