@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -531,7 +532,10 @@ class _FileValidator:
         if has_header:
             rest = self._check_header(blocks)
             if rest is not None:
-                self._block(rest)
+                if self.threads == 1:
+                    self._block(rest)
+                else:  # checked on the pool too, beside the next block
+                    blocks = itertools.chain([rest], blocks)
         if self.threads == 1:
             for item in blocks:
                 if isinstance(item, OversizeRecord):
