@@ -565,15 +565,16 @@ class _Out:
 
 
 class _Held:
-    """Quarantine records of one chunk, held in order until the chunks before it are written
-    (a chunk is prepared on a pool thread, its records written on the caller's)."""
+    """Quarantine records of one chunk, encoded and held in order until the chunks before it
+    are written (a chunk is prepared, and its records encoded, on a pool thread; they are
+    written on the caller's)."""
 
     def __init__(self, keep_raw: bool) -> None:
         self.keep_raw = keep_raw
-        self.records: list[QuarantineRecord] = []
+        self.records: list[tuple[str, bytes | None]] = []
 
     def write(self, record: QuarantineRecord) -> None:
-        self.records.append(record)
+        self.records.append((record.reason_code, record.to_json() if self.keep_raw else None))
 
 
 def transform_bucket(
@@ -621,7 +622,7 @@ def transform_bucket(
 
         def prepare(
             job: tuple[pa.Table, pa.Array | None],
-        ) -> tuple[list[QuarantineRecord], pa.Table]:
+        ) -> tuple[list[tuple[str, bytes | None]], pa.Table]:
             """Split off a chunk's duplicates and transform the other rows: their quarantine
             records and the rows to write (on a pool thread when there are two)."""
             chunk, losers = job
@@ -646,8 +647,8 @@ def transform_bucket(
             # Chunks are prepared `threads` at a time; their records and rows are written here,
             # chunk after chunk in input order, so the outputs are those of one thread.
             for records, table in map_ahead(prepare, jobs(), threads, name="sluice-transform"):
-                for record in records:
-                    qwriter.write(record)
+                for reason_code, line in records:
+                    qwriter.write_encoded(reason_code, line)
                 out.write(table)
         finally:
             out.close()
