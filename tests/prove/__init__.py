@@ -7,10 +7,12 @@ when any of them survives; `python -m tests.prove --write-doc` regenerates the p
 docs/guarantees.md from the registry (`tests/unit/reliability/test_guarantees_table.py` fails when
 the table is stale).
 
-A mutation is applied at interpreter start by `boot/sitecustomize.py` when `SLUICE_PROVE_MUTATION`
-names it and `boot/` is on `PYTHONPATH` — before any module is imported, so every
-`from module import name` sees the mutant. A test that starts Python processes of its own (the
-local function runner's workers) passes `mutation_env()` to them so they run the mutant too.
+A mutation is applied before any module it edits is imported, so every `from module import name`
+sees the mutant: in each run's process forked by `python -m tests.prove` (which has imported only
+third-party libraries), or at interpreter start by `boot/sitecustomize.py` when
+`SLUICE_PROVE_MUTATION` names it and `boot/` is on `PYTHONPATH`. A test that starts Python
+processes of its own (the local function runner's workers) passes `mutation_env()` to them so
+they run the mutant too.
 """
 
 from __future__ import annotations

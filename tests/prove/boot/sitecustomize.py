@@ -1,7 +1,9 @@
 """Installs the mutation named by `SLUICE_PROVE_MUTATION` at interpreter start (`make prove`).
 
-This directory is on `PYTHONPATH` only in the processes `python -m tests.prove` starts (and the
+This directory is on `PYTHONPATH` only in the processes `python -m tests.prove` runs (and the
 worker processes their tests start with `tests.prove.mutation_env()`); nothing else imports it.
+A run forked by `python -m tests.prove` installs its mutation itself: only the Python processes
+it starts come through here.
 """
 
 from __future__ import annotations
