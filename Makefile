@@ -26,14 +26,16 @@ run: setup
 	$(BIN)/sluice local run --sample --fresh --keep-up
 
 ## The whole test suite (what CI runs). The checks before pytest are independent of each other
-## (each needs only the venv or its own tool environment): they run two at a time.
+## (each needs only the venv or its own tool environment): they run two at a time, the longest
+## (check-templates, then typecheck) first. pytest hands out the longest modules first
+## (tests/durations.py; --no-loadscope-reorder keeps that order).
 test:
 	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-checks
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --ignore=tests/policy  # policy tests ran in check-templates
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/policy  # policy tests ran in check-templates
 	$(BIN)/python -m tests.prove  # the suite just passed: now every mechanism switched off must fail it
 
 .PHONY: test-checks
-test-checks: setup browser lint typecheck contracts-check check-templates
+test-checks: setup check-templates typecheck lint contracts-check browser
 
 ## Every promise of docs/guarantees.md proved: each mechanism switched off (tests/prove) must fail
 ## a named test; --baseline first checks those tests pass unmutated.

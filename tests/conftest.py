@@ -27,6 +27,20 @@ FAKE_ENV = {
 }
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker, the longest modules first (`tests/durations.py`): the workers take
+    modules in this order, so the last ones handed out are short. A module's tests keep their
+    order and stay together."""
+    if not hasattr(config, "workerinput"):
+        return
+    from tests.durations import seconds
+
+    modules = {item.nodeid.split("::")[0] for item in items}
+    rank = {module: -seconds(module) for module in modules}
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
+
+
 @pytest.fixture(autouse=True)
 def _isolated_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test ever sees a real credential, profile or endpoint."""

@@ -30,6 +30,14 @@ sam_validate() {
     xargs -P "$(nproc)" -I{} "$TOOLS/sam/bin/sam" validate --lint --template {}
 }
 
+# The policy tests need nothing the steps below produce: they run beside them from the start
+# (one process; the steps are single-threaded but for sam validate), reported where they were.
+policy_log=$(mktemp)
+"$BIN/pytest" -q tests/policy >"$policy_log" 2>&1 &
+policy_pid=$!
+# A failing step ends the script: the policy tests with it.
+trap 'kill "$policy_pid" 2>/dev/null || true; rm -f "$policy_log"' EXIT
+
 step "sam validate --lint" sam_validate
 step "cfn-lint" "$BIN/cfn-lint" "${TEMPLATES[@]}"
 step "schema registry section up to date" "$BIN/python" deploy/gen_schemas.py --check
@@ -44,6 +52,15 @@ step "conformance corpus: statelint + asl-validator" "$BIN/python" -m tests.conf
 step "translate SAM -> CloudFormation" "$BIN/python" -m tools.templates translate --out build/translated
 step "checkov (skips justified in deploy/checkov.yaml)" \
   "$TOOLS/checkov/bin/checkov" --directory build/translated --config-file deploy/checkov.yaml
-step "policy tests" "$BIN/pytest" -q tests/policy
+echo "== check-templates: policy tests (started with the first step)"
+waited=$EPOCHREALTIME
+policy_status=0
+wait "$policy_pid" || policy_status=$?
+cat "$policy_log"
+if ((policy_status != 0)); then
+  echo "== check-templates: policy tests FAILED (exit $policy_status)"
+  exit "$policy_status"
+fi
+echo "== check-templates: policy tests ok (waited $(elapsed "$waited") after the other steps)"
 
 echo "== check-templates: all ok ($(elapsed "$start_all"))"
