@@ -13,12 +13,13 @@ failed without it — or none, and then the statement is removed or kept with a 
 
 By default one runtime serves every run: it is started from the copy (`SLUICE_DEPLOY_DIR`, which
 the runtime's default template discovery honours), re-provisioned in place after each change of
-the copy (the proof checks the role's policy in the runtime really lost the statement), and the
-tests attach to it (`SLUICE_IAM_PROOF_PORT`). `--fresh` lets each run's tests bring up their own
-runtime from the copy instead (slower, nothing shared between runs). Before any removal, the
-tests run once on the unmodified copy and must pass: otherwise a failure would be blamed on a
-statement. Results accumulate in build/iam-proof/results.json, so a proof can be run role by
-role.
+the copy (the proof checks the role's policy in the runtime really lost the statement) with
+every function's warm workers recycled (nothing a function cached under the previous policy
+hides a removed grant), and the tests attach to it (`SLUICE_IAM_PROOF_PORT`). `--fresh` lets
+each run's tests bring up their own runtime from the copy instead (slower, nothing shared
+between runs). Before any removal, the tests run once on the unmodified copy and must pass:
+otherwise a failure would be blamed on a statement. Results accumulate in
+build/iam-proof/results.json, so a proof can be run role by role.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ RUNTIME_PARAMS = (
 _ROLES = "tests/e2e/test_iam_roles.py::"
 _BATCH = "tests/e2e/test_batch_local_runtime.py::"
 REALTIME = _ROLES + "test_realtime_file_completes_through_every_service_role"
+# A real-time file whose rows are staged (too many to travel inline in the facts).
+STAGED = _ROLES + "test_staged_file_completes_through_every_service_role"
 REPLAY = _ROLES + "test_duplicate_transformed_after_completed_republishes_processed"
 MISSING_KEY = _ROLES + "test_notification_for_a_missing_key_is_missing_not_denied"
 VERSION_GONE = _ROLES + "test_raw_version_gone_before_validate_is_parked_not_denied"
@@ -74,9 +77,9 @@ SCHEDULE = _BATCH + "test_batch_local_runtime_schedule_fires_a_backfill_window"
 # first failure: one failing test is the proof a statement is needed).
 ROLE_TESTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ingest", "FunctionRole"): (MISSING_KEY, PARKED.format("ingest"), REALTIME, BATCH_ROLES),
-    ("validate", "FunctionRole"): (VERSION_GONE, PARKED.format("validate"), REALTIME),
-    ("transform", "FunctionRole"): (PARKED.format("transform"), REALTIME),
-    ("output", "FunctionRole"): (PARKED.format("output"), REPLAY),
+    ("validate", "FunctionRole"): (VERSION_GONE, PARKED.format("validate"), REALTIME, STAGED),
+    ("transform", "FunctionRole"): (PARKED.format("transform"), REALTIME, STAGED),
+    ("output", "FunctionRole"): (PARKED.format("output"), REPLAY, STAGED),
     # A run over a file plans without listing; the schedule's window lists the raw bucket.
     ("orchestration", "PlanRole"): (BATCH_ROLES, BATCH_FILE, SCHEDULE),
     ("orchestration", "RunPartitionRole"): (BATCH_ROLES,),
@@ -441,9 +444,16 @@ class SharedRuntime:
             raise RuntimeError(f"sluice local up failed:\n{up.stdout}{up.stderr}")
 
     def reprovision(self) -> str | None:
-        """Re-provision from the copy; None, or why the runtime refused it."""
+        """Re-provision from the copy and recycle every function's workers; None, or why the
+        runtime refused it.
+
+        The recycling makes each run's functions start cold: a warm worker keeps what it read
+        under the previous policy (the published contracts' view, trusted for 30 s), so a grant
+        it would need again is not asked for, and its removal would pass unnoticed."""
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/_sluice/provision", data=b"{}", method="POST"
+            f"http://127.0.0.1:{self.port}/_sluice/provision",
+            data=b'{"recycle": true}',
+            method="POST",
         )
         try:
             with urllib.request.urlopen(request, timeout=300) as response:

@@ -198,6 +198,7 @@ class Worker:
         self.init_error: dict[str, Any] | None = None
         self.invocations = 0
         self.last_used = time.monotonic()
+        self.generation = 0
         self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
 
     async def start(self) -> None:
@@ -376,6 +377,8 @@ class _Pool:
     idle: deque[Worker] = field(default_factory=deque)
     busy: set[Worker] = field(default_factory=set)
     slots: asyncio.Semaphore | None = None
+    # Bumped by `FunctionRunner.recycle`: a worker of an older generation is not reused.
+    generation: int = 0
     cold_starts: int = 0
     prewarmed: int = 0
     invocations: int = 0
@@ -598,14 +601,18 @@ class FunctionRunner:
         return env
 
     def _new_worker(self, pool: _Pool) -> Worker:
-        return Worker(
+        worker = Worker(
             pool.config, self.log_dir / f"{pool.config.name}.log", self.worker_env(pool.config)
         )
+        worker.generation = pool.generation
+        return worker
 
     async def _acquire(self, pool: _Pool) -> Worker:
         while pool.idle:
             worker = pool.idle.pop()
-            if worker.proc is not None and worker.proc.returncode is None:
+            if worker.generation != pool.generation:
+                await worker.close()  # pre-warmed while `recycle` ran
+            elif worker.proc is not None and worker.proc.returncode is None:
                 return worker
         worker = self._new_worker(pool)
         await worker.start()
@@ -639,7 +646,10 @@ class FunctionRunner:
                 request_id, exc.kind, str(exc), config, log_path, duration, exc.max_rss_mb, init_ms
             )
         pool.busy.discard(worker)
-        pool.idle.append(worker)
+        if worker.generation == pool.generation:
+            pool.idle.append(worker)
+        else:
+            await worker.close()  # recycled while it ran: the next invocation starts cold
         duration = float(reply["duration_ms"])
         result = InvokeResult(
             payload=str(reply["payload"]).encode(),
@@ -726,6 +736,19 @@ class FunctionRunner:
             }
             for name, pool in self._pools.items()
         }
+
+    async def recycle(self) -> int:
+        """Retire every worker: idle ones stop now, busy ones when their invocation ends, so
+        every function's next invocation starts cold (as after a function update on Lambda),
+        with nothing cached by an earlier environment (`make iam-proof` re-provisions a role
+        without one statement, then recycles). Returns how many idle workers were stopped."""
+        stopped = 0
+        for pool in self._pools.values():
+            pool.generation += 1
+            while pool.idle:
+                await pool.idle.pop().close()
+                stopped += 1
+        return stopped
 
     async def reap_idle(self) -> int:
         """Stop workers idle longer than `idle_timeout_s`. Returns how many were stopped."""

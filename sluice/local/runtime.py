@@ -1193,7 +1193,8 @@ class LocalRuntime:
             reports = await self.provision(templates or None, parameters)
         except LocalRuntimeError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"resources": [asdict(r) for r in reports]})
+        recycled = await self.runner.recycle() if body.get("recycle") is True else 0
+        return web.json_response({"resources": [asdict(r) for r in reports], "recycled": recycled})
 
     async def _trigger_route(self, request: web.Request) -> web.Response:
         body = await request.json()

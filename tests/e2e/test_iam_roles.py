@@ -281,6 +281,40 @@ def test_realtime_file_completes_through_every_service_role(runtime: Runtime) ->
     assert orjson.loads(body["Body"].read())["file_id"] == record["file_id"]
 
 
+def test_staged_file_completes_through_every_service_role(runtime: Runtime, tmp_path: Path) -> None:
+    from sluice.generate import generate
+
+    # GIVEN a 250 kB orders file: real time (below the 2 MB batch threshold) but its rows too
+    # many to travel in the facts (64 KiB of Arrow IPC at most), so each stage stages them
+    src = tmp_path / "staged.csv"
+    generate("orders", src, rows=3_000, bad_ratio=0.02, duplicate_ratio=0.01, seed=11)
+    capture = Capture(
+        runtime,
+        {"detail-type": ["sluice.file.validated.v3", "sluice.file.transformed.v3"]},
+    )
+    try:
+        key = f"orders/iam-roles/staged-{uuid.uuid4().hex}.csv"
+        runtime.client("s3").put_object(
+            Bucket=runtime.name("raw-bucket-name"), Key=key, Body=src.read_bytes()
+        )
+        # WHEN validate writes the staged rows, transform reads them and writes its own,
+        # output reads those, each with its own role
+        record = runtime.wait_terminal(key, denied_roles=SERVICES)
+        # THEN the file completes with every row accounted for
+        assert record["status"] == "COMPLETED", record
+        assert int(record["rows_in"]) == int(record["rows_out"]) + int(record["rows_quarantined"])
+        # AND its facts named staged objects, not inline rows
+        file_id = str(record["file_id"])
+        (validated,) = capture.wait_for("sluice.file.validated.v3", file_id)
+        (transformed,) = capture.wait_for("sluice.file.transformed.v3", file_id)
+        assert _data(validated)["staged_prefix"], _data(validated)
+        assert _data(validated).get("inline") is None
+        assert _data(transformed)["transformed_prefix"], _data(transformed)
+        assert _data(transformed).get("inline") is None
+    finally:
+        capture.close()
+
+
 def test_duplicate_transformed_after_completed_republishes_processed(runtime: Runtime) -> None:
     # GIVEN a completed file, its file.transformed and file.processed captured from the bus
     capture = Capture(

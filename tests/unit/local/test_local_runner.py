@@ -54,6 +54,30 @@ async def test_invoke_warm_worker_is_reused_and_reports_init_once(runner: Functi
     assert runner.stats()["fx-echo"]["cold_starts"] == 1
 
 
+async def test_recycle_retires_idle_and_busy_workers_so_the_next_invocation_is_cold(
+    runner: FunctionRunner,
+) -> None:
+    # GIVEN a function with two warm workers, one of them busy in a slow invocation
+    await runner.register(_config("sleepy", max_workers=2))
+    assert await runner.prewarm("fx-sleepy", 2) == 2
+    busy = asyncio.create_task(runner.invoke("fx-sleepy", b'{"seconds": 1}'))
+    await asyncio.sleep(0.3)
+    assert runner.stats()["fx-sleepy"]["busy"] == 1
+    # WHEN the runner recycles its workers
+    stopped = await runner.recycle()
+    # THEN the idle worker stopped at once, the busy one finished its invocation
+    assert stopped == 1
+    slow = await busy
+    assert slow.json() == "slept"
+    assert runner.stats()["fx-sleepy"]["warm"] == 0
+    # AND the next invocation starts a new worker (a cold start), which stays warm after it
+    after = await runner.invoke("fx-sleepy", b'{"seconds": 0}')
+    assert after.init_ms is not None
+    assert runner.stats()["fx-sleepy"]["cold_starts"] == 3
+    again = await runner.invoke("fx-sleepy", b'{"seconds": 0}')
+    assert again.init_ms is None
+
+
 async def test_prewarm_starts_workers_up_to_the_limit_and_invoke_uses_them(
     runner: FunctionRunner,
 ) -> None:
