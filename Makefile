@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
-# pytest processes for make test (one per core here; each test module stays on one worker).
-TEST_WORKERS ?= 2
+# pytest processes for make test, and mutations make test proves at once. One more than the 2
+# cores here: many tests wait (visibility timeouts, polls, processes starting), and a third
+# process fills those waits (pytest 357 -> 312 s, prove 64 -> 51 s on a quiet box; the CPU time
+# is the same). Each test module stays on one worker.
+TEST_WORKERS ?= 3
 
 .PHONY: docs-figures bench-cold-start prove loadtest bench-events soak fuzz bench-memory bench-batch browser setup run test lint typecheck unit integration e2e policy bench check-templates iam-proof layer clean contracts-check contracts-generate contracts-package locks audit
 
@@ -32,7 +35,7 @@ run: setup
 test:
 	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-checks
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/policy  # policy tests ran in check-templates
-	$(BIN)/python -m tests.prove  # the suite just passed: now every mechanism switched off must fail it
+	$(BIN)/python -m tests.prove -j $(TEST_WORKERS)  # the suite just passed: now every mechanism switched off must fail it
 
 .PHONY: test-checks
 test-checks: setup check-templates typecheck lint contracts-check browser
