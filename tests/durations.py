@@ -1,4 +1,4 @@
-"""Module durations, so that `make test`'s two xdist workers start the long modules first.
+"""Module durations, so that `make test`'s xdist workers start the long modules first.
 
 `--dist loadfile` hands whole modules to the workers in collection order; a long module handed
 out last keeps one worker busy while the other has nothing left (a one-test module of a minute
@@ -6,9 +6,10 @@ did). `tests/conftest.py` orders the collection of each worker by the seconds re
 longest first, and `make test` passes `--no-loadscope-reorder` (xdist would otherwise order by
 test count). Only the order changes: every module still runs whole, on one worker.
 
-Refresh after modules are added or change much (the figures need not be exact):
+Refresh after modules are added or change much (the figures need not be exact; the modules of
+the report replace theirs, the others are kept):
 
-    .venv/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile --junitxml=/tmp/t.xml
+    .venv/bin/pytest -q -p no:cacheprovider -n 3 --dist loadfile --junitxml=/tmp/t.xml [PATHS]
     .venv/bin/python -m tests.durations /tmp/t.xml
 """
 
@@ -59,9 +60,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.durations JUNIT_XML", file=sys.stderr)
         return 2
-    totals = from_junit(Path(argv[0]))
-    FILE.write_text(json.dumps(totals, indent=1) + "\n")
-    print(f"wrote {len(totals)} module durations to {FILE}")
+    measured = from_junit(Path(argv[0]))
+    root = FILE.parents[1]
+    # The report's modules replace their figures; the others stay unless their file is gone.
+    merged = {m: s for m, s in recorded().items() if (root / m).is_file()} | measured
+    FILE.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    print(f"wrote {len(merged)} module durations ({len(measured)} from the report) to {FILE}")
     return 0
 
 
