@@ -49,16 +49,9 @@ def wait_ms_from_env(env: Mapping[str, str] | None = None) -> int:
     """`SLUICE_PUBLISH_WAIT_MS` (default 250; 0 sends every record's facts at once, unshared).
 
     Raises ValueError for a value that is not a whole number >= 0."""
-    raw = (os.environ if env is None else env).get(WAIT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_WAIT_MS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{WAIT_ENV} must be a whole number of ms >= 0, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{WAIT_ENV} must be a whole number of ms >= 0, got {raw!r}")
-    return value
+    from sluice_shared.settings import int_from_env
+
+    return int_from_env(os.environ if env is None else env, WAIT_ENV, DEFAULT_WAIT_MS, minimum=0)
 
 
 def current_round() -> PublishRound | None:

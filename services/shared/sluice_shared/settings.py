@@ -65,3 +65,21 @@ class SluiceSettings(BaseModel):
                     values[field] = value
                     break
         return cls.model_validate(values)
+
+
+def int_from_env(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    """The whole number `env[name]` (`default` when unset or blank).
+
+    Raises ValueError naming the variable for a value that is not a whole number >= `minimum`:
+    a typo fails the cold start instead of silently changing how a handler behaves.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {raw!r}")
+    return value

@@ -68,6 +68,7 @@ from sluice_shared.errors import (
 from sluice_shared.observability import correlation_scope
 from sluice_shared.ports import QueueParker
 from sluice_shared.publishing import DEFAULT_WAIT_MS, PublishRound, publish_round
+from sluice_shared.settings import int_from_env
 
 if TYPE_CHECKING:
     from contracts.envelope import Envelope
@@ -112,16 +113,7 @@ class RecordResult:
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
-    return value
+    return int_from_env(env, name, default, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
