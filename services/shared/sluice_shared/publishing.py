@@ -106,8 +106,8 @@ class PublishRound:
         """Wait until the round sends `group` with the others; raise what its entries met."""
         waiter = _Waiter(send, group, asyncio.get_running_loop().create_future())
         self._waiting.append(waiter)
-        self._send_if_due()
-        if waiter in self._waiting and self._timer is None:
+        self._send_if_due()  # on the loop's next turn: the waiter is still here now
+        if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.wait_s, self._send_now)
         try:
             await waiter.done
