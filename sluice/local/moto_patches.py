@@ -72,6 +72,14 @@ that to keep the process clean). What and why:
     event-path benchmark). The patch builds the attributes, then checks the limit once on their
     total: the same items are accepted and the same ones refused (`ItemSizeTooLarge`), since
     every insert's check is of a part of that total.
+13. **Queue counts from different instants** (`SQSBackend.get_queue_attributes`): moto rebuilds
+    `Queue.attributes` once per attribute asked for (and once more per name to check it), and
+    each count reads the clock again. A message whose visibility timeout ran out between two
+    readings counted as neither visible nor in flight: `ApproximateNumberOfMessages` and
+    `ApproximateNumberOfMessagesNotVisible` both 0 while the message was still there, so a
+    poller that waits for "every queue empty" stopped early. The patch reads the clock once per
+    `GetQueueAttributes`: every count of one answer is taken at the same instant, as SQS's own
+    counts are of one moment.
 """
 
 from __future__ import annotations
@@ -94,6 +102,7 @@ _dispatcher: TargetDispatcher | None = None
 _in_transaction = threading.local()
 _sequencer = itertools.count(1)
 _sequencer_lock = threading.Lock()
+_sqs_instant = threading.local()
 _REASONS = {
     "Put": "PutObject",
     "Post": "PostObject",
@@ -177,6 +186,7 @@ def apply() -> Callable[[], None]:
         ),
         (FakeBucket, "get_permission", FakeBucket.get_permission),
         (Queue, "_set_attributes", Queue._set_attributes),
+        (SQSBackend, "get_queue_attributes", SQSBackend.get_queue_attributes),
         (
             IAMPolicyDocumentValidator,
             "_validate_version",
@@ -194,6 +204,18 @@ def apply() -> Callable[[], None]:
     setattr(Queue, "approximate_number_of_messages_delayed", property(_count_delayed))  # noqa: B010
     setattr(Queue, "approximate_number_of_messages_not_visible", property(_count_in_flight))  # noqa: B010
     setattr(SQSBackend, "is_message_valid_based_on_retention_period", _within_retention)  # noqa: B010
+    original_queue_attributes = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> Any:
+        from moto.core.utils import unix_time_millis
+
+        _sqs_instant.millis = unix_time_millis()
+        try:
+            return original_queue_attributes(self, queue_name, attribute_names)
+        finally:
+            _sqs_instant.millis = None
+
+    setattr(SQSBackend, "get_queue_attributes", get_queue_attributes)  # noqa: B010
     setattr(notifications, "_send_event_bridge_message", _send_s3_event_to_default_bus)  # noqa: B010
     original_send = Rule.send_to_targets
 
@@ -495,25 +517,28 @@ def _member(serializer: Any, kind: str, member: Any) -> Any:
     return listed
 
 
-def _visible_messages(queue: Any) -> list[Any]:
+def _sqs_now() -> float:
+    """The SQS clock: the instant of the `GetQueueAttributes` being answered (patch 13), else
+    a fresh reading."""
     from moto.core.utils import unix_time_millis
 
+    instant: float | None = getattr(_sqs_instant, "millis", None)
+    return unix_time_millis() if instant is None else instant
+
+
+def _visible_messages(queue: Any) -> list[Any]:
     # One clock read per scan: moto's own property reads it twice per message.
-    now = unix_time_millis()
+    now = _sqs_now()
     return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
 
 
 def _count_delayed(queue: Any) -> int:
-    from moto.core.utils import unix_time_millis
-
-    now = unix_time_millis()
+    now = _sqs_now()
     return sum(1 for m in queue._messages if now < m.delayed_until)
 
 
 def _count_in_flight(queue: Any) -> int:
-    from moto.core.utils import unix_time_millis
-
-    now = unix_time_millis()
+    now = _sqs_now()
     return sum(1 for m in queue._messages if not now > m.visible_at)
 
 

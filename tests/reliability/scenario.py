@@ -182,17 +182,19 @@ class Rig:
         return {item["file_id"]: item for item in ledger_items(self.stack)}
 
     def queues_empty(self) -> bool:
+        """No message in flight, then none visible, in every queue.
+
+        One count per request, in-flight first: the test server's moto takes each count of one
+        answer at its own instant, so a message whose visibility ran out between the two counts
+        of one answer was in neither (the rig then called a running pipeline stalled). A message
+        only moves from in flight to visible while nobody receives, so asked in this order it is
+        counted at least once."""
         sqs = self.stack.client("sqs")
         for url in self.stack.queues.values():
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            if any(int(v) for v in attrs.values()):
-                return False
+            for count in ("ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessages"):
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[count])
+                if int(attrs["Attributes"][count]):
+                    return False
         return True
 
     def pump(self, *, until: Callable[[], bool], timeout: float = 60.0) -> None:

@@ -11,6 +11,7 @@ import moto.core.utils as moto_core_utils
 import moto.sqs.models as moto_sqs_models
 import pytest
 from moto import mock_aws
+from moto.sqs.models import sqs_backends
 
 from sluice.local import moto_patches
 from sluice.local.targets import TargetDispatcher
@@ -67,17 +68,18 @@ class SqsClock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now_s = 1_700_000_000.0
         self.readings = 0
+        self.tick_s = 0.0  # how far each reading moves the clock on (time passing mid-request)
         for module in (moto_core_utils, moto_sqs_models):
             monkeypatch.setattr(module, "unix_time", self._unix_time)
             monkeypatch.setattr(module, "unix_time_millis", self._unix_time_millis)
 
     def _unix_time(self, dt: Any = None) -> float:
         self.readings += 1
+        self.now_s += self.tick_s
         return self.now_s
 
     def _unix_time_millis(self, dt: Any = None) -> float:
-        self.readings += 1
-        return self.now_s * 1000
+        return self._unix_time(dt) * 1000
 
     def advance(self, seconds: float) -> None:
         self.now_s += seconds
@@ -148,6 +150,30 @@ def test_receive_skips_delayed_and_expired_messages(hooks: RecordingHooks, clock
     sqs.send_message(QueueUrl=url, MessageBody="stale")
     clock.advance(61)
     assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+
+def test_queue_counts_of_one_answer_are_of_one_instant(
+    hooks: RecordingHooks, clock: SqsClock
+) -> None:
+    # GIVEN a message in flight whose visibility timeout runs out while GetQueueAttributes is
+    # answered (the clock moves 1 ms per reading; moto reads it once per count it rebuilds)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url, _ = _queue(sqs, "expiring")
+    sqs.send_message(QueueUrl=url, MessageBody="m")
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)
+    (message,) = sqs_backends["123456789012"]["us-east-1"].queues["expiring"]._messages
+    names: Any = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    clock.tick_s = 0.001
+    seen = []
+    for before_ms in range(40, -2, -1):
+        clock.now_s = (message.visible_at - before_ms) / 1000
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        seen.append(tuple(int(counts[name]) for name in names))
+    # THEN every answer counts the message exactly once: in flight, then visible, never neither
+    # (unpatched: both counts 0 for the answers whose readings straddle the expiry)
+    assert all(sum(pair) == 1 for pair in seen), seen
+    assert seen[0] == (0, 1)
+    assert seen[-1] == (1, 0)
 
 
 # ---------------------------------------------------------------- S3 -> EventBridge
