@@ -445,14 +445,20 @@ def test_raw_version_gone_before_validate_is_parked_not_denied(runtime: Runtime)
     from sluice_shared.ports import FileRecord
     from sluice_shared.stages import event_id
 
-    # GIVEN a file ingest registered, whose raw version was deleted before validate ran
+    # GIVEN a file ingest registered, whose raw version was deleted before validate ran (the
+    # ingest rule is off while the object exists: the running pipeline would otherwise ingest
+    # and park the file itself before this test's own invocation)
     raw = runtime.name("raw-bucket-name")
-    s3 = runtime.client("s3")
+    s3, events = runtime.client("s3"), runtime.client("events")
     key = f"orders/iam-roles/version-gone-{uuid.uuid4().hex}.csv"
     body = SAMPLE.read_bytes()
-    put = s3.put_object(Bucket=raw, Key=key, Body=body)
-    version, etag = put["VersionId"], put["ETag"].strip('"')
-    s3.delete_object(Bucket=raw, Key=key, VersionId=version)
+    events.disable_rule(Name="sluice-dev-ingest", EventBusName="default")
+    try:
+        put = s3.put_object(Bucket=raw, Key=key, Body=body)
+        version, etag = put["VersionId"], put["ETag"].strip('"')
+        s3.delete_object(Bucket=raw, Key=key, VersionId=version)
+    finally:
+        events.enable_rule(Name="sluice-dev-ingest", EventBusName="default")
     file_id = file_id_for(raw, key, version, etag)
     dataset = DatasetRef(name="orders", version=load_contract("orders").version)
     _register(
@@ -503,6 +509,11 @@ def test_raw_version_gone_before_validate_is_parked_not_denied(runtime: Runtime)
     # parked as object_not_found, not retried as a permission error (403 without ListBucket)
     assert payload == {"batchItemFailures": []}, tail
     assert "object_not_found" in tail, tail
+    # AND the ledger records the file FAILED for that reason
+    record = runtime.file_by_key(key)
+    assert record is not None
+    assert record["status"] == "FAILED", record
+    assert record["error_code"] == "object_not_found", record
 
 
 def test_large_file_completes_through_the_batch_roles(runtime: Runtime, tmp_path: Path) -> None:
