@@ -406,9 +406,11 @@ def lint_file(
     *,
     expected: tuple[str, int] | None = None,
     extra: Sequence[ExtraCheck] = (),
+    shown_as: str | None = None,
 ) -> list[ContractProblem]:
-    """Every problem of the contract file at `path` (its lookups are in `lookups/` beside it)."""
-    file = display_path(path)
+    """Every problem of the contract file at `path` (its lookups are in `lookups/` beside it);
+    problems name the file `shown_as` (default: `display_path(path)`)."""
+    file = display_path(path) if shown_as is None else shown_as
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -63,23 +63,30 @@ class DatasetCatalog:
             stat = path.stat()
             contract = _parse(str(path), stat.st_mtime_ns, stat.st_size)
         except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
-            raise _invalid(path, name, chosen, exc) from exc
+            raise _invalid(path, self.shown_as(path), name, chosen, exc) from exc
         if contract.name != name or contract.version != chosen:
-            raise _invalid(path, name, chosen, None)
+            raise _invalid(path, self.shown_as(path), name, chosen, None)
         return contract
 
     def lookup_path(self, name: str, table: str) -> Path:
         return self.root / name / "lookups" / f"{table}.csv"
 
+    def shown_as(self, path: Path) -> str:
+        """How problems name the contract file at `path` (a catalog whose files are copies says
+        where they came from)."""
+        from contracts.datasets.lint import display_path
+
+        return display_path(path)
+
 
 def _invalid(
-    path: Path, name: str, version: int, cause: Exception | None
+    path: Path, shown_as: str, name: str, version: int, cause: Exception | None
 ) -> DatasetContractInvalid:
     from contracts.datasets.lint import lint_file
 
-    problems = [str(p) for p in lint_file(path, expected=(name, version))]
+    problems = [str(p) for p in lint_file(path, expected=(name, version), shown_as=shown_as)]
     if not problems:
-        problems = [f"{path}: {cause}"]
+        problems = [f"{shown_as}: {cause}"]
     # One problem per line, so that `sluice why` and logs show them as a list.
     count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
     message = f"data contract {name}/v{version} does not load ({count}):"

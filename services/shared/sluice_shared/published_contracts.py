@@ -138,6 +138,18 @@ class PublishedCatalog(DatasetCatalog):
             raise DatasetContractInvalid(message, dataset=name, problems=[why])
         return super().load(name, version)
 
+    def shown_as(self, path: Path) -> str:
+        """A contract file of the view, named as published: its path in the catalog and the
+        object it was fetched from (never the view's temporary folder)."""
+        try:
+            rel = path.relative_to(self.root).as_posix()
+        except ValueError:
+            return super().shown_as(path)
+        digest = self._files.get(rel)
+        if digest is None:
+            return rel
+        return f"{rel} (s3://{self.bucket}/{self.prefix}{OBJECTS}{digest})"
+
     def _s3(self) -> Any:
         if self._client is None:
             import botocore.session

@@ -108,6 +108,27 @@ def test_tampered_file_is_refused_as_contract_invalid(s3: Any, contracts: Path) 
     assert catalog.load("sensor_readings").name == "sensor_readings"
 
 
+def test_published_contract_this_runtime_cannot_load_is_named_as_published(
+    s3: Any, contracts: Path
+) -> None:
+    # GIVEN a published contract whose bytes match the manifest but that this runtime refuses
+    # (here an unknown key: e.g. published by a newer `sluice` than the function's)
+    path = contracts / "orders/v1.yaml"
+    path.write_text(path.read_text() + "future_setting: true\n")
+    files = publish(s3, BUCKET, contracts)
+    catalog = _catalog(s3, Clock())
+    # WHEN it is loaded THEN it is refused as contract_invalid, each problem naming the
+    # contract by its catalog path and the object it came from, not the function's temp copy
+    with pytest.raises(DatasetContractInvalid) as caught:
+        catalog.load("orders")
+    shown = f"orders/v1.yaml (s3://{BUCKET}/{DEFAULT_PREFIX}{OBJECTS}{files['orders/v1.yaml']})"
+    assert caught.value.problems, caught.value.message
+    assert all(problem.startswith(shown) for problem in caught.value.problems), caught.value
+    assert "future_setting" in caught.value.message
+    assert str(catalog.root) not in caught.value.message
+    assert "sluice-contracts-" not in caught.value.message
+
+
 def test_missing_manifest_is_retried_never_the_packaged_copy(s3: Any) -> None:
     catalog = _catalog(s3, Clock())
     with pytest.raises(TransientError, match="sluice contracts publish --datasets"):
