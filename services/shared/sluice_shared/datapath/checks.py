@@ -6,6 +6,11 @@ column in contract order and, within a column, in this order (the first failure 
 `field_too_large`, `null_not_allowed`, `type_mismatch`, `below_min`, `above_max`, `not_in_enum`,
 `regex_mismatch`, `too_long`.
 
+Kernels per block are kept few (a block's fixed cost is what a second check thread cannot
+share): a regex that treats all digits alike (`digit_blind`) runs once per distinct value shape
+when shapes repeat, `max_length` counts characters only in values with more bytes than the
+limit, and masks of a few rows are built from their indices (`readers.index_mask`).
+
 Accepted text forms (values are never trimmed; surrounding spaces are a type mismatch):
 - int64: optional sign and 1-19 digits, within the int64 range.
 - float64: decimal or exponent notation (`1`, `-2.5`, `.5`, `1e-3`); NaN and infinities are not.
@@ -17,14 +22,19 @@ Accepted text forms (values are never trimmed; surrounding spaces are a type mis
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
+from functools import cache
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from contracts.datasets import ColumnSpec, ColumnType, DatasetContract
-from sluice_shared.datapath.readers import arange
+from sluice_shared.datapath.readers import index_mask
 from sluice_shared.datapath.schema import arrow_type
 
 if TYPE_CHECKING:
@@ -44,6 +54,7 @@ _FALSE = pa.array(["false", "False", "FALSE", "0"])
 _BOOL_WORDS = pa.concat_arrays([_TRUE, _FALSE])
 _NULL_STRING = pa.scalar(None, pa.string())
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
+_BINARY = {pa.string(): pa.binary(), pa.large_string(): pa.large_binary()}
 
 FIELD_TOO_LARGE = "field_too_large"
 NULL_NOT_ALLOWED = "null_not_allowed"
@@ -104,7 +115,7 @@ def _subset_matches(text: pa.Array, rows: pa.BooleanArray, pattern: str) -> pa.B
         return pc.and_(rows, _matches(text, pattern))
     positions = pc.indices_nonzero(rows)
     hits = pc.filter(positions, _matches(text.take(positions), pattern))
-    return pc.is_in(arange(len(text)), value_set=hits)
+    return index_mask(len(text), hits)
 
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -121,6 +132,101 @@ def _shapes(text: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(
         text.type, len(text), [validity, offsets, shaped], text.null_count, text.offset
     )
+
+
+_DIGITS = frozenset(range(ord("0"), ord("9") + 1))
+# Classes that hold every ASCII digit, or none.
+_ALL_DIGITS = {sre.CATEGORY_DIGIT, sre.CATEGORY_WORD, sre.CATEGORY_NOT_SPACE}
+_NO_DIGITS = {sre.CATEGORY_NOT_DIGIT, sre.CATEGORY_NOT_WORD, sre.CATEGORY_SPACE}
+
+
+def _blind_class(items: list[tuple[Any, Any]]) -> bool:
+    digits: set[int] = set()
+    for op, arg in items:
+        if op is sre.NEGATE:
+            continue  # the complement of all or none of the digits is none or all
+        if op is sre.LITERAL:
+            digits |= _DIGITS & {arg}
+        elif op is sre.RANGE:
+            digits |= _DIGITS & set(range(arg[0], arg[1] + 1))
+        elif op is sre.CATEGORY and arg in _ALL_DIGITS:
+            digits |= _DIGITS
+        elif not (op is sre.CATEGORY and arg in _NO_DIGITS):
+            return False
+    return len(digits) in (0, len(_DIGITS))
+
+
+def _blind_items(items: Any) -> bool:
+    for op, arg in items:
+        if op in (sre.LITERAL, sre.NOT_LITERAL):
+            if arg in _DIGITS:
+                return False
+        elif op is sre.IN:
+            if not _blind_class(arg):
+                return False
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+            if not _blind_items(arg[2]):
+                return False
+        elif op is sre.SUBPATTERN:
+            if not _blind_items(arg[3]):
+                return False
+        elif op is sre.BRANCH:
+            if not all(_blind_items(branch) for branch in arg[1]):
+                return False
+        elif op not in (sre.ANY, sre.AT):
+            return False
+    return True
+
+
+@cache
+def digit_blind(pattern: str) -> bool:
+    """Whether the RE2 `pattern` treats every ASCII digit alike (no digit literal, every class
+    holds all ten digits or none), so it matches a value exactly when it matches the value's
+    shape (`_shapes`). Read with Python's parser, whose syntax RE2's shares; any construct where
+    the two may differ (POSIX and Unicode classes, `{,n}`) or not listed here counts as not
+    blind, which only costs speed."""
+    if "[:" in pattern or "\\p" in pattern or "\\P" in pattern or "{," in pattern:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FutureWarning on nested-set-like classes
+            tree = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return _blind_items(tree)
+
+
+# Values sampled to judge whether a column's shapes repeat enough for one regex per distinct
+# shape to beat one regex per value (dictionary encoding costs about a fifth of a short regex).
+_SHAPE_SAMPLE = 1024
+_SHAPE_SAMPLE_DISTINCT = 256
+
+
+def _regex_matches(text: pa.Array, pattern: str) -> pa.BooleanArray:
+    """`_matches(text, pattern)`, running the regex once per distinct shape of `text` when the
+    pattern is blind to digits and the shapes repeat (an id like ORD-0000000042 has one shape
+    per block; a country code a few dozen)."""
+    if len(text) <= _SHAPE_SAMPLE or not digit_blind(pattern):
+        return _matches(text, pattern)
+    shapes = _shapes(text)
+    if len(pc.unique(shapes.slice(0, _SHAPE_SAMPLE))) > _SHAPE_SAMPLE_DISTINCT:
+        return _matches(text, pattern)
+    encoded = pc.dictionary_encode(shapes)
+    return _clean(pc.take(_matches(encoded.dictionary, pattern), encoded.indices))
+
+
+def _longer_than(text: pa.Array, limit: int) -> pa.BooleanArray:
+    """Values of more than `limit` characters. A value has at least as many bytes as characters:
+    only values of more than `limit` bytes (usually none or a few) have their characters
+    counted."""
+    longer = _clean(pc.greater(pc.binary_length(text), limit))
+    if not longer.true_count:
+        return longer
+    if longer.true_count * 16 > len(text):
+        return _clean(pc.greater(pc.utf8_length(text), limit))
+    positions = pc.indices_nonzero(longer)
+    lengths = pc.utf8_length(text.take(positions))
+    return index_mask(len(text), pc.filter(positions, pc.greater(lengths, limit)))
 
 
 def _day_checked(text: pa.Array, ok: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
@@ -153,11 +259,8 @@ def _parse_int(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.B
 
 
 def _parse_float(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
-    # Digits around at most one "." (at least one digit) match _FLOAT_RE: "1", "1.", ".5",
-    # "2.50". Only the rest (signs, exponents, junk) needs the regex.
-    undotted = pc.replace_substring(text, ".", "", max_replacements=1)
-    plain = pc.and_(present, _clean(pc.ascii_is_decimal(undotted)))
-    ok = pc.or_(plain, _subset_matches(text, pc.and_(present, pc.invert(plain)), _FLOAT_RE))
+    # _FLOAT_RE is blind to digits: one regex per distinct shape ("000.00").
+    ok = pc.and_(present, _regex_matches(text, _FLOAT_RE))
     typed = pc.cast(pc.if_else(ok, text, _NULL_STRING), pa.float64())
     return typed, pc.and_(ok, _clean(pc.is_finite(typed)))
 
@@ -220,8 +323,9 @@ def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array
         # Some value is not a timestamp Arrow reads: usually an impossible day of a common form
         # (2024-02-30). Only a day of 29 or more can be one; strptime decides those rows, and
         # the rest is cast again without the impossible ones.
-        day = pc.utf8_slice_codeunits(text, 8, 10)
-        unsure = pc.and_(common, _clean(pc.greater_equal(day, "29")))
+        # Bytes, not characters: the common forms are ASCII, and the rest is masked out.
+        day = pc.binary_slice(text.view(_BINARY[text.type]), 8, 10)
+        unsure = pc.and_(common, _clean(pc.greater_equal(day, pa.scalar(b"29", day.type))))
         impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
         if impossible.true_count:
             readable = pc.and_(present, pc.invert(impossible))
@@ -312,7 +416,7 @@ def check_block(
     failures: list[Failure] = []
 
     def fail(code: str, spec: ColumnSpec, mask: pa.Array) -> None:
-        if pc.any(mask).as_py():
+        if mask.true_count:
             failures.append(Failure(code, spec, mask))
 
     if check_field_size:
@@ -355,10 +459,11 @@ def check_block(
             allowed = pa.array(rules.enum, pa.string())
             fail(NOT_IN_ENUM, spec, pc.and_(ok, pc.invert(_clean(pc.is_in(text, allowed)))))
         if rules.regex is not None:
-            fail(REGEX_MISMATCH, spec, pc.and_(ok, pc.invert(_matches(text, rules.regex))))
+            fail(REGEX_MISMATCH, spec, pc.and_(ok, pc.invert(_regex_matches(text, rules.regex))))
         if rules.max_length is not None:
-            too_long = _clean(pc.greater(pc.utf8_length(text), rules.max_length))
-            fail(TOO_LONG, spec, pc.and_(ok, too_long))
+            too_long = _longer_than(text, rules.max_length)
+            if too_long.true_count:
+                fail(TOO_LONG, spec, pc.and_(ok, too_long))
     return CheckedBlock(typed, failures)
 
 
