@@ -278,6 +278,7 @@ def test_write_partitioned_small_input_inline_gives_same_bytes_as_writer_thread(
     rows = [{"id": f"r{i}", "ts": ts(1 + i % 5, i % 24), "qty": i} for i in range(300)]
     inline = run(tmp_path, contract, rows, out="inline", row_group_rows=16, max_open_writers=2)
     monkeypatch.setattr(output, "INLINE_WRITE_BYTES", -1)
+    monkeypatch.setattr(output, "usable_cpus", lambda: 2)
     threaded = run(tmp_path, contract, rows, out="thread", row_group_rows=16, max_open_writers=2)
 
     # THEN both hold the same objects, byte for byte, and every row
@@ -288,6 +289,69 @@ def test_write_partitioned_small_input_inline_gives_same_bytes_as_writer_thread(
 
     assert digest(inline) == digest(threaded)
     assert inline.rows == threaded.rows == 300
+
+
+def test_write_partitioned_one_cpu_writes_on_the_callers_thread_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sluice_shared.datapath import output
+
+    # GIVEN an input too large to be written inline as a small file, on one CPU
+    monkeypatch.setattr(output, "INLINE_WRITE_BYTES", -1)
+    monkeypatch.setattr(output, "usable_cpus", lambda: 1)
+    contract = make_contract(DAY)
+    rows = [{"id": f"r{i}", "ts": ts(1 + i % 3, i % 24), "qty": i} for i in range(600)]
+    writers: list[str] = []
+    real_write = pq.ParquetWriter.write_table
+
+    def spy(self: pq.ParquetWriter, *args: Any, **kwargs: Any) -> None:
+        writers.append(threading.current_thread().name)
+        real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", spy)
+    # WHEN it is written on one CPU, then on two CPUs with one writer thread
+    one_cpu = run(tmp_path, contract, rows, out="one", row_group_rows=32)
+    on_one = list(writers)
+    writers.clear()
+    monkeypatch.setattr(output, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(output, "WRITER_THREADS", 1)
+    threaded = run(tmp_path, contract, rows, out="thread", row_group_rows=32)
+
+    # THEN on one CPU every row group was encoded on the caller's thread (no writer thread to
+    # take turns with), and the objects are byte for byte those of the writer thread
+    def digest(result: OutputResult) -> dict[str, str]:
+        return {
+            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
+        }
+
+    assert on_one
+    assert set(on_one) == {threading.current_thread().name}
+    assert set(writers) == {"parquet-writer_0"}
+    assert digest(one_cpu) == digest(threaded)
+    assert one_cpu.rows == 600
+
+
+def test_utc_timestamps_are_dated_as_naive_ones_other_zones_by_their_own_clock() -> None:
+    import pyarrow.compute as pc
+
+    from sluice_shared.datapath.output import _utc_as_naive
+
+    # GIVEN instants either side of midnight UTC, as UTC, as naive and as Berlin timestamps
+    micros = [0, 86_399_999_999, 86_400_000_000, -1, None]
+    utc = pa.chunked_array([pa.array(micros, pa.timestamp("us", tz="UTC"))])
+    berlin = pa.chunked_array([pa.array(micros, pa.timestamp("us", tz="Europe/Berlin"))])
+    naive = pa.chunked_array([pa.array(micros, pa.timestamp("us"))])
+
+    # WHEN each is prepared for its date cast
+    # THEN a UTC column becomes naive with the same numbers (Arrow dates it without a zone
+    # lookup, to the same UTC dates), a naive one stays as it is, Berlin keeps its zone
+    assert _utc_as_naive(utc).type == pa.timestamp("us")
+    assert _utc_as_naive(utc).cast(pa.int64()).equals(utc.cast(pa.int64()))
+    assert pc.cast(_utc_as_naive(utc), pa.date32()).equals(pc.cast(utc, pa.date32()))
+    assert _utc_as_naive(naive) is naive
+    assert _utc_as_naive(berlin).type == berlin.type
 
 
 def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
