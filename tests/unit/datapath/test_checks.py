@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -129,3 +131,61 @@ def test_index_mask_is_true_exactly_at_the_indices(n: int) -> None:
         as_array = pa.array(indices, pa.int64())
         assert index_mask(n, as_array).equals(expected)
         assert index_mask(n, pa.array(indices, pa.uint64())).equals(expected)
+
+
+def _reference_timestamp(value: str) -> datetime | None:
+    """The accepted timestamp forms of `checks`' docstring, one value at a time."""
+    if not re.fullmatch(checks._TS_RE.strip("^$"), value):
+        return None
+    date_part, clock = value[:10], value[11:]
+    zone = UTC
+    if clock.endswith("Z"):
+        clock = clock[:-1]
+    elif clock[-6] in "+-":
+        sign = 1 if clock[-6] == "+" else -1
+        zone = timezone(sign * timedelta(hours=int(clock[-5:-3]), minutes=int(clock[-2:])))
+        clock = clock[:-6]
+    whole, _, fraction = clock.partition(".")
+    try:
+        local = datetime.fromisoformat(f"{date_part}T{whole}")
+    except ValueError:
+        return None  # not a real calendar day
+    micros = int((fraction + "000000")[:6])
+    return (local.replace(tzinfo=zone) + timedelta(microseconds=micros)).astimezone(UTC)
+
+
+TIMESTAMP_VALUES = [
+    "2024-03-01T02:10:21Z",
+    "2024-03-01 02:10:21Z",
+    "2024-02-29T00:00:00Z",  # a leap day
+    "2023-02-29T00:00:00Z",  # not one
+    "2024-02-30 12:00:00Z",
+    "2024-04-31T12:00:00Z",
+    "2024-12-31T23:59:59Z",
+    "2024-13-01T00:00:00Z",
+    "2024-01-01T24:00:00Z",
+    "2024-01-01T23:59:60Z",
+    "2024-01-01T10:00:00",
+    "2024-01-01T10:00:00.1234567Z",
+    "2024-01-01T10:00:00+02:00",
+    "2024-02-30T10:00:00-01:00",
+    "yesterday",
+    " 2024-01-01T10:00:00Z",
+    "",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_timestamps_of_any_mix_are_read_as_one_value_at_a_time(seed: int) -> None:
+    rng = random.Random(seed)
+    # Blocks of only common forms, with impossible days, with other forms, with junk.
+    pool = TIMESTAMP_VALUES[: 2 + seed * 3]
+    values = [rng.choice(pool) for _ in range(300)]
+    text = pa.array(values, pa.string())
+    present = pc.not_equal(pc.binary_length(text), 0)
+    typed, ok = checks._parse_timestamp(text, present)
+    expected = [_reference_timestamp(v) if v else None for v in values]
+    assert ok.to_pylist() == [e is not None for e in expected]
+    assert [t for t, good in zip(typed.to_pylist(), ok.to_pylist(), strict=True) if good] == [
+        e for e in expected if e is not None
+    ]

@@ -302,8 +302,8 @@ def _common_ts_valid(text: pa.Array, shapes: pa.Array, common: pa.BooleanArray) 
             continue
         these = pc.if_else(rows, text, _NULL_STRING)
         parsed = pc.strptime(these, format=fmt, unit="s", error_is_null=True)
-        day = pc.cast(pc.utf8_slice_codeunits(these, 8, 10), pa.int64())
-        second = pc.cast(pc.utf8_slice_codeunits(these, 17, 19), pa.int64())
+        day = pc.cast(_ascii_slice(these, 8, 10), pa.int64())
+        second = pc.cast(_ascii_slice(these, 17, 19), pa.int64())
         same = pc.and_(
             _clean(pc.equal(pc.day(parsed), day)), _clean(pc.equal(pc.second(parsed), second))
         )
@@ -311,10 +311,38 @@ def _common_ts_valid(text: pa.Array, shapes: pa.Array, common: pa.BooleanArray) 
     return valid
 
 
+def _ascii_slice(text: pa.Array, start: int, stop: int) -> pa.Array:
+    """Characters [start, stop) of values known to be ASCII (others come out cut anywhere): a
+    byte slice costs a fifth of a character slice."""
+    cut = pc.binary_slice(text.view(_BINARY[text.type]), start, stop)
+    return cut.view(text.type)
+
+
+def _without_impossible_days(
+    text: pa.Array, shapes: pa.Array, common: pa.BooleanArray
+) -> pa.BooleanArray:
+    """`common` without its impossible days (2024-02-30), which Arrow's cast rejects for the
+    whole array and strptime rolls over: only a day of 29 or more can be one."""
+    unsure = pc.and_(common, _clean(pc.greater_equal(_ascii_slice(text, 8, 10), "29")))
+    if not unsure.true_count:
+        return common
+    impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
+    return pc.and_(common, pc.invert(impossible)) if impossible.true_count else common
+
+
 def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
     shapes = _shapes(text)
     common = pc.and_(present, _clean(pc.is_in(shapes, value_set=_TS_COMMON)))
     other = pc.and_(present, pc.invert(common))
+    if not other.true_count or not _subset_matches(text, other, _TS_RE).true_count:
+        # Only common forms can pass (nearly every block): read them alone, so no other value
+        # fails the cast. Arrow's cast checks their calendar day and clock ranges, so when it
+        # reads them all they are the valid ones; else they are decided row by row below.
+        readable = _without_impossible_days(text, shapes, common)
+        try:
+            return pc.cast(pc.if_else(readable, text, _NULL_STRING), _TIMESTAMP), readable
+        except pa.ArrowInvalid:
+            pass
     try:
         typed = pc.cast(pc.if_else(present, text, _NULL_STRING), _TIMESTAMP)
     except pa.ArrowInvalid:
@@ -323,9 +351,7 @@ def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array
         # Some value is not a timestamp Arrow reads: usually an impossible day of a common form
         # (2024-02-30). Only a day of 29 or more can be one; strptime decides those rows, and
         # the rest is cast again without the impossible ones.
-        # Bytes, not characters: the common forms are ASCII, and the rest is masked out.
-        day = pc.binary_slice(text.view(_BINARY[text.type]), 8, 10)
-        unsure = pc.and_(common, _clean(pc.greater_equal(day, pa.scalar(b"29", day.type))))
+        unsure = pc.and_(common, _clean(pc.greater_equal(_ascii_slice(text, 8, 10), "29")))
         impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
         if impossible.true_count:
             readable = pc.and_(present, pc.invert(impossible))
