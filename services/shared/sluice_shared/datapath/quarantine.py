@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -33,20 +34,41 @@ class QuarantineRecord:
     partition: int = 0
 
     def to_json(self) -> bytes:
-        raw = self.raw_record
-        truncated = len(raw) > MAX_RAW_RECORD_CHARS
-        return orjson.dumps(
-            {
-                "row_number": self.row_number,
-                "partition": self.partition,
-                "byte_offset": self.byte_offset,
-                "reason_code": self.reason_code,
-                "reason": self.reason,
-                "column": self.column,
-                "raw_record": raw[:MAX_RAW_RECORD_CHARS] if truncated else raw,
-                "raw_truncated": truncated,
-            }
+        return encode_record(
+            self.row_number,
+            self.partition,
+            self.byte_offset,
+            self.reason_code,
+            self.reason,
+            self.column,
+            self.raw_record,
         )
+
+
+def encode_record(
+    row_number: int,
+    partition: int,
+    byte_offset: int,
+    reason_code: str,
+    reason: str,
+    column: str | None,
+    raw: str,
+) -> bytes:
+    """One record's JSON line (without the newline): `QuarantineRecord.to_json` without
+    building the record, for callers that encode many rows at once."""
+    truncated = len(raw) > MAX_RAW_RECORD_CHARS
+    return orjson.dumps(
+        {
+            "row_number": row_number,
+            "partition": partition,
+            "byte_offset": byte_offset,
+            "reason_code": reason_code,
+            "reason": reason,
+            "column": column,
+            "raw_record": raw[:MAX_RAW_RECORD_CHARS] if truncated else raw,
+            "raw_truncated": truncated,
+        }
+    )
 
 
 class QuarantineWriter:
@@ -79,6 +101,22 @@ class QuarantineWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("wb")
         self._fh.write(line + b"\n")
+
+    def write_block(self, reasons: Mapping[str, int], lines: Sequence[bytes]) -> None:
+        """Count `reasons` (code → records) and append `lines`, records already encoded by
+        `encode_record` (on another thread, say) in one write; `lines` holds one per record
+        when raw records are kept, and is ignored otherwise."""
+        total = sum(reasons.values())
+        self.count += total
+        self.reasons.update(reasons)
+        if not self.keep_raw or not total:
+            return
+        if len(lines) != total:
+            raise ValueError(f"{total} quarantine records to keep need as many encoded lines")
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("wb")
+        self._fh.write(b"\n".join(lines) + b"\n")
 
     @property
     def written(self) -> bool:

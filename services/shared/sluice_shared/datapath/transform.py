@@ -21,6 +21,7 @@ caller's judgement, over validate's and transform's quarantines together.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from contracts.datasets import DatasetCatalog, DatasetContract
 from sluice_shared.datapath.ahead import map_ahead, usable_cpus
 from sluice_shared.datapath.buckets import assign_buckets
 from sluice_shared.datapath.derive import compute_derived, derived_type
-from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
+from sluice_shared.datapath.quarantine import QuarantineWriter, encode_record
 from sluice_shared.datapath.schema import (
     OFFSET_COLUMN,
     PARTITION_SHIFT,
@@ -197,6 +198,7 @@ _HASH_SPACE = 2**32 - 1
 # Pass 1 sorts its hashes in slices of about this many values, to bound the sort's memory.
 _SORT_SLICE = 1 << 20
 _U32 = pa.uint32()
+_U8 = pa.uint8()
 # The hashes are sorted by three stable counting sorts of 11, 11 and 10 bits (a radix sort):
 # Arrow's `sort_indices` counts, instead of comparing, integers whose range is at most 4,096.
 # Measured on 1M random hashes, one CPU: 25 ms, against 124 ms for `Array.sort()` (a
@@ -320,10 +322,11 @@ class _Deduper:
                 lost.append(position)
         if not lost:
             return None
-        mask = [False] * table.num_rows
+        # a byte per row, set at the losers: no Python object per row of the chunk
+        flags = bytearray(table.num_rows)
         for position in lost:
-            mask[position] = True
-        return pa.array(mask, pa.bool_())
+            flags[position] = 1
+        return pc.not_equal(pa.Array.from_buffers(_U8, len(flags), [None, pa.py_buffer(flags)]), 0)
 
 
 def _chunks(inputs: Sequence[Path], columns: list[str]) -> Iterator[pa.Table]:
@@ -375,8 +378,14 @@ def _raw_records(bad: pa.Table) -> list[str]:
 
 
 class _Quarantine:
-    def __init__(self, writer: QuarantineWriter | _Held) -> None:
-        self.writer = writer
+    """Quarantine records of one chunk, encoded (when kept) and counted, held in order until
+    the chunks before it are written: a chunk is prepared, and its records encoded, on a pool
+    thread; the caller appends them in one write (`QuarantineWriter.write_block`)."""
+
+    def __init__(self, keep_raw: bool) -> None:
+        self.keep_raw = keep_raw
+        self.lines: list[bytes] = []
+        self.reasons: Counter[str] = Counter()
 
     def rows(
         self,
@@ -396,21 +405,28 @@ class _Quarantine:
 
     def write(self, bad: pa.Table, reason_code: str, column: str | None, reason: Any) -> None:
         """Quarantine every row of `bad` (see `rows`)."""
+        if not bad.num_rows:
+            return
+        self.reasons[reason_code] += bad.num_rows
+        if not self.keep_raw:
+            return
         rows = bad.column(ROW_COLUMN).to_pylist()
         offsets = bad.column(OFFSET_COLUMN).to_pylist()
-        raws = _raw_records(bad) if self.writer.keep_raw else [""] * len(rows)
-        for global_row, offset, raw in zip(rows, offsets, raws, strict=True):
-            self.writer.write(
-                QuarantineRecord(
-                    row_number=global_row & _ROW_MASK,
-                    partition=global_row >> PARTITION_SHIFT,
-                    byte_offset=offset,
-                    reason_code=reason_code,
-                    reason=reason(global_row) if callable(reason) else reason,
-                    column=column,
-                    raw_record=raw,
-                )
+        reasons = [reason(r) for r in rows] if callable(reason) else [reason] * len(rows)
+        self.lines.extend(
+            encode_record(
+                global_row & _ROW_MASK,
+                global_row >> PARTITION_SHIFT,
+                offset,
+                reason_code,
+                why,
+                column,
+                raw,
             )
+            for global_row, offset, why, raw in zip(
+                rows, offsets, reasons, _raw_records(bad), strict=True
+            )
+        )
 
 
 def _split(table: pa.Table, mask: pa.Array) -> tuple[pa.Table, pa.Table]:
@@ -564,19 +580,6 @@ class _Out:
             self.sink.close()
 
 
-class _Held:
-    """Quarantine records of one chunk, encoded and held in order until the chunks before it
-    are written (a chunk is prepared, and its records encoded, on a pool thread; they are
-    written on the caller's)."""
-
-    def __init__(self, keep_raw: bool) -> None:
-        self.keep_raw = keep_raw
-        self.records: list[tuple[str, bytes | None]] = []
-
-    def write(self, record: QuarantineRecord) -> None:
-        self.records.append((record.reason_code, record.to_json() if self.keep_raw else None))
-
-
 def transform_bucket(
     inputs: Sequence[Path],
     contract: DatasetContract,
@@ -620,19 +623,16 @@ def transform_bucket(
     keep_raw = contract.quarantine.policy != "skip"
     with QuarantineWriter(quarantine_path, keep_raw=keep_raw) as qwriter:
 
-        def prepare(
-            job: tuple[pa.Table, pa.Array | None],
-        ) -> tuple[list[tuple[str, bytes | None]], pa.Table]:
+        def prepare(job: tuple[pa.Table, pa.Array | None]) -> tuple[_Quarantine, pa.Table]:
             """Split off a chunk's duplicates and transform the other rows: their quarantine
             records and the rows to write (on a pool thread when there are two)."""
             chunk, losers = job
-            held = _Held(keep_raw)
-            quarantine = _Quarantine(held)
+            quarantine = _Quarantine(keep_raw)
             if losers is not None:
                 duplicates, chunk = _split(chunk, losers)
                 quarantine.write(duplicates, DUPLICATE_PRIMARY_KEY, key_label, duplicate_reason)
             table = _transform_chunk(chunk, contract, indexes, quarantine)
-            return held.records, out.conform(table)
+            return quarantine, out.conform(table)
 
         def jobs() -> Iterator[tuple[pa.Table, pa.Array | None]]:
             """Each chunk with its duplicates marked, in input order (on the caller's thread:
@@ -646,9 +646,8 @@ def transform_bucket(
         try:
             # Chunks are prepared `threads` at a time; their records and rows are written here,
             # chunk after chunk in input order, so the outputs are those of one thread.
-            for records, table in map_ahead(prepare, jobs(), threads, name="sluice-transform"):
-                for reason_code, line in records:
-                    qwriter.write_encoded(reason_code, line)
+            for held, table in map_ahead(prepare, jobs(), threads, name="sluice-transform"):
+                qwriter.write_block(held.reasons, held.lines)
                 out.write(table)
         finally:
             out.close()
