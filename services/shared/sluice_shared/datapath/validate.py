@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from sluice_shared.datapath.blocks import (
     read_plain,
 )
 from sluice_shared.datapath.buckets import assign_buckets
-from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter
+from sluice_shared.datapath.quarantine import QuarantineRecord, QuarantineWriter, encode_record
 from sluice_shared.datapath.readers import (
     RECORD_TOO_LARGE,
     ParsedBlock,
@@ -494,12 +494,30 @@ class _FileValidator:
         # Offsets read through a buffer view: a pyarrow scalar per value costs ~1 us each.
         starts = int64_view(parsed.bounds.starts)
         ends = int64_view(parsed.bounds.ends)
-        for index, code, reason, column in entries:
-            start = starts[index]
-            raw = _raw_text(block.data[start : ends[index]])
-            self._quarantine(
-                self.row_base + index + 1, block.offset + start, code, reason, column, raw
-            )
+        first_row = self.row_base + 1
+        if self.fail_fast:  # stops at the first
+            for index, code, reason, column in entries:
+                start = starts[index]
+                raw = _raw_text(block.data[start : ends[index]])
+                self._quarantine(first_row + index, block.offset + start, code, reason, column, raw)
+            return
+        # The block's records in one write, encoded without a record object each.
+        lines: list[bytes] = []
+        if self.quarantine.keep_raw:
+            data, offset, partition = block.data, block.offset, self.partition
+            lines = [
+                encode_record(
+                    first_row + index,
+                    partition,
+                    offset + starts[index],
+                    code,
+                    reason,
+                    column,
+                    _raw_text(data[starts[index] : ends[index]]),
+                )
+                for index, code, reason, column in entries
+            ]
+        self.quarantine.write_block(Counter(entry[1] for entry in entries), lines)
 
     # ------------------------------------------------------------------ driver
 
