@@ -189,3 +189,16 @@ def test_timestamps_of_any_mix_are_read_as_one_value_at_a_time(seed: int) -> Non
     assert [t for t, good in zip(typed.to_pylist(), ok.to_pylist(), strict=True) if good] == [
         e for e in expected if e is not None
     ]
+
+
+@pytest.mark.parametrize("markers", [[""], ["", "NA"], ["NA"], []])
+def test_null_mask_marks_exactly_the_null_markers(markers: list[str]) -> None:
+    for values in (["a", "b", "NA"], ["a", "", "NA", ""], ["x"] * 5000, []):
+        column = pa.array(values, pa.string())
+        expected = (
+            [v is None or v in markers for v in values] if markers else [v is None for v in values]
+        )
+        assert checks._null_mask(column, markers).to_pylist() == expected
+        longer = checks._null_mask(pa.array(["a"] * 70000, pa.string()), markers)
+        assert longer.true_count == 0
+        assert len(longer) == 70000

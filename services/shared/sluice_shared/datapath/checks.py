@@ -399,11 +399,27 @@ _PARSERS = {
 }
 
 
+_false_cache: list[pa.BooleanArray] = [pa.array([], pa.bool_())]
+
+
+def _all_false(n: int) -> pa.BooleanArray:
+    """`n` False values: a zero-copy slice of one cached array, grown when too short."""
+    values = _false_cache[0]
+    if len(values) < n:
+        size = max(n, 2 * len(values))
+        values = pa.Array.from_buffers(pa.bool_(), size, [None, pa.py_buffer(bytes(size // 8 + 1))])
+        _false_cache[0] = values  # one reference swap: safe to race, both values are right
+    return values.slice(0, n)
+
+
 def _null_mask(raw: pa.Array, markers: list[str]) -> pa.BooleanArray:
     if not _is_text(raw) or not markers:
         return pc.is_null(raw)
     if markers == [""]:
-        mask = pc.equal(pc.binary_length(raw), 0)
+        lengths = pc.binary_length(raw)
+        if len(raw) and not raw.null_count and pc.min(lengths).as_py() > 0:
+            return _all_false(len(raw))  # no empty value (most columns of most blocks)
+        mask = pc.equal(lengths, 0)
     else:
         mask = pc.is_in(raw, value_set=pa.array(markers, pa.string()))
     return pc.fill_null(mask, True) if raw.null_count else mask
