@@ -193,7 +193,7 @@ def test_timestamps_of_any_mix_are_read_as_one_value_at_a_time(seed: int) -> Non
 
 @pytest.mark.parametrize("markers", [[""], ["", "NA"], ["NA"], []])
 def test_null_mask_marks_exactly_the_null_markers(markers: list[str]) -> None:
-    for values in (["a", "b", "NA"], ["a", "", "NA", ""], ["x"] * 5000, []):
+    for values in (["a", "b", "NA"], ["a", "", "NA", ""], ["x"] * 5000, [], ["a", None, ""]):
         column = pa.array(values, pa.string())
         expected = (
             [v is None or v in markers for v in values] if markers else [v is None for v in values]

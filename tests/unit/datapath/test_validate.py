@@ -698,3 +698,25 @@ def test_validate_jsonl_many_blocks_with_scattered_bad_rows_keep_order(
     assert bad_rows == [n + 1 for n in range(400) if n % 7 == 3]
     good = [n + 1 for n in range(400) if n % 7 != 3]
     assert _staged(result).column("__row").to_pylist() == good
+
+
+@pytest.mark.parametrize("markers", [["NA"], ["", "NA"], [""], []])
+def test_validate_jsonl_null_or_missing_value_is_null_whatever_the_markers(
+    tmp_path: Path, markers: list[str]
+) -> None:
+    # GIVEN a required string column, JSON null, a missing key and a null marker
+    contract = _contract(
+        [{"name": "a", "type": "string", "nullable": False}, {"name": "b", "type": "int64"}],
+        kind="jsonl",
+        null_values=markers,
+    )
+    data = _jsonl({"a": None, "b": 1}, {"b": 2}, {"a": "NA", "b": 3}, {"a": "x", "b": 4})
+    result = _run(tmp_path, data, contract, name="in.jsonl")
+    # THEN JSON null and the missing key are nulls (not allowed) with any markers, "NA" only
+    # when it is one
+    bad = [(r["row_number"], r["reason_code"]) for r in _quarantined(result)]
+    expected = [(1, "null_not_allowed"), (2, "null_not_allowed")]
+    if "NA" in markers:
+        expected.append((3, "null_not_allowed"))
+    assert bad == expected
+    assert _staged(result).column("a").to_pylist() == ["NA", "x"][("NA" in markers) :]

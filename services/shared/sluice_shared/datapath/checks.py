@@ -422,7 +422,9 @@ def _null_mask(raw: pa.Array, markers: list[str]) -> pa.BooleanArray:
         mask = pc.equal(lengths, 0)
     else:
         mask = pc.is_in(raw, value_set=pa.array(markers, pa.string()))
-    return pc.fill_null(mask, True) if raw.null_count else mask
+    # A real null (JSON null, a missing key) is null whatever the markers: `is_in` calls it
+    # False, `equal` null.
+    return pc.or_kleene(mask, pc.is_null(raw)) if raw.null_count else mask
 
 
 def _nulls_where(column: pa.Array, null: pa.BooleanArray) -> pa.Array:
