@@ -472,3 +472,28 @@ def test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile
         gate.set()
     writer.finish()
     assert log == ["a1 start", "b1", "a1 end", "a2"]
+
+
+def test_split_by_partition_gathers_only_the_written_columns() -> None:
+    from sluice_shared.datapath.output import _split_by_partition
+
+    # GIVEN transformed rows of three days, with `__row` and a column the files do not hold
+    contract = make_contract([*DAY, {"name": "region", "column": "region"}])
+    rows = [
+        {"id": f"r{i}", "region": "eu", "ts": ts(1 + i % 3), "qty": i, ROW_COLUMN: i}
+        for i in range(9)
+    ]
+    table = pa.Table.from_pylist(rows, schema=transformed_schema(contract))
+    written = output_schema(contract).names
+    # WHEN it is split by partition for writing
+    parts = list(_split_by_partition(table, contract.partition_by, written))
+    # THEN each partition's rows hold the written columns only (not `__row`, not the identity
+    # partition column `region`), in input order
+    assert [path for path, _ in parts] == [f"dt=2024-03-0{day}/region=eu" for day in (1, 2, 3)]
+    for _, part in parts:
+        assert part.column_names == written
+        assert ROW_COLUMN not in part.column_names
+        assert "region" not in part.column_names
+    assert [part.column("id").to_pylist() for _, part in parts] == [
+        [f"r{i}" for i in range(day, 9, 3)] for day in range(3)
+    ]

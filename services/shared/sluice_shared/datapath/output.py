@@ -170,11 +170,14 @@ def _partition_ids(table: pa.Table, spec: PartitionSpec) -> tuple[pa.Array, list
 
 
 def _split_by_partition(
-    table: pa.Table, specs: Sequence[PartitionSpec]
+    table: pa.Table, specs: Sequence[PartitionSpec], columns: Sequence[str]
 ) -> Iterator[tuple[str, pa.Table]]:
-    """(partition path, rows of that partition in input order) for each partition in `table`."""
+    """(partition path, rows of that partition in input order, of `columns` only) for each
+    partition in `table`. Only the columns written are gathered (not `__row`, nor an identity
+    partition column whose value is in the path)."""
+    rows = table.select(columns)
     if not specs:
-        yield "", table
+        yield "", rows
         return
     combined: pa.Array | None = None
     all_labels: list[list[str]] = []
@@ -183,6 +186,7 @@ def _split_by_partition(
         all_labels.append(labels)
         combined = ids if combined is None else pc.add(pc.multiply(combined, len(labels)), ids)
     assert combined is not None
+    table = rows
 
     def path_of(code: int) -> str:
         parts = []
@@ -345,11 +349,11 @@ class _PartitionedWriter:
     def add(self, table: pa.Table) -> None:
         if self.dictionary_columns is None:
             self.choose_dictionary_columns(table)
-        for path, rows in _split_by_partition(table, self.contract.partition_by):
+        for path, rows in _split_by_partition(table, self.contract.partition_by, self.schema.names):
             part = self.partitions.get(path)
             if part is None:
                 part = self.partitions[path] = _Partition(path)
-            part.buffer.append(rows.select(self.schema.names))
+            part.buffer.append(rows)
             part.buffered += rows.num_rows
             self.buffered += rows.num_rows
             if part.buffered >= self.row_group_rows:

@@ -549,7 +549,14 @@ def _transform_chunk(
 
 
 class _Out:
-    """The bucket's transformed IPC stream, opened with its first row."""
+    """The bucket's transformed IPC stream, opened with its first row.
+
+    Its bodies are not compressed (validate's staged files are, with lz4). Measured on the
+    transformed rows of 1M orders rows, one CPU: uncompressed 126 MB, written in 0.05 CPU s
+    and read by output in 0.01; lz4 71 MB in 0.18 and 0.05; zstd 42 MB in 0.34 and 0.15. lz4
+    would add ~15% to transform's and output's CPU together to save 55 MB of staging per
+    1M rows: no transfer charge within a region, about seven 8 MiB parts each way fewer.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
