@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,9 +84,24 @@ def _column(n: int, seed: int) -> pa.Array:
     return pa.array(values, pa.string())
 
 
+def _ids(n: int, seed: int) -> pa.Array:
+    """One shape (ORD- and ten digits) in the first 2000 rows, then one row in 100 otherwise
+    or null: the sampled rows see one shape, the rest not only."""
+    rng = random.Random(seed)
+    odd = ["ORD-12", "ORD-1234567x", None, "", "ORD-١٢٣٤٥٦٧", "7", "x1", "ORD-00000000000"]
+    return pa.array(
+        [
+            rng.choice(odd) if i > 2000 and rng.randrange(100) == 0 else f"ORD-{i:010d}"
+            for i in range(n)
+        ],
+        pa.string(),
+    )
+
+
 @pytest.mark.parametrize("pattern", BLIND + NOT_BLIND[:3])
-def test_regex_matches_equals_one_regex_per_value(pattern: str) -> None:
-    column = _column(5000, seed=len(pattern))
+@pytest.mark.parametrize("make", [_column, _ids])
+def test_regex_matches_equals_one_regex_per_value(pattern: str, make: Any) -> None:
+    column = make(5000, seed=len(pattern))
     expected = checks._matches(column, pattern)
     assert checks._regex_matches(column, pattern).equals(expected)
     assert checks._regex_matches(column.slice(7, 3000), pattern).equals(expected.slice(7, 3000))

@@ -100,6 +100,19 @@ def _clean(mask: pa.Array) -> pa.BooleanArray:
     return pc.fill_null(mask, False) if mask.null_count else mask
 
 
+_false_cache: list[pa.BooleanArray] = [pa.array([], pa.bool_())]
+
+
+def _all_false(n: int) -> pa.BooleanArray:
+    """`n` False values: a zero-copy slice of one cached array, grown when too short."""
+    values = _false_cache[0]
+    if len(values) < n:
+        size = max(n, 2 * len(values))
+        values = pa.Array.from_buffers(pa.bool_(), size, [None, pa.py_buffer(bytes(size // 8 + 1))])
+        _false_cache[0] = values  # one reference swap: safe to race, both values are right
+    return values.slice(0, n)
+
+
 def _matches(arr: pa.Array, pattern: str) -> pa.BooleanArray:
     # RE2, linear in the field length. The contract model refused at load any pattern RE2 cannot
     # compile (contracts.datasets.model.re2_problem), so nothing backtracks here.
@@ -209,8 +222,16 @@ def _regex_matches(text: pa.Array, pattern: str) -> pa.BooleanArray:
     if len(text) <= _SHAPE_SAMPLE or not digit_blind(pattern):
         return _matches(text, pattern)
     shapes = _shapes(text)
-    if len(pc.unique(shapes.slice(0, _SHAPE_SAMPLE))) > _SHAPE_SAMPLE_DISTINCT:
+    sample = pc.unique(shapes.slice(0, _SHAPE_SAMPLE))
+    if len(sample) > _SHAPE_SAMPLE_DISTINCT:
         return _matches(text, pattern)
+    if len(sample) == 1 and sample.null_count == 0:
+        # One shape so far (ids): compare with it, and run the regex on the other rows alone.
+        same = _clean(pc.equal(shapes, sample[0]))
+        if not same.true_count * 64 < len(text) * 63:  # 63 in 64 rows have it
+            verdict = _matches(sample, pattern)[0].as_py()
+            hits = same if verdict else _all_false(len(text))
+            return pc.or_(hits, _subset_matches(shapes, pc.invert(same), pattern))
     encoded = pc.dictionary_encode(shapes)
     return _clean(pc.take(_matches(encoded.dictionary, pattern), encoded.indices))
 
@@ -397,19 +418,6 @@ _PARSERS = {
     ColumnType.DATE: _parse_date,
     ColumnType.TIMESTAMP: _parse_timestamp,
 }
-
-
-_false_cache: list[pa.BooleanArray] = [pa.array([], pa.bool_())]
-
-
-def _all_false(n: int) -> pa.BooleanArray:
-    """`n` False values: a zero-copy slice of one cached array, grown when too short."""
-    values = _false_cache[0]
-    if len(values) < n:
-        size = max(n, 2 * len(values))
-        values = pa.Array.from_buffers(pa.bool_(), size, [None, pa.py_buffer(bytes(size // 8 + 1))])
-        _false_cache[0] = values  # one reference swap: safe to race, both values are right
-    return values.slice(0, n)
 
 
 def _null_mask(raw: pa.Array, markers: list[str]) -> pa.BooleanArray:
