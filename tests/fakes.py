@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from sluice_shared.errors import InputLimitExceeded
 from sluice_shared.ports import (
     REFUSED_STEP,
     AwsDeps,
+    BusRule,
     FileRecord,
     FileStatus,
     ObjectInfo,
@@ -356,6 +357,48 @@ class RecordingParker:
         self.parked.append(ParkedMessage(queue_url, body, reason_code, reason))
 
 
+@dataclass
+class InMemoryBusRules:
+    """`BusRules` over a list of rules; `matches` answers with `match(pattern, event)` (a
+    test's own stand-in for EventBridge's matcher) and records each question as (rule pattern,
+    detail-type); `faults` makes the next calls (either method) fail."""
+
+    rules: list[BusRule] = field(default_factory=list)
+    match: Any = None  # Callable[[dict, dict], bool]
+    listings: int = 0
+    asked: list[tuple[str, str]] = field(default_factory=list)
+    faults: list[BaseException] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    def add(self, name: str, pattern: dict[str, Any] | None, *, enabled: bool = True) -> None:
+        import json
+
+        arn = f"arn:aws:events:eu-west-1:111122223333:rule/sluice/{name}"
+        text = None if pattern is None else json.dumps(pattern)
+        self.rules.append(BusRule(name=name, arn=arn, event_pattern=text, enabled=enabled))
+
+    async def list_rules(self) -> list[BusRule]:
+        if self.faults:
+            raise self.faults.pop(0)
+        self.listings += 1
+        return list(self.rules)
+
+    async def matches(self, pattern: str, event: Mapping[str, Any]) -> bool:
+        import json
+
+        if self.faults:
+            raise self.faults.pop(0)
+        self.asked.append((pattern, str(event["detail-type"])))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let the other questions of one refresh start
+            return bool(self.match(json.loads(pattern), dict(event)))
+        finally:
+            self.in_flight -= 1
+
+
 @dataclass(frozen=True)
 class FakeDeps:
     """`AwsDeps` plus typed access to the fakes behind it."""
@@ -368,7 +411,11 @@ class FakeDeps:
     def as_aws_deps(self) -> AwsDeps:
         """The same fakes as an `AwsDeps` (this is where mypy checks the Protocols)."""
         return AwsDeps(
-            objects=self.objects, publisher=self.publisher, ledger=self.ledger, parker=self.parker
+            objects=self.objects,
+            publisher=self.publisher,
+            ledger=self.ledger,
+            parker=self.parker,
+            rules=InMemoryBusRules(),
         )
 
 

@@ -88,6 +88,11 @@ def accepted_types(model: type[ContractModel]) -> frozenset[str]:
     return frozenset(m.TYPE for m in _majors_of(model))
 
 
+def live_majors(model: type[ContractModel]) -> tuple[type[ContractModel], ...]:
+    """Every live major of `model`'s fact, oldest first (the model alone for a fact with one)."""
+    return _majors_of(model)
+
+
 def routed_type(model: type[ContractModel]) -> str:
     """The contract type a consumer's EventBridge rule matches: the newest live major."""
     return _majors_of(model)[-1].TYPE
@@ -109,6 +114,7 @@ __all__ = [
     "FileValidatedV2",
     "FileValidatedV3",
     "accepted_types",
+    "live_majors",
     "published_majors",
     "routed_type",
 ]

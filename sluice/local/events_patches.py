@@ -29,6 +29,15 @@ runtime (applied by `sluice.local.moto_patches.apply`). What AWS documents, and 
    with `reason` `PutObject`, and then notified again with `CompleteMultipartUpload`: two events
    for one object, so every consumer saw a large file twice. S3 sends one, with `reason`
    `CompleteMultipartUpload` (same EventBridge page).
+6. **TestEventPattern** (`EventsBackend.test_event_pattern`, `EventsHandler.test_event_pattern`):
+   moto raised NotImplementedError. The patch answers `{"Result": bool}` with the matcher that
+   routes the runtime's events (moto's `EventPattern`, so a test and a delivery never disagree);
+   an invalid pattern is `InvalidEventPatternException`, an `Event` that is not a JSON object
+   with `id`, `account`, `source`, `time`, `region`, `resources` and `detail-type` is
+   `ValidationException` "Parameter Event is not valid."
+   (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
+   The producers ask it to find rules that still deliver an older major of a fact
+   (`sluice_shared.subscribers`).
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ if TYPE_CHECKING:
 MAX_ENTRY_BYTES = 256 * 1024
 """PutEvents: the most the entries of one request may total."""
 SIZE_MESSAGE = "Total size of the entries in the request is over the limit."
+EVENT_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
+"""TestEventPattern: the fields AWS requires of the `Event` to test."""
+EVENT_MESSAGE = "Parameter Event is not valid."
 DELETE_MARKER_ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 """The ETag S3 reports for a delete marker (the MD5 of no bytes)."""
 
@@ -76,6 +88,7 @@ def apply() -> Callable[[], None]:
     """
     from moto.events.exceptions import ValidationException
     from moto.events.models import EventsBackend, Replay
+    from moto.events.responses import EventsHandler
     from moto.s3 import notifications
     from moto.s3.models import S3Backend
 
@@ -85,6 +98,8 @@ def apply() -> Callable[[], None]:
         (S3Backend, "delete_object", S3Backend.delete_object),
         (S3Backend, "complete_multipart_upload", S3Backend.complete_multipart_upload),
         (S3Backend, "put_object", S3Backend.put_object),
+        (EventsBackend, "test_event_pattern", EventsBackend.test_event_pattern),
+        (EventsHandler, "test_event_pattern", EventsHandler.test_event_pattern),
     ]
     original_complete = S3Backend.complete_multipart_upload
     original_put_object = S3Backend.put_object
@@ -161,12 +176,40 @@ def apply() -> Callable[[], None]:
     setattr(EventsBackend, "put_events", put_events)  # noqa: B010
     setattr(Replay, "replay_events", _replay_events)  # noqa: B010
     setattr(S3Backend, "delete_object", delete_object)  # noqa: B010
+    setattr(EventsBackend, "test_event_pattern", _test_event_pattern)  # noqa: B010
+    setattr(EventsHandler, "test_event_pattern", _respond_test_event_pattern)  # noqa: B010
 
     def undo() -> None:
         for owner, name, value in reversed(saved):
             setattr(owner, name, value)
 
     return undo
+
+
+def _test_event_pattern(self: Any, pattern: str | None, event: str | None) -> bool:
+    """Whether `pattern` matches `event`, as the runtime's rules match (moto's EventPattern)."""
+    import json
+
+    from moto.events.exceptions import ValidationException
+    from moto.events.models import EventPattern
+
+    matcher = EventPattern.load(pattern)  # InvalidEventPatternException for a bad pattern
+    try:
+        body = json.loads(event or "")
+    except ValueError:
+        raise ValidationException(EVENT_MESSAGE) from None
+    if not isinstance(body, dict) or any(name not in body for name in EVENT_FIELDS):
+        raise ValidationException(EVENT_MESSAGE)
+    return bool(matcher.matches_event(body))  # type: ignore[arg-type]
+
+
+def _respond_test_event_pattern(self: Any) -> tuple[str, dict[str, Any]]:
+    import json
+
+    result = self.events_backend.test_event_pattern(
+        self._get_param("EventPattern"), self._get_param("Event")
+    )
+    return json.dumps({"Result": result}), self.response_headers
 
 
 def _bus_missing(backend: Any, entry: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ STAR_RESOURCE_ACTIONS: dict[str, str] = {
     "logs:PutResourcePolicy": "Step Functions log delivery, no resource ARN",
     "logs:DescribeResourcePolicies": "Step Functions log delivery, no resource ARN",
     "logs:DescribeLogGroups": "Step Functions log delivery, no resource ARN",
+    "events:TestEventPattern": "EventBridge pattern test, no resource ARN",
 }
 READER_INPUT_TYPES = frozenset({"CSV", "JSON", "JSONL", "MANIFEST"})
 MIN_MAX_RECEIVE_COUNT = 5

@@ -824,6 +824,33 @@ PROMISES: tuple[Promise, ...] = (
             ),
         ),
     ),
+    Promise(
+        21,
+        "A consumer whose rule still matches an older major of `file.validated` or "
+        "`file.transformed` receives every file's fact, small files included",
+        (
+            Mechanism(
+                "a producer carries a small file's rows inline (v3 only) only when no enabled rule "
+                "of the bus delivers an older major without the newest; otherwise it stages them "
+                "and publishes every major (`sluice_shared.subscribers`; unknown counts as such "
+                "a rule)",
+                _mutation(
+                    "older-major-subscribers-ignored",
+                    _off(
+                        "sluice_shared.subscribers",
+                        "    return 0 if await subscribers.present(fact) else max_bytes",
+                        "    return max_bytes",
+                    ),
+                ),
+                (
+                    "tests/unit/services/test_inline_rows.py::"
+                    "test_a_small_file_with_an_older_major_subscriber_is_staged_and_published_in_every_major",
+                    f"{REL}/test_older_major_scenarios.py::"
+                    "test_scenario_older_major_subscriber_receives_a_small_files_facts",
+                ),
+            ),
+        ),
+    ),
 )
 
 

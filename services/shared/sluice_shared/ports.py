@@ -182,6 +182,33 @@ class PublishRejected(SluiceError):
     code = "publish_rejected"
 
 
+# ------------------------------------------------------------------------------------- bus rules
+
+
+@dataclass(frozen=True, slots=True)
+class BusRule:
+    """One rule of the Sluice bus as EventBridge lists it (`event_pattern` None: a schedule)."""
+
+    name: str
+    arn: str
+    event_pattern: str | None
+    enabled: bool
+
+
+class BusRules(Protocol):
+    """The rules of the Sluice bus, and EventBridge's own pattern matcher."""
+
+    async def list_rules(self) -> list[BusRule]:
+        """Every rule of the bus, all pages. Raises a SluiceError for any failure."""
+        ...
+
+    async def matches(self, pattern: str, event: Mapping[str, Any]) -> bool:
+        """Whether the event pattern `pattern` (JSON) matches `event` (an EventBridge event:
+        id, account, source, time, region, resources, detail-type, detail). Raises a
+        SluiceError for any failure (an invalid pattern included)."""
+        ...
+
+
 # ----------------------------------------------------------------------------------------- ledger
 
 # S3 sequencers are hex strings of varying length; left-padded to one width and upper-cased they
@@ -446,3 +473,5 @@ class AwsDeps:
     publisher: EventPublisher
     ledger: Ledger
     parker: QueueParker
+    # The bus's rules (`sluice_shared.subscribers`); None where nothing asks them (tests, tools).
+    rules: BusRules | None = None

@@ -44,6 +44,9 @@ class SluiceSettings(BaseModel):
     # `sluice contracts publish --datasets` put them (`sluice_shared.published_contracts`);
     # unset, the copy packaged with the code (tests and tools only).
     contracts_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-/]+/$")
+    # How long a producer keeps its answer to "does a rule of the bus still deliver only an older
+    # major of my fact?" (`sluice_shared.subscribers`): one ListRules per this many seconds.
+    legacy_subscribers_ttl_s: int = Field(default=60, ge=1, le=3600)
 
     @classmethod
     def env_names(cls, field: str) -> tuple[str, ...]:

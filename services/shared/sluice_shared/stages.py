@@ -49,6 +49,7 @@ from sluice_shared.ports import (
 )
 from sluice_shared.runtime import Runtime
 from sluice_shared.settings import SluiceSettings
+from sluice_shared.subscribers import LegacySubscribers
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Collection, Mapping
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
     from contracts.datasets import DatasetContract
     from contracts.envelope import ContractModel
+    from sluice_shared.retry import WarningLogger
 
 _EVENT_NAMESPACE = uuid.UUID("6c1d3f0e-4a8b-5c2d-9e7f-0a1b2c3d4e5f")
 
@@ -207,6 +209,9 @@ class StageDeps:
     objects: ObjectStore
     ledger: Ledger
     contracts: ContractSource
+    # Asked before a file's rows go inline in a fact (`sluice_shared.subscribers.inline_limit`);
+    # None: no bus to ask (tests with fakes), rows go inline up to `inline_max_bytes`.
+    subscribers: LegacySubscribers | None = None
 
 
 def event_id(file_id: str, contract_type: str) -> str:
@@ -450,16 +455,27 @@ class ServiceDeps:
 
 
 @asynccontextmanager
-async def open_stage_deps(settings: SluiceSettings) -> AsyncIterator[ServiceDeps]:
-    """Open the AWS clients once and build the stage's deps over them (see `Runtime`)."""
+async def open_stage_deps(
+    settings: SluiceSettings, *, logger: WarningLogger | None = None
+) -> AsyncIterator[ServiceDeps]:
+    """Open the AWS clients once and build the stage's deps over them (see `Runtime`);
+    `logger` gets the legacy-subscriber check's warnings."""
     from sluice_shared.aws.clients import open_aws_deps
     from sluice_shared.published_contracts import contract_source
 
     async with open_aws_deps(settings) as aws:
+        subscribers = (
+            LegacySubscribers(aws.rules, ttl_s=settings.legacy_subscribers_ttl_s, logger=logger)
+            if aws.rules is not None
+            else None
+        )
         yield ServiceDeps(
             aws=aws,
             stage=StageDeps(
-                objects=aws.objects, ledger=aws.ledger, contracts=contract_source(settings)
+                objects=aws.objects,
+                ledger=aws.ledger,
+                contracts=contract_source(settings),
+                subscribers=subscribers,
             ),
         )
 
@@ -549,7 +565,7 @@ class StageService:
         self.logger, self.metrics, self.tracer = tele.logger, tele.metrics, tele.tracer
         self.step = _traced_step(self.tracer, step)
         self.runtime: Runtime[ServiceDeps] = Runtime(
-            lambda: open_stage_deps(settings),
+            lambda: open_stage_deps(settings, logger=self.logger),
             dlq_url=settings.dlq_url,
             logger=self.logger,
             metrics=self.metrics,

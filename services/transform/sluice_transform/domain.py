@@ -38,6 +38,7 @@ from sluice_shared.stages import (
     staging_claim,
     unpack_inline,
 )
+from sluice_shared.subscribers import inline_limit
 
 if TYPE_CHECKING:
     from contracts.datasets import DatasetContract
@@ -142,6 +143,13 @@ async def transform_validated_file(
 
     # This attempt's own staging: never shared, never cleared (see `attempt_staging`).
     staging = attempt_staging(keys, claimed)
+    # A one-bucket file's rows may travel in the fact, unless a rule of the bus still delivers
+    # only an older major (then they are staged and every major is published).
+    inline_max = (
+        await inline_limit(deps.subscribers, FileTransformedV3, settings.inline_max_bytes)
+        if bucket_count == 1
+        else 0
+    )
     rows_in = rows_out = rows_dup = 0
     reasons: dict[str, int] = {}
     out_inline: InlineRows | None = None
@@ -187,9 +195,7 @@ async def transform_validated_file(
                     content_type="application/x-ndjson",
                 )
             if result.staged is not None and bucket_count == 1:
-                out_inline = inline_rows(
-                    result.staged, result.rows_out, max_bytes=settings.inline_max_bytes
-                )
+                out_inline = inline_rows(result.staged, result.rows_out, max_bytes=inline_max)
             if result.staged is not None and out_inline is None:
                 await deps.objects.upload_file(
                     result.staged, settings.work_bucket, staging.transformed(bucket)
@@ -217,7 +223,7 @@ async def transform_validated_file(
             quarantine_uri=s3_uri(settings.error_bucket, keys.quarantine_prefix),
         )
     if out_inline is None and bucket_count == 1 and not staged_any:
-        out_inline = inline_rows(None, 0, max_bytes=settings.inline_max_bytes)  # no rows out
+        out_inline = inline_rows(None, 0, max_bytes=inline_max)  # no rows out
     counted = await deps.ledger.transition(
         validated.file_id,
         FileStatus.TRANSFORMING,

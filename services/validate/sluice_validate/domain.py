@@ -28,6 +28,7 @@ from sluice_shared.stages import (
     run_data_step,
     snapshot_of,
 )
+from sluice_shared.subscribers import inline_limit
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -139,10 +140,15 @@ async def validate_ingested_file(
                 rows_in=result.rows_in,
                 quarantine_uri=quarantine_uri,
             )
-        # A small one-bucket file's rows travel in the fact (v3); anything else is staged.
+        # A small one-bucket file's rows travel in the fact (v3); anything else is staged, and
+        # so is every file while a rule of the bus still delivers only an older major.
         inline = (
             inline_rows(
-                result.staged.get(0), result.rows_valid, max_bytes=settings.inline_max_bytes
+                result.staged.get(0),
+                result.rows_valid,
+                max_bytes=await inline_limit(
+                    deps.subscribers, FileValidatedV3, settings.inline_max_bytes
+                ),
             )
             if bucket_count == 1 and set(result.staged) <= {0}
             else None

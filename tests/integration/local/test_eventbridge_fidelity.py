@@ -221,6 +221,57 @@ def test_put_events_refuses_oversized_requests_and_non_object_detail(aws: Aws) -
     assert len(json.loads(delivered)["detail"]["b"]) > 262_000
 
 
+# ---------------------------------------------------------------- TestEventPattern
+
+
+def test_test_event_pattern_answers_as_a_rule_routes_and_refuses_an_incomplete_event(
+    aws: Aws,
+) -> None:
+    # Follows https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html
+    # GIVEN a rule on a bus and an event of the documented shape
+    aws.events.create_event_bus(Name="fidelity")
+    url, arn = aws.queue("tep-routed")
+    pattern = json.dumps(
+        {"detail-type": [{"prefix": "order."}], "detail": {"n": [{"numeric": [">", 1]}]}}
+    )
+    aws.events.put_rule(Name="r", EventBusName="fidelity", EventPattern=pattern)
+    aws.events.put_targets(Rule="r", EventBusName="fidelity", Targets=[{"Id": "q", "Arn": arn}])
+    event = {
+        "id": "1",
+        "account": ACCOUNT,
+        "source": "shop",
+        "time": "2024-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail-type": "order.placed",
+        "detail": {"n": 2},
+    }
+    # THEN TestEventPattern answers what routing does, for a match and a miss
+    for n, routed in ((2, True), (1, False)):
+        event["detail"] = {"n": n}
+        answer = aws.events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))
+        aws.events.put_events(
+            Entries=[
+                {
+                    "Source": "shop",
+                    "DetailType": "order.placed",
+                    "Detail": json.dumps({"n": n}),
+                    "EventBusName": "fidelity",
+                }
+            ]
+        )
+        assert answer["Result"] is routed
+        assert bool(aws.messages(url, wait_s=1.0 if routed else 0.3)) is routed
+    # AND an event without a required field, or a pattern that is not one, is refused
+    incomplete = {k: v for k, v in event.items() if k != "account"}
+    with pytest.raises(ClientError) as refused:
+        aws.events.test_event_pattern(EventPattern=pattern, Event=json.dumps(incomplete))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as invalid:
+        aws.events.test_event_pattern(EventPattern='{"source": "x"}', Event=json.dumps(event))
+    assert invalid.value.response["Error"]["Code"] == "InvalidEventPatternException"
+
+
 # ---------------------------------------------------------------- S3 Object Deleted
 
 

@@ -12,9 +12,10 @@ from contracts.types import InlineRows
 from sluice_shared.errors import EventLedgerMismatch
 from sluice_shared.ports import FileStatus
 from sluice_shared.stages import StageDeps, StageSettings
+from sluice_shared.subscribers import LegacySubscribers
 from sluice_transform.domain import transform_validated_file
 from sluice_validate.domain import validate_ingested_file
-from tests.fakes import InMemoryLedger, InMemoryObjectStore
+from tests.fakes import InMemoryBusRules, InMemoryLedger, InMemoryObjectStore
 from tests.unit.services.test_claims_without_a_read import _ingested, through_every_stage
 
 
@@ -102,3 +103,41 @@ async def test_a_file_above_the_inline_limit_is_staged_and_published_in_every_ma
         "sluice.file.validated.v1",
     ]
     assert len(work_objects(store)) == 1
+
+
+@pytest.mark.parametrize("older", ["v1", "v2"])
+async def test_a_small_file_with_an_older_major_subscriber_is_staged_and_published_in_every_major(
+    store: InMemoryObjectStore, settings: StageSettings, older: str
+) -> None:
+    # GIVEN a rule on the bus that still matches only an older major of both facts
+    rules = InMemoryBusRules()
+    rules.add(
+        "team-before-v3",
+        {
+            "detail-type": [
+                f"sluice.file.validated.{older}",
+                f"sluice.file.transformed.{older}",
+            ]
+        },
+    )
+    deps = StageDeps(
+        objects=store,
+        ledger=InMemoryLedger(),
+        contracts=DatasetCatalog(),
+        subscribers=LegacySubscribers(rules),
+    )
+    ingested = await _ingested(deps)
+
+    # WHEN the small file goes through every stage
+    validated, transformed, processed = await through_every_stage(ingested, deps, settings)
+
+    # THEN validate and transform staged its rows (nothing inline), so both facts go out in
+    # every major, the older subscriber's included; the file completes as usual
+    assert (validated.inline, transformed.inline) == (None, None)
+    assert validated.staged_prefix is not None
+    assert transformed.transformed_prefix is not None
+    for fact in (validated, transformed):
+        assert [m.TYPE.rsplit(".", 1)[1] for m in published_majors(fact)] == ["v3", "v2", "v1"]
+    assert (processed.rows_in, processed.rows_out) == (2, 2)
+    assert len(work_objects(store)) == 2
+    assert rules.listings == 2  # once per fact, each answer kept for the TTL

@@ -13,6 +13,7 @@ from botocore.loaders import Loader, create_loader
 
 from sluice_shared.aws.dynamodb import DynamoDbLedger
 from sluice_shared.aws.events import EventBridgePublisher
+from sluice_shared.aws.rules import EventBridgeRules
 from sluice_shared.aws.s3 import S3ObjectStore
 from sluice_shared.aws.sqs import SqsParker
 from sluice_shared.faults import install_from_env
@@ -92,4 +93,5 @@ async def open_aws_deps(
             publisher=EventBridgePublisher(events, settings.event_bus),
             ledger=DynamoDbLedger(dynamodb, settings.ledger_table),
             parker=SqsParker(sqs),
+            rules=EventBridgeRules(events, settings.event_bus),
         )

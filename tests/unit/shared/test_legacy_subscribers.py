@@ -1,0 +1,258 @@
+"""`sluice_shared.subscribers`: a rule of the bus that still delivers an older major of a fact
+without the newest makes its producer stage every file (and publish every major); the answer is
+the bus's own rules, kept for a TTL, and unknown counts as "yes" (fail safe)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from contracts.errors import ThrottledError
+from contracts.events import FileTransformedV3, FileValidatedV1, FileValidatedV3
+from sluice_shared.aws.errors import AwsConfigurationError
+from sluice_shared.subscribers import (
+    TEST_CONCURRENCY,
+    LegacySubscribers,
+    example_event,
+    inline_limit,
+)
+from tests.fakes import InMemoryBusRules
+
+V1, V2, V3 = (f"sluice.file.validated.v{n}" for n in (1, 2, 3))
+
+
+def matcher(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """A stand-in for EventBridge's matcher of the detail-type filters these tests use."""
+    wanted = pattern.get("detail-type")
+    if wanted is None:
+        return True
+    got = event["detail-type"]
+    for item in wanted:
+        if isinstance(item, str) and item == got:
+            return True
+        if isinstance(item, dict) and "prefix" in item and got.startswith(item["prefix"]):
+            return True
+        if isinstance(item, dict) and "anything-but" in item:
+            return got not in (
+                item["anything-but"]
+                if isinstance(item["anything-but"], list)
+                else [item["anything-but"]]
+            )
+    return False
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def rules() -> InMemoryBusRules:
+    bus = InMemoryBusRules(match=matcher)
+    # Sluice's own consumers: each matches the newest major of what it reads
+    bus.add("transform", {"source": ["sluice.validate"], "detail-type": [V3]})
+    bus.add(
+        "output", {"source": ["sluice.transform"], "detail-type": ["sluice.file.transformed.v3"]}
+    )
+    return bus
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def check(rules: InMemoryBusRules, clock: Clock, **kwargs: Any) -> LegacySubscribers:
+    return LegacySubscribers(rules, ttl_s=60, clock=clock, **kwargs)
+
+
+async def test_legacy_plain_rule_naming_an_older_major_is_a_legacy_subscriber_without_a_request(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN a team's rule written before v3: it names file.validated.v1
+    rules.add("team-v1", {"source": ["sluice.validate"], "detail-type": [V1]})
+    # WHEN validate asks
+    legacy = await check(rules, clock).present(FileValidatedV3)
+    # THEN the fact has a legacy subscriber, decided from the rule's list alone
+    assert legacy is True
+    assert rules.asked == []
+    assert rules.listings == 1
+
+
+async def test_legacy_plain_rule_naming_only_the_newest_major_is_not_legacy(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    rules.add("team-v3", {"detail-type": [V3]})
+    rules.add("team-all", {"detail-type": [V1, V2, V3]})  # old and new: receives v3 anyway
+    assert await check(rules, clock).present(FileValidatedV3) is False
+    assert rules.asked == []
+
+
+async def test_legacy_catch_all_rule_without_detail_type_is_not_legacy(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN an audit rule on every Sluice fact, no detail-type at all
+    rules.add("audit", {"source": [{"prefix": "sluice."}]})
+    # THEN it sees every major alike: not a legacy subscriber, and nothing to ask EventBridge
+    assert await check(rules, clock).present(FileValidatedV3) is False
+    assert rules.asked == []
+
+
+async def test_legacy_disabled_rule_and_schedule_are_not_subscribers(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    rules.add("team-v1-off", {"detail-type": [V1]}, enabled=False)
+    rules.add("nightly", None)
+    assert await check(rules, clock).present(FileValidatedV3) is False
+
+
+async def test_legacy_filters_on_the_data_do_not_hide_an_older_major_subscriber(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN a v2 rule for one dataset only (no recorded example is of that dataset)
+    rules.add(
+        "team-v1-orders", {"detail-type": [V2], "detail": {"data": {"dataset": {"name": ["x"]}}}}
+    )
+    # THEN it is still a legacy subscriber, decided locally
+    assert await check(rules, clock).present(FileValidatedV3) is True
+    assert rules.asked == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "legacy"),
+    [
+        ({"detail-type": [{"prefix": "sluice.file.validated"}]}, False),
+        ({"detail-type": [{"anything-but": [V3]}]}, True),
+        ({"detail-type": [{"prefix": "sluice.file.transformed"}]}, False),
+    ],
+    ids=["prefix-of-every-major", "anything-but-v3", "another-fact"],
+)
+async def test_legacy_non_plain_pattern_is_asked_of_eventbridge_with_each_majors_example(
+    rules: InMemoryBusRules, clock: Clock, pattern: dict[str, Any], legacy: bool
+) -> None:
+    # GIVEN a team rule whose detail-type is not a plain list
+    rules.add("team", pattern)
+    # WHEN validate asks
+    answer = await check(rules, clock).present(FileValidatedV3)
+    # THEN EventBridge's matcher decided with the recorded examples (older majors first)
+    assert answer is legacy
+    asked = [detail_type for _, detail_type in rules.asked]
+    assert asked[0] == V1
+    assert set(asked) <= {V1, V2, V3}
+    if legacy:
+        assert asked[-1] == V3
+
+
+async def test_legacy_example_event_is_the_recorded_example_in_the_rules_account() -> None:
+    event = example_event(FileValidatedV1, "arn:aws:events:eu-west-1:111122223333:rule/sluice/r")
+    assert (event["account"], event["region"], event["detail-type"]) == (
+        "111122223333",
+        "eu-west-1",
+        V1,
+    )
+    assert event["source"] == "sluice.validate"
+    assert event["detail"]["type"] == V1
+    assert set(event) >= {"id", "time", "resources", "detail"}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        AwsConfigurationError("AccessDeniedException: not allowed events:ListRules"),
+        ThrottledError("ThrottlingException"),
+    ],
+    ids=["access-denied", "throttled"],
+)
+async def test_legacy_unknown_answer_counts_as_a_legacy_subscriber_and_warns_once(
+    rules: InMemoryBusRules,
+    clock: Clock,
+    fault: Exception,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN the rules cannot be listed
+    rules.faults.append(fault)
+    subscribers = check(rules, clock)
+    # WHEN validate asks twice within the TTL
+    with caplog.at_level(logging.WARNING, logger="sluice_shared.subscribers"):
+        first = await subscribers.present(FileValidatedV3)
+        second = await subscribers.present(FileValidatedV3)
+    # THEN the fact counts as having a legacy subscriber (stage: nothing is lost), with one
+    # warning for the refresh, and no new request until the TTL ends
+    assert (first, second) == (True, True)
+    warned = [r for r in caplog.records if "legacy subscribers unknown" in r.getMessage()]
+    assert len(warned) == 1
+    assert rules.listings == 0
+    # AND the next refresh, which works, answers from the rules again
+    clock.now += 61
+    assert await subscribers.present(FileValidatedV3) is False
+    assert rules.listings == 1
+
+
+async def test_legacy_failed_pattern_test_counts_as_a_legacy_subscriber(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    rules.add("team", {"detail-type": [{"prefix": "sluice.file"}]})
+
+    def refuse(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+        raise ThrottledError("ThrottlingException: TestEventPattern")
+
+    rules.match = refuse
+    assert await check(rules, clock).present(FileValidatedV3) is True
+
+
+async def test_legacy_answer_is_kept_for_the_ttl_then_refreshed(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN an answer given once
+    subscribers = check(rules, clock)
+    assert await subscribers.present(FileValidatedV3) is False
+    # WHEN a team adds a v1 rule: within the TTL the kept answer stands, no request
+    rules.add("team-v1", {"detail-type": [V1]})
+    clock.now += 59
+    assert await subscribers.present(FileValidatedV3) is False
+    assert rules.listings == 1
+    # THEN once the TTL is over the first caller refreshes and sees it
+    clock.now += 2
+    assert await subscribers.present(FileValidatedV3) is True
+    assert rules.listings == 2
+
+
+async def test_legacy_each_fact_has_its_own_answer(rules: InMemoryBusRules, clock: Clock) -> None:
+    rules.add("team-v1", {"detail-type": [V1]})
+    subscribers = check(rules, clock)
+    assert await subscribers.present(FileValidatedV3) is True
+    assert await subscribers.present(FileTransformedV3) is False
+
+
+async def test_legacy_pattern_tests_run_at_most_the_cap_at_once(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN many rules with non-plain patterns, none a legacy subscriber
+    for n in range(20):
+        rules.add(f"team-{n}", {"detail-type": [{"prefix": "sluice.file.validated"}]})
+    # WHEN validate asks
+    assert await check(rules, clock).present(FileValidatedV3) is False
+    # THEN every rule was asked about, never more than the cap at a time
+    assert len(rules.asked) >= 20
+    assert rules.most_in_flight <= TEST_CONCURRENCY
+
+
+async def test_legacy_inline_limit_is_zero_only_with_a_legacy_subscriber(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    subscribers = check(rules, clock)
+    assert await inline_limit(subscribers, FileValidatedV3, 65536) == 65536
+    assert await inline_limit(None, FileValidatedV3, 65536) == 65536
+    rules.add("team-v1", {"detail-type": [V1]})
+    clock.now += 61
+    assert await inline_limit(subscribers, FileValidatedV3, 65536) == 0
+    # SLUICE_INLINE_MAX_BYTES=0 stages anyway: nothing to ask
+    listings = rules.listings
+    clock.now += 61
+    assert await inline_limit(subscribers, FileValidatedV3, 0) == 0
+    assert rules.listings == listings
