@@ -475,11 +475,15 @@ class _FileValidator:
         if bad_mask is not None:
             positions = pc.indices_nonzero(bad_mask)
             indices = pc.take(parsed.rows, positions).to_pylist()
-            hits = [f.mask.take(positions).to_pylist() for f in checked.failures]
+            # Each bad row's first failure: from the rows each check failed (a few per block),
+            # not a value per bad row of every check.
+            first: dict[int, int] = {}
+            for k, f in enumerate(checked.failures):
+                for position in int64_view(pc.indices_nonzero(f.mask)):
+                    first.setdefault(position, k)
             values: dict[str, list[object]] = {}
-            for j, index in enumerate(indices):
-                k = next(k for k, hit in enumerate(hits) if hit[j])
-                failure = checked.failures[k]
+            for j, (index, position) in enumerate(zip(indices, int64_view(positions), strict=True)):
+                failure = checked.failures[first[position]]
                 name = failure.column.name
                 if name not in values:
                     values[name] = parsed.columns[name].take(positions).to_pylist()
