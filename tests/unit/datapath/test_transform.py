@@ -612,3 +612,37 @@ def test_candidate_rows_same_mask_one_slice_or_many_on_two_threads(
     assert two is not None
     assert one.equals(two)
     assert one.to_pylist() == [n < 300 or n >= 1200 for n in range(1500)]
+
+
+def test_transform_bucket_reads_staged_batches_on_the_reading_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_shared.datapath import transform
+
+    # GIVEN a bucket with duplicates, so both passes read it (pass 1 its key column only)
+    contract = make_contract()
+    rows = [{"id": f"k{i % 5}", "qty": i} for i in range(12)]
+    options: list[pa.ipc.IpcReadOptions | None] = []
+    real_open = pa.ipc.open_stream
+
+    def spy(source: Any, *args: Any, **kwargs: Any) -> pa.ipc.RecordBatchStreamReader:
+        options.append(kwargs.get("options"))
+        return real_open(source, *args, **kwargs)
+
+    staged = write_staged(tmp_path / "p00000.arrow", contract, 0, rows)
+    monkeypatch.setattr(transform.pa.ipc, "open_stream", spy)
+    # WHEN it is transformed
+    result = transform_bucket(
+        [staged],
+        contract,
+        tmp_path / "out" / "b0000.arrow",
+        lookups={},
+        quarantine_path=tmp_path / "q" / "b0000.jsonl",
+    )
+    monkeypatch.undo()
+    # THEN every staged read decompressed its batches on the reading thread (no hand-off to
+    # Arrow's CPU pool per batch), and the rows are the same
+    assert len(options) >= 3
+    assert all(o is not None and o.use_threads is False for o in options)
+    assert result.staged is not None
+    assert read_staged(result.staged).column("id").to_pylist() == [f"k{i}" for i in range(5)]
