@@ -617,8 +617,6 @@ def test_candidate_rows_same_mask_one_slice_or_many_on_two_threads(
 def test_transform_bucket_reads_staged_batches_on_the_reading_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sluice_shared.datapath import transform
-
     # GIVEN a bucket with duplicates, so both passes read it (pass 1 its key column only)
     contract = make_contract()
     rows = [{"id": f"k{i % 5}", "qty": i} for i in range(12)]
@@ -630,7 +628,7 @@ def test_transform_bucket_reads_staged_batches_on_the_reading_thread(
         return real_open(source, *args, **kwargs)
 
     staged = write_staged(tmp_path / "p00000.arrow", contract, 0, rows)
-    monkeypatch.setattr(transform.pa.ipc, "open_stream", spy)
+    monkeypatch.setattr(pa.ipc, "open_stream", spy)
     # WHEN it is transformed
     result = transform_bucket(
         [staged],
