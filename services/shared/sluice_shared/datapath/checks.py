@@ -221,10 +221,11 @@ def _regex_matches(text: pa.Array, pattern: str) -> pa.BooleanArray:
     per block; a country code a few dozen)."""
     if len(text) <= _SHAPE_SAMPLE or not digit_blind(pattern):
         return _matches(text, pattern)
-    shapes = _shapes(text)
-    sample = pc.unique(shapes.slice(0, _SHAPE_SAMPLE))
+    # The sample's own copy: its shapes cost a translation of its bytes, not the column's.
+    sample = pc.unique(_shapes(pa.concat_arrays([text.slice(0, _SHAPE_SAMPLE)])))
     if len(sample) > _SHAPE_SAMPLE_DISTINCT:
         return _matches(text, pattern)
+    shapes = _shapes(text)
     if len(sample) == 1 and sample.null_count == 0:
         # One shape so far (ids): compare with it, and run the regex on the other rows alone.
         same = _clean(pc.equal(shapes, sample[0]))
