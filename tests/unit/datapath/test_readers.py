@@ -6,6 +6,8 @@ import gzip
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice_shared.datapath.blocks import (
     Block,
@@ -16,6 +18,7 @@ from sluice_shared.datapath.blocks import (
     last_record_end,
     read_gzip,
     record_bounds,
+    split_lines,
 )
 
 
@@ -190,3 +193,19 @@ def test_iter_blocks_cuts_at_the_last_record_end_of_each_buffer_whatever_the_chu
         assert block.data.count(b'"') % 2 == 0
         assert block.data.endswith(b"\n") or offset + len(block.data) == len(data)
         offset += len(block.data)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.binary(max_size=60).map(lambda b: b.replace(b"x", b"\n")))
+def test_split_lines_starts_and_lengths_are_those_of_bytes_split(data: bytes) -> None:
+    parts = data.split(b"\n")
+    if data.endswith(b"\n"):
+        parts.pop()
+    starts, pos = [], 0
+    for part in parts:
+        starts.append(pos)
+        pos += len(part) + 1
+    split = split_lines(data)
+    assert split.starts.to_pylist() == starts
+    assert split.lengths.to_pylist() == [len(p) for p in parts]
+    assert split.lines.to_pylist() == parts

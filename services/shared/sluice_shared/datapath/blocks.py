@@ -267,6 +267,20 @@ def as_binary_array(data: bytes) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 
+_arange_cache: list[pa.Int64Array] = [pa.array([], pa.int64())]
+
+
+def arange(n: int) -> pa.Int64Array:
+    """0, 1, ..., n-1: a zero-copy slice of one cached array, grown by kernels when too short
+    (a Python range costs ~30 ns per value; building it per block, ~2 ms per 50k)."""
+    values = _arange_cache[0]
+    if len(values) < n:
+        size = max(n, 2 * len(values))
+        values = pc.subtract(pc.cumulative_sum(pa.nulls(size, pa.int64()).fill_null(1)), 1)
+        _arange_cache[0] = values  # one reference swap: safe to race, both values are right
+    return values.slice(0, n)
+
+
 @dataclass(frozen=True, slots=True)
 class LineSplit:
     """A block split on "\\n" once; both record cuts (lines, quote parity) derive from it."""
@@ -329,9 +343,16 @@ def split_lines(data: bytes) -> LineSplit:
     lines = pc.split_pattern(as_binary_array(data), b"\n").flatten()
     if data.endswith(b"\n"):
         lines = lines.slice(0, len(lines) - 1)
-    lengths = pc.cast(pc.binary_length(lines), pa.int64())
-    line_ends = pc.cumulative_sum(pc.add(lengths, 1))
-    starts = pc.subtract(pc.subtract(line_ends, lengths), 1)
+    n = len(lines)
+    # The lines' offsets in the split's bytes, which are the block's without the "\n"s: line i
+    # starts i bytes later in the block.
+    offsets = pa.Array.from_buffers(
+        pa.int64(), n + 1, [None, lines.buffers()[1]], offset=lines.offset
+    )
+    if n and offsets[0].as_py():
+        offsets = pc.subtract(offsets, offsets[0])
+    starts = pc.add(offsets.slice(0, n), arange(n))
+    lengths = pc.subtract(offsets.slice(1), offsets.slice(0, n))
     return LineSplit(data, lines, starts, lengths)
 
 

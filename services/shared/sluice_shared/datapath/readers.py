@@ -30,6 +30,7 @@ import pyarrow.json as pjson
 from contracts.datasets import ColumnType, DatasetContract
 from sluice_shared.datapath.blocks import (
     RecordBounds,
+    arange,
     as_binary_array,
     record_bounds,
     split_lines,
@@ -77,20 +78,6 @@ def _index_array(indices: Sequence[int]) -> pa.Int64Array:
     if isinstance(indices, range) and indices.start == 0 and indices.step == 1:
         return arange(len(indices))
     return pa.array(indices, pa.int64())
-
-
-_arange_cache: list[pa.Int64Array] = [pa.array([], pa.int64())]
-
-
-def arange(n: int) -> pa.Int64Array:
-    """0, 1, ..., n-1: a zero-copy slice of one cached array, grown by kernels when too short
-    (a Python range costs ~30 ns per value; building it per block, ~2 ms per 50k)."""
-    values = _arange_cache[0]
-    if len(values) < n:
-        size = max(n, 2 * len(values))
-        values = pc.subtract(pc.cumulative_sum(pa.nulls(size, pa.int64()).fill_null(1)), 1)
-        _arange_cache[0] = values  # one reference swap: safe to race, both values are right
-    return values.slice(0, n)
 
 
 # Up to this share of a block's rows (1 in 64), a row mask is built from its indices in Python
