@@ -66,6 +66,8 @@ REALTIME = _ROLES + "test_realtime_file_completes_through_every_service_role"
 # A real-time file whose rows are staged (too many to travel inline in the facts).
 STAGED = _ROLES + "test_staged_file_completes_through_every_service_role"
 REPLAY = _ROLES + "test_duplicate_transformed_after_completed_republishes_processed"
+# A small file inline past a rule only EventBridge can judge (ListRules, TestEventPattern).
+INLINE = _ROLES + "test_small_file_travels_inline_past_a_pattern_rule_through_the_stage_roles"
 MISSING_KEY = _ROLES + "test_notification_for_a_missing_key_is_missing_not_denied"
 VERSION_GONE = _ROLES + "test_raw_version_gone_before_validate_is_parked_not_denied"
 PARKED = _ROLES + "test_malformed_message_is_parked_in_the_service_dlq[{}]"
@@ -77,8 +79,14 @@ SCHEDULE = _BATCH + "test_batch_local_runtime_schedule_fires_a_backfill_window"
 # first failure: one failing test is the proof a statement is needed).
 ROLE_TESTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ingest", "FunctionRole"): (MISSING_KEY, PARKED.format("ingest"), REALTIME, BATCH_ROLES),
-    ("validate", "FunctionRole"): (VERSION_GONE, PARKED.format("validate"), REALTIME, STAGED),
-    ("transform", "FunctionRole"): (PARKED.format("transform"), REALTIME, STAGED),
+    ("validate", "FunctionRole"): (
+        VERSION_GONE,
+        PARKED.format("validate"),
+        REALTIME,
+        STAGED,
+        INLINE,
+    ),
+    ("transform", "FunctionRole"): (PARKED.format("transform"), REALTIME, STAGED, INLINE),
     ("output", "FunctionRole"): (PARKED.format("output"), REPLAY, STAGED),
     # A run over a file plans without listing; the schedule's window lists the raw bucket.
     ("orchestration", "PlanRole"): (BATCH_ROLES, BATCH_FILE, SCHEDULE),

@@ -315,6 +315,71 @@ def test_staged_file_completes_through_every_service_role(runtime: Runtime, tmp_
         capture.close()
 
 
+def start_cold(runtime: Runtime) -> None:
+    """Re-provision (idempotent) and recycle every function's workers, so validate and
+    transform look at the bus's rules afresh (a warm one keeps its answer for a minute)."""
+    request = urllib.request.Request(
+        f"{runtime.endpoint}/_sluice/provision", data=b'{"recycle": true}', method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:
+        response.read()
+
+
+def test_small_file_travels_inline_past_a_pattern_rule_through_the_stage_roles(
+    runtime: Runtime,
+) -> None:
+    # GIVEN a rule on the bus that receives every major of both facts with a pattern only
+    # EventBridge can judge (a prefix: not an older-major subscriber), and cold stages
+    capture = Capture(runtime, {"detail-type": [{"prefix": "sluice.file."}]})
+    try:
+        start_cold(runtime)
+        key = f"orders/iam-roles/inline-{uuid.uuid4().hex}.csv"
+        upload_sample(runtime, key)
+        # WHEN validate and transform list the bus's rules and have the pattern tested, each
+        # with its own role
+        record = runtime.wait_terminal(key, denied_roles=SERVICES)
+        # THEN the small file's rows travelled in the v3 facts, which went out in v3 alone
+        assert record["status"] == "COMPLETED", record
+        file_id = str(record["file_id"])
+        (validated,) = capture.wait_for("sluice.file.validated.v3", file_id)
+        (transformed,) = capture.wait_for("sluice.file.transformed.v3", file_id)
+        assert _data(validated).get("inline"), _data(validated)
+        assert _data(transformed).get("inline"), _data(transformed)
+        seen = {e["detail-type"] for e in capture.seen if _file_id_of(e) == file_id}
+        assert not seen & {"sluice.file.validated.v1", "sluice.file.transformed.v1"}, seen
+    finally:
+        capture.close()
+
+
+def test_older_major_pattern_subscriber_receives_a_small_files_v1_facts(runtime: Runtime) -> None:
+    # GIVEN a team's rule written before v3, matching the v1 facts with prefixes, and cold stages
+    capture = Capture(
+        runtime,
+        {
+            "detail-type": [
+                {"prefix": "sluice.file.validated.v1"},
+                {"prefix": "sluice.file.transformed.v1"},
+            ]
+        },
+    )
+    try:
+        start_cold(runtime)
+        key = f"orders/iam-roles/older-{uuid.uuid4().hex}.csv"
+        upload_sample(runtime, key)
+        # WHEN the small file goes through the pipeline
+        record = runtime.wait_terminal(key, denied_roles=SERVICES)
+        # THEN the team received both v1 facts, naming staged rows
+        assert record["status"] == "COMPLETED", record
+        file_id = str(record["file_id"])
+        (validated,) = capture.wait_for("sluice.file.validated.v1", file_id)
+        (transformed,) = capture.wait_for("sluice.file.transformed.v1", file_id)
+        assert _data(validated)["staged_prefix"], _data(validated)
+        assert _data(transformed)["transformed_prefix"], _data(transformed)
+    finally:
+        capture.close()
+        start_cold(runtime)  # no stage keeps the answer this rule gave
+
+
 def test_duplicate_transformed_after_completed_republishes_processed(runtime: Runtime) -> None:
     # GIVEN a completed file, its file.transformed and file.processed captured from the bus
     capture = Capture(
