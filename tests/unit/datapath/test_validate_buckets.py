@@ -142,3 +142,24 @@ def test_assign_buckets_string_words_are_the_values_bytes_in_zero_padded_words()
         # THEN both give the same hashes
         folded = buckets._words_of_binary(column.cast(pa.binary()), seed)
         assert folded.to_pylist() == expected.to_pylist()
+
+
+def test_as_words_views_back_to_back_words_and_casts_any_other_layout() -> None:
+    from sluice_shared.datapath.buckets import _as_words
+
+    words = [b"abcdefgh", b"12345678", b"ABCDEFGH"]
+    expected = [int.from_bytes(w, "little") for w in words]
+    # GIVEN eight-byte values back to back (sliced too), and the same values at an odd start
+    back_to_back = pa.array([b"zzzzzzzz", *words], pa.binary()).slice(1)
+    data = b"xyz" + b"".join(words)
+    odd_start = pa.Array.from_buffers(
+        pa.binary(),
+        3,
+        [None, pa.array([3, 11, 19, 27], pa.int32()).buffers()[1], pa.py_buffer(data)],
+    )
+    # WHEN they are read as words
+    viewed, cast = _as_words(back_to_back), _as_words(odd_start)
+    # THEN both give the words; the aligned ones are the values' own bytes (no copy)
+    assert viewed.to_pylist() == cast.to_pylist() == expected
+    assert viewed.buffers()[1].address == back_to_back.buffers()[2].address + 8
+    assert cast.buffers()[1].address != odd_start.buffers()[2].address + 3

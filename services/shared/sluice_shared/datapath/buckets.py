@@ -59,10 +59,24 @@ def _words_of_binary(values: pa.Array, h: pa.Array) -> pa.Array:
         piece = pc.binary_slice(padded, start, start + 8)
         if shortest < start:  # values that end before this word: a zero word, as for a null
             piece = pc.if_else(pc.less(lengths, start), _PAD8, piece)
-        fixed = piece.cast(pa.binary(8))
-        word = pa.Array.from_buffers(_U64, len(fixed), [None, fixed.buffers()[1]], fixed.offset)
-        h = _combine(h, word)
+        h = _combine(h, _as_words(piece))
     return h
+
+
+def _as_words(piece: pa.Array) -> pa.Array:
+    """Binary values of eight bytes each (`binary_slice` pieces: at most eight, so eight each
+    when they add up to 8 per value) as little-endian uint64 words. A kernel's fresh output
+    holds them back to back from an aligned start: its data buffer is then viewed as the
+    words, with no cast to fixed-size binary (which copies them; 17% of the string folding's
+    CPU); any other layout is cast."""
+    n = len(piece)
+    offsets, data = piece.buffers()[1], piece.buffers()[2]
+    first = int.from_bytes(offsets.slice(4 * piece.offset, 4).to_pybytes(), "little")
+    last = int.from_bytes(offsets.slice(4 * (piece.offset + n), 4).to_pybytes(), "little")
+    if data is not None and last - first == 8 * n and first % 8 == 0:
+        return pa.Array.from_buffers(_U64, n, [None, data.slice(first, 8 * n)])
+    fixed = piece.cast(pa.binary(8))
+    return pa.Array.from_buffers(_U64, n, [None, fixed.buffers()[1]], fixed.offset)
 
 
 def _fold_column(column: pa.Array, h: pa.Array) -> pa.Array:
