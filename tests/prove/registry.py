@@ -849,6 +849,24 @@ PROMISES: tuple[Promise, ...] = (
                     "test_scenario_older_major_subscriber_receives_a_small_files_facts",
                 ),
             ),
+            Mechanism(
+                "rules the producer cannot list or test (access denied, throttled, timed out) "
+                "count as an older-major subscriber until the next check: it stages",
+                _mutation(
+                    "older-major-subscribers-unknown-inline",
+                    _off(
+                        "sluice_shared.subscribers",
+                        '"retry_in_s": self.ttl_s},\n            )\n            return True',
+                        '"retry_in_s": self.ttl_s},\n            )\n            return False',
+                    ),
+                ),
+                (
+                    "tests/unit/shared/test_legacy_subscribers.py::"
+                    "test_legacy_unknown_answer_counts_as_a_legacy_subscriber_and_warns_once",
+                    "tests/integration/shared/test_eventbridge_rules.py::"
+                    "test_legacy_unreadable_rules_count_as_a_legacy_subscriber",
+                ),
+            ),
         ),
     ),
 )
