@@ -376,8 +376,10 @@ def test_older_major_pattern_subscriber_receives_a_small_files_v1_facts(runtime:
         assert _data(validated)["staged_prefix"], _data(validated)
         assert _data(transformed)["transformed_prefix"], _data(transformed)
     finally:
+        # Warm stages keep this rule's answer for a minute: later files are staged and
+        # published in every major meanwhile, which no other test here forbids (the inline
+        # test starts the stages cold).
         capture.close()
-        start_cold(runtime)  # no stage keeps the answer this rule gave
 
 
 def test_duplicate_transformed_after_completed_republishes_processed(runtime: Runtime) -> None:
