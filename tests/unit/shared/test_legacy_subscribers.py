@@ -4,6 +4,7 @@ the bus's own rules, kept for a TTL, and unknown counts as "yes" (fail safe)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -256,3 +257,16 @@ async def test_legacy_inline_limit_is_zero_only_with_a_legacy_subscriber(
     clock.now += 61
     assert await inline_limit(subscribers, FileValidatedV3, 0) == 0
     assert rules.listings == listings
+
+
+async def test_legacy_concurrent_callers_share_one_refresh(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    # GIVEN a batch's records asking at once, with no answer kept yet
+    rules.add("team", {"detail-type": [{"anything-but": [V3]}]})
+    subscribers = check(rules, clock)
+    # WHEN five ask concurrently
+    answers = await asyncio.gather(*(subscribers.present(FileValidatedV3) for _ in range(5)))
+    # THEN they all get the one answer of one listing
+    assert answers == [True] * 5
+    assert rules.listings == 1
