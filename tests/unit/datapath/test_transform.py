@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from contracts.datasets import DatasetCatalog, DatasetContract
@@ -644,3 +645,37 @@ def test_transform_bucket_reads_staged_batches_on_the_reading_thread(
     assert all(o is not None and o.use_threads is False for o in options)
     assert result.staged is not None
     assert read_staged(result.staged).column("id").to_pylist() == [f"k{i}" for i in range(5)]
+
+
+def test_candidate_rows_looks_up_repeated_hashes_once_per_run_of_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_shared.datapath import transform
+
+    # GIVEN a staged bucket of 1,500 rows in batches of two rows, with repeated keys
+    contract = make_contract()
+    paths = [
+        write_staged(
+            tmp_path / f"p{p}.arrow",
+            contract,
+            p,
+            [{"id": f"k{(p * 500 + i) % 1200}"} for i in range(500)],
+        )
+        for p in range(3)
+    ]
+    calls: list[int] = []
+    real_is_in = pc.is_in
+
+    def spy(values: pa.Array, **kwargs: Any) -> pa.Array:
+        calls.append(len(values))
+        return real_is_in(values, **kwargs)
+
+    monkeypatch.setattr(pc, "is_in", spy)
+    monkeypatch.setattr(transform, "_SORT_SLICE", 400)
+    # WHEN pass 1 marks the rows whose hash repeats
+    mask = transform._candidate_rows(paths, ["id"], 2)
+    # THEN the hashes were looked up in runs of at most 200 values (400 over two threads: a
+    # hash set built 8 times, not once per two-row batch), and the mask is the one row by row
+    assert calls == [200] * 7 + [100]
+    assert mask is not None
+    assert mask.to_pylist() == [n < 300 or n >= 1200 for n in range(1500)]
