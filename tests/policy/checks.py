@@ -14,7 +14,9 @@ from tools.templates import FAKE_STAGE, ssm_value
 
 Template = dict[str, Any]
 
-# Actions whose APIs accept no resource ARN, so "*" is the only possible Resource.
+# Actions whose APIs accept no resource ARN, so "*" is the only possible Resource (IAM's Service
+# Authorization Reference lists no resource type for them): a grant on any other Resource
+# allows nothing on AWS.
 STAR_RESOURCE_ACTIONS: dict[str, str] = {
     "xray:PutTraceSegments": "X-Ray write API, no resource ARN",
     "xray:PutTelemetryRecords": "X-Ray write API, no resource ARN",
@@ -29,6 +31,7 @@ STAR_RESOURCE_ACTIONS: dict[str, str] = {
     "logs:DescribeResourcePolicies": "Step Functions log delivery, no resource ARN",
     "logs:DescribeLogGroups": "Step Functions log delivery, no resource ARN",
     "events:TestEventPattern": "EventBridge pattern test, no resource ARN",
+    "events:ListRules": "EventBridge rule listing, no resource ARN",
 }
 READER_INPUT_TYPES = frozenset({"CSV", "JSON", "JSONL", "MANIFEST"})
 MIN_MAX_RECEIVE_COUNT = 5
@@ -98,8 +101,9 @@ def _resource_text(resource: Any) -> str | None:
 
 
 def check_least_privilege(cfn: Template) -> list[str]:
-    """No wildcard actions, no `*` resources beyond STAR_RESOURCE_ACTIONS, no managed policies,
-    no NotAction/NotResource, no account-wide ARNs, on every IAM role.
+    """No wildcard actions, no `*` resources beyond STAR_RESOURCE_ACTIONS (and those only on `*`:
+    scoped, they grant nothing), no managed policies, no NotAction/NotResource, no account-wide
+    ARNs, on every IAM role.
 
     Args:
         cfn: a translated template.
@@ -124,6 +128,13 @@ def check_least_privilege(cfn: Template) -> list[str]:
                     problems.append(f"{where}: wildcard action {action}")
             for resource in _as_list(statement.get("Resource", [])):
                 text = _resource_text(resource)
+                if text != "*":
+                    void = sorted(a for a in actions if a in STAR_RESOURCE_ACTIONS)
+                    if void:
+                        problems.append(
+                            f"{where}: {', '.join(void)} granted on {text or repr(resource)}, which"
+                            " allows nothing (no resource-level permissions: only '*' grants it)"
+                        )
                 if text == "*":
                     extra = sorted(a for a in actions if a not in STAR_RESOURCE_ACTIONS)
                     if extra:

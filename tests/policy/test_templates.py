@@ -285,6 +285,18 @@ def test_least_privilege_star_resource_reported(translated: dict[str, Any]) -> N
     assert any("Resource '*' for dynamodb:Query" in p for p in checks.check_least_privilege(cfn))
 
 
+def test_least_privilege_scoped_grant_of_an_action_without_resources_reported(
+    translated: dict[str, Any],
+) -> None:
+    # events:ListRules has no resource-level permissions: scoped to a bus's rules, the grant
+    # allows nothing on AWS (the function would be denied and fall back to staging every file)
+    cfn = translated["validate"]
+    (statement,) = [s for s in _statements(cfn, "FunctionRole") if s.get("Sid") == "ListBusRules"]
+    statement["Resource"] = "arn:aws:events:us-east-1:123456789012:rule/sluice-bus/*"
+    problems = checks.check_least_privilege(cfn)
+    assert any("events:ListRules granted on arn:aws:events" in p for p in problems), problems
+
+
 def test_least_privilege_managed_policy_reported(translated: dict[str, Any]) -> None:
     cfn = translated["ingest"]
     cfn["Resources"]["FunctionRole"]["Properties"]["ManagedPolicyArns"] = [

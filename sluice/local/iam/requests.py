@@ -14,7 +14,7 @@ Covered, by protocol:
   and index ARNs; batch and transaction operations → the action on each table, per item for
   transactions), EventBridge (PutEvents → `events:PutEvents` on each entry's bus with
   `events:source` and `events:detail-type`; rule and target operations on rule ARNs; ListRules
-  on `rule/<bus>/*`, TestEventPattern on `*`), SSM,
+  and TestEventPattern on `*`), SSM,
   KMS (the key from `KeyId` or, for Decrypt without one, from the local ciphertext blob), Logs,
   Step Functions (`AWSStepFunctions.*`; SendTask* on `*`).
 - Query protocol (`Action=`): SQS, SNS, STS (AssumeRole → `sts:AssumeRole` on the role ARN, whose
@@ -706,13 +706,10 @@ def _events(ctx: _Ctx, operation: str, body: Mapping[str, Any]) -> list[Access]:
             if arns:
                 context["events:TargetArn"] = arns
         return [Access(action, ctx.arn("events", rule), context)]
-    if operation == "ListRules":
-        # Authorized on the bus's rules (`rule/<bus>/*`; the default bus's are `rule/*`).
-        bus = _bus_name(_str(body, "EventBusName"))
-        rules = "rule/*" if bus == "default" else f"rule/{bus}/*"
-        return [Access(action, ctx.arn("events", rules))]
-    if operation == "TestEventPattern":
-        return [Access(action, "*")]  # no resource: the pattern and event are the request's own
+    if operation in ("ListRules", "TestEventPattern"):
+        # No resource-level permissions in IAM (no resource type for either): only a grant on
+        # "*" allows them, whatever the bus named.
+        return [Access(action, "*")]
     if operation in _BUS_BY_NAME:
         return [Access(action, ctx.arn("events", f"event-bus/{_bus_name(_str(body, 'Name'))}"))]
     if operation in ("PutPermission", "RemovePermission"):
