@@ -16,6 +16,7 @@ from sluice_shared.datapath.blocks import (
     first_record_end,
     iter_blocks,
     last_record_end,
+    quote_skeleton,
     read_gzip,
     record_bounds,
     split_lines,
@@ -209,3 +210,48 @@ def test_split_lines_starts_and_lengths_are_those_of_bytes_split(data: bytes) ->
     assert split.starts.to_pylist() == starts
     assert split.lengths.to_pylist() == [len(p) for p in parts]
     assert split.lines.to_pylist() == parts
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_iter_blocks_hands_each_block_the_quote_skeleton_of_its_bytes(seed: int) -> None:
+    # GIVEN records with quoted newlines, doubled quotes and some over the record limit, read
+    # in chunks of random sizes
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for _ in range(rng.randrange(1, 80)):
+        kind = rng.randrange(4)
+        if kind == 0:
+            records.append(b'7,"' + b"x" * rng.randrange(20, 90) + b'"\n')
+        elif kind == 1:
+            records.append(b'1,"a ""q"" \nb"\n')
+        else:
+            records.append(f"{rng.randrange(100)},{'ab' * rng.randrange(4)}\n".encode())
+    data = b"".join(records)
+    block_bytes = rng.choice([16, 40, 100])
+    pieces = []
+    pos = 0
+    while pos < len(data):
+        size = rng.choice([block_bytes, rng.randrange(1, 2 * block_bytes)])
+        pieces.append(data[pos : pos + size])
+        pos += size
+    # WHEN it is cut into blocks
+    items = list(
+        iter_blocks(
+            iter(pieces), offset=0, quote=b'"', block_bytes=block_bytes, max_record_bytes=50
+        )
+    )
+    # THEN a block that carries a skeleton carries its own bytes' (and most blocks carry one)
+    blocks = [item for item in items if isinstance(item, Block)]
+    carried = [block for block in blocks if block.quotes is not None]
+    assert len(carried) * 2 >= len(blocks)
+    for block in carried:
+        assert block.quotes == quote_skeleton(block.data, b'"')
+    # AND without a quote character (JSON lines) there is none
+    lines = list(
+        iter_blocks(
+            iter(pieces), offset=0, quote=None, block_bytes=block_bytes, max_record_bytes=50
+        )
+    )
+    assert all(item.quotes is None for item in lines if isinstance(item, Block))

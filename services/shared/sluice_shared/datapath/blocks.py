@@ -37,10 +37,15 @@ class SourceError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """Whole records: `data` starts at absolute offset `offset` of the decompressed stream."""
+    """Whole records: `data` starts at absolute offset `offset` of the decompressed stream.
+
+    `quotes`, when the cutter made it (it finds record ends with it): `data` with every byte but
+    the quote character and "\\n" deleted, so the parser need not make it again.
+    """
 
     data: bytes
     offset: int
+    quotes: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,22 +177,32 @@ def first_record_end(buf: bytes, quote: bytes | None, odd: int) -> tuple[int, in
         pos = nl + 1
 
 
-def _last_record_end_in(head: bytes, chunk: bytes, quote: bytes | None) -> int:
-    """`last_record_end(head + chunk, quote) - len(head)` when that record end is in `chunk`,
-    else -1; without joining them. `head` must start at a record start."""
+def quote_skeleton(data: bytes, quote: bytes) -> bytes:
+    """`data` with every byte but `quote` and "\\n" deleted: one C pass, from which the quote
+    parity of every line follows (`_quotes_per_line`)."""
+    return data.translate(None, _all_but(quote + b"\n"))
+
+
+def _last_record_end_in(
+    head_quotes: bytes, chunk: bytes, chunk_quotes: bytes, quote: bytes
+) -> tuple[int, int]:
+    """(`last_record_end(head + chunk, quote) - len(head)`, the same cut in `chunk_quotes`) when
+    that record end is in `chunk`, else (-1, -1); without joining them. `head` must start at a
+    record start; `*_quotes` are the `quote_skeleton`s of `head` and `chunk`, which hold the same
+    newlines in the same order: quotes are counted in them, not in the whole chunk."""
     p = chunk.rfind(b"\n")
+    q = chunk_quotes.rfind(b"\n")
     if p < 0:
-        return -1
-    if quote is None:
-        return p + 1
-    odd = (head.count(quote) + chunk.count(quote, 0, p)) & 1
+        return -1, -1
+    odd = (head_quotes.count(quote) + chunk_quotes.count(quote, 0, q)) & 1
     while odd:
-        q = chunk.rfind(b"\n", 0, p)
-        if q < 0:
-            return -1
-        odd ^= chunk.count(quote, q, p) & 1
-        p = q
-    return p + 1
+        p_before = chunk.rfind(b"\n", 0, p)
+        q_before = chunk_quotes.rfind(b"\n", 0, q)
+        if p_before < 0:
+            return -1, -1
+        odd ^= chunk_quotes.count(quote, q_before, q) & 1
+        p, q = p_before, q_before
+    return p + 1, q + 1
 
 
 def iter_blocks(
@@ -205,18 +220,26 @@ def iter_blocks(
     A last record without a trailing newline is a record.
     """
     buf = b""
+    buf_quotes = b""  # quote_skeleton(buf, quote), kept along with buf when there is a quote
     for chunk in chunks:
+        chunk_quotes = b"" if quote is None else quote_skeleton(chunk, quote)
         if len(buf) + len(chunk) >= block_bytes:
             # Usually the block ends in the new chunk: copy it out once (joined to the start
             # of a record left from the previous chunk), not into a buffer and then out again.
-            end = _last_record_end_in(buf, chunk, quote)
+            if quote is None:
+                end, quotes_end = chunk.rfind(b"\n") + 1 or -1, 0
+            else:
+                end, quotes_end = _last_record_end_in(buf_quotes, chunk, chunk_quotes, quote)
             if end >= 0:
                 data = b"".join((buf, memoryview(chunk)[:end])) if buf else chunk[:end]
-                yield Block(data, offset)
+                quotes = None if quote is None else buf_quotes + chunk_quotes[:quotes_end]
+                yield Block(data, offset, quotes)
                 offset += len(data)
                 buf = chunk[end:]
+                buf_quotes = chunk_quotes[quotes_end:]
                 continue
         buf = buf + chunk if buf else chunk
+        buf_quotes += chunk_quotes
         if len(buf) < block_bytes:
             continue
         cut = last_record_end(buf, quote)
@@ -224,6 +247,7 @@ def iter_blocks(
             yield Block(buf[:cut], offset)
             offset += cut
             buf = buf[cut:]
+            buf_quotes = b"" if quote is None else quote_skeleton(buf, quote)
         elif len(buf) > max_record_bytes:
             # No record ends in a buffer already over the limit: skip to the record's end
             # chunk by chunk, keeping only its head for the quarantine record.
@@ -238,6 +262,7 @@ def iter_blocks(
                     buf = more[end:]
                     break
                 size += len(more)
+            buf_quotes = b"" if quote is None else quote_skeleton(buf, quote)
             yield OversizeRecord(offset, size, head)
             offset += size
     if buf:
@@ -247,7 +272,7 @@ def iter_blocks(
                 yield Block(buf[:cut], offset)
             yield OversizeRecord(offset + cut, len(buf) - cut, buf[cut : cut + OVERSIZE_HEAD_BYTES])
         else:
-            yield Block(buf, offset)
+            yield Block(buf, offset, None if quote is None else buf_quotes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,12 +315,15 @@ class LineSplit:
     starts: pa.Int64Array
     lengths: pa.Int64Array
     _quotes: dict[bytes, pa.Int64Array] = field(default_factory=dict)
+    skeleton: tuple[bytes, bytes] | None = None  # (quote, quote_skeleton(data, quote)) if known
 
     def quote_counts(self, quote: bytes) -> pa.Int64Array:
         """How many `quote` bytes each line holds."""
         counts = self._quotes.get(quote)
         if counts is None:
-            counts = self._quotes[quote] = _quotes_per_line(self.data, quote)
+            known = self.skeleton
+            only = known[1] if known is not None and known[0] == quote else None
+            counts = self._quotes[quote] = _quotes_per_line(self.data, quote, only)
         return counts
 
     def bounds(self, quote: bytes | None) -> RecordBounds:
@@ -325,21 +353,24 @@ def _all_but(keep: bytes) -> bytes:
     return bytes(b for b in range(256) if b not in keep)
 
 
-def _quotes_per_line(data: bytes, quote: bytes) -> pa.Int64Array:
+def _quotes_per_line(data: bytes, quote: bytes, only: bytes | None = None) -> pa.Int64Array:
     """How many `quote` bytes each line of `data` holds (lines as `split_lines` cuts them).
 
     Deleting every other byte but the newlines leaves one run of quotes per line; their lengths
-    are the counts. One C pass over the block: `count_substring` per line costs ~3x more.
+    are the counts. One C pass over the block (`count_substring` per line costs ~3x more), or
+    none when the caller has it already (`only`: `quote_skeleton(data, quote)`).
     """
-    only = data.translate(None, _all_but(quote + b"\n"))
+    if only is None:
+        only = quote_skeleton(data, quote)
     runs = pc.split_pattern(as_binary_array(only), b"\n").flatten()
     if data.endswith(b"\n"):
         runs = runs.slice(0, len(runs) - 1)
     return pc.cast(pc.binary_length(runs), pa.int64())
 
 
-def split_lines(data: bytes) -> LineSplit:
-    """Split a block of whole records on "\\n" with Arrow kernels (no per-line Python)."""
+def split_lines(data: bytes, skeleton: tuple[bytes, bytes] | None = None) -> LineSplit:
+    """Split a block of whole records on "\\n" with Arrow kernels (no per-line Python);
+    `skeleton`: (quote, `quote_skeleton(data, quote)`) when known."""
     lines = pc.split_pattern(as_binary_array(data), b"\n").flatten()
     if data.endswith(b"\n"):
         lines = lines.slice(0, len(lines) - 1)
@@ -353,7 +384,7 @@ def split_lines(data: bytes) -> LineSplit:
         offsets = pc.subtract(offsets, offsets[0])
     starts = pc.add(offsets.slice(0, n), arange(n))
     lengths = pc.subtract(offsets.slice(1), offsets.slice(0, n))
-    return LineSplit(data, lines, starts, lengths)
+    return LineSplit(data, lines, starts, lengths, skeleton=skeleton)
 
 
 def record_bounds(data: bytes, quote: bytes | None) -> RecordBounds:

@@ -142,9 +142,9 @@ class _BlockBytes:
     """One block split into lines once, with its UTF-8 faults found once: both record cuts
     (lines, then quote parity) are screened from these facts."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, skeleton: tuple[bytes, bytes] | None = None) -> None:
         self.data = data
-        self.split = split_lines(data)
+        self.split = split_lines(data, skeleton)
         try:
             _as_text(data)
             self.utf8_ok = True
@@ -360,6 +360,7 @@ def parse_csv_block(
     contract: DatasetContract,
     *,
     max_record_bytes: int,
+    quotes: bytes | None = None,
 ) -> ParsedBlock:
     """Parse a block of whole CSV records (no header) into string columns.
 
@@ -370,10 +371,11 @@ def parse_csv_block(
     quoted value holds a newline and the records are re-cut by quote parity (the rule the block
     cutter and the byte-range splitter use). The block is split into lines and checked for
     UTF-8 once; when both cuts set aside the same bytes, the parsed table is kept and only the
-    cut changes: the block is parsed once either way.
+    cut changes: the block is parsed once either way. `quotes`: the block's `quote_skeleton`
+    when the block cutter made it (`Block.quotes`), so it is not made twice.
     """
     quote = contract.format.quote_char.encode()
-    block = _BlockBytes(data)
+    block = _BlockBytes(data, None if quotes is None else (quote, quotes))
     lines = block.split.bounds(None)
     attempt = _CsvAttempt(block, lines, base_offset, contract, max_record_bytes)
     if not _lines_cannot_be_rows(block, attempt, quote):

@@ -405,6 +405,7 @@ class _FileValidator:
                 block.offset,
                 self.contract,
                 max_record_bytes=self.limits.max_record_bytes,
+                quotes=block.quotes,
             )
         return parse_jsonl_block(
             block.data,
