@@ -679,3 +679,33 @@ def test_candidate_rows_looks_up_repeated_hashes_once_per_run_of_batches(
     assert calls == [200] * 7 + [100]
     assert mask is not None
     assert mask.to_pylist() == [n < 300 or n >= 1200 for n in range(1500)]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_temporal_text_writes_utc_timestamps_as_arrow_does_without_a_zone_lookup(
+    unit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_shared.datapath.transform import _temporal_text
+
+    # GIVEN UTC timestamps with a null, and timestamps of another zone
+    utc = pa.chunked_array([pa.array([0, None, 1_234_567_891], pa.timestamp(unit, tz="UTC"))])
+    berlin = utc.cast(pa.timestamp(unit, tz="Europe/Berlin"))
+    expected_utc = pc.cast(utc, pa.string())
+    expected_berlin = pc.cast(berlin, pa.string())
+    zoned_to_text: list[pa.DataType] = []
+    real_cast = pc.cast
+
+    def spy(values: Any, target_type: Any = None, *args: Any, **kwargs: Any) -> Any:
+        zoned = isinstance(values.type, pa.TimestampType) and values.type.tz is not None
+        if zoned and target_type == pa.string():
+            zoned_to_text.append(values.type)
+        return real_cast(values, target_type, *args, **kwargs)
+
+    monkeypatch.setattr(pc, "cast", spy)
+    # WHEN they are written as text for a quarantined row's raw record
+    utc_text, berlin_text = _temporal_text(utc), _temporal_text(berlin)
+    # THEN the text is Arrow's own, and only the other zone was cast as a zoned timestamp
+    assert utc_text.to_pylist() == expected_utc.to_pylist()
+    assert utc_text.to_pylist()[0].endswith("Z")
+    assert berlin_text.to_pylist() == expected_berlin.to_pylist()
+    assert zoned_to_text == [berlin.type]
