@@ -336,7 +336,7 @@ def test_write_partitioned_one_cpu_writes_on_the_callers_thread_same_bytes(
 def test_utc_timestamps_are_dated_as_naive_ones_other_zones_by_their_own_clock() -> None:
     import pyarrow.compute as pc
 
-    from sluice_shared.datapath.output import _utc_as_naive
+    from sluice_shared.datapath.schema import utc_as_naive
 
     # GIVEN instants either side of midnight UTC, as UTC, as naive and as Berlin timestamps
     micros = [0, 86_399_999_999, 86_400_000_000, -1, None]
@@ -347,11 +347,11 @@ def test_utc_timestamps_are_dated_as_naive_ones_other_zones_by_their_own_clock()
     # WHEN each is prepared for its date cast
     # THEN a UTC column becomes naive with the same numbers (Arrow dates it without a zone
     # lookup, to the same UTC dates), a naive one stays as it is, Berlin keeps its zone
-    assert _utc_as_naive(utc).type == pa.timestamp("us")
-    assert _utc_as_naive(utc).cast(pa.int64()).equals(utc.cast(pa.int64()))
-    assert pc.cast(_utc_as_naive(utc), pa.date32()).equals(pc.cast(utc, pa.date32()))
-    assert _utc_as_naive(naive) is naive
-    assert _utc_as_naive(berlin).type == berlin.type
+    assert utc_as_naive(utc).type == pa.timestamp("us")
+    assert utc_as_naive(utc).cast(pa.int64()).equals(utc.cast(pa.int64()))
+    assert pc.cast(utc_as_naive(utc), pa.date32()).equals(pc.cast(utc, pa.date32()))
+    assert utc_as_naive(naive) is naive
+    assert utc_as_naive(berlin).type == berlin.type
 
 
 def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(

@@ -709,3 +709,30 @@ def test_temporal_text_writes_utc_timestamps_as_arrow_does_without_a_zone_lookup
     assert utc_text.to_pylist()[0].endswith("Z")
     assert berlin_text.to_pylist() == expected_berlin.to_pylist()
     assert zoned_to_text == [berlin.type]
+
+
+def test_date_of_dates_utc_timestamps_without_a_zone_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contracts.datasets import DerivedColumn
+    from sluice_shared.datapath.derive import compute_derived
+
+    # GIVEN UTC timestamps either side of midnight, and a null
+    micros = [86_399_999_999, 86_400_000_000, None]
+    batch = pa.record_batch({"ts": pa.array(micros, pa.timestamp("us", tz="UTC"))})
+    derived = DerivedColumn.model_validate({"name": "d", "op": "date_of", "args": ["ts"]})
+    zoned_to_date: list[pa.DataType] = []
+    real_cast = pc.cast
+
+    def spy(values: Any, target_type: Any = None, *args: Any, **kwargs: Any) -> Any:
+        zoned = isinstance(values.type, pa.TimestampType) and values.type.tz is not None
+        if zoned and target_type == pa.date32():
+            zoned_to_date.append(values.type)
+        return real_cast(values, target_type, *args, **kwargs)
+
+    monkeypatch.setattr(pc, "cast", spy)
+    # WHEN their date is derived
+    dates = compute_derived(derived, batch, batch.num_rows)
+    # THEN each is its UTC calendar date, and no zoned timestamp was cast to a date
+    assert dates.to_pylist() == [dt.date(1970, 1, 1), dt.date(1970, 1, 2), None]
+    assert zoned_to_date == []

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice_shared.datapath.schema import arrow_type
+from sluice_shared.datapath.schema import arrow_type, utc_as_naive
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -163,7 +163,10 @@ def compute_derived(
         parts = [_as_scalar_or_array(v, pa.string()) for v in values]
         result = pc.binary_join_element_wise(*parts, derived.separator, null_handling="skip")
     elif op == "date_of":
-        result = _as_scalar_or_array(values[0], pa.date32())
+        first = values[0]
+        if isinstance(first, pa.Array | pa.ChunkedArray):
+            first = utc_as_naive(first)  # the same UTC date, without a zone lookup per value
+        result = _as_scalar_or_array(first, pa.date32())
     elif op == "round":
         if pa.types.is_integer(natural):
             result = values[0]

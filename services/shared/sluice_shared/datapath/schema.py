@@ -52,3 +52,17 @@ def one_array(column: pa.ChunkedArray) -> pa.Array:
     if column.num_chunks == 1:
         return column.chunk(0)
     return column.combine_chunks()
+
+
+# Time zones whose wall clock is UTC's: a timestamp in one is dated as a naive one.
+UTC_ZONES = frozenset({"UTC", "Etc/UTC", "+00:00"})
+
+
+def utc_as_naive(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """UTC timestamps as naive ones (the same numbers), anything else as it is: Arrow casts a
+    naive timestamp to its date with one division, a zoned one through a time-zone lookup per
+    value (1M rows, one CPU: 2 ms against 25 ms), to the same UTC date."""
+    value_type = values.type
+    if not pa.types.is_timestamp(value_type) or value_type.tz not in UTC_ZONES:
+        return values
+    return values.cast(pa.timestamp(value_type.unit))
