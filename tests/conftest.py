@@ -87,6 +87,19 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
+def test_event_pattern() -> Iterator[None]:
+    """EventBridge's TestEventPattern on the test server, as the local runtime serves it (moto
+    has none: `sluice.local.events_patches`)."""
+    from sluice.local import events_patches
+
+    undo = events_patches.apply()
+    try:
+        yield
+    finally:
+        undo()
+
+
+@pytest.fixture
 def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto state for one test; AWS_ENDPOINT_URL points every client at it."""
     request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")

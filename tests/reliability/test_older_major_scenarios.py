@@ -6,13 +6,11 @@ handlers on the moto server; the rules are the bus's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 
-from sluice.local import events_patches
 from tests.reliability.scenario import assert_reconciled
 
 if TYPE_CHECKING:
@@ -50,16 +48,6 @@ def received(rig: Rig, url: str) -> list[dict[str, Any]]:
 
 def published_types(rig: Rig, file_id: str) -> set[str]:
     return {fact.type for fact in rig.facts() if fact.file_id == file_id}
-
-
-@pytest.fixture
-def test_event_pattern() -> Iterator[None]:
-    """EventBridge's TestEventPattern, as the local runtime serves it (moto has none)."""
-    undo = events_patches.apply()
-    try:
-        yield
-    finally:
-        undo()
 
 
 @pytest.mark.parametrize(

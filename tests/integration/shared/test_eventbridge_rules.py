@@ -5,28 +5,17 @@ the local runtime's EventBridge patches (`sluice.local.events_patches`; moto has
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from types_aiobotocore_events.client import EventBridgeClient
 
 from contracts.events import FileTransformedV3, FileValidatedV1, FileValidatedV3
-from sluice.local import events_patches
 from sluice_shared.aws.errors import AwsConfigurationError, AwsServiceError
 from sluice_shared.aws.rules import PAGE_SIZE, EventBridgeRules
 from sluice_shared.subscribers import LegacySubscribers, example_event
 
 BUS = "sluice-bus"
-
-
-@pytest.fixture
-def test_event_pattern() -> Iterator[None]:
-    undo = events_patches.apply()
-    try:
-        yield
-    finally:
-        undo()
 
 
 async def put_rule(
