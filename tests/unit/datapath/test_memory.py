@@ -167,3 +167,37 @@ def test_set_jemalloc_options_after_pyarrow_import_reports_no_effect() -> None:
         "print(set_jemalloc_options(force=True))\n"
     )
     assert out == ["False"]
+
+
+# What glibc has mapped for single allocations (mallinfo2's hblkhd) while a 6 MiB bytes object
+# is alive: a fresh mapping under glibc's defaults, a piece of the heap after heap_block_buffers.
+_MAPPED_WHILE_6MIB = (
+    "import ctypes, ctypes.util\n"
+    "class Info(ctypes.Structure):\n"
+    "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena ordblks smblks hblks hblkhd usmblks "
+    "fsmblks uordblks fordblks keepcost').split()]\n"
+    "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+    "libc.mallinfo2.restype = Info\n"
+    "PREPARE\n"
+    "before = libc.mallinfo2().hblkhd\n"
+    "block = bytes(6 << 20)\n"
+    "print(libc.mallinfo2().hblkhd - before >= len(block))\n"
+)
+
+
+def test_heap_block_buffers_serves_blocks_from_the_heap_not_a_mapping_each() -> None:
+    assert _run(_MAPPED_WHILE_6MIB.replace("PREPARE", "pass")) == ["True"]
+    took, mapped = _run(
+        _MAPPED_WHILE_6MIB.replace(
+            "PREPARE",
+            "from sluice_shared.datapath.memory import heap_block_buffers\n"
+            "print(heap_block_buffers())",
+        )
+    )
+    assert (took, mapped) == ("True", "False")
+
+
+def test_function_process_serves_blocks_from_the_heap() -> None:
+    # the data path's import applies the function-process settings, this one among them
+    code = _MAPPED_WHILE_6MIB.replace("PREPARE", "import sluice_shared.datapath")
+    assert _run(code, **{FUNCTION_ENV: "sluice-dev-validate"}) == ["False"]
