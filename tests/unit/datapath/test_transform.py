@@ -588,14 +588,11 @@ def test_sorted_hashes_radix_sort_orders_like_a_comparison_sort(size: int) -> No
     assert _sorted_hashes(hashes).to_pylist() == sorted(values)
 
 
-def test_candidate_rows_same_mask_one_slice_or_many_on_two_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from sluice_shared.datapath import transform
-
-    # GIVEN a staged bucket in several batches with repeated keys
+def _repeated_key_bucket(tmp_path: Path) -> list[Path]:
+    """A staged bucket of three 500-row partition files whose ids k0..k1199 repeat: rows 0-299
+    and 1200-1499 share their keys."""
     contract = make_contract()
-    paths = [
+    return [
         write_staged(
             tmp_path / f"p{p}.arrow",
             contract,
@@ -604,6 +601,15 @@ def test_candidate_rows_same_mask_one_slice_or_many_on_two_threads(
         )
         for p in range(3)
     ]
+
+
+def test_candidate_rows_same_mask_one_slice_or_many_on_two_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice_shared.datapath import transform
+
+    # GIVEN a staged bucket in several batches with repeated keys
+    paths = _repeated_key_bucket(tmp_path)
     # WHEN pass 1 runs on one thread with one slice, then on two threads in slices of 64
     one = transform._candidate_rows(paths, ["id"], 1)
     monkeypatch.setattr(transform, "_SORT_SLICE", 64)
@@ -653,16 +659,7 @@ def test_candidate_rows_looks_up_repeated_hashes_once_per_run_of_batches(
     from sluice_shared.datapath import transform
 
     # GIVEN a staged bucket of 1,500 rows in batches of two rows, with repeated keys
-    contract = make_contract()
-    paths = [
-        write_staged(
-            tmp_path / f"p{p}.arrow",
-            contract,
-            p,
-            [{"id": f"k{(p * 500 + i) % 1200}"} for i in range(500)],
-        )
-        for p in range(3)
-    ]
+    paths = _repeated_key_bucket(tmp_path)
     calls: list[int] = []
     real_is_in = pc.is_in
 
