@@ -86,21 +86,7 @@ class QuarantineWriter:
         self._fh: IO[bytes] | None = None
 
     def write(self, record: QuarantineRecord) -> None:
-        self.write_encoded(record.reason_code, record.to_json() if self.keep_raw else None)
-
-    def write_encoded(self, reason_code: str, line: bytes | None) -> None:
-        """Count, and append, a record already encoded by `QuarantineRecord.to_json` (on another
-        thread, say); `line` is only read when raw records are kept."""
-        self.count += 1
-        self.reasons[reason_code] += 1
-        if not self.keep_raw:
-            return
-        if line is None:
-            raise ValueError("a quarantine record to keep needs its encoded line")
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("wb")
-        self._fh.write(line + b"\n")
+        self.write_block({record.reason_code: 1}, [record.to_json()] if self.keep_raw else [])
 
     def write_block(self, reasons: Mapping[str, int], lines: Sequence[bytes]) -> None:
         """Count `reasons` (code → records) and append `lines`, records already encoded by
