@@ -43,6 +43,7 @@ from sluice_shared.datapath.schema import (
     arrow_type,
     contract_schema,
     one_array,
+    utc_as_naive,
 )
 from sluice_shared.errors import PoisonInputError
 
@@ -398,10 +399,8 @@ def _temporal_text(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """Dates and times as Arrow writes them as text. A UTC timestamp is written as the naive
     one (the same numbers) with `Z` after it, which is what Arrow writes for it, without a
     time-zone lookup per value (10k values: 0.5 ms against 13 ms)."""
-    value_type = values.type
-    if pa.types.is_timestamp(value_type) and value_type.tz == "UTC":
-        naive = pc.cast(values.cast(pa.timestamp(value_type.unit)), pa.string())
-        return pc.binary_join_element_wise(naive, "Z", "")
+    if pa.types.is_timestamp(values.type) and values.type.tz == "UTC":
+        return pc.binary_join_element_wise(pc.cast(utc_as_naive(values), pa.string()), "Z", "")
     return pc.cast(values, pa.string())
 
 
