@@ -340,16 +340,17 @@ def _ascii_slice(text: pa.Array, start: int, stop: int) -> pa.Array:
     return cut.view(text.type)
 
 
-def _without_impossible_days(
+def _impossible_days(
     text: pa.Array, shapes: pa.Array, common: pa.BooleanArray
-) -> pa.BooleanArray:
-    """`common` without its impossible days (2024-02-30), which Arrow's cast rejects for the
-    whole array and strptime rolls over: only a day of 29 or more can be one."""
+) -> pa.BooleanArray | None:
+    """The rows of `common` with an impossible day (2024-02-30), which Arrow's cast rejects for
+    the whole array and strptime rolls over, or None when there is none: only a day of 29 or
+    more can be one, and strptime decides those rows."""
     unsure = pc.and_(common, _clean(pc.greater_equal(_ascii_slice(text, 8, 10), "29")))
     if not unsure.true_count:
-        return common
+        return None
     impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
-    return pc.and_(common, pc.invert(impossible)) if impossible.true_count else common
+    return impossible if impossible.true_count else None
 
 
 def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array, pa.BooleanArray]:
@@ -360,7 +361,8 @@ def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array
         # Only common forms can pass (nearly every block): read them alone, so no other value
         # fails the cast. Arrow's cast checks their calendar day and clock ranges, so when it
         # reads them all they are the valid ones; else they are decided row by row below.
-        readable = _without_impossible_days(text, shapes, common)
+        impossible = _impossible_days(text, shapes, common)
+        readable = common if impossible is None else pc.and_(common, pc.invert(impossible))
         try:
             return pc.cast(pc.if_else(readable, text, _NULL_STRING), _TIMESTAMP), readable
         except pa.ArrowInvalid:
@@ -371,11 +373,9 @@ def _parse_timestamp(text: pa.Array, present: pa.BooleanArray) -> tuple[pa.Array
         typed = None
     if typed is None:
         # Some value is not a timestamp Arrow reads: usually an impossible day of a common form
-        # (2024-02-30). Only a day of 29 or more can be one; strptime decides those rows, and
-        # the rest is cast again without the impossible ones.
-        unsure = pc.and_(common, _clean(pc.greater_equal(_ascii_slice(text, 8, 10), "29")))
-        impossible = pc.and_(unsure, pc.invert(_common_ts_valid(text, shapes, unsure)))
-        if impossible.true_count:
+        # (2024-02-30); the rest is cast again without the impossible ones.
+        impossible = _impossible_days(text, shapes, common)
+        if impossible is not None:
             readable = pc.and_(present, pc.invert(impossible))
             try:
                 typed = pc.cast(pc.if_else(readable, text, _NULL_STRING), _TIMESTAMP)
