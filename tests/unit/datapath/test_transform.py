@@ -679,6 +679,21 @@ def test_candidate_rows_looks_up_repeated_hashes_once_per_run_of_batches(
     assert mask.to_pylist() == [n < 300 or n >= 1200 for n in range(1500)]
 
 
+def _zoned_casts_to(monkeypatch: pytest.MonkeyPatch, target: pa.DataType) -> list[pa.DataType]:
+    """The types of the zoned timestamps `pc.cast` is asked to cast to `target` from now on."""
+    seen: list[pa.DataType] = []
+    real_cast = pc.cast
+
+    def spy(values: Any, target_type: Any = None, *args: Any, **kwargs: Any) -> Any:
+        zoned = isinstance(values.type, pa.TimestampType) and values.type.tz is not None
+        if zoned and target_type == target:
+            seen.append(values.type)
+        return real_cast(values, target_type, *args, **kwargs)
+
+    monkeypatch.setattr(pc, "cast", spy)
+    return seen
+
+
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
 def test_temporal_text_writes_utc_timestamps_as_arrow_does_without_a_zone_lookup(
     unit: str, monkeypatch: pytest.MonkeyPatch
@@ -690,16 +705,7 @@ def test_temporal_text_writes_utc_timestamps_as_arrow_does_without_a_zone_lookup
     berlin = utc.cast(pa.timestamp(unit, tz="Europe/Berlin"))
     expected_utc = pc.cast(utc, pa.string())
     expected_berlin = pc.cast(berlin, pa.string())
-    zoned_to_text: list[pa.DataType] = []
-    real_cast = pc.cast
-
-    def spy(values: Any, target_type: Any = None, *args: Any, **kwargs: Any) -> Any:
-        zoned = isinstance(values.type, pa.TimestampType) and values.type.tz is not None
-        if zoned and target_type == pa.string():
-            zoned_to_text.append(values.type)
-        return real_cast(values, target_type, *args, **kwargs)
-
-    monkeypatch.setattr(pc, "cast", spy)
+    zoned_to_text = _zoned_casts_to(monkeypatch, pa.string())
     # WHEN they are written as text for a quarantined row's raw record
     utc_text, berlin_text = _temporal_text(utc), _temporal_text(berlin)
     # THEN the text is Arrow's own, and only the other zone was cast as a zoned timestamp
@@ -719,16 +725,7 @@ def test_date_of_dates_utc_timestamps_without_a_zone_lookup(
     micros = [86_399_999_999, 86_400_000_000, None]
     batch = pa.record_batch({"ts": pa.array(micros, pa.timestamp("us", tz="UTC"))})
     derived = DerivedColumn.model_validate({"name": "d", "op": "date_of", "args": ["ts"]})
-    zoned_to_date: list[pa.DataType] = []
-    real_cast = pc.cast
-
-    def spy(values: Any, target_type: Any = None, *args: Any, **kwargs: Any) -> Any:
-        zoned = isinstance(values.type, pa.TimestampType) and values.type.tz is not None
-        if zoned and target_type == pa.date32():
-            zoned_to_date.append(values.type)
-        return real_cast(values, target_type, *args, **kwargs)
-
-    monkeypatch.setattr(pc, "cast", spy)
+    zoned_to_date = _zoned_casts_to(monkeypatch, pa.date32())
     # WHEN their date is derived
     dates = compute_derived(derived, batch, batch.num_rows)
     # THEN each is its UTC calendar date, and no zoned timestamp was cast to a date
