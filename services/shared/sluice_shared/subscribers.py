@@ -11,9 +11,12 @@ and publishes every major, exactly as with `SLUICE_INLINE_MAX_BYTES=0` (`inline_
 How a rule is judged (`LegacySubscribers.present`), the bus's own rules being the only source:
 
 - `ListRules` on the bus (every page); disabled rules and schedules are left out.
-- Filters on `detail.data` are left out of the judgement: they select files (a dataset, a
-  bucket), not majors, and no example stands for every file. Leaving them out can only find
-  more legacy subscribers, never fewer.
+- Filters on `detail.data` are left out of the judgement, in `$or` branches too (at the top
+  level or in `detail`, however nested): they select files (a dataset, a bucket), not majors,
+  and no example stands for every file. A `$or` with a branch left empty matches any event, so
+  it goes too. Leaving them out can only find more legacy subscribers, never fewer, with one
+  exception: `$or` branches that pair different data with different majors (v1 for one
+  dataset, v3 for another) are judged as if each branch saw every file.
 - `detail-type` a plain list of strings, nothing else that could tell majors apart: decided
   locally by membership (no request). No `detail-type` either: the rule sees every major of the
   fact alike (a catch-all), not a legacy subscriber.
@@ -182,18 +185,35 @@ class LegacySubscribers:
 
 
 def judged_pattern(pattern: Any) -> dict[str, Any]:
-    """`pattern` without its filters on `detail.data` (they select files, not majors).
+    """`pattern` without its filters on `detail.data` (they select files, not majors), in the
+    pattern itself and in every `$or` branch, at the top level or in `detail`, however nested.
+    A `$or` with a branch left empty matches anything, so it goes too (fail safe: the pattern
+    only ever matches more).
 
     Raises ValueError for a pattern that is not a JSON object."""
     if not isinstance(pattern, dict):
         raise ValueError(f"an event pattern is a JSON object, not {type(pattern).__name__}")
-    detail = pattern.get("detail")
-    if not isinstance(detail, dict) or "data" not in detail:
-        return pattern
-    judged = {k: v for k, v in pattern.items() if k != "detail"}
-    rest = {k: v for k, v in detail.items() if k != "data"}
-    if rest:
-        judged["detail"] = rest
+    return _without_data(pattern, in_detail=False)
+
+
+def _without_data(level: dict[str, Any], *, in_detail: bool) -> dict[str, Any]:
+    """One level of a pattern (the event, or its `detail`) without the `detail.data` filters."""
+    judged: dict[str, Any] = {}
+    for key, value in level.items():
+        if in_detail and key == "data":
+            continue
+        if key == "detail" and not in_detail and isinstance(value, dict):
+            detail = _without_data(value, in_detail=True)
+            if detail:
+                judged[key] = detail
+        elif key == "$or" and isinstance(value, list):
+            branches = [
+                _without_data(b, in_detail=in_detail) if isinstance(b, dict) else b for b in value
+            ]
+            if all(branches):  # an empty branch: the `$or` holds for every event
+                judged[key] = branches
+        else:
+            judged[key] = value
     return judged
 
 

@@ -96,6 +96,41 @@ async def test_legacy_non_plain_pattern_is_judged_by_test_event_pattern(
 
 
 @pytest.mark.usefixtures("test_event_pattern")
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        {
+            "detail-type": [{"prefix": "sluice.file.validated.v1"}],
+            "$or": [
+                {"detail": {"data": {"dataset": {"name": ["returns"]}}}},
+                {"detail": {"data": {"bucket": ["team-raw"]}}},
+            ],
+        },
+        {
+            "source": ["sluice.validate"],
+            "detail": {
+                "type": [{"prefix": "sluice.file.validated.v1"}],
+                "$or": [
+                    {"data": {"dataset": {"name": ["returns"]}}},
+                    {"subject": ["no-such-file"]},
+                ],
+            },
+        },
+    ],
+    ids=["or-of-data-filters", "or-in-detail"],
+)
+async def test_legacy_data_filter_inside_or_does_not_hide_an_older_major_subscriber(
+    events: EventBridgeClient, pattern: dict[str, Any]
+) -> None:
+    # GIVEN a team's v1 rule for the files of one dataset (or bucket) in a `$or`, which no
+    # recorded example is (they are orders files of sluice-raw)
+    await events.create_event_bus(Name=BUS)
+    await put_rule(events, "team-v1-returns", pattern)
+    # THEN it is a legacy subscriber: a returns file would reach it in v1 only
+    assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is True
+
+
+@pytest.mark.usefixtures("test_event_pattern")
 async def test_pattern_test_answers_for_an_example_event(events: EventBridgeClient) -> None:
     rules = EventBridgeRules(events, BUS)
     arn = "arn:aws:events:us-east-1:123456789012:rule/sluice-bus/team"

@@ -18,6 +18,7 @@ from sluice_shared.subscribers import (
     LegacySubscribers,
     example_event,
     inline_limit,
+    judged_pattern,
 )
 from tests.fakes import InMemoryBusRules
 
@@ -122,6 +123,55 @@ async def test_legacy_filters_on_the_data_do_not_hide_an_older_major_subscriber(
     # THEN it is still a legacy subscriber, decided locally
     assert await check(rules, clock).present(FileValidatedV3) is True
     assert rules.asked == []
+
+
+RETURNS = {"data": {"dataset": {"name": ["returns"]}}}  # a filter on the files, not the majors
+
+
+@pytest.mark.parametrize(
+    ("pattern", "judged"),
+    [
+        # a top-level `$or` whose branch filters only the data: that branch matches anything,
+        # so the whole `$or` does
+        (
+            {"$or": [{"detail": RETURNS}, {"detail-type": [V1]}], "source": ["sluice.validate"]},
+            {"source": ["sluice.validate"]},
+        ),
+        # every branch keeps what it filters besides the data
+        (
+            {"$or": [{"detail-type": [V1], "detail": RETURNS}, {"detail-type": [{"prefix": "x"}]}]},
+            {"$or": [{"detail-type": [V1]}, {"detail-type": [{"prefix": "x"}]}]},
+        ),
+        # `$or` nested in `detail`, and in a branch of a top-level `$or`
+        (
+            {"detail-type": [V1], "detail": {"$or": [RETURNS, {"source": ["team.x"]}]}},
+            {"detail-type": [V1]},
+        ),
+        (
+            {
+                "$or": [
+                    {"detail": {"type": [V2], "$or": [RETURNS, {"subject": ["s"]}]}},
+                    {"detail-type": [V1]},
+                ]
+            },
+            {"$or": [{"detail": {"type": [V2]}}, {"detail-type": [V1]}]},
+        ),
+        (
+            {"detail": {"$or": [{"type": [V2], **RETURNS}, {"type": [V1], "subject": ["s"]}]}},
+            {"detail": {"$or": [{"type": [V2]}, {"type": [V1], "subject": ["s"]}]}},
+        ),
+        # a pattern with no data filter is judged as it is
+        (
+            {"$or": [{"detail-type": [V1]}, {"detail": {"type": [V2]}}]},
+            {"$or": [{"detail-type": [V1]}, {"detail": {"type": [V2]}}]},
+        ),
+    ],
+    ids=["or-data-only", "or-branches", "or-in-detail", "or-in-or", "or-detail-mixed", "no-data"],
+)
+def test_legacy_data_filters_are_left_out_inside_or_branches(
+    pattern: dict[str, Any], judged: dict[str, Any]
+) -> None:
+    assert judged_pattern(pattern) == judged
 
 
 @pytest.mark.parametrize(
