@@ -36,6 +36,7 @@ from sluice_shared.stages import (
     MAX_REFUSAL_CHARS,
     check_against_ledger,
     identity_claims,
+    load_contract,
     registered,
 )
 
@@ -355,7 +356,7 @@ async def _plan_file(
     info = target.info or await deps.objects.head(target.bucket, target.key)
     dataset = dataset_of_key(target.key, max_key_length=settings.limits.max_key_length)
     try:
-        contract = deps.contracts.load(dataset, target.dataset_version)
+        contract = await load_contract(deps.contracts, dataset, target.dataset_version)
     except KeyError:
         return f"unknown_dataset: no data contract named {dataset!r}"
     except DatasetContractInvalid as invalid:

@@ -46,7 +46,7 @@ from sluice_shared.ports import (
     StaleRunError,
     StaleStateError,
 )
-from sluice_shared.stages import MAX_MANIFEST_BYTES, event_id, processed_fact
+from sluice_shared.stages import MAX_MANIFEST_BYTES, event_id, load_contract, processed_fact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -330,7 +330,7 @@ async def reconcile_run(
     fail_on_bad: dict[str, bool] = {}
     for item in partitions:
         if item.dataset.name not in ratios:
-            contract = deps.contracts.load(item.dataset.name, item.dataset.version)
+            contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
             ratios[item.dataset.name] = contract.quarantine.max_bad_ratio
             fail_on_bad[item.dataset.name] = contract.quarantine.policy == "fail"
     verdict = judge_run(

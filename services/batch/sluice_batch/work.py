@@ -30,7 +30,7 @@ from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys
 from sluice_shared.ports import ObjectNotFoundError
 from sluice_shared.scratch import scratch_dir
-from sluice_shared.stages import write_bucket_parquet
+from sluice_shared.stages import load_contract, write_bucket_parquet
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,7 +87,7 @@ async def run_partition(
     Raises PoisonInputError (message: JSON with the range, reason and `rows_in`) when the
     contract rejects the partition's bytes as a whole, TransientError for AWS failures.
     """
-    contract = deps.contracts.load(item.dataset.name, item.dataset.version)
+    contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
     keys = StageKeys(item.file_id, item.dataset.name)
     with (
         scratch_dir(settings.scratch_dir, f"part-{item.file_id}-{item.partition}") as work,
@@ -159,7 +159,7 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
     or a rejected one, has none), dedupes across them, writes Parquet to the processed bucket.
     Raises PoisonInputError for an unusable lookup table, TransientError for AWS failures.
     """
-    contract = deps.contracts.load(item.dataset.name, item.dataset.version)
+    contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
     lookups = await asyncio.to_thread(load_lookups, contract)
     keys = StageKeys(item.file_id, item.dataset.name)
     bucket = item.hash_bucket

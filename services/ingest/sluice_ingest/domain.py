@@ -36,7 +36,7 @@ from sluice_shared.ports import (
     SupersededError,
     sequencer_order,
 )
-from sluice_shared.stages import fail_file, snapshot_of
+from sluice_shared.stages import fail_file, load_contract, snapshot_of
 
 if TYPE_CHECKING:
     from sluice_ingest.config import IngestSettings
@@ -117,7 +117,7 @@ async def ingest_object(
     dataset = "unknown"
     try:
         dataset = dataset_of_key(key, max_key_length=settings.limits.max_key_length)
-        dataset_version = deps.contracts.load(dataset).version
+        dataset_version = (await load_contract(deps.contracts, dataset)).version
     except (UnknownDatasetError, InputLimitExceeded, DatasetContractInvalid) as bad:
         # A contract that does not load is the file's dead end until the contract is fixed
         # (then `sluice replay`): recorded QUARANTINED with every problem, never retried.

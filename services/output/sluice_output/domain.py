@@ -29,6 +29,7 @@ from sluice_shared.stages import (
     dataset_of,
     download_staged,
     identity_claims,
+    load_contract,
     processed_fact,
     staging_claim,
     unpack_inline,
@@ -109,7 +110,7 @@ async def write_transformed_file(
     if claimed is None:
         return await _replay_completed(transformed, deps, settings, keys)
     bucket_count = bucket_count_for(claimed.size_bytes)
-    contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+    contract = await load_contract(deps.contracts, claimed.dataset, claimed.dataset_version)
     objects: list[dict[str, Any]] = []
     rows_out = bytes_out = 0
     if inline is not None:

@@ -14,6 +14,10 @@ that differs is left out and any `load` of its dataset raises `DatasetContractIn
 it, so the file that needed it ends QUARANTINED `contract_invalid`, as for a contract that does
 not parse. A missing or unreadable manifest is a `TransientError` (the record is retried): the
 packaged copy is never used in its place.
+
+Every read is synchronous (botocore): a coroutine calls `load` through
+`sluice_shared.stages.load_contract`, in a worker thread, so that an S3 round trip never stalls
+the event loop; the catalog's lock keeps concurrent threads to one refresh or fetch at a time.
 """
 
 from __future__ import annotations

@@ -195,11 +195,21 @@ class StageSettings(SluiceSettings):
 
 class ContractSource(Protocol):
     """Where data contracts come from (the published ones, `published_contracts`; the packaged
-    catalog in tools; a fake in tests)."""
+    catalog in tools; a fake in tests). Its `load` may block on I/O (a read from S3 with a
+    synchronous client, a YAML file): a coroutine calls it through `load_contract`."""
 
     def load(self, name: str, version: int | None = None) -> DatasetContract:
         """The contract, or KeyError when the dataset/version does not exist."""
         ...
+
+
+async def load_contract(
+    contracts: ContractSource, name: str, version: int | None = None
+) -> DatasetContract:
+    """`contracts.load(name, version)` in a worker thread, so that a manifest refresh or a
+    contract fetch from S3 (an S3 round trip, up to the client's timeouts when S3 is slow) never
+    stalls the function's other coroutines. Raises what `load` raises."""
+    return await asyncio.to_thread(contracts.load, name, version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from sluice_shared.stages import (
     download_staged,
     identity_claims,
     inline_rows,
+    load_contract,
     quarantine_file,
     run_data_step,
     snapshot_of,
@@ -124,7 +125,7 @@ async def transform_validated_file(
         return TransformReport(event=None)
     keys = StageKeys(claimed.file_id, claimed.dataset)
     try:
-        contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+        contract = await load_contract(deps.contracts, claimed.dataset, claimed.dataset_version)
         # lookup tables live beside the contract they came from
         catalog = deps.contracts if isinstance(deps.contracts, DatasetCatalog) else None
         lookups = await asyncio.to_thread(load_lookups, contract, catalog)

@@ -24,6 +24,7 @@ from sluice_shared.stages import (
     dataset_of,
     identity_claims,
     inline_rows,
+    load_contract,
     quarantine_file,
     run_data_step,
     snapshot_of,
@@ -88,7 +89,7 @@ async def validate_ingested_file(
     created_at = ingested.object_created_at  # not in the ledger: it only feeds latencies
     keys = StageKeys(claimed.file_id, claimed.dataset)
     try:
-        contract = deps.contracts.load(claimed.dataset, claimed.dataset_version)
+        contract = await load_contract(deps.contracts, claimed.dataset, claimed.dataset_version)
     except KeyError as missing:
         return await _reject(claimed, created_at, deps, "unknown_dataset", str(missing), rows_in=0)
     except DatasetContractInvalid as invalid:

@@ -1,10 +1,14 @@
 """Data contracts read at runtime from the processed bucket (`sluice_shared.published_contracts`),
 against a real moto server: a new dataset is seen without a restart, a changed contract within
-the TTL, a tampered file is refused as `contract_invalid`, a missing manifest is retried."""
+the TTL, a tampered file is refused as `contract_invalid`, a missing manifest is retried, and a
+slow read never stalls the stage's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +19,21 @@ import pytest
 from contracts.datasets import DatasetCatalog
 from contracts.datasets.loader import DATASETS_DIR
 from contracts.errors import DatasetContractInvalid, TransientError
+from contracts.events import FileIngestedV1, FileProcessedV1, FileTransformedV3, FileValidatedV3
+from sluice_ingest.config import IngestSettings
+from sluice_ingest.domain import ObjectCreated, ingest_object
+from sluice_ingest.ports import IngestDeps
+from sluice_output.domain import write_transformed_file
 from sluice_shared.published_contracts import (
     DEFAULT_PREFIX,
     OBJECTS,
     PublishedCatalog,
     publish,
 )
+from sluice_shared.stages import StageDeps, StageSettings
+from sluice_transform.domain import transform_validated_file
+from sluice_validate.domain import validate_ingested_file
+from tests.fakes import InMemoryLedger, InMemoryObjectStore, RecordingPublisher
 
 BUCKET = "processed"
 
@@ -239,3 +252,85 @@ def test_publishing_again_repairs_a_refused_file_in_a_warm_catalog(
     publish(s3, BUCKET, contracts)
     clock.now += 31
     assert catalog.load("orders") == DatasetCatalog().load("orders")
+
+
+class SlowGets:
+    """The S3 client with every `get_object` (a real call to the moto server) taking `delay`
+    seconds longer, as on a slow S3; each call's (start, end) is recorded."""
+
+    def __init__(self, client: Any, delay: float) -> None:
+        self.client = client
+        self.delay = delay
+        self.calls: list[tuple[float, float]] = []
+
+    def get_object(self, **request: Any) -> Any:
+        start = time.monotonic()
+        try:
+            time.sleep(self.delay)
+            return self.client.get_object(**request)
+        finally:
+            self.calls.append((start, time.monotonic()))
+
+
+async def test_slow_contract_reads_never_stall_the_stages_event_loop(
+    s3: Any, contracts: Path, tmp_path: Path
+) -> None:
+    # GIVEN the stages reading published contracts from an S3 that takes 0.1 s per GET, and
+    # a manifest checked on every load (TTL 0)
+    publish(s3, BUCKET, contracts)
+    slow = SlowGets(s3, delay=0.1)
+    catalog = PublishedCatalog(BUCKET, client=slow, ttl_s=0.0)
+    objects, ledger = InMemoryObjectStore(), InMemoryLedger()
+    stage = StageDeps(objects=objects, ledger=ledger, contracts=catalog)
+    ingest = IngestDeps(
+        objects=objects, publisher=RecordingPublisher(), ledger=ledger, contracts=catalog
+    )
+    buckets = {
+        "raw_bucket": "raw",
+        "work_bucket": "work",
+        "processed_bucket": BUCKET,
+        "error_bucket": "errors",
+        "event_bus": "bus",
+        "ledger_table": "ledger",
+    }
+    body = b"order_id,customer_id,order_ts,sku,quantity,unit_price,currency,country,note\n"
+    body += b"ORD-000001,c1,2024-03-01T10:00:00Z,S1,2,2.5,EUR,DE,\n"
+    objects.put("raw", "orders/2024/03/01/a.csv", body)
+    created = ObjectCreated(
+        bucket="raw",
+        key="orders/2024/03/01/a.csv",
+        size=len(body),
+        etag=(await objects.head("raw", "orders/2024/03/01/a.csv")).etag,
+        version_id=None,
+        sequencer=None,
+        time=datetime(2024, 3, 1, tzinfo=UTC),
+    )
+    settings = StageSettings(**buckets, scratch_dir=tmp_path / "scratch")
+    ticks: list[float] = []
+
+    async def tick() -> None:  # another coroutine of the function, e.g. a batch's next record
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
+    # WHEN one file goes through ingest, validate, transform and output meanwhile
+    ticker = asyncio.create_task(tick())
+    try:
+        ingested = (await ingest_object(created, ingest, IngestSettings(**buckets))).event
+        assert isinstance(ingested, FileIngestedV1)
+        validated = (await validate_ingested_file(ingested, stage, settings)).event
+        assert isinstance(validated, FileValidatedV3)
+        transformed = (await transform_validated_file(validated, stage, settings)).event
+        assert isinstance(transformed, FileTransformedV3)
+        processed = (await write_transformed_file(transformed, stage, settings)).event
+        assert isinstance(processed, FileProcessedV1)
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+
+    # THEN every stage read the catalog (a GET of the manifest at least), and the loop kept
+    # running through each slow GET
+    assert len(slow.calls) >= 4
+    for start, end in slow.calls:
+        during = [t for t in ticks if start < t < end]
+        assert len(during) >= 3, f"the event loop stood still for a {end - start:.2f} s GET"
