@@ -22,9 +22,10 @@ How a rule is judged (`LegacySubscribers.present`), the bus's own rules being th
   fact alike (a catch-all), not a legacy subscriber.
 - Anything else (`prefix`, `anything-but`, `$or`, a filter on the envelope in `detail`):
   EventBridge decides with `TestEventPattern` against a recorded example of each major (the
-  contract's `examples/`, wrapped as the event a rule sees, in the rule's account and region),
-  at most `TEST_CONCURRENCY` requests at a time, older majors first and the newest only when an
-  older one matched; the first legacy subscriber found ends the check.
+  contract's `examples/`, read once per process in a worker thread, wrapped as the event a rule
+  sees, in the rule's account and region), at most `TEST_CONCURRENCY` requests at a time, older
+  majors first and the newest only when an older one matched; the first legacy subscriber found
+  ends the check.
 
 The answer is kept `ttl_s` per fact (`SLUICE_LEGACY_SUBSCRIBERS_TTL_S`, default 60 s) and
 refreshed lazily by the first caller after it expires (concurrent callers share that refresh).
@@ -158,6 +159,9 @@ class LegacySubscribers:
                 to_test.append((rule, pattern))
         if not to_test:
             return None
+        # The recorded examples are files, read once per process: in a worker thread, never on
+        # the event loop (`example_event` then finds them in `recorded_example`'s cache).
+        await asyncio.to_thread(_read_examples, majors)
         limit = asyncio.Semaphore(TEST_CONCURRENCY)
 
         async def matches(rule: BusRule, pattern: str, model: type[ContractModel]) -> bool:
@@ -242,6 +246,11 @@ def recorded_example(model: type[ContractModel]) -> dict[str, Any]:
         if isinstance(loaded, dict) and loaded.get("type") == model.TYPE:
             return loaded
     raise LookupError(f"{model.TYPE} has no recorded example in {folder}")
+
+
+def _read_examples(majors: Sequence[type[ContractModel]]) -> None:
+    for model in majors:
+        recorded_example(model)
 
 
 def example_event(model: type[ContractModel], rule_arn: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sluice_shared.subscribers import (
     example_event,
     inline_limit,
     judged_pattern,
+    recorded_example,
 )
 from tests.fakes import InMemoryBusRules
 
@@ -320,3 +322,30 @@ async def test_legacy_concurrent_callers_share_one_refresh(
     # THEN they all get the one answer of one listing
     assert answers == [True] * 5
     assert rules.listings == 1
+
+
+async def test_legacy_recorded_examples_are_read_off_the_event_loop(
+    rules: InMemoryBusRules, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a rule only EventBridge can judge, and no example read yet in this process
+    rules.add("team", {"detail-type": [{"anything-but": [V3]}]})
+    recorded_example.cache_clear()
+    reads: list[tuple[str, bool]] = []
+    read_text = Path.read_text
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> str:
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        reads.append((path.parent.name, on_loop))
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", spy)
+    # WHEN validate asks
+    assert await check(rules, clock).present(FileValidatedV3) is True
+    # THEN the examples' files were read, each in a worker thread, none on the event loop
+    examples = [on_loop for folder, on_loop in reads if folder == "examples"]
+    assert examples, reads
+    assert not any(examples), reads
