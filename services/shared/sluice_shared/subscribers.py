@@ -11,12 +11,15 @@ and publishes every major, exactly as with `SLUICE_INLINE_MAX_BYTES=0` (`inline_
 How a rule is judged (`LegacySubscribers.present`), the bus's own rules being the only source:
 
 - `ListRules` on the bus (every page); disabled rules and schedules are left out.
-- Filters on `detail.data` are left out of the judgement, in `$or` branches too (at the top
-  level or in `detail`, however nested): they select files (a dataset, a bucket), not majors,
-  and no example stands for every file. A `$or` with a branch left empty matches any event, so
-  it goes too. Leaving them out can only find more legacy subscribers, never fewer, with one
-  exception: `$or` branches that pair different data with different majors (v1 for one
-  dataset, v3 for another) are judged as if each branch saw every file.
+- Filters on `detail.data` are left out of the judgement: they select files (a dataset, a
+  bucket), not majors, and no example stands for every file. A pattern with a `$or` (at the top
+  level or in `detail`, however nested) is judged as its alternatives, one per choice of a
+  branch in each `$or` (`alternatives`, at most `MAX_ALTERNATIVES`: more counts as a legacy
+  subscriber), each put to `TestEventPattern`: the rule is a legacy subscriber when one
+  alternative delivers an older major without the newest and no alternative free of data
+  filters delivers the newest (only such an alternative reaches every file). Leaving the data
+  filters out can only find more legacy subscribers, never fewer (a file's data being the same
+  in each major).
 - `detail-type` a plain list of strings, nothing else that could tell majors apart: decided
   locally by membership (no request). No `detail-type` either: the rule sees every major of the
   fact alike (a catch-all), not a legacy subscriber.
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
 DEFAULT_TTL_S = 60  # SluiceSettings.legacy_subscribers_ttl_s
 TEST_CONCURRENCY = 4  # TestEventPattern requests in flight at once (its quota is per account)
 REFRESH_TIMEOUT_S = 10.0  # a refresh that takes longer counts as failed (fail safe)
+MAX_ALTERNATIVES = 16  # of one rule's `$or`s (`alternatives`); more counts as legacy (fail safe)
 _EXAMPLE_NAMESPACE = uuid.UUID("0e9b7d5c-3f41-4a52-8c6e-2d7a1b9f4e30")
 # Pattern keys that can tell two majors of one fact apart; every other field of the event
 # (source, account, region, time, resources) is the same for each major of one fact.
@@ -148,16 +152,21 @@ class LegacySubscribers:
         older = [m.TYPE for m in majors[:-1]]
         newest = majors[-1].TYPE
         to_test: list[tuple[BusRule, dict[str, Any]]] = []
+        several: list[tuple[BusRule, list[Alternative]]] = []
         for rule in await self.rules.list_rules():
             if not rule.enabled or not rule.event_pattern:
                 continue
-            pattern = judged_pattern(json.loads(rule.event_pattern))
+            ways = alternatives(json.loads(rule.event_pattern))
+            if len(ways) > 1:
+                several.append((rule, ways))
+                continue
+            pattern = ways[0].pattern
             local = local_verdict(pattern, older, newest)
             if local is True:
                 return rule.name
             if local is None:
                 to_test.append((rule, pattern))
-        if not to_test:
+        if not to_test and not several:
             return None
         # The recorded examples are files, read once per process: in a worker thread, never on
         # the event loop (`example_event` then finds them in `recorded_example`'s cache).
@@ -175,7 +184,21 @@ class LegacySubscribers:
                     return None if await matches(rule, text, majors[-1]) else rule.name
             return None
 
+        async def legacy_of_several(rule: BusRule, ways: list[Alternative]) -> str | None:
+            texts = [(json.dumps(w.pattern, separators=(",", ":")), w.picks_files) for w in ways]
+            for text, picks_files in texts:
+                if not picks_files and await matches(rule, text, majors[-1]):
+                    return None  # every file the rule sees gets the newest major
+            for text, picks_files in texts:
+                for model in majors[:-1]:
+                    if await matches(rule, text, model):
+                        if picks_files and await matches(rule, text, majors[-1]):
+                            break  # the files this alternative picks get the newest too
+                        return rule.name
+            return None
+
         tasks = [asyncio.create_task(legacy(rule, pattern)) for rule, pattern in to_test]
+        tasks += [asyncio.create_task(legacy_of_several(rule, ways)) for rule, ways in several]
         try:
             for done in asyncio.as_completed(tasks):
                 name = await done
@@ -188,37 +211,68 @@ class LegacySubscribers:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def judged_pattern(pattern: Any) -> dict[str, Any]:
-    """`pattern` without its filters on `detail.data` (they select files, not majors), in the
-    pattern itself and in every `$or` branch, at the top level or in `detail`, however nested.
-    A `$or` with a branch left empty matches anything, so it goes too (fail safe: the pattern
-    only ever matches more).
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One way a rule's pattern matches (a branch chosen in each of its `$or`s), without its
+    filters on `detail.data`; `picks_files`: it had some, so it may reach only some files."""
 
-    Raises ValueError for a pattern that is not a JSON object."""
+    pattern: dict[str, Any]
+    picks_files: bool
+
+
+def alternatives(pattern: Any) -> list[Alternative]:
+    """The ways `pattern` matches, without their filters on `detail.data` (they select files,
+    not majors): one per choice of a branch in each `$or` at the top level or in `detail`,
+    however nested (a branch that filtered only the data adds nothing to its way). A pattern
+    without `$or` is one alternative.
+
+    Raises ValueError for a pattern that is not a JSON object, a `$or` branch filtering a field
+    its pattern also filters beside the `$or`, or more than MAX_ALTERNATIVES ways."""
     if not isinstance(pattern, dict):
         raise ValueError(f"an event pattern is a JSON object, not {type(pattern).__name__}")
-    return _without_data(pattern, in_detail=False)
+    found: list[Alternative] = []
+    for way, picks_files in _ways(pattern, in_detail=False):
+        alternative = Alternative(way, picks_files)
+        if alternative not in found:
+            found.append(alternative)
+    return found
 
 
-def _without_data(level: dict[str, Any], *, in_detail: bool) -> dict[str, Any]:
-    """One level of a pattern (the event, or its `detail`) without the `detail.data` filters."""
-    judged: dict[str, Any] = {}
+def _ways(level: Mapping[str, Any], *, in_detail: bool) -> list[tuple[dict[str, Any], bool]]:
+    """One level of a pattern (the event, or its `detail`) as (pattern, picks files) ways."""
+    ways: list[tuple[dict[str, Any], bool]] = [({}, False)]
     for key, value in level.items():
         if in_detail and key == "data":
+            ways = [(way, True) for way, _ in ways]
             continue
         if key == "detail" and not in_detail and isinstance(value, dict):
-            detail = _without_data(value, in_detail=True)
-            if detail:
-                judged[key] = detail
-        elif key == "$or" and isinstance(value, list):
-            branches = [
-                _without_data(b, in_detail=in_detail) if isinstance(b, dict) else b for b in value
+            options = [
+                ({"detail": detail} if detail else {}, picks)
+                for detail, picks in _ways(value, in_detail=True)
             ]
-            if all(branches):  # an empty branch: the `$or` holds for every event
-                judged[key] = branches
+        elif key == "$or" and isinstance(value, list) and value:
+            if not all(isinstance(branch, dict) for branch in value):
+                raise ValueError("each branch of a `$or` is a JSON object")
+            options = [way for branch in value for way in _ways(branch, in_detail=in_detail)]
         else:
-            judged[key] = value
-    return judged
+            options = [({key: value}, False)]
+        ways = [(_both(way, option), a or b) for way, a in ways for option, b in options]
+        if len(ways) > MAX_ALTERNATIVES:
+            raise ValueError(f"an event pattern with over {MAX_ALTERNATIVES} `$or` alternatives")
+    return ways
+
+
+def _both(way: Mapping[str, Any], option: Mapping[str, Any]) -> dict[str, Any]:
+    """The pattern filtering what `way` and `option` both filter."""
+    merged = dict(way)
+    for key, value in option.items():
+        if key not in merged:
+            merged[key] = value
+        elif key == "detail" and isinstance(merged[key], dict) and isinstance(value, dict):
+            merged[key] = _both(merged[key], value)
+        else:
+            raise ValueError(f"an event pattern filters {key!r} both in a `$or` and beside it")
+    return merged
 
 
 def local_verdict(pattern: Mapping[str, Any], older: Sequence[str], newest: str) -> bool | None:

@@ -95,39 +95,103 @@ async def test_legacy_non_plain_pattern_is_judged_by_test_event_pattern(
     assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is legacy
 
 
+RETURNS = {"data": {"dataset": {"name": ["returns"]}}}  # no recorded example is a returns file
+
+
 @pytest.mark.usefixtures("test_event_pattern")
 @pytest.mark.parametrize(
-    "pattern",
+    ("pattern", "legacy"),
     [
-        {
-            "detail-type": [{"prefix": "sluice.file.validated.v1"}],
-            "$or": [
-                {"detail": {"data": {"dataset": {"name": ["returns"]}}}},
-                {"detail": {"data": {"bucket": ["team-raw"]}}},
-            ],
-        },
-        {
-            "source": ["sluice.validate"],
-            "detail": {
-                "type": [{"prefix": "sluice.file.validated.v1"}],
+        # v1 for the files of one dataset or bucket: a returns file reaches it in v1 only
+        (
+            {
+                "detail-type": [{"prefix": "sluice.file.validated.v1"}],
+                "$or": [{"detail": RETURNS}, {"detail": {"data": {"bucket": ["team-raw"]}}}],
+            },
+            True,
+        ),
+        (
+            {
+                "source": ["sluice.validate"],
+                "detail": {
+                    "type": [{"prefix": "sluice.file.validated.v1"}],
+                    "$or": [RETURNS, {"subject": ["no-such-file"]}],
+                },
+            },
+            True,
+        ),
+        # v1 for returns files, v3 for orders files: a returns file gets v1 alone
+        (
+            {
                 "$or": [
-                    {"data": {"dataset": {"name": ["returns"]}}},
-                    {"subject": ["no-such-file"]},
+                    {"detail-type": ["sluice.file.validated.v1"], "detail": RETURNS},
+                    {
+                        "detail-type": ["sluice.file.validated.v3"],
+                        "detail": {"data": {"dataset": {"name": ["orders"]}}},
+                    },
+                ]
+            },
+            True,
+        ),
+        # v1 for every file, v3 for returns files: any other file gets v1 alone
+        (
+            {
+                "source": ["sluice.validate"],
+                "$or": [
+                    {"detail": RETURNS, "detail-type": ["sluice.file.validated.v3"]},
+                    {"detail-type": [{"prefix": "sluice.file.validated.v1"}]},
                 ],
             },
-        },
+            True,
+        ),
+        # every file gets v3 whatever else it gets: not a legacy subscriber
+        (
+            {
+                "$or": [
+                    {"detail-type": ["sluice.file.validated.v1"], "detail": RETURNS},
+                    {"detail-type": [{"prefix": "sluice.file.validated"}]},
+                ]
+            },
+            False,
+        ),
+        # the files of one dataset in every major: not a legacy subscriber
+        (
+            {
+                "detail-type": [{"prefix": "sluice.file.validated"}],
+                "$or": [{"detail": RETURNS}, {"detail": {"data": {"bucket": ["team-raw"]}}}],
+            },
+            False,
+        ),
+        (
+            {
+                "$or": [
+                    {"detail": RETURNS, "detail-type": [{"prefix": "sluice.file.validated"}]},
+                    {"detail-type": ["sluice.file.transformed.v1"]},
+                ]
+            },
+            False,
+        ),
     ],
-    ids=["or-of-data-filters", "or-in-detail"],
+    ids=[
+        "v1-for-some-files",
+        "or-in-detail",
+        "v1-returns-v3-orders",
+        "v1-all-v3-returns",
+        "v3-for-every-file",
+        "every-major-of-some-files",
+        "every-major-of-some-files-or-another-fact",
+    ],
 )
-async def test_legacy_data_filter_inside_or_does_not_hide_an_older_major_subscriber(
-    events: EventBridgeClient, pattern: dict[str, Any]
+async def test_legacy_data_filters_inside_or_are_judged_per_alternative(
+    events: EventBridgeClient, pattern: dict[str, Any], legacy: bool
 ) -> None:
-    # GIVEN a team's v1 rule for the files of one dataset (or bucket) in a `$or`, which no
-    # recorded example is (they are orders files of sluice-raw)
+    # GIVEN a team's rule filtering files by their data in a `$or` (the recorded examples are
+    # orders files of sluice-raw)
     await events.create_event_bus(Name=BUS)
-    await put_rule(events, "team-v1-returns", pattern)
-    # THEN it is a legacy subscriber: a returns file would reach it in v1 only
-    assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is True
+    await put_rule(events, "team", pattern)
+    # THEN it is a legacy subscriber exactly when some file would reach it in an older major
+    # without the newest
+    assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is legacy
 
 
 @pytest.mark.usefixtures("test_event_pattern")

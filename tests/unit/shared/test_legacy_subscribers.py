@@ -15,11 +15,13 @@ from contracts.errors import ThrottledError
 from contracts.events import FileTransformedV3, FileValidatedV1, FileValidatedV3
 from sluice_shared.aws.errors import AwsConfigurationError
 from sluice_shared.subscribers import (
+    MAX_ALTERNATIVES,
     TEST_CONCURRENCY,
+    Alternative,
     LegacySubscribers,
+    alternatives,
     example_event,
     inline_limit,
-    judged_pattern,
     recorded_example,
 )
 from tests.fakes import InMemoryBusRules
@@ -128,26 +130,28 @@ async def test_legacy_filters_on_the_data_do_not_hide_an_older_major_subscriber(
 
 
 RETURNS = {"data": {"dataset": {"name": ["returns"]}}}  # a filter on the files, not the majors
+SOURCE = {"source": ["sluice.validate"]}
 
 
 @pytest.mark.parametrize(
-    ("pattern", "judged"),
+    ("pattern", "ways"),
     [
-        # a top-level `$or` whose branch filters only the data: that branch matches anything,
-        # so the whole `$or` does
+        # a branch that filtered only the data adds nothing to its way, which picks files
         (
-            {"$or": [{"detail": RETURNS}, {"detail-type": [V1]}], "source": ["sluice.validate"]},
-            {"source": ["sluice.validate"]},
+            {"$or": [{"detail": RETURNS}, {"detail-type": [V1]}], **SOURCE},
+            [(SOURCE, True), ({"detail-type": [V1], **SOURCE}, False)],
         ),
-        # every branch keeps what it filters besides the data
         (
             {"$or": [{"detail-type": [V1], "detail": RETURNS}, {"detail-type": [{"prefix": "x"}]}]},
-            {"$or": [{"detail-type": [V1]}, {"detail-type": [{"prefix": "x"}]}]},
+            [({"detail-type": [V1]}, True), ({"detail-type": [{"prefix": "x"}]}, False)],
         ),
-        # `$or` nested in `detail`, and in a branch of a top-level `$or`
+        # `$or` in `detail`, and in a branch of a top-level `$or`
         (
             {"detail-type": [V1], "detail": {"$or": [RETURNS, {"source": ["team.x"]}]}},
-            {"detail-type": [V1]},
+            [
+                ({"detail-type": [V1]}, True),
+                ({"detail-type": [V1], "detail": {"source": ["team.x"]}}, False),
+            ],
         ),
         (
             {
@@ -156,24 +160,56 @@ RETURNS = {"data": {"dataset": {"name": ["returns"]}}}  # a filter on the files,
                     {"detail-type": [V1]},
                 ]
             },
-            {"$or": [{"detail": {"type": [V2]}}, {"detail-type": [V1]}]},
+            [
+                ({"detail": {"type": [V2]}}, True),
+                ({"detail": {"type": [V2], "subject": ["s"]}}, False),
+                ({"detail-type": [V1]}, False),
+            ],
         ),
+        # a branch's `detail` joins the pattern's own `detail`
         (
-            {"detail": {"$or": [{"type": [V2], **RETURNS}, {"type": [V1], "subject": ["s"]}]}},
-            {"detail": {"$or": [{"type": [V2]}, {"type": [V1], "subject": ["s"]}]}},
+            {"detail": {"type": [V1]}, "$or": [{"detail": {"subject": ["s"]}}, SOURCE]},
+            [
+                ({"detail": {"type": [V1], "subject": ["s"]}}, False),
+                ({"detail": {"type": [V1]}, **SOURCE}, False),
+            ],
         ),
-        # a pattern with no data filter is judged as it is
+        # no `$or`: one way; ways that end up alike are one
+        ({"detail-type": [V1], "detail": RETURNS}, [({"detail-type": [V1]}, True)]),
         (
-            {"$or": [{"detail-type": [V1]}, {"detail": {"type": [V2]}}]},
-            {"$or": [{"detail-type": [V1]}, {"detail": {"type": [V2]}}]},
+            {"detail-type": [V1], "$or": [{"detail": RETURNS}, {"detail": {"data": {"b": [1]}}}]},
+            [({"detail-type": [V1]}, True)],
         ),
     ],
-    ids=["or-data-only", "or-branches", "or-in-detail", "or-in-or", "or-detail-mixed", "no-data"],
+    ids=["data-only", "branches", "in-detail", "or-in-or", "detail-joined", "no-or", "alike"],
 )
-def test_legacy_data_filters_are_left_out_inside_or_branches(
-    pattern: dict[str, Any], judged: dict[str, Any]
+def test_legacy_or_patterns_are_judged_as_their_alternatives_without_data_filters(
+    pattern: dict[str, Any], ways: list[tuple[dict[str, Any], bool]]
 ) -> None:
-    assert judged_pattern(pattern) == judged
+    assert alternatives(pattern) == [Alternative(way, picks) for way, picks in ways]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ([{"detail-type": [V1]}], "a JSON object"),
+        ({"source": ["a"], "$or": [{"source": ["b"]}, {"id": ["c"]}]}, "'source' both"),
+        ({"$or": [{"detail-type": [f"t{n}"]} for n in range(MAX_ALTERNATIVES + 1)]}, "over"),
+        ({"$or": [{"detail-type": [V1]}, "v2"]}, "each branch"),
+    ],
+    ids=["not-an-object", "field-in-and-beside-or", "too-many", "branch-not-an-object"],
+)
+def test_legacy_pattern_that_cannot_be_split_is_refused(pattern: Any, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        alternatives(pattern)
+
+
+async def test_legacy_too_many_alternatives_count_as_a_legacy_subscriber(
+    rules: InMemoryBusRules, clock: Clock
+) -> None:
+    wide = [{"detail-type": [f"t{n}"]} for n in range(MAX_ALTERNATIVES + 1)]
+    rules.add("wide", {"$or": wide})
+    assert await check(rules, clock).present(FileValidatedV3) is True
 
 
 @pytest.mark.parametrize(
