@@ -446,10 +446,10 @@ def test_write_partitioned_split_by_filter_or_by_sort_gives_the_same_objects(
 def test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile() -> None:
     import threading
 
-    from sluice_shared.datapath.output import _BackgroundWriter
+    from sluice_shared.datapath.ahead import BackgroundWriter
 
     # GIVEN two writer threads, a job of file a that blocks, a second job of a, a job of b
-    writer = _BackgroundWriter(threads=2)
+    writer = BackgroundWriter(threads=2)
     gate = threading.Event()
     log: list[str] = []
 

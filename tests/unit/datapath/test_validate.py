@@ -165,22 +165,71 @@ def test_validate_checks_blocks_on_threads_with_the_sequential_output(
         return real_check(*args, **kwargs)
 
     monkeypatch.setattr(checks, "check_block", spy)
+    appended: list[str] = []
+    real_append = validate_module._Stager._append
+
+    def append_spy(stager: Any, bucket: int, part: pa.RecordBatch) -> None:
+        appended.append(threading.current_thread().name)
+        real_append(stager, bucket, part)
+
+    monkeypatch.setattr(validate_module._Stager, "_append", append_spy)
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     # WHEN it is validated with two check threads, then with one
     threaded = _run(tmp_path / "two", data, bucket_count=2)
     on_pool = set(seen)
+    staged_on = set(appended)
+    appended.clear()
     monkeypatch.setattr(validate_module, "CHECK_THREADS", 1)
     sequential = _run(tmp_path / "one", data, bucket_count=2)
     # THEN every block (the rest of the header's too) was checked off the caller's thread,
-    # and nothing else changed
+    # its valid rows compressed and written on the staging threads (on the caller's with one
+    # check thread), and nothing else changed
     assert on_pool
     assert all(name.startswith("sluice-check") for name in on_pool)
+    assert staged_on
+    assert all(name.startswith("sluice-stage") for name in staged_on)
+    assert set(appended) == {threading.current_thread().name}
     assert threaded.rows_quarantined == sequential.rows_quarantined == 400 // 7
     assert _staged(threaded).equals(_staged(sequential))
     assert _quarantined(threaded) == _quarantined(sequential)
     for result in (threaded, sequential):
         assert sorted(result.staged) == [0, 1]
+
+
+@pytest.mark.parametrize("failing", ["first", "last"])
+def test_validate_staging_write_error_on_its_thread_is_raised_and_staging_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    import errno
+
+    import sluice_shared.datapath.validate as validate_module
+
+    # GIVEN a file of many blocks on two CPUs, where one staged write fails on the staging
+    # thread: the first (raised when a later batch is handed over) or the last (at the close)
+    monkeypatch.setattr(validate_module, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(validate_module, "THREADED_BLOCK_BYTES", 512)
+    monkeypatch.setattr(validate_module, "INLINE_BYTES", -1)
+    monkeypatch.setattr(validate_module, "usable_cpus", lambda: 2)
+    data = HEADER + b"".join(_order(n) for n in range(1, 201))
+    real_append = validate_module._Stager._append
+    calls: list[int] = []
+
+    def append(stager: Any, bucket: int, part: pa.RecordBatch) -> None:
+        calls.append(1)
+        holds_last_row = global_row(0, 200) in part.column("__row").to_pylist()
+        if (failing == "first" and len(calls) == 1) or (failing == "last" and holds_last_row):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(stager, bucket, part)
+
+    monkeypatch.setattr(validate_module._Stager, "_append", append)
+    # WHEN it is validated
+    with pytest.raises(OSError, match="No space left") as raised:
+        _run(tmp_path, data)
+    # THEN the write's own error reaches the caller, and no staged file is left behind
+    assert raised.value.errno == errno.ENOSPC
+    assert calls
+    assert not list(tmp_path.rglob("*.arrow"))
 
 
 def test_validate_small_file_is_checked_on_the_callers_thread(

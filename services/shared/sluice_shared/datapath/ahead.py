@@ -14,6 +14,8 @@ concurrent functions) caps the CPUs a step uses with `cpu_limit`.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -119,3 +121,81 @@ def map_ahead(
         finally:
             for future in window:  # stopped early: drop the work not started
                 future.cancel()
+
+
+class BackgroundWriter:
+    """Runs write jobs on background threads: the jobs of one file (`key`) in the order
+    submitted, one at a time; jobs of different files at once when there are two threads.
+    Submitting waits while `depth` + 1 jobs are in flight (running or waiting), however many
+    threads run them, so memory stays flat: a second thread takes one of those, not more. A
+    job's exception is raised on the caller's thread by the next `submit` or by `finish`.
+    """
+
+    def __init__(
+        self, *, threads: int = 1, depth: int = 2, inline: bool = False, name: str = "sluice-writer"
+    ) -> None:
+        # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
+        # and a queue hop per job cost more than the overlap gains for a few kilobytes.
+        self._slots = threading.Semaphore(depth + 1)
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[Callable[[], None]]] = {}  # files with jobs in flight
+        self._idle = threading.Condition(self._lock)
+        self._error: BaseException | None = None
+        self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # files to drain
+        self._threads: list[threading.Thread] = []
+        if not inline:
+            # Started now, not on demand: each is there when a second file has rows to write.
+            for n in range(threads):
+                thread = threading.Thread(target=self._run, name=f"{name}_{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _run(self) -> None:
+        while (key := self._ready.get()) is not None:
+            self._drain(key)
+
+    def submit(self, key: str, job: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self._threads:
+            job()
+            return
+        self._slots.acquire()
+        with self._lock:
+            waiting = self._queues.get(key)
+            if waiting is not None:  # the file's jobs run in order: after the queued ones
+                waiting.append(job)
+                return
+            self._queues[key] = deque([job])
+        self._ready.put(key)
+
+    def _drain(self, key: str) -> None:
+        """Run the file's queued jobs on this thread until none is left."""
+        while True:
+            with self._lock:
+                job = self._queues[key][0]
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self._error = exc
+            self._slots.release()
+            with self._lock:
+                waiting = self._queues[key]
+                waiting.popleft()
+                if not waiting:
+                    del self._queues[key]
+                    self._idle.notify_all()
+                    return
+
+    def finish(self) -> None:
+        if self._threads:
+            with self._lock:
+                self._idle.wait_for(lambda: not self._queues)
+            for _ in self._threads:
+                self._ready.put(None)
+            for thread in self._threads:
+                thread.join()
+            self._threads.clear()
+        if self._error is not None:
+            raise self._error

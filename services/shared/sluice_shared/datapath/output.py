@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import queue
-import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sluice_shared.datapath.ahead import read_ahead, usable_cpus
+from sluice_shared.datapath.ahead import BackgroundWriter, read_ahead, usable_cpus
 from sluice_shared.datapath.schema import ROW_COLUMN, utc_as_naive
 from sluice_shared.datapath.transform import transformed_schema
 
@@ -202,81 +200,6 @@ def _split_by_partition(
         start = end
 
 
-class _BackgroundWriter:
-    """Runs write jobs on background threads: the jobs of one file in the order submitted, one
-    at a time; jobs of different files at once when there are two threads. Submitting waits
-    while `_WRITE_QUEUE_DEPTH` + 1 jobs are in flight (running or waiting), however many
-    threads run them, so memory stays flat: a second thread takes one of those, not more.
-    """
-
-    def __init__(self, *, threads: int = 1, inline: bool = False) -> None:
-        # Inline (small inputs): jobs run on the caller's thread, in the same order; a thread
-        # and a queue hop per job cost more than the overlap gains for a few kilobytes.
-        self._slots = threading.Semaphore(_WRITE_QUEUE_DEPTH + 1)
-        self._lock = threading.Lock()
-        self._queues: dict[str, deque[Callable[[], None]]] = {}  # files with jobs in flight
-        self._idle = threading.Condition(self._lock)
-        self._error: BaseException | None = None
-        self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # files to drain
-        self._threads: list[threading.Thread] = []
-        if not inline:
-            # Started now, not on demand: each is there when a second file has rows to write.
-            for n in range(threads):
-                thread = threading.Thread(target=self._run, name=f"parquet-writer_{n}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
-
-    def _run(self) -> None:
-        while (key := self._ready.get()) is not None:
-            self._drain(key)
-
-    def submit(self, key: str, job: Callable[[], None]) -> None:
-        if self._error is not None:
-            raise self._error
-        if not self._threads:
-            job()
-            return
-        self._slots.acquire()
-        with self._lock:
-            waiting = self._queues.get(key)
-            if waiting is not None:  # the file's jobs run in order: after the queued ones
-                waiting.append(job)
-                return
-            self._queues[key] = deque([job])
-        self._ready.put(key)
-
-    def _drain(self, key: str) -> None:
-        """Run the file's queued jobs on this thread until none is left."""
-        while True:
-            with self._lock:
-                job = self._queues[key][0]
-            if self._error is None:
-                try:
-                    job()
-                except BaseException as exc:  # re-raised on the caller's thread
-                    self._error = exc
-            self._slots.release()
-            with self._lock:
-                waiting = self._queues[key]
-                waiting.popleft()
-                if not waiting:
-                    del self._queues[key]
-                    self._idle.notify_all()
-                    return
-
-    def finish(self) -> None:
-        if self._threads:
-            with self._lock:
-                self._idle.wait_for(lambda: not self._queues)
-            for _ in self._threads:
-                self._ready.put(None)
-            for thread in self._threads:
-                thread.join()
-            self._threads.clear()
-        if self._error is not None:
-            raise self._error
-
-
 @dataclass
 class _Partition:
     path: str
@@ -319,7 +242,12 @@ class _PartitionedWriter:
         threads = max(1, min(WRITER_THREADS, cpus))
         # On one CPU a writer thread only takes turns with the caller's (switching and GIL
         # hand-offs cost ~7% of the stage's CPU on 1M orders rows), so the caller writes.
-        self.background = _BackgroundWriter(threads=threads, inline=inline_writes or cpus < 2)
+        self.background = BackgroundWriter(
+            threads=threads,
+            depth=_WRITE_QUEUE_DEPTH,
+            inline=inline_writes or cpus < 2,
+            name="parquet-writer",
+        )
 
     def choose_dictionary_columns(self, table: pa.Table) -> None:
         chosen = []

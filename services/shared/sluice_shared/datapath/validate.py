@@ -24,7 +24,9 @@ or a missing key is null). JSON values must already have the column's JSON type 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import itertools
 from collections import Counter, deque
@@ -37,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice_shared.datapath import checks
-from sluice_shared.datapath.ahead import usable_cpus
+from sluice_shared.datapath.ahead import BackgroundWriter, usable_cpus
 from sluice_shared.datapath.blocks import (
     UTF8_BOM,
     Block,
@@ -74,17 +76,23 @@ BLOCK_BYTES = 4 << 20
 # zstd 303 MB with threaded compression (242 MB without, but then the second core idles). lz4
 # halves the bytes staged through S3 and keeps the peak well under the 300 MB budget.
 STAGED_COMPRESSION: str | None = "lz4"
-STAGED_WRITE_THREADS = True  # compress a batch's buffers on Arrow's CPU pool (the other core)
+# On one CPU a batch's buffers are compressed on Arrow's CPU pool; on two, on the staging
+# threads (`STAGE_QUEUE_DEPTH`).
+STAGED_WRITE_THREADS = True
 # Blocks parsed and checked at once on a process with two or more CPUs (`usable_cpus`: a Lambda
 # function from 3,538 MB). pyarrow's CSV reader and compute kernels release the GIL, so a
 # second thread parses and checks the next block while this one stages and quarantines the
 # current; blocks are still staged and quarantined in file order, so the output is the same.
 CHECK_THREADS = 2
-# The block size when blocks are checked on threads: two 2 MiB blocks in flight hold about what
-# one 4 MiB block does (200 MB orders CSV, two buckets, peak RSS: one thread with 4 MiB blocks
-# 255 MB / 192 MB with the function-process settings; two threads with 4 MiB 381 / 240 MB;
-# two threads with 2 MiB 256 / 186 MB).
-THREADED_BLOCK_BYTES = 2 << 20
+# The block size when blocks are checked on threads. 5M orders rows (421 MB, one bucket), two
+# CPUs, validate alone in a fresh process, 8 paired runs each (2026-12-07): 2 MiB 3.21 s /
+# 176 MB peak RSS, 3 MiB 2.98 s / 204 MB, 4 MiB 3.02 s / 221 MB (whole process, medians).
+THREADED_BLOCK_BYTES = 3 << 20
+# Staged batches handed to the staging threads and not yet written. On two CPUs the thread that
+# stages blocks in file order used to wait for each batch's compression on Arrow's pool, and
+# the check threads for it: writing behind took validate of those 5M rows from 3.51 to 3.21 s
+# (2 MiB blocks, medians of 8 paired runs) and its peak RSS from 191 to 175 MB.
+STAGE_QUEUE_DEPTH = 2
 # Plain inputs up to this size are checked on the caller's thread: they are one block, and
 # starting threads for a small file (the common case on the real-time path) costs more than
 # nothing.
@@ -134,7 +142,12 @@ class _Rejected(Exception):
 
 
 class _Stager:
-    """One Arrow IPC stream writer per non-empty bucket, opened on its first row."""
+    """One Arrow IPC stream writer per non-empty bucket, opened on its first row.
+
+    With `write_behind` (blocks checked on threads) each bucket's batches are compressed and
+    written on writer threads, in the order given, at most `STAGE_QUEUE_DEPTH` + 1 at a time:
+    the thread that stages blocks in file order only hands them over, and goes on to the next
+    block while they are written."""
 
     def __init__(
         self,
@@ -154,6 +167,15 @@ class _Stager:
         self._options = pa.ipc.IpcWriteOptions(
             compression=STAGED_COMPRESSION, use_threads=STAGED_WRITE_THREADS
         )
+        self._behind = BackgroundWriter(inline=True)
+
+    def write_behind(self, threads: int) -> None:
+        """From now on, compress and write on `threads` threads of their own (the files of two
+        buckets at once; each file's batches in order), not on the caller's or Arrow's pool."""
+        self._behind = BackgroundWriter(
+            threads=min(threads, self.bucket_count), depth=STAGE_QUEUE_DEPTH, name="sluice-stage"
+        )
+        self._options = pa.ipc.IpcWriteOptions(compression=STAGED_COMPRESSION, use_threads=False)
 
     def _writer(self, bucket: int) -> pa.ipc.RecordBatchStreamWriter:
         writer = self._writers.get(bucket)
@@ -169,21 +191,33 @@ class _Stager:
         if batch.num_rows == 0:
             return
         if self.bucket_count == 1:
-            self._writer(0).write_batch(batch)
+            self._write(0, batch)
             return
         if buckets is None:
             buckets = assign_buckets(batch, self.key_columns, self.bucket_count)
         for bucket in pc.unique(buckets).to_pylist():
             part = batch.filter(pc.equal(buckets, pa.scalar(bucket, buckets.type)))
-            self._writer(int(bucket)).write_batch(part)
+            self._write(int(bucket), part)
+
+    def _write(self, bucket: int, part: pa.RecordBatch) -> None:
+        self._writer(bucket)  # opened here: only this thread changes the dicts
+        self._behind.submit(str(bucket), functools.partial(self._append, bucket, part))
+
+    def _append(self, bucket: int, part: pa.RecordBatch) -> None:
+        self._writers[bucket].write_batch(part)
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
+        """Write what is handed over and close every file; raises a write's error."""
+        try:
+            self._behind.finish()
+        finally:
+            for writer in self._writers.values():
+                writer.close()
+            self._writers.clear()
 
     def discard(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # the error that made the file go is the one raised
+            self.close()
         for path in self.paths.values():
             path.unlink(missing_ok=True)
         self.paths.clear()
@@ -542,6 +576,7 @@ class _FileValidator:
         self.threads = check_threads(self._plain_bytes())
         if self.threads > 1:
             self.block_bytes = min(BLOCK_BYTES, THREADED_BLOCK_BYTES)
+            self.stager.write_behind(self.threads)
         try:
             self._run_blocks()
         except SourceError as exc:
@@ -674,7 +709,11 @@ def validate_file(
             quarantine_path=quarantine_path,
             rejection=rejection,
         )
-    job.stager.close()
+    try:
+        job.stager.close()  # raises an error of a write still in flight
+    except BaseException:
+        job.stager.discard()
+        raise
     return ValidateResult(
         rows_in=counts.rows_in,
         rows_valid=counts.rows_valid,
