@@ -822,6 +822,23 @@ PROMISES: tuple[Promise, ...] = (
                 ),
                 (f"{PUBLISHED_TESTS}::test_new_dataset_is_seen_by_a_warm_catalog_at_once",),
             ),
+            Mechanism(
+                "`sluice_shared.stages.load_lookup_tables`: transform and the batch path's "
+                "run-bucket join the lookup tables of the catalog the contract came from",
+                _mutation(
+                    "published-lookups-ignored",
+                    _off(
+                        STAGES,
+                        "    catalog = contracts if isinstance(contracts, DatasetCatalog)"
+                        " else None",
+                        "    catalog = None",
+                    ),
+                ),
+                (
+                    "tests/integration/batch/test_batch_handlers.py::"
+                    "test_run_bucket_joins_the_published_lookup_table_not_the_packaged_one",
+                ),
+            ),
         ),
     ),
     Promise(

@@ -24,13 +24,13 @@ import orjson
 
 from sluice_shared.datapath.ahead import cpu_limit
 from sluice_shared.datapath.memory import release_memory
-from sluice_shared.datapath.transform import load_lookups, transform_bucket
+from sluice_shared.datapath.transform import transform_bucket
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys
 from sluice_shared.ports import ObjectNotFoundError
 from sluice_shared.scratch import scratch_dir
-from sluice_shared.stages import load_contract, write_bucket_parquet
+from sluice_shared.stages import load_contract, load_lookup_tables, write_bucket_parquet
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -160,7 +160,9 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
     Raises PoisonInputError for an unusable lookup table, TransientError for AWS failures.
     """
     contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
-    lookups = await asyncio.to_thread(load_lookups, contract)
+    # lookup tables live beside the contract they came from (the published ones when the
+    # contracts are), as on the real-time path: a large and a small file join the same values
+    lookups = await load_lookup_tables(deps.contracts, contract)
     keys = StageKeys(item.file_id, item.dataset.name)
     bucket = item.hash_bucket
     objects: list[dict[str, Any]] = []

@@ -54,6 +54,7 @@ from sluice_shared.subscribers import LegacySubscribers
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Collection, Mapping
 
+    import pyarrow as pa
     from aws_lambda_powertools import Tracer
 
     from contracts.datasets import DatasetContract
@@ -210,6 +211,23 @@ async def load_contract(
     contract fetch from S3 (an S3 round trip, up to the client's timeouts when S3 is slow) never
     stalls the function's other coroutines. Raises what `load` raises."""
     return await asyncio.to_thread(contracts.load, name, version)
+
+
+async def load_lookup_tables(
+    contracts: ContractSource, contract: DatasetContract
+) -> dict[str, pa.Table]:
+    """The lookup tables `contract` joins with, read from the catalog it came from, in a worker
+    thread: the published tables when `contracts` is the published catalog (a fetch from S3),
+    so every path of a dataset joins the same values. A source that is not a catalog (a fake)
+    reads the packaged tables. Raises LookupTableError for an unusable table, and what the
+    catalog raises (DatasetContractInvalid for a published file that differs from its
+    manifest, TransientError when S3 is unreadable)."""
+    # The data path (pyarrow) loads on the first file, not at cold start (bench/cold_start.py).
+    from contracts.datasets import DatasetCatalog
+    from sluice_shared.datapath.transform import load_lookups
+
+    catalog = contracts if isinstance(contracts, DatasetCatalog) else None
+    return await asyncio.to_thread(load_lookups, contract, catalog)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ bounded by a bucket, not by the file. Duplicates are quarantined, never dropped 
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ from sluice_shared.stages import (
     identity_claims,
     inline_rows,
     load_contract,
+    load_lookup_tables,
     quarantine_file,
     run_data_step,
     snapshot_of,
@@ -82,10 +82,8 @@ async def transform_validated_file(
     for a duplicate delivery. Raises TransientError
     for AWS failures worth a retry.
     """
-    # The data path (pyarrow) and the catalog (YAML) load on the first file, not at cold start
-    # (bench/cold_start.py).
-    from contracts.datasets import DatasetCatalog
-    from sluice_shared.datapath.transform import LookupTableError, load_lookups, transform_bucket
+    # The data path (pyarrow) loads on the first file, not at cold start (bench/cold_start.py).
+    from sluice_shared.datapath.transform import LookupTableError, transform_bucket
 
     # Rows the fact carries (v3, a small file): trusted once their digest is the ledger's.
     inline = validated.inline if isinstance(validated, FileValidatedV3) else None
@@ -127,8 +125,7 @@ async def transform_validated_file(
     try:
         contract = await load_contract(deps.contracts, claimed.dataset, claimed.dataset_version)
         # lookup tables live beside the contract they came from
-        catalog = deps.contracts if isinstance(deps.contracts, DatasetCatalog) else None
-        lookups = await asyncio.to_thread(load_lookups, contract, catalog)
+        lookups = await load_lookup_tables(deps.contracts, contract)
     except (DatasetContractInvalid, LookupTableError) as unusable:
         return await _reject(claimed, validated, deps, unusable.code, unusable.message)
     bucket_count = bucket_count_for(claimed.size_bytes)

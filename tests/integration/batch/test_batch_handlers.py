@@ -6,19 +6,24 @@ import errno
 import json
 import os
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from contracts.datasets import load_contract
+from contracts.datasets.loader import DATASETS_DIR
 from sluice.generate import generate
 from sluice_batch import handlers, work
 from sluice_shared.datapath import output
 from sluice_shared.datapath.ahead import usable_cpus
 from sluice_shared.datapath.split import plan_byte_ranges
 from sluice_shared.errors import PoisonInputError
+from sluice_shared.published_contracts import DEFAULT_PREFIX, publish
 from tests.integration.batch.batch_stack import BatchStack, batch_stack
 
 __all__ = ["batch_stack"]
@@ -221,3 +226,55 @@ def test_partition_and_bucket_steps_run_the_data_path_on_the_batch_data_cpus(
     assert len(seen) == steps
     assert {n for n, _ in seen} == {"validate_file", "transform_bucket", "write_partitioned"}
     assert usable_cpus() == 4
+
+
+def _published_orders(batch_stack: BatchStack, tmp_path: Path, countries: str) -> None:
+    """Publish the orders contract to the processed bucket with `countries` as its lookup
+    table (the functions read it when SLUICE_CONTRACTS_PREFIX is set)."""
+    root = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR / "orders", root / "orders")
+    (root / "orders/lookups/countries.csv").write_text(countries)
+    publish(batch_stack.stack.client("s3"), batch_stack.stack.processed, root)
+
+
+def _run_items(batch_stack: BatchStack, run_id: str, key: str) -> list[dict[str, Any]]:
+    """Plan `key`, run every partition; return the planned bucket items."""
+    payload = handlers.plan(plan_event(run_id, {"source": "file", "key": key}), None)
+    work_objects = batch_stack.objects(batch_stack.stack.work, f"batch/runs/{run_id}/")
+    for item in (json.loads(x) for x in work_objects[payload["partitions"]["key"]].split()):
+        handlers.run_partition({"run_id": run_id, "partition": item}, None)
+    return [json.loads(x) for x in work_objects[payload["buckets"]["key"]].split()]
+
+
+def test_run_bucket_joins_the_published_lookup_table_not_the_packaged_one(
+    batch_stack: BatchStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN orders published with a countries table whose names differ from the packaged one
+    monkeypatch.setenv("SLUICE_CONTRACTS_PREFIX", DEFAULT_PREFIX)
+    packaged = (DATASETS_DIR / "orders/lookups/countries.csv").read_text().splitlines()
+    published = [packaged[0]] + [
+        ",".join(f"{v} (published)" if i == 1 else v for i, v in enumerate(line.split(",")))
+        for line in packaged[1:]
+    ]
+    _published_orders(batch_stack, tmp_path, "\n".join(published) + "\n")
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=600, seed=7)
+    batch_stack.put_raw("orders/x/lookups.csv", src.read_bytes())
+    # WHEN the batch path validates its partitions and transforms its buckets
+    for bucket in _run_items(batch_stack, "p7", "orders/x/lookups.csv"):
+        handlers.run_bucket({"run_id": "p7", "bucket": bucket}, None)
+    # THEN every joined country name is the published one
+    written = {
+        k: v
+        for k, v in batch_stack.objects(batch_stack.stack.processed).items()
+        if k.endswith(".parquet")
+    }
+    assert written
+    names = [
+        name
+        for body in written.values()
+        for name in pq.read_table(pa.BufferReader(body)).column("country_name").to_pylist()
+        if name is not None
+    ]
+    assert names
+    assert all(name.endswith(" (published)") for name in names), sorted(set(names))[:5]
