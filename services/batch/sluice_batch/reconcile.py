@@ -7,7 +7,8 @@ buckets must have read exactly the staged objects the partitions wrote, and thei
 objects must be disjoint. Rejected or failed partitions are tolerated up to
 `tolerated_failure_percent` of the run's partitions (whole-file rejections of unsplit files are
 file verdicts, as on the real-time path, and do not count); above it the run fails and no file
-is marked COMPLETED.
+is marked COMPLETED. A bucket whose contract or lookup table does not load (`contract_invalid`,
+`invalid_lookup_table`) quarantines its file with that reason, as transform does.
 
 `reconcile_run` applies a judgement: manifest of each completed file written last (after its
 Parquet objects, which run_bucket wrote), ledger moved forward (VALIDATING → TRANSFORMING →
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
     from sluice_batch.deps import BatchDeps
 
 MAX_ITEM_MANIFEST_BYTES = 256 * 2**20
+# The reason codes of a bucket whose contract or lookup table does not load (`work.run_bucket`):
+# the file's verdict, QUARANTINED with that code as transform ends it, not a failed item.
+UNUSABLE_CONTRACT = frozenset({"contract_invalid", "invalid_lookup_table"})
 RUN_WRITE_ATTEMPTS = 20
 _FORWARD = (
     FileStatus.VALIDATING,
@@ -196,6 +200,13 @@ def judge_run(
         verdict = verdicts[bucket_item.file_id]
         b = bucket_item.hash_bucket
         result, problem = _pick(by_bucket.get((bucket_item.file_id, b), []))
+        code = result.detail.get("reason_code") if result is not None else None
+        if result is not None and result.outcome == "bad" and code in UNUSABLE_CONTRACT:
+            # the contract or a lookup table does not load: the file's verdict, as transform's
+            reason = str(result.detail.get("reason", result.cause or ""))
+            verdict.failed_buckets.append({"bucket": b, "error": f"{code}: {reason}"})
+            verdict.fail(FileStatus.QUARANTINED, str(code), reason)
+            continue
         if result is None or result.outcome != "ok":
             why = problem or f"{result.error if result else ''}: {result.cause if result else ''}"
             verdict.failed_buckets.append({"bucket": b, "error": why})

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from contracts.errors import DatasetContractInvalid
 from sluice_shared.datapath.ahead import cpu_limit
 from sluice_shared.datapath.memory import release_memory
-from sluice_shared.datapath.transform import transform_bucket
+from sluice_shared.datapath.transform import LookupTableError, transform_bucket
 from sluice_shared.datapath.validate import validate_file
 from sluice_shared.errors import PoisonInputError
 from sluice_shared.keys import StageKeys
@@ -157,14 +158,26 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
 
     Reads the bucket's staged object of every partition (a partition with no row in the bucket,
     or a rejected one, has none), dedupes across them, writes Parquet to the processed bucket.
-    Raises PoisonInputError for an unusable lookup table, TransientError for AWS failures.
+    Raises PoisonInputError when the contract or a lookup table is unusable (message: JSON with
+    `reason_code` `contract_invalid` / `invalid_lookup_table` and the reason, which Reconcile
+    makes the file's QUARANTINED verdict, as transform does), TransientError for AWS failures.
     """
-    contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
-    # lookup tables live beside the contract they came from (the published ones when the
-    # contracts are), as on the real-time path: a large and a small file join the same values
-    lookups = await load_lookup_tables(deps.contracts, contract)
-    keys = StageKeys(item.file_id, item.dataset.name)
     bucket = item.hash_bucket
+    try:
+        contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
+        # lookup tables live beside the contract they came from (the published ones when the
+        # contracts are), as on the real-time path: a large and a small file join the same values
+        lookups = await load_lookup_tables(deps.contracts, contract)
+    except (DatasetContractInvalid, LookupTableError) as unusable:
+        detail = {
+            "file_id": item.file_id,
+            "hash_bucket": bucket,
+            "reason_code": unusable.code,
+            "reason": unusable.message,
+        }
+        # JSON, as a rejected partition's: the Catch result ({Error, Cause}) carries the code
+        raise PoisonInputError(orjson.dumps(detail).decode(), code=unusable.code) from unusable
+    keys = StageKeys(item.file_id, item.dataset.name)
     objects: list[dict[str, Any]] = []
     with (
         scratch_dir(settings.scratch_dir, f"bucket-{item.file_id}-{bucket}") as work,

@@ -278,3 +278,29 @@ def test_run_bucket_joins_the_published_lookup_table_not_the_packaged_one(
     ]
     assert names
     assert all(name.endswith(" (published)") for name in names), sorted(set(names))[:5]
+
+
+def test_unusable_published_lookup_table_quarantines_the_file_once_with_the_reason(
+    batch_stack: BatchStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN orders published with a countries table whose join key repeats
+    monkeypatch.setenv("SLUICE_CONTRACTS_PREFIX", DEFAULT_PREFIX)
+    packaged = (DATASETS_DIR / "orders/lookups/countries.csv").read_text()
+    _published_orders(batch_stack, tmp_path, packaged + "DE,Deutschland,EU\n")
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=600, seed=8)
+    batch_stack.put_raw("orders/x/dupes.csv", src.read_bytes())
+    # WHEN the batch state machine runs the file
+    done = batch_stack.run("p8", {"source": "file", "key": "orders/x/dupes.csv"})
+    # THEN the file ends QUARANTINED invalid_lookup_table, as on the real-time path, with the
+    # table and the repeated key named, every row counted as quarantined
+    assert done["status"] == "SUCCEEDED", done
+    record = batch_stack.files()["orders/x/dupes.csv"]
+    assert (record["status"], record["error_code"]) == ("QUARANTINED", "invalid_lookup_table")
+    assert "'countries'" in record["error"]
+    assert "DE" in record["error"]
+    assert int(record["rows_quarantined"]) == int(record["rows_in"]) == 600
+    # AND each bucket step ran once: an unusable table is an outcome, never retried
+    called = batch_stack.invoker.items_called("run_bucket")
+    assert called
+    assert len(called) == len(set(called))

@@ -106,6 +106,26 @@ def test_judge_run_rows_add_up_across_partitions_completes() -> None:
     assert len(file.objects) == 2
 
 
+def test_judge_run_bucket_whose_contract_does_not_load_quarantines_file_with_its_reason() -> None:
+    # GIVEN two good partitions, one good bucket, and one bucket rejected because the published
+    # contract did not load (what run_bucket's PoisonInputError carries) or failed outright
+    parts = partitions(2)
+    p_results = [ok_partition(0, 10, 1, [0, 1]), ok_partition(1, 8, 0, [0, 1])]
+    detail = {"reason_code": "contract_invalid", "reason": "orders/v1.yaml: sha256 differs"}
+    bad = ItemResult("bucket", FILE, 1, "bad", detail=detail, error="PoisonInputError")
+    other = ItemResult("bucket", FILE, 1, "bad", detail={}, error="PoisonInputError", cause="x")
+    # WHEN the run is judged
+    (file,) = judge(parts, p_results, [ok_bucket(0, 9, 1, [0, 1]), bad]).files
+    (plain,) = judge(parts, p_results, [ok_bucket(0, 9, 1, [0, 1]), other]).files
+    # THEN the file is QUARANTINED with the contract's reason, as transform ends it, every row
+    # read; a bucket rejected for another reason still fails the file
+    assert (file.status, file.reason_code) == (FileStatus.QUARANTINED, "contract_invalid")
+    assert file.reason == "orders/v1.yaml: sha256 differs"
+    assert file.rows_in == 18
+    assert file.failed_buckets == [{"bucket": 1, "error": f"contract_invalid: {detail['reason']}"}]
+    assert (plain.status, plain.reason_code) == (FileStatus.FAILED, "bucket_failed")
+
+
 def test_judge_run_bucket_read_other_partitions_than_staged_fails_file() -> None:
     # GIVEN bucket 1 read only partition 0 although partition 1 staged rows into it
     parts = partitions(2)
