@@ -7,8 +7,9 @@ buckets must have read exactly the staged objects the partitions wrote, and thei
 objects must be disjoint. Rejected or failed partitions are tolerated up to
 `tolerated_failure_percent` of the run's partitions (whole-file rejections of unsplit files are
 file verdicts, as on the real-time path, and do not count); above it the run fails and no file
-is marked COMPLETED. A bucket whose contract or lookup table does not load (`contract_invalid`,
-`invalid_lookup_table`) quarantines its file with that reason, as transform does.
+is marked COMPLETED. A partition or bucket whose contract or lookup table does not load
+(`contract_invalid`, `invalid_lookup_table`) quarantines its file with that reason, as validate
+and transform do.
 
 `reconcile_run` applies a judgement: manifest of each completed file written last (after its
 Parquet objects, which run_bucket wrote), ledger moved forward (VALIDATING → TRANSFORMING →
@@ -56,8 +57,9 @@ if TYPE_CHECKING:
     from sluice_batch.deps import BatchDeps
 
 MAX_ITEM_MANIFEST_BYTES = 256 * 2**20
-# The reason codes of a bucket whose contract or lookup table does not load (`work.run_bucket`):
-# the file's verdict, QUARANTINED with that code as transform ends it, not a failed item.
+# The reason codes of a partition or bucket whose contract or lookup table does not load
+# (`work.run_partition`, `work.run_bucket`): the file's verdict, QUARANTINED with that code as
+# validate and transform end it, not a failed item (nor one counted against the tolerance).
 UNUSABLE_CONTRACT = frozenset({"contract_invalid", "invalid_lookup_table"})
 RUN_WRITE_ATTEMPTS = 20
 _FORWARD = (
@@ -172,6 +174,13 @@ def judge_run(
             rows = result.detail.get("rows_in")
             code = result.detail.get("reason_code", result.error or "partition_rejected")
             reason = result.detail.get("reason", result.cause or "")
+            if code in UNUSABLE_CONTRACT:
+                # the contract did not load (no row read): the file's verdict, as validate's
+                verdict.bad_partitions.append(
+                    {**_label(item), "reason_code": code, "reason": reason, "rows_in": rows}
+                )
+                verdict.fail(FileStatus.QUARANTINED, str(code), str(reason))
+                continue
             verdict.bad_partitions.append(
                 {**_label(item), "reason_code": code, "reason": reason, "rows_in": rows}
             )

@@ -86,9 +86,21 @@ async def run_partition(
     """Validate one partition and stage its rows; return its report (counts, staged buckets).
 
     Raises PoisonInputError (message: JSON with the range, reason and `rows_in`) when the
-    contract rejects the partition's bytes as a whole, TransientError for AWS failures.
+    contract rejects the partition's bytes as a whole, or (`reason_code` `contract_invalid`, no
+    row read) when the contract does not load; TransientError for AWS failures.
     """
-    contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
+    try:
+        contract = await load_contract(deps.contracts, item.dataset.name, item.dataset.version)
+    except DatasetContractInvalid as invalid:
+        detail = {
+            "file_id": item.file_id,
+            "partition": item.partition,
+            "start": item.start,
+            "end": item.end,
+            "reason_code": invalid.code,
+            "reason": invalid.message,
+        }
+        raise PoisonInputError(orjson.dumps(detail).decode(), code=invalid.code) from invalid
     keys = StageKeys(item.file_id, item.dataset.name)
     with (
         scratch_dir(settings.scratch_dir, f"part-{item.file_id}-{item.partition}") as work,

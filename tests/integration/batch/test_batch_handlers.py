@@ -228,13 +228,13 @@ def test_partition_and_bucket_steps_run_the_data_path_on_the_batch_data_cpus(
     assert usable_cpus() == 4
 
 
-def _published_orders(batch_stack: BatchStack, tmp_path: Path, countries: str) -> None:
+def _published_orders(batch_stack: BatchStack, tmp_path: Path, countries: str) -> dict[str, str]:
     """Publish the orders contract to the processed bucket with `countries` as its lookup
-    table (the functions read it when SLUICE_CONTRACTS_PREFIX is set)."""
+    table (the functions read it when SLUICE_CONTRACTS_PREFIX is set); return the manifest."""
     root = tmp_path / "datasets"
     shutil.copytree(DATASETS_DIR / "orders", root / "orders")
     (root / "orders/lookups/countries.csv").write_text(countries)
-    publish(batch_stack.stack.client("s3"), batch_stack.stack.processed, root)
+    return publish(batch_stack.stack.client("s3"), batch_stack.stack.processed, root)
 
 
 def _run_items(batch_stack: BatchStack, run_id: str, key: str) -> list[dict[str, Any]]:
@@ -304,3 +304,35 @@ def test_unusable_published_lookup_table_quarantines_the_file_once_with_the_reas
     called = batch_stack.invoker.items_called("run_bucket")
     assert called
     assert len(called) == len(set(called))
+
+
+def test_run_partition_handler_contract_altered_after_plan_is_poison_with_the_reason(
+    batch_stack: BatchStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN orders published and a file planned with them, then the published contract's object
+    # altered, and a function that has not read it yet (a cold one)
+    monkeypatch.setenv("SLUICE_CONTRACTS_PREFIX", DEFAULT_PREFIX)
+    packaged = (DATASETS_DIR / "orders/lookups/countries.csv").read_text()
+    files = _published_orders(batch_stack, tmp_path, packaged)
+    src = tmp_path / "o.csv"
+    generate("orders", src, rows=200, seed=9)
+    batch_stack.put_raw("orders/x/altered.csv", src.read_bytes())
+    payload = handlers.plan(
+        plan_event("p9", {"source": "file", "key": "orders/x/altered.csv"}), None
+    )
+    key = payload["partitions"]["key"]
+    (item,) = [json.loads(x) for x in batch_stack.objects(batch_stack.stack.work, key)[key].split()]
+    s3 = batch_stack.stack.client("s3")
+    contract_key = f"{DEFAULT_PREFIX}objects/{files['orders/v1.yaml']}"
+    body = s3.get_object(Bucket=batch_stack.stack.processed, Key=contract_key)["Body"].read()
+    s3.put_object(Bucket=batch_stack.stack.processed, Key=contract_key, Body=body + b"\n# x\n")
+    handlers.close_runtimes()
+    # WHEN run_partition runs the partition
+    with pytest.raises(PoisonInputError) as raised:
+        handlers.run_partition({"run_id": "p9", "partition": item}, None)
+    # THEN it is poison (caught, never retried) whose JSON message carries contract_invalid and
+    # the reason naming the altered file, which Reconcile makes the file's verdict
+    assert type(raised.value) is PoisonInputError
+    detail = orjson.loads(str(raised.value))
+    assert (detail["partition"], detail["reason_code"]) == (0, "contract_invalid")
+    assert "orders/v1.yaml: sha256" in detail["reason"]

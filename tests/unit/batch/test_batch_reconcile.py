@@ -229,6 +229,27 @@ def test_judge_run_failed_child_leaves_file_failed_with_partition_listed() -> No
     assert run.status == "COMPLETED"
 
 
+def test_judge_run_partition_whose_contract_does_not_load_quarantines_file_not_run() -> None:
+    # GIVEN a file of two partitions, one of them rejected because the published contract did
+    # not load when it ran (no row of it read), in a run of two partitions (tolerance 10 %)
+    parts = partitions(2)
+    detail = {"reason_code": "contract_invalid", "reason": "orders/v1.yaml: sha256 differs"}
+    p_results = [
+        ok_partition(0, 10, 0, [0, 1]),
+        ItemResult("partition", FILE, 1, "bad", detail=detail, error="PoisonInputError"),
+    ]
+    b_results = [ok_bucket(0, 5, 0, [0]), ok_bucket(1, 5, 0, [0])]
+    # WHEN the run is judged
+    run = judge(parts, p_results, b_results)
+    # THEN the file is QUARANTINED with the contract's reason, as validate ends it, and the
+    # partition is a file verdict, not a failure counted against the run's tolerance
+    (file,) = run.files
+    assert (file.status, file.reason_code) == (FileStatus.QUARANTINED, "contract_invalid")
+    assert file.reason == "orders/v1.yaml: sha256 differs"
+    assert file.bad_partitions[0]["partition"] == 1
+    assert (run.status, run.partitions_failed) == ("COMPLETED", 0)
+
+
 def test_judge_run_whole_file_rejection_is_a_file_verdict_not_a_run_failure() -> None:
     # GIVEN a one-partition file rejected whole (header mismatch)
     parts = partitions(1)
