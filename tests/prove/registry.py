@@ -153,19 +153,20 @@ PROMISES: tuple[Promise, ...] = (
                 (f"{DELIVERY}::test_scenario_every_delivery_duplicated_output_is_identical",),
             ),
             Mechanism(
-                "output's writer threads write each Parquet file's row groups in order, one thread "
-                "at a time (the same bytes on one CPU or two)",
+                "the data path's writer threads (output's Parquet files, validate's staged "
+                "buckets) write each file's parts in order, one thread at a time (the same bytes "
+                "on one CPU or two)",
                 _mutation(
                     "parquet-file-jobs-unordered",
                     _off(
-                        "sluice_shared.datapath.output",
+                        "sluice_shared.datapath.ahead",
                         "        self._slots.acquire()\n        with self._lock:\n",
                         '        self._slots.acquire()\n        key = f"{key}#{id(job)}"\n'
                         "        with self._lock:\n",
                     ),
                 ),
                 (
-                    "tests/unit/datapath/test_output.py::"
+                    "tests/unit/datapath/test_ahead.py::"
                     "test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile",
                 ),
             ),

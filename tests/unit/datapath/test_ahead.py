@@ -157,3 +157,47 @@ def test_outside_a_function_the_affinity_alone_decides(monkeypatch: pytest.Monke
     assert ahead.usable_cpus() == 2
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "not a number")
     assert ahead.usable_cpus() == 2
+
+
+def test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile() -> None:
+    # GIVEN two writer threads, a job of file a that blocks, a second job of a, a job of b
+    writer = ahead.BackgroundWriter(threads=2)
+    gate = threading.Event()
+    log: list[str] = []
+
+    def first_of_a() -> None:
+        log.append("a1 start")
+        gate.wait(10)
+        log.append("a1 end")
+
+    try:
+        writer.submit("a", first_of_a)
+        writer.submit("a", lambda: log.append("a2"))
+        writer.submit("b", lambda: log.append("b1"))
+        for _ in range(1000):  # until b's job ran on the other thread
+            if "b1" in log:
+                break
+            threading.Event().wait(0.01)
+        # THEN b's job ran while a's first blocked, and a's second waited for it
+        assert log == ["a1 start", "b1"]
+    finally:
+        gate.set()
+    writer.finish()
+    assert log == ["a1 start", "b1", "a1 end", "a2"]
+
+
+def test_background_writer_raises_a_jobs_error_on_the_callers_thread_and_skips_the_rest() -> None:
+    # GIVEN a writer thread whose first job fails
+    writer = ahead.BackgroundWriter(threads=1, depth=4)
+    ran: list[str] = []
+
+    def fails() -> None:
+        raise OSError("disk full")
+
+    writer.submit("a", fails)
+    writer.submit("a", lambda: ran.append("a2"))
+    # WHEN the caller finishes
+    # THEN the job's own error is raised there, and the jobs queued after it did not run
+    with pytest.raises(OSError, match="disk full"):
+        writer.finish()
+    assert ran == []

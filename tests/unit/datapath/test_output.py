@@ -443,37 +443,6 @@ def test_write_partitioned_split_by_filter_or_by_sort_gives_the_same_objects(
     assert filtered.rows == 500
 
 
-def test_background_writer_runs_a_files_jobs_one_at_a_time_other_files_meanwhile() -> None:
-    import threading
-
-    from sluice_shared.datapath.ahead import BackgroundWriter
-
-    # GIVEN two writer threads, a job of file a that blocks, a second job of a, a job of b
-    writer = BackgroundWriter(threads=2)
-    gate = threading.Event()
-    log: list[str] = []
-
-    def first_of_a() -> None:
-        log.append("a1 start")
-        gate.wait(10)
-        log.append("a1 end")
-
-    try:
-        writer.submit("a", first_of_a)
-        writer.submit("a", lambda: log.append("a2"))
-        writer.submit("b", lambda: log.append("b1"))
-        for _ in range(1000):  # until b's job ran on the other thread
-            if "b1" in log:
-                break
-            threading.Event().wait(0.01)
-        # THEN b's job ran while a's first blocked, and a's second waited for it
-        assert log == ["a1 start", "b1"]
-    finally:
-        gate.set()
-    writer.finish()
-    assert log == ["a1 start", "b1", "a1 end", "a2"]
-
-
 def test_split_by_partition_gathers_only_the_written_columns() -> None:
     from sluice_shared.datapath.output import _split_by_partition
 
