@@ -630,6 +630,7 @@ def main_compare(args: argparse.Namespace) -> None:
             label = f"{run.label} ({run.cores} core{'s' if run.cores > 1 else ''})"
             tag = f" [round {number}/{args.repeat}]" if args.repeat > 1 else ""
             print(f"running {label}{tag} ...", flush=True)
+            warm_input(source)
             attempt = spawn(run, source, floor_rows if run.engine == "floor" else rows_in)
             print(
                 f"  {attempt.seconds} s, {attempt.cpu_s} CPU s, {attempt.peak_rss_mb} MB"
@@ -828,6 +829,16 @@ def update_results(section: str, text: str) -> None:
     print(f"wrote the {section} section of {RESULTS}")
 
 
+def warm_input(path: Path) -> None:
+    """Read `path` once, so that the run after it reads it from the page cache, as a function
+    reads the object it has just downloaded to /tmp (the dev VM's kernel evicts idle page
+    cache: a 2 GB input read from disk made a 1-core memory run I/O-bound, 96 s for 52 CPU s,
+    2026-12-07 18:28 UTC)."""
+    with path.open("rb", buffering=0) as fh:
+        while fh.read(8 << 20):
+            pass
+
+
 def main_memory(args: argparse.Namespace) -> None:
     csv_path = Path(args.csv) if args.csv else ensure_csv(None, size_bytes=args.memory_bytes)
     size = csv_path.stat().st_size
@@ -836,7 +847,10 @@ def main_memory(args: argparse.Namespace) -> None:
     rows = count_rows(csv_path)
     # 1 core, and 2 cores (where validate checks blocks and transform/output read ahead on a
     # second thread): the budget holds for both
-    outcomes = [spawn(Run("sluice", "sluice", cores), csv_path, rows) for cores in (1, 2)]
+    outcomes: list[Outcome] = []
+    for cores in (1, 2):
+        warm_input(csv_path)
+        outcomes.append(spawn(Run("sluice", "sluice", cores), csv_path, rows))
     facts = {**machine_facts(), "load_start": load_start}
     table = render(outcomes, csv_path, outcomes[0], facts)
     print(table)
@@ -871,12 +885,15 @@ def main_jsonl(args: argparse.Namespace) -> None:
         )
         for cores in (1, 2)
     ]
-    outcomes = []
+    outcomes: list[Outcome] = []
     load_start = load_average()
     for run in runs:
         source = clean if run.engine == "floor-jsonl" else path
         print(f"running {run.label} ({run.cores} cores) ...", flush=True)
-        attempts = [spawn(run, source, count_rows(source)) for _ in range(args.repeat)]
+        attempts = []
+        for _ in range(args.repeat):
+            warm_input(source)
+            attempts.append(spawn(run, source, count_rows(source)))
         finished = [a for a in attempts if a.seconds is not None]
         outcome = min(finished, key=lambda a: a.seconds or 0.0) if finished else attempts[0]
         if args.repeat > 1:
