@@ -89,10 +89,16 @@ async def test_legacy_non_plain_pattern_is_judged_by_test_event_pattern(
     events: EventBridgeClient, pattern: dict[str, Any], legacy: bool
 ) -> None:
     # GIVEN a team rule only EventBridge's matcher can judge
+    # THEN the check answers as the bus would route the recorded examples
+    assert await _team_rule_is_legacy(events, pattern) is legacy
+
+
+async def _team_rule_is_legacy(events: EventBridgeClient, pattern: dict[str, Any]) -> bool:
+    """Whether a bus holding one team rule of `pattern` has a legacy subscriber of v3
+    `file.validated`."""
     await events.create_event_bus(Name=BUS)
     await put_rule(events, "team", pattern)
-    # THEN the check answers as the bus would route the recorded examples
-    assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is legacy
+    return await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3)
 
 
 RETURNS = {"data": {"dataset": {"name": ["returns"]}}}  # no recorded example is a returns file
@@ -187,11 +193,9 @@ async def test_legacy_data_filters_inside_or_are_judged_per_alternative(
 ) -> None:
     # GIVEN a team's rule filtering files by their data in a `$or` (the recorded examples are
     # orders files of sluice-raw)
-    await events.create_event_bus(Name=BUS)
-    await put_rule(events, "team", pattern)
     # THEN it is a legacy subscriber exactly when some file would reach it in an older major
     # without the newest
-    assert await LegacySubscribers(EventBridgeRules(events, BUS)).present(FileValidatedV3) is legacy
+    assert await _team_rule_is_legacy(events, pattern) is legacy
 
 
 @pytest.mark.usefixtures("test_event_pattern")
