@@ -85,8 +85,9 @@ STAGED_WRITE_THREADS = True
 # current; blocks are still staged and quarantined in file order, so the output is the same.
 CHECK_THREADS = 2
 # The block size when blocks are checked on threads. 5M orders rows (421 MB, one bucket), two
-# CPUs, validate alone in a fresh process, 8 paired runs each (2026-12-07): 2 MiB 3.21 s /
-# 176 MB peak RSS, 3 MiB 2.98 s / 204 MB, 4 MiB 3.02 s / 221 MB (whole process, medians).
+# CPUs, validate alone in a fresh process, whole-process medians of alternating runs
+# (2026-12-07): 3 MiB against 2 MiB (8 pairs) 2.98 s / 204 MB peak RSS against 3.21 s / 176 MB;
+# 4 MiB against 3 MiB (6 pairs) 3.02 s / 221 MB against 3.02 s / 203 MB.
 THREADED_BLOCK_BYTES = 3 << 20
 # Staged batches handed to the staging threads and not yet written. On two CPUs the thread that
 # stages blocks in file order used to wait for each batch's compression on Arrow's pool, and
