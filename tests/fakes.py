@@ -357,6 +357,16 @@ class RecordingParker:
         self.parked.append(ParkedMessage(queue_url, body, reason_code, reason))
 
 
+class ManualClock:
+    """A monotonic clock in seconds that moves only when a test sets `now`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class InMemoryBusRules:
     """`BusRules` over a list of rules; `matches` answers with `match(pattern, event)` (a

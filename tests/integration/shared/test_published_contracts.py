@@ -33,17 +33,9 @@ from sluice_shared.published_contracts import (
 from sluice_shared.stages import StageDeps, StageSettings
 from sluice_transform.domain import transform_validated_file
 from sluice_validate.domain import validate_ingested_file
-from tests.fakes import InMemoryLedger, InMemoryObjectStore, RecordingPublisher
+from tests.fakes import InMemoryLedger, InMemoryObjectStore, ManualClock, RecordingPublisher
 
 BUCKET = "processed"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -61,13 +53,13 @@ def contracts(tmp_path: Path) -> Path:
     return root
 
 
-def _catalog(s3: Any, clock: Clock) -> PublishedCatalog:
+def _catalog(s3: Any, clock: ManualClock) -> PublishedCatalog:
     return PublishedCatalog(BUCKET, client=s3, ttl_s=30.0, clock=clock)
 
 
 def test_published_contracts_load_as_the_packaged_ones(s3: Any, contracts: Path) -> None:
     publish(s3, BUCKET, contracts)
-    catalog = _catalog(s3, Clock())
+    catalog = _catalog(s3, ManualClock())
     assert catalog.names() == ["orders", "sensor_readings"]
     assert catalog.load("orders") == DatasetCatalog().load("orders")
     lookup = catalog.lookup_path("orders", "countries")
@@ -76,7 +68,7 @@ def test_published_contracts_load_as_the_packaged_ones(s3: Any, contracts: Path)
 
 def test_new_dataset_is_seen_by_a_warm_catalog_at_once(s3: Any, contracts: Path) -> None:
     publish(s3, BUCKET, contracts.parent / "datasets")
-    clock = Clock()
+    clock = ManualClock()
     catalog = _catalog(s3, clock)
     catalog.load("orders")  # warm: the manifest was read just now
     text = (contracts / "orders/v1.yaml").read_text().replace("name: orders", "name: returns")
@@ -90,7 +82,7 @@ def test_new_dataset_is_seen_by_a_warm_catalog_at_once(s3: Any, contracts: Path)
 
 def test_changed_contract_is_seen_after_the_ttl(s3: Any, contracts: Path) -> None:
     publish(s3, BUCKET, contracts)
-    clock = Clock()
+    clock = ManualClock()
     catalog = _catalog(s3, clock)
     assert catalog.load("orders").owner != "team-new"
     path = contracts / "orders/v1.yaml"
@@ -111,7 +103,7 @@ def test_tampered_file_is_refused_as_contract_invalid(s3: Any, contracts: Path) 
     key = f"{DEFAULT_PREFIX}{OBJECTS}{files['orders/v1.yaml']}"
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     s3.put_object(Bucket=BUCKET, Key=key, Body=body.replace(b"max_bad_ratio", b"max_bad_ratio "))
-    catalog = _catalog(s3, Clock())
+    catalog = _catalog(s3, ManualClock())
     with pytest.raises(DatasetContractInvalid) as caught:
         catalog.load("orders")
     assert caught.value.code == "contract_invalid"
@@ -129,7 +121,7 @@ def test_published_contract_this_runtime_cannot_load_is_named_as_published(
     path = contracts / "orders/v1.yaml"
     path.write_text(path.read_text() + "future_setting: true\n")
     files = publish(s3, BUCKET, contracts)
-    catalog = _catalog(s3, Clock())
+    catalog = _catalog(s3, ManualClock())
     # WHEN it is loaded THEN it is refused as contract_invalid, each problem naming the
     # contract by its catalog path and the object it came from, not the function's temp copy
     with pytest.raises(DatasetContractInvalid) as caught:
@@ -143,7 +135,7 @@ def test_published_contract_this_runtime_cannot_load_is_named_as_published(
 
 
 def test_missing_manifest_is_retried_never_the_packaged_copy(s3: Any) -> None:
-    catalog = _catalog(s3, Clock())
+    catalog = _catalog(s3, ManualClock())
     with pytest.raises(TransientError, match="sluice contracts publish --datasets"):
         catalog.load("orders")
 
@@ -219,7 +211,7 @@ def test_cli_publish_refuses_a_change_that_breaks_a_published_version(
     )
     published = _cli(moto_endpoint, *publish_args)
     assert published.exit_code == 0, published.output
-    assert _catalog(s3, Clock()).load("orders").version == 2
+    assert _catalog(s3, ManualClock()).load("orders").version == 2
 
 
 def test_a_dataset_files_are_fetched_only_when_it_is_needed(s3: Any, contracts: Path) -> None:
@@ -228,7 +220,7 @@ def test_a_dataset_files_are_fetched_only_when_it_is_needed(s3: Any, contracts: 
     for rel, digest in files.items():
         if rel.startswith("sensor_readings/"):
             s3.delete_object(Bucket=BUCKET, Key=f"{DEFAULT_PREFIX}{OBJECTS}{digest}")
-    catalog = _catalog(s3, Clock())
+    catalog = _catalog(s3, ManualClock())
     # WHEN orders is loaded THEN only its files are read: it loads
     assert catalog.names() == ["orders", "sensor_readings"]
     assert catalog.load("orders").name == "orders"
@@ -244,7 +236,7 @@ def test_publishing_again_repairs_a_refused_file_in_a_warm_catalog(
     key = f"{DEFAULT_PREFIX}{OBJECTS}{files['orders/v1.yaml']}"
     good = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     s3.put_object(Bucket=BUCKET, Key=key, Body=good + b"\n# altered\n")
-    clock = Clock()
+    clock = ManualClock()
     catalog = _catalog(s3, clock)
     with pytest.raises(DatasetContractInvalid):
         catalog.load("orders")

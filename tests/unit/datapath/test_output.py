@@ -82,6 +82,11 @@ def read_rows(result: OutputResult) -> dict[str, list[dict[str, Any]]]:
     return {o.key: pq.read_table(o.local_path).to_pylist() for o in result.objects}
 
 
+def _digest(result: OutputResult) -> dict[str, str]:
+    """Each written object's key and the sha256 of its bytes."""
+    return {o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects}
+
+
 def test_write_partitioned_by_day_writes_hive_keys_and_rows(tmp_path: Path) -> None:
     # GIVEN rows over two UTC days, interleaved (a day boundary near midnight)
     contract = make_contract(DAY)
@@ -187,15 +192,10 @@ def test_write_partitioned_same_input_twice_gives_identical_keys_and_bytes(
     contract = make_contract(DAY)
     rows = [{"id": f"r{i}", "ts": ts(1 + i % 5, i % 24), "qty": i} for i in range(500)]
 
-    def digest(result: OutputResult) -> dict[str, str]:
-        return {
-            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
-        }
-
     first = run(tmp_path, contract, rows, out="one", row_group_rows=64, max_open_writers=2)
     second = run(tmp_path, contract, rows, out="two", row_group_rows=64, max_open_writers=2)
     assert len(first.objects) >= 5
-    assert digest(first) == digest(second)
+    assert _digest(first) == _digest(second)
 
 
 def test_write_partitioned_many_partitions_small_writer_bound_keeps_every_row(
@@ -282,12 +282,7 @@ def test_write_partitioned_small_input_inline_gives_same_bytes_as_writer_thread(
     threaded = run(tmp_path, contract, rows, out="thread", row_group_rows=16, max_open_writers=2)
 
     # THEN both hold the same objects, byte for byte, and every row
-    def digest(result: OutputResult) -> dict[str, str]:
-        return {
-            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
-        }
-
-    assert digest(inline) == digest(threaded)
+    assert _digest(inline) == _digest(threaded)
     assert inline.rows == threaded.rows == 300
 
 
@@ -321,15 +316,10 @@ def test_write_partitioned_one_cpu_writes_on_the_callers_thread_same_bytes(
 
     # THEN on one CPU every row group was encoded on the caller's thread (no writer thread to
     # take turns with), and the objects are byte for byte those of the writer thread
-    def digest(result: OutputResult) -> dict[str, str]:
-        return {
-            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
-        }
-
     assert on_one
     assert set(on_one) == {threading.current_thread().name}
     assert set(writers) == {"parquet-writer_0"}
-    assert digest(one_cpu) == digest(threaded)
+    assert _digest(one_cpu) == _digest(threaded)
     assert one_cpu.rows == 600
 
 
@@ -401,16 +391,11 @@ def test_write_partitioned_two_cpus_encode_two_partitions_at_once_same_bytes(
 
     # THEN two files were encoded at once on two threads, and the objects are byte for byte
     # those of one writer thread
-    def digest(result: OutputResult) -> dict[str, str]:
-        return {
-            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
-        }
-
     assert on_two == {"parquet-writer_0", "parquet-writer_1"}
     assert most_at_once == 2
     assert writers == {"parquet-writer_0"}
     assert max(busy) == 1
-    assert digest(two) == digest(one)
+    assert _digest(two) == _digest(one)
     assert len(two.objects) == 5
     assert two.rows == one.rows == 3000
 
@@ -433,12 +418,7 @@ def test_write_partitioned_split_by_filter_or_by_sort_gives_the_same_objects(
     sorted_ = run(tmp_path, contract, rows, out="sort", row_group_rows=32)
 
     # THEN the objects are the same, byte for byte
-    def digest(result: OutputResult) -> dict[str, str]:
-        return {
-            o.key: hashlib.sha256(o.local_path.read_bytes()).hexdigest() for o in result.objects
-        }
-
-    assert digest(filtered) == digest(sorted_)
+    assert _digest(filtered) == _digest(sorted_)
     assert len(filtered.objects) == 6
     assert filtered.rows == 500
 

@@ -24,7 +24,7 @@ from sluice_shared.subscribers import (
     inline_limit,
     recorded_example,
 )
-from tests.fakes import InMemoryBusRules
+from tests.fakes import InMemoryBusRules, ManualClock
 
 V1, V2, V3 = (f"sluice.file.validated.v{n}" for n in (1, 2, 3))
 
@@ -49,14 +49,6 @@ def matcher(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     return False
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def rules() -> InMemoryBusRules:
     bus = InMemoryBusRules(match=matcher)
@@ -69,16 +61,16 @@ def rules() -> InMemoryBusRules:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
-def check(rules: InMemoryBusRules, clock: Clock, **kwargs: Any) -> LegacySubscribers:
+def check(rules: InMemoryBusRules, clock: ManualClock, **kwargs: Any) -> LegacySubscribers:
     return LegacySubscribers(rules, ttl_s=60, clock=clock, **kwargs)
 
 
 async def test_legacy_plain_rule_naming_an_older_major_is_a_legacy_subscriber_without_a_request(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN a team's rule written before v3: it names file.validated.v1
     rules.add("team-v1", {"source": ["sluice.validate"], "detail-type": [V1]})
@@ -91,7 +83,7 @@ async def test_legacy_plain_rule_naming_an_older_major_is_a_legacy_subscriber_wi
 
 
 async def test_legacy_plain_rule_naming_only_the_newest_major_is_not_legacy(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     rules.add("team-v3", {"detail-type": [V3]})
     rules.add("team-all", {"detail-type": [V1, V2, V3]})  # old and new: receives v3 anyway
@@ -100,7 +92,7 @@ async def test_legacy_plain_rule_naming_only_the_newest_major_is_not_legacy(
 
 
 async def test_legacy_catch_all_rule_without_detail_type_is_not_legacy(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN an audit rule on every Sluice fact, no detail-type at all
     rules.add("audit", {"source": [{"prefix": "sluice."}]})
@@ -110,7 +102,7 @@ async def test_legacy_catch_all_rule_without_detail_type_is_not_legacy(
 
 
 async def test_legacy_disabled_rule_and_schedule_are_not_subscribers(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     rules.add("team-v1-off", {"detail-type": [V1]}, enabled=False)
     rules.add("nightly", None)
@@ -118,7 +110,7 @@ async def test_legacy_disabled_rule_and_schedule_are_not_subscribers(
 
 
 async def test_legacy_filters_on_the_data_do_not_hide_an_older_major_subscriber(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN a v2 rule for one dataset only (no recorded example is of that dataset)
     rules.add(
@@ -205,7 +197,7 @@ def test_legacy_pattern_that_cannot_be_split_is_refused(pattern: Any, why: str) 
 
 
 async def test_legacy_too_many_alternatives_count_as_a_legacy_subscriber(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     wide = [{"detail-type": [f"t{n}"]} for n in range(MAX_ALTERNATIVES + 1)]
     rules.add("wide", {"$or": wide})
@@ -222,7 +214,7 @@ async def test_legacy_too_many_alternatives_count_as_a_legacy_subscriber(
     ids=["prefix-of-every-major", "anything-but-v3", "another-fact"],
 )
 async def test_legacy_non_plain_pattern_is_asked_of_eventbridge_with_each_majors_example(
-    rules: InMemoryBusRules, clock: Clock, pattern: dict[str, Any], legacy: bool
+    rules: InMemoryBusRules, clock: ManualClock, pattern: dict[str, Any], legacy: bool
 ) -> None:
     # GIVEN a team rule whose detail-type is not a plain list
     rules.add("team", pattern)
@@ -259,7 +251,7 @@ async def test_legacy_example_event_is_the_recorded_example_in_the_rules_account
 )
 async def test_legacy_unknown_answer_counts_as_a_legacy_subscriber_and_warns_once(
     rules: InMemoryBusRules,
-    clock: Clock,
+    clock: ManualClock,
     fault: Exception,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -283,7 +275,7 @@ async def test_legacy_unknown_answer_counts_as_a_legacy_subscriber_and_warns_onc
 
 
 async def test_legacy_failed_pattern_test_counts_as_a_legacy_subscriber(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     rules.add("team", {"detail-type": [{"prefix": "sluice.file"}]})
 
@@ -295,7 +287,7 @@ async def test_legacy_failed_pattern_test_counts_as_a_legacy_subscriber(
 
 
 async def test_legacy_answer_is_kept_for_the_ttl_then_refreshed(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN an answer given once
     subscribers = check(rules, clock)
@@ -311,7 +303,9 @@ async def test_legacy_answer_is_kept_for_the_ttl_then_refreshed(
     assert rules.listings == 2
 
 
-async def test_legacy_each_fact_has_its_own_answer(rules: InMemoryBusRules, clock: Clock) -> None:
+async def test_legacy_each_fact_has_its_own_answer(
+    rules: InMemoryBusRules, clock: ManualClock
+) -> None:
     rules.add("team-v1", {"detail-type": [V1]})
     subscribers = check(rules, clock)
     assert await subscribers.present(FileValidatedV3) is True
@@ -319,7 +313,7 @@ async def test_legacy_each_fact_has_its_own_answer(rules: InMemoryBusRules, cloc
 
 
 async def test_legacy_pattern_tests_run_at_most_the_cap_at_once(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN many rules with non-plain patterns, none a legacy subscriber
     for n in range(20):
@@ -332,7 +326,7 @@ async def test_legacy_pattern_tests_run_at_most_the_cap_at_once(
 
 
 async def test_legacy_inline_limit_is_zero_only_with_a_legacy_subscriber(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     subscribers = check(rules, clock)
     assert await inline_limit(subscribers, FileValidatedV3, 65536) == 65536
@@ -348,7 +342,7 @@ async def test_legacy_inline_limit_is_zero_only_with_a_legacy_subscriber(
 
 
 async def test_legacy_concurrent_callers_share_one_refresh(
-    rules: InMemoryBusRules, clock: Clock
+    rules: InMemoryBusRules, clock: ManualClock
 ) -> None:
     # GIVEN a batch's records asking at once, with no answer kept yet
     rules.add("team", {"detail-type": [{"anything-but": [V3]}]})
@@ -361,7 +355,7 @@ async def test_legacy_concurrent_callers_share_one_refresh(
 
 
 async def test_legacy_recorded_examples_are_read_off_the_event_loop(
-    rules: InMemoryBusRules, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    rules: InMemoryBusRules, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a rule only EventBridge can judge, and no example read yet in this process
     rules.add("team", {"detail-type": [{"anything-but": [V3]}]})
