@@ -325,6 +325,22 @@ def start_cold(runtime: Runtime) -> None:
         response.read()
 
 
+def _small_file_facts(
+    runtime: Runtime, capture: Capture, tag: str, major: str
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Upload the sample to cold stages, see it COMPLETED with every role's denials checked,
+    and return its file id and the `major` file.validated and file.transformed `capture` got."""
+    start_cold(runtime)
+    key = f"orders/iam-roles/{tag}-{uuid.uuid4().hex}.csv"
+    upload_sample(runtime, key)
+    record = runtime.wait_terminal(key, denied_roles=SERVICES)
+    assert record["status"] == "COMPLETED", record
+    file_id = str(record["file_id"])
+    (validated,) = capture.wait_for(f"sluice.file.validated.{major}", file_id)
+    (transformed,) = capture.wait_for(f"sluice.file.transformed.{major}", file_id)
+    return file_id, validated, transformed
+
+
 def test_small_file_travels_inline_past_a_pattern_rule_through_the_stage_roles(
     runtime: Runtime,
 ) -> None:
@@ -332,17 +348,10 @@ def test_small_file_travels_inline_past_a_pattern_rule_through_the_stage_roles(
     # EventBridge can judge (a prefix: not an older-major subscriber), and cold stages
     capture = Capture(runtime, {"detail-type": [{"prefix": "sluice.file."}]})
     try:
-        start_cold(runtime)
-        key = f"orders/iam-roles/inline-{uuid.uuid4().hex}.csv"
-        upload_sample(runtime, key)
         # WHEN validate and transform list the bus's rules and have the pattern tested, each
         # with its own role
-        record = runtime.wait_terminal(key, denied_roles=SERVICES)
+        file_id, validated, transformed = _small_file_facts(runtime, capture, "inline", "v3")
         # THEN the small file's rows travelled in the v3 facts, which went out in v3 alone
-        assert record["status"] == "COMPLETED", record
-        file_id = str(record["file_id"])
-        (validated,) = capture.wait_for("sluice.file.validated.v3", file_id)
-        (transformed,) = capture.wait_for("sluice.file.transformed.v3", file_id)
         assert _data(validated).get("inline"), _data(validated)
         assert _data(transformed).get("inline"), _data(transformed)
         seen = {e["detail-type"] for e in capture.seen if _file_id_of(e) == file_id}
@@ -363,16 +372,9 @@ def test_older_major_pattern_subscriber_receives_a_small_files_v1_facts(runtime:
         },
     )
     try:
-        start_cold(runtime)
-        key = f"orders/iam-roles/older-{uuid.uuid4().hex}.csv"
-        upload_sample(runtime, key)
         # WHEN the small file goes through the pipeline
-        record = runtime.wait_terminal(key, denied_roles=SERVICES)
+        _, validated, transformed = _small_file_facts(runtime, capture, "older", "v1")
         # THEN the team received both v1 facts, naming staged rows
-        assert record["status"] == "COMPLETED", record
-        file_id = str(record["file_id"])
-        (validated,) = capture.wait_for("sluice.file.validated.v1", file_id)
-        (transformed,) = capture.wait_for("sluice.file.transformed.v1", file_id)
         assert _data(validated)["staged_prefix"], _data(validated)
         assert _data(transformed)["transformed_prefix"], _data(transformed)
     finally:
