@@ -174,16 +174,13 @@ def judge_run(
             rows = result.detail.get("rows_in")
             code = result.detail.get("reason_code", result.error or "partition_rejected")
             reason = result.detail.get("reason", result.cause or "")
-            if code in UNUSABLE_CONTRACT:
-                # the contract did not load (no row read): the file's verdict, as validate's
-                verdict.bad_partitions.append(
-                    {**_label(item), "reason_code": code, "reason": reason, "rows_in": rows}
-                )
-                verdict.fail(FileStatus.QUARANTINED, str(code), str(reason))
-                continue
             verdict.bad_partitions.append(
                 {**_label(item), "reason_code": code, "reason": reason, "rows_in": rows}
             )
+            if code in UNUSABLE_CONTRACT:
+                # the contract did not load (no row read): the file's verdict, as validate's
+                verdict.fail(FileStatus.QUARANTINED, str(code), str(reason))
+                continue
             if item.partitions > 1:
                 counted_failures += 1
             if not isinstance(rows, int):

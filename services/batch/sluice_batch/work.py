@@ -80,6 +80,12 @@ async def _fetch_partition(item: PartitionItem, deps: BatchDeps, work: Path) -> 
     return src
 
 
+def _poison(detail: dict[str, Any], code: str) -> PoisonInputError:
+    """A poison error whose message is `detail` as JSON: Reconcile accounts for the item from
+    the Catch result ({Error, Cause}) alone; the class name is what the Catch matches."""
+    return PoisonInputError(orjson.dumps(detail).decode(), code=code)
+
+
 async def run_partition(
     item: PartitionItem, deps: BatchDeps, settings: BatchSettings
 ) -> dict[str, Any]:
@@ -100,7 +106,7 @@ async def run_partition(
             "reason_code": invalid.code,
             "reason": invalid.message,
         }
-        raise PoisonInputError(orjson.dumps(detail).decode(), code=invalid.code) from invalid
+        raise _poison(detail, invalid.code) from invalid
     keys = StageKeys(item.file_id, item.dataset.name)
     with (
         scratch_dir(settings.scratch_dir, f"part-{item.file_id}-{item.partition}") as work,
@@ -141,9 +147,7 @@ async def run_partition(
                 orjson.dumps(detail),
                 content_type="application/json",
             )
-            # The message is JSON so Reconcile can account for the partition's rows from the
-            # Catch result ({Error, Cause}) alone; the class name is what the Catch matches.
-            raise PoisonInputError(orjson.dumps(detail).decode(), code="partition_rejected")
+            raise _poison(detail, "partition_rejected")
         for bucket, path in sorted(result.staged.items()):
             await deps.objects.upload_file(
                 path, settings.work_bucket, keys.validated(item.partition, bucket)
@@ -187,8 +191,7 @@ async def run_bucket(item: BucketItem, deps: BatchDeps, settings: BatchSettings)
             "reason_code": unusable.code,
             "reason": unusable.message,
         }
-        # JSON, as a rejected partition's: the Catch result ({Error, Cause}) carries the code
-        raise PoisonInputError(orjson.dumps(detail).decode(), code=unusable.code) from unusable
+        raise _poison(detail, unusable.code) from unusable
     keys = StageKeys(item.file_id, item.dataset.name)
     objects: list[dict[str, Any]] = []
     with (
